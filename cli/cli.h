@@ -1,0 +1,30 @@
+#pragma once
+// The grin-jobs command line as a library: RunCli(args, out, err) -> exit code, so tests run
+// commands in-process. main() only does process-wide setup and calls Main().
+//
+// Exit codes (documented in README.md and `grin-jobs --help`):
+//   0  success
+//   1  the operation failed (one clear line on stderr says why)
+//   2  usage error (unknown command or option, bad value)
+//   3  the run is in use by another process (its lock is held)
+//   4  the run's database cannot be used (missing, corrupt, newer schema, unwritable)
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace grin::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitLocked = 3;
+inline constexpr int kExitDatabase = 4;
+
+// args excludes the program name. Never throws.
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+// Process-wide initialisation (once, before threads), then RunCli.
+int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+}  // namespace grin::cli

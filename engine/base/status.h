@@ -1,0 +1,82 @@
+#pragma once
+// Status: the outcome of an operation that can fail in an expected way.
+//
+// A Status is a code plus a human-readable one-line message. Expected failures (a 404, a lost
+// lease, a corrupt file) are returned as values, never thrown. Status is a plain value type:
+// copying is cheap, const methods are safe to call from several threads at once.
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace grin {
+
+// A subset of Abseil's canonical codes (see docs/architecture.md for when each is used).
+enum class StatusCode {
+  kOk = 0,
+  kNotFound,
+  kInvalidArgument,
+  kAlreadyExists,
+  kConflict,            // lease lost, stale fencing token, unique-key clash
+  kBusy,                // SQLITE_BUSY / LOCKED, lock held by another process
+  kUnavailable,         // timeouts, connection errors, 5xx, 429: retryable
+  kPermissionDenied,    // 401 / 403, unreadable file
+  kDataLoss,            // checksum / MDC mismatch, SQLITE_CORRUPT, truncated body
+  kResourceExhausted,   // disk full, queue full
+  kFailedPrecondition,  // e.g. a DB from a newer schema version
+  kCancelled,
+  kInternal,
+};
+
+std::string_view StatusCodeName(StatusCode code);
+
+class [[nodiscard]] Status {
+ public:
+  Status() = default;  // OK
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+
+  static Status Ok() { return Status(); }
+  static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
+  static Status InvalidArgument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
+  static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
+  static Status Conflict(std::string m) { return {StatusCode::kConflict, std::move(m)}; }
+  static Status Busy(std::string m) { return {StatusCode::kBusy, std::move(m)}; }
+  static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
+  static Status PermissionDenied(std::string m) {
+    return {StatusCode::kPermissionDenied, std::move(m)};
+  }
+  static Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
+  static Status ResourceExhausted(std::string m) {
+    return {StatusCode::kResourceExhausted, std::move(m)};
+  }
+  static Status FailedPrecondition(std::string m) {
+    return {StatusCode::kFailedPrecondition, std::move(m)};
+  }
+  static Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
+  static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+
+  bool ok() const { return code_ == StatusCode::kOk; }
+  StatusCode code() const { return code_; }
+  const std::string& message() const { return message_; }
+
+  // "OK" or "<CodeName>: <message>".
+  std::string ToString() const;
+
+  // Returns a copy whose message is "<prefix>: <message>" (same code).
+  Status WithContext(std::string_view prefix) const;
+
+ private:
+  StatusCode code_ = StatusCode::kOk;
+  std::string message_;
+};
+
+}  // namespace grin
+
+// Evaluates expr (a Status); returns it from the enclosing function if it is not OK.
+#define GRIN_RETURN_IF_ERROR(expr)              \
+  do {                                          \
+    ::grin::Status grin_status_tmp_ = (expr);   \
+    if (!grin_status_tmp_.ok()) return grin_status_tmp_; \
+  } while (0)

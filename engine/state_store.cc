@@ -1,0 +1,57 @@
+#include "engine/state_store.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace grin {
+
+std::string_view StageName(Stage s) {
+  switch (s) {
+    case Stage::kPending: return "pending";
+    case Stage::kChecked: return "checked";
+    case Stage::kDownloaded: return "downloaded";
+    case Stage::kUploaded: return "uploaded";
+  }
+  return "pending";
+}
+
+bool ParseStage(std::string_view name, Stage* out) {
+  for (int i = 0; i < kStageCount; ++i) {
+    if (StageName(static_cast<Stage>(i)) == name) {
+      *out = static_cast<Stage>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view ErrorClassName(ErrorClass c) {
+  return c == ErrorClass::kRetryable ? "retryable" : "permanent";
+}
+
+Status StateStore::Complete(const WorkItem& item, Stage to, std::string outcome,
+                            std::string detail_json) {
+  std::vector<Completion> one;
+  one.push_back(Completion{item, to, std::move(outcome), std::move(detail_json)});
+  auto r = CompleteMany(std::move(one));
+  if (!r.ok()) return r.status();
+  return r.value().front();
+}
+
+int64_t BackoffMicros(int attempt, int64_t base_micros, int64_t max_micros, double unit_random) {
+  if (attempt < 1) attempt = 1;
+  double cap = static_cast<double>(base_micros) * std::pow(2.0, std::min(attempt - 1, 60));
+  cap = std::min(cap, static_cast<double>(max_micros));
+  unit_random = std::clamp(unit_random, 0.0, 1.0);
+  return static_cast<int64_t>(cap * unit_random);
+}
+
+bool IsValidBarcode(std::string_view b) {
+  if (b.size() < 3 || b.size() > 50) return false;
+  return std::all_of(b.begin(), b.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-';
+  });
+}
+
+}  // namespace grin

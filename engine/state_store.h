@@ -1,0 +1,137 @@
+#pragma once
+// StateStore: the engine's port for durable per-book job state.
+//
+// A job is one book. It moves through milestones pending -> checked -> downloaded -> uploaded;
+// a worker claims jobs sitting at a milestone, does the next stage's work, and completes them to
+// the next milestone. Claims are transactional and fenced:
+//   - Claim() leases items to the calling run: each WorkItem carries the run's id and a fresh
+//     lease token;
+//   - Complete(), Fail(), Release() and SaveCheckpoint() change nothing unless the token still
+//     matches (a stale holder gets kConflict, and the store logs "job.stale_write");
+//   - when a run opens the store for writing, leases held by earlier runs are taken back at once.
+// Failures: a retryable failure schedules the next attempt with exponential backoff and full
+// jitter; a permanent failure, or the max_attempts-th failure, makes the job dead. Requeue()
+// brings failed or dead jobs back.
+//
+// Thread safety: every method may be called from any thread concurrently. Implementations
+// serialise writes (the SQLite store funnels them through one writer thread with group commit)
+// and never surface "database is locked" to callers.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/base/result.h"
+#include "engine/base/status.h"
+
+namespace grin {
+
+enum class Stage { kPending = 0, kChecked = 1, kDownloaded = 2, kUploaded = 3 };
+inline constexpr int kStageCount = 4;
+
+std::string_view StageName(Stage s);                       // "pending", ...
+bool ParseStage(std::string_view name, Stage* out);         // false if unknown
+
+enum class ErrorClass { kRetryable, kPermanent };
+std::string_view ErrorClassName(ErrorClass c);              // "retryable" / "permanent"
+
+// A leased job, as handed to a worker.
+struct WorkItem {
+  int64_t job_id = 0;
+  std::string barcode;
+  Stage stage = Stage::kPending;  // the milestone it sat at when claimed
+  int64_t run_id = 0;
+  int64_t lease_token = 0;
+  int attempts = 0;               // failed attempts so far at this stage
+  std::string checkpoint;         // JSON saved by SaveCheckpoint at this stage, or ""
+};
+
+// One fenced completion: moves item to milestone `to` and appends an event.
+struct Completion {
+  WorkItem item;
+  Stage to = Stage::kUploaded;
+  std::string outcome = "completed";  // event outcome, e.g. "completed", "skipped_etag_match"
+  std::string detail_json;            // "" or a JSON object for the event
+};
+
+struct StageCounts {
+  int64_t total = 0;
+  int64_t at[kStageCount] = {0, 0, 0, 0};  // jobs per milestone (every job in exactly one)
+  int64_t leased = 0;
+  int64_t retrying = 0;
+  int64_t dead = 0;
+};
+
+struct FailureSummary {
+  std::string stage;
+  std::string reason;
+  std::string error_class;
+  bool dead = false;
+  int64_t count = 0;
+};
+
+// Which failed jobs Requeue() brings back. Empty fields match everything.
+struct RequeueFilter {
+  std::optional<Stage> stage;
+  std::string reason_like;   // SQL LIKE pattern on the failure reason, e.g. "%timeout%"
+  bool dead_only = false;
+};
+
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+
+  // The id of this run (boot id) stamped on every lease it takes.
+  virtual int64_t run_id() const = 0;
+
+  // Adds jobs for barcodes not yet known, at milestone pending; known barcodes are untouched.
+  // Returns how many were added. kInvalidArgument names the first malformed barcode.
+  virtual Result<int64_t> Enqueue(const std::vector<std::string>& barcodes) = 0;
+
+  // Leases up to max_items claimable jobs at milestone `from` (ready, or retry whose
+  // next_attempt_at has passed), in (priority, next_attempt_at, job_id) order. Empty when none.
+  virtual Result<std::vector<WorkItem>> Claim(Stage from, int max_items) = 0;
+
+  // Fenced completions, all in one transaction. Returns one Status per completion: OK, or
+  // kConflict when that item's lease is no longer held (nothing changed for it).
+  virtual Result<std::vector<Status>> CompleteMany(std::vector<Completion> completions) = 0;
+  Status Complete(const WorkItem& item, Stage to, std::string outcome = "completed",
+                  std::string detail_json = "");
+
+  // Fenced failure of the current attempt. kConflict if the lease is no longer held.
+  virtual Status Fail(const WorkItem& item, ErrorClass error_class, std::string_view reason,
+                      std::string_view detail_json) = 0;
+
+  // Gives a lease back without counting an attempt (used when draining on shutdown).
+  virtual Status Release(const WorkItem& item) = 0;
+
+  // Stores stage progress for a leased item (fenced). Handed back in WorkItem::checkpoint on the
+  // next claim at the same milestone; cleared when the item completes the stage.
+  virtual Status SaveCheckpoint(const WorkItem& item, std::string_view json) = 0;
+
+  // Brings failed (retrying or dead) jobs matching the filter back to ready with attempts reset.
+  // Returns how many were requeued.
+  virtual Result<int64_t> Requeue(const RequeueFilter& filter) = 0;
+
+  // Appends an event not tied to a lease (e.g. a run-level note). detail_json may be "".
+  virtual Status AppendEvent(std::string_view barcode, std::string_view stage,
+                             std::string_view outcome, std::string_view detail_json) = 0;
+
+  // Counts per milestone and status, read on a separate read connection.
+  virtual Result<StageCounts> Counts() = 0;
+  virtual Result<std::vector<FailureSummary>> Failures() = 0;
+
+  // Waits until every write accepted so far is committed.
+  virtual Status Flush() = 0;
+};
+
+// Backoff for the attempt-th failure (1-based) with full jitter: a uniformly random delay in
+// [0, min(max_delay, base * 2^(attempt-1))]. `unit_random` is a number in [0, 1).
+int64_t BackoffMicros(int attempt, int64_t base_micros, int64_t max_micros, double unit_random);
+
+// Barcodes: 3-50 characters of [A-Za-z0-9_-] (the reference tool's rule).
+bool IsValidBarcode(std::string_view barcode);
+
+}  // namespace grin

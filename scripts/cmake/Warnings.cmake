@@ -1,0 +1,6 @@
+# grin_warnings: linked PRIVATE by every target of ours. Imported targets' headers are system
+# headers, so third-party code does not trip -Werror.
+option(GRIN_WERROR "Treat warnings as errors" ON)
+add_library(grin_warnings INTERFACE)
+target_compile_options(grin_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow
+  -Wnon-virtual-dtor $<$<BOOL:${GRIN_WERROR}>:-Werror>)
