@@ -1,0 +1,115 @@
+#include "storage/database.h"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Transaction.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "schema/migrations.h"
+#include "storage/sqlite_status.h"
+
+namespace grin::storage {
+namespace {
+
+// Denies ATTACH/DETACH on read-only connections so ad-hoc SQL cannot open other files.
+int ReadOnlyAuthorizer(void*, int action, const char*, const char*, const char*, const char*) {
+  if (action == SQLITE_ATTACH || action == SQLITE_DETACH) return SQLITE_DENY;
+  return SQLITE_OK;
+}
+
+}  // namespace
+
+Result<int> SchemaVersion(SQLite::Database& db, const std::string& path) {
+  try {
+    return db.execAndGet("PRAGMA user_version").getInt();
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path);
+  }
+}
+
+Status Migrate(SQLite::Database& db, const std::string& path, int target_version) {
+  if (target_version < 0) target_version = schema::LatestVersion();
+  try {
+    for (int i = 0; i < schema::kMigrationCount; ++i) {
+      const auto& m = schema::kMigrations[i];
+      if (m.version > target_version) break;
+      SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+      // Re-read inside the write lock: another process may have migrated meanwhile.
+      int current = db.execAndGet("PRAGMA user_version").getInt();
+      if (current >= m.version) continue;
+      if (current != m.version - 1) {
+        return Status::FailedPrecondition(path + ": schema version " + std::to_string(current) +
+                                          " cannot be migrated by migration " + m.name);
+      }
+      db.exec(std::string(m.sql));
+      db.exec("PRAGMA user_version = " + std::to_string(m.version));
+      tx.commit();
+    }
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path).WithContext("migrating");
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<SQLite::Database>> OpenDatabase(const std::string& path,
+                                                       const DatabaseOptions& options) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  bool exists = fs::exists(path, ec);
+  if (!exists && (options.read_only || !options.create)) {
+    return Status::NotFound(path + ": no run database here; create one with 'grin-jobs init'");
+  }
+  if (!exists) {
+    fs::path parent = fs::path(path).parent_path();
+    if (!parent.empty() && !fs::is_directory(parent, ec)) {
+      return Status::NotFound(parent.string() + ": directory does not exist");
+    }
+  }
+  std::unique_ptr<SQLite::Database> db;
+  try {
+    int flags = options.read_only ? SQLite::OPEN_READONLY
+                                  : (SQLite::OPEN_READWRITE |
+                                     (options.create ? SQLite::OPEN_CREATE : 0));
+    flags |= SQLITE_OPEN_NOMUTEX;  // one connection per thread (or the writer thread)
+    db = std::make_unique<SQLite::Database>(path, flags, options.busy_timeout_ms);
+    // Touch the file: a non-database file fails here with SQLITE_NOTADB.
+    int version = db->execAndGet("PRAGMA user_version").getInt();
+    int latest = schema::LatestVersion();
+    if (version > latest) {
+      return Status::FailedPrecondition(
+          path + ": written by a newer grin-jobs (schema " + std::to_string(version) +
+          ", this build knows " + std::to_string(latest) + "); upgrade grin-jobs to use it");
+    }
+    if (options.read_only) {
+      if (version < latest) {
+        return Status::FailedPrecondition(
+            path + ": schema " + std::to_string(version) + " is older than this build's " +
+            std::to_string(latest) + "; run a writing command (e.g. 'grin-jobs init') to upgrade it");
+      }
+      db->exec("PRAGMA query_only = 1");
+      sqlite3_set_authorizer(db->getHandle(), ReadOnlyAuthorizer, nullptr);
+      return db;
+    }
+    db->exec("PRAGMA journal_mode = WAL");
+    db->exec("PRAGMA foreign_keys = ON");
+    db->exec(options.durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    db->exec("PRAGMA temp_store = MEMORY");
+    db->exec("PRAGMA wal_autocheckpoint = 0");
+    db->exec("PRAGMA journal_size_limit = 67108864");
+    GRIN_RETURN_IF_ERROR(Migrate(*db, path));
+    // A database this file's migrations produced passes the integrity check; a damaged one is
+    // refused before anything writes to it.
+    std::string qc = db->execAndGet("PRAGMA quick_check(1)").getString();
+    if (qc != "ok") {
+      return Status::DataLoss(path + ": database failed its integrity check (" + qc +
+                              "); restore it from a backup in the run's backups/ folder");
+    }
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path);
+  }
+  return db;
+}
+
+}  // namespace grin::storage

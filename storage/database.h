@@ -1,0 +1,44 @@
+#pragma once
+// Opening a run database: the one place that knows the pragmas and applies schema migrations.
+//
+// Writers get WAL, foreign keys, a busy timeout, synchronous=NORMAL (FULL when durable), and
+// wal_autocheckpoint=0 (the state store's writer checkpoints itself, so a commit never stalls on
+// a checkpoint and the WAL stays bounded). Readers get a read-only connection with query_only.
+//
+// Migrations are the files in schema/migrations, embedded at build time; each pending one runs in
+// its own BEGIN IMMEDIATE transaction and bumps PRAGMA user_version. A database from a newer
+// grin-jobs is refused, never touched.
+
+#include <memory>
+#include <string>
+
+#include "engine/base/result.h"
+
+namespace SQLite {
+class Database;
+}
+
+namespace grin::storage {
+
+struct DatabaseOptions {
+  bool read_only = false;    // open an existing database read-only (query_only); never migrates
+  bool create = true;        // writers: create the file if missing
+  bool durable = false;      // synchronous=FULL instead of NORMAL
+  int busy_timeout_ms = 60'000;
+};
+
+// Opens (and for writers creates and migrates) the database at path. Errors name the file and
+// say what to do: kNotFound (no such database), kDataLoss (not a database / corrupt),
+// kFailedPrecondition (newer schema, or a reader on a not-yet-migrated file),
+// kPermissionDenied (unreadable/unwritable), kResourceExhausted (disk full).
+Result<std::unique_ptr<SQLite::Database>> OpenDatabase(const std::string& path,
+                                                       const DatabaseOptions& options);
+
+// Applies every pending migration (each in its own BEGIN IMMEDIATE transaction) up to
+// target_version (default: the latest). Used by OpenDatabase and by migration tests.
+Status Migrate(SQLite::Database& db, const std::string& path, int target_version = -1);
+
+// PRAGMA user_version.
+Result<int> SchemaVersion(SQLite::Database& db, const std::string& path);
+
+}  // namespace grin::storage
