@@ -1,0 +1,1 @@
+// Placeholder while the implementation lands; see curl_transport.h.
