@@ -1,0 +1,83 @@
+#include "cli/run_config.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace grin::cli {
+
+std::string DbPath(const std::string& run_dir) {
+  return (std::filesystem::path(run_dir) / "books.db").string();
+}
+
+std::string ConfigPath(const std::string& run_dir) {
+  return (std::filesystem::path(run_dir) / "run_config.json").string();
+}
+
+nlohmann::json ToJson(const RunConfig& c) {
+  return nlohmann::json{{"run_name", c.run_name},
+                        {"library_directory", c.library_directory},
+                        {"grin_base_url", c.grin_base_url},
+                        {"grin_token_url", c.grin_token_url},
+                        {"credentials_dir", c.credentials_dir},
+                        {"ca_file", c.ca_file},
+                        {"storage", c.storage},
+                        {"sync", c.sync}};
+}
+
+Result<RunConfig> LoadRunConfig(const std::string& run_dir) {
+  std::string path = ConfigPath(run_dir);
+  std::ifstream in(path);
+  if (!in) return Status::NotFound(path + ": no run config; create the run with 'grin-jobs init'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::InvalidArgument(path + ": not a JSON object; fix or recreate it");
+  }
+  RunConfig c;
+  struct Field {
+    const char* name;
+    std::string* dst;
+  } fields[] = {{"run_name", &c.run_name},
+                {"library_directory", &c.library_directory},
+                {"grin_base_url", &c.grin_base_url},
+                {"grin_token_url", &c.grin_token_url},
+                {"credentials_dir", &c.credentials_dir},
+                {"ca_file", &c.ca_file}};
+  for (const auto& f : fields) {
+    if (!j.contains(f.name) || j[f.name].is_null()) continue;
+    if (!j[f.name].is_string()) {
+      return Status::InvalidArgument(path + ": field '" + f.name + "' must be a string");
+    }
+    *f.dst = j[f.name].get<std::string>();
+  }
+  for (const char* obj : {"storage", "sync"}) {
+    if (!j.contains(obj) || j[obj].is_null()) continue;
+    if (!j[obj].is_object()) {
+      return Status::InvalidArgument(path + ": field '" + obj + "' must be an object");
+    }
+  }
+  if (j.contains("storage") && j["storage"].is_object()) c.storage = j["storage"];
+  if (j.contains("sync") && j["sync"].is_object()) c.sync = j["sync"];
+  return c;
+}
+
+Status SaveRunConfig(const std::string& run_dir, const RunConfig& config) {
+  std::string path = ConfigPath(run_dir);
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return Status::PermissionDenied(tmp + ": cannot write the run config");
+    out << ToJson(config).dump(2) << "\n";
+    out.flush();
+    if (!out) return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::PermissionDenied(path + ": cannot replace the run config");
+  }
+  return Status::Ok();
+}
+
+}  // namespace grin::cli

@@ -1,0 +1,52 @@
+#pragma once
+// A run: a directory holding books.db, run_config.json, the lock, backups/ and staging/.
+// run_config.json fixes a run's settings at `init` (or `collect`) time; later commands read it.
+// Secrets never go in it (credentials are referenced by path).
+//
+// {
+//   "run_name": "...", "library_directory": "Harvard",
+//   "grin_base_url": "https://books.google.com/libraries/", "grin_token_url": "...",
+//   "credentials_dir": "...", "ca_file": "...",
+//   "storage": {"type": "local|s3|r2|minio", "base_path": "...", "endpoint_url": "...",
+//               "region": "...", "path_style": true, "bucket_raw": "...", "bucket_meta": "...",
+//               "bucket_full": "...", "prefix": "", "credentials_file": "...", "profile": "...",
+//               "ca_file": "..."},
+//   "sync": {...}
+// }
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/base/result.h"
+
+namespace grin::cli {
+
+inline constexpr const char* kDefaultGrinBaseUrl = "https://books.google.com/libraries/";
+inline constexpr const char* kDefaultGrinTokenUrl = "https://oauth2.googleapis.com/token";
+
+struct RunConfig {
+  std::string run_name;
+  std::string library_directory;
+  std::string grin_base_url = kDefaultGrinBaseUrl;
+  std::string grin_token_url = kDefaultGrinTokenUrl;
+  std::string credentials_dir;
+  std::string ca_file;
+  nlohmann::json storage = nlohmann::json::object();
+  nlohmann::json sync = nlohmann::json::object();
+};
+
+// Paths inside a run directory.
+std::string DbPath(const std::string& run_dir);          // <run_dir>/books.db
+std::string ConfigPath(const std::string& run_dir);      // <run_dir>/run_config.json
+
+// Reads <run_dir>/run_config.json. kNotFound if absent; kInvalidArgument naming the field if a
+// field has the wrong type or the file is not JSON.
+Result<RunConfig> LoadRunConfig(const std::string& run_dir);
+
+// Writes run_config.json atomically (temp file + rename), mode 0644.
+Status SaveRunConfig(const std::string& run_dir, const RunConfig& config);
+
+nlohmann::json ToJson(const RunConfig& config);
+
+}  // namespace grin::cli

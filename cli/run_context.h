@@ -1,0 +1,31 @@
+#pragma once
+// Helpers shared by commands that work on a run: the --run-dir / --run-name options and
+// turning a Status into one error line plus an exit code.
+
+#include <ostream>
+#include <string>
+
+#include <cxxopts.hpp>
+
+#include "engine/base/result.h"
+
+namespace grin::cli {
+
+// Adds --run-dir DIR and --run-name NAME (meaning output/NAME) to a command's options.
+void AddRunOptions(cxxopts::Options& options);
+
+// The run directory the options name. kInvalidArgument if neither or both are given, or the
+// name is not [A-Za-z0-9_-]+.
+Result<std::string> ResolveRunDir(const cxxopts::ParseResult& parsed);
+
+// Prints "grin-jobs <command>: <message>" and maps the code to an exit code
+// (kBusy -> 3; kDataLoss / kFailedPrecondition / kNotFound on the DB -> 4; else 1).
+int ReportError(std::ostream& err, const char* command, const Status& status);
+
+// Parses args with cxxopts; on a parse error prints one line and returns false with *exit_code
+// set to kExitUsage; on --help prints the help and returns false with *exit_code = 0.
+bool ParseArgs(cxxopts::Options& options, const std::vector<std::string>& args,
+               std::ostream& out, std::ostream& err, cxxopts::ParseResult* parsed,
+               int* exit_code);
+
+}  // namespace grin::cli
