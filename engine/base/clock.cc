@@ -1,5 +1,6 @@
 #include "engine/base/clock.h"
 
+#include <cstdio>
 #include <ctime>
 
 namespace grin {
@@ -16,6 +17,15 @@ std::string FormatIsoUtc(int64_t micros) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+std::string FormatIsoUtcMillis(int64_t micros) {
+  std::string s = FormatIsoUtc(micros);  // ...SSZ
+  char ms[8];
+  std::snprintf(ms, sizeof ms, ".%03dZ", static_cast<int>((micros / 1000) % 1000));
+  s.pop_back();
+  s += ms;
+  return s;
 }
 
 }  // namespace grin

@@ -46,5 +46,7 @@ class FakeClock final : public Clock {
 
 // Formats micros-since-epoch as ISO 8601 UTC with second precision: "2026-11-28T21:02:20Z".
 std::string FormatIsoUtc(int64_t micros);
+// Same with milliseconds: "2026-11-28T21:02:20.123Z". Sorts lexicographically in time order.
+std::string FormatIsoUtcMillis(int64_t micros);
 
 }  // namespace grin

@@ -1,0 +1,635 @@
+#include "storage/sqlite_state_store.h"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "storage/database.h"
+#include "storage/sqlite_status.h"
+
+namespace grin::storage {
+namespace {
+
+// ---- The SQL. All of the state store's DML lives here, next to the code that binds it. ----
+
+constexpr const char* kInsertRunSql =
+    "INSERT INTO runs(started_at, pid, host) VALUES (?1, ?2, ?3) RETURNING run_id";
+constexpr const char* kEndRunSql = "UPDATE runs SET ended_at = ?2 WHERE run_id = ?1";
+
+// Takes back every lease held by an earlier run (we hold the run lock, so every other lease is
+// stale). Bumping the token fences the old holder out.
+constexpr const char* kReclaimSql = R"sql(
+UPDATE jobs SET
+  status = CASE WHEN recoveries + 1 > ?2 THEN 'dead'
+                WHEN attempts > 0 THEN 'retry' ELSE 'ready' END,
+  error_class = CASE WHEN recoveries + 1 > ?2 THEN 'permanent' ELSE error_class END,
+  error_reason = CASE WHEN recoveries + 1 > ?2 THEN 'crash_loop' ELSE error_reason END,
+  recoveries = recoveries + 1,
+  lease_token = lease_token + 1,
+  lease_run = NULL,
+  updated_at = ?3
+WHERE status = 'leased' AND lease_run IS NOT ?1
+RETURNING barcode, stage, status, lease_run)sql";
+
+constexpr const char* kEnqueueSql =
+    "INSERT INTO jobs(barcode, created_at, updated_at) VALUES (?1, ?2, ?2) "
+    "ON CONFLICT(barcode) DO NOTHING";
+
+constexpr const char* kClaimSql = R"sql(
+UPDATE jobs SET status = 'leased', lease_run = ?1, lease_token = lease_token + 1,
+                leased_at = ?2, updated_at = ?2
+WHERE job_id IN (
+  SELECT job_id FROM jobs
+  WHERE stage = ?3 AND status IN ('ready', 'retry') AND next_attempt_at <= ?2
+  ORDER BY priority, next_attempt_at, job_id LIMIT ?4)
+RETURNING job_id, barcode, lease_token, attempts)sql";
+
+constexpr const char* kCheckpointCountSql = "SELECT count(*) FROM job_checkpoints";
+constexpr const char* kGetCheckpointSql =
+    "SELECT data FROM job_checkpoints WHERE barcode = ?1 AND stage = ?2";
+
+// Every lease-holder write is fenced on (job_id, lease_token, status='leased').
+constexpr const char* kCompleteSql = R"sql(
+UPDATE jobs SET stage = ?3, status = 'ready', attempts = 0, next_attempt_at = 0,
+                lease_run = NULL, error_class = NULL, error_reason = NULL, error_detail = NULL,
+                failed_at = NULL, updated_at = ?4
+WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased')sql";
+constexpr const char* kDeleteCheckpointSql = "DELETE FROM job_checkpoints WHERE barcode = ?1";
+
+constexpr const char* kFailSql = R"sql(
+UPDATE jobs SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4, lease_run = NULL,
+                error_class = ?5, error_reason = ?6, error_detail = ?7, failed_at = ?8,
+                updated_at = ?8
+WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased'
+RETURNING attempts)sql";
+
+constexpr const char* kReleaseSql = R"sql(
+UPDATE jobs SET status = CASE WHEN attempts > 0 THEN 'retry' ELSE 'ready' END,
+                lease_run = NULL, updated_at = ?3
+WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased')sql";
+
+constexpr const char* kFencedLeaseSql =
+    "SELECT 1 FROM jobs WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased'";
+constexpr const char* kSaveCheckpointSql = R"sql(
+INSERT INTO job_checkpoints(barcode, stage, data, updated_at) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT(barcode) DO UPDATE SET stage = excluded.stage, data = excluded.data,
+                                   updated_at = excluded.updated_at)sql";
+
+constexpr const char* kInsertEventSql =
+    "INSERT INTO events(at, barcode, stage, outcome, run_id, detail) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+constexpr const char* kCountsSql =
+    "SELECT stage, status, count(*) FROM jobs GROUP BY stage, status";
+constexpr const char* kFailuresSql = R"sql(
+SELECT stage, coalesce(error_reason, ''), coalesce(error_class, ''), status = 'dead', count(*)
+FROM jobs WHERE status IN ('retry', 'dead')
+GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC, 1, 2)sql";
+constexpr const char* kCompletedSinceSql =
+    "SELECT count(*) FROM events WHERE stage = 'uploaded' AND at >= ?1";
+
+// Statement slots in stmts_.
+enum StmtId {
+  kSEnqueue, kSClaim, kSCheckpointCount, kSGetCheckpoint, kSComplete, kSDeleteCheckpoint,
+  kSFail, kSRelease, kSFencedLease, kSSaveCheckpoint, kSInsertEvent, kSCount
+};
+
+Result<StageCounts> QueryCounts(SQLite::Database& db, const std::string& path) {
+  try {
+    StageCounts c;
+    SQLite::Statement q(db, kCountsSql);
+    while (q.executeStep()) {
+      Stage s;
+      std::string stage = q.getColumn(0).getString();
+      std::string status = q.getColumn(1).getString();
+      int64_t n = q.getColumn(2).getInt64();
+      if (!ParseStage(stage, &s)) continue;
+      c.at[static_cast<int>(s)] += n;
+      c.total += n;
+      if (status == "leased") c.leased += n;
+      if (status == "retry") c.retrying += n;
+      if (status == "dead") c.dead += n;
+    }
+    return c;
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path);
+  }
+}
+
+Result<std::vector<FailureSummary>> QueryFailures(SQLite::Database& db, const std::string& path) {
+  try {
+    std::vector<FailureSummary> out;
+    SQLite::Statement q(db, kFailuresSql);
+    while (q.executeStep()) {
+      out.push_back(FailureSummary{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                   q.getColumn(2).getString(), q.getColumn(3).getInt() != 0,
+                                   q.getColumn(4).getInt64()});
+    }
+    return out;
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path);
+  }
+}
+
+Status CheckJson(std::string_view json, const char* what) {
+  if (json.empty() || nlohmann::json::accept(json)) return Status::Ok();
+  return Status::InvalidArgument(std::string(what) + " is not valid JSON");
+}
+
+std::string HostName() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+void BindText(SQLite::Statement& s, int i, std::string_view v) {
+  s.bind(i, v.data(), static_cast<int>(v.size()));  // copies (SQLITE_TRANSIENT)
+}
+
+void BindTextOrNull(SQLite::Statement& s, int i, std::string_view v) {
+  if (v.empty()) s.bind(i); else BindText(s, i, v);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+SqliteStateStore::SqliteStateStore(std::string path, StateStoreOptions options, RunLock lock)
+    : path_(std::move(path)), opt_(options), lock_(std::move(lock)) {
+  if (!opt_.clock) opt_.clock = SystemClock::Default();
+  if (!opt_.logger) opt_.logger = NullLogger::Default();
+  rng_.seed(opt_.seed ? opt_.seed : std::random_device{}());
+  stmts_.resize(kSCount);
+}
+
+Result<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(
+    const std::string& db_path, const StateStoreOptions& options) {
+  GRIN_ASSIGN_OR_RETURN(RunLock lock, RunLock::Acquire(db_path));
+  std::unique_ptr<SqliteStateStore> store(
+      new SqliteStateStore(db_path, options, std::move(lock)));
+  GRIN_RETURN_IF_ERROR(store->Start());
+  return store;
+}
+
+Status SqliteStateStore::Start() {
+  DatabaseOptions wopt;
+  wopt.durable = opt_.durable;
+  GRIN_ASSIGN_OR_RETURN(wdb_, OpenDatabase(path_, wopt));
+  DatabaseOptions ropt;
+  ropt.read_only = true;
+  GRIN_ASSIGN_OR_RETURN(rdb_, OpenDatabase(path_, ropt));
+  // Register this run and take back stale leases before any claim can happen.
+  try {
+    SQLite::Transaction tx(*wdb_, SQLite::TransactionBehavior::IMMEDIATE);
+    int64_t now = opt_.clock->NowMicros();
+    SQLite::Statement ins(*wdb_, kInsertRunSql);
+    BindText(ins, 1, FormatIsoUtcMillis(now));
+    ins.bind(2, static_cast<int64_t>(::getpid()));
+    BindText(ins, 3, HostName());
+    ins.executeStep();
+    run_id_ = ins.getColumn(0).getInt64();
+    ins.reset();
+    SQLite::Statement rec(*wdb_, kReclaimSql);
+    rec.bind(1, run_id_);
+    rec.bind(2, opt_.max_recoveries);
+    rec.bind(3, now);
+    std::vector<std::tuple<std::string, std::string, std::string, int64_t>> rows;
+    while (rec.executeStep()) {
+      rows.emplace_back(rec.getColumn(0).getString(), rec.getColumn(1).getString(),
+                        rec.getColumn(2).getString(), rec.getColumn(3).getInt64());
+    }
+    rec.reset();
+    for (const auto& [barcode, stage, status, old_run] : rows) {
+      nlohmann::json d = {{"from_run", old_run}, {"now", status}};
+      InsertEvent(*wdb_, barcode, stage, status == "dead" ? "dead_crash_loop" : "reclaimed",
+                  d.dump());
+    }
+    reclaimed_at_open_ = static_cast<int64_t>(rows.size());
+    tx.commit();
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+  if (reclaimed_at_open_ > 0) {
+    opt_.logger->Log(LogLevel::kInfo, "state.reclaimed",
+                     {{"count", std::to_string(reclaimed_at_open_)},
+                      {"run", std::to_string(run_id_)}});
+  }
+  last_checkpoint_micros_ = opt_.clock->NowMicros();
+  writer_ = std::thread([this] { WriterLoop(); });
+  return Status::Ok();
+}
+
+SqliteStateStore::~SqliteStateStore() {
+  if (writer_.joinable()) {
+    int64_t now = opt_.clock->NowMicros();
+    int64_t run = run_id_;
+    (void)Submit([now, run](SQLite::Database& db) {
+      SQLite::Statement s(db, kEndRunSql);
+      s.bind(1, run);
+      BindText(s, 2, FormatIsoUtcMillis(now));
+      s.exec();
+    });
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    writer_.join();
+  }
+  stmts_.clear();
+}
+
+int64_t SqliteStateStore::commits() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return commits_;
+}
+
+SQLite::Statement& SqliteStateStore::Stmt(SQLite::Database& db, int id, const char* sql) {
+  auto& s = stmts_[static_cast<size_t>(id)];
+  if (!s) s = std::make_unique<SQLite::Statement>(db, sql);
+  s->reset();
+  s->clearBindings();
+  return *s;
+}
+
+void SqliteStateStore::InsertEvent(SQLite::Database& db, std::string_view barcode,
+                                   std::string_view stage, std::string_view outcome,
+                                   std::string_view detail_json) {
+  auto& s = Stmt(db, kSInsertEvent, kInsertEventSql);
+  BindText(s, 1, FormatIsoUtcMillis(opt_.clock->NowMicros()));
+  BindTextOrNull(s, 2, barcode);
+  BindText(s, 3, stage);
+  BindText(s, 4, outcome);
+  s.bind(5, run_id_);
+  BindTextOrNull(s, 6, detail_json);
+  s.exec();
+}
+
+// ---- writer thread ----
+
+Status SqliteStateStore::Submit(std::function<void(SQLite::Database&)> exec) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stop_) return Status::Cancelled(path_ + ": state store is closing");
+    queue_.push_back(Op{std::move(exec), [promise](const Status& s) { promise->set_value(s); }});
+  }
+  cv_.notify_one();
+  return future.get();
+}
+
+void SqliteStateStore::WriterLoop() {
+  for (;;) {
+    std::deque<Op> batch;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait_for(l, std::chrono::microseconds(opt_.checkpoint_interval_micros),
+                   [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty() && stop_) break;
+      size_t n = std::min(queue_.size(), opt_.max_batch_ops);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    if (!batch.empty()) RunBatch(batch);
+    MaybeCheckpoint(false);
+  }
+  MaybeCheckpoint(true);
+}
+
+void SqliteStateStore::RunBatch(std::deque<Op>& batch) {
+  try {
+    SQLite::Transaction tx(*wdb_, SQLite::TransactionBehavior::IMMEDIATE);
+    for (auto& op : batch) op.exec(*wdb_);
+    tx.commit();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      ++commits_;
+    }
+    for (auto& op : batch) op.done(Status::Ok());
+    return;
+  } catch (const SQLite::Exception& e) {
+    if (batch.size() == 1) {
+      batch.front().done(FromSqliteException(e, path_));
+      return;
+    }
+  }
+  // The batch was rolled back: run each operation alone so one failure stays its own.
+  for (auto& op : batch) {
+    try {
+      SQLite::Transaction tx(*wdb_, SQLite::TransactionBehavior::IMMEDIATE);
+      op.exec(*wdb_);
+      tx.commit();
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        ++commits_;
+      }
+      op.done(Status::Ok());
+    } catch (const SQLite::Exception& e) {
+      op.done(FromSqliteException(e, path_));
+    }
+  }
+}
+
+void SqliteStateStore::MaybeCheckpoint(bool force_truncate) {
+  int64_t now = opt_.clock->NowMicros();
+  if (!force_truncate && now - last_checkpoint_micros_ < opt_.checkpoint_interval_micros) return;
+  last_checkpoint_micros_ = now;
+  int log_frames = 0, ckpt = 0;
+  int mode = force_truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE;
+  sqlite3_wal_checkpoint_v2(wdb_->getHandle(), nullptr, mode, &log_frames, &ckpt);
+  int64_t wal_bytes = static_cast<int64_t>(log_frames) * 4096;
+  if (!force_truncate && wal_bytes > opt_.wal_limit_bytes) {
+    // Readers may hold the WAL back; TRUNCATE waits for them (busy handler) and resets it.
+    sqlite3_wal_checkpoint_v2(wdb_->getHandle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log_frames,
+                              &ckpt);
+    opt_.logger->Log(LogLevel::kInfo, "state.wal_truncated",
+                     {{"wal_bytes_before", std::to_string(wal_bytes)}});
+  }
+}
+
+// ---- operations ----
+
+Result<int64_t> SqliteStateStore::Enqueue(const std::vector<std::string>& barcodes) {
+  for (const auto& b : barcodes) {
+    if (!IsValidBarcode(b)) {
+      return Status::InvalidArgument("barcode '" + b.substr(0, 60) +
+                                     "' is not 3-50 characters of A-Z a-z 0-9 _ -");
+    }
+  }
+  auto added = std::make_shared<int64_t>(0);
+  Status s = Submit([this, &barcodes, added](SQLite::Database& db) {
+    int64_t now = opt_.clock->NowMicros();
+    int64_t n = 0;
+    auto& st = Stmt(db, kSEnqueue, kEnqueueSql);
+    for (const auto& b : barcodes) {
+      st.reset();
+      BindText(st, 1, b);
+      st.bind(2, now);
+      n += st.exec();
+    }
+    if (n > 0) {
+      InsertEvent(db, "", "pending", "enqueued", "{\"count\":" + std::to_string(n) + "}");
+    }
+    *added = n;
+  });
+  if (!s.ok()) return s;
+  return *added;
+}
+
+Result<std::vector<WorkItem>> SqliteStateStore::Claim(Stage from, int max_items) {
+  if (max_items <= 0) return std::vector<WorkItem>{};
+  if (from == Stage::kUploaded) {
+    return Status::InvalidArgument("nothing is claimed at 'uploaded': it is the final milestone");
+  }
+  auto items = std::make_shared<std::vector<WorkItem>>();
+  Status s = Submit([this, from, max_items, items](SQLite::Database& db) {
+    std::vector<WorkItem> out;
+    int64_t now = opt_.clock->NowMicros();
+    auto& q = Stmt(db, kSClaim, kClaimSql);
+    q.bind(1, run_id_);
+    q.bind(2, now);
+    BindText(q, 3, StageName(from));
+    q.bind(4, max_items);
+    while (q.executeStep()) {
+      WorkItem w;
+      w.job_id = q.getColumn(0).getInt64();
+      w.barcode = q.getColumn(1).getString();
+      w.lease_token = q.getColumn(2).getInt64();
+      w.attempts = q.getColumn(3).getInt();
+      w.stage = from;
+      w.run_id = run_id_;
+      out.push_back(std::move(w));
+    }
+    q.reset();
+    auto& cc = Stmt(db, kSCheckpointCount, kCheckpointCountSql);
+    bool any_checkpoints = cc.executeStep() && cc.getColumn(0).getInt64() > 0;
+    cc.reset();
+    if (any_checkpoints) {
+      for (auto& w : out) {
+        auto& g = Stmt(db, kSGetCheckpoint, kGetCheckpointSql);
+        BindText(g, 1, w.barcode);
+        BindText(g, 2, StageName(from));
+        if (g.executeStep()) w.checkpoint = g.getColumn(0).getString();
+        g.reset();
+      }
+    }
+    std::sort(out.begin(), out.end(),
+              [](const WorkItem& a, const WorkItem& b) { return a.job_id < b.job_id; });
+    *items = std::move(out);
+  });
+  if (!s.ok()) return s;
+  return std::move(*items);
+}
+
+Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completion> completions) {
+  for (const auto& c : completions) {
+    GRIN_RETURN_IF_ERROR(CheckJson(c.detail_json, "completion detail"));
+    if (static_cast<int>(c.to) <= static_cast<int>(c.item.stage)) {
+      return Status::InvalidArgument("job " + c.item.barcode + ": cannot complete from " +
+                                     std::string(StageName(c.item.stage)) + " to " +
+                                     std::string(StageName(c.to)));
+    }
+  }
+  auto results = std::make_shared<std::vector<Status>>();
+  Status s = Submit([this, &completions, results](SQLite::Database& db) {
+    std::vector<Status> out;
+    out.reserve(completions.size());
+    int64_t now = opt_.clock->NowMicros();
+    for (const auto& c : completions) {
+      auto& u = Stmt(db, kSComplete, kCompleteSql);
+      u.bind(1, c.item.job_id);
+      u.bind(2, c.item.lease_token);
+      BindText(u, 3, StageName(c.to));
+      u.bind(4, now);
+      if (u.exec() != 1) {
+        out.push_back(Status::Conflict("job " + c.item.barcode +
+                                       ": lease lost (stale token); completion ignored"));
+        opt_.logger->Log(LogLevel::kWarning, "job.stale_write",
+                         {{"barcode", c.item.barcode}, {"op", "complete"}});
+        continue;
+      }
+      auto& d = Stmt(db, kSDeleteCheckpoint, kDeleteCheckpointSql);
+      BindText(d, 1, c.item.barcode);
+      d.exec();
+      InsertEvent(db, c.item.barcode, StageName(c.to), c.outcome, c.detail_json);
+      out.push_back(Status::Ok());
+    }
+    *results = std::move(out);
+  });
+  if (!s.ok()) return s;
+  return std::move(*results);
+}
+
+Status SqliteStateStore::Fail(const WorkItem& item, ErrorClass error_class,
+                              std::string_view reason, std::string_view detail_json) {
+  GRIN_RETURN_IF_ERROR(CheckJson(detail_json, "failure detail"));
+  auto result = std::make_shared<Status>();
+  std::string reason_s(reason), detail_s(detail_json);
+  Status s = Submit([this, &item, error_class, reason_s, detail_s, result](SQLite::Database& db) {
+    int64_t now = opt_.clock->NowMicros();
+    int attempt = item.attempts + 1;
+    bool dead = error_class == ErrorClass::kPermanent || attempt >= opt_.max_attempts;
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    int64_t delay = dead ? 0
+                         : BackoffMicros(attempt, opt_.backoff_base_micros,
+                                         opt_.backoff_max_micros, unit(rng_));
+    auto& u = Stmt(db, kSFail, kFailSql);
+    u.bind(1, item.job_id);
+    u.bind(2, item.lease_token);
+    BindText(u, 3, dead ? "dead" : "retry");
+    u.bind(4, now + delay);
+    BindText(u, 5, ErrorClassName(error_class));
+    BindText(u, 6, reason_s);
+    BindTextOrNull(u, 7, detail_s);
+    u.bind(8, now);
+    if (!u.executeStep()) {
+      u.reset();
+      *result = Status::Conflict("job " + item.barcode + ": lease lost (stale token); failure "
+                                 "ignored");
+      opt_.logger->Log(LogLevel::kWarning, "job.stale_write",
+                       {{"barcode", item.barcode}, {"op", "fail"}});
+      return;
+    }
+    u.reset();
+    nlohmann::json d = {{"reason", reason_s},
+                        {"class", std::string(ErrorClassName(error_class))},
+                        {"attempt", attempt}};
+    if (!dead) d["retry_in_s"] = static_cast<double>(delay) / 1e6;
+    if (!detail_s.empty()) d["detail"] = nlohmann::json::parse(detail_s);
+    InsertEvent(db, item.barcode, StageName(item.stage), dead ? "dead" : "failed", d.dump());
+    *result = Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return *result;
+}
+
+Status SqliteStateStore::Release(const WorkItem& item) {
+  auto result = std::make_shared<Status>();
+  Status s = Submit([this, &item, result](SQLite::Database& db) {
+    auto& u = Stmt(db, kSRelease, kReleaseSql);
+    u.bind(1, item.job_id);
+    u.bind(2, item.lease_token);
+    u.bind(3, opt_.clock->NowMicros());
+    if (u.exec() != 1) {
+      *result = Status::Conflict("job " + item.barcode + ": lease lost; release ignored");
+      return;
+    }
+    InsertEvent(db, item.barcode, StageName(item.stage), "released", "");
+    *result = Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return *result;
+}
+
+Status SqliteStateStore::SaveCheckpoint(const WorkItem& item, std::string_view json) {
+  if (json.empty() || !nlohmann::json::accept(json)) {
+    return Status::InvalidArgument("checkpoint for " + item.barcode + " is not valid JSON");
+  }
+  auto result = std::make_shared<Status>();
+  std::string data(json);
+  Status s = Submit([this, &item, data, result](SQLite::Database& db) {
+    auto& f = Stmt(db, kSFencedLease, kFencedLeaseSql);
+    f.bind(1, item.job_id);
+    f.bind(2, item.lease_token);
+    bool held = f.executeStep();
+    f.reset();
+    if (!held) {
+      *result = Status::Conflict("job " + item.barcode + ": lease lost; checkpoint ignored");
+      return;
+    }
+    auto& u = Stmt(db, kSSaveCheckpoint, kSaveCheckpointSql);
+    BindText(u, 1, item.barcode);
+    BindText(u, 2, StageName(item.stage));
+    BindText(u, 3, data);
+    u.bind(4, opt_.clock->NowMicros());
+    u.exec();
+    *result = Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return *result;
+}
+
+Result<int64_t> SqliteStateStore::Requeue(const RequeueFilter& filter) {
+  std::string sql =
+      "UPDATE jobs SET status = 'ready', attempts = 0, next_attempt_at = 0, recoveries = 0, "
+      "error_class = NULL, error_reason = NULL, error_detail = NULL, failed_at = NULL, "
+      "updated_at = ?1 WHERE status IN ('retry', 'dead')";
+  if (filter.dead_only) sql += " AND status = 'dead'";
+  if (filter.stage) sql += " AND stage = ?2";
+  if (!filter.reason_like.empty()) sql += " AND error_reason LIKE ?3";
+  sql += " RETURNING barcode, stage";
+  auto count = std::make_shared<int64_t>(0);
+  Status s = Submit([this, sql, filter, count](SQLite::Database& db) {
+    SQLite::Statement u(db, sql);
+    u.bind(1, opt_.clock->NowMicros());
+    if (filter.stage) BindText(u, 2, StageName(*filter.stage));
+    if (!filter.reason_like.empty()) BindText(u, 3, filter.reason_like);
+    std::vector<std::pair<std::string, std::string>> rows;
+    while (u.executeStep()) rows.emplace_back(u.getColumn(0).getString(), u.getColumn(1).getString());
+    u.reset();
+    for (const auto& [b, st] : rows) InsertEvent(db, b, st, "requeued", "");
+    *count = static_cast<int64_t>(rows.size());
+  });
+  if (!s.ok()) return s;
+  return *count;
+}
+
+Status SqliteStateStore::AppendEvent(std::string_view barcode, std::string_view stage,
+                                     std::string_view outcome, std::string_view detail_json) {
+  GRIN_RETURN_IF_ERROR(CheckJson(detail_json, "event detail"));
+  std::string b(barcode), st(stage), o(outcome), d(detail_json);
+  return Submit([this, b, st, o, d](SQLite::Database& db) { InsertEvent(db, b, st, o, d); });
+}
+
+Status SqliteStateStore::Flush() {
+  return Submit([](SQLite::Database&) {});
+}
+
+Result<StageCounts> SqliteStateStore::Counts() {
+  std::lock_guard<std::mutex> l(rmu_);
+  return QueryCounts(*rdb_, path_);
+}
+
+Result<std::vector<FailureSummary>> SqliteStateStore::Failures() {
+  std::lock_guard<std::mutex> l(rmu_);
+  return QueryFailures(*rdb_, path_);
+}
+
+// ---- StateReader ----
+
+StateReader::StateReader(std::string path, std::unique_ptr<SQLite::Database> db)
+    : path_(std::move(path)), db_(std::move(db)) {}
+StateReader::~StateReader() = default;
+
+Result<std::unique_ptr<StateReader>> StateReader::Open(const std::string& db_path) {
+  DatabaseOptions ropt;
+  ropt.read_only = true;
+  GRIN_ASSIGN_OR_RETURN(auto db, OpenDatabase(db_path, ropt));
+  return std::unique_ptr<StateReader>(new StateReader(db_path, std::move(db)));
+}
+
+Result<StageCounts> StateReader::Counts() { return QueryCounts(*db_, path_); }
+Result<std::vector<FailureSummary>> StateReader::Failures() { return QueryFailures(*db_, path_); }
+
+Result<int64_t> StateReader::CompletedSince(int64_t since_micros) {
+  try {
+    SQLite::Statement q(*db_, kCompletedSinceSql);
+    BindText(q, 1, FormatIsoUtcMillis(since_micros));
+    q.executeStep();
+    return q.getColumn(0).getInt64();
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+}
+
+}  // namespace grin::storage

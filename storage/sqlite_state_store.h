@@ -1,0 +1,140 @@
+#pragma once
+// SqliteStateStore: the StateStore port on one SQLite file (see engine/state_store.h for the
+// contract, schema/README.md for the tables).
+//
+// Write path: every mutating call becomes an operation on a queue served by one writer thread
+// that owns the only write connection. The writer drains the queue and runs everything it found
+// in one BEGIN IMMEDIATE transaction (group commit), then completes the callers' futures — after
+// the commit, so an acknowledged write is durable to the chosen synchronous level. If a batch
+// fails at the SQLite level it is rolled back and re-run one operation at a time, so one bad
+// operation cannot fail its neighbours.
+//
+// Read path: Counts()/Failures() use a separate read-only connection (WAL: never blocks the
+// writer). The writer checkpoints the WAL itself (PASSIVE about once a second, TRUNCATE when it
+// passes wal_limit_bytes), so the WAL stays bounded and commits never stall on a checkpoint.
+//
+// Open() takes the per-run lock, records a new run (boot id), and takes back at once every lease
+// held by earlier runs: the item returns to ready (or retry, keeping its failure), its token is
+// bumped so a stale holder's write is refused, and its recovery count grows; an item recovered
+// more than max_recoveries times is made dead ("crash_loop") so a poison item cannot crash-loop
+// the process.
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "engine/base/clock.h"
+#include "engine/base/logger.h"
+#include "engine/state_store.h"
+#include "storage/run_lock.h"
+
+namespace SQLite {
+class Database;
+class Statement;
+}  // namespace SQLite
+
+namespace grin::storage {
+
+struct StateStoreOptions {
+  bool durable = false;                          // synchronous=FULL
+  Clock* clock = nullptr;                        // default: SystemClock
+  Logger* logger = nullptr;                      // default: NullLogger
+  int max_attempts = 5;                          // failures per stage before dead
+  int64_t backoff_base_micros = 30'000'000;      // first retry within 30 s
+  int64_t backoff_max_micros = 3'600'000'000;    // never wait more than 1 h
+  int max_recoveries = 5;                        // crash reclaims before dead
+  size_t max_batch_ops = 4096;                   // operations per group commit
+  int64_t checkpoint_interval_micros = 1'000'000;
+  int64_t wal_limit_bytes = 64LL << 20;
+  uint64_t seed = 0;                             // jitter seed; 0 = random
+};
+
+class SqliteStateStore final : public StateStore {
+ public:
+  // Opens (creating and migrating if needed) the database at db_path for writing. kBusy if
+  // another process holds the run; other codes as OpenDatabase.
+  static Result<std::unique_ptr<SqliteStateStore>> Open(const std::string& db_path,
+                                                        const StateStoreOptions& options);
+  ~SqliteStateStore() override;  // flushes, records the run's end, stops the writer
+
+  int64_t run_id() const override { return run_id_; }
+  Result<int64_t> Enqueue(const std::vector<std::string>& barcodes) override;
+  Result<std::vector<WorkItem>> Claim(Stage from, int max_items) override;
+  Result<std::vector<Status>> CompleteMany(std::vector<Completion> completions) override;
+  Status Fail(const WorkItem& item, ErrorClass error_class, std::string_view reason,
+              std::string_view detail_json) override;
+  Status Release(const WorkItem& item) override;
+  Status SaveCheckpoint(const WorkItem& item, std::string_view json) override;
+  Result<int64_t> Requeue(const RequeueFilter& filter) override;
+  Status AppendEvent(std::string_view barcode, std::string_view stage, std::string_view outcome,
+                     std::string_view detail_json) override;
+  Result<StageCounts> Counts() override;
+  Result<std::vector<FailureSummary>> Failures() override;
+  Status Flush() override;
+
+  // How many leases Open() took back from earlier runs.
+  int64_t reclaimed_at_open() const { return reclaimed_at_open_; }
+  // Transactions committed by the writer so far (for tests and benchmarks).
+  int64_t commits() const;
+
+ private:
+  struct Op {
+    std::function<void(SQLite::Database&)> exec;  // runs inside the batch transaction
+    std::function<void(const Status&)> done;      // after commit (OK) or rollback (error)
+  };
+
+  SqliteStateStore(std::string path, StateStoreOptions options, RunLock lock);
+  Status Start();
+  Status Submit(std::function<void(SQLite::Database&)> exec);  // runs and waits
+  void WriterLoop();
+  void RunBatch(std::deque<Op>& batch);
+  void MaybeCheckpoint(bool force_truncate);
+  void InsertEvent(SQLite::Database& db, std::string_view barcode, std::string_view stage,
+                   std::string_view outcome, std::string_view detail_json);
+  SQLite::Statement& Stmt(SQLite::Database& db, int id, const char* sql);
+
+  std::string path_;
+  StateStoreOptions opt_;
+  RunLock lock_;
+  int64_t run_id_ = 0;
+  int64_t reclaimed_at_open_ = 0;
+
+  std::unique_ptr<SQLite::Database> wdb_;  // writer thread only (after Start)
+  std::unique_ptr<SQLite::Database> rdb_;  // guarded by rmu_
+  std::mutex rmu_;
+  std::vector<std::unique_ptr<SQLite::Statement>> stmts_;  // writer thread only
+  std::mt19937_64 rng_;                                    // writer thread only
+  int64_t last_checkpoint_micros_ = 0;                     // writer thread only
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Op> queue_;
+  bool stop_ = false;
+  int64_t commits_ = 0;
+  std::thread writer_;
+};
+
+// StateReader: read-only access for status and ad-hoc SQL; works while a writer runs.
+class StateReader {
+ public:
+  static Result<std::unique_ptr<StateReader>> Open(const std::string& db_path);
+  ~StateReader();
+  Result<StageCounts> Counts();
+  Result<std::vector<FailureSummary>> Failures();
+  // Books completed (reached `uploaded`) since since_micros, from the event history.
+  Result<int64_t> CompletedSince(int64_t since_micros);
+  SQLite::Database& db() { return *db_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  StateReader(std::string path, std::unique_ptr<SQLite::Database> db);
+  std::string path_;
+  std::unique_ptr<SQLite::Database> db_;
+};
+
+}  // namespace grin::storage
