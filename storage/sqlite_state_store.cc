@@ -150,7 +150,7 @@ std::string HostName() {
 }
 
 void BindText(SQLite::Statement& s, int i, std::string_view v) {
-  s.bind(i, v.data(), static_cast<int>(v.size()));  // copies (SQLITE_TRANSIENT)
+  s.bind(i, std::string(v));  // text, copied (SQLITE_TRANSIENT)
 }
 
 void BindTextOrNull(SQLite::Statement& s, int i, std::string_view v) {

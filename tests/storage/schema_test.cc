@@ -1,0 +1,198 @@
+// Schema and OpenDatabase: migration from empty and from every earlier version, integrity after
+// each, and bad input (corrupt file, newer schema, missing or read-only directory, full disk).
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <doctest/doctest.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "schema/migrations.h"
+#include "storage/database.h"
+#include "storage/sqlite_state_store.h"
+#include "tests/support/temp_dir.h"
+
+namespace grin::storage {
+namespace {
+
+using grin::testing::TempDir;
+
+void CheckIntegrity(SQLite::Database& db) {
+  CHECK(db.execAndGet("PRAGMA integrity_check").getString() == "ok");
+  SQLite::Statement fk(db, "PRAGMA foreign_key_check");
+  CHECK_FALSE(fk.executeStep());
+}
+
+TEST_CASE("migrations apply from empty to the latest version, integrity ok") {
+  TempDir dir;
+  auto db = OpenDatabase(dir.file("books.db"), {});
+  REQUIRE(db.ok());
+  CHECK(SchemaVersion(**db, "x").value() == schema::LatestVersion());
+  CheckIntegrity(**db);
+  // The progress views exist and answer.
+  for (const char* v : {"pending", "checked", "downloaded", "uploaded", "failed", "books"}) {
+    CAPTURE(v);
+    CHECK((*db)->execAndGet(std::string("SELECT count(*) FROM ") + v).getInt() == 0);
+  }
+}
+
+TEST_CASE("migrations apply from every earlier version") {
+  for (int from = 0; from < schema::LatestVersion(); ++from) {
+    CAPTURE(from);
+    TempDir dir;
+    std::string path = dir.file("books.db");
+    {
+      SQLite::Database raw(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+      REQUIRE(Migrate(raw, path, from).ok());
+      CHECK(raw.execAndGet("PRAGMA user_version").getInt() == from);
+      if (from >= 1) {
+        raw.exec("INSERT INTO jobs(barcode, created_at, updated_at) VALUES ('OLD001', 1, 1)");
+      }
+    }
+    auto db = OpenDatabase(path, {});
+    REQUIRE(db.ok());
+    CHECK(SchemaVersion(**db, path).value() == schema::LatestVersion());
+    CheckIntegrity(**db);
+    if (from >= 1) CHECK((*db)->execAndGet("SELECT count(*) FROM pending").getInt() == 1);
+  }
+}
+
+TEST_CASE("events are append-only") {
+  TempDir dir;
+  auto db = OpenDatabase(dir.file("books.db"), {});
+  REQUIRE(db.ok());
+  (*db)->exec("INSERT INTO events(at, stage, outcome) VALUES ('t', 'pending', 'x')");
+  CHECK_THROWS((*db)->exec("UPDATE events SET outcome = 'y'"));
+  CHECK_THROWS((*db)->exec("DELETE FROM events"));
+}
+
+TEST_CASE("a database from a newer schema is refused and left untouched") {
+  TempDir dir;
+  std::string path = dir.file("books.db");
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    raw.exec("PRAGMA user_version = 999");
+  }
+  auto before = grin::testing::ReadFile(path);
+  auto db = OpenDatabase(path, {});
+  REQUIRE_FALSE(db.ok());
+  CHECK(db.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(db.status().message().find(path) != std::string::npos);
+  CHECK(db.status().message().find("newer grin-jobs") != std::string::npos);
+  CHECK(grin::testing::ReadFile(path) == before);
+}
+
+TEST_CASE("a corrupt file is refused with one line naming it, and not modified") {
+  TempDir dir;
+  std::string path = dir.file("books.db");
+  std::string junk(8192, 'x');
+  grin::testing::WriteFile(path, "this is not a database" + junk);
+  auto db = OpenDatabase(path, {});
+  REQUIRE_FALSE(db.ok());
+  CHECK(db.status().code() == StatusCode::kDataLoss);
+  CHECK(db.status().message().find(path) != std::string::npos);
+  CHECK(db.status().message().find('\n') == std::string::npos);
+  CHECK(grin::testing::ReadFile(path) == "this is not a database" + junk);
+  StateStoreOptions o;
+  auto store = SqliteStateStore::Open(path, o);
+  CHECK(store.status().code() == StatusCode::kDataLoss);
+}
+
+TEST_CASE("a damaged page in a real database is detected") {
+  TempDir dir;
+  std::string path = dir.file("books.db");
+  {
+    auto db = OpenDatabase(path, {});
+    REQUIRE(db.ok());
+    SQLite::Statement ins(**db, "INSERT INTO jobs(barcode, created_at, updated_at) VALUES (?,1,1)");
+    for (int i = 0; i < 3000; ++i) {
+      ins.bind(1, "BC" + std::to_string(100000 + i));
+      ins.exec();
+      ins.reset();
+    }
+    (*db)->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    (*db)->exec("PRAGMA journal_mode = DELETE");
+  }
+  std::string bytes = grin::testing::ReadFile(path);
+  REQUIRE(bytes.size() > 40000);
+  for (size_t i = 20000; i < 36000; ++i) bytes[i] = static_cast<char>(i * 7);
+  grin::testing::WriteFile(path, bytes);
+  auto db = OpenDatabase(path, {});
+  REQUIRE_FALSE(db.ok());
+  CHECK(db.status().code() == StatusCode::kDataLoss);
+  CHECK(db.status().message().find(path) != std::string::npos);
+}
+
+TEST_CASE("missing and read-only directories give one clear line") {
+  TempDir dir;
+  auto missing = OpenDatabase(dir.file("nope/books.db"), {});
+  CHECK(missing.status().code() == StatusCode::kNotFound);
+  CHECK(missing.status().message().find("nope") != std::string::npos);
+
+  DatabaseOptions ro;
+  ro.read_only = true;
+  auto absent = OpenDatabase(dir.file("books.db"), ro);
+  CHECK(absent.status().code() == StatusCode::kNotFound);
+  CHECK(absent.status().message().find("grin-jobs init") != std::string::npos);
+
+  std::filesystem::path rodir = dir.path() / "ro";
+  std::filesystem::create_directory(rodir);
+  std::filesystem::permissions(rodir, std::filesystem::perms::owner_read |
+                                          std::filesystem::perms::owner_exec);
+  if (geteuid() != 0) {
+    auto r = OpenDatabase((rodir / "books.db").string(), {});
+    CHECK_FALSE(r.ok());
+    CHECK(r.status().message().find("ro/books.db") != std::string::npos);
+  } else {
+    // Root ignores permission bits; a read-only mount does not lie.
+    if (mount("tmpfs", rodir.c_str(), "tmpfs", MS_RDONLY, "size=1m") == 0) {
+      auto r = OpenDatabase((rodir / "books.db").string(), {});
+      CHECK_FALSE(r.ok());
+      CHECK(r.status().code() == StatusCode::kPermissionDenied);
+      CHECK(r.status().message().find("ro/books.db") != std::string::npos);
+      umount(rodir.c_str());
+    } else {
+      FAIL("cannot mount a read-only tmpfs for the test (need root or CAP_SYS_ADMIN)");
+    }
+  }
+}
+
+TEST_CASE("a full disk fails the write with one line and leaves the database usable") {
+  TempDir dir;
+  std::filesystem::path small = dir.path() / "small";
+  std::filesystem::create_directory(small);
+  if (mount("tmpfs", small.c_str(), "tmpfs", 0, "size=600k") != 0) {
+    FAIL("cannot mount a small tmpfs for the full-disk test (need root or CAP_SYS_ADMIN)");
+    return;
+  }
+  std::string path = (small / "books.db").string();
+  {
+    StateStoreOptions o;
+    auto store = SqliteStateStore::Open(path, o);
+    REQUIRE(store.ok());
+    REQUIRE((*store)->Enqueue({"KEEP001", "KEEP002"}).ok());
+    // Fill the disk with a big enqueue; it must fail cleanly, all or nothing.
+    std::vector<std::string> many;
+    for (int i = 0; i < 40000; ++i) many.push_back("FILLER" + std::to_string(1000000 + i));
+    auto r = (*store)->Enqueue(many);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == StatusCode::kResourceExhausted);
+    CHECK(r.status().message().find("books.db") != std::string::npos);
+    CHECK(r.status().message().find("disk full") != std::string::npos);
+  }
+  // Nothing further damaged: the earlier rows are there, the failed batch is not.
+  {
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator(small)) {
+      if (e.path().filename() == "filler") std::filesystem::remove(e.path(), ec);
+    }
+    SQLite::Database db(path, SQLite::OPEN_READONLY);
+    CHECK(db.execAndGet("PRAGMA integrity_check").getString() == "ok");
+    CHECK(db.execAndGet("SELECT count(*) FROM jobs").getInt() == 2);
+  }
+  umount2(small.c_str(), MNT_DETACH);
+}
+
+}  // namespace
+}  // namespace grin::storage
