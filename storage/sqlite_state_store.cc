@@ -181,6 +181,7 @@ Result<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(
 Status SqliteStateStore::Start() {
   DatabaseOptions wopt;
   wopt.durable = opt_.durable;
+  wopt.create = opt_.create_if_missing;
   GRIN_ASSIGN_OR_RETURN(wdb_, OpenDatabase(path_, wopt));
   DatabaseOptions ropt;
   ropt.read_only = true;

@@ -42,6 +42,7 @@ namespace grin::storage {
 
 struct StateStoreOptions {
   bool durable = false;                          // synchronous=FULL
+  bool create_if_missing = true;                 // false: kNotFound when there is no database
   Clock* clock = nullptr;                        // default: SystemClock
   Logger* logger = nullptr;                      // default: NullLogger
   int max_attempts = 5;                          // failures per stage before dead

@@ -1,0 +1,143 @@
+// grin-jobs status: counts per stage, failures by reason, recent rate and ETA. Read-only: works
+// while a sync runs on the same run.
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/cli.h"
+#include "cli/run_config.h"
+#include "cli/run_context.h"
+#include "engine/base/clock.h"
+#include "engine/base/format.h"
+#include "storage/sqlite_state_store.h"
+
+namespace grin::cli {
+namespace {
+
+constexpr double kRateWindowSeconds = 300;
+
+struct Snapshot {
+  StageCounts counts;
+  std::vector<FailureSummary> failures;
+  int64_t books = 0;
+  int64_t recent = 0;  // reached uploaded in the last kRateWindowSeconds
+};
+
+Result<Snapshot> Take(storage::StateReader& reader) {
+  Snapshot s;
+  GRIN_ASSIGN_OR_RETURN(s.counts, reader.Counts());
+  GRIN_ASSIGN_OR_RETURN(s.failures, reader.Failures());
+  int64_t now = SystemClock::Default()->NowMicros();
+  GRIN_ASSIGN_OR_RETURN(s.recent, reader.CompletedSince(
+                                      now - static_cast<int64_t>(kRateWindowSeconds * 1e6)));
+  try {
+    s.books = reader.db().execAndGet("SELECT count(*) FROM books").getInt64();
+  } catch (const std::exception&) {
+    s.books = 0;
+  }
+  return s;
+}
+
+nlohmann::json ToJson(const std::string& run_dir, const Snapshot& s) {
+  nlohmann::json j;
+  j["run_dir"] = run_dir;
+  j["books"] = s.books;
+  j["jobs"] = s.counts.total;
+  for (int i = 0; i < kStageCount; ++i) {
+    j["stages"][std::string(StageName(static_cast<Stage>(i)))] = s.counts.at[i];
+  }
+  j["leased"] = s.counts.leased;
+  j["retrying"] = s.counts.retrying;
+  j["dead"] = s.counts.dead;
+  double rate = static_cast<double>(s.recent) / kRateWindowSeconds;
+  j["rate_books_per_s"] = rate;
+  int64_t remaining = s.counts.total - s.counts.at[3] - s.counts.dead;
+  j["remaining"] = remaining;
+  if (rate > 0) j["eta_s"] = static_cast<double>(remaining) / rate;
+  j["failures"] = nlohmann::json::array();
+  for (const auto& f : s.failures) {
+    j["failures"].push_back({{"stage", f.stage}, {"reason", f.reason},
+                             {"class", f.error_class}, {"dead", f.dead}, {"count", f.count}});
+  }
+  return j;
+}
+
+void PrintText(std::ostream& out, const std::string& run_dir, const Snapshot& s) {
+  const auto& c = s.counts;
+  out << "run " << run_dir << ": " << FormatThousands(c.total) << " jobs, "
+      << FormatThousands(s.books) << " books known\n";
+  for (int i = 0; i < kStageCount; ++i) {
+    char line[128];
+    double pct = c.total ? 100.0 * static_cast<double>(c.at[i]) / static_cast<double>(c.total)
+                         : 0.0;
+    std::snprintf(line, sizeof line, "  %-11s %12s  (%5.1f%%)\n",
+                  std::string(StageName(static_cast<Stage>(i))).c_str(),
+                  FormatThousands(c.at[i]).c_str(), pct);
+    out << line;
+  }
+  out << "  in flight: " << FormatThousands(c.leased) << ", retrying: "
+      << FormatThousands(c.retrying) << ", dead: " << FormatThousands(c.dead) << "\n";
+  if (!s.failures.empty()) {
+    out << "failures by reason:\n";
+    for (const auto& f : s.failures) {
+      out << "  " << f.stage << "  " << (f.reason.empty() ? "(none)" : f.reason) << "  "
+          << f.error_class << (f.dead ? ", dead" : ", retrying") << "  " << f.count << "\n";
+    }
+  }
+  double rate = static_cast<double>(s.recent) / kRateWindowSeconds;
+  int64_t remaining = c.total - c.at[3] - c.dead;
+  char line[160];
+  if (rate > 0) {
+    std::snprintf(line, sizeof line, "rate: %.2f books/s over the last 5 min; ETA %s for %s left\n",
+                  rate, FormatDuration(static_cast<double>(remaining) / rate).c_str(),
+                  FormatThousands(remaining).c_str());
+  } else {
+    std::snprintf(line, sizeof line, "rate: no books completed in the last 5 min; %s left\n",
+                  FormatThousands(remaining).c_str());
+  }
+  out << line;
+}
+
+}  // namespace
+
+int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  cxxopts::Options options("grin-jobs status",
+                           "Show a run's progress: jobs per stage, failures by reason, the rate "
+                           "over the last 5 minutes and the ETA. Read-only; safe while a sync "
+                           "runs.");
+  AddRunOptions(options);
+  options.add_options()("json", "Print JSON instead of text")(
+      "watch", "Repeat every N seconds until interrupted", cxxopts::value<double>())(
+      "count", "With --watch: stop after N reports", cxxopts::value<int>());
+  cxxopts::ParseResult parsed;
+  int code = 0;
+  if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
+  auto run_dir = ResolveRunDir(parsed);
+  if (!run_dir.ok()) return ReportError(err, "status", run_dir.status());
+  auto reader = storage::StateReader::Open(DbPath(*run_dir));
+  if (!reader.ok()) return ReportError(err, "status", reader.status());
+  bool json = parsed.count("json") > 0;
+  double every = parsed.count("watch") ? parsed["watch"].as<double>() : 0;
+  int count = parsed.count("count") ? parsed["count"].as<int>() : (every > 0 ? -1 : 1);
+  if (every < 0 || (parsed.count("watch") && every < 0.05)) {
+    return ReportError(err, "status", Status::InvalidArgument("--watch needs at least 0.05 s"));
+  }
+  for (int i = 0; count < 0 || i < count; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::duration<double>(every));
+    auto snap = Take(**reader);
+    if (!snap.ok()) return ReportError(err, "status", snap.status());
+    if (json) {
+      out << ToJson(*run_dir, *snap).dump() << "\n";
+    } else {
+      PrintText(out, *run_dir, *snap);
+    }
+    out.flush();
+  }
+  return kExitOk;
+}
+
+}  // namespace grin::cli
