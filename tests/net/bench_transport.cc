@@ -1,0 +1,2 @@
+// Placeholder: the benchmark driver is written after the tests pass.
+int main() { return 0; }

@@ -1,0 +1,299 @@
+// CurlTransport against the loopback HTTPS server: requests and responses, connection reuse under
+// concurrency, error mapping (truncation, stalls, TLS), retries, rate control and counters.
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+#include <vector>
+
+#include "tests/net/net_fixture.h"
+
+namespace grin::net {
+namespace {
+
+using testing::Get;
+using testing::MakeTransport;
+using testing::NetEnv;
+
+using Clock = std::chrono::steady_clock;
+double SecondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+TEST_SUITE("integration") {
+
+TEST_CASE("GET into memory, PUT and POST from memory and file, response into a file") {
+  NetEnv env;
+  auto t = MakeTransport(env.Options());
+
+  Response r = t->SubmitFuture(Get(env.url("/small"))).get();
+  REQUIRE(r.transport_status.ok());
+  CHECK(r.http_status == 200);
+  CHECK(r.body == std::string(200, 'x'));
+  CHECK(r.bytes_down == 200);
+  CHECK(r.attempts == 1);
+  CHECK(r.new_connections == 1);
+  CHECK(FindHeader(r.headers, "content-type") == std::optional<std::string>("text/plain"));
+  CHECK(r.ToStatus().ok());
+
+  Request put;
+  put.method = Method::kPut;
+  put.url = env.url("/echo");
+  put.body = BodySource::Memory("hello, upload");
+  put.headers = {{"X-Attempt", "one"}};
+  r = t->SubmitFuture(put).get();
+  REQUIRE(r.ToStatus().ok());
+  CHECK(r.body == "hello, upload");
+  CHECK(r.bytes_up == 13);
+  CHECK(FindHeader(r.headers, "X-Seen-Attempt") == std::optional<std::string>("one"));
+  CHECK(r.new_connections == 0);  // reused
+
+  const std::string in = env.dir().file("in.bin");
+  std::string content(300'000, '\0');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = testing::PatternByte(i);
+  grin::testing::WriteFile(in, content);
+  Request post;
+  post.method = Method::kPost;
+  post.url = env.url("/echo");
+  post.body = BodySource::File(in, 1000, 200'000);
+  const std::string out = env.dir().file("out.bin");
+  grin::testing::WriteFile(out, "garbage that must be truncated away ..........");
+  post.sink = ResponseSink::File(out);
+  r = t->SubmitFuture(post).get();
+  INFO(r.ToStatus().ToString());
+  REQUIRE(r.ToStatus().ok());
+  CHECK(r.body.empty());
+  CHECK(grin::testing::ReadFile(out) == content.substr(1000, 200'000));
+
+  r = t->SubmitFuture(Get(env.url("/nothing-here"))).get();
+  CHECK(r.transport_status.ok());  // a 404 is a response
+  CHECK(r.http_status == 404);
+  CHECK(r.attempts == 1);  // permanent: not retried
+  CHECK(r.ToStatus().code() == StatusCode::kNotFound);
+
+  auto stats = t->HostStats();
+  REQUIRE(stats.size() == 1);
+  CHECK(stats[0].host == env.host_key());
+  CHECK(stats[0].requests == 4);
+  CHECK(stats[0].status_class[2] == 3);
+  CHECK(stats[0].status_class[4] == 1);
+  CHECK(stats[0].new_connections == 1);
+  CHECK(stats[0].tls_handshakes == 1);
+  CHECK(stats[0].reused == 3);
+  CHECK(stats[0].bytes_up == 13 + 200'000);
+  CHECK(env.server().handshakes() == 1);
+}
+
+TEST_CASE("2,000 requests from 8 threads open no more connections than the per-host cap") {
+  NetEnv env;
+  TransportOptions o = env.Options();
+  o.max_connections_per_host = 4;
+  auto t = MakeTransport(o);
+  constexpr int kThreads = 8, kPerThread = 250;
+  std::atomic<int> ok{0}, bad{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      std::vector<std::future<Response>> fs;
+      for (int j = 0; j < kPerThread; ++j) fs.push_back(t->SubmitFuture(Get(env.url("/small"))));
+      for (auto& f : fs) {
+        Response r = f.get();
+        (r.ToStatus().ok() && r.body.size() == 200 ? ok : bad)++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(ok.load() == kThreads * kPerThread);
+  CHECK(bad.load() == 0);
+  CHECK(env.server().requests() == kThreads * kPerThread);
+  // Server side: TLS connections accepted and client ports that carried requests.
+  CHECK(env.server().tls_connections() <= 4);
+  CHECK(env.server().distinct_client_ports() <= 4);
+  CHECK(env.server().handshakes() <= 4);
+  auto stats = t->HostStats();
+  REQUIRE(stats.size() == 1);
+  CHECK(stats[0].new_connections == env.server().handshakes());
+  CHECK(stats[0].reused == kThreads * kPerThread - stats[0].new_connections);
+}
+
+TEST_CASE("with reuse forbidden every request opens a connection, sessions are resumed") {
+  NetEnv env;
+  TransportOptions o = env.Options();
+  o.forbid_reuse = true;
+  auto t = MakeTransport(o);
+  for (int i = 0; i < 10; ++i) REQUIRE(t->SubmitFuture(Get(env.url("/small"))).get().ToStatus().ok());
+  CHECK(env.server().tls_connections() == 10);
+  CHECK(t->HostStats()[0].new_connections == 10);
+  // The share handle carries TLS sessions between easy handles (TLS 1.3 tickets arrive after the
+  // handshake, so not necessarily every one resumes).
+  CHECK(env.server().resumed() >= 1);
+}
+
+TEST_CASE("a truncated body is an error, never a success") {
+  NetEnv env;
+  TransportOptions o = env.Options();
+  o.retry.max_attempts = 3;
+  auto t = MakeTransport(o);
+  Response r = t->SubmitFuture(Get(env.url("/truncated"))).get();
+  CHECK_FALSE(r.transport_status.ok());
+  CHECK(r.transport_status.code() == StatusCode::kDataLoss);
+  CHECK(r.curl_code == 18);  // CURLE_PARTIAL_FILE
+  CHECK(r.attempts == 3);    // retryable, retried, still refused
+  CHECK_FALSE(r.ToStatus().ok());
+  CHECK(t->HostStats()[0].transport_errors == 3);
+  CHECK(t->HostStats()[0].retries == 2);
+}
+
+TEST_CASE("a stalled body trips the low-speed limit") {
+  NetEnv env;
+  TransportOptions o = env.Options();
+  o.low_speed_bytes_per_second = 1000;
+  o.low_speed_time_seconds = 1;
+  o.retry.max_attempts = 1;
+  auto t = MakeTransport(o);
+  const auto start = Clock::now();
+  Response r = t->SubmitFuture(Get(env.url("/stall"))).get();
+  const double took = SecondsSince(start);
+  CHECK(r.transport_status.code() == StatusCode::kUnavailable);
+  CHECK(r.curl_code == 28);  // CURLE_OPERATION_TIMEDOUT
+  CHECK(r.transport_status.message().find("timeout") != std::string::npos);
+  CHECK(took >= 0.9);
+  CHECK(took < 10);
+}
+
+TEST_CASE("429 with Retry-After is waited out, then succeeds") {
+  NetEnv env;
+  auto t = MakeTransport(env.Options());
+  const auto start = Clock::now();
+  Response r = t->SubmitFuture(Get(env.url("/throttle?k=a"))).get();
+  const double took = SecondsSince(start);
+  REQUIRE(r.ToStatus().ok());
+  CHECK(r.body == "ok");
+  CHECK(r.attempts == 2);
+  CHECK(took >= 0.95);  // Retry-After: 1, not the 20 ms base backoff
+  CHECK(took < 5);
+  CHECK(env.Hits("throttle:a") == 2);
+  auto s = t->HostStats()[0];
+  CHECK(s.retries == 1);
+  CHECK(s.throttled == 1);
+  CHECK(s.status_class[4] == 1);
+}
+
+TEST_CASE("retries re-run the prepare hook; non-replayable bodies are not retried") {
+  NetEnv env;
+  auto t = MakeTransport(env.Options());
+  std::vector<int> attempts;
+  Request req = Get(env.url("/flaky?k=p&f=2"));
+  req.prepare = [&attempts](Request& r, int attempt) {
+    attempts.push_back(attempt);  // runs on the transport thread, one attempt at a time
+    r.headers = {{"X-Attempt", std::to_string(attempt)}};
+    return Status::Ok();
+  };
+  Response r = t->SubmitFuture(req).get();
+  REQUIRE(r.ToStatus().ok());
+  CHECK(r.attempts == 3);
+  CHECK(attempts == std::vector<int>{1, 2, 3});
+  CHECK(FindHeader(r.headers, "X-Seen-Attempt") == std::optional<std::string>("3"));
+
+  // A callback body without rewind is not replayable: the 503 comes back as is.
+  Request once = Get(env.url("/flaky?k=q&f=1"));
+  once.body = BodySource::Callback([](char*, size_t) -> size_t { return 0; }, 0);
+  r = t->SubmitFuture(once).get();
+  CHECK(r.transport_status.ok());
+  CHECK(r.http_status == 503);
+  CHECK(r.attempts == 1);
+  CHECK(r.ToStatus().code() == StatusCode::kUnavailable);
+
+  // A failing prepare hook fails the request with its Status.
+  Request bad = Get(env.url("/small"));
+  bad.prepare = [](Request&, int) { return Status::PermissionDenied("no credentials"); };
+  r = t->SubmitFuture(bad).get();
+  CHECK(r.transport_status.code() == StatusCode::kPermissionDenied);
+}
+
+TEST_CASE("a certificate from an unknown CA is refused with a clear error") {
+  NetEnv env;
+  // Trusting a different CA.
+  testing::TestPki other = testing::TestPki::Generate("some other CA");
+  const std::string other_ca = env.dir().file("other-ca.pem");
+  REQUIRE(other.WriteCaPem(other_ca));
+  TransportOptions o = env.Options();
+  o.ca_file = other_ca;
+  auto t = MakeTransport(o);
+  Response r = t->SubmitFuture(Get(env.url("/small"))).get();
+  CHECK(r.transport_status.code() == StatusCode::kFailedPrecondition);
+  CHECK(r.curl_code == 60);  // CURLE_PEER_FAILED_VERIFICATION
+  CHECK(r.transport_status.message().find("certificate") != std::string::npos);
+  CHECK(r.attempts == 1);  // never retried
+  CHECK(env.server().requests() == 0);
+
+  // The system store does not know the test CA either; there is no insecure fallback.
+  TransportOptions sys = env.Options();
+  sys.ca_file.clear();
+  auto t2 = MakeTransport(sys);
+  r = t2->SubmitFuture(Get(env.url("/small"))).get();
+  CHECK(r.transport_status.code() == StatusCode::kFailedPrecondition);
+  CHECK(env.server().requests() == 0);
+
+  TransportOptions missing = env.Options();
+  missing.ca_file = env.dir().file("does-not-exist.pem");
+  CHECK(CurlTransport::Create(missing).status().code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("per-host request rate and download byte rate are enforced") {
+  NetEnv env;
+  TransportOptions o = env.Options();
+  o.default_host_limits.requests_per_second = 40;
+  o.default_host_limits.burst_seconds = 0.1;  // 4 requests of burst
+  auto t = MakeTransport(o);
+  auto start = Clock::now();
+  std::vector<std::future<Response>> fs;
+  for (int i = 0; i < 24; ++i) fs.push_back(t->SubmitFuture(Get(env.url("/small"))));
+  for (auto& f : fs) REQUIRE(f.get().ToStatus().ok());
+  double took = SecondsSince(start);
+  CHECK(took >= 0.45);  // (24 - 4) / 40 s
+  CHECK(took < 5);
+
+  HostLimits bytes;
+  bytes.bytes_per_second_down = 2 * 1024 * 1024;
+  bytes.burst_seconds = 0.1;
+  t->SetHostLimits(env.host_key(), bytes);
+  start = Clock::now();
+  Response r = t->SubmitFuture(Get(env.url("/bytes?n=3145728"))).get();  // 3 MiB at 2 MiB/s
+  took = SecondsSince(start);
+  REQUIRE(r.ToStatus().ok());
+  CHECK(r.body.size() == 3145728);
+  CHECK(took >= 1.2);
+  CHECK(took < 8);
+}
+
+TEST_CASE("429 without Retry-After slows the host down (AIMD) and the budget caps retries") {
+  NetEnv env;
+  TransportOptions o = env.Options();
+  o.max_connections_per_host = 8;
+  o.retry.max_attempts = 2;
+  o.retry.throttle_base_delay_ms = 5;
+  o.retry_budget_capacity = 25;  // 5 retries' worth
+  auto t = MakeTransport(o);
+  std::vector<std::future<Response>> fs;
+  for (int i = 0; i < 20; ++i) fs.push_back(t->SubmitFuture(Get(env.url("/always429"))));
+  int throttled = 0;
+  for (auto& f : fs) {
+    Response r = f.get();
+    CHECK(r.transport_status.ok());
+    throttled += r.http_status == 429;
+  }
+  CHECK(throttled == 20);
+  auto s = t->HostStats()[0];
+  CHECK(s.retries == 5);  // the budget, not 20 x (max_attempts - 1)
+  CHECK(s.attempts == 25);
+  CHECK(s.current_concurrency < 8);
+}
+
+}  // TEST_SUITE
+
+}  // namespace
+}  // namespace grin::net
