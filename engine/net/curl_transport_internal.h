@@ -123,6 +123,7 @@ struct Transfer {
   bool sink_used_unrewindable = false;
   Status local_error;     // set by a callback that failed the attempt
   bool rate_paused = false;
+  bool counted = false;   // the final attempt was counted in HostCounters::requests
 };
 
 class CurlTransport::Impl {

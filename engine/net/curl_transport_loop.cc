@@ -210,7 +210,10 @@ void CurlTransport::Impl::Count(Transfer* t, bool final, bool retried, bool thro
   HostCounters& c = counters_[t->host_key];
   c.host = t->host_key;
   c.attempts++;
-  if (final) c.requests++;
+  if (final) {
+    c.requests++;
+    t->counted = true;
+  }
   if (retried) c.retries++;
   if (throttled) c.throttled++;
   const int cls = t->resp.http_status / 100;
@@ -238,11 +241,8 @@ void CurlTransport::Impl::Complete(Transfer* t, Status status) {
     curl_multi_remove_handle(multi_.get(), t->easy.get());
     t->host->in_flight--;
     ReleaseEasy(t);
-    std::lock_guard<std::mutex> l(stats_mu_);
-    HostCounters& c = counters_[t->host_key];
-    c.host = t->host_key;
-    c.requests++;
-  } else if (!t->host_key.empty() && t->attempt == 0) {
+  }
+  if (!t->counted && !t->host_key.empty()) {  // cancelled or failed before an attempt ended
     std::lock_guard<std::mutex> l(stats_mu_);
     HostCounters& c = counters_[t->host_key];
     c.host = t->host_key;

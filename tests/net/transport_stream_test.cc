@@ -86,11 +86,14 @@ TEST_CASE("download back-pressure: a paused sink resumes from another thread, no
     got.append(data, len);
     return len;
   });
-  std::promise<Response> p;
-  id = t->Submit(req, [&](Response r) {
-    done = true;
-    p.set_value(std::move(r));
-    cv.notify_all();
+  auto p = std::make_shared<std::promise<Response>>();
+  id = t->Submit(req, [&mu, &cv, &done, p](Response r) {
+    {
+      std::lock_guard<std::mutex> l(mu);  // the waiter may destroy cv as soon as it sees done
+      done = true;
+      cv.notify_all();
+    }
+    p->set_value(std::move(r));
   });
   std::thread consumer([&] {
     std::unique_lock<std::mutex> l(mu);
@@ -105,7 +108,7 @@ TEST_CASE("download back-pressure: a paused sink resumes from another thread, no
       }
     }
   });
-  Response r = p.get_future().get();
+  Response r = p->get_future().get();
   consumer.join();
   REQUIRE(r.ToStatus().ok());
   CHECK(pauses == 20);
@@ -182,15 +185,16 @@ TEST_CASE("cancel stops an in-flight transfer and a queued one") {
   TransportOptions o = env.Options();
   o.max_connections_per_host = 1;
   auto t = MakeTransport(o);
-  std::promise<Response> p1, p2;
+  auto p1 = std::make_shared<std::promise<Response>>();
+  auto p2 = std::make_shared<std::promise<Response>>();
   std::atomic<int64_t> got{0};
   Request slow = Get(env.url("/slow"));
   slow.sink = ResponseSink::Callback([&](const char*, size_t len) {
     got += static_cast<int64_t>(len);
     return len;
   });
-  RequestId a = t->Submit(slow, [&](Response r) { p1.set_value(std::move(r)); });
-  RequestId b = t->Submit(Get(env.url("/small")), [&](Response r) { p2.set_value(std::move(r)); });
+  RequestId a = t->Submit(slow, [p1](Response r) { p1->set_value(std::move(r)); });
+  RequestId b = t->Submit(Get(env.url("/small")), [p2](Response r) { p2->set_value(std::move(r)); });
   for (int i = 0; i < 200 && got.load() == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -198,12 +202,13 @@ TEST_CASE("cancel stops an in-flight transfer and a queued one") {
   t->Cancel(b);  // waiting behind the one connection
   t->Cancel(a);
   const auto start = Clock::now();
-  Response r1 = p1.get_future().get();
-  Response r2 = p2.get_future().get();
+  Response r1 = p1->get_future().get();
+  Response r2 = p2->get_future().get();
   CHECK(std::chrono::duration<double>(Clock::now() - start).count() < 2);
   CHECK(r1.transport_status.code() == StatusCode::kCancelled);
   CHECK(r2.transport_status.code() == StatusCode::kCancelled);
   t->Cancel(a);  // unknown now: ignored
+  CHECK(t->HostStats()[0].requests == 2);
   // The transport is still usable.
   CHECK(t->SubmitFuture(Get(env.url("/small"))).get().ToStatus().ok());
 }

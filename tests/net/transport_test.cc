@@ -293,6 +293,17 @@ TEST_CASE("429 without Retry-After slows the host down (AIMD) and the budget cap
   CHECK(s.current_concurrency < 8);
 }
 
+TEST_CASE("the http2 option falls back to HTTP/1.1 via ALPN on an HTTP/1.1-only server") {
+  NetEnv env;
+  TransportOptions o = env.Options();
+  o.http2 = true;
+  auto t = MakeTransport(o);
+  std::vector<std::future<Response>> fs;
+  for (int i = 0; i < 50; ++i) fs.push_back(t->SubmitFuture(Get(env.url("/small"))));
+  for (auto& f : fs) REQUIRE(f.get().ToStatus().ok());
+  CHECK(env.server().tls_connections() <= 4);
+}
+
 }  // TEST_SUITE
 
 }  // namespace
