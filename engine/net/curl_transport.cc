@@ -21,6 +21,8 @@
 namespace grin::net {
 namespace {
 
+constexpr size_t kErrorBodyLimit = 64 * 1024;
+
 // Splits "host:port" out of a URL; empty on a malformed URL.
 std::string HostKey(const std::string& url) {
   CurlUrl u(curl_url());
@@ -384,6 +386,15 @@ size_t CurlTransport::Impl::OnWrite(char* data, size_t size, size_t n, void* use
     return CURL_WRITEFUNC_PAUSE;
   }
   const ResponseSink& s = t->req.sink;
+  const int status = t->resp.http_status;
+  if (s.kind != ResponseSink::Kind::kMemory && (status < 200 || status >= 300)) {
+    // An error reply's body (S3's <Error> XML, a 503 page) must not reach a file or a streaming
+    // consumer: keep its head in Response::body for the caller and drop the rest.
+    const size_t room = kErrorBodyLimit - std::min(kErrorBodyLimit, t->resp.body.size());
+    t->resp.body.append(data, std::min(room, len));
+    h->down.Take(static_cast<double>(len), now);
+    return len;
+  }
   switch (s.kind) {
     case ResponseSink::Kind::kMemory:
       if (s.max_bytes > 0 && static_cast<int64_t>(t->resp.body.size() + len) > s.max_bytes) {

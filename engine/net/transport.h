@@ -84,7 +84,9 @@ struct BodySource {
   bool Replayable() const { return kind != Kind::kCallback || static_cast<bool>(rewind); }
 };
 
-// Where a response body goes.
+// Where a response body goes. Only 2xx bodies go to a file or callback sink; the body of any
+// other status (an S3 <Error> document, a 503 page) is kept in Response::body instead, up to
+// 64 KiB, so error text never lands in a download and never blocks a retry.
 struct ResponseSink {
   enum class Kind { kMemory, kFile, kCallback, kDiscard };
   Kind kind = Kind::kMemory;
@@ -142,7 +144,7 @@ struct Response {
   int curl_code = 0;        // CURLcode of the last attempt (0 = CURLE_OK)
   int http_status = 0;      // 0 if no response line was received
   Headers headers;          // of the final response (interim 1xx and earlier attempts dropped)
-  std::string body;         // ResponseSink::kMemory only
+  std::string body;         // ResponseSink::kMemory, or a non-2xx reply's body (see ResponseSink)
   int64_t bytes_down = 0;   // body bytes received in the last attempt
   int64_t bytes_up = 0;     // body bytes sent in the last attempt
   int attempts = 0;         // attempts made (1 = no retry)

@@ -198,6 +198,31 @@ TEST_CASE("retries re-run the prepare hook; non-replayable bodies are not retrie
   CHECK(attempts == std::vector<int>{1, 2, 3});
   CHECK(FindHeader(r.headers, "X-Seen-Attempt") == std::optional<std::string>("3"));
 
+  // Retrying into a file sink: the file holds the successful body only, the 503 page never.
+  Request to_file = Get(env.url("/flaky?k=f&f=1"));
+  const std::string path = env.dir().file("flaky.out");
+  to_file.sink = ResponseSink::File(path);
+  r = t->SubmitFuture(to_file).get();
+  REQUIRE(r.ToStatus().ok());
+  CHECK(r.attempts == 2);
+  CHECK(grin::testing::ReadFile(path) == "ok");
+
+  // Retries exhausted into a callback sink: the error body is in Response::body, not the sink.
+  std::string streamed;
+  Request to_cb = Get(env.url("/flaky?k=c&f=5"));
+  to_cb.retry = RetryOptions{};
+  to_cb.retry->max_attempts = 2;
+  to_cb.retry->throttle_base_delay_ms = 1;
+  to_cb.sink = ResponseSink::Callback([&streamed](const char* d, size_t n) {
+    streamed.append(d, n);
+    return n;
+  });
+  r = t->SubmitFuture(to_cb).get();
+  CHECK(r.http_status == 503);
+  CHECK(r.attempts == 2);
+  CHECK(r.body == "unavailable");
+  CHECK(streamed.empty());
+
   // A callback body without rewind is not replayable: the 503 comes back as is.
   Request once = Get(env.url("/flaky?k=q&f=1"));
   once.body = BodySource::Callback([](char*, size_t) -> size_t { return 0; }, 0);
