@@ -7,6 +7,7 @@ int RunInit(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunStatus(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunSql(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunRetry(const std::vector<std::string>&, std::ostream&, std::ostream&);
+int RunExtract(const std::vector<std::string>&, std::ostream&, std::ostream&);
 
 const std::vector<CommandInfo>& Commands() {
   static const std::vector<CommandInfo> kCommands = {
@@ -14,6 +15,7 @@ const std::vector<CommandInfo>& Commands() {
       {"status", "Show a run's progress: stages, failures, rate, ETA (read-only)", RunStatus},
       {"sql", "Run a read-only SQL query on a run's database", RunSql},
       {"retry", "Requeue failed or dead jobs", RunRetry},
+      {"extract", "Decrypt and extract OCR JSONL + MARC metadata from local archives", RunExtract},
   };
   return kCommands;
 }
