@@ -207,7 +207,12 @@ void CurlTransport::Impl::StartAttempt(Transfer* t, int64_t now) {
   t->resp.body.clear();
   t->errbuf[0] = '\0';
   if (t->req.prepare) {
-    Status s = t->req.prepare(t->req, t->attempt);
+    Status s;
+    try {
+      s = t->req.prepare(t->req, t->attempt);
+    } catch (...) {  // never let a hook's exception unwind through the loop thread
+      s = Status::Internal("prepare hook threw");
+    }
     if (!s.ok()) return Complete(t, s.WithContext("prepare"));
   }
   Status s = SetupEasy(t);
@@ -443,13 +448,19 @@ size_t CurlTransport::Impl::OnWrite(char* data, size_t size, size_t n, void* use
 
 size_t CurlTransport::Impl::OnRead(char* buf, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
-  const size_t cap = size * n;
+  size_t cap = size * n;
   const int64_t now = SteadyMicros();
   HostState* h = t->host;
-  if (!h->up.unlimited() && h->up.Available(now) <= 0) {
-    if (!t->rate_paused) h->rate_paused.push_back(t->id);
-    t->rate_paused = true;
-    return CURL_READFUNC_PAUSE;
+  if (!h->up.unlimited()) {
+    const double avail = h->up.Available(now);
+    if (avail <= 0) {
+      if (!t->rate_paused) h->rate_paused.push_back(t->id);
+      t->rate_paused = true;
+      return CURL_READFUNC_PAUSE;
+    }
+    // Unlike a download chunk, an upload chunk can be cut to what the bucket allows (at least
+    // 16 KiB, so a slow rate still moves whole TLS records).
+    cap = std::min(cap, std::max<size_t>(16384, static_cast<size_t>(avail)));
   }
   size_t got = 0;
   const BodySource& b = t->req.body;

@@ -31,7 +31,10 @@
 
 namespace grin::net {
 
-// Rate limits for one host ("host:port"). 0 means unlimited.
+// Rate limits for one host ("host:port"). 0 means unlimited. Byte limits are enforced by pausing
+// transfers (CURL_*FUNC_PAUSE), so they never count against the low-speed limit. A download may
+// overdraw the bucket by one receive buffer (libcurl hands a whole buffer to the write callback);
+// uploads are cut to what the bucket allows.
 struct HostLimits {
   double requests_per_second = 0;
   double bytes_per_second_down = 0;

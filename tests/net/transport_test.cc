@@ -157,6 +157,7 @@ TEST_CASE("a stalled body trips the low-speed limit") {
   const auto start = Clock::now();
   Response r = t->SubmitFuture(Get(env.url("/stall"))).get();
   const double took = SecondsSince(start);
+  MESSAGE("stall detected after " << took << " s");
   CHECK(r.transport_status.code() == StatusCode::kUnavailable);
   CHECK(r.curl_code == 28);  // CURLE_OPERATION_TIMEDOUT
   CHECK(r.transport_status.message().find("timeout") != std::string::npos);
@@ -291,6 +292,25 @@ TEST_CASE("per-host request rate and download byte rate are enforced") {
   took = SecondsSince(start);
   REQUIRE(r.ToStatus().ok());
   CHECK(r.body.size() == 3145728);
+  CHECK(took >= 1.2);
+  CHECK(took < 8);
+}
+
+TEST_CASE("per-host upload byte rate is enforced") {
+  NetEnv env;
+  TransportOptions o = env.Options();
+  o.default_host_limits.bytes_per_second_up = 1024 * 1024;
+  o.default_host_limits.burst_seconds = 0.1;
+  auto t = MakeTransport(o);
+  Request put;
+  put.method = Method::kPut;
+  put.url = env.url("/echo");
+  put.body = BodySource::Memory(std::string(1536 * 1024, 'u'));  // 1.5 MiB at 1 MiB/s
+  const auto start = Clock::now();
+  Response r = t->SubmitFuture(put).get();
+  const double took = SecondsSince(start);
+  REQUIRE(r.ToStatus().ok());
+  CHECK(r.body.size() == 1536 * 1024);
   CHECK(took >= 1.2);
   CHECK(took < 8);
 }
