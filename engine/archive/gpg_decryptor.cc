@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <time.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,7 +22,12 @@
 namespace grin::archive::internal {
 namespace {
 
-constexpr size_t kReadChunk = 256 * 1024;
+constexpr size_t kReadChunk = 1 << 20;
+// 1 MiB data pipes: with the 64 KiB default, a 50 MiB book cost ~3x the CPU of gpg writing to a
+// file, most of it in wake-ups (measured 2026-11-28, docs/benchmarks.md).
+constexpr size_t kDataPipeBytes = 1 << 20;
+constexpr size_t kCoalesceBytes = 128 * 1024;
+constexpr long kCoalesceNanos = 300'000;  // ~350 KiB of gpg output at its bulk rate
 constexpr size_t kMaxStatusBytes = 64 * 1024;
 constexpr size_t kStderrTail = 2048;
 
@@ -143,7 +149,18 @@ class GpgDecryptor final : public Decryptor {
         return Status::Internal(std::string("poll: ") + strerror(errno));
       }
       int off = npfd;
-      if (idx_out >= 0 && all[off + idx_out].revents) GRIN_RETURN_IF_ERROR(DrainOut());
+      if (idx_out >= 0 && all[off + idx_out].revents) {
+        size_t got = 0;
+        GRIN_RETURN_IF_ERROR(DrainOut(&got));
+        // gpg writes its output 4 KiB at a time. Waking for each write costs more CPU than the
+        // decryption itself, so when a wake-up yields little and we have no input to hand over,
+        // let the 1 MiB pipe fill for a moment (gpg keeps running meanwhile).
+        bool input_pending = idx_in >= 0 && (all[idx_in].revents & POLLOUT);
+        if (got > 0 && got < kCoalesceBytes && !input_pending && fds()[kOut].valid()) {
+          struct timespec pause = {0, kCoalesceNanos};
+          ::nanosleep(&pause, nullptr);
+        }
+      }
       if (idx_status >= 0 && all[off + idx_status].revents) DrainText(kStatus);
       if (idx_err >= 0 && all[off + idx_err].revents) DrainText(kErr);
       if (idx_in >= 0 && all[idx_in].revents) {
@@ -182,10 +199,11 @@ class GpgDecryptor final : public Decryptor {
     return v.message();
   }
 
-  Status DrainOut() {
+  Status DrainOut(size_t* got) {
     while (true) {
       ssize_t r = ::read(fds()[kOut].get(), buf_.data(), buf_.size());
       if (r > 0) {
+        *got += static_cast<size_t>(r);
         plaintext_ += static_cast<uint64_t>(r);
         if (max_plaintext_ && plaintext_ > max_plaintext_) {
           return Status::ResourceExhausted("plaintext exceeds the limit of " +
@@ -329,8 +347,8 @@ Result<std::unique_ptr<Decryptor>> NewGpgDecryptor(const DecryptOptions& options
   GRIN_ASSIGN_OR_RETURN(
       Subprocess child,
       Subprocess::Spawn(argv, MinimalEnv({"GPG_TTY=", "GNUPGHOME=" + home}),
-                        {{kIn, PipeDir::kChildReads},
-                         {kOut, PipeDir::kChildWrites},
+                        {{kIn, PipeDir::kChildReads, kDataPipeBytes},
+                         {kOut, PipeDir::kChildWrites, kDataPipeBytes},
                          {kErr, PipeDir::kChildWrites},
                          {kPass, PipeDir::kChildReads},
                          {kStatus, PipeDir::kChildWrites}}));

@@ -72,6 +72,10 @@ Result<Subprocess> Subprocess::Spawn(const std::vector<std::string>& argv,
     if (::pipe2(fds, O_CLOEXEC) != 0) {
       return Status::ResourceExhausted(std::string("pipe2: ") + strerror(errno));
     }
+    if (cp.capacity > 0) {
+      // Best effort: an unprivileged process may not get the full size.
+      ::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(cp.capacity));
+    }
     GRIN_ASSIGN_OR_RETURN(UniqueFd r, HighFd(fds[0]));
     GRIN_ASSIGN_OR_RETURN(UniqueFd w, HighFd(fds[1]));
     UniqueFd& parent = cp.dir == PipeDir::kChildReads ? w : r;

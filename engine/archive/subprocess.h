@@ -49,6 +49,9 @@ enum class PipeDir { kChildReads, kChildWrites };
 struct ChildPipe {
   int child_fd;  // descriptor number inside the child (0, 1, 2, 3, ...)
   PipeDir dir;
+  // Pipe capacity to request (F_SETPIPE_SZ; the kernel caps it at fs.pipe-max-size, 1 MiB by
+  // default). 0 keeps the 64 KiB default. Bulk pipes want it large: fewer wake-ups per MiB.
+  size_t capacity = 0;
 };
 
 class Subprocess {
