@@ -167,7 +167,7 @@ class GpgDecryptor final : public Decryptor {
         if (all[idx_in].revents & (POLLERR | POLLHUP)) {
           // gpg stopped reading (bad passphrase, corrupt packet): the verdict will say why.
           fds()[kIn].Reset();
-          return Status::DataLoss(EarlyExitReason());
+          return EarlyExitVerdict();
         }
         ssize_t w = ::write(fds()[kIn].get(), data, n);
         if (w > 0) {
@@ -175,7 +175,7 @@ class GpgDecryptor final : public Decryptor {
           n -= static_cast<size_t>(w);
         } else if (w < 0 && errno == EPIPE) {
           fds()[kIn].Reset();
-          return Status::DataLoss(EarlyExitReason());
+          return EarlyExitVerdict();
         } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
           return Status::Internal(std::string("write to gpg: ") + strerror(errno));
         }
@@ -183,8 +183,9 @@ class GpgDecryptor final : public Decryptor {
     }
   }
 
-  // gpg quit before taking all input: finish reading its status to name the reason.
-  std::string EarlyExitReason() {
+  // gpg quit before taking all input: finish reading its status to name the reason (always an
+  // error: a message cannot be valid if gpg stopped reading it).
+  Status EarlyExitVerdict() {
     for (int i = 0; i < 100 && fds()[kStatus].valid(); ++i) {
       pollfd p = {fds()[kStatus].get(), POLLIN, 0};
       if (::poll(&p, 1, 50) <= 0) break;
@@ -195,8 +196,7 @@ class GpgDecryptor final : public Decryptor {
       if (::poll(&p, 1, 20) <= 0) break;
       DrainText(kErr);
     }
-    Status v = GpgVerdict({status_, /*wait_status=*/1 << 8, stderr_tail_});
-    return v.message();
+    return GpgVerdict({status_, /*wait_status=*/1 << 8, stderr_tail_});
   }
 
   Status DrainOut(size_t* got) {

@@ -188,6 +188,21 @@ TEST_CASE("decrypt: bad messages fail with a clear reason on both backends") {
   }
 }
 
+TEST_CASE("decrypt: wrong passphrase on a message larger than the pipes") {
+  // gpg stops reading early here, so the reason comes from the write path, not Finish().
+  std::string big(6 << 20, '\0');
+  testing::FillRandom(11, reinterpret_cast<uint8_t*>(big.data()), big.size());
+  auto ct = CachedGpgEncrypt(big, GpgParams{});
+  REQUIRE(ct.ok());
+  for (DecryptBackend b : {DecryptBackend::kGpg, DecryptBackend::kRnp}) {
+    CAPTURE(BackendName(b));
+    StringSink out;
+    Status s = Decrypt(b, *ct, &out, "wrong words");
+    CHECK_MESSAGE(s.code() == StatusCode::kPermissionDenied, s.ToString());
+    CHECK(out.data().empty());
+  }
+}
+
 TEST_CASE("decrypt: plaintext limit stops a compression bomb at the OpenPGP layer") {
   std::string zeros(8 << 20, '\0');
   GpgParams p;
