@@ -1,7 +1,11 @@
 // CurlTransport against the loopback HTTPS server: requests and responses, connection reuse under
 // concurrency, error mapping (truncation, stalls, TLS), retries, rate control and counters.
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -238,6 +242,36 @@ TEST_CASE("retries re-run the prepare hook; non-replayable bodies are not retrie
   bad.prepare = [](Request&, int) { return Status::PermissionDenied("no credentials"); };
   r = t->SubmitFuture(bad).get();
   CHECK(r.transport_status.code() == StatusCode::kPermissionDenied);
+}
+
+TEST_CASE("connection refused is retried with backoff, then reported as unavailable") {
+  NetEnv env;
+  // A port that was just free: bind, read the port, close.
+  int port = 0;
+  {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port = ntohs(a.sin_port);
+    ::close(fd);  // never listened: connecting is refused
+  }
+  REQUIRE(port > 0);
+  auto t = MakeTransport(env.Options());
+  Response r = t->SubmitFuture(Get("https://127.0.0.1:" + std::to_string(port) + "/x")).get();
+  CHECK(r.transport_status.code() == StatusCode::kUnavailable);
+  CHECK(r.curl_code == 7);  // CURLE_COULDNT_CONNECT
+  CHECK(r.attempts == 4);
+  CHECK(r.http_status == 0);
+  auto s = t->HostStats();
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].status_class[0] == 4);
+  CHECK(s[0].retries == 3);
+  CHECK(s[0].requests == 1);
 }
 
 TEST_CASE("a certificate from an unknown CA is refused with a clear error") {
