@@ -8,6 +8,10 @@ int RunStatus(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunSql(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunRetry(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunExtract(const std::vector<std::string>&, std::ostream&, std::ostream&);
+int RunCollect(const std::vector<std::string>&, std::ostream&, std::ostream&);
+int RunEnrich(const std::vector<std::string>&, std::ostream&, std::ostream&);
+int RunRequest(const std::vector<std::string>&, std::ostream&, std::ostream&);
+int RunAuth(const std::vector<std::string>&, std::ostream&, std::ostream&);
 
 const std::vector<CommandInfo>& Commands() {
   static const std::vector<CommandInfo> kCommands = {
@@ -16,6 +20,10 @@ const std::vector<CommandInfo>& Commands() {
       {"sql", "Run a read-only SQL query on a run's database", RunSql},
       {"retry", "Requeue failed or dead jobs", RunRetry},
       {"extract", "Decrypt and extract OCR JSONL + MARC metadata from local archives", RunExtract},
+      {"auth", "GRIN sign-in: `auth setup` (OAuth2 installed-app flow), `auth status`", RunAuth},
+      {"collect", "Collect the library's book list from GRIN into books.db (resumable)", RunCollect},
+      {"enrich", "Fill GRIN metadata for collected books (_barcode_search)", RunEnrich},
+      {"request", "Request conversion of books from GRIN (_process), within the queue", RunRequest},
   };
   return kCommands;
 }

@@ -1,0 +1,158 @@
+// grin-jobs collect | enrich | request: GRIN metadata into the run's books table.
+#include <iostream>
+
+#include "cli/cli.h"
+#include "cli/commands/grin_stack.h"
+#include "cli/run_context.h"
+#include "engine/grin/workflows.h"
+
+namespace grin::cli {
+namespace {
+
+void AddGrinOptions(cxxopts::Options& options) {
+  options.add_options("grin")("rate", "GRIN requests per second (all requests of this command)",
+                              cxxopts::value<double>()->default_value("5"))(
+      "log-level", "debug, info, warning or error", cxxopts::value<std::string>()->default_value("warning"));
+}
+
+struct Common {
+  std::string run_dir;
+  GrinStackOptions stack;
+  std::unique_ptr<StderrLogger> logger;
+};
+
+bool ParseCommon(const char* command, const cxxopts::ParseResult& parsed, std::ostream& err,
+                 Common* c, int* code) {
+  auto run_dir = ResolveRunDir(parsed);
+  if (!run_dir.ok()) {
+    *code = ReportError(err, command, run_dir.status());
+    return false;
+  }
+  c->run_dir = *run_dir;
+  LogLevel level;
+  if (!ParseLogLevel(parsed["log-level"].as<std::string>(), &level)) {
+    err << "grin-jobs " << command << ": --log-level must be debug, info, warning or error\n";
+    *code = kExitUsage;
+    return false;
+  }
+  c->logger = std::make_unique<StderrLogger>(level);
+  c->stack.logger = c->logger.get();
+  c->stack.requests_per_second = parsed["rate"].as<double>();
+  if (c->stack.requests_per_second <= 0) {
+    err << "grin-jobs " << command << ": --rate must be positive\n";
+    *code = kExitUsage;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int RunCollect(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  cxxopts::Options options("grin-jobs collect",
+                           "Collect the library's book list from GRIN's _all_books pages into "
+                           "books.db. New books are inserted; known ones are left alone unless "
+                           "--refresh. An interrupted collect resumes at the first page not "
+                           "written.");
+  AddRunOptions(options);
+  AddGrinOptions(options);
+  options.add_options()("refresh", "Update changed fields of known books")(
+      "restart", "Ignore a saved position and start from the first page")(
+      "page-size", "Rows per page", cxxopts::value<int>()->default_value("10000"))(
+      "max-pages", "Stop after this many pages (resume later)",
+      cxxopts::value<int>()->default_value("0"));
+  cxxopts::ParseResult parsed;
+  int code = 0;
+  if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
+  Common c;
+  if (!ParseCommon("collect", parsed, err, &c, &code)) return code;
+  auto stack = OpenGrinStack(c.run_dir, c.stack);
+  if (!stack.ok()) return ReportError(err, "collect", stack.status());
+  grin_client::CollectOptions o;
+  o.refresh = parsed.count("refresh") > 0;
+  o.restart = parsed.count("restart") > 0;
+  o.page_size = parsed["page-size"].as<int>();
+  o.max_pages = parsed["max-pages"].as<int>();
+  if (o.page_size <= 0) return ReportError(err, "collect", Status::InvalidArgument("--page-size must be positive"));
+  Status probe = (*stack)->client->Probe();
+  if (!probe.ok()) return ReportError(err, "collect", probe);
+  auto stats = grin_client::CollectAllBooks(*(*stack)->client, *(*stack)->catalog, o);
+  if (!stats.ok()) {
+    err << "grin-jobs collect: stopped; rerun the same command to resume\n";
+    return ReportError(err, "collect", stats.status());
+  }
+  out << (stats->resumed ? "resumed; " : "") << stats->pages << " pages, " << stats->rows
+      << " books listed: " << stats->counts.inserted << " new, " << stats->counts.updated
+      << " updated, " << stats->counts.unchanged << " unchanged"
+      << (stats->finished ? "" : " (not finished: rerun to continue)") << "\n";
+  return kExitOk;
+}
+
+int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  cxxopts::Options options("grin-jobs enrich",
+                           "Fill GRIN's per-book metadata (state, viewability, dates, scores) "
+                           "from _barcode_search into books.db. Barcodes GRIN does not know are "
+                           "marked missing; failed requests are retried on the next run.");
+  AddRunOptions(options);
+  AddGrinOptions(options);
+  options.add_options()("limit", "At most this many books (0 = all pending)",
+                        cxxopts::value<int64_t>()->default_value("0"))(
+      "concurrency", "_barcode_search requests in flight", cxxopts::value<int>()->default_value("5"));
+  cxxopts::ParseResult parsed;
+  int code = 0;
+  if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
+  Common c;
+  if (!ParseCommon("enrich", parsed, err, &c, &code)) return code;
+  grin_client::EnrichOptions o;
+  o.limit = parsed["limit"].as<int64_t>();
+  o.concurrency = parsed["concurrency"].as<int>();
+  c.stack.max_connections = std::max(1, o.concurrency);
+  auto stack = OpenGrinStack(c.run_dir, c.stack);
+  if (!stack.ok()) return ReportError(err, "enrich", stack.status());
+  auto stats = grin_client::EnrichBooks(*(*stack)->client, *(*stack)->catalog, o, c.logger.get());
+  if (!stats.ok()) return ReportError(err, "enrich", stats.status());
+  out << stats->asked << " books asked in " << stats->requests << " requests: " << stats->found
+      << " enriched, " << stats->missing << " unknown to GRIN, " << stats->failed_barcodes
+      << " failed (retried next run)\n";
+  return stats->failed_groups > 0 ? kExitFailure : kExitOk;
+}
+
+int RunRequest(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  cxxopts::Options options("grin-jobs request",
+                           "Ask GRIN to convert books (_process), within the 50,000-book queue. "
+                           "Stops when GRIN says the queue is full (HTTP 429).");
+  AddRunOptions(options);
+  AddGrinOptions(options);
+  options.add_options()("limit", "At most this many requests",
+                        cxxopts::value<int64_t>()->default_value("100"))(
+      "batch", "Barcodes per _process call", cxxopts::value<int>()->default_value("100"))(
+      "dry-run", "Show how many would be requested; send nothing");
+  cxxopts::ParseResult parsed;
+  int code = 0;
+  if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
+  Common c;
+  if (!ParseCommon("request", parsed, err, &c, &code)) return code;
+  grin_client::RequestOptions o;
+  o.limit = parsed["limit"].as<int64_t>();
+  o.batch = static_cast<size_t>(std::max(1, parsed["batch"].as<int>()));
+  o.dry_run = parsed.count("dry-run") > 0;
+  auto stack = OpenGrinStack(c.run_dir, c.stack);
+  if (!stack.ok()) return ReportError(err, "request", stack.status());
+  auto stats = grin_client::RequestConversions(*(*stack)->client, *(*stack)->catalog, o);
+  if (!stats.ok()) return ReportError(err, "request", stats.status());
+  out << "GRIN queue: " << stats->in_process_before << " in process, " << stats->free_before
+      << " free of " << grin_client::kQueueCap << "\n";
+  if (o.dry_run) {
+    out << "would request " << stats->candidates << " books\n";
+    return kExitOk;
+  }
+  for (const auto& [outcome, n] : stats->outcomes) out << "  " << outcome << ": " << n << "\n";
+  if (stats->queue_full) {
+    out << "GRIN's conversion queue is full (HTTP 429): stopped; free space now 0\n";
+  } else {
+    out << "free queue space now about " << stats->free_after << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace grin::cli

@@ -1,0 +1,46 @@
+#pragma once
+// The GRIN-facing commands' shared wiring: run config -> CurlTransport (rate-limited, private CA)
+// -> TokenSource (credentials file) -> GrinClient, plus the books catalog of the run.
+
+#include <memory>
+#include <string>
+
+#include "cli/run_config.h"
+#include "engine/base/logger.h"
+#include "engine/base/result.h"
+#include "engine/grin/client.h"
+#include "engine/grin/oauth.h"
+#include "engine/net/curl_transport.h"
+#include "storage/run_lock.h"
+#include "storage/sqlite_book_catalog.h"
+
+namespace grin::cli {
+
+// Where credentials.json and client_secret.json live: the run config's credentials_dir, else
+// $GRIN_CREDENTIALS_DIR, else ~/.config/grin-jobs.
+std::string CredentialsDir(const RunConfig* config);
+
+struct GrinStackOptions {
+  double requests_per_second = 5;   // GRIN control calls (reference-tool.md §3.4)
+  int max_connections = 5;
+  bool open_catalog = true;
+  Logger* logger = nullptr;
+};
+
+// Owns everything a GRIN command needs, in destruction-safe order.
+struct GrinStack {
+  RunConfig config;
+  std::unique_ptr<storage::RunLock> lock;
+  std::unique_ptr<net::CurlTransport> transport;
+  std::unique_ptr<grin_client::TokenSource> tokens;
+  std::unique_ptr<grin_client::GrinClient> client;
+  std::unique_ptr<storage::SqliteBookCatalog> catalog;
+  ~GrinStack();
+};
+
+// Loads <run_dir>/run_config.json, takes the run lock, opens the catalog and the GRIN client.
+// kInvalidArgument if the run has no library_directory.
+Result<std::unique_ptr<GrinStack>> OpenGrinStack(const std::string& run_dir,
+                                                 const GrinStackOptions& options);
+
+}  // namespace grin::cli

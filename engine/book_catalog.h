@@ -1,0 +1,101 @@
+#pragma once
+// BookCatalog: the engine's port for the books table as collect, enrich and request fill it
+// (reference-tool.md §9). Rows come from GRIN listings; every write of a listing page, an
+// enrichment batch or a _process batch is one transaction, so a failure leaves nothing
+// half-written.
+//
+// Thread safety: implementations serialise their own writes; a catalog may be used from several
+// threads, though the commands use it from one.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/base/result.h"
+
+namespace grin {
+
+// One _all_books row (dates already ISO 8601; "" = none).
+struct CollectedBook {
+  std::string barcode;
+  std::string title;
+  std::string scanned_date;
+  std::string converted_date;
+  std::string downloaded_date;
+  std::string processed_date;
+  std::string analyzed_date;
+  std::string ocr_date;
+  std::string google_books_link;
+  std::string grin_state;
+};
+
+// Where a collect stands: the next page to fetch (written with the page before it).
+struct CollectCursor {
+  std::string library_directory;
+  std::string next_url;
+  int64_t pages_done = 0;
+  int64_t rows_seen = 0;
+  bool refresh = false;
+};
+
+struct UpsertCounts {
+  int64_t inserted = 0;
+  int64_t updated = 0;    // --refresh: rows whose fields changed
+  int64_t unchanged = 0;  // already known (and, with --refresh, identical)
+};
+
+// One enriched book: books column -> value (from grin_client::MapEnrichmentRow). Only the
+// columns of the enrichment mapping are accepted.
+struct EnrichedBook {
+  std::string barcode;
+  std::vector<std::pair<std::string, std::string>> columns;
+};
+
+// One _process outcome. outcome is one of requested, in_process, already_available,
+// not_allowed, other, unanswered.
+struct ConversionRecord {
+  std::string barcode;
+  std::string outcome;
+  std::string grin_status;
+};
+
+class BookCatalog {
+ public:
+  virtual ~BookCatalog() = default;
+
+  // Upserts one listing page and stores `cursor` (the page after it), in one transaction.
+  // Without refresh, known barcodes are left alone; with refresh, non-empty new values replace
+  // old ones (COALESCE) and updated_at moves only when something changed.
+  // If cursor.next_url is empty the cursor is removed instead (collect finished).
+  virtual Result<UpsertCounts> ApplyCollectedPage(const std::vector<CollectedBook>& books,
+                                                  bool refresh, const CollectCursor& cursor) = 0;
+  // The cursor of an unfinished collect for `library_directory`, or nullopt.
+  virtual Result<std::optional<CollectCursor>> LoadCollectCursor(
+      const std::string& library_directory) = 0;
+  virtual Status ClearCollectCursor(const std::string& library_directory) = 0;
+
+  // Up to `limit` barcodes still to enrich (never enriched, not known missing), in barcode order,
+  // strictly after `after` ("" = from the start).
+  virtual Result<std::vector<std::string>> PendingEnrichment(const std::string& after,
+                                                             int limit) = 0;
+  // Stores found rows (non-empty values replace old ones; enrichment_timestamp = now) and marks
+  // missing barcodes, in one transaction.
+  virtual Status ApplyEnrichment(const std::vector<EnrichedBook>& found,
+                                 const std::vector<std::string>& missing) = 0;
+  // Records a failed attempt for each barcode; they stay pending.
+  virtual Status RecordEnrichmentFailure(const std::vector<std::string>& barcodes,
+                                         const std::string& error) = 0;
+
+  // Up to `limit` books worth a conversion request, in barcode order: never requested, not
+  // converted, not refused before, grin_state not CHECKED_IN / NOT_AVAILABLE_FOR_DOWNLOAD.
+  virtual Result<std::vector<std::string>> ConversionCandidates(int limit) = 0;
+  // Stores _process outcomes (requested ones get processing_request_timestamp) and appends one
+  // event per book, in one transaction.
+  virtual Status RecordConversionRequests(const std::vector<ConversionRecord>& records) = 0;
+
+  virtual Result<int64_t> CountBooks() = 0;
+};
+
+}  // namespace grin

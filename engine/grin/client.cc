@@ -1,0 +1,413 @@
+#include "engine/grin/client.h"
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <thread>
+
+namespace grin::grin_client {
+namespace {
+
+bool IsLoginRedirect(int status, const std::string& location) {
+  return status >= 300 && status < 400 && location.find("ServiceLogin") != std::string::npos;
+}
+
+void SetHeader(net::Headers* headers, const std::string& name, const std::string& value) {
+  for (auto& [k, v] : *headers) {
+    if (k.size() == name.size() &&
+        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      v = value;
+      return;
+    }
+  }
+  headers->emplace_back(name, value);
+}
+
+// The URL without its query, for messages (a query could carry long barcode lists).
+std::string PageName(const std::string& url) { return url.substr(0, url.find('?')) +
+                                                       (url.find('?') != std::string::npos
+                                                            ? "?" + url.substr(url.find('?') + 1, 80)
+                                                            : ""); }
+
+constexpr std::string_view kUnavailableText = "Your request is unavailable";
+
+}  // namespace
+
+std::string UnquoteETag(std::string_view etag) {
+  if (etag.rfind("W/", 0) == 0) etag.remove_prefix(2);
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
+    etag = etag.substr(1, etag.size() - 2);
+  }
+  return std::string(etag);
+}
+
+std::string UrlEncode(std::string_view s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+GrinClient::GrinClient(net::Transport* transport, TokenSource* tokens, ClientOptions options)
+    : transport_(transport),
+      tokens_(tokens),
+      options_(std::move(options)),
+      logger_(options_.logger ? options_.logger : NullLogger::Default()) {}
+
+std::string GrinClient::DirectoryUrl() const {
+  std::string base = options_.base_url;
+  if (base.empty() || base.back() != '/') base += '/';
+  return base + options_.directory + "/";
+}
+
+std::string GrinClient::ListUrl(std::string_view list, int page_size) const {
+  return DirectoryUrl() + "_" + std::string(list) + "?result_count=" + std::to_string(page_size);
+}
+
+void GrinClient::AttachAuth(net::Request* request) const {
+  if (!tokens_) return;
+  TokenSource* tokens = tokens_;
+  net::PrepareFn prev = request->prepare;
+  request->prepare = [tokens, prev](net::Request& r, int attempt) -> Status {
+    if (prev) GRIN_RETURN_IF_ERROR(prev(r, attempt));
+    SetHeader(&r.headers, "Authorization", "Bearer " + tokens->CachedToken());
+    return Status::Ok();
+  };
+}
+
+Result<net::Response> GrinClient::Send(net::Request request) {
+  bool refreshed = false;
+  int redirects = 0;
+  for (int round = 0; round < options_.max_redirects + 3; ++round) {
+    std::string token;
+    if (tokens_) {
+      GRIN_ASSIGN_OR_RETURN(token, tokens_->Token());
+    }
+    net::Request attempt = request;
+    if (tokens_) SetHeader(&attempt.headers, "Authorization", "Bearer " + token);
+    AttachAuth(&attempt);
+    net::Response r = transport_->SubmitFuture(std::move(attempt)).get();
+    if (!r.transport_status.ok()) {
+      return r.transport_status.WithContext("GRIN " + PageName(request.url));
+    }
+    const std::string location = net::FindHeader(r.headers, "Location").value_or("");
+    if (r.http_status == 401 || IsLoginRedirect(r.http_status, location)) {
+      if (!tokens_) {
+        return Status::PermissionDenied("GRIN asked for credentials (HTTP " +
+                                        std::to_string(r.http_status) + ")");
+      }
+      if (refreshed) {
+        return Status::PermissionDenied(
+            "GRIN refused the access token even after a refresh: run `grin-jobs auth setup`");
+      }
+      logger_->Log(LogLevel::kInfo, "grin.auth.rejected",
+                   {{"status", std::to_string(r.http_status)}});
+      GRIN_RETURN_IF_ERROR(tokens_->ForceRefresh(token));
+      refreshed = true;
+      continue;
+    }
+    if (r.http_status == 403) return Status::PermissionDenied(kAccessListMessage);
+    if (r.http_status >= 300 && r.http_status < 400 && !location.empty()) {
+      if (++redirects > options_.max_redirects) {
+        return Status::Unavailable("too many redirects from GRIN " + PageName(request.url));
+      }
+      request.url = ResolveUrl(request.url, location);
+      continue;
+    }
+    return r;
+  }
+  return Status::Unavailable("GRIN " + PageName(request.url) + ": gave up after redirects");
+}
+
+Status GrinClient::CheckUnavailablePage(const net::Response& r, const std::string& what) const {
+  if (r.http_status == 200 && r.body.find(kUnavailableText) != std::string::npos &&
+      r.body.find("tr class=\"heading\"") == std::string::npos) {
+    return Status::Unavailable("GRIN said \"Your request is unavailable\" for " + what);
+  }
+  return Status::Ok();
+}
+
+Status GrinClient::Probe() {
+  net::Request req;
+  req.url = DirectoryUrl() + "?format=text&result_count=1";
+  req.sink = net::ResponseSink::Memory(1 << 20);
+  req.label = "grin.probe";
+  GRIN_ASSIGN_OR_RETURN(net::Response r, Send(std::move(req)));
+  if (r.http_status == 200) return Status::Ok();
+  return r.ToStatus().WithContext("GRIN probe of " + DirectoryUrl());
+}
+
+Status GrinClient::ForEachListPage(const std::string& first_url,
+                                   const std::function<Status(const ListPage&)>& fn,
+                                   int max_pages) {
+  auto fetch = [this](std::string url) -> Result<net::Response> {
+    // "Your request is unavailable" and 5xx are transient: up to 3 tries per page.
+    Status last;
+    for (int attempt = 1; attempt <= 3; ++attempt) {
+      net::Request req;
+      req.url = url;
+      req.sink = net::ResponseSink::Memory(options_.max_page_bytes);
+      req.label = "grin.list";
+      auto r = Send(std::move(req));
+      if (!r.ok()) {
+        if (r.status().code() != StatusCode::kUnavailable) return r.status();
+        last = r.status();
+      } else if (r->http_status != 200) {
+        last = r->ToStatus().WithContext("GRIN list page " + PageName(url));
+        if (last.code() != StatusCode::kUnavailable) return last;
+      } else {
+        last = CheckUnavailablePage(*r, PageName(url));
+        if (last.ok()) return r;
+      }
+      logger_->Log(LogLevel::kWarning, "grin.list.retry",
+                   {{"page", PageName(url)}, {"error", last.message()}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(500 * attempt));
+    }
+    return last;
+  };
+
+  std::string url = first_url;
+  auto current = fetch(url);
+  int page_number = 0;
+  while (true) {
+    if (!current.ok()) return current.status();
+    ++page_number;
+    ListPage page;
+    page.url = url;
+    page.page_number = page_number;
+    HtmlListParser parser(url, [&page](const ListRow& row) {
+      page.rows.push_back(row);
+      return Status::Ok();
+    });
+    const std::string& body = current->body;
+    GRIN_RETURN_IF_ERROR(parser.Feed(body.data(), body.size()));
+    GRIN_RETURN_IF_ERROR(parser.Finish());
+    if (parser.unavailable()) {
+      return Status::Unavailable("GRIN said \"Your request is unavailable\" for " + PageName(url));
+    }
+    page.keys = parser.keys();
+    for (auto& row : page.rows) row.keys = &page.keys;
+    page.next_url = parser.next_url();
+    // Free this page's body before fetching the next, then overlap the fetch with fn.
+    current = Status::Cancelled("consumed");
+    const bool more = !page.next_url.empty() && (max_pages == 0 || page_number < max_pages);
+    std::future<Result<net::Response>> next;
+    if (more) next = std::async(std::launch::async, fetch, page.next_url);
+    Status s = fn(page);
+    if (!s.ok()) {
+      if (next.valid()) next.wait();
+      return s;
+    }
+    if (!more) return Status::Ok();
+    url = page.next_url;
+    current = next.get();
+  }
+}
+
+Status GrinClient::ForEachTextLine(std::string_view list, std::string_view extra_query,
+                                   const std::function<Status(const std::string&)>& fn) {
+  net::Request req;
+  req.url = DirectoryUrl() + "_" + std::string(list) + "?format=text";
+  if (!extra_query.empty()) req.url += "&" + std::string(extra_query);
+  req.sink = net::ResponseSink::Memory(options_.max_page_bytes);
+  req.label = "grin.text_list";
+  const std::string what = PageName(req.url);
+  GRIN_ASSIGN_OR_RETURN(net::Response r, Send(std::move(req)));
+  if (r.http_status != 200) return r.ToStatus().WithContext("GRIN " + what);
+  GRIN_RETURN_IF_ERROR(CheckUnavailablePage(r, what));
+  const std::string dir = options_.directory;
+  LineSplitter lines([&](std::string_view line) {
+    std::string bc = BarcodeFromListLine(line, dir);
+    if (bc.empty()) return Status::Ok();
+    return fn(bc);
+  });
+  GRIN_RETURN_IF_ERROR(lines.Feed(r.body.data(), r.body.size()));
+  return lines.Finish();
+}
+
+std::vector<std::vector<std::string>> GrinClient::SplitForSearch(
+    const std::vector<std::string>& barcodes) const {
+  const size_t prefix =
+      (DirectoryUrl() + "_barcode_search?execute_query=true&format=text&mode=full&barcodes=").size();
+  std::vector<std::vector<std::string>> out;
+  size_t len = prefix;
+  for (const auto& bc : barcodes) {
+    const size_t add = UrlEncode(bc).size() + 1;
+    if (out.empty() || (len + add > options_.max_url_length && !out.back().empty())) {
+      out.emplace_back();
+      len = prefix;
+    }
+    out.back().push_back(bc);
+    len += add;
+  }
+  return out;
+}
+
+Result<EnrichmentResult> GrinClient::BarcodeSearch(const std::vector<std::string>& barcodes) {
+  std::string url = DirectoryUrl() + "_barcode_search?execute_query=true&format=text&mode=full&barcodes=";
+  for (size_t i = 0; i < barcodes.size(); ++i) {
+    if (i) url += '+';
+    url += UrlEncode(barcodes[i]);
+  }
+  if (url.size() > options_.max_url_length && barcodes.size() > 1) {
+    return Status::InvalidArgument("_barcode_search URL too long; split with SplitForSearch");
+  }
+  net::Request req;
+  req.url = url;
+  req.sink = net::ResponseSink::Memory(64 << 20);
+  req.label = "grin.barcode_search";
+  const std::string what = "_barcode_search (" + std::to_string(barcodes.size()) + " barcodes)";
+  GRIN_ASSIGN_OR_RETURN(net::Response r, Send(std::move(req)));
+  if (r.http_status != 200) return r.ToStatus().WithContext("GRIN " + what);
+  GRIN_RETURN_IF_ERROR(CheckUnavailablePage(r, what));
+  EnrichmentResult out;
+  TsvTable table;
+  std::vector<std::string> seen;
+  LineSplitter lines([&](std::string_view line) -> Status {
+    if (!table.has_header()) return table.SetHeader(line, what);
+    std::vector<std::string> cells = table.Split(line);
+    const std::string& bc = cells[static_cast<size_t>(table.Index("Barcode"))];
+    if (bc.empty()) {
+      return Status::DataLoss("malformed GRIN reply " + what + ": a row without a barcode");
+    }
+    EnrichmentResult::Row row{bc, MapEnrichmentRow(table, cells)};
+    seen.push_back(bc);
+    out.found.push_back(std::move(row));
+    return Status::Ok();
+  });
+  GRIN_RETURN_IF_ERROR(lines.Feed(r.body.data(), r.body.size()));
+  GRIN_RETURN_IF_ERROR(lines.Finish());
+  if (!table.has_header()) return Status::DataLoss("malformed GRIN reply " + what + ": empty");
+  std::sort(seen.begin(), seen.end());
+  for (const auto& bc : barcodes) {
+    std::string up = bc;
+    std::transform(up.begin(), up.end(), up.begin(), ::toupper);
+    if (!std::binary_search(seen.begin(), seen.end(), bc) &&
+        !std::binary_search(seen.begin(), seen.end(), up)) {
+      out.missing.push_back(bc);
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<std::string>> GrinClient::SplitForProcess(
+    const std::vector<std::string>& barcodes, size_t max_batch) const {
+  const size_t prefix = (DirectoryUrl() + "_process?barcodes=").size();
+  std::vector<std::vector<std::string>> out;
+  size_t len = prefix;
+  for (const auto& bc : barcodes) {
+    const size_t add = UrlEncode(bc).size() + 3;  // "%2C" worst case
+    if (out.empty() || out.back().size() >= max_batch ||
+        (len + add > options_.max_url_length && !out.back().empty())) {
+      out.emplace_back();
+      len = prefix;
+    }
+    out.back().push_back(bc);
+    len += add;
+  }
+  return out;
+}
+
+Result<ProcessResult> GrinClient::Process(const std::vector<std::string>& barcodes) {
+  std::string url = DirectoryUrl() + "_process?barcodes=";
+  for (size_t i = 0; i < barcodes.size(); ++i) {
+    if (i) url += ',';
+    url += UrlEncode(barcodes[i]);
+  }
+  if (url.size() > options_.max_url_length) {
+    return Status::InvalidArgument("_process URL too long; split with SplitForProcess");
+  }
+  const std::string what = "_process (" + std::to_string(barcodes.size()) + " barcodes)";
+  net::Response r;
+  for (int attempt = 1;; ++attempt) {
+    net::Request req;
+    req.url = url;
+    req.sink = net::ResponseSink::Memory(16 << 20);
+    req.label = "grin.process";
+    // 429 means "queue full" here, never "retry": the transport must not retry it.
+    net::RetryOptions no_retry;
+    no_retry.max_attempts = 1;
+    req.retry = no_retry;
+    GRIN_ASSIGN_OR_RETURN(r, Send(std::move(req)));
+    if (r.http_status < 500 || attempt >= 3) break;
+    std::this_thread::sleep_for(std::chrono::seconds(attempt));
+  }
+  ProcessResult out;
+  if (r.http_status == 429) {
+    out.queue_full = true;
+    return out;
+  }
+  if (r.http_status != 200) return r.ToStatus().WithContext("GRIN " + what);
+  GRIN_ASSIGN_OR_RETURN(out.rows, ParseProcessReply(r.body, what));
+  std::vector<std::string> answered;
+  for (const auto& row : out.rows) answered.push_back(row.barcode);
+  std::sort(answered.begin(), answered.end());
+  for (const auto& bc : barcodes) {
+    if (!std::binary_search(answered.begin(), answered.end(), bc)) out.unanswered.push_back(bc);
+  }
+  return out;
+}
+
+Result<ArchiveHead> GrinClient::HeadArchive(const std::string& barcode) {
+  net::Request req;
+  req.method = net::Method::kHead;
+  req.url = DirectoryUrl() + UrlEncode(barcode) + ".tar.gz.gpg";
+  req.sink = net::ResponseSink::Discard();
+  req.label = "grin.head";
+  GRIN_ASSIGN_OR_RETURN(net::Response r, Send(std::move(req)));
+  if (r.http_status == 404) return Status::NotFound("no archive for " + barcode + " in GRIN");
+  if (r.http_status != 200) return r.ToStatus().WithContext("GRIN HEAD " + barcode);
+  ArchiveHead h;
+  h.etag = UnquoteETag(net::FindHeader(r.headers, "ETag").value_or(""));
+  auto len = net::FindHeader(r.headers, "Content-Length");
+  if (len) h.size = std::strtoll(len->c_str(), nullptr, 10);
+  h.last_modified = net::FindHeader(r.headers, "Last-Modified").value_or("");
+  return h;
+}
+
+net::Request GrinClient::ArchiveRequest(const std::string& barcode, net::ResponseSink sink) const {
+  net::Request req;
+  req.url = DirectoryUrl() + UrlEncode(barcode) + ".tar.gz.gpg";
+  req.sink = std::move(sink);
+  req.label = "grin.archive";
+  AttachAuth(&req);
+  return req;
+}
+
+Result<ArchiveHead> GrinClient::CheckArchiveResponse(const net::Response& r) const {
+  if (!r.transport_status.ok()) return r.transport_status;
+  const std::string location = net::FindHeader(r.headers, "Location").value_or("");
+  if (r.http_status == 401 || IsLoginRedirect(r.http_status, location)) {
+    return Status::PermissionDenied("GRIN refused the access token (HTTP " +
+                                    std::to_string(r.http_status) + ")");
+  }
+  if (r.http_status == 403) return Status::PermissionDenied(kAccessListMessage);
+  if (r.http_status == 404) return Status::NotFound("archive not in GRIN (HTTP 404)");
+  if (r.http_status >= 300 && r.http_status < 400) {
+    return Status::Unavailable("archive redirected to " + location);
+  }
+  if (r.http_status != 200 && r.http_status != 206) return r.ToStatus();
+  ArchiveHead h;
+  auto etag = net::FindHeader(r.headers, "ETag");
+  if (!etag || UnquoteETag(*etag).empty()) {
+    return Status::DataLoss("archive response without an ETag");
+  }
+  h.etag = UnquoteETag(*etag);
+  auto len = net::FindHeader(r.headers, "Content-Length");
+  if (len) h.size = std::strtoll(len->c_str(), nullptr, 10);
+  h.last_modified = net::FindHeader(r.headers, "Last-Modified").value_or("");
+  return h;
+}
+
+}  // namespace grin::grin_client

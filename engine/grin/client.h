@@ -1,0 +1,146 @@
+#pragma once
+// GrinClient: GRIN's endpoints over the shared Transport (grin-protocol.md §3-§8).
+//
+// Every request carries "Authorization: Bearer <token>", set by a PrepareFn from
+// TokenSource::CachedToken() just before each attempt. Redirects are handled here, never by the
+// transport: a 302 to ServiceLogin, like a 401, triggers one forced token refresh and one retry;
+// any other 3xx is followed by hand (Bearer re-sent), at most max_redirects times; 403 becomes
+// kPermissionDenied with the access-list message. The "Your request is unavailable" page is
+// kUnavailable. Everything is resolved against the configured base URL, Next links included.
+//
+// For the sync pipeline:
+//   HeadArchive(barcode)            -> ETag (unquoted), size, Last-Modified; kNotFound on 404
+//   ArchiveRequest(barcode, sink)   -> a ready Request (URL + auth PrepareFn) to Submit on the
+//                                      transport yourself, with your own sink (file, callback,
+//                                      Range headers); then CheckArchiveResponse(response)
+//   ForEachTextLine / ForEachListPage for the _converted, _in_process, _failed, _available queues.
+//
+// Thread safety: methods may be called concurrently from any thread except the transport's own
+// (they wait for transport requests).
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/base/logger.h"
+#include "engine/base/result.h"
+#include "engine/grin/html_list.h"
+#include "engine/grin/oauth.h"
+#include "engine/grin/text_formats.h"
+#include "engine/net/transport.h"
+
+namespace grin::grin_client {
+
+inline constexpr const char* kAccessListMessage =
+    "GRIN refused access (HTTP 403): this account is not on the library's access list, or was "
+    "added recently (changes take up to 12 h)";
+inline constexpr int kQueueCap = 50'000;
+
+struct ClientOptions {
+  std::string base_url = "https://books.google.com/libraries/";
+  std::string directory;           // e.g. "Harvard"; case-sensitive
+  size_t max_url_length = 7'500;   // _barcode_search / _process URLs
+  int max_redirects = 5;
+  int64_t max_page_bytes = 512LL << 20;  // a list page larger than this is refused
+  Logger* logger = nullptr;
+};
+
+// One HTML list page, parsed completely (rows are delivered only for a page that parsed whole).
+struct ListPage {
+  std::string url;
+  std::string next_url;  // "" on the last page
+  std::vector<std::string> keys;
+  std::vector<ListRow> rows;  // each row's keys point at `keys`
+  int page_number = 0;        // 1-based
+};
+
+struct ArchiveHead {
+  std::string etag;           // without quotes (and without a W/ prefix)
+  int64_t size = -1;          // Content-Length, -1 if absent
+  std::string last_modified;  // as sent
+};
+
+struct EnrichmentResult {
+  struct Row {
+    std::string barcode;
+    std::vector<std::pair<std::string, std::string>> columns;  // books column -> value
+  };
+  std::vector<Row> found;
+  std::vector<std::string> missing;  // asked for, not in the reply
+};
+
+struct ProcessResult {
+  bool queue_full = false;          // HTTP 429: nothing in this batch was accepted
+  std::vector<ProcessRow> rows;     // one per barcode answered
+  std::vector<std::string> unanswered;  // sent but absent from the reply
+};
+
+class GrinClient {
+ public:
+  // transport and tokens are not owned; tokens may be null when the server needs no auth.
+  GrinClient(net::Transport* transport, TokenSource* tokens, ClientOptions options);
+
+  const ClientOptions& options() const { return options_; }
+  // base_url + directory + "/".
+  std::string DirectoryUrl() const;
+  // The URL of the first page of a list ("all_books", "converted", ...) in HTML.
+  std::string ListUrl(std::string_view list, int page_size) const;
+
+  // GET <DIR>/?format=text&result_count=1: OK on 200 (or a non-login 302).
+  Status Probe();
+
+  // Fetches HTML list pages from first_url, following Next links, calling fn once per page after
+  // it parsed completely. Stops at the first error (fn's or a fetch/parse error naming the page).
+  // At most max_pages pages (0 = unlimited). The next page is fetched while fn runs.
+  Status ForEachListPage(const std::string& first_url,
+                         const std::function<Status(const ListPage&)>& fn, int max_pages = 0);
+
+  // GET <DIR>/_<list>?format=text[&extra], calling fn with each line's barcode.
+  Status ForEachTextLine(std::string_view list, std::string_view extra_query,
+                         const std::function<Status(const std::string& barcode)>& fn);
+
+  // Splits barcodes into groups whose _barcode_search URL stays within max_url_length.
+  std::vector<std::vector<std::string>> SplitForSearch(const std::vector<std::string>& barcodes) const;
+  // One _barcode_search request (the group must fit the URL bound).
+  Result<EnrichmentResult> BarcodeSearch(const std::vector<std::string>& barcodes);
+
+  // One _process request (comma list). queue_full on 429; kInvalidArgument if the URL would
+  // exceed the bound.
+  Result<ProcessResult> Process(const std::vector<std::string>& barcodes);
+  // Splits barcodes into _process batches of at most max_batch that fit the URL bound.
+  std::vector<std::vector<std::string>> SplitForProcess(const std::vector<std::string>& barcodes,
+                                                        size_t max_batch) const;
+
+  // HEAD of an archive. kNotFound on 404.
+  Result<ArchiveHead> HeadArchive(const std::string& barcode);
+  // A GET request for the archive with auth attached; the caller submits it. Redirects are not
+  // followed by the transport: see CheckArchiveResponse.
+  net::Request ArchiveRequest(const std::string& barcode, net::ResponseSink sink) const;
+  // Classifies an archive GET response: OK with the head fields for 200/206 (kDataLoss if the
+  // ETag is missing); kNotFound for 404; kPermissionDenied for 401/403/ServiceLogin;
+  // kUnavailable for 429/5xx (retry later); a 3xx is returned as kUnavailable with the Location
+  // in the message (the pipeline re-issues ArchiveRequestFor(location)).
+  Result<ArchiveHead> CheckArchiveResponse(const net::Response& response) const;
+
+  // Sends one request with auth, redirect and refresh handling (memory sink). Returns the final
+  // response; only transport failures and auth refusals become errors.
+  Result<net::Response> Send(net::Request request);
+
+ private:
+  void AttachAuth(net::Request* request) const;
+  Status CheckUnavailablePage(const net::Response& r, const std::string& what) const;
+
+  net::Transport* const transport_;
+  TokenSource* const tokens_;
+  const ClientOptions options_;
+  Logger* const logger_;
+};
+
+// ETag without quotes or W/ prefix.
+std::string UnquoteETag(std::string_view etag);
+// Percent-encoding for a query value (space as %20).
+std::string UrlEncode(std::string_view s);
+
+}  // namespace grin::grin_client

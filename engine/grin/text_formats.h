@@ -1,0 +1,80 @@
+#pragma once
+// GRIN's plain-text formats (grin-protocol.md §3, §5, §6): one-item-per-line lists, header-mapped
+// TSV (_barcode_search mode=full), the _process reply, and the date format.
+//
+// Thread safety: pure functions and single-threaded value types.
+
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/base/result.h"
+
+namespace grin::grin_client {
+
+// "2009/12/23 18:41" -> "2009-12-23T18:41:00"; also accepts '-' separators and a date without a
+// time ("2009/12/23" -> "2009-12-23T00:00:00"). "" stays "". Anything else is returned as given
+// (GRIN's format is not documented; better keep an odd value than lose it).
+std::string GrinDateToIso(std::string_view grin_date);
+
+// Splits a byte stream into lines: "\n" or "\r\n", each line right-trimmed of "\r" and spaces,
+// blank lines skipped. Feed() may be called with arbitrary chunk boundaries.
+class LineSplitter {
+ public:
+  using LineFn = std::function<Status(std::string_view line)>;
+  explicit LineSplitter(LineFn fn) : fn_(std::move(fn)) {}
+  Status Feed(const char* data, size_t len);
+  Status Finish();
+
+ private:
+  Status Emit(std::string_view line);
+  LineFn fn_;
+  std::string partial_;
+};
+
+// The barcode of one text-list line: the first tab-separated field, without ".tar.gz.gpg" and
+// without a "<DIR>_" prefix (when dir is given).
+std::string BarcodeFromListLine(std::string_view line, std::string_view dir = "");
+
+// A TSV table addressed by header name: missing columns read as "", short rows are padded, long
+// rows truncated, unknown columns ignored.
+class TsvTable {
+ public:
+  // kDataLoss (naming `what`) unless the header has a "Barcode" column.
+  Status SetHeader(std::string_view line, const std::string& what);
+  bool has_header() const { return !names_.empty(); }
+  // Splits a data row into cells aligned with the header.
+  std::vector<std::string> Split(std::string_view line) const;
+  // Index of a column, or -1.
+  int Index(std::string_view name) const;
+  const std::vector<std::string>& names() const { return names_; }
+
+ private:
+  std::vector<std::string> names_;
+};
+
+// What became of one barcode sent to _process (reference-tool.md §7).
+enum class ProcessOutcome { kRequested, kAlreadyInProcess, kAlreadyAvailable, kNotAllowed, kOther };
+std::string_view ProcessOutcomeName(ProcessOutcome o);  // "requested", "in_process", ...
+// GT's classifier, extended: "success" -> requested; "already" + "process"/"being converted" ->
+// in process; "already" + "available" -> available; "not allowed" -> not allowed; else other.
+ProcessOutcome ClassifyProcessStatus(std::string_view status);
+
+struct ProcessRow {
+  std::string barcode;
+  std::string status;  // GRIN's text, as given
+  ProcessOutcome outcome = ProcessOutcome::kOther;
+};
+// Parses the text reply ("Barcode\tStatus" header then rows) or, if it starts with '<', the HTML
+// one (status in div#Main table rows, td[2]//pre). kDataLoss naming `what` if the header is
+// wrong.
+Result<std::vector<ProcessRow>> ParseProcessReply(std::string_view body, const std::string& what);
+
+// _barcode_search columns -> books table columns (reference-tool.md §9.5). Dates are converted to
+// ISO 8601. Returns {db_column, value} for each mapped column present in the header.
+std::vector<std::pair<std::string, std::string>> MapEnrichmentRow(
+    const TsvTable& table, const std::vector<std::string>& cells);
+
+}  // namespace grin::grin_client

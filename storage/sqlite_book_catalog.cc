@@ -1,0 +1,391 @@
+#include "storage/sqlite_book_catalog.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <algorithm>
+#include <array>
+
+#include "storage/database.h"
+#include "storage/sqlite_status.h"
+
+namespace grin::storage {
+namespace {
+
+// Collect: insert new books; existing ones untouched.
+constexpr const char* kInsertSql = R"(
+INSERT INTO books (barcode, title, scanned_date, converted_date, downloaded_date, processed_date,
+                   analyzed_date, ocr_date, google_books_link, grin_state, created_at, updated_at)
+VALUES (?1, NULLIF(?2, ''), NULLIF(?3, ''), NULLIF(?4, ''), NULLIF(?5, ''), NULLIF(?6, ''),
+        NULLIF(?7, ''), NULLIF(?8, ''), NULLIF(?9, ''), NULLIF(?10, ''), ?11, ?11)
+ON CONFLICT (barcode) DO NOTHING)";
+
+// Collect --refresh: non-empty new values replace old ones; updated_at moves only on a change.
+constexpr const char* kRefreshSql = R"(
+UPDATE books SET
+  title = COALESCE(NULLIF(?2, ''), title),
+  scanned_date = COALESCE(NULLIF(?3, ''), scanned_date),
+  converted_date = COALESCE(NULLIF(?4, ''), converted_date),
+  downloaded_date = COALESCE(NULLIF(?5, ''), downloaded_date),
+  processed_date = COALESCE(NULLIF(?6, ''), processed_date),
+  analyzed_date = COALESCE(NULLIF(?7, ''), analyzed_date),
+  ocr_date = COALESCE(NULLIF(?8, ''), ocr_date),
+  google_books_link = COALESCE(NULLIF(?9, ''), google_books_link),
+  grin_state = COALESCE(NULLIF(?10, ''), grin_state),
+  updated_at = ?11
+WHERE barcode = ?1 AND (
+  title IS NOT COALESCE(NULLIF(?2, ''), title) OR
+  scanned_date IS NOT COALESCE(NULLIF(?3, ''), scanned_date) OR
+  converted_date IS NOT COALESCE(NULLIF(?4, ''), converted_date) OR
+  downloaded_date IS NOT COALESCE(NULLIF(?5, ''), downloaded_date) OR
+  processed_date IS NOT COALESCE(NULLIF(?6, ''), processed_date) OR
+  analyzed_date IS NOT COALESCE(NULLIF(?7, ''), analyzed_date) OR
+  ocr_date IS NOT COALESCE(NULLIF(?8, ''), ocr_date) OR
+  google_books_link IS NOT COALESCE(NULLIF(?9, ''), google_books_link) OR
+  grin_state IS NOT COALESCE(NULLIF(?10, ''), grin_state)))";
+
+constexpr const char* kPutCursorSql = R"(
+INSERT INTO collect_cursor (library_directory, next_url, pages_done, rows_seen, refresh,
+                            started_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+ON CONFLICT (library_directory) DO UPDATE SET
+  next_url = excluded.next_url, pages_done = excluded.pages_done,
+  rows_seen = excluded.rows_seen, refresh = excluded.refresh, updated_at = excluded.updated_at)";
+
+constexpr const char* kGetCursorSql =
+    "SELECT next_url, pages_done, rows_seen, refresh FROM collect_cursor "
+    "WHERE library_directory = ?1";
+constexpr const char* kDeleteCursorSql = "DELETE FROM collect_cursor WHERE library_directory = ?1";
+
+constexpr const char* kPendingEnrichmentSql = R"(
+SELECT b.barcode FROM books b
+WHERE b.enrichment_timestamp IS NULL AND b.barcode > ?1
+  AND NOT EXISTS (SELECT 1 FROM book_enrichment e
+                  WHERE e.barcode = b.barcode AND e.state = 'missing')
+ORDER BY b.barcode LIMIT ?2)";
+
+// The enrichment columns, in bind order ?2..?25 of kEnrichSql.
+constexpr std::array<const char*, 24> kEnrichColumns = {
+    "scanned_date", "converted_date", "downloaded_date", "processed_date", "analyzed_date",
+    "ocr_date", "grin_state", "grin_viewability", "grin_opted_out", "grin_conditions",
+    "grin_scannable", "grin_tagging", "grin_audit", "grin_claimed", "grin_rubbish",
+    "grin_material_error_percent", "grin_overall_error_percent", "grin_ocr_analysis_score",
+    "grin_ocr_gtd_score", "grin_digitization_method", "grin_check_in_date",
+    "grin_source_library_bibkey", "grin_allow_download_updated_date",
+    "grin_viewability_updated_date"};
+
+std::string EnrichSql() {
+  std::string sql = "UPDATE books SET ";
+  for (size_t i = 0; i < kEnrichColumns.size(); ++i) {
+    sql += std::string(kEnrichColumns[i]) + " = COALESCE(NULLIF(?" + std::to_string(i + 2) +
+           ", ''), " + kEnrichColumns[i] + "), ";
+  }
+  sql += "enrichment_timestamp = ?26, updated_at = ?26 WHERE barcode = ?1";
+  return sql;
+}
+
+constexpr const char* kEnrichmentStateSql = R"(
+INSERT INTO book_enrichment (barcode, state, attempts, last_attempt_at, last_error)
+SELECT ?1, ?2, 1, ?3, ?4 WHERE EXISTS (SELECT 1 FROM books WHERE barcode = ?1)
+ON CONFLICT (barcode) DO UPDATE SET state = excluded.state, attempts = attempts + 1,
+  last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error)";
+
+constexpr const char* kCandidatesSql = R"(
+SELECT b.barcode FROM books b
+WHERE (b.processing_request_timestamp IS NULL OR b.processing_request_timestamp = '')
+  AND (b.converted_date IS NULL OR b.converted_date = '')
+  AND (b.grin_state IS NULL OR b.grin_state NOT IN ('CHECKED_IN', 'NOT_AVAILABLE_FOR_DOWNLOAD',
+                                                    'CONVERTED'))
+  AND NOT EXISTS (SELECT 1 FROM conversion_request c WHERE c.barcode = b.barcode
+                  AND c.outcome IN ('requested', 'in_process', 'already_available', 'not_allowed'))
+ORDER BY b.barcode LIMIT ?1)";
+
+constexpr const char* kConversionSql = R"(
+INSERT INTO conversion_request (barcode, outcome, grin_status, attempts, requested_at)
+SELECT ?1, ?2, ?3, 1, ?4 WHERE EXISTS (SELECT 1 FROM books WHERE barcode = ?1)
+ON CONFLICT (barcode) DO UPDATE SET outcome = excluded.outcome,
+  grin_status = excluded.grin_status, attempts = attempts + 1,
+  requested_at = excluded.requested_at)";
+constexpr const char* kRequestedSql =
+    "UPDATE books SET processing_request_timestamp = ?2, updated_at = ?2 WHERE barcode = ?1";
+constexpr const char* kEventSql =
+    "INSERT INTO events (at, barcode, stage, outcome, detail) "
+    "VALUES (?1, ?2, 'conversion', ?3, json_object('grin_status', ?4))";
+
+bool KnownOutcome(const std::string& o) {
+  static const char* kOutcomes[] = {"requested", "in_process", "already_available",
+                                    "not_allowed", "other", "unanswered"};
+  return std::find_if(std::begin(kOutcomes), std::end(kOutcomes),
+                      [&](const char* k) { return o == k; }) != std::end(kOutcomes);
+}
+
+void BindBook(SQLite::Statement& st, const CollectedBook& b, const std::string& now) {
+  st.bind(1, b.barcode);
+  st.bind(2, b.title);
+  st.bind(3, b.scanned_date);
+  st.bind(4, b.converted_date);
+  st.bind(5, b.downloaded_date);
+  st.bind(6, b.processed_date);
+  st.bind(7, b.analyzed_date);
+  st.bind(8, b.ocr_date);
+  st.bind(9, b.google_books_link);
+  st.bind(10, b.grin_state);
+  st.bind(11, now);
+}
+
+}  // namespace
+
+SqliteBookCatalog::SqliteBookCatalog(std::string path, std::unique_ptr<SQLite::Database> db,
+                                     Clock* clock)
+    : path_(std::move(path)), clock_(clock), db_(std::move(db)) {}
+
+SqliteBookCatalog::~SqliteBookCatalog() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (db_) db_->tryExec("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+Result<std::unique_ptr<SqliteBookCatalog>> SqliteBookCatalog::Open(const std::string& path,
+                                                                   Clock* clock) {
+  GRIN_ASSIGN_OR_RETURN(auto db, OpenDatabase(path, DatabaseOptions{}));
+  return std::unique_ptr<SqliteBookCatalog>(
+      new SqliteBookCatalog(path, std::move(db), clock ? clock : SystemClock::Default()));
+}
+
+std::string SqliteBookCatalog::NowIso() const { return FormatIsoUtc(clock_->NowMicros()); }
+
+void SqliteBookCatalog::Checkpoint() { db_->tryExec("PRAGMA wal_checkpoint(PASSIVE)"); }
+
+Result<UpsertCounts> SqliteBookCatalog::ApplyCollectedPage(const std::vector<CollectedBook>& books,
+                                                           bool refresh,
+                                                           const CollectCursor& cursor) {
+  for (const auto& b : books) {
+    if (b.barcode.empty()) return Status::InvalidArgument("a collected row has no barcode");
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  UpsertCounts counts;
+  try {
+    const std::string now = NowIso();
+    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement insert(*db_, kInsertSql);
+    std::unique_ptr<SQLite::Statement> update;
+    if (refresh) update = std::make_unique<SQLite::Statement>(*db_, kRefreshSql);
+    for (const auto& b : books) {
+      BindBook(insert, b, now);
+      const int inserted = insert.exec();
+      insert.reset();
+      if (inserted > 0) {
+        ++counts.inserted;
+      } else if (update) {
+        BindBook(*update, b, now);
+        const int changed = update->exec();
+        update->reset();
+        if (changed > 0) {
+          ++counts.updated;
+        } else {
+          ++counts.unchanged;
+        }
+      } else {
+        ++counts.unchanged;
+      }
+    }
+    if (cursor.next_url.empty()) {
+      SQLite::Statement del(*db_, kDeleteCursorSql);
+      del.bind(1, cursor.library_directory);
+      del.exec();
+    } else {
+      SQLite::Statement put(*db_, kPutCursorSql);
+      put.bind(1, cursor.library_directory);
+      put.bind(2, cursor.next_url);
+      put.bind(3, static_cast<int64_t>(cursor.pages_done));
+      put.bind(4, static_cast<int64_t>(cursor.rows_seen));
+      put.bind(5, cursor.refresh ? 1 : 0);
+      put.bind(6, now);
+      put.exec();
+    }
+    tx.commit();
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+  Checkpoint();
+  return counts;
+}
+
+Result<std::optional<CollectCursor>> SqliteBookCatalog::LoadCollectCursor(const std::string& dir) {
+  std::lock_guard<std::mutex> l(mu_);
+  try {
+    SQLite::Statement q(*db_, kGetCursorSql);
+    q.bind(1, dir);
+    if (!q.executeStep()) return std::optional<CollectCursor>();
+    CollectCursor c;
+    c.library_directory = dir;
+    c.next_url = q.getColumn(0).getString();
+    c.pages_done = q.getColumn(1).getInt64();
+    c.rows_seen = q.getColumn(2).getInt64();
+    c.refresh = q.getColumn(3).getInt() != 0;
+    return std::optional<CollectCursor>(std::move(c));
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+}
+
+Status SqliteBookCatalog::ClearCollectCursor(const std::string& dir) {
+  std::lock_guard<std::mutex> l(mu_);
+  try {
+    SQLite::Statement del(*db_, kDeleteCursorSql);
+    del.bind(1, dir);
+    del.exec();
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> SqliteBookCatalog::PendingEnrichment(const std::string& after,
+                                                                      int limit) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<std::string> out;
+  try {
+    SQLite::Statement q(*db_, kPendingEnrichmentSql);
+    q.bind(1, after);
+    q.bind(2, limit);
+    while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+  return out;
+}
+
+Status SqliteBookCatalog::ApplyEnrichment(const std::vector<EnrichedBook>& found,
+                                          const std::vector<std::string>& missing) {
+  for (const auto& b : found) {
+    for (const auto& [col, value] : b.columns) {
+      if (std::find_if(kEnrichColumns.begin(), kEnrichColumns.end(),
+                       [&](const char* c) { return col == c; }) == kEnrichColumns.end()) {
+        return Status::InvalidArgument("not an enrichment column: " + col);
+      }
+    }
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  try {
+    const std::string now = NowIso();
+    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement upd(*db_, EnrichSql());
+    SQLite::Statement state(*db_, kEnrichmentStateSql);
+    for (const auto& b : found) {
+      upd.clearBindings();
+      upd.bind(1, b.barcode);
+      for (const auto& [col, value] : b.columns) {
+        for (size_t i = 0; i < kEnrichColumns.size(); ++i) {
+          if (col == kEnrichColumns[i]) upd.bind(static_cast<int>(i + 2), value);
+        }
+      }
+      upd.bind(26, now);
+      upd.exec();
+      upd.reset();
+      state.bind(1, b.barcode);
+      state.bind(2, "found");
+      state.bind(3, now);
+      state.bind(4);
+      state.exec();
+      state.reset();
+    }
+    for (const auto& bc : missing) {
+      state.bind(1, bc);
+      state.bind(2, "missing");
+      state.bind(3, now);
+      state.bind(4, "not in the _barcode_search reply");
+      state.exec();
+      state.reset();
+    }
+    tx.commit();
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+  Checkpoint();
+  return Status::Ok();
+}
+
+Status SqliteBookCatalog::RecordEnrichmentFailure(const std::vector<std::string>& barcodes,
+                                                  const std::string& error) {
+  std::lock_guard<std::mutex> l(mu_);
+  try {
+    const std::string now = NowIso();
+    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement state(*db_, kEnrichmentStateSql);
+    for (const auto& bc : barcodes) {
+      state.bind(1, bc);
+      state.bind(2, "failed");
+      state.bind(3, now);
+      state.bind(4, error);
+      state.exec();
+      state.reset();
+    }
+    tx.commit();
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> SqliteBookCatalog::ConversionCandidates(int limit) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<std::string> out;
+  try {
+    SQLite::Statement q(*db_, kCandidatesSql);
+    q.bind(1, limit);
+    while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+  return out;
+}
+
+Status SqliteBookCatalog::RecordConversionRequests(const std::vector<ConversionRecord>& records) {
+  for (const auto& r : records) {
+    if (!KnownOutcome(r.outcome)) return Status::InvalidArgument("unknown outcome " + r.outcome);
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  try {
+    const std::string now = NowIso();
+    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement rec(*db_, kConversionSql);
+    SQLite::Statement requested(*db_, kRequestedSql);
+    SQLite::Statement event(*db_, kEventSql);
+    for (const auto& r : records) {
+      rec.bind(1, r.barcode);
+      rec.bind(2, r.outcome);
+      rec.bind(3, r.grin_status);
+      rec.bind(4, now);
+      rec.exec();
+      rec.reset();
+      if (r.outcome == "requested") {
+        requested.bind(1, r.barcode);
+        requested.bind(2, now);
+        requested.exec();
+        requested.reset();
+      }
+      event.bind(1, now);
+      event.bind(2, r.barcode);
+      event.bind(3, r.outcome);
+      event.bind(4, r.grin_status);
+      event.exec();
+      event.reset();
+    }
+    tx.commit();
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> SqliteBookCatalog::CountBooks() {
+  std::lock_guard<std::mutex> l(mu_);
+  try {
+    SQLite::Statement q(*db_, "SELECT count(*) FROM books");
+    q.executeStep();
+    return q.getColumn(0).getInt64();
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+}
+
+}  // namespace grin::storage
