@@ -53,14 +53,17 @@ Status CurlTransport::Impl::Init() {
   curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   CURLM* m = multi_.get();
-  curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(opts_.max_connections_per_host));
-  curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(opts_.max_total_connections));
+  curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS,
+                    static_cast<long>(opts_.max_connections_per_host));
+  curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                    static_cast<long>(opts_.max_total_connections));
   // The idle cache must hold every connection we may open, or libcurl closes one and a later
   // request opens it again (a TLS handshake each time).
   curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, static_cast<long>(opts_.max_total_connections) * 2);
   curl_multi_setopt(m, CURLMOPT_PIPELINING, opts_.http2 ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
   if (opts_.http2) {
-    curl_multi_setopt(m, CURLMOPT_MAX_CONCURRENT_STREAMS, static_cast<long>(opts_.max_streams_per_host));
+    curl_multi_setopt(m, CURLMOPT_MAX_CONCURRENT_STREAMS,
+                      static_cast<long>(opts_.max_streams_per_host));
   }
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
@@ -233,14 +236,17 @@ Status CurlTransport::Impl::SetupEasy(Transfer* t) {
   t->in_end = 0;
   int64_t body_len = -1;
   switch (r.body.kind) {
-    case BodySource::Kind::kNone: body_len = 0; break;
+    case BodySource::Kind::kNone:
+      body_len = 0;
+      break;
     case BodySource::Kind::kMemory:
       body_len = r.body.data ? static_cast<int64_t>(r.body.data->size()) : 0;
       t->in_end = body_len;
       break;
     case BodySource::Kind::kFile: {
       t->in_fd = Fd(::open(r.body.path.c_str(), O_RDONLY | O_CLOEXEC));
-      if (t->in_fd.get() < 0) return Status::NotFound("cannot open request body file " + r.body.path);
+      if (t->in_fd.get() < 0)
+        return Status::NotFound("cannot open request body file " + r.body.path);
       int64_t size = ::lseek(t->in_fd.get(), 0, SEEK_END);
       int64_t len = r.body.length >= 0 ? r.body.length : size - r.body.offset;
       if (r.body.offset < 0 || len < 0 || r.body.offset + len > size) {
@@ -293,14 +299,17 @@ Status CurlTransport::Impl::SetupEasy(Transfer* t) {
   if (opts_.http2) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts_.connect_timeout_ms));
   if (opts_.low_speed_bytes_per_second > 0 && opts_.low_speed_time_seconds > 0) {
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(opts_.low_speed_bytes_per_second));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT,
+                     static_cast<long>(opts_.low_speed_bytes_per_second));
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(opts_.low_speed_time_seconds));
   }
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, static_cast<long>(opts_.tcp_keepalive_idle_seconds));
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, static_cast<long>(opts_.tcp_keepalive_interval_seconds));
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL,
+                   static_cast<long>(opts_.tcp_keepalive_interval_seconds));
   if (opts_.max_idle_connection_age_seconds > 0) {
-    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, static_cast<long>(opts_.max_idle_connection_age_seconds));
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN,
+                     static_cast<long>(opts_.max_idle_connection_age_seconds));
   }
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, opts_.receive_buffer_bytes);
   curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, opts_.upload_buffer_bytes);
@@ -316,8 +325,12 @@ Status CurlTransport::Impl::SetupEasy(Transfer* t) {
 
   const bool has_body = r.body.kind != BodySource::Kind::kNone;
   switch (r.method) {
-    case Method::kGet: curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); break;
-    case Method::kHead: curl_easy_setopt(e, CURLOPT_NOBODY, 1L); break;
+    case Method::kGet:
+      curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+      break;
+    case Method::kHead:
+      curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+      break;
     case Method::kPut:
       curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body_len));
@@ -326,7 +339,9 @@ Status CurlTransport::Impl::SetupEasy(Transfer* t) {
       curl_easy_setopt(e, CURLOPT_POST, 1L);
       curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body_len));
       break;
-    case Method::kDelete: curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE"); break;
+    case Method::kDelete:
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
+      break;
   }
   if (r.method == Method::kPut || r.method == Method::kPost || has_body) {
     curl_easy_setopt(e, CURLOPT_READFUNCTION, &Impl::OnRead);
@@ -368,7 +383,8 @@ size_t CurlTransport::Impl::OnHeader(char* data, size_t size, size_t n, void* us
   if (line.rfind("HTTP/", 0) == 0) {  // a new status line: interim 1xx or the final response
     t->resp.headers.clear();
     size_t sp = line.find(' ');
-    t->resp.http_status = sp == std::string_view::npos ? 0 : std::atoi(std::string(line.substr(sp + 1, 3)).c_str());
+    t->resp.http_status =
+        sp == std::string_view::npos ? 0 : std::atoi(std::string(line.substr(sp + 1, 3)).c_str());
     return len;
   }
   size_t colon = line.find(':');
@@ -439,7 +455,8 @@ size_t CurlTransport::Impl::OnWrite(char* data, size_t size, size_t n, void* use
       if (!s.rewind) t->sink_used_unrewindable = true;
       break;
     }
-    case ResponseSink::Kind::kDiscard: break;
+    case ResponseSink::Kind::kDiscard:
+      break;
   }
   t->delivered += static_cast<int64_t>(len);
   h->down.Take(static_cast<double>(len), now);
@@ -465,9 +482,11 @@ size_t CurlTransport::Impl::OnRead(char* buf, size_t size, size_t n, void* user)
   size_t got = 0;
   const BodySource& b = t->req.body;
   switch (b.kind) {
-    case BodySource::Kind::kNone: return 0;
+    case BodySource::Kind::kNone:
+      return 0;
     case BodySource::Kind::kMemory:
-      got = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(cap), t->in_end - t->in_pos));
+      got =
+          static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(cap), t->in_end - t->in_pos));
       std::memcpy(buf, b.data->data() + t->in_pos, got);
       break;
     case BodySource::Kind::kFile: {
@@ -518,7 +537,8 @@ int CurlTransport::Impl::OnSeek(void* user, curl_off_t offset, int origin) {
     case BodySource::Kind::kCallback:
       if (offset == 0 && b.rewind && b.rewind()) return CURL_SEEKFUNC_OK;
       return CURL_SEEKFUNC_CANTSEEK;
-    case BodySource::Kind::kNone: return offset == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL;
+    case BodySource::Kind::kNone:
+      return offset == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL;
   }
   return CURL_SEEKFUNC_CANTSEEK;
 }

@@ -70,11 +70,12 @@ struct HostState {
   RetryBudget budget;
   int max_in_flight = 1;
   int in_flight = 0;
-  std::deque<RequestId> queue;       // admitted in order
+  std::deque<RequestId> queue;         // admitted in order
   std::vector<RequestId> rate_paused;  // paused by a byte bucket; unpaused by the loop
 
   HostState(const HostLimits& l, int max_flight, int budget_capacity, int64_t now)
-      : aimd(max_flight), budget(budget_capacity > 0 ? budget_capacity : 1 << 30),
+      : aimd(max_flight),
+        budget(budget_capacity > 0 ? budget_capacity : 1 << 30),
         max_in_flight(max_flight) {
     Configure(l, now);
   }
@@ -82,8 +83,8 @@ struct HostState {
     limits = l;
     const double b = std::max(0.05, l.burst_seconds);
     requests = TokenBucket(l.requests_per_second, std::max(1.0, l.requests_per_second * b), now);
-    down = TokenBucket(l.bytes_per_second_down, std::max(65536.0, l.bytes_per_second_down * b),
-                       now);
+    down =
+        TokenBucket(l.bytes_per_second_down, std::max(65536.0, l.bytes_per_second_down * b), now);
     up = TokenBucket(l.bytes_per_second_up, std::max(65536.0, l.bytes_per_second_up * b), now);
   }
   int InFlightLimit() const {
@@ -121,9 +122,9 @@ struct Transfer {
   int64_t out_pos = 0;
   int64_t delivered = 0;  // body bytes handed to the sink this attempt
   bool sink_used_unrewindable = false;
-  Status local_error;     // set by a callback that failed the attempt
+  Status local_error;  // set by a callback that failed the attempt
   bool rate_paused = false;
-  bool counted = false;   // the final attempt was counted in HostCounters::requests
+  bool counted = false;  // the final attempt was counted in HostCounters::requests
 };
 
 class CurlTransport::Impl {

@@ -64,7 +64,8 @@ void CurlTransport::Impl::Loop() {
         next = h->RequestRate() > 0 ? std::min(next, now + h->requests.MicrosUntil(1, now)) : now;
       }
       if (!h->rate_paused.empty()) {
-        next = std::min(next, now + std::max(h->down.MicrosUntil(1, now), h->up.MicrosUntil(1, now)));
+        next =
+            std::min(next, now + std::max(h->down.MicrosUntil(1, now), h->up.MicrosUntil(1, now)));
       }
     }
     const int64_t wait_ms = std::clamp<int64_t>((next - now + 999) / 1000, 0, kIdleWaitUs / 1000);
@@ -76,7 +77,8 @@ void CurlTransport::Impl::Loop() {
   std::sort(ids.begin(), ids.end());
   for (RequestId id : ids) {
     auto it = transfers_.find(id);
-    if (it != transfers_.end()) Complete(it->second.get(), Status::Cancelled("transport shut down"));
+    if (it != transfers_.end())
+      Complete(it->second.get(), Status::Cancelled("transport shut down"));
   }
   pool_.clear();
 }
@@ -181,9 +183,8 @@ void CurlTransport::Impl::OnDone(CURL* easy, CURLcode code) {
       std::optional<std::string> ra = FindHeader(r.headers, "Retry-After");
       std::uniform_real_distribution<double> u(0.0, 1.0);
       d = DecideRetry(ro, t->attempt, static_cast<int>(code), static_cast<int>(status),
-                      ra ? std::optional<std::string_view>(*ra) : std::nullopt,
-                      clock_->NowMicros(), u(rng_),
-                      opts_.retry_budget_capacity > 0 ? &h->budget : nullptr);
+                      ra ? std::optional<std::string_view>(*ra) : std::nullopt, clock_->NowMicros(),
+                      u(rng_), opts_.retry_budget_capacity > 0 ? &h->budget : nullptr);
       retry = d.retry;
     }
   }
@@ -192,8 +193,10 @@ void CurlTransport::Impl::OnDone(CURL* easy, CURLcode code) {
   if (retry) {
     if (log_->Enabled(LogLevel::kInfo)) {
       log_->Log(LogLevel::kInfo, "net.retry",
-                {{"host", t->host_key}, {"label", t->req.label},
-                 {"attempt", std::to_string(t->attempt)}, {"reason", d.reason}});
+                {{"host", t->host_key},
+                 {"label", t->req.label},
+                 {"attempt", std::to_string(t->attempt)},
+                 {"reason", d.reason}});
     }
     t->state = Transfer::State::kBackoff;
     t->retry_at_us = now + d.delay_ms * 1000;

@@ -11,11 +11,16 @@ namespace grin::net {
 
 std::string_view RetryClassName(RetryClass c) {
   switch (c) {
-    case RetryClass::kSuccess: return "success";
-    case RetryClass::kRetryable: return "retryable";
-    case RetryClass::kTimeout: return "timeout";
-    case RetryClass::kThrottled: return "throttled";
-    case RetryClass::kPermanent: return "permanent";
+    case RetryClass::kSuccess:
+      return "success";
+    case RetryClass::kRetryable:
+      return "retryable";
+    case RetryClass::kTimeout:
+      return "timeout";
+    case RetryClass::kThrottled:
+      return "throttled";
+    case RetryClass::kPermanent:
+      return "permanent";
   }
   return "permanent";
 }
@@ -101,8 +106,8 @@ int RetryBudget::available() const {
 }
 
 RetryDecision DecideRetry(const RetryOptions& options, int attempt, int curl_code, int http_status,
-                          std::optional<std::string_view> retry_after, int64_t now_micros,
-                          double u, RetryBudget* budget) {
+                          std::optional<std::string_view> retry_after, int64_t now_micros, double u,
+                          RetryBudget* budget) {
   RetryDecision d;
   d.klass = ClassifyAttempt(curl_code, http_status);
   const std::string what = curl_code != 0 ? "curl error " + std::to_string(curl_code)

@@ -81,7 +81,7 @@ struct RetryDecision {
 // `retry_after` is the raw Retry-After header, if any. `budget` may be null (no quota). Never
 // retries a kSuccess or kPermanent outcome. Takes from the budget only when it decides to retry.
 RetryDecision DecideRetry(const RetryOptions& options, int attempt, int curl_code, int http_status,
-                          std::optional<std::string_view> retry_after, int64_t now_micros,
-                          double u, RetryBudget* budget);
+                          std::optional<std::string_view> retry_after, int64_t now_micros, double u,
+                          RetryBudget* budget);
 
 }  // namespace grin::net

@@ -15,11 +15,16 @@ std::optional<std::string> FindHeader(const Headers& headers, std::string_view n
 
 std::string_view MethodName(Method m) {
   switch (m) {
-    case Method::kGet: return "GET";
-    case Method::kHead: return "HEAD";
-    case Method::kPut: return "PUT";
-    case Method::kPost: return "POST";
-    case Method::kDelete: return "DELETE";
+    case Method::kGet:
+      return "GET";
+    case Method::kHead:
+      return "HEAD";
+    case Method::kPut:
+      return "PUT";
+    case Method::kPost:
+      return "POST";
+    case Method::kDelete:
+      return "DELETE";
   }
   return "GET";
 }
@@ -83,14 +88,19 @@ Status HttpStatusToStatus(int http_status) {
   std::string m = "http status " + std::to_string(http_status);
   switch (http_status) {
     case 404:
-    case 410: return Status::NotFound(m);
+    case 410:
+      return Status::NotFound(m);
     case 401:
-    case 403: return Status::PermissionDenied(m);
+    case 403:
+      return Status::PermissionDenied(m);
     case 409:
-    case 412: return Status::Conflict(m);
+    case 412:
+      return Status::Conflict(m);
     case 408:
-    case 429: return Status::Unavailable(m);
-    default: break;
+    case 429:
+      return Status::Unavailable(m);
+    default:
+      break;
   }
   if (http_status >= 500) return Status::Unavailable(m);
   return Status::InvalidArgument(m);

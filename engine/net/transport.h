@@ -90,9 +90,9 @@ struct BodySource {
 struct ResponseSink {
   enum class Kind { kMemory, kFile, kCallback, kDiscard };
   Kind kind = Kind::kMemory;
-  std::string path;        // kFile: created if missing, written from `offset`, truncated there first
-  int64_t offset = 0;      // kFile
-  BodyWriteFn write;       // kCallback
+  std::string path;    // kFile: created if missing, written from `offset`, truncated there first
+  int64_t offset = 0;  // kFile
+  BodyWriteFn write;   // kCallback
   // kCallback: optional; forget what was written so far (a retry starts the body again). Without
   // it a request whose body already reached the callback is never retried.
   std::function<bool()> rewind;
@@ -130,13 +130,13 @@ struct Request {
 // Phase times of the last attempt, in microseconds since the attempt started (libcurl's
 // CURLINFO_*_TIME_T), plus the time spent waiting in the transport's own queue.
 struct Timing {
-  int64_t queued_us = 0;         // from Submit to handing the first attempt to libcurl
+  int64_t queued_us = 0;  // from Submit to handing the first attempt to libcurl
   int64_t name_lookup_us = 0;
   int64_t connect_us = 0;
-  int64_t tls_us = 0;            // app connect; 0 on a reused connection
-  int64_t first_byte_us = 0;     // start transfer
-  int64_t total_us = 0;          // last attempt
-  int64_t elapsed_us = 0;        // from Submit to completion, all attempts and backoff included
+  int64_t tls_us = 0;         // app connect; 0 on a reused connection
+  int64_t first_byte_us = 0;  // start transfer
+  int64_t total_us = 0;       // last attempt
+  int64_t elapsed_us = 0;     // from Submit to completion, all attempts and backoff included
 };
 
 struct Response {
@@ -166,18 +166,18 @@ using CompletionFn = std::function<void(Response)>;
 
 // Counters per "host:port", cumulative since the transport started.
 struct HostCounters {
-  std::string host;             // "host:port"
-  uint64_t requests = 0;        // completed requests (after retries)
-  uint64_t attempts = 0;        // attempts handed to libcurl
+  std::string host;                               // "host:port"
+  uint64_t requests = 0;                          // completed requests (after retries)
+  uint64_t attempts = 0;                          // attempts handed to libcurl
   uint64_t status_class[6] = {0, 0, 0, 0, 0, 0};  // [0] no HTTP response, [1..5] 1xx..5xx
-  uint64_t transport_errors = 0;  // attempts that ended without a complete response
+  uint64_t transport_errors = 0;                  // attempts that ended without a complete response
   uint64_t retries = 0;
-  uint64_t throttled = 0;         // 429 and 503 responses (they slow the host down)
+  uint64_t throttled = 0;  // 429 and 503 responses (they slow the host down)
   uint64_t bytes_down = 0;
   uint64_t bytes_up = 0;
-  uint64_t new_connections = 0;   // sum of CURLINFO_NUM_CONNECTS
-  uint64_t tls_handshakes = 0;    // new connections that did a TLS handshake (https)
-  uint64_t reused = 0;            // attempts that opened no connection
+  uint64_t new_connections = 0;  // sum of CURLINFO_NUM_CONNECTS
+  uint64_t tls_handshakes = 0;   // new connections that did a TLS handshake (https)
+  uint64_t reused = 0;           // attempts that opened no connection
   // Sums over attempts, microseconds.
   uint64_t queued_us = 0, name_lookup_us = 0, connect_us = 0, tls_us = 0, first_byte_us = 0,
            total_us = 0;

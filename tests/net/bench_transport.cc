@@ -70,13 +70,12 @@ int Serve(int argc, char** argv) {
   });
   server.http().Get("/bytes", [](const httplib::Request& req, httplib::Response& res) {
     const size_t n = std::stoull(req.get_param_value("n"));
-    res.set_content_provider(n, "application/octet-stream",
-                             [n](size_t offset, size_t, httplib::DataSink& sink) {
-                               const size_t at = offset % block.size();
-                               const size_t len = std::min({n - offset, block.size() - at,
-                                                            size_t{1} << 20});
-                               return sink.write(block.data() + at, len);
-                             });
+    res.set_content_provider(
+        n, "application/octet-stream", [n](size_t offset, size_t, httplib::DataSink& sink) {
+          const size_t at = offset % block.size();
+          const size_t len = std::min({n - offset, block.size() - at, size_t{1} << 20});
+          return sink.write(block.data() + at, len);
+        });
   });
   server.http().Get("/stats", [&server](const httplib::Request&, httplib::Response& res) {
     res.set_content("tls_connections=" + std::to_string(server.tls_connections()) +
@@ -86,9 +85,7 @@ int Serve(int argc, char** argv) {
                     "text/plain");
   });
   if (!server.Start()) return 1;
-  {
-    std::ofstream(dir + "/port") << server.port() << "\n";
-  }
+  { std::ofstream(dir + "/port") << server.port() << "\n"; }
   char buf[256];
   while (::read(0, buf, sizeof buf) > 0) {
   }

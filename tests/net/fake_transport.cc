@@ -1,10 +1,10 @@
 #include "tests/net/fake_transport.h"
 
-#include "engine/base/clock.h"
-
 #include <fstream>
 #include <iterator>
 #include <utility>
+
+#include "engine/base/clock.h"
 
 namespace grin::net::testing {
 namespace {
@@ -12,7 +12,8 @@ namespace {
 Status ReadBody(const BodySource& b, std::string* out) {
   out->clear();
   switch (b.kind) {
-    case BodySource::Kind::kNone: return Status::Ok();
+    case BodySource::Kind::kNone:
+      return Status::Ok();
     case BodySource::Kind::kMemory:
       if (b.data) *out = *b.data;
       return Status::Ok();
@@ -68,7 +69,8 @@ Status Deliver(const ResponseSink& s, const std::string& body, Response* r, bool
       if (n != body.size()) return Status::Cancelled("aborted by the response sink");
       return Status::Ok();
     }
-    case ResponseSink::Kind::kDiscard: return Status::Ok();
+    case ResponseSink::Kind::kDiscard:
+      return Status::Ok();
   }
   return Status::Ok();
 }

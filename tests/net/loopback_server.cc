@@ -68,8 +68,8 @@ uint64_t LoopbackServer::distinct_client_ports() const {
 }
 
 void LoopbackServer::InfoCallback(const SSL* ssl, int where, int /*ret*/) {
-  auto* self = static_cast<LoopbackServer*>(
-      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ServerIndex()));
+  auto* self =
+      static_cast<LoopbackServer*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ServerIndex()));
   if (self == nullptr) return;
   SSL* s = const_cast<SSL*>(ssl);
   auto state = reinterpret_cast<uintptr_t>(SSL_get_ex_data(s, StateIndex()));

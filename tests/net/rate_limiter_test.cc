@@ -1,8 +1,8 @@
 // Pure tests of the token bucket and AIMD used for per-host rate control.
 
-#include <doctest/doctest.h>
-
 #include "engine/net/rate_limiter.h"
+
+#include <doctest/doctest.h>
 
 namespace grin::net {
 namespace {
@@ -27,7 +27,7 @@ TEST_CASE("TokenBucket: rate over a long run matches the configured rate") {
   TokenBucket b(100, 1, 0);
   int64_t t = 0;
   int taken = 0;
-  while (t < 10'000'000) {  // 10 s simulated, taking whenever a token is there
+  while (t < 10'000'000) {             // 10 s simulated, taking whenever a token is there
     if (b.Available(t) >= 1 - 1e-9) {  // refill sums 0.1 tokens: allow rounding
       b.Take(1, t);
       ++taken;

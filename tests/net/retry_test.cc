@@ -1,9 +1,9 @@
 // Pure tests of the retry policy: classification, backoff, Retry-After, budget.
 
+#include "engine/net/retry.h"
+
 #include <curl/curl.h>
 #include <doctest/doctest.h>
-
-#include "engine/net/retry.h"
 
 namespace grin::net {
 namespace {
@@ -39,9 +39,9 @@ TEST_CASE("BackoffDelayMs: full jitter under an exponential cap") {
   o.max_delay_ms = 20'000;
   CHECK(BackoffDelayMs(o, 1, false, 0.0) == 0);
   CHECK(BackoffDelayMs(o, 1, false, 0.999) == 99);
-  CHECK(BackoffDelayMs(o, 2, false, 0.5) == 100);    // 0.5 * 200
-  CHECK(BackoffDelayMs(o, 4, false, 0.5) == 400);    // 0.5 * 800
-  CHECK(BackoffDelayMs(o, 3, true, 0.5) == 1000);    // 0.5 * 2000
+  CHECK(BackoffDelayMs(o, 2, false, 0.5) == 100);      // 0.5 * 200
+  CHECK(BackoffDelayMs(o, 4, false, 0.5) == 400);      // 0.5 * 800
+  CHECK(BackoffDelayMs(o, 3, true, 0.5) == 1000);      // 0.5 * 2000
   CHECK(BackoffDelayMs(o, 20, false, 0.5) == 10'000);  // capped at 20 s
   CHECK(BackoffDelayMs(o, 1000, true, 0.999) <= 20'000);
   // Jitter spreads: different u, different delays, all within [0, cap).
@@ -98,8 +98,8 @@ TEST_CASE("DecideRetry: max attempts, permanence, Retry-After and the budget") {
   d = DecideRetry(o, 1, CURLE_OK, 429, std::string_view("7"), kNow, 0.5, nullptr);
   CHECK(d.retry);
   CHECK(d.delay_ms == 7000);
-  d = DecideRetry(o, 1, CURLE_OK, 503, std::string_view("Tue, 14 Nov 2023 22:13:22 GMT"), kNow,
-                  0.5, nullptr);
+  d = DecideRetry(o, 1, CURLE_OK, 503, std::string_view("Tue, 14 Nov 2023 22:13:22 GMT"), kNow, 0.5,
+                  nullptr);
   CHECK(d.retry);
   CHECK(d.delay_ms == 2000);
   d = DecideRetry(o, 1, CURLE_OK, 429, std::string_view("3600"), kNow, 0.5, nullptr);
