@@ -56,12 +56,20 @@ std::optional<uint64_t> PeekS2kCount(const uint8_t* p, size_t n) {
 
 DecryptBackend ChooseBackend(std::optional<uint64_t> size_hint,
                              std::optional<uint64_t> s2k_count) {
-  // Measured in docs/benchmarks.md ("## Archive"): librnp's ~0.1 ms fixed cost and faster S2K
-  // win for small messages, gpg's ~3x faster bulk decryption wins beyond a break-even size that
-  // grows with the S2K count (the S2K work is a larger share of gpg's cost at 65M iterations).
+  // CPU cost per message, measured with scripts/bench-archive (docs/benchmarks.md, "## Archive";
+  // AES-256, 2-core Debian 12 VM, 2026-11-28):
+  //   gpg: ~2.9 ms fixed (spawn, pipes) + S2K + ~1.9 ms/MiB
+  //   rnp: ~0.1 ms fixed + S2K (~0.32 ms per million iterations less than gpg's) + ~3.8 ms/MiB
+  // so librnp wins below a break-even size that grows with the S2K count: ~1.5 MiB at 65,536
+  // iterations, ~12 MiB at GnuPG's default 65,011,712.
+  constexpr double kFixedGapMs = 2.9;
+  constexpr double kS2kGapMsPerMillion = 0.32;
+  constexpr double kBulkGapMsPerMiB = 1.9;
   if (!size_hint) return DecryptBackend::kGpg;  // unknown size: assume a large archive
-  uint64_t threshold = (s2k_count && *s2k_count >= (16u << 20)) ? (8u << 20) : (1u << 20);
-  return *size_hint < threshold ? DecryptBackend::kRnp : DecryptBackend::kGpg;
+  double count = static_cast<double>(s2k_count.value_or(65'011'712));
+  double break_even_mib = (kFixedGapMs + kS2kGapMsPerMillion * count / 1e6) / kBulkGapMsPerMiB;
+  double size_mib = static_cast<double>(*size_hint) / (1 << 20);
+  return size_mib < break_even_mib ? DecryptBackend::kRnp : DecryptBackend::kGpg;
 }
 
 namespace {

@@ -207,7 +207,7 @@ Result<MetsDocument> ParseMets(std::string_view xml) {
   // Deliberately absent: XML_PARSE_NOENT, XML_PARSE_DTDLOAD, XML_PARSE_DTDATTR,
   // XML_PARSE_DTDVALID, XML_PARSE_XINCLUDE, XML_PARSE_HUGE.
   const int options = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-                      XML_PARSE_NOCDATA | XML_PARSE_NONET;
+                      XML_PARSE_NOCDATA;
   XmlDoc doc(xmlCtxtReadMemory(ctxt.get(), xml.data(), static_cast<int>(xml.size()), "mets.xml",
                                nullptr, options));
   if (ctxt->_private != nullptr) {

@@ -123,6 +123,11 @@ TEST_CASE("decrypt: the default-backend rule") {
   CHECK(ChooseBackend(64 << 10, 65536) == DecryptBackend::kRnp);
   CHECK(ChooseBackend(1ull << 30, 65011712) == DecryptBackend::kGpg);
   CHECK(ChooseBackend(50ull << 20, 65536) == DecryptBackend::kGpg);
+  CHECK(ChooseBackend(1ull << 20, 65536) == DecryptBackend::kRnp);
+  CHECK(ChooseBackend(4ull << 20, 65536) == DecryptBackend::kGpg);
+  CHECK(ChooseBackend(8ull << 20, 65011712) == DecryptBackend::kRnp);
+  CHECK(ChooseBackend(8ull << 20, std::nullopt) == DecryptBackend::kRnp);
+  CHECK(ChooseBackend(20ull << 20, 65011712) == DecryptBackend::kGpg);
   CHECK(ParseBackend("gpg").ok());
   CHECK(!ParseBackend("pgp").ok());
   const uint8_t junk[] = {0x00, 0x01, 0x02};
