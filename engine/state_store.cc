@@ -32,7 +32,7 @@ std::string_view ErrorClassName(ErrorClass c) {
 Status StateStore::Complete(const WorkItem& item, Stage to, std::string outcome,
                             std::string detail_json) {
   std::vector<Completion> one;
-  one.push_back(Completion{item, to, std::move(outcome), std::move(detail_json)});
+  one.push_back(Completion{item, to, std::move(outcome), std::move(detail_json), {}, ""});
   auto r = CompleteMany(std::move(one));
   if (!r.ok()) return r.status();
   return r.value().front();
@@ -44,6 +44,20 @@ int64_t BackoffMicros(int attempt, int64_t base_micros, int64_t max_micros, doub
   cap = std::min(cap, static_cast<double>(max_micros));
   unit_random = std::clamp(unit_random, 0.0, 1.0);
   return static_cast<int64_t>(cap * unit_random);
+}
+
+bool IsWritableBookColumn(std::string_view c) {
+  static constexpr std::string_view kColumns[] = {
+      "storage_path", "last_etag_check", "encrypted_etag", "is_decrypted", "sync_timestamp",
+      "processing_request_timestamp", "marc_control_number", "marc_date_type", "marc_date_1",
+      "marc_date_2", "marc_language", "marc_lccn", "marc_lc_call_number", "marc_isbn",
+      "marc_oclc_numbers", "marc_title", "marc_title_remainder", "marc_author_personal",
+      "marc_author_corporate", "marc_author_meeting", "marc_subjects", "marc_genres",
+      "marc_general_note", "marc_extraction_timestamp"};
+  for (auto k : kColumns) {
+    if (k == c) return true;
+  }
+  return false;
 }
 
 bool IsValidBarcode(std::string_view b) {

@@ -48,13 +48,32 @@ struct WorkItem {
   std::string checkpoint;         // JSON saved by SaveCheckpoint at this stage, or ""
 };
 
-// One fenced completion: moves item to milestone `to` and appends an event.
+// Which jobs Reset() moves back to pending (for --force / --recheck): by barcode.
+struct ResetRequest {
+  std::vector<std::string> barcodes;
+  bool include_done = true;   // also jobs at `uploaded`
+}; 
+
+// Columns of the books row to set with a completion, in the same transaction (e.g.
+// encrypted_etag, storage_path, marc_*). Only books columns that a sync may write are accepted
+// (see IsWritableBookColumn); an empty value stores NULL.
+using BookFields = std::vector<std::pair<std::string, std::string>>;
+
+// One fenced completion: moves item to milestone `to`, appends an event and updates the book's
+// row (created if missing), all or nothing.
 struct Completion {
   WorkItem item;
   Stage to = Stage::kUploaded;
   std::string outcome = "completed";  // event outcome, e.g. "completed", "skipped_etag_match"
   std::string detail_json;            // "" or a JSON object for the event
+  BookFields book_fields;             // optional books columns to set
+  std::string carry;                  // "" or JSON: the checkpoint handed to the next stage
 };
+
+// True for the books columns a sync may set through a Completion: storage facts
+// (storage_path, last_etag_check, encrypted_etag, is_decrypted, sync_timestamp,
+// processing_request_timestamp) and the marc_* columns.
+bool IsWritableBookColumn(std::string_view column);
 
 struct StageCounts {
   int64_t total = 0;
@@ -108,12 +127,17 @@ class StateStore {
   virtual Status Release(const WorkItem& item) = 0;
 
   // Stores stage progress for a leased item (fenced). Handed back in WorkItem::checkpoint on the
-  // next claim at the same milestone; cleared when the item completes the stage.
+  // next claim at the same milestone; replaced by the Completion's `carry` (or cleared) when the
+  // item completes the stage.
   virtual Status SaveCheckpoint(const WorkItem& item, std::string_view json) = 0;
 
   // Brings failed (retrying or dead) jobs matching the filter back to ready with attempts reset.
   // Returns how many were requeued.
   virtual Result<int64_t> Requeue(const RequeueFilter& filter) = 0;
+
+  // Moves the named jobs that are not leased back to pending/ready with attempts reset
+  // (e.g. `sync --force`, or re-checking ETags of finished books). Returns how many moved.
+  virtual Result<int64_t> Reset(const ResetRequest& request) = 0;
 
   // Appends an event not tied to a lease (e.g. a run-level note). detail_json may be "".
   virtual Status AppendEvent(std::string_view barcode, std::string_view stage,

@@ -86,6 +86,17 @@ constexpr const char* kInsertEventSql =
     "INSERT INTO events(at, barcode, stage, outcome, run_id, detail) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
+constexpr const char* kEnsureBookSql =
+    "INSERT INTO books(barcode, created_at, updated_at) VALUES (?1, ?2, ?2) "
+    "ON CONFLICT(barcode) DO NOTHING";
+
+constexpr const char* kResetSql = R"sql(
+UPDATE jobs SET stage = 'pending', status = 'ready', attempts = 0, next_attempt_at = 0,
+                recoveries = 0, error_class = NULL, error_reason = NULL, error_detail = NULL,
+                failed_at = NULL, lease_run = NULL, updated_at = ?2
+WHERE barcode = ?1 AND status <> 'leased' AND (?3 OR stage <> 'uploaded')
+RETURNING stage)sql";
+
 constexpr const char* kCountsSql =
     "SELECT stage, status, count(*) FROM jobs GROUP BY stage, status";
 constexpr const char* kFailuresSql = R"sql(
@@ -435,6 +446,13 @@ Result<std::vector<WorkItem>> SqliteStateStore::Claim(Stage from, int max_items)
 Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completion> completions) {
   for (const auto& c : completions) {
     GRIN_RETURN_IF_ERROR(CheckJson(c.detail_json, "completion detail"));
+    GRIN_RETURN_IF_ERROR(CheckJson(c.carry, "completion carry"));
+    for (const auto& [column, value] : c.book_fields) {
+      if (!IsWritableBookColumn(column)) {
+        return Status::InvalidArgument("job " + c.item.barcode + ": books column '" + column +
+                                       "' cannot be set by a completion");
+      }
+    }
     if (static_cast<int>(c.to) <= static_cast<int>(c.item.stage)) {
       return Status::InvalidArgument("job " + c.item.barcode + ": cannot complete from " +
                                      std::string(StageName(c.item.stage)) + " to " +
@@ -462,6 +480,15 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
       auto& d = Stmt(db, kSDeleteCheckpoint, kDeleteCheckpointSql);
       BindText(d, 1, c.item.barcode);
       d.exec();
+      if (!c.carry.empty()) {
+        auto& cp = Stmt(db, kSSaveCheckpoint, kSaveCheckpointSql);
+        BindText(cp, 1, c.item.barcode);
+        BindText(cp, 2, StageName(c.to));
+        BindText(cp, 3, c.carry);
+        cp.bind(4, now);
+        cp.exec();
+      }
+      if (!c.book_fields.empty()) UpdateBook(db, c.item.barcode, c.book_fields, now);
       InsertEvent(db, c.item.barcode, StageName(c.to), c.outcome, c.detail_json);
       out.push_back(Status::Ok());
     }
@@ -590,6 +617,62 @@ Status SqliteStateStore::AppendEvent(std::string_view barcode, std::string_view 
   GRIN_RETURN_IF_ERROR(CheckJson(detail_json, "event detail"));
   std::string b(barcode), st(stage), o(outcome), d(detail_json);
   return Submit([this, b, st, o, d](SQLite::Database& db) { InsertEvent(db, b, st, o, d); });
+}
+
+void SqliteStateStore::UpdateBook(SQLite::Database& db, const std::string& barcode,
+                                  const BookFields& fields, int64_t now) {
+  std::string iso = FormatIsoUtc(now);
+  SQLite::Statement ensure(db, kEnsureBookSql);
+  BindText(ensure, 1, barcode);
+  BindText(ensure, 2, iso);
+  ensure.exec();
+  // Column names come from IsWritableBookColumn's fixed list (checked by the caller), never
+  // from user text, so building the statement is safe.
+  std::string sql = "UPDATE books SET ";
+  int i = 3;
+  for (const auto& f : fields) {
+    sql += f.first + " = ?" + std::to_string(i++) + ", ";
+  }
+  sql += "updated_at = ?2 WHERE barcode = ?1";
+  SQLite::Statement u(db, sql);
+  BindText(u, 1, barcode);
+  BindText(u, 2, iso);
+  i = 3;
+  for (const auto& [column, value] : fields) {
+    if (column == "is_decrypted") {
+      u.bind(i++, value == "1" || value == "true" ? 1 : 0);
+    } else {
+      BindTextOrNull(u, i++, value);
+    }
+  }
+  u.exec();
+}
+
+Result<int64_t> SqliteStateStore::Reset(const ResetRequest& request) {
+  auto count = std::make_shared<int64_t>(0);
+  Status s = Submit([this, &request, count](SQLite::Database& db) {
+    int64_t now = opt_.clock->NowMicros();
+    int64_t n = 0;
+    SQLite::Statement u(db, kResetSql);
+    SQLite::Statement del(db, kDeleteCheckpointSql);
+    for (const auto& b : request.barcodes) {
+      u.reset();
+      BindText(u, 1, b);
+      u.bind(2, now);
+      u.bind(3, request.include_done ? 1 : 0);
+      if (u.executeStep()) {
+        ++n;
+        del.reset();
+        BindText(del, 1, b);
+        del.exec();
+        InsertEvent(db, b, "pending", "reset", "");
+      }
+      u.reset();
+    }
+    *count = n;
+  });
+  if (!s.ok()) return s;
+  return *count;
 }
 
 Status SqliteStateStore::Flush() {

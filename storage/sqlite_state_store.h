@@ -72,6 +72,7 @@ class SqliteStateStore final : public StateStore {
   Status Release(const WorkItem& item) override;
   Status SaveCheckpoint(const WorkItem& item, std::string_view json) override;
   Result<int64_t> Requeue(const RequeueFilter& filter) override;
+  Result<int64_t> Reset(const ResetRequest& request) override;
   Status AppendEvent(std::string_view barcode, std::string_view stage, std::string_view outcome,
                      std::string_view detail_json) override;
   Result<StageCounts> Counts() override;
@@ -98,6 +99,8 @@ class SqliteStateStore final : public StateStore {
   void InsertEvent(SQLite::Database& db, std::string_view barcode, std::string_view stage,
                    std::string_view outcome, std::string_view detail_json);
   SQLite::Statement& Stmt(SQLite::Database& db, int id, const char* sql);
+  void UpdateBook(SQLite::Database& db, const std::string& barcode, const BookFields& fields,
+                  int64_t now);
 
   std::string path_;
   StateStoreOptions opt_;

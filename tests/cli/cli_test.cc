@@ -188,7 +188,7 @@ TEST_CASE("status and sql answer correctly while a writer is busy") {
       auto items = (*store)->Claim(Stage::kPending, 8);
       if (!items.ok() || items->empty()) break;
       std::vector<Completion> c;
-      for (auto& w : *items) c.push_back(Completion{w, Stage::kUploaded, "completed", ""});
+      for (auto& w : *items) c.push_back(Completion{w, Stage::kUploaded, "completed", "", {}});
       (void)(*store)->CompleteMany(std::move(c));
     }
     done = true;

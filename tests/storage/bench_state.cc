@@ -58,7 +58,7 @@ static int64_t Drain(SqliteStateStore& store, int batch) {
     if (!items.ok() || items->empty()) break;
     std::vector<Completion> done;
     done.reserve(items->size());
-    for (auto& w : *items) done.push_back(Completion{w, Stage::kUploaded, "completed", ""});
+    for (auto& w : *items) done.push_back(Completion{w, Stage::kUploaded, "completed", "", {}});
     n += static_cast<int64_t>(done.size());
     (void)store.CompleteMany(std::move(done));
   }
@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
         auto claimed = store->Claim(Stage::kPending, 64);
         if (!claimed.ok() || claimed->empty()) break;
         std::vector<Completion> done;
-        for (auto& w : *claimed) done.push_back(Completion{w, Stage::kChecked, "completed", ""});
+        for (auto& w : *claimed) done.push_back(Completion{w, Stage::kChecked, "completed", "", {}});
         (void)store->CompleteMany(std::move(done));
       }
     });

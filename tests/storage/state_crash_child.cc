@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
         if (rng() % 10 == 0) {
           if (!(*store)->Fail(w, grin::ErrorClass::kRetryable, "injected", "").ok()) return 1;
         } else {
-          done.push_back(grin::Completion{w, static_cast<grin::Stage>(s + 1), "completed", ""});
+          done.push_back(grin::Completion{w, static_cast<grin::Stage>(s + 1), "completed", "", {}});
         }
       }
       auto r = (*store)->CompleteMany(std::move(done));

@@ -81,6 +81,46 @@ TEST_CASE("a book moves pending -> checked -> downloaded -> uploaded") {
   CHECK(store->Complete(more[0], Stage::kPending).code() == StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("a completion sets books columns atomically; only writable columns are accepted") {
+  Fixture f;
+  auto store = f.Open();
+  REQUIRE(store->Enqueue({"BKS001"}).ok());
+  auto items = store->Claim(Stage::kPending, 1).value();
+  Completion bad{items[0], Stage::kUploaded, "completed", "", {{"title", "x"}}};
+  auto r = store->CompleteMany({bad});
+  CHECK(r.status().code() == StatusCode::kInvalidArgument);
+  Completion good{items[0], Stage::kUploaded, "completed", "",
+                  {{"encrypted_etag", "abc"}, {"is_decrypted", "1"}, {"marc_title", "T"},
+                   {"marc_lccn", ""}}};
+  auto ok = store->CompleteMany({good});
+  REQUIRE(ok.ok());
+  CHECK(ok->front().ok());
+  SQLite::Database db(f.path, SQLite::OPEN_READONLY);
+  CHECK(db.execAndGet("SELECT encrypted_etag || is_decrypted || marc_title || "
+                      "coalesce(marc_lccn, 'NULL') FROM books WHERE barcode='BKS001'")
+            .getString() == "abc1TNULL");
+  // A stale completion changes neither the job nor the book.
+  Completion stale{items[0], Stage::kUploaded, "completed", "", {{"encrypted_etag", "zzz"}}};
+  CHECK(store->CompleteMany({stale})->front().code() == StatusCode::kConflict);
+  REQUIRE(store->Flush().ok());
+  CHECK(f.Query("SELECT count(*) FROM books WHERE encrypted_etag = 'abc'") == 1);
+}
+
+TEST_CASE("reset moves done and failed jobs back to pending, never leased ones") {
+  Fixture f;
+  auto store = f.Open();
+  REQUIRE(store->Enqueue({"RST001", "RST002", "RST003"}).ok());
+  auto items = store->Claim(Stage::kPending, 3).value();
+  REQUIRE(store->Complete(items[0], Stage::kUploaded).ok());
+  REQUIRE(store->Fail(items[1], ErrorClass::kPermanent, "x", "").ok());
+  ResetRequest not_done{{"RST001", "RST002", "RST003"}, false};
+  CHECK(store->Reset(not_done).value() == 1);  // only the dead one; RST003 is leased
+  ResetRequest all{{"RST001", "RST002", "RST003"}, true};
+  CHECK(store->Reset(all).value() == 2);
+  CHECK(store->Counts().value().at[0] == 3);
+  CHECK(store->Counts().value().leased == 1);
+}
+
 TEST_CASE("a stale token cannot complete, fail, release or checkpoint") {
   Fixture f;
   auto store = f.Open();
@@ -189,6 +229,11 @@ TEST_CASE("checkpoints are handed back on the next claim and cleared on completi
   CHECK(store->Complete(b[0], Stage::kChecked).ok());
   auto c = store->Claim(Stage::kChecked, 1).value();
   CHECK(c[0].checkpoint.empty());
+  // A completion can hand a checkpoint to the next stage.
+  Completion carry{c[0], Stage::kDownloaded, "completed", "", {}, "{\"etag\":\"E\"}"};
+  REQUIRE(store->CompleteMany({carry})->front().ok());
+  auto d = store->Claim(Stage::kDownloaded, 1).value();
+  CHECK(d[0].checkpoint == "{\"etag\":\"E\"}");
 }
 
 TEST_CASE("leases of an earlier run are taken back at once when a new run opens") {
@@ -281,7 +326,7 @@ TEST_CASE("8 threads claiming and completing never share an item; commits are gr
             std::lock_guard<std::mutex> l(mu);
             seen.insert(w.barcode);
           }
-          done.push_back(Completion{w, Stage::kUploaded, "completed", ""});
+          done.push_back(Completion{w, Stage::kUploaded, "completed", "", {}});
         }
         auto r = store->CompleteMany(std::move(done));
         REQUIRE(r.ok());

@@ -1,0 +1,218 @@
+#include "storage/books_export.h"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Statement.h>
+#include <sqlite3.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "engine/base/fn_deleter.h"
+#include "storage/database.h"
+#include "storage/sqlite_status.h"
+
+namespace grin::storage {
+namespace {
+
+// (header text, books column), in the reference tool's order.
+const std::vector<std::pair<std::string, std::string>>& Columns() {
+  static const std::vector<std::pair<std::string, std::string>> kColumns = {
+      {"Barcode", "barcode"}, {"Title", "title"}, {"Scanned Date", "scanned_date"},
+      {"Converted Date", "converted_date"}, {"Downloaded Date", "downloaded_date"},
+      {"Processed Date", "processed_date"}, {"Analyzed Date", "analyzed_date"},
+      {"OCR Date", "ocr_date"}, {"Google Books Link", "google_books_link"},
+      {"Processing Request Timestamp", "processing_request_timestamp"},
+      {"GRIN State", "grin_state"}, {"GRIN Viewability", "grin_viewability"},
+      {"GRIN Opted Out", "grin_opted_out"}, {"GRIN Conditions", "grin_conditions"},
+      {"GRIN Scannable", "grin_scannable"}, {"GRIN Tagging", "grin_tagging"},
+      {"GRIN Audit", "grin_audit"}, {"GRIN Material Error %", "grin_material_error_percent"},
+      {"GRIN Overall Error %", "grin_overall_error_percent"}, {"GRIN Claimed", "grin_claimed"},
+      {"GRIN OCR Analysis Score", "grin_ocr_analysis_score"},
+      {"GRIN OCR GTD Score", "grin_ocr_gtd_score"},
+      {"GRIN Digitization Method", "grin_digitization_method"},
+      {"GRIN Check-In Date", "grin_check_in_date"},
+      {"GRIN Source Library Bibkey", "grin_source_library_bibkey"},
+      {"GRIN Rubbish", "grin_rubbish"},
+      {"GRIN Allow Download Updated Date", "grin_allow_download_updated_date"},
+      {"GRIN Viewability Updated Date", "grin_viewability_updated_date"},
+      {"Enrichment Timestamp", "enrichment_timestamp"},
+      {"MARC Control Number", "marc_control_number"}, {"MARC Date Type", "marc_date_type"},
+      {"MARC Date 1", "marc_date_1"}, {"MARC Date 2", "marc_date_2"},
+      {"MARC Language", "marc_language"}, {"MARC LCCN", "marc_lccn"},
+      {"MARC LC Call Number", "marc_lc_call_number"}, {"MARC ISBN", "marc_isbn"},
+      {"MARC OCLC Numbers", "marc_oclc_numbers"}, {"MARC Title", "marc_title"},
+      {"MARC Title Remainder", "marc_title_remainder"},
+      {"MARC Author Personal", "marc_author_personal"},
+      {"MARC Author Corporate", "marc_author_corporate"},
+      {"MARC Author Meeting", "marc_author_meeting"}, {"MARC Subjects", "marc_subjects"},
+      {"MARC Genres", "marc_genres"}, {"MARC General Note", "marc_general_note"},
+      {"MARC Extraction Timestamp", "marc_extraction_timestamp"},
+      {"Storage Path", "storage_path"}, {"Last ETag Check", "last_etag_check"},
+      {"Encrypted ETag", "encrypted_etag"}, {"Is Decrypted", "is_decrypted"},
+      {"Sync Timestamp", "sync_timestamp"}, {"Created At", "created_at"},
+      {"Updated At", "updated_at"}};
+  return kColumns;
+}
+
+void AppendCsvField(std::string* line, const std::string& v) {
+  if (v.find_first_of(",\"\r\n") == std::string::npos) {
+    *line += v;
+    return;
+  }
+  *line += '"';
+  for (char c : v) {
+    if (c == '"') *line += '"';
+    *line += c;
+  }
+  *line += '"';
+}
+
+using GzFile = std::unique_ptr<gzFile_s, FnDeleter<gzclose>>;
+
+// Writes chunks to a plain or gzip file.
+class Writer {
+ public:
+  Writer(const std::string& path, bool gzip) : gzip_(gzip) {
+    if (gzip) {
+      gz_.reset(gzopen(path.c_str(), "wb1"));
+    } else {
+      plain_.open(path, std::ios::binary | std::ios::trunc);
+    }
+  }
+  bool ok() const { return gzip_ ? gz_ != nullptr : static_cast<bool>(plain_); }
+  bool Write(const std::string& s) {
+    if (s.empty()) return true;
+    if (gzip_) return gzwrite(gz_.get(), s.data(), static_cast<unsigned>(s.size())) > 0;
+    plain_.write(s.data(), static_cast<std::streamsize>(s.size()));
+    return static_cast<bool>(plain_);
+  }
+  bool Close() {
+    if (gzip_) return gzclose(gz_.release()) == Z_OK;
+    plain_.close();
+    return !plain_.fail();
+  }
+
+ private:
+  bool gzip_;
+  GzFile gz_;
+  std::ofstream plain_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& BooksCsvHeaders() {
+  static const std::vector<std::string> kHeaders = [] {
+    std::vector<std::string> h;
+    for (const auto& c : Columns()) h.push_back(c.first);
+    return h;
+  }();
+  return kHeaders;
+}
+
+Result<int64_t> ExportBooksCsv(const std::string& db_path, const std::string& out_path,
+                               bool gzip) {
+  DatabaseOptions ro;
+  ro.read_only = true;
+  GRIN_ASSIGN_OR_RETURN(auto db, OpenDatabase(db_path, ro));
+  std::string tmp = out_path + ".tmp";
+  Writer w(tmp, gzip);
+  if (!w.ok()) return Status::PermissionDenied(tmp + ": cannot write the CSV export");
+  int64_t rows = 0;
+  try {
+    std::string sql = "SELECT ";
+    std::string header;
+    for (size_t i = 0; i < Columns().size(); ++i) {
+      sql += (i ? ", " : "") + Columns()[i].second;
+      if (i) header += ',';
+      AppendCsvField(&header, Columns()[i].first);
+    }
+    sql += " FROM books ORDER BY barcode";
+    header += "\r\n";
+    if (!w.Write(header)) return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
+    SQLite::Statement q(*db, sql);
+    std::string chunk;
+    while (q.executeStep()) {
+      std::string line;
+      for (int i = 0; i < q.getColumnCount(); ++i) {
+        if (i) line += ',';
+        SQLite::Column c = q.getColumn(i);
+        if (c.isNull()) continue;
+        if (Columns()[static_cast<size_t>(i)].second == "is_decrypted") {
+          line += c.getInt() ? "TRUE" : "FALSE";
+        } else {
+          AppendCsvField(&line, c.getString());
+        }
+      }
+      chunk += line;
+      chunk += "\r\n";
+      ++rows;
+      if (chunk.size() > (1 << 20)) {
+        if (!w.Write(chunk)) return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
+        chunk.clear();
+      }
+    }
+    if (!w.Write(chunk)) return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
+  } catch (const SQLite::Exception& e) {
+    std::remove(tmp.c_str());
+    return FromSqliteException(e, db_path);
+  }
+  if (!w.Close()) {
+    std::remove(tmp.c_str());
+    return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
+  }
+  if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
+    return Status::PermissionDenied(out_path + ": cannot replace the CSV export");
+  }
+  return rows;
+}
+
+Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path) {
+  std::string copy = out_path + ".db.tmp";
+  {
+    DatabaseOptions ro;
+    ro.read_only = true;
+    GRIN_ASSIGN_OR_RETURN(auto src, OpenDatabase(db_path, ro));
+    sqlite3* dst = nullptr;
+    if (sqlite3_open(copy.c_str(), &dst) != SQLITE_OK) {
+      sqlite3_close(dst);
+      return Status::PermissionDenied(copy + ": cannot create the backup");
+    }
+    sqlite3_backup* b = sqlite3_backup_init(dst, "main", src->getHandle(), "main");
+    int rc = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(dst);
+    if (b) sqlite3_backup_finish(b);
+    sqlite3_close(dst);
+    if (rc != SQLITE_DONE) {
+      std::remove(copy.c_str());
+      return Status::Unavailable(db_path + ": online backup failed (" + sqlite3_errstr(rc) + ")");
+    }
+  }
+  std::ifstream in(copy, std::ios::binary);
+  std::string tmp = out_path + ".tmp";
+  Writer w(tmp, true);
+  if (!w.ok()) return Status::PermissionDenied(tmp + ": cannot write the backup");
+  std::vector<char> buf(1 << 20);
+  bool ok = true;
+  while (ok && in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    std::streamsize n = in.gcount();
+    if (n > 0) ok = w.Write(std::string(buf.data(), static_cast<size_t>(n)));
+  }
+  ok = w.Close() && ok;
+  std::remove(copy.c_str());
+  if (!ok) {
+    std::remove(tmp.c_str());
+    return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
+  }
+  if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
+    return Status::PermissionDenied(out_path + ": cannot write the backup");
+  }
+  return Status::Ok();
+}
+
+}  // namespace grin::storage

@@ -1,0 +1,24 @@
+#pragma once
+// Run-level artefacts from the database: the books CSV in the reference tool's exact column order
+// and header text (reference-tool.md §10: NULL as an empty field, booleans TRUE/FALSE), and an
+// online backup of the database (SQLite backup API, consistent while a writer runs), gzipped.
+// Both read through their own read-only connection and write atomically (temp file + rename).
+
+#include <string>
+#include <vector>
+
+#include "engine/base/result.h"
+
+namespace grin::storage {
+
+// The CSV header line's fields, in order.
+const std::vector<std::string>& BooksCsvHeaders();
+
+// Writes every books row (ordered by barcode) to out_path; gzip level 1 when gzip is true.
+// Returns the number of rows.
+Result<int64_t> ExportBooksCsv(const std::string& db_path, const std::string& out_path, bool gzip);
+
+// Copies the database with the online-backup API into out_path, gzip level 1.
+Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path);
+
+}  // namespace grin::storage
