@@ -45,6 +45,7 @@ Status CurlTransport::Impl::Init() {
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     return Status::Internal("curl_global_init failed");
   }
+  global_init_ = true;
   share_.reset(curl_share_init());
   multi_.reset(curl_multi_init());
   if (!share_ || !multi_) return Status::Internal("cannot create curl multi/share handles");

@@ -133,7 +133,15 @@ class CurlTransport::Impl {
     log_ = opts_.logger ? opts_.logger : NullLogger::Default();
     clock_ = opts_.clock ? opts_.clock : SystemClock::Default();
   }
-  ~Impl() { Shutdown(); }
+  ~Impl() {
+    Shutdown();
+    // Handles go before the global cleanup that balances Init's curl_global_init (reference
+    // counted by libcurl, so other users of libcurl in the process are unaffected).
+    pool_.clear();
+    multi_.reset();
+    share_.reset();
+    if (global_init_) curl_global_cleanup();
+  }
 
   Status Init();
   RequestId Submit(Request request, CompletionFn done);
@@ -166,6 +174,7 @@ class CurlTransport::Impl {
   TransportOptions opts_;
   Logger* log_;
   Clock* clock_;
+  bool global_init_ = false;
   CurlShare share_;
   CurlMulti multi_;
   std::vector<CurlEasy> pool_;
