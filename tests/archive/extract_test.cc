@@ -107,6 +107,38 @@ TEST_CASE("extract: a real-looking encrypted book, both backends, one pass") {
   }
 }
 
+TEST_CASE("extract: JSONL is byte-identical to Python's json.dumps over the same archive") {
+  // The reference tool's algorithm in Python (tarfile, errors="replace", ensure_ascii=False) as
+  // an independent oracle.
+  grin::testing::TempDir tmp;
+  BookSpec spec;
+  spec.pages = 12;
+  spec.missing_text = {5, 11};
+  const std::string tgz = testing::BookTarGz(spec);
+  grin::testing::WriteFile(tmp.path() / "book.tar.gz", tgz);
+  const std::string script =
+      "import json, re, sys, tarfile\n"
+      "pages = {}\n"
+      "with tarfile.open(sys.argv[1], 'r:gz') as t:\n"
+      "    for m in t.getmembers():\n"
+      "        name = m.name.rsplit('/', 1)[-1]\n"
+      "        if m.isfile() and re.fullmatch(r'\\d{8}\\.txt', name):\n"
+      "            pages[int(name[:8])] = t.extractfile(m).read().decode('utf-8', errors='replace')\n"
+      "out = ''.join(json.dumps(pages.get(i, ''), ensure_ascii=False) + '\\n'\n"
+      "              for i in range(1, max(pages) + 1))\n"
+      "sys.stdout.buffer.write(out.encode('utf-8'))\n";
+  grin::testing::WriteFile(tmp.path() / "oracle.py", script);
+  auto py = testing::RunProcess({"python3", tmp.file("oracle.py"), tmp.file("book.tar.gz")}, "", "");
+  REQUIRE(py.ok());
+  REQUIRE_MESSAGE(py->exit_code == 0, py->err);
+  auto r = Process(tgz, false, spec.barcode);
+  REQUIRE(r.ok());
+  auto ours = GzipDecompress(r->extraction->ocr_jsonl_gz, 64 << 20);
+  REQUIRE(ours.ok());
+  CHECK(*ours == py->out);
+  CHECK(py->out.find("\xEF\xBF\xBD") != std::string::npos);  // the oracle saw bad bytes too
+}
+
 TEST_CASE("extract: member order does not matter, plain tar.gz needs no passphrase") {
   BookSpec spec;
   spec.pages = 4;

@@ -289,8 +289,12 @@ Result<std::string> GpgEncrypt(const std::string& plaintext, const GpgParams& p,
 }
 
 Result<std::string> CachedGpgEncrypt(const std::string& plaintext, const GpgParams& p) {
+  // Under the build dir: $GRIN_BINARY_DIR if ctest passed it, else beside the test binary.
   const char* bin = std::getenv("GRIN_BINARY_DIR");
-  std::string dir = std::string(bin && *bin ? bin : "/tmp") + "/archive-fixtures";
+  std::error_code ec;
+  std::filesystem::path exe_dir = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+  std::string dir = (bin && *bin ? std::string(bin) : ec ? std::string("/tmp") : exe_dir.string()) +
+                    "/archive-fixtures";
   std::filesystem::create_directories(dir);
   std::string key = Sha256Hex(plaintext).substr(0, 24) + "_" + p.cipher + "_" + p.compress +
                     "_" + std::to_string(p.s2k_count) + (p.rfc2440 ? "_sed" : "") +
