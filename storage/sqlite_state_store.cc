@@ -104,7 +104,9 @@ SELECT stage, coalesce(error_reason, ''), coalesce(error_class, ''), status = 'd
 FROM jobs WHERE status IN ('retry', 'dead')
 GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC, 1, 2)sql";
 constexpr const char* kCompletedSinceSql =
-    "SELECT count(*) FROM events WHERE stage = 'uploaded' AND at >= ?1";
+    "SELECT count(*), coalesce(CAST(strftime('%s', min(at)) AS INTEGER), 0), "
+    "coalesce(CAST(substr(min(at), 21, 3) AS INTEGER), 0) "
+    "FROM events WHERE stage = 'uploaded' AND at >= ?1";
 
 // Statement slots in stmts_.
 enum StmtId {
@@ -464,6 +466,10 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
     std::vector<Status> out;
     out.reserve(completions.size());
     int64_t now = opt_.clock->NowMicros();
+    // Most completions have no checkpoint to clear; one cheap count spares a DELETE per item.
+    auto& cc = Stmt(db, kSCheckpointCount, kCheckpointCountSql);
+    bool any_checkpoints = cc.executeStep() && cc.getColumn(0).getInt64() > 0;
+    cc.reset();
     for (const auto& c : completions) {
       auto& u = Stmt(db, kSComplete, kCompleteSql);
       u.bind(1, c.item.job_id);
@@ -477,9 +483,11 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
                          {{"barcode", c.item.barcode}, {"op", "complete"}});
         continue;
       }
-      auto& d = Stmt(db, kSDeleteCheckpoint, kDeleteCheckpointSql);
-      BindText(d, 1, c.item.barcode);
-      d.exec();
+      if (any_checkpoints) {
+        auto& d = Stmt(db, kSDeleteCheckpoint, kDeleteCheckpointSql);
+        BindText(d, 1, c.item.barcode);
+        d.exec();
+      }
       if (!c.carry.empty()) {
         auto& cp = Stmt(db, kSSaveCheckpoint, kSaveCheckpointSql);
         BindText(cp, 1, c.item.barcode);
@@ -705,12 +713,15 @@ Result<std::unique_ptr<StateReader>> StateReader::Open(const std::string& db_pat
 Result<StageCounts> StateReader::Counts() { return QueryCounts(*db_, path_); }
 Result<std::vector<FailureSummary>> StateReader::Failures() { return QueryFailures(*db_, path_); }
 
-Result<int64_t> StateReader::CompletedSince(int64_t since_micros) {
+Result<StateReader::Recent> StateReader::CompletedSince(int64_t since_micros) {
   try {
     SQLite::Statement q(*db_, kCompletedSinceSql);
     BindText(q, 1, FormatIsoUtcMillis(since_micros));
     q.executeStep();
-    return q.getColumn(0).getInt64();
+    Recent r;
+    r.count = q.getColumn(0).getInt64();
+    r.first_micros = q.getColumn(1).getInt64() * 1'000'000 + q.getColumn(2).getInt64() * 1000;
+    return r;
   } catch (const SQLite::Exception& e) {
     return FromSqliteException(e, path_);
   }

@@ -130,8 +130,13 @@ class StateReader {
   ~StateReader();
   Result<StageCounts> Counts();
   Result<std::vector<FailureSummary>> Failures();
-  // Books completed (reached `uploaded`) since since_micros, from the event history.
-  Result<int64_t> CompletedSince(int64_t since_micros);
+  // Books completed (reached `uploaded`) since since_micros, from the event history, and the
+  // time (micros) of the first of them (0 if none).
+  struct Recent {
+    int64_t count = 0;
+    int64_t first_micros = 0;
+  };
+  Result<Recent> CompletedSince(int64_t since_micros);
   SQLite::Database& db() { return *db_; }
   const std::string& path() const { return path_; }
 

@@ -3,6 +3,7 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -25,6 +26,7 @@ struct Snapshot {
   std::vector<FailureSummary> failures;
   int64_t books = 0;
   int64_t recent = 0;  // reached uploaded in the last kRateWindowSeconds
+  double rate = 0;     // books/s over that window (or since the first of them, if later)
 };
 
 Result<Snapshot> Take(storage::StateReader& reader) {
@@ -32,8 +34,13 @@ Result<Snapshot> Take(storage::StateReader& reader) {
   GRIN_ASSIGN_OR_RETURN(s.counts, reader.Counts());
   GRIN_ASSIGN_OR_RETURN(s.failures, reader.Failures());
   int64_t now = SystemClock::Default()->NowMicros();
-  GRIN_ASSIGN_OR_RETURN(s.recent, reader.CompletedSince(
-                                      now - static_cast<int64_t>(kRateWindowSeconds * 1e6)));
+  GRIN_ASSIGN_OR_RETURN(auto recent, reader.CompletedSince(
+                                          now - static_cast<int64_t>(kRateWindowSeconds * 1e6)));
+  s.recent = recent.count;
+  if (recent.count > 0) {
+    double span = static_cast<double>(now - recent.first_micros) / 1e6;
+    s.rate = static_cast<double>(recent.count) / std::clamp(span, 1.0, kRateWindowSeconds);
+  }
   try {
     s.books = reader.db().execAndGet("SELECT count(*) FROM books").getInt64();
   } catch (const std::exception&) {
@@ -53,7 +60,7 @@ nlohmann::json ToJson(const std::string& run_dir, const Snapshot& s) {
   j["leased"] = s.counts.leased;
   j["retrying"] = s.counts.retrying;
   j["dead"] = s.counts.dead;
-  double rate = static_cast<double>(s.recent) / kRateWindowSeconds;
+  double rate = s.rate;
   j["rate_books_per_s"] = rate;
   int64_t remaining = s.counts.total - s.counts.at[3] - s.counts.dead;
   j["remaining"] = remaining;
@@ -88,7 +95,7 @@ void PrintText(std::ostream& out, const std::string& run_dir, const Snapshot& s)
           << f.error_class << (f.dead ? ", dead" : ", retrying") << "  " << f.count << "\n";
     }
   }
-  double rate = static_cast<double>(s.recent) / kRateWindowSeconds;
+  double rate = s.rate;
   int64_t remaining = c.total - c.at[3] - c.dead;
   char line[160];
   if (rate > 0) {
