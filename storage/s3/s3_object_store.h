@@ -1,0 +1,114 @@
+#pragma once
+// S3ObjectStore: the ObjectStore port on S3-compatible servers (AWS S3, Cloudflare R2, MinIO,
+// OpenStack Swift's s3api), speaking HTTP(S) through the shared net::Transport with our own SigV4.
+//
+// Requests: every attempt is signed when the transport dispatches it (PrepareFn), with the
+// clock's time corrected by the skew learned from RequestTimeTooSkewed replies, so retries are
+// re-signed. The transport retries connection errors, 5xx and 429/503 (SlowDown) with full jitter;
+// this class adds the S3-only cases: 400 RequestTimeout, 403 RequestTimeTooSkewed (corrected from
+// the server's Date header or <ServerTime>) and a 200 carrying an <Error> from
+// CompleteMultipartUpload. Error replies are parsed (libxml2) into one-line messages:
+// "PUT raw/X.tar.gz: HTTP 403 SignatureDoesNotMatch: ...". Secrets never appear in messages.
+//
+// Integrity: Put() sends a signed SHA-256 payload hash and Content-MD5 when it knows them (given,
+// or computed on a body small enough to buffer); otherwise it streams with UNSIGNED-PAYLOAD,
+// hashes while the bytes go out, and checks the returned ETag against the MD5. Parts of a
+// multipart upload are read once into memory, hashed, and sent with both digests.
+//
+// Thread safety: all methods may be called concurrently; concurrent calls share the transport's
+// connections (Upload() runs parallel_parts parts at once over them).
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "engine/base/clock.h"
+#include "engine/base/logger.h"
+#include "engine/net/transport.h"
+#include "engine/object_store.h"
+#include "storage/s3/sigv4.h"
+
+namespace grin::s3 {
+
+struct S3Config {
+  std::string endpoint_url;        // "https://127.0.0.1:8443", "https://<acct>.r2.cloudflarestorage.com"
+  std::string region = "us-east-1";  // "auto" for R2
+  bool path_style = true;          // false: virtual-host style (bucket.host)
+  // Bodies up to this size without known digests are buffered, hashed, and sent signed.
+  uint64_t buffer_limit = 16 * kMiB;
+  int max_attempts = 4;            // S3-level retries (RequestTimeout, clock skew, 200-with-Error)
+};
+
+// Endpoint parts. kInvalidArgument for anything but http(s)://host[:port][/].
+struct Endpoint {
+  std::string scheme;  // "http" or "https"
+  std::string host;    // "127.0.0.1", "[::1]"
+  int port = 0;        // 0 = default for the scheme
+};
+Result<Endpoint> ParseEndpoint(const std::string& url);
+
+class S3ObjectStore final : public ObjectStore {
+ public:
+  // `transport` (not owned) must outlive the store; clock and logger may be null.
+  static Result<std::unique_ptr<S3ObjectStore>> Create(S3Config config, Credentials credentials,
+                                                       net::Transport* transport,
+                                                       Clock* clock = nullptr,
+                                                       Logger* logger = nullptr);
+  ~S3ObjectStore() override;
+
+  std::string Describe() const override;
+  Status EnsureBucket(const std::string& bucket) override;
+  Status HeadBucket(const std::string& bucket) override;
+  Result<PutResult> Put(const std::string& bucket, const std::string& key,
+                        const ByteSource& body, const PutOptions& options) override;
+  Result<ObjectInfo> Head(const std::string& bucket, const std::string& key) override;
+  Result<ObjectInfo> Get(const std::string& bucket, const std::string& key, ByteSink& sink,
+                         std::optional<ByteRange> range = {}) override;
+  Result<ListPage> List(const std::string& bucket, const std::string& prefix,
+                        const std::string& token, int max_keys = 1000) override;
+  Result<std::vector<DeleteFailure>> DeleteMany(const std::string& bucket,
+                                                const std::vector<std::string>& keys) override;
+  Result<std::string> BeginMultipart(const std::string& bucket, const std::string& key,
+                                     const PutOptions& options) override;
+  Result<UploadedPart> UploadPart(const std::string& bucket, const std::string& key,
+                                  const std::string& upload_id, int number,
+                                  const ByteSource& body, uint64_t offset,
+                                  uint64_t length) override;
+  Result<std::vector<UploadedPart>> ListParts(const std::string& bucket, const std::string& key,
+                                              const std::string& upload_id) override;
+  Result<PutResult> CompleteMultipart(const std::string& bucket, const std::string& key,
+                                      const std::string& upload_id,
+                                      std::vector<UploadedPart> parts,
+                                      const PutOptions& options) override;
+  Status AbortMultipart(const std::string& bucket, const std::string& key,
+                        const std::string& upload_id) override;
+
+  // Offset added to the local clock when signing, learned from RequestTimeTooSkewed.
+  int64_t clock_skew_micros() const { return skew_micros_.load(); }
+
+  struct Call;  // s3_object_store.cc
+
+ private:
+  S3ObjectStore(S3Config config, Endpoint endpoint, Credentials credentials,
+                net::Transport* transport, Clock* clock, Logger* logger);
+  // Sends one S3 call with signing and the S3-level retries; returns the final response, which
+  // is 2xx, or the mapped error.
+  Result<net::Response> Execute(const Call& call);
+  std::string Url(const std::string& bucket, const std::string& key,
+                  const HeaderList& query, std::string* host, std::string* path) const;
+
+  S3Config config_;
+  Endpoint endpoint_;
+  Credentials credentials_;
+  Signer signer_;
+  net::Transport* transport_;
+  Clock* clock_;
+  Logger* logger_;
+  std::atomic<int64_t> skew_micros_{0};
+};
+
+// Maps an S3 error reply to a Status with a one-line message "<what>: HTTP <n> <Code>: <msg>".
+Status S3ErrorToStatus(const std::string& what, int http_status, const std::string& body,
+                       net::Method method);
+
+}  // namespace grin::s3
