@@ -7,6 +7,8 @@ int RunInit(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunStatus(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunSql(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunRetry(const std::vector<std::string>&, std::ostream&, std::ostream&);
+int RunSync(const std::vector<std::string>&, std::ostream&, std::ostream&);
+int RunExport(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunExtract(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunCollect(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunEnrich(const std::vector<std::string>&, std::ostream&, std::ostream&);
@@ -19,6 +21,8 @@ const std::vector<CommandInfo>& Commands() {
       {"status", "Show a run's progress: stages, failures, rate, ETA (read-only)", RunStatus},
       {"sql", "Run a read-only SQL query on a run's database", RunSql},
       {"retry", "Requeue failed or dead jobs", RunRetry},
+      {"sync", "Copy books from GRIN into storage (resumable main job)", RunSync},
+      {"export", "Write the books table as CSV (reference column order)", RunExport},
       {"extract", "Decrypt and extract OCR JSONL + MARC metadata from local archives", RunExtract},
       {"auth", "GRIN sign-in: `auth setup` (OAuth2 installed-app flow), `auth status`", RunAuth},
       {"collect", "Collect the library's book list from GRIN into books.db (resumable)", RunCollect},

@@ -1,0 +1,599 @@
+// grin-jobs sync: the main job. Selects books (queues, barcodes), enqueues them as jobs, runs the
+// pipeline (check -> download -> decrypt/extract/upload) with exact resume, then tears down:
+// CSV export, database backup and process summary, uploaded to the meta bucket.
+#include <signal.h>
+#include <unistd.h>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "cli/cli.h"
+#include "cli/commands/grin_stack.h"
+#include "cli/object_store_factory.h"
+#include "cli/run_config.h"
+#include "cli/run_context.h"
+#include "engine/archive/passphrase.h"
+#include "engine/base/format.h"
+#include "engine/pipeline/sync.h"
+#include "storage/books_export.h"
+#include "storage/sqlite_state_store.h"
+
+namespace grin::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::atomic<int> g_signals{0};
+
+void OnSignal(int) {
+  if (g_signals.fetch_add(1) >= 1) _exit(130);  // second signal: leave at once
+  static const char kMsg[] =
+      "\nReceived signal, finishing sync for books in flight... "
+      "(press Ctrl-C again to force immediate exit)\n";
+  [[maybe_unused]] ssize_t w = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+}
+
+// Restores the previous handlers when the sync returns (tests run it in-process).
+class SignalScope {
+ public:
+  SignalScope() {
+    g_signals = 0;
+    struct sigaction sa {};
+    sa.sa_handler = OnSignal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~SignalScope() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+Result<std::vector<std::string>> ReadBarcodesFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::NotFound(path + ": cannot read the barcodes file");
+  std::vector<std::string> out;
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    auto hash = line.find('#');
+    if (hash != std::string::npos) line.resize(hash);
+    line.erase(0, line.find_first_not_of(" \t\r"));
+    line.erase(line.find_last_not_of(" \t\r") + 1);
+    if (line.empty()) continue;
+    if (!IsValidBarcode(line)) {
+      return Status::InvalidArgument(path + ":" + std::to_string(n) + ": '" + line.substr(0, 60) +
+                                     "' is not a barcode (3-50 of A-Z a-z 0-9 _ -)");
+    }
+    out.push_back(line);
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> SplitBarcodes(const std::string& csv) {
+  std::vector<std::string> out;
+  std::stringstream ss(csv);
+  std::string b;
+  while (std::getline(ss, b, ',')) {
+    b.erase(0, b.find_first_not_of(" \t"));
+    b.erase(b.find_last_not_of(" \t") + 1);
+    if (b.empty()) continue;
+    if (!IsValidBarcode(b)) {
+      return Status::InvalidArgument("--barcodes: '" + b.substr(0, 60) +
+                                     "' is not a barcode (3-50 of A-Z a-z 0-9 _ -)");
+    }
+    out.push_back(b);
+  }
+  return out;
+}
+
+// Books of the run's catalog for the previous / unconverted queues (reference-tool.md §4).
+Result<std::vector<std::string>> CatalogQueue(const std::string& db_path, const std::string& q) {
+  GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
+  std::string where =
+      q == "previous"
+          ? "grin_state = 'PREVIOUSLY_DOWNLOADED' AND coalesce(processing_request_timestamp, '') = ''"
+          : "coalesce(processing_request_timestamp, '') = '' AND coalesce(converted_date, '') = '' "
+            "AND coalesce(grin_check_in_date, '') = '' AND (grin_state IS NULL OR grin_state NOT "
+            "IN ('CHECKED_IN', 'NOT_AVAILABLE_FOR_DOWNLOAD'))";
+  std::vector<std::string> out;
+  try {
+    SQLite::Statement s(reader->db(), "SELECT barcode FROM books WHERE " + where +
+                                          " ORDER BY barcode");
+    while (s.executeStep()) out.push_back(s.getColumn(0).getString());
+  } catch (const std::exception& e) {
+    return Status::Internal(db_path + ": " + e.what());
+  }
+  return out;
+}
+
+// Which selected barcodes are already uploaded (read-only).
+Result<std::set<std::string>> AlreadyUploaded(const std::string& db_path) {
+  std::set<std::string> done;
+  if (!fs::exists(db_path)) return done;
+  GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
+  SQLite::Statement s(reader->db(), "SELECT barcode FROM uploaded");
+  while (s.executeStep()) done.insert(s.getColumn(0).getString());
+  return done;
+}
+
+std::string TimestampForFile(int64_t micros) {
+  std::string iso = FormatIsoUtc(micros);  // 2026-11-28T21:02:20Z
+  std::string out;
+  for (char c : iso) {
+    if (c == '-' || c == ':' || c == 'Z') continue;
+    out += c == 'T' ? '_' : c;
+  }
+  return out;  // 20261128_210220
+}
+
+Status UploadFile(ObjectStore& store, const ObjectLocation& loc, const std::string& path,
+                  const std::string& content_type) {
+  GRIN_ASSIGN_OR_RETURN(auto src, FileSource::Open(path));
+  PutOptions po;
+  po.content_type = content_type;
+  auto r = store.Put(loc.bucket, loc.key, *src, po);
+  return r.ok() ? Status::Ok() : r.status().WithContext("uploading " + loc.bucket + "/" + loc.key);
+}
+
+json StatsJson(const pipeline::SyncStats& s) {
+  auto tally = [](const pipeline::StageTally& t) {
+    return json{{"completed", t.completed}, {"skipped", t.skipped}, {"failed", t.failed},
+                {"reasons", t.reasons}};
+  };
+  return json{{"books_to_do", s.total},
+              {"books_done", s.done},
+              {"books_uploaded", s.uploaded},
+              {"books_synced", s.synced},
+              {"sync_skipped_etag_match", s.skipped_etag},
+              {"conversions_requested_during_sync", s.conversion_requested},
+              {"books_dead", s.dead},
+              {"retries_scheduled", s.retried},
+              {"bytes_downloaded", s.bytes_downloaded},
+              {"bytes_uploaded", s.bytes_uploaded},
+              {"elapsed_s", s.elapsed_s},
+              {"interrupted", s.interrupted},
+              {"fatal", s.fatal},
+              {"stages", {{"check", tally(s.check)},
+                          {"download", tally(s.download)},
+                          {"process", tally(s.process)}}}};
+}
+
+void PrintSummary(std::ostream& out, const pipeline::SyncStats& s) {
+  out << "Sync " << (s.interrupted ? "interrupted" : "finished") << " after "
+      << FormatDuration(s.elapsed_s) << ": " << s.uploaded << " books stored or verified ("
+      << s.synced << " transferred, " << s.skipped_etag << " unchanged), "
+      << s.conversion_requested << " conversions requested, " << s.dead << " failed for good, "
+      << s.retried << " retries scheduled.\n";
+  auto line = [&](const char* name, const pipeline::StageTally& t) {
+    out << "  " << name << ": " << t.completed << " completed, " << t.skipped << " skipped, "
+        << t.failed << " failed";
+    if (!t.reasons.empty()) {
+      out << " (";
+      bool first = true;
+      for (const auto& [r, n] : t.reasons) {
+        out << (first ? "" : ", ") << r << ": " << n;
+        first = false;
+      }
+      out << ")";
+    }
+    out << "\n";
+  };
+  line("check", s.check);
+  line("download", s.download);
+  line("process", s.process);
+}
+
+}  // namespace
+
+int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  cxxopts::Options options(
+      "grin-jobs sync",
+      "Copy books from GRIN into the run's storage: check ETags, download, decrypt, extract OCR "
+      "and MARC, upload. Rerunning the same command continues exactly where it stopped. With no "
+      "queue or barcodes, continues the jobs already in the run.");
+  AddRunOptions(options);
+  options.add_options("input")(
+      "queue", "converted, previous or unconverted (repeatable; in order)",
+      cxxopts::value<std::vector<std::string>>())(
+      "barcodes", "Comma-separated barcodes", cxxopts::value<std::string>())(
+      "barcodes-file", "File with one barcode per line (# comments)",
+      cxxopts::value<std::string>())(
+      "limit", "At most N books per queue (in barcode order)", cxxopts::value<int64_t>())(
+      "force", "Download again even when the stored ETag matches")(
+      "recheck", "Check the ETags of selected books already stored (a changed archive is "
+                 "downloaded again)")(
+      "dry-run", "Print the plan; change nothing");
+  options.add_options("pipeline")(
+      "workers", "Worker threads", cxxopts::value<int>()->default_value("8"))(
+      "check-concurrency", "GRIN HEAD checks in flight", cxxopts::value<int>()->default_value("2"))(
+      "download-concurrency", "GRIN downloads in flight",
+      cxxopts::value<int>()->default_value("4"))(
+      "grin-rate", "GRIN requests per second (0 = unlimited)",
+      cxxopts::value<double>()->default_value("5"))(
+      "grin-bandwidth", "GRIN download bytes per second (0 = unlimited)",
+      cxxopts::value<double>()->default_value("0"))(
+      "staging-dir", "Staging directory (default <run>/staging)", cxxopts::value<std::string>())(
+      "staging-limit-mb", "Pause downloads while staging holds more than this (0 = no limit)",
+      cxxopts::value<uint64_t>()->default_value("4096"))(
+      "decrypt-backend", "auto, gpg or rnp", cxxopts::value<std::string>()->default_value("auto"))(
+      "passphrase-file", "The GPG passphrase file (default: gpg_passphrase.asc in the "
+                         "credentials directories)", cxxopts::value<std::string>())(
+      "skip-extract-ocr", "Do not extract or upload OCR text")(
+      "skip-extract-marc", "Do not extract MARC metadata")(
+      "skip-csv-export", "No CSV export at the end")(
+      "durable", "synchronous=FULL: survive power loss, at some speed cost")(
+      "retry-base-ms", "First retry of a failed book after up to this long (full jitter, "
+      "doubling, at most 60 s; 5 attempts)", cxxopts::value<int64_t>()->default_value("2000"))(
+      "log-level", "debug, info, warning or error",
+      cxxopts::value<std::string>()->default_value("warning"));
+  cxxopts::ParseResult p;
+  int code = 0;
+  if (!ParseArgs(options, args, out, err, &p, &code)) return code;
+  auto run_dir_r = ResolveRunDir(p);
+  if (!run_dir_r.ok()) return ReportError(err, "sync", run_dir_r.status());
+  const std::string run_dir = *run_dir_r;
+  const std::string db_path = DbPath(run_dir);
+  auto config = LoadRunConfig(run_dir);
+  if (!config.ok()) return ReportError(err, "sync", config.status());
+  LogLevel level;
+  if (!ParseLogLevel(p["log-level"].as<std::string>(), &level)) {
+    return ReportError(err, "sync", Status::InvalidArgument("--log-level: use debug, info, "
+                                                            "warning or error"));
+  }
+  StderrLogger logger(level);
+
+  // ---- inputs ----
+  std::vector<std::string> queues;
+  if (p.count("queue")) queues = p["queue"].as<std::vector<std::string>>();
+  for (const auto& q : queues) {
+    if (q != "converted" && q != "previous" && q != "unconverted") {
+      return ReportError(err, "sync", Status::InvalidArgument(
+                                          "--queue '" + q + "': use converted, previous or "
+                                          "unconverted"));
+    }
+  }
+  int sources = (!queues.empty()) + (p.count("barcodes") > 0) + (p.count("barcodes-file") > 0);
+  if (sources > 1) {
+    return ReportError(err, "sync", Status::InvalidArgument(
+                                        "give --queue, --barcodes or --barcodes-file, not several"));
+  }
+  int64_t limit = p.count("limit") ? p["limit"].as<int64_t>() : -1;
+  auto backend = archive::ParseBackend(p["decrypt-backend"].as<std::string>());
+  if (!backend.ok()) return ReportError(err, "sync", backend.status());
+  std::vector<std::string> explicit_barcodes;
+  if (p.count("barcodes")) {
+    auto b = SplitBarcodes(p["barcodes"].as<std::string>());
+    if (!b.ok()) return ReportError(err, "sync", b.status());
+    explicit_barcodes = *b;
+  } else if (p.count("barcodes-file")) {
+    auto b = ReadBarcodesFile(p["barcodes-file"].as<std::string>());
+    if (!b.ok()) return ReportError(err, "sync", b.status());
+    explicit_barcodes = *b;
+  }
+  bool dry_run = p.count("dry-run") > 0;
+
+  // ---- the stack: state store (takes the run lock), one transport, GRIN client, storage ----
+  std::unique_ptr<storage::SqliteStateStore> store;
+  if (!dry_run) {
+    storage::StateStoreOptions so;
+    so.durable = p.count("durable") > 0;
+    so.create_if_missing = false;
+    so.logger = &logger;
+    so.max_attempts = 5;
+    so.backoff_base_micros = std::max<int64_t>(1, p["retry-base-ms"].as<int64_t>()) * 1000;
+    so.backoff_max_micros = 60'000'000;
+    auto s = storage::SqliteStateStore::Open(db_path, so);
+    if (!s.ok()) return ReportError(err, "sync", s.status());
+    store = std::move(s).value();
+  } else if (!fs::exists(db_path)) {
+    return ReportError(err, "sync", Status::NotFound(db_path + ": no run database here; create "
+                                                               "one with 'grin-jobs init'"));
+  }
+  if (config->library_directory.empty()) {
+    return ReportError(err, "sync", Status::InvalidArgument(
+                                        "run_config.json has no library_directory; set it with "
+                                        "`grin-jobs init --library-directory DIR`"));
+  }
+  // One transport for everything; trust the GRIN and the storage CA if the run names them.
+  std::string storage_ca;
+  if (auto it = config->storage.find("ca_file"); it != config->storage.end() && it->is_string()) {
+    storage_ca = it->get<std::string>();
+  }
+  net::TransportOptions topt;
+  topt.logger = &logger;
+  topt.max_connections_per_host = std::max(8, p["workers"].as<int>() + 4);
+  topt.ca_file = config->ca_file;
+  if (!storage_ca.empty() && storage_ca != config->ca_file) {
+    if (config->ca_file.empty()) {
+      topt.ca_file = storage_ca;
+    } else {
+      std::string bundle = (fs::path(run_dir) / "ca-bundle.pem").string();
+      std::ofstream b(bundle, std::ios::trunc);
+      std::ifstream a1(config->ca_file), a2(storage_ca);
+      b << a1.rdbuf() << "\n" << a2.rdbuf();
+      topt.ca_file = bundle;
+    }
+  }
+  auto transport = net::CurlTransport::Create(topt);
+  if (!transport.ok()) return ReportError(err, "sync", transport.status());
+  // GRIN is polite: request rate and bandwidth caps on its host only.
+  {
+    std::string base = config->grin_base_url;
+    auto scheme_end = base.find("://");
+    std::string rest = scheme_end == std::string::npos ? base : base.substr(scheme_end + 3);
+    std::string hostport = rest.substr(0, rest.find('/'));
+    if (hostport.find(':') == std::string::npos || hostport.back() == ']') {
+      hostport += base.rfind("https", 0) == 0 ? ":443" : ":80";
+    }
+    net::HostLimits gl;
+    gl.requests_per_second = p["grin-rate"].as<double>();
+    gl.bytes_per_second_down = p["grin-bandwidth"].as<double>();
+    (*transport)->SetHostLimits(hostport, gl);
+  }
+  const std::string creds_path = CredentialsDir(&*config) + "/credentials.json";
+  auto creds = grin_client::LoadCredentials(creds_path);
+  if (!creds.ok()) return ReportError(err, "sync", creds.status());
+  if (!config->grin_token_url.empty()) creds->token_uri = config->grin_token_url;
+  grin_client::TokenSource::Options tso;
+  tso.credentials_path = creds_path;
+  tso.logger = &logger;
+  grin_client::TokenSource tokens(transport->get(), std::move(creds).value(), tso);
+  grin_client::ClientOptions co;
+  co.base_url = config->grin_base_url;
+  co.directory = config->library_directory;
+  co.logger = &logger;
+  grin_client::GrinClient client(transport->get(), &tokens, co);
+  auto objects = OpenObjectStore(config->storage, transport->get());
+  if (!objects.ok()) return ReportError(err, "sync", objects.status());
+  if (!dry_run) {
+    for (const auto& bucket : {objects->layout.bucket_raw, objects->layout.bucket_meta,
+                               objects->layout.bucket_full}) {
+      Status s = objects->store->EnsureBucket(bucket);
+      if (!s.ok()) return ReportError(err, "sync", s.WithContext("bucket " + bucket));
+    }
+  }
+
+  // ---- selection ----
+  std::vector<std::string> selected;
+  std::set<std::string> seen;
+  auto add_all = [&](const std::vector<std::string>& list) {
+    int64_t n = 0;
+    for (const auto& b : list) {
+      if (limit >= 0 && n >= limit) break;
+      if (seen.insert(b).second) {
+        selected.push_back(b);
+        ++n;
+      }
+    }
+  };
+  std::set<std::string> done_before;
+  if (!queues.empty() || !explicit_barcodes.empty()) {
+    auto d = AlreadyUploaded(db_path);
+    if (!d.ok()) return ReportError(err, "sync", d.status());
+    done_before = *d;
+  }
+  bool keep_done = p.count("force") || p.count("recheck");
+  std::set<std::string> in_process;
+  for (const auto& q : queues) {
+    std::vector<std::string> list;
+    if (q == "converted") {
+      Status s = client.ForEachTextLine("converted", "", [&](const std::string& b) {
+        if (IsValidBarcode(b)) list.push_back(b);
+        return Status::Ok();
+      });
+      if (!s.ok()) {
+        err << "grin-jobs sync: skipping queue converted: " << s.message() << "\n";
+        continue;
+      }
+    } else {
+      auto l = CatalogQueue(db_path, q);
+      if (!l.ok()) return ReportError(err, "sync", l.status());
+      list = *l;
+      if (in_process.empty()) {
+        (void)client.ForEachTextLine("in_process", "", [&](const std::string& b) {
+          in_process.insert(b);
+          return Status::Ok();
+        });
+      }
+      list.erase(std::remove_if(list.begin(), list.end(),
+                                [&](const std::string& b) { return in_process.count(b) > 0; }),
+                 list.end());
+      out << "GRIN queue: " << in_process.size() << " in process, "
+          << std::max<int64_t>(0, grin_client::kQueueCap - static_cast<int64_t>(in_process.size()))
+          << " available space\n";
+    }
+    std::sort(list.begin(), list.end());
+    if (!keep_done) {
+      list.erase(std::remove_if(list.begin(), list.end(),
+                                [&](const std::string& b) { return done_before.count(b) > 0; }),
+                 list.end());
+    }
+    size_t before = selected.size();
+    add_all(list);
+    out << "Barcode filtering (" << q << "): " << list.size() << " candidates, "
+        << selected.size() - before << " selected\n";
+  }
+  if (!explicit_barcodes.empty()) add_all(explicit_barcodes);
+
+  if (dry_run) {
+    int64_t already = 0;
+    for (const auto& b : selected) already += done_before.count(b);
+    out << "Dry run: " << selected.size() << " books selected (" << already
+        << " already stored" << (keep_done ? ", to be checked again" : "") << ")";
+    if (selected.empty()) out << "; would continue the run's unfinished jobs";
+    out << ". Per book: check ETag (HEAD) -> download -> decrypt -> "
+        << (p.count("skip-extract-ocr") ? "" : "extract OCR -> ")
+        << (p.count("skip-extract-marc") ? "" : "extract MARC -> ") << "upload to "
+        << objects->store->Describe() << ". Nothing was changed.\n";
+    size_t shown = 0;
+    for (const auto& b : selected) {
+      if (shown++ == 20) {
+        out << "  ...\n";
+        break;
+      }
+      out << "  " << b << (done_before.count(b) ? "  (stored)" : "") << "\n";
+    }
+    return kExitOk;
+  }
+
+  auto added = store->Enqueue(selected);
+  if (!added.ok()) return ReportError(err, "sync", added.status());
+  if (keep_done && !selected.empty()) {
+    ResetRequest rr{selected, true};
+    auto n = store->Reset(rr);
+    if (!n.ok()) return ReportError(err, "sync", n.status());
+  }
+  auto counts = store->Counts();
+  if (!counts.ok()) return ReportError(err, "sync", counts.status());
+  int64_t open_jobs = counts->total - counts->at[3] - counts->dead;
+  out << "Sync of " << run_dir << ": " << *added << " new jobs, " << open_jobs
+      << " to do, " << counts->at[3] << " already stored" << (open_jobs == 0 ? " — nothing to do"
+                                                                             : "")
+      << "\n";
+  out.flush();
+
+  // ---- passphrase (only needed when there is work) ----
+  archive::Secret passphrase;
+  if (open_jobs > 0) {
+    auto search = archive::PassphraseSearch::FromEnvironment(
+        p.count("passphrase-file") ? p["passphrase-file"].as<std::string>() : "",
+        config->credentials_dir);
+    auto path = archive::FindPassphraseFile(search);
+    if (!path.ok()) return ReportError(err, "sync", path.status());
+    auto secret = archive::ReadPassphraseFile(*path);
+    if (!secret.ok()) return ReportError(err, "sync", secret.status());
+    passphrase = std::move(secret).value();
+  }
+
+  // ---- known conversion failures ----
+  pipeline::SyncOptions so;
+  if (open_jobs > 0) {
+    Status fs_status = client.ForEachTextLine("failed", "", [&](const std::string& b) {
+      so.known_failures[b] = pipeline::KnownFailure{};
+      return Status::Ok();
+    });
+    if (!fs_status.ok()) {
+      err << "grin-jobs sync: warning: could not load GRIN's _failed list (" << fs_status.message()
+          << "); continuing without it\n";
+    }
+  }
+  so.workers = p["workers"].as<int>();
+  so.check_concurrency = p["check-concurrency"].as<int>();
+  so.download_concurrency = p["download-concurrency"].as<int>();
+  so.staging_dir = p.count("staging-dir") ? p["staging-dir"].as<std::string>()
+                                          : (fs::path(run_dir) / "staging").string();
+  so.staging_limit_bytes = p["staging-limit-mb"].as<uint64_t>() << 20;
+  so.force = p.count("force") > 0;
+  so.skip_ocr = p.count("skip-extract-ocr") > 0;
+  so.skip_marc = p.count("skip-extract-marc") > 0;
+  so.backend = *backend;
+  so.layout = objects->layout;
+  so.logger = &logger;
+  bool tty = ::isatty(STDOUT_FILENO) && &out == &std::cout;
+  so.on_progress = [&out, tty](const std::string& line) {
+    if (tty) {
+      out << "\r\033[K" << line << std::flush;
+    } else {
+      out << line << "\n" << std::flush;
+    }
+  };
+  SignalScope signals;
+  so.stop = &g_signals;
+  pipeline::SyncPipeline pipe(store.get(), objects->store.get(), &client, transport->get(),
+                              &passphrase, so);
+  auto stats = open_jobs > 0 ? pipe.Run() : Result<pipeline::SyncStats>(pipeline::SyncStats{});
+  if (tty) out << "\n";
+  if (!stats.ok()) return ReportError(err, "sync", stats.status());
+  PrintSummary(out, *stats);
+
+  // ---- teardown ----
+  int64_t now = SystemClock::Default()->NowMicros();
+  std::string ts = TimestampForFile(now);
+  std::vector<std::string> teardown_errors;
+  json summary = {{"run_dir", run_dir}, {"finished_at", FormatIsoUtc(now)},
+                  {"command_args", args}, {"sync", StatsJson(*stats)}};
+  std::vector<json> hosts;
+  for (const auto& h : (*transport)->HostStats()) {
+    hosts.push_back({{"host", h.host}, {"requests", h.requests}, {"retries", h.retries},
+                     {"new_connections", h.new_connections}, {"tls_handshakes", h.tls_handshakes},
+                     {"bytes_down", h.bytes_down}, {"bytes_up", h.bytes_up}});
+  }
+  summary["hosts"] = hosts;
+  if (!store->Flush().ok()) teardown_errors.push_back("flushing the state store");
+  if (!p.count("skip-csv-export")) {
+    std::string csv = (fs::path(run_dir) / "books_export.csv").string();
+    auto rows = storage::ExportBooksCsv(db_path, csv, false);
+    std::string gz = csv + ".gz";
+    auto rows_gz = rows.ok() ? storage::ExportBooksCsv(db_path, gz, true) : rows;
+    if (!rows_gz.ok()) {
+      teardown_errors.push_back("CSV export: " + rows_gz.status().message());
+    } else {
+      for (const auto& loc : {LatestCsvLocation(objects->layout),
+                              TimestampedMetaLocation(objects->layout, now, "books.csv.gz")}) {
+        Status s = UploadFile(*objects->store, loc, gz, "application/gzip");
+        if (!s.ok()) teardown_errors.push_back(s.message());
+      }
+      summary["csv_rows"] = *rows;
+    }
+  }
+  {
+    fs::create_directories(fs::path(run_dir) / "backups");
+    std::string backup = (fs::path(run_dir) / "backups" / ("books_backup_" + ts + ".db.gz")).string();
+    Status s = storage::BackupDatabaseGz(db_path, backup);
+    if (!s.ok()) {
+      teardown_errors.push_back("database backup: " + s.message());
+    } else {
+      for (const auto& loc : {MetaLocation(objects->layout, "books_latest.db.gz"),
+                              TimestampedMetaLocation(objects->layout, now, "books_latest.db.gz")}) {
+        Status u = UploadFile(*objects->store, loc, backup, "application/gzip");
+        if (!u.ok()) teardown_errors.push_back(u.message());
+      }
+      // Keep the newest 10 local backups.
+      std::vector<fs::path> all;
+      for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "backups")) {
+        all.push_back(e.path());
+      }
+      std::sort(all.begin(), all.end());
+      for (size_t i = 0; i + 10 < all.size(); ++i) fs::remove(all[i]);
+    }
+  }
+  summary["teardown_errors"] = teardown_errors;
+  {
+    std::string path = (fs::path(run_dir) / "process_summary.json").string();
+    std::ofstream f(path, std::ios::trunc);
+    f << summary.dump(2) << "\n";
+    f.close();
+    Status u = UploadFile(*objects->store, MetaLocation(objects->layout, "process_summary.json"),
+                          path, "application/json");
+    if (!u.ok()) teardown_errors.push_back(u.message());
+  }
+  (*transport)->Shutdown();
+  if (!stats->fatal.empty()) {
+    err << "grin-jobs sync: " << stats->fatal << "\n";
+    return kExitFailure;
+  }
+  if (!teardown_errors.empty()) {
+    err << "grin-jobs sync: teardown completed with errors: " << teardown_errors.front() << "\n";
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace grin::cli

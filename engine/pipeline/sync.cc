@@ -1,0 +1,664 @@
+#include "engine/pipeline/sync.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "engine/pipeline/progress.h"
+
+namespace grin::pipeline {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Index of each worked stage in the slot table.
+enum Work { kCheck = 0, kDownload = 1, kProcess = 2 };
+
+int64_t FileSize(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int64_t>(st.st_size);
+}
+
+json ParseCheckpoint(const std::string& text) {
+  if (text.empty()) return json::object();
+  json j = json::parse(text, nullptr, false);
+  return j.is_object() ? j : json::object();
+}
+
+// Writes the decrypted archive to a staging file.
+class FileByteSink final : public archive::ByteSink {
+ public:
+  explicit FileByteSink(std::FILE* f) : f_(f) {}
+  Status Write(const uint8_t* data, size_t n) override {
+    if (std::fwrite(data, 1, n, f_) != n) {
+      return Status::ResourceExhausted("cannot write the decrypted archive to staging (disk full?)");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::FILE* f_;
+};
+
+// Persists multipart progress in the job's checkpoint (fenced on the lease), so a resumed run
+// continues the upload instead of starting it again.
+class CheckpointJournal final : public MultipartJournal {
+ public:
+  CheckpointJournal(StateStore* store, const WorkItem& item, json base)
+      : store_(store), item_(item), cp_(std::move(base)) {}
+  Status OnBegin(const std::string&, const std::string&, const MultipartState& s) override {
+    std::lock_guard<std::mutex> l(mu_);
+    cp_["upload"] = {{"id", s.upload_id}, {"part_size", s.part_size}, {"parts", json::array()}};
+    for (const auto& p : s.parts) {
+      cp_["upload"]["parts"].push_back({{"n", p.number}, {"size", p.size}, {"etag", p.etag}});
+    }
+    return store_->SaveCheckpoint(item_, cp_.dump());
+  }
+  Status OnPart(const std::string&, const std::string&, const std::string& upload_id,
+                const UploadedPart& p) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!cp_.contains("upload") || cp_["upload"]["id"] != upload_id) return Status::Ok();
+    cp_["upload"]["parts"].push_back({{"n", p.number}, {"size", p.size}, {"etag", p.etag}});
+    return store_->SaveCheckpoint(item_, cp_.dump());
+  }
+  Status OnFinish(const std::string&, const std::string&, const std::string&) override {
+    std::lock_guard<std::mutex> l(mu_);
+    cp_.erase("upload");
+    return store_->SaveCheckpoint(item_, cp_.dump());
+  }
+
+ private:
+  StateStore* store_;
+  WorkItem item_;
+  std::mutex mu_;
+  json cp_;
+};
+
+std::optional<MultipartState> RecordedUpload(const json& cp) {
+  if (!cp.contains("upload") || !cp["upload"].is_object()) return std::nullopt;
+  const json& u = cp["upload"];
+  MultipartState s;
+  s.upload_id = u.value("id", "");
+  s.part_size = u.value("part_size", uint64_t{0});
+  if (u.contains("parts") && u["parts"].is_array()) {
+    for (const auto& p : u["parts"]) {
+      s.parts.push_back(UploadedPart{p.value("n", 0), p.value("size", uint64_t{0}),
+                                     p.value("etag", "")});
+    }
+  }
+  if (s.upload_id.empty() || s.part_size == 0) return std::nullopt;
+  return s;
+}
+
+bool Retryable(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kUnavailable:
+    case StatusCode::kBusy:
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kCancelled:
+    case StatusCode::kInternal:
+    case StatusCode::kDataLoss:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+struct SyncPipeline::Impl {
+  StateStore* store;
+  ObjectStore* objects;
+  grin_client::GrinClient* grin;
+  net::Transport* transport;
+  const archive::Secret* passphrase;
+  SyncOptions opt;
+  Clock* clock;
+  Logger* log;
+
+  std::atomic<bool> finish{false};  // workers exit
+  std::atomic<int> slots[3] = {0, 0, 0};
+  std::atomic<int> in_flight{0};
+
+  std::mutex mu;  // guards stats, progress
+  SyncStats stats;
+  ProgressTracker tracker;
+  int64_t last_progress_done = 0;
+  int64_t start_micros = 0;
+
+  bool Stopping() const {
+    return finish.load() || (opt.stop && opt.stop->load() != 0);
+  }
+
+  int Limit(Work w) const {
+    switch (w) {
+      case kCheck: return opt.check_concurrency;
+      case kDownload: return opt.download_concurrency;
+      case kProcess: return opt.workers;
+    }
+    return 1;
+  }
+
+  bool TryTake(Work w) {
+    int cur = slots[w].load();
+    while (cur < Limit(w)) {
+      if (slots[w].compare_exchange_weak(cur, cur + 1)) return true;
+    }
+    return false;
+  }
+
+  std::string NowIso() const { return FormatIsoUtc(clock->NowMicros()); }
+  std::string GpgPath(const std::string& b) const {
+    return (fs::path(opt.staging_dir) / (b + ".tar.gz.gpg")).string();
+  }
+  std::string PlainPath(const std::string& b) const {
+    return (fs::path(opt.staging_dir) / (b + ".tar.gz")).string();
+  }
+
+  uint64_t StagingBytes() const {
+    uint64_t total = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(opt.staging_dir, ec)) {
+      if (e.is_regular_file(ec)) total += e.file_size(ec);
+    }
+    return total;
+  }
+
+  // --- bookkeeping ---
+
+  void Tally(StageTally& t, const char* kind, const std::string& reason) {
+    std::lock_guard<std::mutex> l(mu);
+    if (std::string(kind) == "completed") ++t.completed;
+    else if (std::string(kind) == "skipped") ++t.skipped;
+    else ++t.failed;
+    if (!reason.empty()) ++t.reasons[reason];
+  }
+
+  void Finished(bool uploaded_now) {
+    std::string line;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      ++stats.done;
+      if (uploaded_now) ++stats.uploaded;
+      bool last = stats.done >= stats.total;
+      if (opt.on_progress &&
+          (stats.done - last_progress_done >= opt.progress_every || last)) {
+        last_progress_done = stats.done;
+        double t = static_cast<double>(clock->NowMicros() - start_micros) / 1e6;
+        double rate = tracker.Record(t, stats.done);
+        ProgressSnapshot s;
+        s.done = stats.done;
+        s.total = stats.total;
+        s.elapsed_s = t;
+        s.active_downloads = slots[kDownload].load();
+        s.download_limit = opt.download_concurrency;
+        s.processing = slots[kProcess].load() + slots[kCheck].load();
+        auto c = store->Counts();
+        if (c.ok()) {
+          s.waiting_download = std::max<int64_t>(0, c->at[1] - s.active_downloads);
+          s.waiting_process = std::max<int64_t>(0, c->at[2] - slots[kProcess].load());
+        }
+        line = FormatProgressLine(s, rate);
+      }
+    }
+    if (!line.empty()) opt.on_progress(line);
+  }
+
+  void FailItem(const WorkItem& w, StageTally& t, const Status& why, const std::string& reason,
+                bool permanent) {
+    bool dead = permanent || !Retryable(why);
+    json d = {{"error", why.message()}};
+    Status s = store->Fail(w, dead ? ErrorClass::kPermanent : ErrorClass::kRetryable, reason,
+                           d.dump());
+    Tally(t, "failed", reason);
+    log->Log(LogLevel::kWarning, "book.failed",
+             {{"barcode", w.barcode}, {"stage", std::string(StageName(w.stage))},
+              {"reason", reason}, {"error", why.message()}});
+    if (!s.ok()) return;  // lease lost: someone else owns the book now
+    if (dead) {
+      std::lock_guard<std::mutex> l(mu);
+      ++stats.dead;
+    } else {
+      std::lock_guard<std::mutex> l(mu);
+      ++stats.retried;
+    }
+    if (dead) Finished(false);
+  }
+
+  void CompleteItem(const WorkItem& w, Completion c, StageTally& t, const char* kind,
+                    const std::string& reason) {
+    c.item = w;
+    auto r = store->CompleteMany({c});
+    if (!r.ok() || !r->front().ok()) {
+      log->Log(LogLevel::kWarning, "book.complete_refused",
+               {{"barcode", w.barcode},
+                {"error", r.ok() ? r->front().message() : r.status().message()}});
+      return;
+    }
+    Tally(t, kind, reason);
+    if (c.to == Stage::kUploaded) Finished(true);
+  }
+
+  // --- check ---
+
+  void Check(const WorkItem& w) {
+    auto raw = RawArchiveLocation(opt.layout, w.barcode);
+    auto head = grin->HeadArchive(w.barcode);
+    if (!head.ok()) {
+      const Status& s = head.status();
+      if (s.code() == StatusCode::kPermissionDenied) {
+        {
+          std::lock_guard<std::mutex> l(mu);
+          if (stats.fatal.empty()) stats.fatal = s.message();
+        }
+        finish = true;
+        (void)store->Release(w);
+        return;
+      }
+      if (s.code() != StatusCode::kNotFound) {
+        FailItem(w, stats.check, s, "check_failed", false);
+        return;
+      }
+      // Not converted (or evicted). Stored already? Then the storage copy is the truth.
+      auto stored = objects->Head(raw.bucket, raw.key);
+      if (stored.ok()) {
+        Completion c;
+        c.to = Stage::kUploaded;
+        c.outcome = "reconciled_from_storage";
+        c.book_fields = {{"storage_path", raw.bucket + "/" + raw.key},
+                         {"last_etag_check", NowIso()}};
+        CompleteItem(w, c, stats.check, "skipped", "found_in_storage_not_grin");
+        return;
+      }
+      auto known = opt.known_failures.find(w.barcode);
+      if (known != opt.known_failures.end() && !opt.force) {
+        json d = {{"grin_convert_failed_date", known->second.date},
+                  {"grin_convert_failed_info", known->second.info},
+                  {"grin_detailed_convert_failed_info", known->second.detail}};
+        (void)store->Fail(w, ErrorClass::kPermanent, "known_conversion_failure", d.dump());
+        Tally(stats.check, "failed", "known_conversion_failure");
+        {
+          std::lock_guard<std::mutex> l(mu);
+          ++stats.dead;
+        }
+        Finished(false);
+        return;
+      }
+      auto p = grin->Process({w.barcode});
+      std::string reason;
+      json d = json::object();
+      if (!p.ok()) {
+        FailItem(w, stats.check, p.status(), "conversion_request_failed", false);
+        return;
+      }
+      if (p->queue_full) {
+        reason = "conversion_queue_full";
+      } else if (!p->rows.empty()) {
+        reason = "conversion_" + std::string(grin_client::ProcessOutcomeName(p->rows[0].outcome));
+        d["grin_status"] = p->rows[0].status;
+      } else {
+        reason = "conversion_unanswered";
+      }
+      (void)store->Fail(w, ErrorClass::kPermanent, reason, d.dump());
+      Tally(stats.check, "skipped", reason);
+      {
+        std::lock_guard<std::mutex> l(mu);
+        if (reason == "conversion_requested") ++stats.conversion_requested;
+      }
+      Finished(false);
+      return;
+    }
+    // Converted. Compare with what storage holds.
+    auto stored = objects->Head(raw.bucket, raw.key);
+    if (!stored.ok() && stored.status().code() != StatusCode::kNotFound) {
+      FailItem(w, stats.check, stored.status(), "storage_head_failed", false);
+      return;
+    }
+    if (stored.ok() && !opt.force) {
+      auto it = stored->metadata.find("encrypted_etag");
+      if (it != stored->metadata.end() && it->second == head->etag) {
+        Completion c;
+        c.to = Stage::kUploaded;
+        c.outcome = "skipped_etag_match";
+        c.detail_json = json{{"etag", head->etag}}.dump();
+        c.book_fields = {{"last_etag_check", NowIso()},
+                         {"encrypted_etag", head->etag},
+                         {"storage_path", raw.bucket + "/" + raw.key},
+                         {"is_decrypted", "1"}};
+        {
+          std::lock_guard<std::mutex> l(mu);
+          ++stats.skipped_etag;
+        }
+        CompleteItem(w, c, stats.check, "skipped", "etag_match");
+        return;
+      }
+    }
+    Completion c;
+    c.to = Stage::kChecked;
+    json carry = {{"etag", head->etag}, {"size", head->size}};
+    c.detail_json = carry.dump();
+    c.carry = carry.dump();
+    c.book_fields = {{"last_etag_check", NowIso()}};
+    CompleteItem(w, c, stats.check, "completed", "");
+  }
+
+  // --- download ---
+
+  // Downloads (or finishes downloading) the archive into staging. Returns its ETag and size.
+  Result<grin_client::ArchiveHead> DownloadTo(const std::string& barcode, const std::string& etag,
+                                              int64_t expected_size) {
+    std::string path = GpgPath(barcode);
+    int64_t have = FileSize(path);
+    if (have < 0 || etag.empty() || (expected_size >= 0 && have > expected_size)) have = 0;
+    if (expected_size > 0 && have == expected_size && !etag.empty()) {
+      return grin_client::ArchiveHead{etag, expected_size, ""};  // finished before a crash
+    }
+    for (int round = 0; round < 2; ++round) {
+      net::Request req = grin->ArchiveRequest(barcode, net::ResponseSink::File(path, have));
+      if (have > 0) {
+        req.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
+        req.headers.emplace_back("If-Range", "\"" + etag + "\"");
+      }
+      req.label = "archive " + barcode;
+      net::Response resp = transport->SubmitFuture(std::move(req)).get();
+      {
+        std::lock_guard<std::mutex> l(mu);
+        stats.bytes_downloaded += resp.bytes_down;
+      }
+      auto head = grin->CheckArchiveResponse(resp);
+      if (!head.ok()) return head.status();
+      if (have > 0 && resp.http_status == 200) {
+        // The archive changed (If-Range failed) or Range is unsupported: the body was written
+        // after the old bytes. Start again from zero.
+        have = 0;
+        continue;
+      }
+      int64_t total = FileSize(path);
+      int64_t expect = resp.http_status == 206 ? have + resp.bytes_down : resp.bytes_down;
+      auto cl = net::FindHeader(resp.headers, "Content-Length");
+      if (cl && resp.http_status == 200) expect = std::stoll(*cl);
+      if (total != expect) {
+        return Status::DataLoss("archive for " + barcode + " is " + std::to_string(total) +
+                                " bytes on disk, expected " + std::to_string(expect));
+      }
+      grin_client::ArchiveHead out = *head;
+      out.size = total;
+      return out;
+    }
+    return Status::Unavailable("archive for " + barcode + " kept changing while downloading");
+  }
+
+  void Download(const WorkItem& w) {
+    json cp = ParseCheckpoint(w.checkpoint);
+    std::string etag = cp.value("etag", "");
+    int64_t size = cp.value("size", int64_t{-1});
+    auto head = DownloadTo(w.barcode, etag, size);
+    if (!head.ok()) {
+      bool permanent = head.status().code() == StatusCode::kNotFound;
+      FailItem(w, stats.download, head.status(),
+               permanent ? "archive_missing" : "download_failed", permanent);
+      return;
+    }
+    Completion c;
+    c.to = Stage::kDownloaded;
+    json carry = {{"etag", head->etag}, {"size", head->size}};
+    c.detail_json = carry.dump();
+    c.carry = carry.dump();
+    CompleteItem(w, c, stats.download, "completed", "");
+  }
+
+  // --- process: decrypt + extract + upload ---
+
+  void Process(const WorkItem& w) {
+    json cp = ParseCheckpoint(w.checkpoint);
+    std::string etag = cp.value("etag", "");
+    int64_t size = cp.value("size", int64_t{-1});
+    std::string gpg = GpgPath(w.barcode), plain = PlainPath(w.barcode);
+    if (FileSize(gpg) != size || etag.empty()) {
+      // Staging lost or corrupt (e.g. removed after a failed decrypt): fetch it again.
+      auto head = DownloadTo(w.barcode, etag, size);
+      if (!head.ok()) {
+        FailItem(w, stats.process, head.status(), "download_failed", false);
+        return;
+      }
+      etag = head->etag;
+      size = head->size;
+    }
+    std::FILE* out = std::fopen(plain.c_str(), "wb");
+    if (!out) {
+      FailItem(w, stats.process, Status::ResourceExhausted("cannot create " + plain), "staging",
+               false);
+      return;
+    }
+    FileByteSink sink(out);
+    archive::BookOptions bo;
+    bo.barcode = w.barcode;
+    bo.decrypt.backend = opt.backend;
+    bo.decrypt.size_hint = static_cast<uint64_t>(size);
+    bo.extract = !(opt.skip_ocr && opt.skip_marc);
+    bo.extract_options.require_ocr = !opt.skip_ocr;
+    bo.extract_options.require_marc = !opt.skip_marc;
+    bo.archive_sink = &sink;
+    Result<archive::BookResult> result = Status::Internal("not run");
+    {
+      auto book = archive::BookProcessor::Open(bo, passphrase);
+      if (!book.ok()) {
+        std::fclose(out);
+        ::unlink(plain.c_str());
+        FailItem(w, stats.process, book.status(), "decrypt_setup", false);
+        return;
+      }
+      std::FILE* in = std::fopen(gpg.c_str(), "rb");
+      Status feed = in ? Status::Ok() : Status::NotFound("staging file " + gpg + " vanished");
+      std::vector<uint8_t> buf(1 << 20);
+      while (feed.ok() && in) {
+        size_t n = std::fread(buf.data(), 1, buf.size(), in);
+        if (n == 0) break;
+        feed = (*book)->Write(buf.data(), n);
+      }
+      if (in) std::fclose(in);
+      result = (*book)->Finish();
+      if (result.ok() && !feed.ok()) result = feed;
+    }
+    bool flushed = std::fflush(out) == 0;
+    std::fclose(out);
+    if (result.ok() && !flushed) result = Status::ResourceExhausted("staging disk full");
+    if (!result.ok()) {
+      ::unlink(plain.c_str());
+      const Status& s = result.status();
+      if (s.code() == StatusCode::kPermissionDenied) {
+        FailItem(w, stats.process, s, "decrypt_wrong_passphrase", true);
+      } else if (s.code() == StatusCode::kDataLoss) {
+        ::unlink(gpg.c_str());  // the download may be damaged: the retry fetches it again
+        FailItem(w, stats.process, s, "archive_invalid", false);
+      } else {
+        FailItem(w, stats.process, s, "process_failed", false);
+      }
+      return;
+    }
+    const archive::BookResult& r = *result;
+    std::string now = NowIso();
+    auto raw = RawArchiveLocation(opt.layout, w.barcode);
+    auto src = FileSource::Open(plain);
+    if (!src.ok()) {
+      FailItem(w, stats.process, src.status(), "staging", false);
+      return;
+    }
+    UploadOptions uo;
+    uo.put.metadata = RawArchiveMetadata(w.barcode, etag, now);
+    uo.put.content_type = "application/gzip";
+    uo.put.md5_hex = r.md5_hex;
+    uo.put.sha256_hex = r.sha256_hex;
+    uo.multipart_threshold = opt.multipart_threshold;
+    auto recorded = RecordedUpload(cp);
+    if (recorded) uo.resume = &*recorded;
+    json base = {{"etag", etag}, {"size", size}};
+    CheckpointJournal journal(store, w, base);
+    uo.journal = &journal;
+    auto put = objects->Upload(raw.bucket, raw.key, **src, uo);
+    if (!put.ok()) {
+      FailItem(w, stats.process, put.status(), "upload_failed",
+               put.status().code() == StatusCode::kPermissionDenied);
+      return;
+    }
+    if (put->size != r.archive_bytes || (!put->md5_hex.empty() && put->md5_hex != r.md5_hex)) {
+      FailItem(w, stats.process,
+               Status::DataLoss("storage holds " + std::to_string(put->size) +
+                                " bytes / md5 " + put->md5_hex + " for " + w.barcode +
+                                ", expected " + std::to_string(r.archive_bytes) + " / " + r.md5_hex),
+               "upload_mismatch", false);
+      return;
+    }
+    int64_t uploaded_bytes = static_cast<int64_t>(put->size);
+    BookFields fields = {{"encrypted_etag", etag},
+                         {"storage_path", raw.bucket + "/" + raw.key},
+                         {"is_decrypted", "1"},
+                         {"sync_timestamp", now},
+                         {"last_etag_check", now}};
+    json detail = {{"etag", etag},
+                   {"bytes", r.archive_bytes},
+                   {"sha256", r.sha256_hex},
+                   {"backend", std::string(archive::BackendName(r.backend))}};
+    if (r.extraction) {
+      const auto& x = *r.extraction;
+      detail["pages"] = x.page_count;
+      if (!opt.skip_ocr) {
+        auto full = FullTextLocation(opt.layout, w.barcode);
+        MemorySource ocr(x.ocr_jsonl_gz);
+        PutOptions po;
+        po.metadata = FullTextMetadata(w.barcode, now, x.page_count);
+        po.content_type = "application/gzip";
+        auto fput = objects->Put(full.bucket, full.key, ocr, po);
+        if (!fput.ok()) {
+          FailItem(w, stats.process, fput.status(), "ocr_upload_failed", false);
+          return;
+        }
+        uploaded_bytes += static_cast<int64_t>(fput->size);
+      }
+      if (!opt.skip_marc && x.marc) {
+        for (const auto& [column, value] : x.marc->Columns()) {
+          fields.emplace_back(column, value.value_or(""));
+        }
+        fields.emplace_back("marc_extraction_timestamp", now);
+      }
+    }
+    {
+      std::lock_guard<std::mutex> l(mu);
+      stats.bytes_uploaded += uploaded_bytes;
+      ++stats.synced;
+    }
+    Completion c;
+    c.to = Stage::kUploaded;
+    c.detail_json = detail.dump();
+    c.book_fields = std::move(fields);
+    CompleteItem(w, c, stats.process, "completed", "");
+    ::unlink(plain.c_str());
+    ::unlink(gpg.c_str());
+  }
+
+  // --- the worker loop ---
+
+  bool RunOne() {
+    static constexpr Work kOrder[] = {kProcess, kDownload, kCheck};
+    for (Work work : kOrder) {
+      if (Stopping()) return false;
+      if (work == kDownload && opt.staging_limit_bytes > 0 &&
+          StagingBytes() >= opt.staging_limit_bytes) {
+        continue;  // staging is full: let processing drain it first
+      }
+      if (!TryTake(work)) continue;
+      Stage from = work == kCheck ? Stage::kPending
+                                  : (work == kDownload ? Stage::kChecked : Stage::kDownloaded);
+      auto items = store->Claim(from, 1);
+      if (!items.ok() || items->empty()) {
+        --slots[work];
+        if (!items.ok()) {
+          log->Log(LogLevel::kError, "sync.claim_failed", {{"error", items.status().message()}});
+        }
+        continue;
+      }
+      ++in_flight;
+      const WorkItem& w = items->front();
+      if (work == kCheck) Check(w);
+      else if (work == kDownload) Download(w);
+      else Process(w);
+      --in_flight;
+      --slots[work];
+      return true;
+    }
+    return false;
+  }
+
+  void Worker() {
+    while (!Stopping()) {
+      if (!RunOne()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+};
+
+SyncPipeline::SyncPipeline(StateStore* store, ObjectStore* objects,
+                           grin_client::GrinClient* grin, net::Transport* transport,
+                           const archive::Secret* passphrase, SyncOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->store = store;
+  impl_->objects = objects;
+  impl_->grin = grin;
+  impl_->transport = transport;
+  impl_->passphrase = passphrase;
+  impl_->opt = std::move(options);
+  impl_->clock = impl_->opt.clock ? impl_->opt.clock : SystemClock::Default();
+  impl_->log = impl_->opt.logger ? impl_->opt.logger : NullLogger::Default();
+}
+
+SyncPipeline::~SyncPipeline() = default;
+
+Result<SyncStats> SyncPipeline::Run() {
+  Impl& m = *impl_;
+  if (m.opt.staging_dir.empty()) return Status::InvalidArgument("sync needs a staging directory");
+  std::error_code ec;
+  fs::create_directories(m.opt.staging_dir, ec);
+  if (ec) {
+    return Status::PermissionDenied(m.opt.staging_dir + ": cannot create the staging directory (" +
+                                    ec.message() + ")");
+  }
+  if (m.opt.workers < 1 || m.opt.check_concurrency < 1 || m.opt.download_concurrency < 1) {
+    return Status::InvalidArgument("workers and per-stage concurrency must be at least 1");
+  }
+  GRIN_ASSIGN_OR_RETURN(StageCounts start, m.store->Counts());
+  m.stats.total = start.total - start.at[static_cast<int>(Stage::kUploaded)] - start.dead;
+  m.start_micros = m.clock->NowMicros();
+  std::vector<std::thread> workers;
+  for (int i = 0; i < m.opt.workers; ++i) workers.emplace_back([&m] { m.Worker(); });
+  // Coordinator: end the run when nothing is left (or on stop / fatal error).
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (m.Stopping()) break;
+    if (m.in_flight.load() > 0) continue;
+    auto c = m.store->Counts();
+    if (!c.ok()) {
+      std::lock_guard<std::mutex> l(m.mu);
+      m.stats.fatal = c.status().message();
+      break;
+    }
+    int64_t open = c->total - c->at[static_cast<int>(Stage::kUploaded)] - c->dead;
+    if (open == 0 && m.in_flight.load() == 0) break;
+  }
+  bool stop_requested = m.opt.stop && m.opt.stop->load() != 0;
+  m.finish = true;
+  for (auto& t : workers) t.join();
+  std::lock_guard<std::mutex> l(m.mu);
+  m.stats.interrupted = stop_requested;
+  m.stats.elapsed_s = static_cast<double>(m.clock->NowMicros() - m.start_micros) / 1e6;
+  return m.stats;
+}
+
+}  // namespace grin::pipeline

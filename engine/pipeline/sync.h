@@ -1,0 +1,106 @@
+#pragma once
+// SyncPipeline: the main job. Drives every unfinished job of a run through
+//   pending --check--> checked --download--> downloaded --process--> uploaded
+// with a fixed pool of worker threads, all HTTP through the one shared Transport, and every
+// transition through the StateStore's claim / fenced-complete protocol:
+//
+//   check     HEAD the archive at GRIN; compare its ETag with the stored object's
+//             `encrypted_etag`: equal -> done at once ("skipped_etag_match"); 404 -> reconcile
+//             from storage, record a known conversion failure, or request conversion.
+//   download  GET into <staging>/<BARCODE>.tar.gz.gpg; a partial file left by an interrupted
+//             run resumes with Range + If-Range (a changed archive restarts from zero).
+//   process   decrypt (streaming; integrity verified before anything is committed), hash and
+//             extract OCR + MARC in one pass, upload the raw archive (Content-MD5 + SHA-256; a
+//             multipart upload records its parts in the job's checkpoint and resumes from them)
+//             and the OCR JSONL; only when storage accepted both does the job complete to
+//             `uploaded`, in the same transaction as the book's storage facts and MARC fields.
+//
+// Stop: when *options.stop becomes non-zero the workers stop claiming, finish what they hold and
+// Run() returns (stats.interrupted). Per-stage concurrency: check_concurrency,
+// download_concurrency (polite to GRIN), and the worker count for the CPU-heavy process stage.
+//
+// Thread safety: Run() once per object; it blocks until the run ends.
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "engine/archive/book.h"
+#include "engine/base/clock.h"
+#include "engine/base/logger.h"
+#include "engine/grin/client.h"
+#include "engine/net/transport.h"
+#include "engine/object_store.h"
+#include "engine/state_store.h"
+
+namespace grin::pipeline {
+
+struct KnownFailure {
+  std::string date;
+  std::string info;
+  std::string detail;
+};
+
+struct SyncOptions {
+  int workers = 8;
+  int check_concurrency = 4;
+  int download_concurrency = 4;
+  std::string staging_dir;             // required
+  uint64_t staging_limit_bytes = 0;    // pause downloads while staging holds more (0 = no limit)
+  bool force = false;                  // re-download even when ETags match
+  bool skip_ocr = false;
+  bool skip_marc = false;
+  archive::DecryptBackend backend = archive::DecryptBackend::kAuto;
+  StorageLayout layout;
+  uint64_t multipart_threshold = 64 * kMiB;
+  std::map<std::string, KnownFailure> known_failures;  // from GRIN's _failed list
+  int progress_every = 20;                             // books between progress lines
+  std::function<void(const std::string& line)> on_progress;  // may be empty
+  const std::atomic<int>* stop = nullptr;              // non-zero: drain and return
+  Clock* clock = nullptr;
+  Logger* logger = nullptr;
+};
+
+struct StageTally {
+  int64_t completed = 0;
+  int64_t skipped = 0;
+  int64_t failed = 0;
+  std::map<std::string, int64_t> reasons;  // failure / skip reasons
+};
+
+struct SyncStats {
+  int64_t total = 0;        // jobs unfinished at the start
+  int64_t done = 0;         // reached uploaded or failed for good during this run
+  int64_t uploaded = 0;     // reached uploaded during this run (synced + skipped)
+  int64_t synced = 0;       // downloaded and uploaded
+  int64_t skipped_etag = 0; // ETag matched the stored object
+  int64_t conversion_requested = 0;
+  int64_t dead = 0;
+  int64_t retried = 0;
+  int64_t bytes_downloaded = 0;
+  int64_t bytes_uploaded = 0;
+  double elapsed_s = 0;
+  bool interrupted = false;
+  std::string fatal;        // a run-wide error (e.g. GRIN refused access); "" if none
+  StageTally check, download, process;
+};
+
+class SyncPipeline {
+ public:
+  // None of the pointers is owned; all must outlive Run().
+  SyncPipeline(StateStore* store, ObjectStore* objects, grin_client::GrinClient* grin,
+               net::Transport* transport, const archive::Secret* passphrase, SyncOptions options);
+  ~SyncPipeline();
+  SyncPipeline(const SyncPipeline&) = delete;
+  SyncPipeline& operator=(const SyncPipeline&) = delete;
+
+  // Runs until every job is uploaded or dead, the stop flag is raised, or a fatal error.
+  Result<SyncStats> Run();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace grin::pipeline

@@ -1,0 +1,149 @@
+#pragma once
+// A run wired to an in-process fake GRIN over HTTPS and a local-folder store, for sync tests.
+
+#include <SQLiteCpp/Database.h>
+#include <doctest/doctest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "cli/cli.h"
+#include "tests/fake_grin/fake_grin.h"
+#include "tests/support/temp_dir.h"
+
+extern char** environ;
+
+namespace grin::pipeline::testing {
+
+struct CliRun {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+inline CliRun Cli(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  int code = cli::RunCli(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+// Runs a program (argv[0] looked up in PATH) and waits; returns its exit code.
+inline int RunProgram(std::vector<std::string> argv) {
+  std::vector<char*> a;
+  for (auto& s : argv) a.push_back(s.data());
+  a.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, a[0], nullptr, nullptr, a.data(), environ) != 0) return -1;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+inline std::string Gunzip(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) return "";
+  std::string out;
+  char buf[65536];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  gzclose(f);
+  return out;
+}
+
+struct SyncEnv {
+  explicit SyncEnv(int64_t books, double frac_converted = 0.6, uint64_t seed = 3) {
+    fake::FakeGrinOptions o;
+    o.corpus.size = books;
+    o.corpus.seed = seed;
+    o.corpus.frac_converted = frac_converted;
+    o.corpus.frac_in_process = 0.1;
+    o.corpus.frac_failed = 0.1;
+    o.corpus.frac_not_allowed = 0.0;
+    o.range_support = true;
+    o.threads = 32;
+    o.state_dir = (tmp.path() / "fake").string();
+    std::filesystem::create_directories(o.state_dir);
+    auto s = fake::FakeGrinServer::Start(o);
+    REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+    server = std::move(s).value();
+    grin::testing::WriteFile(server->state_dir() + "/gpg_passphrase.asc",
+                             server->passphrase("TEST") + "\n");
+    run = (tmp.path() / "run").string();
+    storage = (tmp.path() / "storage").string();
+    auto init = Cli({"init", "--run-dir", run, "--library-directory", "TEST", "--grin-base-url",
+                     server->base_url(), "--storage", "local", "--storage-path", storage});
+    REQUIRE_MESSAGE(init.code == 0, init.err);
+    auto cfg = nlohmann::json::parse(grin::testing::ReadFile(run + "/run_config.json"));
+    cfg["grin_token_url"] = server->token_url();
+    cfg["credentials_dir"] = server->state_dir();
+    cfg["ca_file"] = server->ca_file();
+    grin::testing::WriteFile(run + "/run_config.json", cfg.dump(2));
+  }
+
+  std::vector<std::string> SyncArgs(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> a = {"sync", "--run-dir", run, "--workers", "4",
+                                  "--grin-rate", "0"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+
+  int64_t Sql(const std::string& q) const {
+    SQLite::Database db(run + "/books.db", SQLite::OPEN_READONLY);
+    return db.execAndGet(q).getInt64();
+  }
+
+  std::string SqlText(const std::string& q) const {
+    SQLite::Database db(run + "/books.db", SQLite::OPEN_READONLY);
+    return db.execAndGet(q).getString();
+  }
+
+  std::set<std::string> Uploaded() const {
+    std::set<std::string> out;
+    if (!std::filesystem::exists(run + "/books.db")) return out;
+    SQLite::Database db(run + "/books.db", SQLite::OPEN_READONLY);
+    SQLite::Statement s(db, "SELECT barcode FROM uploaded");
+    while (s.executeStep()) out.insert(s.getColumn(0).getString());
+    return out;
+  }
+
+  int64_t Gets(const std::string& barcode) const {
+    auto st = server->Stats();
+    auto it = st.barcodes.find("TEST/" + barcode);
+    return it == st.barcodes.end() ? 0 : it->second.gets;
+  }
+
+  std::string RawPath(const std::string& b) const { return storage + "/raw/" + b + "/" + b + ".tar.gz"; }
+  std::string OcrPath(const std::string& b) const { return storage + "/full/" + b + "_ocr.jsonl.gz"; }
+
+  // The fixture's plaintext for a book, decrypted by the real gpg (an independent client).
+  std::string FixturePlaintext(const std::string& barcode) {
+    auto enc = server->ArchiveBytes("TEST", barcode);
+    REQUIRE(enc.ok());
+    std::string in = (tmp.path() / (barcode + ".gpg")).string();
+    std::string out = (tmp.path() / (barcode + ".plain")).string();
+    std::string home = (tmp.path() / "gnupg").string();
+    std::filesystem::create_directories(home);
+    std::filesystem::permissions(home, std::filesystem::perms::owner_all);
+    grin::testing::WriteFile(in, **enc);
+    std::filesystem::remove(out);
+    int rc = RunProgram({"gpg", "--batch", "--quiet", "--homedir", home, "--pinentry-mode",
+                         "loopback", "--passphrase-file",
+                         server->state_dir() + "/gpg_passphrase.asc", "--output", out,
+                         "--decrypt", in});
+    REQUIRE(rc == 0);
+    return grin::testing::ReadFile(out);
+  }
+
+  grin::testing::TempDir tmp;
+  std::unique_ptr<fake::FakeGrinServer> server;
+  std::string run;
+  std::string storage;
+};
+
+}  // namespace grin::pipeline::testing
