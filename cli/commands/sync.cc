@@ -507,6 +507,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   so.layout = objects->layout;
   so.logger = &logger;
   bool tty = ::isatty(STDOUT_FILENO) && &out == &std::cout;
+  so.progress_bar = tty;
+  so.progress_every = tty ? 1 : 20;
   so.on_progress = [&out, tty](const std::string& line) {
     if (tty) {
       out << "\r\033[K" << line << std::flush;

@@ -207,7 +207,8 @@ struct SyncPipeline::Impl {
           s.waiting_download = std::max<int64_t>(0, c->at[1] - s.active_downloads);
           s.waiting_process = std::max<int64_t>(0, c->at[2] - slots[kProcess].load());
         }
-        line = FormatProgressLine(s, rate);
+        s.bytes = stats.bytes_downloaded;
+        line = opt.progress_bar ? FormatProgressBar(s, rate) : FormatProgressLine(s, rate);
       }
     }
     if (!line.empty()) opt.on_progress(line);

@@ -57,6 +57,7 @@ struct SyncOptions {
   std::map<std::string, KnownFailure> known_failures;  // from GRIN's _failed list
   int progress_every = 20;                             // books between progress lines
   std::function<void(const std::string& line)> on_progress;  // may be empty
+  bool progress_bar = false;  // on_progress gets the terminal bar (with MB/s) instead of the line
   const std::atomic<int>* stop = nullptr;              // non-zero: drain and return
   Clock* clock = nullptr;
   Logger* logger = nullptr;
