@@ -95,9 +95,9 @@ int Setup(const cxxopts::ParseResult& parsed, std::ostream& out, std::ostream& e
   std::unique_ptr<RunConfig> config;
   if (parsed.count("run-dir") || parsed.count("run-name")) {
     auto run_dir = ResolveRunDir(parsed);
-    if (!run_dir.ok()) return ReportError(err, "auth setup", run_dir.status());
+    if (!run_dir.ok()) return ReportGrinError(err, "auth setup", run_dir.status());
     auto c = LoadRunConfig(*run_dir);
-    if (!c.ok()) return ReportError(err, "auth setup", c.status());
+    if (!c.ok()) return ReportGrinError(err, "auth setup", c.status());
     config = std::make_unique<RunConfig>(*c);
   }
   const std::string dir = CredentialsDir(config.get());
@@ -105,7 +105,7 @@ int Setup(const cxxopts::ParseResult& parsed, std::ostream& out, std::ostream& e
                                       ? parsed["client-secret"].as<std::string>()
                                       : dir + "/client_secret.json";
   auto secret = grin_client::LoadClientSecret(secret_path);
-  if (!secret.ok()) return ReportError(err, "auth setup", secret.status());
+  if (!secret.ok()) return ReportGrinError(err, "auth setup", secret.status());
   std::string token_uri = secret->token_uri;
   if (config && !config->grin_token_url.empty() && config->grin_token_url != kDefaultGrinTokenUrl) {
     token_uri = config->grin_token_url;
@@ -129,7 +129,7 @@ int Setup(const cxxopts::ParseResult& parsed, std::ostream& out, std::ostream& e
     if (listen_fd < 0 || bind(listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
         listen(listen_fd, 4) != 0) {
       if (listen_fd >= 0) close(listen_fd);
-      return ReportError(err, "auth setup",
+      return ReportGrinError(err, "auth setup",
                          Status::Unavailable("cannot listen on 127.0.0.1:" + std::to_string(port) +
                                              "; use --port N or --paste"));
     }
@@ -166,19 +166,19 @@ int Setup(const cxxopts::ParseResult& parsed, std::ostream& out, std::ostream& e
       out << "Waiting for the browser on " << redirect_uri << " ...\n" << std::flush;
       auto target = AwaitRedirect(listen_fd, parsed["timeout"].as<int>());
       close(listen_fd);
-      if (!target.ok()) return ReportError(err, "auth setup", target.status());
+      if (!target.ok()) return ReportGrinError(err, "auth setup", target.status());
       if (QueryParam(*target, "state") != state) {
-        return ReportError(err, "auth setup",
+        return ReportGrinError(err, "auth setup",
                            Status::PermissionDenied("OAuth redirect with a wrong state; retry"));
       }
       if (!QueryParam(*target, "error").empty()) {
-        return ReportError(err, "auth setup", Status::PermissionDenied(
+        return ReportGrinError(err, "auth setup", Status::PermissionDenied(
                                                   "consent refused: " + QueryParam(*target, "error")));
       }
       code = QueryParam(*target, "code");
     }
   }
-  if (code.empty()) return ReportError(err, "auth setup", Status::InvalidArgument("no code given"));
+  if (code.empty()) return ReportGrinError(err, "auth setup", Status::InvalidArgument("no code given"));
 
   net::TransportOptions t;
   if (parsed.count("ca-file")) {
@@ -187,7 +187,7 @@ int Setup(const cxxopts::ParseResult& parsed, std::ostream& out, std::ostream& e
     t.ca_file = config->ca_file;
   }
   auto transport = net::CurlTransport::Create(t);
-  if (!transport.ok()) return ReportError(err, "auth setup", transport.status());
+  if (!transport.ok()) return ReportGrinError(err, "auth setup", transport.status());
   OAuthCredentials creds;
   creds.client_id = secret->client_id;
   creds.client_secret = secret->client_secret;
@@ -201,9 +201,9 @@ int Setup(const cxxopts::ParseResult& parsed, std::ostream& out, std::ostream& e
                                         {"redirect_uri", redirect_uri}},
                                        SystemClock::Default(), &creds);
   (*transport)->Shutdown();
-  if (!s.ok()) return ReportError(err, "auth setup", s);
+  if (!s.ok()) return ReportGrinError(err, "auth setup", s);
   if (creds.refresh_token.empty()) {
-    return ReportError(err, "auth setup",
+    return ReportGrinError(err, "auth setup",
                        Status::PermissionDenied("no refresh token in the reply (consent must be "
                                                 "given with access_type=offline); retry"));
   }
@@ -212,7 +212,7 @@ int Setup(const cxxopts::ParseResult& parsed, std::ostream& out, std::ostream& e
   chmod(dir.c_str(), 0700);
   const std::string path = dir + "/credentials.json";
   s = grin_client::SaveCredentials(path, creds);
-  if (!s.ok()) return ReportError(err, "auth setup", s);
+  if (!s.ok()) return ReportGrinError(err, "auth setup", s);
   out << "authorised" << (creds.account.empty() ? "" : " as " + creds.account)
       << "; credentials saved to " << path << " (mode 0600)\n";
   return kExitOk;
@@ -222,14 +222,14 @@ int ShowStatus(const cxxopts::ParseResult& parsed, std::ostream& out, std::ostre
   std::unique_ptr<RunConfig> config;
   if (parsed.count("run-dir") || parsed.count("run-name")) {
     auto run_dir = ResolveRunDir(parsed);
-    if (!run_dir.ok()) return ReportError(err, "auth status", run_dir.status());
+    if (!run_dir.ok()) return ReportGrinError(err, "auth status", run_dir.status());
     auto c = LoadRunConfig(*run_dir);
-    if (!c.ok()) return ReportError(err, "auth status", c.status());
+    if (!c.ok()) return ReportGrinError(err, "auth status", c.status());
     config = std::make_unique<RunConfig>(*c);
   }
   const std::string path = CredentialsDir(config.get()) + "/credentials.json";
   auto creds = grin_client::LoadCredentials(path);
-  if (!creds.ok()) return ReportError(err, "auth status", creds.status());
+  if (!creds.ok()) return ReportGrinError(err, "auth status", creds.status());
   out << "credentials: " << path << "\n";
   out << "account: " << (creds->account.empty() ? "(unknown until the next refresh)" : creds->account)
       << "\n";

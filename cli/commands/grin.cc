@@ -66,8 +66,12 @@ int RunCollect(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
   Common c;
   if (!ParseCommon("collect", parsed, err, &c, &code)) return code;
-  auto stack = OpenGrinStack(c.run_dir, c.stack);
-  if (!stack.ok()) return ReportError(err, "collect", stack.status());
+  bool grin_side = false;
+  auto stack = OpenGrinStack(c.run_dir, c.stack, &grin_side);
+  if (!stack.ok()) {
+    return grin_side ? ReportGrinError(err, "collect", stack.status())
+                     : ReportError(err, "collect", stack.status());
+  }
   grin_client::CollectOptions o;
   o.refresh = parsed.count("refresh") > 0;
   o.restart = parsed.count("restart") > 0;
@@ -75,11 +79,11 @@ int RunCollect(const std::vector<std::string>& args, std::ostream& out, std::ost
   o.max_pages = parsed["max-pages"].as<int>();
   if (o.page_size <= 0) return ReportError(err, "collect", Status::InvalidArgument("--page-size must be positive"));
   Status probe = (*stack)->client->Probe();
-  if (!probe.ok()) return ReportError(err, "collect", probe);
+  if (!probe.ok()) return ReportGrinError(err, "collect", probe);
   auto stats = grin_client::CollectAllBooks(*(*stack)->client, *(*stack)->catalog, o);
   if (!stats.ok()) {
     err << "grin-jobs collect: stopped; rerun the same command to resume\n";
-    return ReportError(err, "collect", stats.status());
+    return ReportGrinError(err, "collect", stats.status());
   }
   out << (stats->resumed ? "resumed; " : "") << stats->pages << " pages, " << stats->rows
       << " books listed: " << stats->counts.inserted << " new, " << stats->counts.updated
@@ -107,10 +111,14 @@ int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostr
   o.limit = parsed["limit"].as<int64_t>();
   o.concurrency = parsed["concurrency"].as<int>();
   c.stack.max_connections = std::max(1, o.concurrency);
-  auto stack = OpenGrinStack(c.run_dir, c.stack);
-  if (!stack.ok()) return ReportError(err, "enrich", stack.status());
+  bool grin_side = false;
+  auto stack = OpenGrinStack(c.run_dir, c.stack, &grin_side);
+  if (!stack.ok()) {
+    return grin_side ? ReportGrinError(err, "enrich", stack.status())
+                     : ReportError(err, "enrich", stack.status());
+  }
   auto stats = grin_client::EnrichBooks(*(*stack)->client, *(*stack)->catalog, o, c.logger.get());
-  if (!stats.ok()) return ReportError(err, "enrich", stats.status());
+  if (!stats.ok()) return ReportGrinError(err, "enrich", stats.status());
   out << stats->asked << " books asked in " << stats->requests << " requests: " << stats->found
       << " enriched, " << stats->missing << " unknown to GRIN, " << stats->failed_barcodes
       << " failed (retried next run)\n";
@@ -136,10 +144,14 @@ int RunRequest(const std::vector<std::string>& args, std::ostream& out, std::ost
   o.limit = parsed["limit"].as<int64_t>();
   o.batch = static_cast<size_t>(std::max(1, parsed["batch"].as<int>()));
   o.dry_run = parsed.count("dry-run") > 0;
-  auto stack = OpenGrinStack(c.run_dir, c.stack);
-  if (!stack.ok()) return ReportError(err, "request", stack.status());
+  bool grin_side = false;
+  auto stack = OpenGrinStack(c.run_dir, c.stack, &grin_side);
+  if (!stack.ok()) {
+    return grin_side ? ReportGrinError(err, "request", stack.status())
+                     : ReportError(err, "request", stack.status());
+  }
   auto stats = grin_client::RequestConversions(*(*stack)->client, *(*stack)->catalog, o);
-  if (!stats.ok()) return ReportError(err, "request", stats.status());
+  if (!stats.ok()) return ReportGrinError(err, "request", stats.status());
   out << "GRIN queue: " << stats->in_process_before << " in process, " << stats->free_before
       << " free of " << grin_client::kQueueCap << "\n";
   if (o.dry_run) {

@@ -1,6 +1,9 @@
 #include "cli/commands/grin_stack.h"
 
 #include <cstdlib>
+#include <ostream>
+
+#include "cli/cli.h"
 
 namespace grin::cli {
 
@@ -18,8 +21,15 @@ GrinStack::~GrinStack() {
   catalog.reset();
 }
 
+int ReportGrinError(std::ostream& err, const char* command, const Status& status) {
+  err << "grin-jobs " << command << ": " << status.message() << "\n";
+  return status.code() == StatusCode::kBusy ? kExitLocked : kExitFailure;
+}
+
 Result<std::unique_ptr<GrinStack>> OpenGrinStack(const std::string& run_dir,
-                                                 const GrinStackOptions& options) {
+                                                 const GrinStackOptions& options,
+                                                 bool* grin_side) {
+  *grin_side = false;
   auto stack = std::make_unique<GrinStack>();
   GRIN_ASSIGN_OR_RETURN(stack->config, LoadRunConfig(run_dir));
   if (stack->config.library_directory.empty()) {
@@ -31,6 +41,7 @@ Result<std::unique_ptr<GrinStack>> OpenGrinStack(const std::string& run_dir,
   if (options.open_catalog) {
     GRIN_ASSIGN_OR_RETURN(stack->catalog, storage::SqliteBookCatalog::Open(DbPath(run_dir)));
   }
+  *grin_side = true;
   net::TransportOptions t;
   t.ca_file = stack->config.ca_file;
   t.max_connections_per_host = options.max_connections;

@@ -39,8 +39,15 @@ struct GrinStack {
 };
 
 // Loads <run_dir>/run_config.json, takes the run lock, opens the catalog and the GRIN client.
-// kInvalidArgument if the run has no library_directory.
+// kInvalidArgument if the run has no library_directory. On failure *grin_side says whether the
+// cause is on the GRIN side (credentials, transport) rather than the run or its database.
 Result<std::unique_ptr<GrinStack>> OpenGrinStack(const std::string& run_dir,
-                                                 const GrinStackOptions& options);
+                                                 const GrinStackOptions& options,
+                                                 bool* grin_side);
+
+// Prints "grin-jobs <command>: <message>" for a failure talking to GRIN (auth, network, a
+// malformed reply): exit 1, or 3 for kBusy. (ReportError would call a malformed GRIN page or a
+// refused token a database problem, exit 4.)
+int ReportGrinError(std::ostream& err, const char* command, const Status& status);
 
 }  // namespace grin::cli

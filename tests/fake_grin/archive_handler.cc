@@ -201,6 +201,16 @@ void FakeGrinServer::Impl::HandleArchive(RequestCtx& c, bool is_blob) {
     if (it != last_get_bytes.end()) stats.wasted_bytes += it->second;
     last_get_bytes[key] = 0;
   }
+  // The download cap counts bodies being written: taken here, given back by the releaser, which
+  // httplib runs when the response is done (or abandoned).
+  bool counted = false;
+  if (!head && opt.max_concurrent_downloads > 0) {
+    if (++downloads_in_flight > opt.max_concurrent_downloads) {
+      --downloads_in_flight;
+      return SetErrorPage(c.res, opt.download_cap_status, "Too many concurrent downloads");
+    }
+    counted = true;
+  }
   c.res.status = status;
   const std::string key = dir + "/" + b.barcode;
   auto shared_plan = std::make_shared<BodyPlan>(std::move(plan));
@@ -247,6 +257,9 @@ void FakeGrinServer::Impl::HandleArchive(RequestCtx& c, bool is_blob) {
         stats.barcodes[key].bytes += static_cast<int64_t>(n);
         last_get_bytes[key] += static_cast<int64_t>(n);
         return true;
+      },
+      [this, counted](bool) {
+        if (counted) --downloads_in_flight;
       });
 }
 

@@ -53,6 +53,9 @@ struct FakeGrinOptions {
   bool content_disposition = false;
   bool redirect_archives = false;    // GET answers 302 to /_blob/<id>
   bool blob_requires_auth = true;
+  // Models throttling: above this many archive GETs in flight, answer download_cap_status.
+  int max_concurrent_downloads = 0;  // 0 = unlimited
+  int download_cap_status = 503;
 
   // Auth.
   bool auth_required = true;

@@ -8,6 +8,8 @@
 #include <zlib.h>
 
 #include <fstream>
+#include <future>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -531,6 +533,36 @@ TEST_CASE("control API over HTTP: faults, clock, stats") {
   json st = json::parse(r->body);
   CHECK(st["endpoints"]["probe"]["by_status"]["503"] == 1);
   CHECK(st["endpoints"]["probe"]["by_status"]["200"] == 1);
+}
+
+}  // TEST_SUITE
+
+}  // namespace grin::fake
+
+namespace grin::fake {
+
+TEST_SUITE("integration") {
+
+TEST_CASE("download cap: above N concurrent archive GETs the server answers 503") {
+  auto o = SmallOptions();
+  o.max_concurrent_downloads = 1;
+  auto s = StartServer(o);
+  Client c(*s);
+  const std::string file = Lines(c.Get("/libraries/TEST/_converted?format=text")->body)[0];
+  FaultRule slow;
+  slow.endpoint = "archive_get";
+  slow.action = "throttle";
+  slow.rate_bps = 10'000;  // ~0.8 s for the first download
+  slow.times = 1;
+  s->AddFault(slow);
+  auto first = std::async(std::launch::async, [&] {
+    Client c1(*s);
+    return c1.Get("/libraries/TEST/" + file)->status;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(c.Get("/libraries/TEST/" + file)->status == 503);
+  CHECK(first.get() == 200);
+  CHECK(c.Get("/libraries/TEST/" + file)->status == 200);
 }
 
 }  // TEST_SUITE

@@ -91,6 +91,7 @@ class FakeGrinServer::Impl {
   FakeGrinStats stats;
   std::map<std::string, int64_t> last_get_bytes;
   std::atomic<int64_t> concurrent{0};
+  std::atomic<int64_t> downloads_in_flight{0};
 };
 
 std::string HtmlEscape(std::string_view in);

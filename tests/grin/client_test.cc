@@ -1,7 +1,9 @@
 // GrinClient and TokenSource against the fake GRIN server over HTTPS.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "tests/grin/grin_fixture.h"
 
@@ -232,6 +234,95 @@ TEST_CASE("archives: HEAD, GET through ArchiveRequest, missing ETag, 404") {
   env.server->corpus("TEST")->SetStatus(*env.server->corpus("TEST")->IndexOf(bc),
                                         fake::ConvertStatus::kAvailable, env.server->NowSeconds());
   CHECK(env.client->HeadArchive(bc).status().code() == StatusCode::kNotFound);
+}
+
+}  // TEST_SUITE
+
+}  // namespace grin::grin_client
+
+namespace grin::grin_client {
+
+TEST_SUITE("integration") {
+
+TEST_CASE("faults: 5xx / 429 on list pages are retried; slow first byte is waited out") {
+  GrinEnv env(testing::FakeOptions(250), false);
+  for (auto [status, retry_after] : std::vector<std::pair<int, std::string>>{
+           {503, ""}, {500, ""}, {429, "1"}, {429, ""}}) {
+    env.server->ClearFaults();
+    fake::FaultRule f;
+    f.endpoint = "all_books";
+    f.status = status;
+    f.retry_after = retry_after;
+    f.nth = 2;
+    env.server->AddFault(f);
+    fake::FaultRule slow;
+    slow.endpoint = "all_books";
+    slow.action = "slow_first_byte";
+    slow.delay_ms = 300;
+    slow.nth = 1;
+    env.server->AddFault(slow);
+    int rows = 0;
+    Status s = env.client->ForEachListPage(env.client->ListUrl("all_books", 100),
+                                           [&](const ListPage& p) {
+                                             rows += static_cast<int>(p.rows.size());
+                                             return Status::Ok();
+                                           });
+    CHECK_MESSAGE(s.ok(), s.ToString());
+    CHECK(rows == 250);
+  }
+}
+
+TEST_CASE("faults: throttled and stalled archive bodies arrive whole; truncated ones fail") {
+  GrinEnv env(testing::FakeOptions(20), false);
+  std::string bc;
+  REQUIRE(env.client->ForEachTextLine("converted", "", [&](const std::string& b) {
+    if (bc.empty()) bc = b;
+    return Status::Ok();
+  }).ok());
+  REQUIRE(env.tokens->Token().ok());
+  auto get = [&] {
+    return env.transport->SubmitFuture(env.client->ArchiveRequest(bc, net::ResponseSink::Memory()))
+        .get();
+  };
+  const std::string good = get().body;
+  REQUIRE(good.size() > 4000);
+
+  fake::FaultRule t;
+  t.endpoint = "archive_get";
+  t.action = "throttle";
+  t.rate_bps = 20'000;
+  t.times = 1;
+  env.server->AddFault(t);
+  auto start = std::chrono::steady_clock::now();
+  net::Response r = get();
+  CHECK(r.body == good);
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(100));
+
+  fake::FaultRule st;
+  st.endpoint = "archive_get";
+  st.action = "stall";
+  st.stall_ms = 700;
+  st.at_byte = 1000;
+  st.times = 1;
+  env.server->AddFault(st);
+  start = std::chrono::steady_clock::now();
+  r = get();
+  CHECK(r.body == good);
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(600));
+
+  fake::FaultRule tr;
+  tr.endpoint = "archive_get";
+  tr.action = "truncate";
+  tr.at_byte = 2000;
+  env.server->AddFault(tr);
+  net::Request no_retry = env.client->ArchiveRequest(bc, net::ResponseSink::Memory());
+  net::RetryOptions once;
+  once.max_attempts = 1;
+  no_retry.retry = once;
+  r = env.transport->SubmitFuture(std::move(no_retry)).get();
+  CHECK_FALSE(env.client->CheckArchiveResponse(r).ok());
+  CHECK(env.server->BarcodeCounters("TEST", bc).gets == 4);
+  CHECK(env.server->Stats().wasted_bytes > 0);
 }
 
 }  // TEST_SUITE

@@ -215,6 +215,27 @@ TEST_CASE("enrich: found, missing and failed groups; failures retried on the nex
   CHECK(env.server->Stats().endpoints["barcode_search"].by_status.count(414) == 0);
 }
 
+TEST_CASE("enrich: a malformed TSV reply fails its group, names it, and writes nothing") {
+  GrinEnv env(FakeOptions(50), false);
+  const std::string db = env.tmp.file("books.db");
+  auto catalog = OpenCatalog(db);
+  REQUIRE(CollectAllBooks(*env.client, *catalog, CollectOptions{}).ok());
+  fake::FaultRule f;
+  f.endpoint = "barcode_search";
+  f.action = "malformed";
+  f.times = 1;
+  env.server->AddFault(f);
+  auto s = EnrichBooks(*env.client, *catalog, EnrichOptions{});
+  REQUIRE(s.ok());
+  CHECK(s->failed_groups == 1);
+  CHECK(Scalar(db, "SELECT count(*) FROM books WHERE enrichment_timestamp IS NOT NULL") == 0);
+  CHECK(Scalar(db, "SELECT count(*) FROM book_enrichment WHERE state = 'failed' AND "
+                   "last_error LIKE '%_barcode_search%Barcode%'") == 50);
+  s = EnrichBooks(*env.client, *catalog, EnrichOptions{});
+  REQUIRE(s.ok());
+  CHECK(s->found == 50);
+}
+
 TEST_CASE("request: batches classified and recorded; 429 stops with the free space reported") {
   auto o = FakeOptions(300);
   o.corpus.frac_converted = 0.1;
