@@ -245,13 +245,25 @@ void FakeGrinServer::Impl::HandleArchive(RequestCtx& c, bool is_blob) {
                                                        static_cast<double>(p.rate_bps)));
           std::this_thread::sleep_until(due);
         }
-        std::string chunk(n, '\0');
-        CopyBody(p, p.begin + rel, n, chunk.data());
-        if (p.corrupt_at >= 0) {
-          uint64_t abs = static_cast<uint64_t>(p.corrupt_at);
-          if (abs >= p.begin + rel && abs < p.begin + rel + n) chunk[abs - p.begin - rel] ^= 0x5a;
+        const uint64_t abs_off = p.begin + rel;
+        const bool corrupt_here = p.corrupt_at >= 0 &&
+                                  static_cast<uint64_t>(p.corrupt_at) >= abs_off &&
+                                  static_cast<uint64_t>(p.corrupt_at) < abs_off + n;
+        const std::string& filler = Filler();
+        if (!corrupt_here && p.bytes) {
+          // Zero-copy: straight from the cached archive.
+          if (!sink.write(p.bytes->data() + abs_off, n)) return false;
+        } else if (!corrupt_here && abs_off >= p.header.size()) {
+          // Zero-copy: one contiguous slice of the filler.
+          const size_t fo = static_cast<size_t>(abs_off % filler.size());
+          n = std::min(n, filler.size() - fo);
+          if (!sink.write(filler.data() + fo, n)) return false;
+        } else {
+          std::string chunk(n, '\0');
+          CopyBody(p, abs_off, n, chunk.data());
+          if (corrupt_here) chunk[static_cast<uint64_t>(p.corrupt_at) - abs_off] ^= 0x5a;
+          if (!sink.write(chunk.data(), chunk.size())) return false;
         }
-        if (!sink.write(chunk.data(), chunk.size())) return false;
         std::lock_guard<std::mutex> l(stats_mu);
         stats.bytes_served += static_cast<int64_t>(n);
         stats.barcodes[key].bytes += static_cast<int64_t>(n);
