@@ -249,6 +249,11 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   auto run_dir_r = ResolveRunDir(p);
   if (!run_dir_r.ok()) return ReportError(err, "sync", run_dir_r.status());
   const std::string run_dir = *run_dir_r;
+  // Failures that are not about the run database (GRIN, storage, credentials): exit 1.
+  auto fail = [&err](const Status& st) {
+    err << "grin-jobs sync: " << st.message() << "\n";
+    return st.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+  };
   const std::string db_path = DbPath(run_dir);
   auto config = LoadRunConfig(run_dir);
   if (!config.ok()) return ReportError(err, "sync", config.status());
@@ -332,7 +337,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
   }
   auto transport = net::CurlTransport::Create(topt);
-  if (!transport.ok()) return ReportError(err, "sync", transport.status());
+  if (!transport.ok()) return fail(transport.status());
   // GRIN is polite: request rate and bandwidth caps on its host only.
   {
     std::string base = config->grin_base_url;
@@ -349,7 +354,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   const std::string creds_path = CredentialsDir(&*config) + "/credentials.json";
   auto creds = grin_client::LoadCredentials(creds_path);
-  if (!creds.ok()) return ReportError(err, "sync", creds.status());
+  if (!creds.ok()) return fail(creds.status());
   if (!config->grin_token_url.empty()) creds->token_uri = config->grin_token_url;
   grin_client::TokenSource::Options tso;
   tso.credentials_path = creds_path;
@@ -361,12 +366,12 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   co.logger = &logger;
   grin_client::GrinClient client(transport->get(), &tokens, co);
   auto objects = OpenObjectStore(config->storage, transport->get());
-  if (!objects.ok()) return ReportError(err, "sync", objects.status());
+  if (!objects.ok()) return fail(objects.status());
   if (!dry_run) {
     for (const auto& bucket : {objects->layout.bucket_raw, objects->layout.bucket_meta,
                                objects->layout.bucket_full}) {
       Status s = objects->store->EnsureBucket(bucket);
-      if (!s.ok()) return ReportError(err, "sync", s.WithContext("bucket " + bucket));
+      if (!s.ok()) return fail(s.WithContext("bucket " + bucket));
     }
   }
 
@@ -476,9 +481,9 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         p.count("passphrase-file") ? p["passphrase-file"].as<std::string>() : "",
         config->credentials_dir);
     auto path = archive::FindPassphraseFile(search);
-    if (!path.ok()) return ReportError(err, "sync", path.status());
+    if (!path.ok()) return fail(path.status());
     auto secret = archive::ReadPassphraseFile(*path);
-    if (!secret.ok()) return ReportError(err, "sync", secret.status());
+    if (!secret.ok()) return fail(secret.status());
     passphrase = std::move(secret).value();
   }
 
@@ -522,7 +527,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                               &passphrase, so);
   auto stats = open_jobs > 0 ? pipe.Run() : Result<pipeline::SyncStats>(pipeline::SyncStats{});
   if (tty) out << "\n";
-  if (!stats.ok()) return ReportError(err, "sync", stats.status());
+  if (!stats.ok()) return fail(stats.status());
   PrintSummary(out, *stats);
 
   // ---- teardown ----
