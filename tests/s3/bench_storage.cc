@@ -1,0 +1,114 @@
+// bench_storage: uploads every file of a directory to an S3 endpoint with S3ObjectStore over one
+// CurlTransport, `parallel` objects at a time, and prints one JSON line with wall time, bytes,
+// new connections and this process's CPU. Driven by scripts/bench-storage (not a ctest).
+//
+//   bench_storage ENV_FILE DIR BUCKET KEY_PREFIX PARALLEL
+// ENV_FILE is scripts/s3-server's env file (endpoint, CA, credentials); secrets never in argv.
+
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "engine/net/curl_transport.h"
+#include "storage/s3/s3_object_store.h"
+
+namespace {
+
+double CpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 6) {
+    std::cerr << "usage: bench_storage ENV_FILE DIR BUCKET KEY_PREFIX PARALLEL\n";
+    return 2;
+  }
+  std::map<std::string, std::string> env;
+  std::ifstream in(argv[1]);
+  for (std::string line; std::getline(in, line);) {
+    size_t eq = line.find('=');
+    if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  const std::string dir = argv[2], bucket = argv[3], prefix = argv[4];
+  const int parallel = std::max(1, std::atoi(argv[5]));
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.is_regular_file()) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+
+  grin::net::TransportOptions to;
+  to.ca_file = env["GRIN_S3_CA_FILE"];
+  to.max_connections_per_host = std::max(parallel, 16);
+  to.max_total_connections = to.max_connections_per_host * 2;
+  auto transport = grin::net::CurlTransport::Create(to);
+  if (!transport.ok()) {
+    std::cerr << transport.status().ToString() << "\n";
+    return 1;
+  }
+  grin::s3::S3Config sc;
+  sc.endpoint_url = env["GRIN_S3_ENDPOINT"];
+  sc.region = env["GRIN_S3_REGION"];
+  auto store = grin::s3::S3ObjectStore::Create(
+      sc, {env["GRIN_S3_ACCESS_KEY"], env["GRIN_S3_SECRET_KEY"], ""}, transport->get());
+  if (!store.ok()) {
+    std::cerr << store.status().ToString() << "\n";
+    return 1;
+  }
+  const double cpu0 = CpuSeconds();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<int> failures{0};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < files.size();) {
+      auto src = grin::FileSource::Open(files[i].string());
+      if (!src.ok()) {
+        ++failures;
+        continue;
+      }
+      grin::UploadOptions u;
+      u.parallel_parts = 4;
+      u.put.metadata = {{"barcode", files[i].filename().string()}};
+      auto r = (*store)->Upload(bucket, prefix + files[i].filename().string(), **src, u);
+      if (!r.ok()) {
+        ++failures;
+        std::cerr << r.status().ToString() << "\n";
+      } else {
+        bytes += r->size;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < parallel; ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double cpu = CpuSeconds() - cpu0;
+  uint64_t conns = 0, tls = 0, requests = 0;
+  for (const auto& h : (*transport)->HostStats()) {
+    conns += h.new_connections;
+    tls += h.tls_handshakes;
+    requests += h.requests;
+  }
+  std::printf(
+      "{\"objects\": %zu, \"bytes\": %llu, \"wall_s\": %.3f, \"client_cpu_s\": %.3f, "
+      "\"new_connections\": %llu, \"tls_handshakes\": %llu, \"requests\": %llu, "
+      "\"failures\": %d}\n",
+      files.size(), static_cast<unsigned long long>(bytes.load()), wall, cpu,
+      static_cast<unsigned long long>(conns), static_cast<unsigned long long>(tls),
+      static_cast<unsigned long long>(requests), failures.load());
+  return failures.load() == 0 ? 0 : 1;
+}
