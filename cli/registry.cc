@@ -14,6 +14,7 @@ int RunCollect(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunEnrich(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunRequest(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunAuth(const std::vector<std::string>&, std::ostream&, std::ostream&);
+int RunStorage(const std::vector<std::string>&, std::ostream&, std::ostream&);
 
 const std::vector<CommandInfo>& Commands() {
   static const std::vector<CommandInfo> kCommands = {
@@ -28,6 +29,8 @@ const std::vector<CommandInfo>& Commands() {
       {"collect", "Collect the library's book list from GRIN into books.db (resumable)", RunCollect},
       {"enrich", "Fill GRIN metadata for collected books (_barcode_search)", RunEnrich},
       {"request", "Request conversion of books from GRIN (_process), within the queue", RunRequest},
+      {"storage", "Object storage: ls | head | cp | rm (S3, R2, MinIO or a local folder)",
+       RunStorage},
   };
   return kCommands;
 }
