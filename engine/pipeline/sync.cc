@@ -325,8 +325,10 @@ struct SyncPipeline::Impl {
       return;
     }
     if (stored.ok() && !opt.force) {
-      auto it = stored->metadata.find("encrypted_etag");
-      if (it != stored->metadata.end() && it->second == head->etag) {
+      // FindMetadata also matches "encrypted-etag" (Swift's s3api returns that spelling for
+      // objects that were uploaded in parts).
+      const std::string* stored_etag = FindMetadata(stored->metadata, "encrypted_etag");
+      if (stored_etag != nullptr && *stored_etag == head->etag) {
         Completion c;
         c.to = Stage::kUploaded;
         c.outcome = "skipped_etag_match";

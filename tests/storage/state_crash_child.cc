@@ -30,7 +30,12 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> barcodes;
   for (int i = 0; i < items; ++i) barcodes.push_back("CRASH" + std::to_string(100000 + i));
-  if (!(*store)->Enqueue(barcodes).ok()) return 1;
+  auto counts = (*store)->Counts();
+  if (!counts.ok()) return 1;
+  if (counts->total < items && !(*store)->Enqueue(barcodes).ok()) return 1;
+  // Tell the parent we are working (it kills us at a random moment after this).
+  std::fputc('R', stdout);
+  std::fflush(stdout);
   std::mt19937_64 rng(o.seed);
   for (;;) {
     bool any = false;

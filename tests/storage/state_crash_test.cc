@@ -5,6 +5,7 @@
 #include <SQLiteCpp/Statement.h>
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <poll.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,14 +22,33 @@ namespace {
 
 using grin::testing::TempDir;
 
-pid_t Spawn(const std::string& db, int items, const char* mode, uint64_t seed) {
+// Starts the child with its stdout on a pipe; *ready_fd gets the read end (the child writes 'R'
+// once it holds the store and starts working).
+pid_t Spawn(const std::string& db, int items, const char* mode, uint64_t seed, int* ready_fd) {
   std::string items_s = std::to_string(items), seed_s = std::to_string(seed);
   std::string prog = GRIN_CRASH_CHILD;
   std::vector<char*> argv = {prog.data(), const_cast<char*>(db.c_str()), items_s.data(),
                              const_cast<char*>(mode), seed_s.data(), nullptr};
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
   pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, prog.c_str(), nullptr, nullptr, argv.data(), environ) == 0);
+  REQUIRE(posix_spawn(&pid, prog.c_str(), &fa, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  *ready_fd = fds[0];
   return pid;
+}
+
+// Waits (up to 30 s) for the child's ready byte; false if it ended first.
+bool WaitReady(int fd) {
+  struct pollfd p = {fd, POLLIN, 0};
+  if (poll(&p, 1, 30'000) <= 0) return false;
+  char c = 0;
+  return read(fd, &c, 1) == 1 && c == 'R';
 }
 
 int WaitExit(pid_t pid) {
@@ -41,13 +61,19 @@ int WaitExit(pid_t pid) {
 void RunCrashTrial(const char* mode, int kills, uint64_t seed) {
   TempDir dir;
   std::string db = dir.file("books.db");
-  const int kItems = 2000;
+  const int kItems = 4000;
   std::mt19937_64 rng(seed);
   int killed_mid_run = 0;
   for (int k = 0; k < kills; ++k) {
-    pid_t pid = Spawn(db, kItems, mode, seed + static_cast<uint64_t>(k));
-    std::this_thread::sleep_for(std::chrono::microseconds(2000 + rng() % 60000));
+    int ready = -1;
+    pid_t pid = Spawn(db, kItems, mode, seed + static_cast<uint64_t>(k), &ready);
+    // Kill at a random moment of real work (sanitizer builds start much slower, so the clock
+    // starts when the child says it is working).
+    if (WaitReady(ready)) {
+      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 6000));
+    }
     kill(pid, SIGKILL);
+    close(ready);
     int code = WaitExit(pid);
     if (code == 128 + SIGKILL) {
       ++killed_mid_run;
@@ -58,7 +84,12 @@ void RunCrashTrial(const char* mode, int kills, uint64_t seed) {
   MESSAGE(std::string(mode) << ": " << killed_mid_run << " of " << kills << " children killed mid-run");
   CHECK(killed_mid_run >= kills / 2);
   // The last run finishes everything.
-  pid_t pid = Spawn(db, kItems, mode, seed + 999'999);
+  int ready = -1;
+  pid_t pid = Spawn(db, kItems, mode, seed + 999'999, &ready);
+  char sink[16];
+  while (read(ready, sink, sizeof sink) > 0) {
+  }
+  close(ready);
   REQUIRE(WaitExit(pid) == 0);
 
   SQLite::Database conn(db, SQLite::OPEN_READONLY);
