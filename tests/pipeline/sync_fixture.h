@@ -94,19 +94,19 @@ struct SyncEnv {
   }
 
   int64_t Sql(const std::string& q) const {
-    SQLite::Database db(run + "/books.db", SQLite::OPEN_READONLY);
+    SQLite::Database db(run + "/books.db", SQLite::OPEN_READONLY, 10000);
     return db.execAndGet(q).getInt64();
   }
 
   std::string SqlText(const std::string& q) const {
-    SQLite::Database db(run + "/books.db", SQLite::OPEN_READONLY);
+    SQLite::Database db(run + "/books.db", SQLite::OPEN_READONLY, 10000);
     return db.execAndGet(q).getString();
   }
 
   std::set<std::string> Uploaded() const {
     std::set<std::string> out;
     if (!std::filesystem::exists(run + "/books.db")) return out;
-    SQLite::Database db(run + "/books.db", SQLite::OPEN_READONLY);
+    SQLite::Database db(run + "/books.db", SQLite::OPEN_READONLY, 10000);
     SQLite::Statement s(db, "SELECT barcode FROM uploaded");
     while (s.executeStep()) out.insert(s.getColumn(0).getString());
     return out;
