@@ -13,12 +13,10 @@
 
 #include "cli/cli.h"
 #include "cli/run_config.h"
+#include "cli/object_store_factory.h"
 #include "cli/run_context.h"
 #include "engine/net/curl_transport.h"
 #include "engine/object_store.h"
-#include "storage/local_object_store.h"
-#include "storage/s3/credentials.h"
-#include "storage/s3/s3_object_store.h"
 
 namespace grin::cli {
 namespace {
@@ -51,14 +49,8 @@ std::string JsonString(const nlohmann::json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-// Flag value, else the run config's, else fallback.
-std::string Setting(const cxxopts::ParseResult& p, const char* flag, const nlohmann::json& cfg,
-                    const char* key, const std::string& fallback = "") {
-  if (p.count(flag)) return p[flag].as<std::string>();
-  std::string v = JsonString(cfg, key);
-  return v.empty() ? fallback : v;
-}
-
+// The run config's storage block (with --run-dir/--run-name), overridden by flags, opened by the
+// same factory sync uses.
 Result<OpenedStore> OpenStore(const cxxopts::ParseResult& p) {
   nlohmann::json cfg = nlohmann::json::object();
   if (p.count("run-dir") || p.count("run-name")) {
@@ -66,56 +58,30 @@ Result<OpenedStore> OpenStore(const cxxopts::ParseResult& p) {
     GRIN_ASSIGN_OR_RETURN(RunConfig rc, LoadRunConfig(run_dir));
     if (rc.storage.is_object()) cfg = rc.storage;
   }
+  static constexpr std::pair<const char*, const char*> kFlags[] = {
+      {"storage", "type"},           {"storage-path", "base_path"},
+      {"endpoint-url", "endpoint_url"}, {"region", "region"},
+      {"bucket-raw", "bucket_raw"},  {"bucket-meta", "bucket_meta"},
+      {"bucket-full", "bucket_full"}, {"prefix", "prefix"},
+      {"credentials-file", "credentials_file"}, {"profile", "profile"},
+      {"ca-file", "ca_file"}};
+  for (const auto& [flag, key] : kFlags) {
+    if (p.count(flag)) cfg[key] = p[flag].as<std::string>();
+  }
+  if (p.count("virtual-host")) cfg["path_style"] = false;
+  if (JsonString(cfg, "type").empty()) cfg["type"] = "local";
+  if (JsonString(cfg, "type") == "local" && JsonString(cfg, "base_path").empty()) {
+    return Status::InvalidArgument("local storage needs --storage-path");
+  }
   OpenedStore out;
-  const std::string type = Setting(p, "storage", cfg, "type", "local");
-  out.layout.bucket_raw = Setting(p, "bucket-raw", cfg, "bucket_raw", "raw");
-  out.layout.bucket_meta = Setting(p, "bucket-meta", cfg, "bucket_meta", "meta");
-  out.layout.bucket_full = Setting(p, "bucket-full", cfg, "bucket_full", "full");
-  out.layout.prefix = Setting(p, "prefix", cfg, "prefix");
-  if (type == "local") {
-    std::string path = Setting(p, "storage-path", cfg, "base_path");
-    if (path.empty()) return Status::InvalidArgument("local storage needs --storage-path");
-    GRIN_ASSIGN_OR_RETURN(auto local, storage::LocalObjectStore::Open(path));
-    out.store = std::move(local);
-    return out;
+  if (JsonString(cfg, "type") != "local") {
+    net::TransportOptions to;
+    to.ca_file = JsonString(cfg, "ca_file");
+    GRIN_ASSIGN_OR_RETURN(out.transport, net::CurlTransport::Create(to));
   }
-  if (type != "s3" && type != "r2" && type != "minio") {
-    return Status::InvalidArgument("unknown storage type '" + type + "' (local|s3|r2|minio)");
-  }
-  s3::CredentialRequest creq{Setting(p, "credentials-file", cfg, "credentials_file"),
-                             Setting(p, "profile", cfg, "profile"), type == "r2"};
-  GRIN_ASSIGN_OR_RETURN(s3::ResolvedCredentials creds, s3::ResolveCredentials(creq));
-  // The R2 JSON may name the buckets; flags and the run config still win.
-  if (!p.count("bucket-raw") && JsonString(cfg, "bucket_raw").empty() && !creds.bucket_raw.empty())
-    out.layout.bucket_raw = creds.bucket_raw;
-  if (!p.count("bucket-meta") && JsonString(cfg, "bucket_meta").empty() &&
-      !creds.bucket_meta.empty())
-    out.layout.bucket_meta = creds.bucket_meta;
-  if (!p.count("bucket-full") && JsonString(cfg, "bucket_full").empty() &&
-      !creds.bucket_full.empty())
-    out.layout.bucket_full = creds.bucket_full;
-  s3::S3Config sc;
-  sc.region = Setting(p, "region", cfg, "region",
-                      !creds.region.empty() ? creds.region : (type == "r2" ? "auto" : "us-east-1"));
-  std::string default_endpoint = type == "minio" ? "http://localhost:9000"
-                                 : type == "s3"  ? "https://s3." + sc.region + ".amazonaws.com"
-                                                 : "";
-  sc.endpoint_url = Setting(p, "endpoint-url", cfg, "endpoint_url",
-                            !creds.endpoint_url.empty() ? creds.endpoint_url : default_endpoint);
-  if (sc.endpoint_url.empty()) return Status::InvalidArgument("r2 needs --endpoint-url");
-  if (p.count("virtual-host")) {
-    sc.path_style = false;
-  } else if (auto it = cfg.find("path_style"); it != cfg.end() && it->is_boolean()) {
-    sc.path_style = it->get<bool>();
-  } else {
-    sc.path_style = type != "s3";  // AWS prefers virtual-host style; R2 and MinIO path style
-  }
-  net::TransportOptions to;
-  to.ca_file = Setting(p, "ca-file", cfg, "ca_file");
-  GRIN_ASSIGN_OR_RETURN(out.transport, net::CurlTransport::Create(to));
-  GRIN_ASSIGN_OR_RETURN(auto s3store, s3::S3ObjectStore::Create(sc, creds.credentials,
-                                                                 out.transport.get()));
-  out.store = std::move(s3store);
+  GRIN_ASSIGN_OR_RETURN(OpenedObjectStore opened, OpenObjectStore(cfg, out.transport.get()));
+  out.store = std::move(opened.store);
+  out.layout = opened.layout;
   return out;
 }
 
