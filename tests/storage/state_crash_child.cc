@@ -38,12 +38,10 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   std::mt19937_64 rng(o.seed);
   for (;;) {
-    bool any = false;
     for (int s = 0; s < 3; ++s) {
       auto from = static_cast<grin::Stage>(s);
       auto claimed = (*store)->Claim(from, 32);
       if (!claimed.ok()) return 1;
-      any = any || !claimed->empty();
       std::vector<grin::Completion> done;
       for (auto& w : *claimed) {
         if (rng() % 10 == 0) {
@@ -64,6 +62,5 @@ int main(int argc, char** argv) {
     auto c = (*store)->Counts();
     if (!c.ok()) return 1;
     if (c->at[3] == items) return 0;
-    (void)any;
   }
 }
