@@ -24,6 +24,7 @@ std::string_view BackendName(DecryptBackend b) {
     case DecryptBackend::kAuto: return "auto";
     case DecryptBackend::kGpg: return "gpg";
     case DecryptBackend::kRnp: return "rnp";
+    case DecryptBackend::kNative: return "native";
   }
   return "?";
 }
@@ -32,8 +33,9 @@ Result<DecryptBackend> ParseBackend(std::string_view text) {
   if (text == "auto") return DecryptBackend::kAuto;
   if (text == "gpg") return DecryptBackend::kGpg;
   if (text == "rnp") return DecryptBackend::kRnp;
+  if (text == "native") return DecryptBackend::kNative;
   return Status::InvalidArgument("unknown decryption backend '" + std::string(text) +
-                                 "' (expected auto, gpg or rnp)");
+                                 "' (expected auto, native, gpg or rnp)");
 }
 
 std::optional<uint64_t> PeekS2kCount(const uint8_t* p, size_t n) {
@@ -54,8 +56,14 @@ std::optional<uint64_t> PeekS2kCount(const uint8_t* p, size_t n) {
   return static_cast<uint64_t>(16 + (c & 15)) << ((c >> 4) + 6);
 }
 
-DecryptBackend ChooseBackend(std::optional<uint64_t> size_hint,
-                             std::optional<uint64_t> s2k_count) {
+DecryptBackend ChooseBackend(std::optional<uint64_t>, std::optional<uint64_t>) {
+  return DecryptBackend::kNative;
+}
+
+namespace internal {
+
+DecryptBackend ChooseExternalBackend(std::optional<uint64_t> size_hint,
+                                     std::optional<uint64_t> s2k_count) {
   // CPU cost per message, measured with scripts/bench-archive (docs/benchmarks.md, "## Archive";
   // AES-256, 2-core Debian 12 VM, 2026-11-28):
   //   gpg: ~2.9 ms fixed (spawn, pipes) + S2K + ~1.9 ms/MiB
@@ -71,6 +79,8 @@ DecryptBackend ChooseBackend(std::optional<uint64_t> size_hint,
   double size_mib = static_cast<double>(*size_hint) / (1 << 20);
   return size_mib < break_even_mib ? DecryptBackend::kRnp : DecryptBackend::kGpg;
 }
+
+}  // namespace internal
 
 namespace {
 
@@ -103,7 +113,10 @@ class AutoDecryptor final : public Decryptor {
 
   Status Start() {
     DecryptOptions o = options_;
-    o.backend = ChooseBackend(options_.size_hint, PeekS2kCount(head_.data(), head_.size()));
+    std::optional<uint64_t> s2k = PeekS2kCount(head_.data(), head_.size());
+    o.backend = internal::NativeCanDecrypt(head_.data(), head_.size())
+                    ? ChooseBackend(options_.size_hint, s2k)
+                    : internal::ChooseExternalBackend(options_.size_hint, s2k);
     if (o.backend == DecryptBackend::kGpg && FindInPath(o.gpg_program).empty()) {
       o.backend = DecryptBackend::kRnp;  // gpg not installed: the in-process backend still works
     }
@@ -129,6 +142,8 @@ Result<std::unique_ptr<Decryptor>> NewDecryptor(const DecryptOptions& options,
       return internal::NewGpgDecryptor(options, passphrase, sink);
     case DecryptBackend::kRnp:
       return internal::NewRnpDecryptor(options, passphrase, sink);
+    case DecryptBackend::kNative:
+      return internal::NewNativeDecryptor(options, passphrase, sink);
     case DecryptBackend::kAuto:
       break;
   }

@@ -3,19 +3,22 @@
 // its archives. Ciphertext is pushed chunk by chunk as it arrives (Write), plaintext flows to a
 // ByteSink as soon as it is produced, and Finish() returns the verdict.
 //
-// Two real backends behind the one interface:
-//   kGpg  `gpg --decrypt` as a subprocess through pipes: batch mode, loopback pinentry, the
-//         passphrase through its own pipe (never argv), a private GNUPGHOME, the verdict read from
-//         --status-fd. ~1.2 GiB/s bulk, ~2 ms to start a process.
-//   kRnp  librnp in process on a worker thread fed through a bounded pipe. ~0.1 ms fixed cost,
-//         ~400 MiB/s bulk.
-// kAuto picks one per message from the size hint and the S2K count read from the message's first
-// packet (see ChooseBackend; the rule and its measurements are in docs/benchmarks.md).
+// Three real backends behind the one interface:
+//   kNative  an in-process decoder of passphrase-encrypted OpenPGP (SKESK v4 + SEIPD v1 with MDC,
+//            literal / ZIP / ZLIB / BZip2 data) on the caller's thread: CFB decrypted in bulk
+//            (AES-NI) and the MDC's SHA-1 by OpenSSL. No AEAD (SEIPD v2), IDEA or Twofish.
+//   kGpg     `gpg --decrypt` as a subprocess through pipes: batch mode, loopback pinentry, the
+//            passphrase through its own pipe (never argv), a private GNUPGHOME, the verdict read
+//            from --status-fd. ~1.2 GiB/s bulk, ~2 ms to start a process.
+//   kRnp     librnp in process on a worker thread fed through a bounded pipe. ~0.1 ms fixed
+//            cost, ~400 MiB/s bulk.
+// kAuto picks native, unless the message's first packets need something only librnp / gpg has
+// (see ChooseBackend; the measurements are in docs/benchmarks.md).
 //
 // The verdict: Finish() returns OK only if the message was encrypted, carried integrity
 // protection (MDC or AEAD) and it verified. Messages without integrity protection, plain
 // (unencrypted) OpenPGP data, a wrong passphrase, corrupt or truncated input all fail. Plaintext
-// reaches the sink BEFORE the verdict (both gpg and librnp stream): the caller must commit nothing
+// reaches the sink BEFORE the verdict (every backend streams): the caller must commit nothing
 // downstream until Finish() returns OK, and discard what the sink received otherwise.
 //
 // Thread safety: one Decryptor is driven by one thread. The sink is called serially, possibly from
@@ -35,10 +38,10 @@
 
 namespace grin::archive {
 
-enum class DecryptBackend { kAuto, kGpg, kRnp };
+enum class DecryptBackend { kAuto, kGpg, kRnp, kNative };
 
 std::string_view BackendName(DecryptBackend b);
-// "auto" | "gpg" | "rnp".
+// "auto" | "gpg" | "rnp" | "native".
 Result<DecryptBackend> ParseBackend(std::string_view text);
 
 // A secret string (the passphrase): not copyable, wiped on destruction, never printed.
@@ -94,8 +97,11 @@ class Decryptor {
 Result<std::unique_ptr<Decryptor>> NewDecryptor(const DecryptOptions& options,
                                                 const Secret& passphrase, ByteSink* sink);
 
-// The default-backend rule for kAuto. s2k_count is the decoded iteration count from the SKESK
-// packet (nullopt if it could not be read); size_hint the ciphertext size if known.
+// The default-backend rule for kAuto, for a message the native backend can decrypt: kNative at
+// every size and S2K count (it measured fastest at each, docs/benchmarks.md "Archive"). Messages
+// it cannot decrypt (AEAD, IDEA, Twofish) go to librnp or gpg by the older size/S2K rule.
+// s2k_count is the decoded iteration count from the SKESK packet (nullopt if it could not be
+// read); size_hint the ciphertext size if known.
 DecryptBackend ChooseBackend(std::optional<uint64_t> size_hint, std::optional<uint64_t> s2k_count);
 
 // Reads the S2K iteration count from the start of a message (the first SKESK packet). Returns

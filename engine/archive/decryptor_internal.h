@@ -11,6 +11,19 @@ Result<std::unique_ptr<Decryptor>> NewGpgDecryptor(const DecryptOptions& options
                                                    const Secret& passphrase, ByteSink* sink);
 Result<std::unique_ptr<Decryptor>> NewRnpDecryptor(const DecryptOptions& options,
                                                    const Secret& passphrase, ByteSink* sink);
+Result<std::unique_ptr<Decryptor>> NewNativeDecryptor(const DecryptOptions& options,
+                                                      const Secret& passphrase, ByteSink* sink);
+
+// Whether the first bytes of a message (its SKESK packets) use only what the native backend
+// implements: false for AEAD (SKESK v5/v6, SEIPD v2, tag 20) and ciphers, S2K types or hashes it
+// lacks, which kAuto then hands to librnp or gpg. Junk and unencrypted data count as true: the
+// native backend refuses them with a clear reason.
+bool NativeCanDecrypt(const uint8_t* data, size_t n);
+
+// The pre-native rule between the two external backends, by size and S2K count (measured
+// 2026-11-28; used by kAuto only for messages the native backend cannot decrypt).
+DecryptBackend ChooseExternalBackend(std::optional<uint64_t> size_hint,
+                                     std::optional<uint64_t> s2k_count);
 
 // Interprets gpg's --status-fd lines and exit status. Exposed for unit tests.
 struct GpgVerdictInput {

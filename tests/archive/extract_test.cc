@@ -61,7 +61,7 @@ std::vector<std::string> Lines(const std::string& gz) {
   return out;
 }
 
-TEST_CASE("extract: a real-looking encrypted book, both backends, one pass") {
+TEST_CASE("extract: a real-looking encrypted book, every backend, one pass") {
   BookSpec spec;
   spec.pages = 9;
   spec.missing_text = {2, 7};
@@ -70,7 +70,7 @@ TEST_CASE("extract: a real-looking encrypted book, both backends, one pass") {
   const std::string plain = testing::BookTarGz(spec);
   auto ct = testing::CachedGpgEncrypt(plain, testing::GpgParams{});
   REQUIRE(ct.ok());
-  for (DecryptBackend b : {DecryptBackend::kGpg, DecryptBackend::kRnp}) {
+  for (DecryptBackend b : {DecryptBackend::kNative, DecryptBackend::kGpg, DecryptBackend::kRnp}) {
     CAPTURE(BackendName(b));
     StringSink archive;
     auto r = Process(*ct, true, spec.barcode, b, &archive, 10000);

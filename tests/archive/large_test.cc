@@ -182,6 +182,10 @@ TEST_CASE("large: >= 1 GiB plaintext through gpg with flat memory") {
   RunLarge(DecryptBackend::kGpg, kPlainTarget);
 }
 
+TEST_CASE("large: >= 1 GiB plaintext through the native backend with flat memory") {
+  RunLarge(DecryptBackend::kNative, kPlainTarget);
+}
+
 TEST_CASE("large: a quarter of that through librnp with flat memory") {
   RunLarge(DecryptBackend::kRnp, kPlainTarget / 4);
 }
