@@ -306,17 +306,18 @@ Status S3ObjectStore::EnsureBucket(const std::string& bucket) {
 
 namespace {
 
-// Streams a ByteSource window to the transport and hashes it on the way. Rewindable, so the
-// transport may retry it.
+// Streams a ByteSource window to the transport, straight from ReadAt() into libcurl's upload
+// buffer, computing the MD5 on the way only when asked (want_md5). Rewindable, so the transport
+// may retry it.
 struct StreamState {
   const ByteSource* body = nullptr;
   uint64_t begin = 0, end = 0, pos = 0;
-  std::unique_ptr<Hasher> md5, sha;
+  bool want_md5 = false;
+  std::unique_ptr<Hasher> md5;
   Status error;
   void Reset() {
     pos = begin;
-    md5 = std::make_unique<Hasher>(Hasher::Kind::kMd5);
-    sha = std::make_unique<Hasher>(Hasher::Kind::kSha256);
+    md5 = want_md5 ? std::make_unique<Hasher>(Hasher::Kind::kMd5) : nullptr;
     error = Status::Ok();
   }
 };
@@ -333,8 +334,7 @@ net::BodySource StreamingBody(std::shared_ptr<StreamState> st) {
           st->error = n.ok() ? Status::DataLoss("source ended early") : n.status();
           return net::kBodyAbort;
         }
-        st->md5->Update(buf, *n);
-        st->sha->Update(buf, *n);
+        if (st->md5) st->md5->Update(buf, *n);
         st->pos += *n;
         return *n;
       },
@@ -345,13 +345,18 @@ net::BodySource StreamingBody(std::shared_ptr<StreamState> st) {
       });
 }
 
-Result<std::string> ReadWindow(const ByteSource& body, uint64_t offset, uint64_t length) {
+// Reads [offset, offset+length) of body into memory in one pass, feeding `sha` (if not null)
+// chunk by chunk while each chunk is still in cache.
+Result<std::string> ReadWindow(const ByteSource& body, uint64_t offset, uint64_t length,
+                               Hasher* sha) {
+  constexpr uint64_t kChunk = 256 * 1024;
   std::string data(static_cast<size_t>(length), '\0');
   uint64_t done = 0;
   while (done < length) {
-    GRIN_ASSIGN_OR_RETURN(size_t n, body.ReadAt(offset + done, data.data() + done,
-                                                static_cast<size_t>(length - done)));
+    const size_t want = static_cast<size_t>(std::min(kChunk, length - done));
+    GRIN_ASSIGN_OR_RETURN(size_t n, body.ReadAt(offset + done, data.data() + done, want));
     if (n == 0) return Status::DataLoss("source ended early");
+    if (sha != nullptr) sha->Update(data.data() + done, n);
     done += n;
   }
   return data;
@@ -384,45 +389,45 @@ Result<PutResult> S3ObjectStore::Put(const std::string& bucket, const std::strin
   c.key = key;
   c.what = "PUT " + bucket + "/" + key;
   AddPutHeaders(options, &c.headers);
+  if (!options.md5_hex.empty()) {
+    const std::string b64 = Md5Base64FromHex(options.md5_hex);
+    if (b64.empty()) return Status::InvalidArgument(c.what + ": md5_hex is not 32 hex digits");
+    c.headers.emplace_back("content-md5", b64);  // the server checks it
+  }
   PutResult result;
   result.size = size;
   result.md5_hex = options.md5_hex;
   result.sha256_hex = options.sha256_hex;
   std::shared_ptr<StreamState> stream;
-  if (options.sha256_hex.empty() && size <= config_.buffer_limit) {
-    // Small enough to hold: read once, hash, send with both digests for the server to verify.
-    GRIN_ASSIGN_OR_RETURN(std::string data, ReadWindow(body, 0, size));
-    std::string md5 = HexEncode(Md5(data));
-    if (!options.md5_hex.empty() && options.md5_hex != md5) {
-      return Status::DataLoss(c.what + ": body MD5 differs from the expected digest");
-    }
-    result.md5_hex = md5;
-    result.sha256_hex = Sha256Hex(data);
+  if (!options.sha256_hex.empty()) {
+    // Known SHA-256: signed, so the server verifies the body; nothing is hashed here and the
+    // bytes go from the source straight into the transport's buffer.
+    stream = std::make_shared<StreamState>();
+  } else if (size <= config_.buffer_limit) {
+    // Small enough to hold: read once, SHA-256 only (signed: the server verifies it).
+    Hasher sha(Hasher::Kind::kSha256);
+    GRIN_ASSIGN_OR_RETURN(std::string data, ReadWindow(body, 0, size, &sha));
+    result.sha256_hex = HexEncode(sha.Final());
     c.body = net::BodySource::Memory(std::move(data));
   } else {
+    // Large and no digest: UNSIGNED-PAYLOAD; the MD5 computed on the way (unless given) is
+    // checked against the returned ETag.
     stream = std::make_shared<StreamState>();
+    stream->want_md5 = options.md5_hex.empty();
+  }
+  if (stream) {
     stream->body = &body;
     stream->end = size;
     c.body = StreamingBody(stream);
   }
   c.payload_hash = result.sha256_hex.empty() ? std::string(kUnsignedPayload) : result.sha256_hex;
-  if (!result.md5_hex.empty()) c.headers.emplace_back("content-md5", Md5Base64FromHex(result.md5_hex));
   auto resp = Execute(c);
   if (stream && !stream->error.ok()) return stream->error.WithContext(c.what);
   if (!resp.ok()) return resp.status();
   result.etag = Unquote(HeaderOr(resp->headers, "etag"));
-  if (stream) {
-    std::string md5 = HexEncode(stream->md5->Final());
-    std::string sha = HexEncode(stream->sha->Final());
-    if ((!result.md5_hex.empty() && result.md5_hex != md5) ||
-        (!result.sha256_hex.empty() && result.sha256_hex != sha)) {
-      return Status::DataLoss(c.what + ": body digest differs from the expected digest");
-    }
-    result.md5_hex = md5;
-    result.sha256_hex = sha;
-  }
-  // Single-part ETags are the body's MD5 (no SSE-KMS/SSE-C here).
-  if (IsHex32(result.etag) && result.etag != result.md5_hex) {
+  if (stream && stream->md5) result.md5_hex = HexEncode(stream->md5->Final());
+  // Single-part ETags are the body's MD5 (no SSE-KMS/SSE-C here): checked when the MD5 is known.
+  if (!result.md5_hex.empty() && IsHex32(result.etag) && result.etag != result.md5_hex) {
     return Status::DataLoss(c.what + ": server ETag " + result.etag + " != MD5 " +
                             result.md5_hex);
   }
@@ -552,23 +557,20 @@ Result<UploadedPart> S3ObjectStore::UploadPart(const std::string& bucket, const 
                                                const ByteSource& body, uint64_t offset,
                                                uint64_t length) {
   if (number < 1 || number > kMaxParts) return Status::InvalidArgument("bad part number");
-  // One read into memory; both digests from that buffer; the server verifies both.
-  GRIN_ASSIGN_OR_RETURN(std::string data, ReadWindow(body, offset, length));
-  const std::string md5 = Md5(data);
+  // One read into memory and its SHA-256, signed so the server verifies the part. No MD5: the
+  // signed hash already protects the part, and MD5 would cost more CPU than SHA-256 (SHA-NI).
+  Hasher sha(Hasher::Kind::kSha256);
+  GRIN_ASSIGN_OR_RETURN(std::string data, ReadWindow(body, offset, length, &sha));
   Call c;
   c.method = net::Method::kPut;
   c.bucket = bucket;
   c.key = key;
   c.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
   c.what = "UploadPart " + std::to_string(number) + " " + bucket + "/" + key;
-  c.headers.emplace_back("content-md5", Base64Encode(md5));
-  c.payload_hash = Sha256Hex(data);
+  c.payload_hash = HexEncode(sha.Final());
   c.body = net::BodySource::Memory(std::move(data));
   GRIN_ASSIGN_OR_RETURN(net::Response r, Execute(c));
   UploadedPart part{number, length, Unquote(HeaderOr(r.headers, "etag"))};
-  if (IsHex32(part.etag) && part.etag != HexEncode(md5)) {
-    return Status::DataLoss(c.what + ": server ETag differs from the part's MD5");
-  }
   if (part.etag.empty()) return Status::DataLoss(c.what + ": no ETag in the reply");
   return part;
 }

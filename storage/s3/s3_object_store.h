@@ -10,10 +10,17 @@
 // CompleteMultipartUpload. Error replies are parsed (libxml2) into one-line messages:
 // "PUT raw/X.tar.gz: HTTP 403 SignatureDoesNotMatch: ...". Secrets never appear in messages.
 //
-// Integrity: Put() sends a signed SHA-256 payload hash and Content-MD5 when it knows them (given,
-// or computed on a body small enough to buffer); otherwise it streams with UNSIGNED-PAYLOAD,
-// hashes while the bytes go out, and checks the returned ETag against the MD5. Parts of a
-// multipart upload are read once into memory, hashed, and sent with both digests.
+// Integrity ("Content-MD5 and/or signed SHA-256"; each digest computed at most once, never by a
+// second read, and only the ones needed):
+//   - sha256_hex given: sent as the signed payload hash (the server verifies it); the body
+//     streams from the source into the transport's buffer and nothing is hashed here.
+//   - no sha256_hex, body <= buffer_limit: read once into memory, SHA-256 only, signed.
+//   - no sha256_hex, larger body: UNSIGNED-PAYLOAD, MD5 computed while streaming (unless given)
+//     and checked against the returned ETag.
+//   - md5_hex given: always sent as Content-MD5 (the server verifies it), never computed here.
+//   The ETag is compared with the MD5 only when the MD5 is known. PutResult carries exactly the
+//   digests that were given or computed ("" otherwise). Multipart parts are read once into
+//   memory and sent with their signed SHA-256 (no per-part MD5).
 //
 // Thread safety: all methods may be called concurrently; concurrent calls share the transport's
 // connections (Upload() runs parallel_parts parts at once over them).

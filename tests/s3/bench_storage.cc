@@ -1,8 +1,11 @@
 // bench_storage: uploads every file of a directory to an S3 endpoint with S3ObjectStore over one
-// CurlTransport, `parallel` objects at a time, and prints one JSON line with wall time, bytes,
-// new connections and this process's CPU. Driven by scripts/bench-storage (not a ctest).
+// CurlTransport, `parallel` objects at a time (each through ObjectStore::Upload with the library's
+// default multipart threshold and part size, PARTS parts in flight per object), and prints one
+// JSON line with wall time, bytes, new connections and this process's CPU. No digests are
+// passed, so the store computes what it needs itself (the harder case for CPU). Driven by
+// scripts/bench-storage (not a ctest).
 //
-//   bench_storage ENV_FILE DIR BUCKET KEY_PREFIX PARALLEL
+//   bench_storage ENV_FILE DIR BUCKET KEY_PREFIX PARALLEL [PARTS]   (PARTS default 4)
 // ENV_FILE is scripts/s3-server's env file (endpoint, CA, credentials); secrets never in argv.
 
 #include <sys/resource.h>
@@ -31,8 +34,8 @@ double CpuSeconds() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 6) {
-    std::cerr << "usage: bench_storage ENV_FILE DIR BUCKET KEY_PREFIX PARALLEL\n";
+  if (argc != 6 && argc != 7) {
+    std::cerr << "usage: bench_storage ENV_FILE DIR BUCKET KEY_PREFIX PARALLEL [PARTS]\n";
     return 2;
   }
   std::map<std::string, std::string> env;
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
   }
   const std::string dir = argv[2], bucket = argv[3], prefix = argv[4];
   const int parallel = std::max(1, std::atoi(argv[5]));
+  const int parts = argc == 7 ? std::max(1, std::atoi(argv[6])) : 4;
   std::vector<std::filesystem::path> files;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     if (e.is_regular_file()) files.push_back(e.path());
@@ -51,7 +55,7 @@ int main(int argc, char** argv) {
 
   grin::net::TransportOptions to;
   to.ca_file = env["GRIN_S3_CA_FILE"];
-  to.max_connections_per_host = std::max(parallel, 16);
+  to.max_connections_per_host = std::max(parallel, 16);  // curl's --parallel-max 16
   to.max_total_connections = to.max_connections_per_host * 2;
   auto transport = grin::net::CurlTransport::Create(to);
   if (!transport.ok()) {
@@ -80,7 +84,7 @@ int main(int argc, char** argv) {
         continue;
       }
       grin::UploadOptions u;
-      u.parallel_parts = 4;
+      u.parallel_parts = parts;
       u.put.metadata = {{"barcode", files[i].filename().string()}};
       auto r = (*store)->Upload(bucket, prefix + files[i].filename().string(), **src, u);
       if (!r.ok()) {

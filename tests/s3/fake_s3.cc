@@ -106,6 +106,7 @@ class FakeS3::Impl {
   int next_upload_ = 1;
   std::vector<Fault> faults_;
   std::map<std::string, int> counts_;
+  std::map<std::string, FakeS3::Integrity> integrity_;
   std::vector<int> part_numbers_;
 
   int64_t Now() const {
@@ -242,6 +243,8 @@ class FakeS3::Impl {
     {
       std::lock_guard<std::mutex> l(mu_);
       ++counts_[op];
+      integrity_[op] = {req.get_header_value("x-amz-content-sha256"),
+                        req.get_header_value("Content-MD5")};
     }
     if (!Authenticate(req, raw_path, raw_query, path, res)) return;
     if (req.method == "PUT" && !req.has_header("Content-Length")) {
@@ -467,6 +470,12 @@ int FakeS3::Count(const std::string& op) const {
   std::lock_guard<std::mutex> l(impl_->mu_);
   auto it = impl_->counts_.find(op);
   return it == impl_->counts_.end() ? 0 : it->second;
+}
+
+FakeS3::Integrity FakeS3::LastIntegrity(const std::string& op) const {
+  std::lock_guard<std::mutex> l(impl_->mu_);
+  auto it = impl_->integrity_.find(op);
+  return it == impl_->integrity_.end() ? Integrity{} : it->second;
 }
 
 std::vector<int> FakeS3::uploaded_part_numbers() const {

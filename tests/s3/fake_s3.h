@@ -57,6 +57,12 @@ class FakeS3 {
   int Count(const std::string& op) const;
   int signature_failures() const { return sig_failures_.load(); }
   std::vector<int> uploaded_part_numbers() const;  // every successful UploadPart, in order
+  // The integrity headers of the last request of an operation ("" when absent or none yet).
+  struct Integrity {
+    std::string payload_hash;  // x-amz-content-sha256
+    std::string content_md5;   // Content-MD5 (base64)
+  };
+  Integrity LastIntegrity(const std::string& op) const;
 
   class Impl;
 

@@ -74,7 +74,12 @@ TEST_CASE("fake S3: round trip with metadata, ranges, hostile keys, list pages, 
     INFO("key " << key);
     auto put = f.store->Put("b", key, src, o);
     REQUIRE_MESSAGE(put.ok(), put.status().ToString());
-    CHECK(put->etag == put->md5_hex);
+    // Buffered, no digests given: SHA-256 only (signed), no MD5 computed, none reported.
+    CHECK(put->sha256_hex == Sha256Hex(data));
+    CHECK(put->md5_hex.empty());
+    CHECK(put->etag == HexEncode(Md5(data)));
+    CHECK(f.server.LastIntegrity("PUT").payload_hash == put->sha256_hex);
+    CHECK(f.server.LastIntegrity("PUT").content_md5.empty());
     FakeS3::Object stored;
     REQUIRE(f.server.GetObject("b", key, &stored));
     CHECK(stored.data == data);
@@ -235,24 +240,71 @@ TEST_CASE("fake S3: wrong secret, wrong payload hash and wrong MD5 fail with one
   CHECK(!f.server.GetObject("b", "k", &o));
 }
 
-TEST_CASE("fake S3: streamed single PUT hashes on the way and checks the ETag") {
+TEST_CASE("fake S3: streamed single PUT hashes only what it needs and checks the ETag") {
   Fixture f(nullptr, kSecret, /*buffer_limit=*/64 * 1024);
   std::string data = Pattern(2 * kMiB + 3, 6);
+  const std::string md5 = HexEncode(Md5(data)), sha = Sha256Hex(data);
   MemorySource src(data);
+  // No digests, above buffer_limit: UNSIGNED-PAYLOAD, MD5 on the way, checked against the ETag.
   auto put = f.store->Put("b", "stream", src, {});
   REQUIRE_MESSAGE(put.ok(), put.status().ToString());
-  CHECK(put->md5_hex == put->etag);
-  CHECK(put->sha256_hex == Sha256Hex(data));
-  // Known digests of a streamed body: sent (Content-MD5 verified by the server).
+  CHECK(put->md5_hex == md5);
+  CHECK(put->etag == md5);
+  CHECK(put->sha256_hex.empty());  // not computed, so not reported
+  CHECK(f.server.LastIntegrity("PUT").payload_hash == "UNSIGNED-PAYLOAD");
+  // Known SHA-256 (the pipeline's case): signed, streamed, no MD5 sent or computed.
+  PutOptions known_sha;
+  known_sha.sha256_hex = sha;
+  auto p2 = f.store->Put("b", "stream2", src, known_sha);
+  REQUIRE_MESSAGE(p2.ok(), p2.status().ToString());
+  CHECK(p2->sha256_hex == sha);
+  CHECK(p2->md5_hex.empty());
+  CHECK(p2->etag == md5);
+  CHECK(f.server.LastIntegrity("PUT").payload_hash == sha);
+  CHECK(f.server.LastIntegrity("PUT").content_md5.empty());
+  // Both known: both sent, the server verifies both; the ETag is checked against the MD5.
   PutOptions known;
-  known.md5_hex = put->md5_hex;
-  known.sha256_hex = put->sha256_hex;
-  REQUIRE(f.store->Put("b", "stream2", src, known).ok());
+  known.md5_hex = md5;
+  known.sha256_hex = sha;
+  auto p3 = f.store->Put("b", "stream3", src, known);
+  REQUIRE_MESSAGE(p3.ok(), p3.status().ToString());
+  CHECK(p3->md5_hex == md5);
+  CHECK(f.server.LastIntegrity("PUT").content_md5 == Base64Encode(Md5(data)));
+  // A known SHA-256 the body does not match: the server refuses it, nothing is stored.
+  std::string other = data;
+  other[12345] ^= 1;
+  MemorySource changed(other);
+  auto bad = f.store->Put("b", "stream4", changed, known_sha);
+  CHECK(bad.status().code() == StatusCode::kDataLoss);
+  FakeS3::Object none;
+  CHECK(!f.server.GetObject("b", "stream4", &none));
+  // A malformed md5_hex is refused before anything is sent.
+  PutOptions junk;
+  junk.md5_hex = "xyz";
+  CHECK(f.store->Put("b", "stream5", src, junk).status().code() == StatusCode::kInvalidArgument);
   // A 503 mid-way: the streamed body is rewound and re-hashed for the retry.
   f.server.AddFault({"PUT", 1, 503, "SlowDown"});
-  auto again = f.store->Put("b", "stream3", src, {});
+  auto again = f.store->Put("b", "stream6", src, {});
   REQUIRE(again.ok());
-  CHECK(again->sha256_hex == Sha256Hex(data));
+  CHECK(again->md5_hex == md5);
+  FakeS3::Object o;
+  REQUIRE(f.server.GetObject("b", "stream6", &o));
+  CHECK(o.data == data);
+}
+
+TEST_CASE("fake S3: create-only PUT (If-None-Match) on an existing key is a clear 412") {
+  Fixture f;
+  MemorySource first("first"), second("second");
+  PutOptions create_only;
+  create_only.if_none_match = true;
+  REQUIRE(f.store->Put("b", "once", first, create_only).ok());
+  auto again = f.store->Put("b", "once", second, create_only);
+  CHECK(again.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(again.status().message().find("PreconditionFailed") != std::string::npos);
+  CHECK(again.status().message().find('\n') == std::string::npos);
+  FakeS3::Object o;
+  REQUIRE(f.server.GetObject("b", "once", &o));
+  CHECK(o.data == "first");  // nothing lost
 }
 
 class Journal final : public MultipartJournal {
@@ -346,6 +398,9 @@ TEST_CASE("fake S3: parallel parts share a few connections; equal part sizes (R2
   REQUIRE(f.server.GetObject("b", "par", &o));
   CHECK(o.data == data);
   CHECK(f.NewConnections() <= 5);
+  // Parts carry their signed SHA-256 (the fake recomputes it), no Content-MD5.
+  CHECK(f.server.LastIntegrity("UploadPart").payload_hash.size() == 64);
+  CHECK(f.server.LastIntegrity("UploadPart").content_md5.empty());
   CHECK(f.store->EnsureBucket("b").ok());  // already ours
   CHECK(f.store->EnsureBucket("newbucket").ok());
   CHECK(f.store->HeadBucket("newbucket").ok());

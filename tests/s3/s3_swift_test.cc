@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -205,6 +206,30 @@ TEST_CASE("swift: buckets, 0 B to 200 MiB objects, metadata, checked with boto3"
     f.read(expect.data(), 10);
     CHECK(part.str() == expect);
   }
+  // Digests known in advance (the sync pipeline's case): streamed from the file with the signed
+  // SHA-256 and Content-MD5, both verified by the real server; nothing hashed locally.
+  {
+    const Item& it = items[4];  // FIVEPLUS
+    auto src = FileSource::Open(it.file);
+    REQUIRE(src.ok());
+    std::string whole;
+    {
+      std::ifstream f(it.file, std::ios::binary);
+      whole.assign(std::istreambuf_iterator<char>(f), {});
+    }
+    PutOptions known;
+    known.sha256_hex = it.sha;
+    known.md5_hex = HexEncode(Md5(whole));
+    const std::string key = it.loc.key + ".known";
+    auto put = c.store->Put(layout.bucket_full, key, **src, known);
+    REQUIRE_MESSAGE(put.ok(), put.status().ToString());
+    CHECK(put->etag == known.md5_hex);
+    CHECK(put->sha256_hex == it.sha);
+    HashSink sink;
+    REQUIRE(c.store->Get(layout.bucket_full, key, sink).ok());
+    CHECK(sink.Hex() == it.sha);
+    check.push_back({{"bucket", layout.bucket_full}, {"key", key}, {"file", it.file}});
+  }
   // Hostile keys round-trip through the real server's signature check.
   std::string hostile_file = dir.file("hostile");
   WriteRandomFile(hostile_file, 1000, 99);
@@ -232,7 +257,7 @@ TEST_CASE("swift: buckets, 0 B to 200 MiB objects, metadata, checked with boto3"
     if (n < items.size()) {
       CHECK(j["size"].get<uint64_t>() == items[n].size);
       // Swift turns '_' into '-' in metadata names of multipart uploads (FindMetadata).
-      const bool multipart = items[n].size >= 64 * kMiB;
+      const bool multipart = items[n].size >= UploadOptions{}.multipart_threshold;
       auto meta = [&](std::string name) {
         if (multipart) std::replace(name.begin(), name.end(), '_', '-');
         return j["metadata"][name];
