@@ -33,6 +33,12 @@ struct BodyPlan {
   int64_t rate_bps = 0;
   int64_t stall_ms = 0, stall_at = -1;
   int64_t truncate_at = -1;                  // body bytes (relative to begin) before closing
+  bool truncate_rst = false;                 // reset instead of a normal close
+  int fd = -1;                               // the connection, for a reset
+  std::shared_ptr<FakeGrinServer::Impl::Bucket> bucket;  // global_throttle's shared budget
+  int64_t bucket_bps = 0;
+  std::shared_ptr<const std::string> swap_bytes;  // reconvert: the new version's bytes
+  int64_t swap_at = -1;                      // absolute offset where they take over
   int64_t corrupt_at = -1;                   // absolute archive offset to flip
 };
 
@@ -112,8 +118,16 @@ void FakeGrinServer::Impl::HandleArchive(RequestCtx& c, bool is_blob) {
   }
   if (!idx) return SetErrorPage(c.res, 404, "Not Found");
   BookRecord b = corpus->Get(*idx);
+  if (!head && c.Fired("expire") && b.status == ConvertStatus::kConverted) {
+    corpus->SetStatus(*idx, ConvertStatus::kAvailable, Now());
+    return SetErrorPage(c.res, 404, "Not Found");
+  }
   if (b.status != ConvertStatus::kConverted || (is_blob && b.version != want_version)) {
     return SetErrorPage(c.res, 404, "Not Found");
+  }
+  if (head && c.Fired("expire")) {
+    // Answered as converted, gone by the next request.
+    corpus->SetStatus(*idx, ConvertStatus::kAvailable, Now());
   }
   if (!is_blob && !head && opt.redirect_archives) {
     c.res.status = 302;
@@ -191,7 +205,30 @@ void FakeGrinServer::Impl::HandleArchive(RequestCtx& c, bool is_blob) {
     plan.stall_ms = f->stall_ms;
     plan.stall_at = f->at_byte;
   }
-  if (const FaultRule* f = c.Fired("truncate")) plan.truncate_at = f->at_byte;
+  bool chunked = false;
+  if (const FaultRule* f = c.Fired("truncate")) {
+    plan.truncate_at = f->at_byte;
+    plan.truncate_rst = f->close_mode == "rst";
+    chunked = f->close_mode == "chunked";
+    if (plan.truncate_rst) plan.fd = ConnectionFd(c.req);
+  }
+  if (const FaultRule* f = c.Fired("global_throttle")) {
+    plan.bucket = BucketFor(f->id);
+    plan.bucket_bps = f->rate_bps;
+  }
+  if (const FaultRule* f = c.Fired("reconvert")) {
+    // The book gets a new version now: a HEAD has already its (old) headers; a GET's body
+    // continues with the new version's bytes from at_byte on.
+    corpus->Reconvert(*idx, Now());
+    if (!head && !opt.size_only) {
+      BookRecord nb = corpus->Get(*idx);
+      auto bytes = archives->Get(ArchiveSpec{dir, nb.barcode, nb.version, nb.pages, nb.title},
+                                 Passphrase(dir));
+      if (!bytes.ok()) return SetErrorPage(c.res, 500, bytes.status().message());
+      plan.swap_bytes = *bytes;
+      plan.swap_at = static_cast<int64_t>(plan.begin) + std::max<int64_t>(0, f->at_byte);
+    }
+  }
   if (const FaultRule* f = c.Fired("corrupt")) plan.corrupt_at = f->at_byte;
 
   if (!head) {
@@ -217,62 +254,108 @@ void FakeGrinServer::Impl::HandleArchive(RequestCtx& c, bool is_blob) {
   auto start = std::make_shared<std::chrono::steady_clock::time_point>(
       std::chrono::steady_clock::now());
   auto stalled = std::make_shared<bool>(false);
-  c.res.set_content_provider(
-      static_cast<size_t>(declared), "application/octet-stream",
-      [this, shared_plan, start, stalled, key](size_t offset, size_t length,
-                                               httplib::DataSink& sink) {
-        const BodyPlan& p = *shared_plan;
-        uint64_t rel = offset;  // relative to p.begin
-        size_t n = std::min<size_t>(length, 256 * 1024);
-        if (p.truncate_at >= 0) {
-          if (rel >= static_cast<uint64_t>(p.truncate_at)) return false;  // close the connection
-          n = static_cast<size_t>(std::min<uint64_t>(n, static_cast<uint64_t>(p.truncate_at) - rel));
+  auto provider = [this, shared_plan, start, stalled, key](size_t offset, size_t length,
+                                                          httplib::DataSink& sink) {
+    const BodyPlan& p = *shared_plan;
+    uint64_t rel = offset;  // relative to p.begin
+    size_t n = std::min<size_t>(length, 256 * 1024);
+    if (p.truncate_at >= 0) {
+      if (rel >= static_cast<uint64_t>(p.truncate_at)) {
+        if (p.truncate_rst) {
+          AbortConnection(p.fd, 1000);
+          std::lock_guard<std::mutex> l(stats_mu);
+          ++stats.resets;
         }
-        if (p.stall_at >= 0 && !*stalled) {
-          if (rel >= static_cast<uint64_t>(p.stall_at)) {
-            *stalled = true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(p.stall_ms));
-          } else {
-            n = static_cast<size_t>(std::min<uint64_t>(n, static_cast<uint64_t>(p.stall_at) - rel));
-          }
-        }
-        if (p.begin + rel >= p.end) return false;
-        n = static_cast<size_t>(std::min<uint64_t>(n, p.end - (p.begin + rel)));
-        if (p.rate_bps > 0) {
-          n = std::min<size_t>(n, static_cast<size_t>(std::max<int64_t>(1, p.rate_bps / 20)));
-          auto due = *start + std::chrono::microseconds(
-                                  static_cast<int64_t>(1e6 * static_cast<double>(rel) /
-                                                       static_cast<double>(p.rate_bps)));
-          std::this_thread::sleep_until(due);
-        }
-        const uint64_t abs_off = p.begin + rel;
-        const bool corrupt_here = p.corrupt_at >= 0 &&
-                                  static_cast<uint64_t>(p.corrupt_at) >= abs_off &&
-                                  static_cast<uint64_t>(p.corrupt_at) < abs_off + n;
-        const std::string& filler = Filler();
-        if (!corrupt_here && p.bytes) {
-          // Zero-copy: straight from the cached archive.
-          if (!sink.write(p.bytes->data() + abs_off, n)) return false;
-        } else if (!corrupt_here && abs_off >= p.header.size()) {
-          // Zero-copy: one contiguous slice of the filler.
-          const size_t fo = static_cast<size_t>(abs_off % filler.size());
-          n = std::min(n, filler.size() - fo);
-          if (!sink.write(filler.data() + fo, n)) return false;
-        } else {
-          std::string chunk(n, '\0');
-          CopyBody(p, abs_off, n, chunk.data());
-          if (corrupt_here) chunk[static_cast<uint64_t>(p.corrupt_at) - abs_off] ^= 0x5a;
-          if (!sink.write(chunk.data(), chunk.size())) return false;
-        }
-        std::lock_guard<std::mutex> l(stats_mu);
-        stats.bytes_served += static_cast<int64_t>(n);
-        stats.barcodes[key].bytes += static_cast<int64_t>(n);
-        last_get_bytes[key] += static_cast<int64_t>(n);
-        return true;
-      },
-      [this, counted](bool) {
-        if (counted) --downloads_in_flight;
-      });
+        return false;  // close the connection
+      }
+      n = static_cast<size_t>(std::min<uint64_t>(n, static_cast<uint64_t>(p.truncate_at) - rel));
+    }
+    if (p.stall_at >= 0 && !*stalled) {
+      if (rel >= static_cast<uint64_t>(p.stall_at)) {
+        *stalled = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(p.stall_ms));
+      } else {
+        n = static_cast<size_t>(std::min<uint64_t>(n, static_cast<uint64_t>(p.stall_at) - rel));
+      }
+    }
+    if (p.begin + rel >= p.end) return false;
+    n = static_cast<size_t>(std::min<uint64_t>(n, p.end - (p.begin + rel)));
+    if (p.rate_bps > 0) {
+      n = std::min<size_t>(n, static_cast<size_t>(std::max<int64_t>(1, p.rate_bps / 20)));
+      auto due = *start + std::chrono::microseconds(
+                              static_cast<int64_t>(1e6 * static_cast<double>(rel) /
+                                                   static_cast<double>(p.rate_bps)));
+      std::this_thread::sleep_until(due);
+    }
+    if (p.bucket) {
+      // Every body of the rule takes its bytes from one budget: a server-wide bandwidth cap.
+      n = std::min<size_t>(n, static_cast<size_t>(std::max<int64_t>(1, p.bucket_bps / 20)));
+      std::chrono::steady_clock::time_point due;
+      {
+        std::lock_guard<std::mutex> l(p.bucket->mu);
+        due = std::max(p.bucket->next, std::chrono::steady_clock::now()) +
+              std::chrono::microseconds(static_cast<int64_t>(
+                  1e6 * static_cast<double>(n) / static_cast<double>(p.bucket_bps)));
+        p.bucket->next = due;
+      }
+      std::this_thread::sleep_until(due);
+    }
+    uint64_t abs_off = p.begin + rel;
+    const std::string* src = p.bytes.get();
+    if (p.swap_at >= 0) {
+      if (abs_off < static_cast<uint64_t>(p.swap_at)) {
+        n = static_cast<size_t>(std::min<uint64_t>(n, static_cast<uint64_t>(p.swap_at) - abs_off));
+      } else {
+        src = p.swap_bytes.get();
+        if (abs_off >= src->size()) return false;  // the new version is shorter: cut
+        n = static_cast<size_t>(std::min<uint64_t>(n, src->size() - abs_off));
+      }
+    }
+    const bool corrupt_here = p.corrupt_at >= 0 &&
+                              static_cast<uint64_t>(p.corrupt_at) >= abs_off &&
+                              static_cast<uint64_t>(p.corrupt_at) < abs_off + n;
+    const std::string& filler = Filler();
+    if (!corrupt_here && src) {
+      // Zero-copy: straight from the cached archive.
+      if (!sink.write(src->data() + abs_off, n)) return false;
+    } else if (!corrupt_here && abs_off >= p.header.size()) {
+      // Zero-copy: one contiguous slice of the filler.
+      const size_t fo = static_cast<size_t>(abs_off % filler.size());
+      n = std::min(n, filler.size() - fo);
+      if (!sink.write(filler.data() + fo, n)) return false;
+    } else {
+      std::string chunk(n, '\0');
+      if (src) {
+        std::memcpy(chunk.data(), src->data() + abs_off, n);
+      } else {
+        CopyBody(p, abs_off, n, chunk.data());
+      }
+      if (corrupt_here) chunk[static_cast<uint64_t>(p.corrupt_at) - abs_off] ^= 0x5a;
+      if (!sink.write(chunk.data(), chunk.size())) return false;
+    }
+    std::lock_guard<std::mutex> l(stats_mu);
+    stats.bytes_served += static_cast<int64_t>(n);
+    stats.barcodes[key].bytes += static_cast<int64_t>(n);
+    last_get_bytes[key] += static_cast<int64_t>(n);
+    return true;
+  };
+  auto release = [this, counted](bool) {
+    if (counted) --downloads_in_flight;
+  };
+  if (chunked && !head) {
+    // Chunked encoding: the provider's false return closes the connection before the
+    // terminating zero-length chunk, whatever at_byte is.
+    c.res.set_chunked_content_provider(
+        "application/octet-stream",
+        [provider, declared](size_t offset, httplib::DataSink& sink) {
+          if (offset >= declared) return false;
+          return provider(offset, static_cast<size_t>(declared - offset), sink);
+        },
+        release);
+    return;
+  }
+  c.res.set_content_provider(static_cast<size_t>(declared), "application/octet-stream",
+                             std::move(provider), release);
 }
 
 }  // namespace grin::fake

@@ -13,6 +13,9 @@
 //   GRIN_ASSIGN_OR_RETURN(auto server, FakeGrinServer::Start(o));
 //   client base URL = server->base_url(), token URL = server->token_url(), CA = server->ca_file().
 //
+// Transport faults reset connections from worker threads, whose SIGPIPE is blocked so that a
+// write to a reset peer fails with EPIPE instead of ending the process.
+//
 // Time: a virtual clock, real time plus an offset that AdvanceClock() moves, drives token expiry
 // and conversions. Thread safety: every public method may be called from any thread while the
 // server runs.
@@ -40,6 +43,9 @@ struct FakeGrinOptions {
   bool tls = true;
   int port = 0;        // 0 = ephemeral
   int threads = 64;    // keep >= client connections: each keep-alive connection holds a worker
+  // A keep-alive connection idle this long is closed by the server (set it below what the client
+  // assumes to test an idle close sooner than expected).
+  int keep_alive_timeout_s = 30;
   // Files: TLS material and client_secret.json / credentials.json. "" = a private temp dir.
   std::string state_dir;
   std::string cache_dir;  // archive cache; "" = <state_dir>/archives
@@ -70,6 +76,7 @@ struct FakeGrinOptions {
   // Listings.
   int default_page_size = 100;
   bool use_ctoken = false;                  // Next links carry ctoken= instead of first=
+  int64_t ctoken_ttl_s = 0;                 // >0: older ctokens get the "unavailable" page
   std::string next_href_style = "relative"; // relative | root | absolute
   std::string html_columns = "default";     // default | shuffle | extra
   std::string tsv_columns = "default";      // _barcode_search: default | shuffle | extra | drop
@@ -103,6 +110,9 @@ struct FakeGrinStats {
   int64_t bytes_served = 0;
   int64_t wasted_bytes = 0;  // archive bytes of GETs that were later repeated for the same book
   int64_t peak_concurrent_requests = 0;
+  int64_t connections = 0;   // new TCP connections that sent a request
+  int64_t tls_resumed = 0;   // of which resumed a TLS session
+  int64_t resets = 0;        // connections reset by a fault (reset, truncate close_mode rst)
 };
 
 class FakeGrinServer {

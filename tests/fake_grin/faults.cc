@@ -13,7 +13,8 @@ const std::set<std::string>& KnownActions() {
   static const std::set<std::string> k = {
       "status", "unavailable", "service_login", "slow_first_byte", "throttle",
       "stall", "truncate", "corrupt", "wrong_length", "etag", "drop_next",
-      "process_short", "process_unknown", "malformed", "bad_row"};
+      "process_short", "process_unknown", "malformed", "bad_row", "reset", "global_throttle",
+      "reconvert", "expire", "invalid_grant", "shift_rows", "empty"};
   return k;
 }
 
@@ -49,7 +50,13 @@ Result<FaultRule> FromJson(const json& j) {
       else if (k == "at_byte") r.at_byte = v.get<int64_t>();
       else if (k == "length_delta") r.length_delta = v.get<int64_t>();
       else if (k == "etag_mode") r.etag_mode = v.get<std::string>();
-      else if (k == "id" || k == "matches" || k == "fires") continue;
+      else if (k == "close_mode") r.close_mode = v.get<std::string>();
+      else if (k == "shift") r.shift = v.get<int64_t>();
+      else if (k == "window_start_s") r.window_start_s = v.get<int64_t>();
+      else if (k == "window_end_s") r.window_end_s = v.get<int64_t>();
+      else if (k == "conn_first") r.conn_first = v.get<int64_t>();
+      else if (k == "conn_after") r.conn_after = v.get<int64_t>();
+      else if (k == "id" || k == "matches" || k == "fires" || k == "added_at") continue;
       else return Status::InvalidArgument("unknown fault field '" + k + "'");
     }
   } catch (const json::exception& e) {
@@ -61,6 +68,13 @@ Result<FaultRule> FromJson(const json& j) {
   if (r.action == "etag" && r.etag_mode != "missing" && r.etag_mode != "weak" &&
       r.etag_mode != "unquoted" && r.etag_mode != "change") {
     return Status::InvalidArgument("etag_mode must be missing, weak, unquoted or change");
+  }
+  if (!r.close_mode.empty() && r.close_mode != "fin" && r.close_mode != "rst" &&
+      r.close_mode != "chunked") {
+    return Status::InvalidArgument("close_mode must be fin, rst or chunked");
+  }
+  if ((r.action == "throttle" || r.action == "global_throttle") && r.rate_bps <= 0) {
+    return Status::InvalidArgument(r.action + " needs rate_bps > 0");
   }
   if (r.probability < 0 || r.probability > 1) {
     return Status::InvalidArgument("probability must be in [0, 1]");
@@ -101,7 +115,10 @@ std::string FaultRulesToJson(const std::vector<FaultRule>& rules) {
                  {"status", r.status}, {"retry_after", r.retry_after}, {"delay_ms", r.delay_ms},
                  {"rate_bps", r.rate_bps}, {"stall_ms", r.stall_ms}, {"at_byte", r.at_byte},
                  {"length_delta", r.length_delta}, {"etag_mode", r.etag_mode},
-                 {"matches", r.matches}, {"fires", r.fires}});
+                 {"close_mode", r.close_mode}, {"shift", r.shift},
+                 {"window_start_s", r.window_start_s}, {"window_end_s", r.window_end_s},
+                 {"conn_first", r.conn_first}, {"conn_after", r.conn_after},
+                 {"matches", r.matches}, {"fires", r.fires}, {"added_at", r.added_at}});
   }
   return a.dump();
 }
@@ -116,9 +133,10 @@ bool EndpointMatches(std::string_view p, std::string_view e) {
   return false;
 }
 
-int64_t FaultSet::Add(FaultRule rule) {
+int64_t FaultSet::Add(FaultRule rule, int64_t now_s) {
   std::lock_guard<std::mutex> l(mu_);
   rule.id = next_id_++;
+  rule.added_at = now_s;
   rule.matches = rule.fires = 0;
   rules_.push_back(std::move(rule));
   return rules_.back().id;
@@ -135,7 +153,8 @@ std::vector<FaultRule> FaultSet::List() const {
 }
 
 std::vector<FaultRule> FaultSet::Fire(std::string_view endpoint, std::string_view dir,
-                                      const std::vector<std::string>& barcodes) {
+                                      const std::vector<std::string>& barcodes,
+                                      const RequestFacts& facts) {
   std::vector<FaultRule> out;
   std::lock_guard<std::mutex> l(mu_);
   for (auto& r : rules_) {
@@ -145,6 +164,10 @@ std::vector<FaultRule> FaultSet::Fire(std::string_view endpoint, std::string_vie
         std::find(barcodes.begin(), barcodes.end(), r.barcode) == barcodes.end()) {
       continue;
     }
+    const int64_t t = facts.now_s - r.added_at;
+    if (t < r.window_start_s || (r.window_end_s > 0 && t >= r.window_end_s)) continue;
+    if (r.conn_first > 0 && facts.conn_request > r.conn_first) continue;
+    if (r.conn_after > 0 && facts.conn_request <= r.conn_after) continue;
     const int64_t n = ++r.matches;  // 1-based match number
     if (n <= r.after) continue;
     const int64_t k = n - r.after;

@@ -1,9 +1,17 @@
 #pragma once
 // Fault rules of the fake GRIN server (grin-protocol.md §12.5).
 //
-// A rule = which requests it matches (endpoint name, directory, barcode) x when it fires among
-// them (after the first `after` matches; only the nth; every kth; with a probability drawn
-// deterministically from (seed, rule id, match number); at most `times` times) x what it does.
+// A rule = which requests it matches (endpoint name, directory, barcode; optionally only inside a
+// time window and only at some positions on their connection) x when it fires among them (after
+// the first `after` matches; only the nth; every kth; with a probability drawn deterministically
+// from (seed, rule id, match number); at most `times` times) x what it does.
+//
+// Time window: window_start_s <= t < window_end_s, t = virtual seconds since the rule was added
+// (window_end_s 0 = open). E.g. {"status":403,"window_end_s":600}: "ACL not yet applied" for the
+// first 10 minutes. Connection position: the request's 1-based number on its connection;
+// conn_first N matches only the first N requests of each connection, conn_after M only requests
+// after the Mth (conn_after 1 = keep-alive reuse). Requests outside the window or position are not
+// matches (they do not count towards after/nth/every).
 //
 // Endpoint names: probe, all_books, converted, in_process, failed, available, barcode_search,
 // monthly_report, process, archive_head, archive_get, blob, token, or "*" / "lists" (the five
@@ -16,7 +24,20 @@
 //   slow_first_byte  sleep delay_ms before answering normally
 //   throttle         body at rate_bps bytes/s
 //   stall            no bytes for stall_ms once the body reaches at_byte
-//   truncate         close the connection after at_byte body bytes (Content-Length promised more)
+//   truncate         close the connection after at_byte body bytes (Content-Length promised more);
+//                    close_mode: fin (default) | rst (abortive close: the peer sees a reset) |
+//                    chunked (chunked encoding, cut before the terminating chunk)
+//   reset            no reply at all: the connection is reset (RST) when the request arrives
+//   global_throttle  every body this rule fires on shares one rate_bps budget (a bandwidth cap)
+//   reconvert        the book is re-converted (new version, new ETag): on HEAD after the reply;
+//                    on GET the body switches to the new version's bytes at at_byte
+//   expire           the book's archive expires (book back to available): HEAD answers, then
+//                    expires it (the next GET is 404); GET answers 404
+//   invalid_grant    token endpoint: 400 {"error":"invalid_grant"} (refresh token revoked)
+//   shift_rows       HTML/text list pages start `shift` rows off: negative repeats the previous
+//                    page's last rows (duplicates across pages), positive skips rows (the list
+//                    shrank between pages)
+//   empty            list pages: no rows
 //   corrupt          flip the byte at at_byte (length unchanged)
 //   wrong_length     declare Content-Length + length_delta; send the true bytes, cut to it
 //   etag             etag_mode: missing | weak | unquoted | change (a different ETag than HEAD's)
@@ -51,6 +72,10 @@ struct FaultRule {
   int64_t every = 0;
   double probability = 1.0;
   int64_t times = -1;   // -1 = unlimited
+  int64_t window_start_s = 0;  // virtual seconds after the rule was added
+  int64_t window_end_s = 0;    // 0 = no end
+  int64_t conn_first = 0;      // 0 = any position on the connection
+  int64_t conn_after = 0;
   // What it does.
   std::string action = "status";
   int status = 503;
@@ -61,9 +86,18 @@ struct FaultRule {
   int64_t at_byte = 0;
   int64_t length_delta = 0;
   std::string etag_mode;
+  std::string close_mode;  // truncate: "" / fin | rst | chunked
+  int64_t shift = 0;
   // Bookkeeping, read back through List().
   int64_t matches = 0;
   int64_t fires = 0;
+  int64_t added_at = 0;  // virtual clock when added
+};
+
+// What Fire needs to know about a request besides its names.
+struct RequestFacts {
+  int64_t now_s = 0;           // virtual clock
+  int64_t conn_request = 1;    // 1-based number of the request on its connection
 };
 
 // Parses one rule from a JSON object with the field names above. kInvalidArgument on unknown
@@ -80,14 +114,16 @@ class FaultSet {
  public:
   explicit FaultSet(uint64_t seed) : seed_(seed) {}
 
-  int64_t Add(FaultRule rule);
+  // now_s: the virtual clock, the origin of the rule's time window.
+  int64_t Add(FaultRule rule, int64_t now_s = 0);
   void Clear();
   std::vector<FaultRule> List() const;
 
   // The rules that fire for this request, in id order (each counts the match). `barcodes` are
   // the barcodes the request names (empty for none).
   std::vector<FaultRule> Fire(std::string_view endpoint, std::string_view dir,
-                              const std::vector<std::string>& barcodes);
+                              const std::vector<std::string>& barcodes,
+                              const RequestFacts& facts = {});
 
  private:
   const uint64_t seed_;

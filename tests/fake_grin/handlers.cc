@@ -67,10 +67,12 @@ ConvertStatus StatusOfList(const std::string& kind) {
 
 const uint64_t kCtokenMask = 0x5a5a17c3e1ULL;
 
-std::string MakeCtoken(int64_t first) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "CT%llx",
-                static_cast<unsigned long long>(static_cast<uint64_t>(first) ^ kCtokenMask));
+// "CT<first ^ mask>.<issued>" in hex: opaque to the client, and dated so it can expire.
+std::string MakeCtoken(int64_t first, int64_t issued_s) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "CT%llx.%llx",
+                static_cast<unsigned long long>(static_cast<uint64_t>(first) ^ kCtokenMask),
+                static_cast<unsigned long long>(issued_s));
   return buf;
 }
 
@@ -139,9 +141,17 @@ void FakeGrinServer::Impl::HandleList(RequestCtx& c) {
   int64_t first = ParseInt(q.get_param_value("first"), 0);
   if (q.has_param("ctoken")) {
     const std::string t = q.get_param_value("ctoken");
-    if (t.size() < 3 || t.compare(0, 2, "CT") != 0) return SetErrorPage(c.res, 400, "bad ctoken");
+    const size_t dot = t.find('.');
+    if (t.size() < 3 || t.compare(0, 2, "CT") != 0 || dot == std::string::npos) {
+      return SetErrorPage(c.res, 400, "bad ctoken");
+    }
     first = static_cast<int64_t>(std::strtoull(t.c_str() + 2, nullptr, 16) ^ kCtokenMask);
+    const int64_t issued = static_cast<int64_t>(std::strtoull(t.c_str() + dot + 1, nullptr, 16));
+    if (opt.ctoken_ttl_s > 0 && Now() - issued > opt.ctoken_ttl_s) {
+      return SetUnavailablePage(c.res);  // an expired continuation token
+    }
   }
+  if (const FaultRule* f = c.Fired("shift_rows")) first = std::max<int64_t>(0, first + f->shift);
   int64_t count = ParseInt(q.get_param_value("result_count"),
                            text ? -1 : static_cast<int64_t>(opt.default_page_size));
   if (count == 0) count = opt.default_page_size;
@@ -154,6 +164,10 @@ void FakeGrinServer::Impl::HandleList(RequestCtx& c) {
     for (int64_t i = std::max<int64_t>(first, 0); i < end; ++i) idx.push_back(i);
   } else {
     idx = corpus->List(StatusOfList(kind), first, count, &total);
+  }
+  if (c.Fired("empty")) {
+    idx.clear();
+    total = 0;
   }
   const std::string eol = Eol();
   if (c.Fired("malformed")) {
@@ -237,7 +251,7 @@ void FakeGrinServer::Impl::HandleList(RequestCtx& c) {
   const int64_t next = first + static_cast<int64_t>(idx.size());
   if (count > 0 && next < total && !c.Fired("drop_next")) {
     std::string query = "result_count=" + std::to_string(count) + "&" +
-                        (opt.use_ctoken ? "ctoken=" + MakeCtoken(next)
+                        (opt.use_ctoken ? "ctoken=" + MakeCtoken(next, Now())
                                         : "first=" + std::to_string(next));
     std::string href = "_" + kind + "?" + query;
     if (opt.next_href_style == "root") {

@@ -103,6 +103,21 @@ void SetErrorPage(httplib::Response& res, int status, std::string_view what) {
                   "text/html; charset=utf-8");
 }
 
+void SetUnavailablePage(httplib::Response& res) {
+  res.status = 200;
+  res.set_content(
+      "<html><head><title>GRIN</title></head><body><div id=\"Main\"><p>Your request is "
+      "unavailable. Please try again later.</p></div></body></html>\n",
+      "text/html; charset=utf-8");
+}
+
+std::shared_ptr<FakeGrinServer::Impl::Bucket> FakeGrinServer::Impl::BucketFor(int64_t rule_id) {
+  std::lock_guard<std::mutex> l(buckets_mu);
+  auto& b = buckets[rule_id];
+  if (!b) b = std::make_shared<Bucket>();
+  return b;
+}
+
 FakeGrinServer::Impl::~Impl() {
   if (http) http->stop();
   if (thread.joinable()) thread.join();
@@ -162,7 +177,7 @@ Status FakeGrinServer::Impl::Init() {
   http->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http->set_tcp_nodelay(true);
   http->set_keep_alive_max_count(100000);
-  http->set_keep_alive_timeout(30);
+  http->set_keep_alive_timeout(std::max(1, opt.keep_alive_timeout_s));
   http->set_read_timeout(30);
   http->set_write_timeout(30);
   http->set_payload_max_length(64 << 20);
@@ -182,7 +197,11 @@ Status FakeGrinServer::Impl::Init() {
     port = opt.port;
   }
   origin = std::string(opt.tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port);
-  thread = std::thread([this] { http->listen_after_bind(); });
+  // The worker pool is created on this thread and inherits its blocked SIGPIPE.
+  thread = std::thread([this] {
+    BlockSigpipeOnThisThread();
+    http->listen_after_bind();
+  });
 
   // Files a client (or grin-jobs) can be pointed at directly.
   json secret = {{"installed",
@@ -344,12 +363,21 @@ void FakeGrinServer::Impl::Dispatch(const httplib::Request& req, httplib::Respon
     ~Dec() { --c; }
   } dec{concurrent};
 
+  RequestCtx c{req, res, "", "", "", {}, {}};
+  {
+    bool is_new = false, resumed = false;
+    c.conn_request = connections.Next(req, &is_new, &resumed);
+    if (is_new) {
+      std::lock_guard<std::mutex> l(stats_mu);
+      ++stats.connections;
+      stats.tls_resumed += resumed ? 1 : 0;
+    }
+  }
   const std::string& path = req.path;
   if (path.rfind("/_fake/", 0) == 0) {
     if (!IsLoopbackPeer(req.remote_addr)) return SetErrorPage(res, 403, "loopback only");
     return HandleControl(req, res);
   }
-  RequestCtx c{req, res, "", "", "", {}, {}};
   const std::string kLib = "/libraries/";
   if (path == "/token" && req.method == "POST") {
     c.endpoint = "token";
@@ -437,7 +465,18 @@ void FakeGrinServer::Impl::Dispatch(const httplib::Request& req, httplib::Respon
     SetErrorPage(res, 403, "This account may not have permission to access this directory.");
     return finish();
   }
-  c.fired = faults.Fire(c.endpoint, c.dir, c.barcodes);
+  c.fired = faults.Fire(c.endpoint, c.dir, c.barcodes, RequestFacts{Now(), c.conn_request});
+  if (c.Fired("reset")) {
+    // No reply: the connection is reset; httplib's write of `res` then fails and it closes.
+    AbortConnection(ConnectionFd(req), 0);
+    {
+      std::lock_guard<std::mutex> l(stats_mu);
+      ++stats.resets;
+    }
+    res.status = 500;
+    CountRequest(c.endpoint, 0);
+    return;
+  }
   if (const FaultRule* f = c.Fired("slow_first_byte")) {
     std::this_thread::sleep_for(std::chrono::milliseconds(f->delay_ms));
   }
@@ -453,10 +492,12 @@ void FakeGrinServer::Impl::Dispatch(const httplib::Request& req, httplib::Respon
     return finish();
   }
   if (c.Fired("unavailable")) {
-    res.set_content(
-        "<html><head><title>GRIN</title></head><body><div id=\"Main\"><p>Your request is "
-        "unavailable. Please try again later.</p></div></body></html>\n",
-        "text/html; charset=utf-8");
+    SetUnavailablePage(res);
+    return finish();
+  }
+  if (c.endpoint == "token" && c.Fired("invalid_grant")) {
+    Json(res, 400, {{"error", "invalid_grant"},
+                    {"error_description", "Token has been expired or revoked."}});
     return finish();
   }
 
@@ -499,6 +540,9 @@ std::string FakeGrinServer::Impl::StatsJson() const {
   j["bytes_served"] = stats.bytes_served;
   j["wasted_bytes"] = stats.wasted_bytes;
   j["peak_concurrent_requests"] = stats.peak_concurrent_requests;
+  j["connections"] = stats.connections;
+  j["tls_resumed"] = stats.tls_resumed;
+  j["resets"] = stats.resets;
   j["concurrent_requests"] = concurrent.load();
   j["now"] = Now();
   return j.dump();
@@ -517,7 +561,7 @@ void FakeGrinServer::Impl::HandleControl(const httplib::Request& req, httplib::R
     auto rules = ParseFaultRules(req.body);
     if (!rules.ok()) return Json(res, 400, {{"error", rules.status().message()}});
     json ids = json::array();
-    for (auto& r : *rules) ids.push_back(faults.Add(std::move(r)));
+    for (auto& r : *rules) ids.push_back(faults.Add(std::move(r), Now()));
     Json(res, 200, {{"ids", ids}});
   } else if (what == "clock") {
     if (req.has_param("advance")) clock_offset += std::stoll(req.get_param_value("advance"));
@@ -584,7 +628,9 @@ std::string FakeGrinServer::auth_url() const { return impl_->origin + "/auth"; }
 std::string FakeGrinServer::ca_file() const { return impl_->ca_file; }
 std::string FakeGrinServer::state_dir() const { return impl_->state_dir; }
 const FakeGrinOptions& FakeGrinServer::options() const { return impl_->opt; }
-int64_t FakeGrinServer::AddFault(FaultRule rule) { return impl_->faults.Add(std::move(rule)); }
+int64_t FakeGrinServer::AddFault(FaultRule rule) {
+  return impl_->faults.Add(std::move(rule), impl_->Now());
+}
 void FakeGrinServer::ClearFaults() { impl_->faults.Clear(); }
 std::vector<FaultRule> FakeGrinServer::Faults() const { return impl_->faults.List(); }
 void FakeGrinServer::AdvanceClock(int64_t seconds) { impl_->clock_offset += seconds; }

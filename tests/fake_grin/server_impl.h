@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tests/fake_grin/connection.h"
 #include "tests/fake_grin/fake_grin.h"
 
 namespace grin::fake {
@@ -26,6 +28,7 @@ struct RequestCtx {
   std::string file;      // archive file name for archive endpoints
   std::vector<std::string> barcodes;
   std::vector<FaultRule> fired;
+  int64_t conn_request = 1;  // 1-based number of this request on its connection
 
   const FaultRule* Fired(std::string_view action) const {
     for (const auto& f : fired) {
@@ -92,10 +95,22 @@ class FakeGrinServer::Impl {
   std::map<std::string, int64_t> last_get_bytes;
   std::atomic<int64_t> concurrent{0};
   std::atomic<int64_t> downloads_in_flight{0};
+  ConnectionTracker connections;
+
+  // Shared byte budgets of global_throttle rules, by rule id.
+  struct Bucket {
+    std::mutex mu;
+    std::chrono::steady_clock::time_point next{};
+  };
+  std::shared_ptr<Bucket> BucketFor(int64_t rule_id);
+  std::mutex buckets_mu;
+  std::map<int64_t, std::shared_ptr<Bucket>> buckets;
 };
 
 std::string HtmlEscape(std::string_view in);
 std::string HttpDate(int64_t unix_s);
 void SetErrorPage(httplib::Response& res, int status, std::string_view what);
+// 200 with GRIN's "Your request is unavailable" page.
+void SetUnavailablePage(httplib::Response& res);
 
 }  // namespace grin::fake
