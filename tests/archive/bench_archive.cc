@@ -1,4 +1,4 @@
-// bench_archive: decryption throughput and fixed cost per book for both backends (and auto),
+// bench_archive: decryption throughput and fixed cost per book for every backend (and auto),
 // side by side with `gpg --decrypt` run per book on the same files; extraction pages/s.
 // Built with the project, run by scripts/bench-archive (never by ctest).
 //
@@ -139,7 +139,8 @@ void BenchConfig(const fs::path& dir, size_t bytes, uint64_t s2k, int count,
                     for (const auto& f : files) DecryptGpgCli(f, scratch);
                   })});
   fs::remove(scratch);
-  for (DecryptBackend b : {DecryptBackend::kGpg, DecryptBackend::kRnp, DecryptBackend::kAuto}) {
+  for (DecryptBackend b : {DecryptBackend::kNative, DecryptBackend::kGpg, DecryptBackend::kRnp,
+                           DecryptBackend::kAuto}) {
     rows.push_back({"grin " + std::string(BackendName(b)), Measure([&] {
                       for (const auto& ct : cts) DecryptOurs(b, ct);
                     })});

@@ -277,7 +277,8 @@ Result<std::string> GpgEncrypt(const std::string& plaintext, const GpgParams& p,
     argv.push_back("--store");
   } else {
     argv.insert(argv.end(), {"--pinentry-mode", "loopback", "--passphrase-fd", "3",
-                             "--symmetric", "--cipher-algo", p.cipher, "--s2k-mode", "3",
+                             "--symmetric", "--cipher-algo", p.cipher, "--s2k-mode",
+                             std::to_string(p.s2k_mode), "--s2k-digest-algo", p.s2k_digest,
                              "--s2k-count", std::to_string(p.s2k_count)});
     if (p.rfc2440) argv.push_back("--rfc2440");
   }
@@ -298,6 +299,8 @@ Result<std::string> CachedGpgEncrypt(const std::string& plaintext, const GpgPara
   std::filesystem::create_directories(dir);
   std::string key = Sha256Hex(plaintext).substr(0, 24) + "_" + p.cipher + "_" + p.compress +
                     "_" + std::to_string(p.s2k_count) + (p.rfc2440 ? "_sed" : "") +
+                    (p.s2k_mode != 3 ? "_mode" + std::to_string(p.s2k_mode) : "") +
+                    (p.s2k_digest != "SHA1" ? "_" + p.s2k_digest : "") +
                     (p.store_only ? "_store" : "") + ".gpg";
   std::string path = dir + "/" + key;
   {

@@ -66,9 +66,11 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                  const std::string& stdin_data, const std::string& fd3_data);
 
 struct GpgParams {
-  std::string cipher = "AES256";  // AES128 | AES256 | CAST5
+  std::string cipher = "AES256";  // AES128 | AES256 | CAST5 | any gpg --cipher-algo name
   std::string compress = "none";  // none | ZIP | ZLIB
   uint64_t s2k_count = 65536;
+  int s2k_mode = 3;                // 0 simple, 1 salted, 3 iterated+salted
+  std::string s2k_digest = "SHA1";
   bool rfc2440 = false;           // no MDC (legacy SED packet)
   bool store_only = false;        // --store: a literal packet, not encrypted
 };
