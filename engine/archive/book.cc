@@ -19,6 +19,7 @@ std::string Base64(const uint8_t* data, size_t n) {
 
 // Plaintext fan-out: hashes, the caller's sink, the extractor. Runs on the decryptor's thread.
 struct BookProcessor::Impl final : public ByteSink {
+  explicit Impl(bool md5) : digests(md5) {}
   BookOptions options;
   StreamDigests digests;
   std::unique_ptr<ArchiveExtractor> extractor;
@@ -43,7 +44,7 @@ BookProcessor::~BookProcessor() = default;
 
 Result<std::unique_ptr<BookProcessor>> BookProcessor::Open(const BookOptions& options,
                                                            const Secret* passphrase) {
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<Impl>(options.compute_md5);
   impl->options = options;
   if (options.extract) {
     ExtractOptions eo = options.extract_options;
@@ -81,7 +82,9 @@ Result<BookResult> BookProcessor::Finish() {
   out.sha256_hex = impl_->digests.sha256_hex();
   out.md5_hex = impl_->digests.md5_hex();
   out.sha256_base64 = Base64(impl_->digests.sha256().data(), impl_->digests.sha256().size());
-  out.md5_base64 = Base64(impl_->digests.md5().data(), impl_->digests.md5().size());
+  if (impl_->digests.has_md5()) {
+    out.md5_base64 = Base64(impl_->digests.md5().data(), impl_->digests.md5().size());
+  }
   if (impl_->extractor) {
     if (!impl_->extract_status.ok()) {
       // The extractor failed early; Finish() returns the same reason.

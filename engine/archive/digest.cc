@@ -16,17 +16,19 @@ EvpMdCtx NewCtx(const EVP_MD* md) {
 }  // namespace
 
 struct StreamDigests::Impl {
+  explicit Impl(bool with_md5) : md5(with_md5 ? NewCtx(EVP_md5()) : nullptr) {}
   EvpMdCtx sha256 = NewCtx(EVP_sha256());
-  EvpMdCtx md5 = NewCtx(EVP_md5());
+  EvpMdCtx md5;
 };
 
-StreamDigests::StreamDigests() : impl_(std::make_unique<Impl>()) {}
+StreamDigests::StreamDigests(bool md5)
+    : impl_(std::make_unique<Impl>(md5)), md5_enabled_(md5) {}
 StreamDigests::~StreamDigests() = default;
 
 void StreamDigests::Update(const uint8_t* data, size_t n) {
   if (final_) return;
   EVP_DigestUpdate(impl_->sha256.get(), data, n);
-  EVP_DigestUpdate(impl_->md5.get(), data, n);
+  if (impl_->md5) EVP_DigestUpdate(impl_->md5.get(), data, n);
   bytes_ += n;
 }
 
@@ -35,11 +37,13 @@ void StreamDigests::Final() {
   final_ = true;
   unsigned int len = 0;
   EVP_DigestFinal_ex(impl_->sha256.get(), sha256_.data(), &len);
-  EVP_DigestFinal_ex(impl_->md5.get(), md5_.data(), &len);
+  if (impl_->md5) EVP_DigestFinal_ex(impl_->md5.get(), md5_.data(), &len);
 }
 
 std::string StreamDigests::sha256_hex() const { return ToHex(sha256_.data(), sha256_.size()); }
-std::string StreamDigests::md5_hex() const { return ToHex(md5_.data(), md5_.size()); }
+std::string StreamDigests::md5_hex() const {
+  return md5_enabled_ ? ToHex(md5_.data(), md5_.size()) : std::string();
+}
 
 struct Md5Stream::Impl {
   EvpMdCtx md5 = NewCtx(EVP_md5());

@@ -107,6 +107,31 @@ TEST_CASE("extract: a real-looking encrypted book, every backend, one pass") {
   }
 }
 
+TEST_CASE("extract: compute_md5 = false skips only the MD5") {
+  BookSpec spec;
+  spec.pages = 3;
+  const std::string plain = testing::BookTarGz(spec);
+  auto ct = testing::CachedGpgEncrypt(plain, testing::GpgParams{});
+  REQUIRE(ct.ok());
+  for (bool md5 : {true, false}) {
+    CAPTURE(md5);
+    BookOptions o;
+    o.barcode = spec.barcode;
+    o.compute_md5 = md5;
+    Secret pass(testing::kPassphrase);
+    auto book = BookProcessor::Open(o, &pass);
+    REQUIRE(book.ok());
+    REQUIRE((*book)->Write(reinterpret_cast<const uint8_t*>(ct->data()), ct->size()).ok());
+    auto r = (*book)->Finish();
+    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+    CHECK(r->sha256_hex == testing::Sha256Hex(plain));
+    CHECK(r->sha256_base64.size() == 44);
+    CHECK(r->md5_hex.size() == (md5 ? 32u : 0u));
+    CHECK(r->md5_base64.size() == (md5 ? 24u : 0u));
+    CHECK(r->extraction->page_count == 3);
+  }
+}
+
 TEST_CASE("extract: JSONL is byte-identical to Python's json.dumps over the same archive") {
   // The reference tool's algorithm in Python (tarfile, errors="replace", ensure_ascii=False) as
   // an independent oracle.
