@@ -8,7 +8,7 @@
 // How the sync pipeline uploads one book (see docs/storage-layout.md for the keys):
 //   1. it decrypts into a staging file and computes MD5 and SHA-256 of the plaintext while the
 //      bytes pass by (decrypt-then-commit), then opens a FileSource on the staging file;
-//   2. it calls Upload(); below UploadOptions::multipart_threshold (16 MiB by default) that is one
+//   2. it calls Upload(); below UploadOptions::multipart_threshold (64 MiB by default) that is one
 //      Put() that sends the known hashes (a signed payload SHA-256 and, if given, Content-MD5 for
 //      S3, so the server verifies them; the S3 store then hashes nothing itself); above it, a
 //      multipart upload (8 MiB parts by default) whose parts are hashed one by one as they are
@@ -191,9 +191,10 @@ inline constexpr size_t kMaxDeleteBatch = 1000;             // DeleteObjects lim
 
 struct UploadOptions {
   PutOptions put;
-  // Bodies >= this go multipart. 16 MiB (was 64 MiB): a 50 MiB body then moves as 7 parts in
-  // parallel over several connections instead of one stream (docs/benchmarks.md, Storage).
-  uint64_t multipart_threshold = 16 * kMiB;
+  // Bodies >= this go multipart. Measured (docs/benchmarks.md, Storage): with several objects in
+  // flight, 50 MiB bodies as single PUTs reach the server's ceiling, while multipart (8 MiB parts)
+  // costs a SHA-256 per part and the server's part bookkeeping, so it stays for large bodies.
+  uint64_t multipart_threshold = 64 * kMiB;
   uint64_t part_size = 0;                    // 0 = ChoosePartSize(size)
   int parallel_parts = 4;
   const MultipartState* resume = nullptr;    // a recorded upload to continue, or null

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <thread>
@@ -154,7 +155,8 @@ S3ObjectStore::S3ObjectStore(S3Config config, Endpoint endpoint, Credentials cre
       signer_(config_.region, "s3", SigningFlavor::kS3),
       transport_(transport),
       clock_(clock),
-      logger_(logger) {}
+      logger_(logger),
+      pool_(std::make_unique<BufferPool>(config_.buffer_pool_bytes)) {}
 
 S3ObjectStore::~S3ObjectStore() = default;
 
@@ -191,6 +193,11 @@ Result<net::Response> S3ObjectStore::Execute(const Call& call) {
     net::Request req;
     req.method = call.method;
     req.url = url;
+    // A callback body (streamed, or a pooled buffer) keeps its position between attempts: start
+    // it over for an S3-level retry (the transport rewinds it for its own retries).
+    if (attempt > 1 && call.body.rewind && !call.body.rewind()) {
+      return Status::Internal(call.what + ": body cannot be rewound for a retry");
+    }
     req.body = call.body;
     req.label = call.what;
     // A 2xx body streams to the caller's sink; the transport keeps an error reply's body out of
@@ -345,21 +352,39 @@ net::BodySource StreamingBody(std::shared_ptr<StreamState> st) {
       });
 }
 
-// Reads [offset, offset+length) of body into memory in one pass, feeding `sha` (if not null)
-// chunk by chunk while each chunk is still in cache.
-Result<std::string> ReadWindow(const ByteSource& body, uint64_t offset, uint64_t length,
-                               Hasher* sha) {
+// Reads [offset, offset+length) of body into a pooled buffer in one pass, feeding `sha` chunk
+// by chunk while each chunk is still in cache.
+Result<std::shared_ptr<PooledBuffer>> ReadWindow(BufferPool& pool, const ByteSource& body,
+                                                 uint64_t offset, uint64_t length, Hasher* sha) {
   constexpr uint64_t kChunk = 256 * 1024;
-  std::string data(static_cast<size_t>(length), '\0');
+  std::shared_ptr<PooledBuffer> buf = pool.Take(static_cast<size_t>(length));
   uint64_t done = 0;
   while (done < length) {
     const size_t want = static_cast<size_t>(std::min(kChunk, length - done));
-    GRIN_ASSIGN_OR_RETURN(size_t n, body.ReadAt(offset + done, data.data() + done, want));
+    GRIN_ASSIGN_OR_RETURN(size_t n, body.ReadAt(offset + done, buf->data() + done, want));
     if (n == 0) return Status::DataLoss("source ended early");
-    if (sha != nullptr) sha->Update(data.data() + done, n);
+    if (sha != nullptr) sha->Update(buf->data() + done, n);
     done += n;
   }
-  return data;
+  return buf;
+}
+
+// A rewindable request body over a filled buffer (copied into libcurl's upload buffer as sent).
+net::BodySource BufferBody(std::shared_ptr<PooledBuffer> buf) {
+  auto pos = std::make_shared<size_t>(0);
+  const int64_t length = static_cast<int64_t>(buf->size());
+  return net::BodySource::Callback(
+      [buf, pos](char* out, size_t len) -> size_t {
+        const size_t n = std::min(len, buf->size() - *pos);
+        if (n > 0) std::memcpy(out, buf->data() + *pos, n);
+        *pos += n;
+        return n;
+      },
+      length,
+      [pos] {
+        *pos = 0;
+        return true;
+      });
 }
 
 void AddPutHeaders(const PutOptions& o, HeaderList* h) {
@@ -406,9 +431,9 @@ Result<PutResult> S3ObjectStore::Put(const std::string& bucket, const std::strin
   } else if (size <= config_.buffer_limit) {
     // Small enough to hold: read once, SHA-256 only (signed: the server verifies it).
     Hasher sha(Hasher::Kind::kSha256);
-    GRIN_ASSIGN_OR_RETURN(std::string data, ReadWindow(body, 0, size, &sha));
+    GRIN_ASSIGN_OR_RETURN(auto data, ReadWindow(*pool_, body, 0, size, &sha));
     result.sha256_hex = HexEncode(sha.Final());
-    c.body = net::BodySource::Memory(std::move(data));
+    c.body = BufferBody(std::move(data));
   } else {
     // Large and no digest: UNSIGNED-PAYLOAD; the MD5 computed on the way (unless given) is
     // checked against the returned ETag.
@@ -432,6 +457,17 @@ Result<PutResult> S3ObjectStore::Put(const std::string& bucket, const std::strin
                             result.md5_hex);
   }
   return result;
+}
+
+Result<PutResult> S3ObjectStore::Upload(const std::string& bucket, const std::string& key,
+                                        const ByteSource& body, const UploadOptions& options) {
+  if (!options.put.sha256_hex.empty() || body.size() <= config_.buffer_limit ||
+      body.size() >= options.multipart_threshold) {
+    return ObjectStore::Upload(bucket, key, body, options);
+  }
+  UploadOptions o = options;
+  o.multipart_threshold = config_.buffer_limit + 1;
+  return ObjectStore::Upload(bucket, key, body, o);
 }
 
 Result<ObjectInfo> S3ObjectStore::Head(const std::string& bucket, const std::string& key) {
@@ -560,7 +596,7 @@ Result<UploadedPart> S3ObjectStore::UploadPart(const std::string& bucket, const 
   // One read into memory and its SHA-256, signed so the server verifies the part. No MD5: the
   // signed hash already protects the part, and MD5 would cost more CPU than SHA-256 (SHA-NI).
   Hasher sha(Hasher::Kind::kSha256);
-  GRIN_ASSIGN_OR_RETURN(std::string data, ReadWindow(body, offset, length, &sha));
+  GRIN_ASSIGN_OR_RETURN(auto data, ReadWindow(*pool_, body, offset, length, &sha));
   Call c;
   c.method = net::Method::kPut;
   c.bucket = bucket;
@@ -568,7 +604,7 @@ Result<UploadedPart> S3ObjectStore::UploadPart(const std::string& bucket, const 
   c.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
   c.what = "UploadPart " + std::to_string(number) + " " + bucket + "/" + key;
   c.payload_hash = HexEncode(sha.Final());
-  c.body = net::BodySource::Memory(std::move(data));
+  c.body = BufferBody(std::move(data));
   GRIN_ASSIGN_OR_RETURN(net::Response r, Execute(c));
   UploadedPart part{number, length, Unquote(HeaderOr(r.headers, "etag"))};
   if (part.etag.empty()) return Status::DataLoss(c.what + ": no ETag in the reply");

@@ -5,7 +5,11 @@
 // passed, so the store computes what it needs itself (the harder case for CPU). Driven by
 // scripts/bench-storage (not a ctest).
 //
-//   bench_storage ENV_FILE DIR BUCKET KEY_PREFIX PARALLEL [PARTS]   (PARTS default 4)
+//   bench_storage ENV_FILE DIR BUCKET KEY_PREFIX PARALLEL [PARTS [given]]
+// PARTS: parts in flight per multipart object (default 4); 0 = no multipart, single PUTs only.
+// With "given", every file's SHA-256 and MD5 are computed before the clock starts and passed in
+// PutOptions, as the sync pipeline does with the digests it computed while decrypting; the
+// reported client_cpu_s then covers the uploads only (the store hashes nothing for single PUTs).
 // ENV_FILE is scripts/s3-server's env file (endpoint, CA, credentials); secrets never in argv.
 
 #include <sys/resource.h>
@@ -20,6 +24,7 @@
 #include <thread>
 
 #include "engine/net/curl_transport.h"
+#include "storage/s3/digest.h"
 #include "storage/s3/s3_object_store.h"
 
 namespace {
@@ -34,8 +39,8 @@ double CpuSeconds() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 6 && argc != 7) {
-    std::cerr << "usage: bench_storage ENV_FILE DIR BUCKET KEY_PREFIX PARALLEL [PARTS]\n";
+  if (argc < 6 || argc > 8) {
+    std::cerr << "usage: bench_storage ENV_FILE DIR BUCKET KEY_PREFIX PARALLEL [PARTS [given]]\n";
     return 2;
   }
   std::map<std::string, std::string> env;
@@ -46,7 +51,8 @@ int main(int argc, char** argv) {
   }
   const std::string dir = argv[2], bucket = argv[3], prefix = argv[4];
   const int parallel = std::max(1, std::atoi(argv[5]));
-  const int parts = argc == 7 ? std::max(1, std::atoi(argv[6])) : 4;
+  const int parts = argc >= 7 ? std::max(0, std::atoi(argv[6])) : 4;
+  const bool given = argc == 8 && std::string(argv[7]) == "given";
   std::vector<std::filesystem::path> files;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     if (e.is_regular_file()) files.push_back(e.path());
@@ -71,6 +77,19 @@ int main(int argc, char** argv) {
     std::cerr << store.status().ToString() << "\n";
     return 1;
   }
+  std::vector<std::pair<std::string, std::string>> digests(files.size());  // sha256, md5
+  if (given) {
+    std::vector<char> buf(1 << 20);
+    for (size_t i = 0; i < files.size(); ++i) {
+      grin::s3::Hasher sha(grin::s3::Hasher::Kind::kSha256), md5(grin::s3::Hasher::Kind::kMd5);
+      std::ifstream f(files[i], std::ios::binary);
+      while (f.read(buf.data(), static_cast<std::streamsize>(buf.size())) || f.gcount() > 0) {
+        sha.Update(buf.data(), static_cast<size_t>(f.gcount()));
+        md5.Update(buf.data(), static_cast<size_t>(f.gcount()));
+      }
+      digests[i] = {grin::s3::HexEncode(sha.Final()), grin::s3::HexEncode(md5.Final())};
+    }
+  }
   const double cpu0 = CpuSeconds();
   const auto t0 = std::chrono::steady_clock::now();
   std::atomic<size_t> next{0};
@@ -84,8 +103,11 @@ int main(int argc, char** argv) {
         continue;
       }
       grin::UploadOptions u;
-      u.parallel_parts = parts;
+      u.parallel_parts = std::max(parts, 1);
+      if (parts == 0) u.multipart_threshold = UINT64_MAX;  // single PUTs at every size
       u.put.metadata = {{"barcode", files[i].filename().string()}};
+      u.put.sha256_hex = digests[i].first;
+      u.put.md5_hex = digests[i].second;
       auto r = (*store)->Upload(bucket, prefix + files[i].filename().string(), **src, u);
       if (!r.ok()) {
         ++failures;

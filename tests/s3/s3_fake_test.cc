@@ -278,6 +278,20 @@ TEST_CASE("fake S3: streamed single PUT hashes only what it needs and checks the
   CHECK(bad.status().code() == StatusCode::kDataLoss);
   FakeS3::Object none;
   CHECK(!f.server.GetObject("b", "stream4", &none));
+  // Upload() of that body: without a known SHA-256 it goes multipart (SHA-256 parts) rather than
+  // MD5-streaming; with one it is a single PUT that hashes nothing.
+  const int creates = f.server.Count("Create");
+  UploadOptions u;
+  auto up = f.store->Upload("b", "upload-nodigest", src, u);
+  REQUIRE_MESSAGE(up.ok(), up.status().ToString());
+  CHECK(f.server.Count("Create") == creates + 1);
+  u.put.sha256_hex = sha;
+  const int puts = f.server.Count("PUT");
+  auto up2 = f.store->Upload("b", "upload-sha", src, u);
+  REQUIRE_MESSAGE(up2.ok(), up2.status().ToString());
+  CHECK(f.server.Count("Create") == creates + 1);
+  CHECK(f.server.Count("PUT") == puts + 1);
+  CHECK(f.server.LastIntegrity("PUT").payload_hash == sha);
   // A malformed md5_hex is refused before anything is sent.
   PutOptions junk;
   junk.md5_hex = "xyz";
@@ -289,6 +303,12 @@ TEST_CASE("fake S3: streamed single PUT hashes only what it needs and checks the
   CHECK(again->md5_hex == md5);
   FakeS3::Object o;
   REQUIRE(f.server.GetObject("b", "stream6", &o));
+  CHECK(o.data == data);
+  // An S3-level retry (400 RequestTimeout) of a streamed body sends it again from the start.
+  f.server.AddFault({"PUT", 1, 400, "RequestTimeout"});
+  auto rt = f.store->Put("b", "stream7", src, known_sha);
+  REQUIRE_MESSAGE(rt.ok(), rt.status().ToString());
+  REQUIRE(f.server.GetObject("b", "stream7", &o));
   CHECK(o.data == data);
 }
 
