@@ -9,6 +9,7 @@
 
 #include "engine/archive/bounded_pipe.h"
 #include "engine/archive/digest.h"
+#include "engine/archive/gzip_inflater.h"
 #include "engine/archive/ocr.h"
 #include "engine/base/fn_deleter.h"
 
@@ -116,12 +117,21 @@ std::string ListSome(const std::vector<std::string>& v) {
 }  // namespace
 
 struct ArchiveExtractor::State {
-  explicit State(ExtractOptions o) : options(std::move(o)), pipe(kPipeCapacity), buf(kReadBuffer) {}
+  explicit State(ExtractOptions o)
+      : options(std::move(o)), pipe(kPipeCapacity), buf(kReadBuffer), zbuf(kReadBuffer) {}
 
   ExtractOptions options;
   BoundedPipe pipe;
   std::vector<uint8_t> buf;  // libarchive's current input block
   uint64_t compressed = 0;
+  // Our own gzip decoding (ISA-L), when available and the input is gzip: zbuf holds compressed
+  // bytes from the pipe, buf the inflated tar handed to libarchive.
+  std::unique_ptr<GzipInflater> gz;
+  std::vector<uint8_t> zbuf;
+  size_t zpos = 0, zlen = 0;  // unread compressed bytes at zbuf[zpos..zpos+zlen)
+  bool zeof = false;
+  uint64_t inflated = 0;
+  Status read_status;  // why a read callback failed, if it did
   std::thread worker;
   Status status;  // the worker's verdict
   Extraction result;
@@ -129,6 +139,12 @@ struct ArchiveExtractor::State {
 
   static la_ssize_t ReadCb(struct archive* a, void* ctx, const void** out) {
     auto* s = static_cast<State*>(ctx);
+    if (s->zlen > 0) {  // the bytes read to sniff the format
+      *out = s->zbuf.data() + s->zpos;
+      auto n = static_cast<la_ssize_t>(s->zlen);
+      s->zlen = 0;
+      return n;
+    }
     long r = s->pipe.Read(s->buf.data(), s->buf.size());
     if (r < 0) {
       archive_set_error(a, ECANCELED, "input aborted");
@@ -139,16 +155,78 @@ struct ArchiveExtractor::State {
     return r;
   }
 
+  // libarchive's read callback when we inflate: the next run of the tar stream.
+  static la_ssize_t InflateCb(struct archive* a, void* ctx, const void** out) {
+    auto* s = static_cast<State*>(ctx);
+    Result<size_t> got = s->NextInflated();
+    if (!got.ok()) {
+      s->read_status = got.status();
+      archive_set_error(a, EINVAL, "%s", got.status().message().c_str());
+      return -1;
+    }
+    *out = s->buf.data();
+    return static_cast<la_ssize_t>(*got);
+  }
+
+  // Fills buf with inflated bytes; 0 at the verified end of the gzip stream.
+  Result<size_t> NextInflated() {
+    while (true) {
+      if (zlen == 0 && !zeof) {
+        long r = pipe.Read(zbuf.data(), zbuf.size());
+        if (r < 0) return Status::Cancelled("input aborted");
+        zeof = r == 0;
+        compressed += static_cast<uint64_t>(r);
+        zpos = 0;
+        zlen = static_cast<size_t>(r);
+      }
+      const uint8_t* p = zbuf.data() + zpos;
+      size_t n = zlen;
+      GRIN_ASSIGN_OR_RETURN(size_t got, gz->Inflate(&p, &n, buf.data(), buf.size()));
+      zpos = static_cast<size_t>(p - zbuf.data());
+      zlen = n;
+      if (got > 0) {
+        inflated += got;
+        GRIN_RETURN_IF_ERROR(CheckBomb(inflated));
+        return got;
+      }
+      if (zeof && zlen == 0) {
+        GRIN_RETURN_IF_ERROR(gz->Finish());
+        return size_t{0};
+      }
+    }
+  }
+
+  // Reads the first bytes: gzip goes to GzipInflater (when built with ISA-L), anything else to
+  // libarchive's own filters. The bytes read stay in zbuf for whichever reads first.
+  Status Sniff() {
+    while (zlen < 2 && !zeof) {
+      long r = pipe.Read(zbuf.data() + zlen, zbuf.size() - zlen);
+      if (r < 0) return Status::Cancelled("input aborted");
+      zeof = r == 0;
+      compressed += static_cast<uint64_t>(r);
+      zlen += static_cast<size_t>(r);
+    }
+    if (GzipInflater::Available() && zlen >= 2 && zbuf[0] == 0x1f && zbuf[1] == 0x8b) {
+      gz = std::make_unique<GzipInflater>();
+    }
+    return Status();
+  }
+
   void Run() {
     status = RunInner();
+    if (!read_status.ok()) status = read_status;  // the root cause, not libarchive's echo
     // Consume whatever the producer still sends (tar padding, or everything after a failure), so
     // Write() never blocks on a reader that has gone.
     pipe.CloseRead();
   }
 
   Status CheckRatio(struct archive* a) {
+    return CheckBomb(static_cast<uint64_t>(archive_filter_bytes(a, 0)));
+  }
+
+  // out: uncompressed tar bytes so far.
+  Status CheckBomb(uint64_t out) {
     const ExtractLimits& lim = options.limits;
-    auto out = static_cast<uint64_t>(archive_filter_bytes(a, 0));
     if (out > lim.max_total_bytes) {
       return Status::ResourceExhausted("archive expands beyond " + Fmt(lim.max_total_bytes) +
                                        " bytes");
@@ -166,9 +244,11 @@ struct ArchiveExtractor::State {
     const ExtractLimits& lim = options.limits;
     ArchiveRead a(archive_read_new());
     if (!a) return Status::Internal("archive_read_new failed");
-    archive_read_support_filter_gzip(a.get());
+    GRIN_RETURN_IF_ERROR(Sniff());
+    if (!gz) archive_read_support_filter_gzip(a.get());
     archive_read_support_format_tar(a.get());
-    if (archive_read_open(a.get(), this, nullptr, &State::ReadCb, nullptr) != ARCHIVE_OK) {
+    if (archive_read_open(a.get(), this, nullptr, gz ? &State::InflateCb : &State::ReadCb,
+                          nullptr) != ARCHIVE_OK) {
       return Status::DataLoss(std::string("not a tar.gz archive: ") +
                               archive_error_string(a.get()));
     }
@@ -269,8 +349,18 @@ struct ArchiveExtractor::State {
       }
     }
     result.tar_bytes = static_cast<uint64_t>(archive_filter_bytes(a.get(), 0));
-    // Drain the stream tail (end-of-archive padding) so the byte count covers the whole input.
-    while (pipe.Read(buf.data(), buf.size()) > 0) {
+    // Drain the stream tail (end-of-archive padding) so the byte count covers the whole input;
+    // our own inflater also verifies the gzip trailer there.
+    if (gz) {
+      while (true) {
+        GRIN_ASSIGN_OR_RETURN(size_t got, NextInflated());
+        if (got == 0) break;
+      }
+      result.tar_bytes = inflated;
+    } else {
+      zlen = 0;
+      while (pipe.Read(buf.data(), buf.size()) > 0) {
+      }
     }
     result.compressed_bytes = compressed;
     return Complete(pages, md5s, xml_candidates, have_checksum, checksum_text);

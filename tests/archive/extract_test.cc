@@ -8,6 +8,7 @@
 
 #include "engine/archive/book.h"
 #include "engine/archive/digest.h"
+#include "engine/archive/gzip_inflater.h"
 #include "engine/archive/ocr.h"
 #include "tests/archive/fixtures.h"
 #include "tests/support/temp_dir.h"
@@ -214,6 +215,49 @@ TEST_CASE("extract: checksum mismatch, missing METS, non-METS xml, no OCR fail p
                 members.end());
   r = Process(testing::TarGz(members), false, BookSpec{}.barcode);
   CHECK(r.status().message().find("absent: 00000003.jp2") != std::string::npos);
+}
+
+TEST_CASE("extract: the gzip layer — members, trailers, truncation, trailing bytes") {
+  // With ISA-L the extractor inflates itself and checks each member's CRC-32/length trailer.
+  BookSpec spec;
+  spec.pages = 4;
+  const std::string tgz = testing::BookTarGz(spec);
+  auto tar = GzipDecompress(tgz, 64 << 20);
+  REQUIRE(tar.ok());
+  auto first = GzipCompress(tar->substr(0, tar->size() / 3), 6);
+  auto second = GzipCompress(tar->substr(tar->size() / 3), 1);
+  REQUIRE(first.ok());
+  REQUIRE(second.ok());
+  auto ok = [&](const std::string& bytes) {
+    auto r = Process(bytes, false, spec.barcode, DecryptBackend::kAuto, nullptr, 1000);
+    CHECK_MESSAGE(r.ok(), r.status().ToString());
+    if (r.ok()) CHECK(r->extraction->page_count == 4);
+  };
+  ok(tgz);
+  ok(*first + *second);  // two gzip members
+  ok(tgz + std::string(700, '\0'));  // trailing zeros after the last member are ignored
+  ok(*tar);  // a plain tar goes to libarchive as before
+  // libarchive's own gzip filter (builds without ISA-L) does not check the trailer here.
+  if (!GzipInflater::Available()) return;
+  auto bad = [&](const std::string& bytes, const char* reason) {
+    auto r = Process(bytes, false, spec.barcode, DecryptBackend::kAuto, nullptr, 777);
+    REQUIRE(!r.ok());
+    CHECK(r.status().code() == StatusCode::kDataLoss);
+    CHECK_MESSAGE(r.status().message().find(reason) != std::string::npos, r.status().ToString());
+  };
+  // (libarchive's writer pads its output with zeros; zlib's gzip ends with the trailer.)
+  const std::string gz = *GzipCompress(*tar, 6);
+  ok(gz);
+  std::string crc = gz;
+  crc[crc.size() - 6] ^= 1;
+  bad(crc, "gzip CRC-32 or length trailer mismatch");
+  std::string len = gz;
+  len[len.size() - 2] ^= 1;
+  bad(len, "gzip CRC-32 or length trailer mismatch");
+  bad(gz.substr(0, gz.size() - 3), "truncated gzip stream");
+  std::string body = gz;
+  body[body.size() / 2] ^= 0x55;
+  bad(body, "gzip");
 }
 
 TEST_CASE("extract: the CLI writes outputs for good files and one line per bad file") {
