@@ -1,7 +1,8 @@
 #pragma once
 // Opening a run database: the one place that knows the pragmas and applies schema migrations.
 //
-// Writers get WAL, foreign keys, a busy timeout, synchronous=NORMAL (FULL when durable), and
+// Writers get WAL, foreign keys, a busy timeout, synchronous=NORMAL (FULL when durable), a
+// 64 MiB page cache, and
 // wal_autocheckpoint=0 (the state store's writer checkpoints itself, so a commit never stalls on
 // a checkpoint and the WAL stays bounded). Readers get a read-only connection with query_only.
 //

@@ -38,29 +38,54 @@ UPDATE jobs SET
 WHERE status = 'leased' AND lease_run IS NOT ?1
 RETURNING barcode, stage, status, lease_run)sql";
 
-constexpr const char* kEnqueueSql =
-    "INSERT INTO jobs(barcode, created_at, updated_at) VALUES (?1, ?2, ?2) "
-    "ON CONFLICT(barcode) DO NOTHING";
+// Enqueue and completion run as multi-row statements (up to kChunk rows per execution): every
+// execution of a statement on `jobs` pays a fixed setup (cursors on five b-trees, and ephemeral
+// tables for the 4-value IN lists in its CHECK constraints), which per row cost more than the
+// row itself. Chunk sizes: kChunk, then 16, then 1.
+constexpr int kChunk = 128;
+constexpr int ChunkFor(size_t remaining) {
+  return remaining >= kChunk ? kChunk : remaining >= 16 ? 16 : 1;
+}
+// ?1 = now; ?2.. = the barcodes.
+std::string EnqueueSql(int rows) {
+  std::string sql = "INSERT INTO jobs(barcode, created_at, updated_at) VALUES ";
+  for (int i = 0; i < rows; ++i) {
+    sql += (i ? ", (?" : "(?") + std::to_string(i + 2) + ", ?1, ?1)";
+  }
+  return sql + " ON CONFLICT(barcode) DO NOTHING";
+}
 
 constexpr const char* kClaimSql = R"sql(
 UPDATE jobs SET status = 'leased', lease_run = ?1, lease_token = lease_token + 1,
                 leased_at = ?2, updated_at = ?2
 WHERE job_id IN (
   SELECT job_id FROM jobs
-  WHERE stage = ?3 AND status IN ('ready', 'retry') AND next_attempt_at <= ?2
+  WHERE stage = ?3 AND status IN ('ready', 'retry') AND stage <> 'uploaded'
+    AND next_attempt_at <= ?2
   ORDER BY priority, next_attempt_at, job_id LIMIT ?4)
 RETURNING job_id, barcode, lease_token, attempts)sql";
 
-constexpr const char* kCheckpointCountSql = "SELECT count(*) FROM job_checkpoints";
+// O(1) whatever the table's size (count(*) would walk every in-flight checkpoint).
+constexpr const char* kAnyCheckpointSql = "SELECT EXISTS (SELECT 1 FROM job_checkpoints)";
 constexpr const char* kGetCheckpointSql =
     "SELECT data FROM job_checkpoints WHERE barcode = ?1 AND stage = ?2";
 
-// Every lease-holder write is fenced on (job_id, lease_token, status='leased').
-constexpr const char* kCompleteSql = R"sql(
-UPDATE jobs SET stage = ?3, status = 'ready', attempts = 0, next_attempt_at = 0,
+// Every lease-holder write is fenced on (job_id, lease_token, status='leased'). Completions:
+// ?1 = now, then (job_id, token, new stage) per row; RETURNING names the rows whose fence held.
+std::string CompleteSql(int rows) {
+  std::string sql = "WITH c(id, tok, st) AS (VALUES ";
+  for (int i = 0; i < rows; ++i) {
+    int p = 2 + 3 * i;
+    sql += (i ? ", (?" : "(?") + std::to_string(p) + ", ?" + std::to_string(p + 1) + ", ?" +
+           std::to_string(p + 2) + ")";
+  }
+  return sql + R"sql()
+UPDATE jobs SET stage = c.st, status = 'ready', attempts = 0, next_attempt_at = 0,
                 lease_run = NULL, error_class = NULL, error_reason = NULL, error_detail = NULL,
-                failed_at = NULL, updated_at = ?4
-WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased')sql";
+                failed_at = NULL, updated_at = ?1
+FROM c WHERE jobs.job_id = c.id AND jobs.lease_token = c.tok AND jobs.status = 'leased'
+RETURNING jobs.job_id, jobs.lease_token)sql";
+}
 constexpr const char* kDeleteCheckpointSql = "DELETE FROM job_checkpoints WHERE barcode = ?1";
 
 constexpr const char* kFailSql = R"sql(
@@ -90,15 +115,26 @@ constexpr const char* kEnsureBookSql =
     "INSERT INTO books(barcode, created_at, updated_at) VALUES (?1, ?2, ?2) "
     "ON CONFLICT(barcode) DO NOTHING";
 
+// Reset reads the milestone first (job_counts needs where the job came from; RETURNING only
+// sees the new row), then moves it; both under the writer's transaction.
+constexpr const char* kResetFindSql = R"sql(
+SELECT job_id, stage FROM jobs
+WHERE barcode = ?1 AND status <> 'leased' AND (?2 OR stage <> 'uploaded'))sql";
 constexpr const char* kResetSql = R"sql(
 UPDATE jobs SET stage = 'pending', status = 'ready', attempts = 0, next_attempt_at = 0,
                 recoveries = 0, error_class = NULL, error_reason = NULL, error_detail = NULL,
                 failed_at = NULL, lease_run = NULL, updated_at = ?2
-WHERE barcode = ?1 AND status <> 'leased' AND (?3 OR stage <> 'uploaded')
-RETURNING stage)sql";
+WHERE job_id = ?1)sql";
 
-constexpr const char* kCountsSql =
-    "SELECT stage, status, count(*) FROM jobs GROUP BY stage, status";
+// job_counts (0004) is kept by the writer in the same transaction as the jobs it moves.
+constexpr const char* kAddCountSql = "UPDATE job_counts SET n = n + ?2 WHERE stage = ?1";
+
+// `status` in O(1) + O(in flight) + O(failed): the milestone counts from job_counts, leased
+// jobs from the small partial index jobs_lease, retrying/dead from the partial jobs_failed.
+constexpr const char* kStageCountsSql = "SELECT stage, n FROM job_counts";
+constexpr const char* kLeasedCountSql = "SELECT count(*) FROM jobs WHERE status = 'leased'";
+constexpr const char* kFailedCountsSql =
+    "SELECT status, count(*) FROM jobs WHERE status IN ('retry', 'dead') GROUP BY status";
 constexpr const char* kFailuresSql = R"sql(
 SELECT stage, coalesce(error_reason, ''), coalesce(error_class, ''), status = 'dead', count(*)
 FROM jobs WHERE status IN ('retry', 'dead')
@@ -110,27 +146,47 @@ constexpr const char* kCompletedSinceSql =
 
 // Statement slots in stmts_.
 enum StmtId {
-  kSEnqueue, kSClaim, kSCheckpointCount, kSGetCheckpoint, kSComplete, kSDeleteCheckpoint,
-  kSFail, kSRelease, kSFencedLease, kSSaveCheckpoint, kSInsertEvent, kSCount
+  kSEnqueue1, kSEnqueue16, kSEnqueueChunk, kSClaim, kSAnyCheckpoint, kSGetCheckpoint,
+  kSComplete1, kSComplete16, kSCompleteChunk, kSDeleteCheckpoint, kSFail, kSRelease,
+  kSFencedLease, kSSaveCheckpoint, kSInsertEvent, kSAddCount, kSCount
 };
+
+// The statement slot and text for a chunk of `rows` (1, 16 or kChunk) enqueues / completions.
+std::pair<int, const char*> EnqueueStmt(int rows) {
+  static const std::string s1 = EnqueueSql(1), s16 = EnqueueSql(16), sc = EnqueueSql(kChunk);
+  if (rows == kChunk) return {kSEnqueueChunk, sc.c_str()};
+  return rows == 16 ? std::pair{int{kSEnqueue16}, s16.c_str()}
+                    : std::pair{int{kSEnqueue1}, s1.c_str()};
+}
+std::pair<int, const char*> CompleteStmt(int rows) {
+  static const std::string s1 = CompleteSql(1), s16 = CompleteSql(16), sc = CompleteSql(kChunk);
+  if (rows == kChunk) return {kSCompleteChunk, sc.c_str()};
+  return rows == 16 ? std::pair{int{kSComplete16}, s16.c_str()}
+                    : std::pair{int{kSComplete1}, s1.c_str()};
+}
 
 Result<StageCounts> QueryCounts(SQLite::Database& db, const std::string& path) {
   try {
+    // One read transaction, so the three answers come from the same snapshot.
+    SQLite::Transaction tx(db, SQLite::TransactionBehavior::DEFERRED);
     StageCounts c;
-    SQLite::Statement q(db, kCountsSql);
+    SQLite::Statement q(db, kStageCountsSql);
     while (q.executeStep()) {
       Stage s;
-      std::string stage = q.getColumn(0).getString();
-      std::string status = q.getColumn(1).getString();
-      int64_t n = q.getColumn(2).getInt64();
-      if (!ParseStage(stage, &s)) continue;
+      if (!ParseStage(q.getColumn(0).getString(), &s)) continue;
+      int64_t n = q.getColumn(1).getInt64();
       c.at[static_cast<int>(s)] += n;
       c.total += n;
-      if (status == "leased") c.leased += n;
+    }
+    c.leased = db.execAndGet(kLeasedCountSql).getInt64();
+    SQLite::Statement f(db, kFailedCountsSql);
+    while (f.executeStep()) {
+      std::string status = f.getColumn(0).getString();
+      int64_t n = f.getColumn(1).getInt64();
       if (status == "retry") c.retrying += n;
       if (status == "dead") c.dead += n;
     }
-    return c;
+    return c;  // tx rolls back: nothing was written
   } catch (const SQLite::Exception& e) {
     return FromSqliteException(e, path);
   }
@@ -164,6 +220,17 @@ std::string HostName() {
 
 void BindText(SQLite::Statement& s, int i, std::string_view v) {
   s.bind(i, std::string(v));  // text, copied (SQLITE_TRANSIENT)
+}
+
+// Binds without copying: v must outlive the statement's next step (the hot paths bind, step and
+// reset before the bound string can change). Stmt() clears bindings before every reuse.
+void BindView(SQLite::Statement& s, int i, const std::string& v) { s.bindNoCopy(i, v); }
+
+// Milestone names as static C strings, bound without a copy.
+void BindStage(SQLite::Statement& s, int i, Stage stage) {
+  static constexpr const char* kNames[kStageCount] = {"pending", "checked", "downloaded",
+                                                      "uploaded"};
+  s.bindNoCopy(i, kNames[static_cast<int>(stage)]);
 }
 
 void BindTextOrNull(SQLite::Statement& s, int i, std::string_view v) {
@@ -276,8 +343,14 @@ SQLite::Statement& SqliteStateStore::Stmt(SQLite::Database& db, int id, const ch
 void SqliteStateStore::InsertEvent(SQLite::Database& db, std::string_view barcode,
                                    std::string_view stage, std::string_view outcome,
                                    std::string_view detail_json) {
+  // Events of one batch mostly share a millisecond: format the time once per millisecond.
+  int64_t ms = opt_.clock->NowMicros() / 1000;
+  if (ms != event_at_ms_) {
+    event_at_ms_ = ms;
+    event_at_ = FormatIsoUtcMillis(ms * 1000);
+  }
   auto& s = Stmt(db, kSInsertEvent, kInsertEventSql);
-  BindText(s, 1, FormatIsoUtcMillis(opt_.clock->NowMicros()));
+  BindView(s, 1, event_at_);
   BindTextOrNull(s, 2, barcode);
   BindText(s, 3, stage);
   BindText(s, 4, outcome);
@@ -288,13 +361,30 @@ void SqliteStateStore::InsertEvent(SQLite::Database& db, std::string_view barcod
 
 // ---- writer thread ----
 
-Status SqliteStateStore::Submit(std::function<void(SQLite::Database&)> exec) {
+void SqliteStateStore::CountMove(int from_stage, int to_stage, int64_t n) {
+  if (from_stage >= 0) stage_delta_[from_stage] -= n;
+  if (to_stage >= 0) stage_delta_[to_stage] += n;
+}
+
+void SqliteStateStore::ApplyCountDeltas(SQLite::Database& db) {
+  for (int i = 0; i < kStageCount; ++i) {
+    if (stage_delta_[i] == 0) continue;
+    auto& u = Stmt(db, kSAddCount, kAddCountSql);
+    BindStage(u, 1, static_cast<Stage>(i));
+    u.bind(2, stage_delta_[i]);
+    u.exec();
+    stage_delta_[i] = 0;
+  }
+}
+
+Status SqliteStateStore::Submit(std::function<void(SQLite::Database&)> exec, Sync sync) {
   auto promise = std::make_shared<std::promise<Status>>();
   auto future = promise->get_future();
   {
     std::lock_guard<std::mutex> l(mu_);
     if (stop_) return Status::Cancelled(path_ + ": state store is closing");
-    queue_.push_back(Op{std::move(exec), [promise](const Status& s) { promise->set_value(s); }});
+    queue_.push_back(Op{std::move(exec), [promise](const Status& s) { promise->set_value(s); },
+                        sync});
   }
   cv_.notify_one();
   return future.get();
@@ -320,10 +410,22 @@ void SqliteStateStore::WriterLoop() {
   MaybeCheckpoint(true);
 }
 
+void SqliteStateStore::SetRelaxedSync(bool relaxed) {
+  if (!opt_.durable || relaxed == relaxed_sync_) return;
+  wdb_->exec(relaxed ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
+  relaxed_sync_ = relaxed;
+}
+
 void SqliteStateStore::RunBatch(std::deque<Op>& batch) {
+  // A batch of claims only needs no fsync of its own under --durable (see the header).
+  bool relaxed = std::all_of(batch.begin(), batch.end(),
+                             [](const Op& op) { return op.sync == Sync::kRelaxed; });
   try {
+    SetRelaxedSync(relaxed);
     SQLite::Transaction tx(*wdb_, SQLite::TransactionBehavior::IMMEDIATE);
+    std::fill(std::begin(stage_delta_), std::end(stage_delta_), 0);
     for (auto& op : batch) op.exec(*wdb_);
+    ApplyCountDeltas(*wdb_);
     tx.commit();
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -341,7 +443,9 @@ void SqliteStateStore::RunBatch(std::deque<Op>& batch) {
   for (auto& op : batch) {
     try {
       SQLite::Transaction tx(*wdb_, SQLite::TransactionBehavior::IMMEDIATE);
+      std::fill(std::begin(stage_delta_), std::end(stage_delta_), 0);
       op.exec(*wdb_);
+      ApplyCountDeltas(*wdb_);
       tx.commit();
       {
         std::lock_guard<std::mutex> l(mu_);
@@ -384,13 +488,16 @@ Result<int64_t> SqliteStateStore::Enqueue(const std::vector<std::string>& barcod
   Status s = Submit([this, &barcodes, added](SQLite::Database& db) {
     int64_t now = opt_.clock->NowMicros();
     int64_t n = 0;
-    auto& st = Stmt(db, kSEnqueue, kEnqueueSql);
-    for (const auto& b : barcodes) {
-      st.reset();
-      BindText(st, 1, b);
-      st.bind(2, now);
+    for (size_t i = 0; i < barcodes.size();) {
+      int rows = ChunkFor(barcodes.size() - i);
+      auto [id, sql] = EnqueueStmt(rows);
+      auto& st = Stmt(db, id, sql);
+      st.bind(1, now);
+      for (int r = 0; r < rows; ++r) BindView(st, r + 2, barcodes[i + static_cast<size_t>(r)]);
       n += st.exec();
+      i += static_cast<size_t>(rows);
     }
+    CountMove(-1, static_cast<int>(Stage::kPending), n);
     if (n > 0) {
       InsertEvent(db, "", "pending", "enqueued", "{\"count\":" + std::to_string(n) + "}");
     }
@@ -412,7 +519,7 @@ Result<std::vector<WorkItem>> SqliteStateStore::Claim(Stage from, int max_items)
     auto& q = Stmt(db, kSClaim, kClaimSql);
     q.bind(1, run_id_);
     q.bind(2, now);
-    BindText(q, 3, StageName(from));
+    BindStage(q, 3, from);
     q.bind(4, max_items);
     while (q.executeStep()) {
       WorkItem w;
@@ -425,14 +532,14 @@ Result<std::vector<WorkItem>> SqliteStateStore::Claim(Stage from, int max_items)
       out.push_back(std::move(w));
     }
     q.reset();
-    auto& cc = Stmt(db, kSCheckpointCount, kCheckpointCountSql);
+    auto& cc = Stmt(db, kSAnyCheckpoint, kAnyCheckpointSql);
     bool any_checkpoints = cc.executeStep() && cc.getColumn(0).getInt64() > 0;
     cc.reset();
     if (any_checkpoints) {
       for (auto& w : out) {
         auto& g = Stmt(db, kSGetCheckpoint, kGetCheckpointSql);
-        BindText(g, 1, w.barcode);
-        BindText(g, 2, StageName(from));
+        BindView(g, 1, w.barcode);
+        BindStage(g, 2, from);
         if (g.executeStep()) w.checkpoint = g.getColumn(0).getString();
         g.reset();
       }
@@ -440,7 +547,7 @@ Result<std::vector<WorkItem>> SqliteStateStore::Claim(Stage from, int max_items)
     std::sort(out.begin(), out.end(),
               [](const WorkItem& a, const WorkItem& b) { return a.job_id < b.job_id; });
     *items = std::move(out);
-  });
+  }, Sync::kRelaxed);
   if (!s.ok()) return s;
   return std::move(*items);
 }
@@ -467,25 +574,50 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
     out.reserve(completions.size());
     int64_t now = opt_.clock->NowMicros();
     // Most completions have no checkpoint to clear; one cheap count spares a DELETE per item.
-    auto& cc = Stmt(db, kSCheckpointCount, kCheckpointCountSql);
+    auto& cc = Stmt(db, kSAnyCheckpoint, kAnyCheckpointSql);
     bool any_checkpoints = cc.executeStep() && cc.getColumn(0).getInt64() > 0;
     cc.reset();
-    for (const auto& c : completions) {
-      auto& u = Stmt(db, kSComplete, kCompleteSql);
-      u.bind(1, c.item.job_id);
-      u.bind(2, c.item.lease_token);
-      BindText(u, 3, StageName(c.to));
-      u.bind(4, now);
-      if (u.exec() != 1) {
+    // The fenced UPDATEs, a chunk at a time; held[i] = completion i's fence held.
+    std::vector<char> held(completions.size(), 0);
+    for (size_t i = 0; i < completions.size();) {
+      int rows = ChunkFor(completions.size() - i);
+      auto [id, sql] = CompleteStmt(rows);
+      auto& u = Stmt(db, id, sql);
+      u.bind(1, now);
+      for (int r = 0; r < rows; ++r) {
+        const Completion& c = completions[i + static_cast<size_t>(r)];
+        u.bind(2 + 3 * r, c.item.job_id);
+        u.bind(3 + 3 * r, c.item.lease_token);
+        BindStage(u, 4 + 3 * r, c.to);
+      }
+      while (u.executeStep()) {
+        int64_t job = u.getColumn(0).getInt64(), token = u.getColumn(1).getInt64();
+        for (size_t k = i; k < i + static_cast<size_t>(rows); ++k) {
+          const WorkItem& w = completions[k].item;
+          if (!held[k] && w.job_id == job && w.lease_token == token) {
+            held[k] = 1;
+            break;  // a job named twice in one call completes once; the other is a conflict
+          }
+        }
+      }
+      u.reset();
+      i += static_cast<size_t>(rows);
+    }
+    for (size_t k = 0; k < completions.size(); ++k) {
+      const Completion& c = completions[k];
+      if (!held[k]) {
         out.push_back(Status::Conflict("job " + c.item.barcode +
                                        ": lease lost (stale token); completion ignored"));
         opt_.logger->Log(LogLevel::kWarning, "job.stale_write",
                          {{"barcode", c.item.barcode}, {"op", "complete"}});
         continue;
       }
+      // The fence held, so the job sat at c.item.stage (only a fenced completion moves a
+      // leased job).
+      CountMove(static_cast<int>(c.item.stage), static_cast<int>(c.to), 1);
       if (any_checkpoints) {
         auto& d = Stmt(db, kSDeleteCheckpoint, kDeleteCheckpointSql);
-        BindText(d, 1, c.item.barcode);
+        BindView(d, 1, c.item.barcode);
         d.exec();
       }
       if (!c.carry.empty()) {
@@ -661,21 +793,28 @@ Result<int64_t> SqliteStateStore::Reset(const ResetRequest& request) {
   Status s = Submit([this, &request, count](SQLite::Database& db) {
     int64_t now = opt_.clock->NowMicros();
     int64_t n = 0;
+    SQLite::Statement find(db, kResetFindSql);
     SQLite::Statement u(db, kResetSql);
     SQLite::Statement del(db, kDeleteCheckpointSql);
     for (const auto& b : request.barcodes) {
+      find.reset();
+      BindText(find, 1, b);
+      find.bind(2, request.include_done ? 1 : 0);
+      if (!find.executeStep()) continue;
+      int64_t job_id = find.getColumn(0).getInt64();
+      Stage from = Stage::kPending;
+      ParseStage(find.getColumn(1).getString(), &from);
+      find.reset();
       u.reset();
-      BindText(u, 1, b);
+      u.bind(1, job_id);
       u.bind(2, now);
-      u.bind(3, request.include_done ? 1 : 0);
-      if (u.executeStep()) {
-        ++n;
-        del.reset();
-        BindText(del, 1, b);
-        del.exec();
-        InsertEvent(db, b, "pending", "reset", "");
-      }
-      u.reset();
+      u.exec();
+      CountMove(static_cast<int>(from), static_cast<int>(Stage::kPending), 1);
+      ++n;
+      del.reset();
+      BindText(del, 1, b);
+      del.exec();
+      InsertEvent(db, b, "pending", "reset", "");
     }
     *count = n;
   });

@@ -13,6 +13,16 @@
 // writer). The writer checkpoints the WAL itself (PASSIVE about once a second, TRUNCATE when it
 // passes wal_limit_bytes), so the WAL stays bounded and commits never stall on a checkpoint.
 //
+// Counting: the writer keeps job_counts (jobs per milestone, migration 0004) in the same
+// transaction as the job rows it moves, so Counts() is O(1) in the number of jobs (plus the
+// leased and failed jobs, read from small partial indexes).
+//
+// Durability (--durable, synchronous=FULL): a batch made only of claims commits without an fsync
+// of its own. A claim that a power cut loses leaves its jobs claimable, which is what reclaiming
+// the leases of a dead run would do anyway; the next fsynced commit (any completion, failure,
+// checkpoint) makes every earlier WAL frame durable too, so no acknowledged completion depends on
+// a lost claim.
+//
 // Open() takes the per-run lock, records a new run (boot id), and takes back at once every lease
 // held by earlier runs: the item returns to ready (or retry, keeping its failure), its token is
 // bumped so a stale holder's write is refused, and its recovery count grows; an item recovered
@@ -85,17 +95,25 @@ class SqliteStateStore final : public StateStore {
   int64_t commits() const;
 
  private:
+  // kRelaxed: the op may commit without an fsync of its own under --durable (claims).
+  enum class Sync { kFull, kRelaxed };
   struct Op {
     std::function<void(SQLite::Database&)> exec;  // runs inside the batch transaction
     std::function<void(const Status&)> done;      // after commit (OK) or rollback (error)
+    Sync sync = Sync::kFull;
   };
 
   SqliteStateStore(std::string path, StateStoreOptions options, RunLock lock);
   Status Start();
-  Status Submit(std::function<void(SQLite::Database&)> exec);  // runs and waits
+  // Runs exec on the writer thread inside a group-commit transaction and waits for the commit.
+  Status Submit(std::function<void(SQLite::Database&)> exec, Sync sync = Sync::kFull);
   void WriterLoop();
   void RunBatch(std::deque<Op>& batch);
   void MaybeCheckpoint(bool force_truncate);
+  void SetRelaxedSync(bool relaxed);
+  // job_counts bookkeeping: n jobs moved between milestones (-1 = none), applied before commit.
+  void CountMove(int from_stage, int to_stage, int64_t n);
+  void ApplyCountDeltas(SQLite::Database& db);
   void InsertEvent(SQLite::Database& db, std::string_view barcode, std::string_view stage,
                    std::string_view outcome, std::string_view detail_json);
   SQLite::Statement& Stmt(SQLite::Database& db, int id, const char* sql);
@@ -114,6 +132,10 @@ class SqliteStateStore final : public StateStore {
   std::vector<std::unique_ptr<SQLite::Statement>> stmts_;  // writer thread only
   std::mt19937_64 rng_;                                    // writer thread only
   int64_t last_checkpoint_micros_ = 0;                     // writer thread only
+  int64_t stage_delta_[kStageCount] = {0, 0, 0, 0};        // writer thread only
+  bool relaxed_sync_ = false;                              // writer thread only
+  int64_t event_at_ms_ = -1;                               // writer thread only
+  std::string event_at_;                                   // writer thread only
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

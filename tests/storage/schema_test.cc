@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 
 #include "schema/migrations.h"
 #include "storage/database.h"
@@ -48,13 +49,49 @@ TEST_CASE("migrations apply from every earlier version") {
       CHECK(raw.execAndGet("PRAGMA user_version").getInt() == from);
       if (from >= 1) {
         raw.exec("INSERT INTO jobs(barcode, created_at, updated_at) VALUES ('OLD001', 1, 1)");
+        raw.exec("INSERT INTO jobs(barcode, stage, created_at, updated_at) "
+                 "VALUES ('OLD002', 'uploaded', 1, 1), ('OLD003', 'uploaded', 1, 1)");
+        raw.exec("INSERT INTO jobs(barcode, stage, status, error_class, error_reason, "
+                 "created_at, updated_at) VALUES ('OLD004', 'checked', 'dead', 'permanent', "
+                 "'gone', 1, 1)");
       }
     }
     auto db = OpenDatabase(path, {});
     REQUIRE(db.ok());
     CHECK(SchemaVersion(**db, path).value() == schema::LatestVersion());
     CheckIntegrity(**db);
-    if (from >= 1) CHECK((*db)->execAndGet("SELECT count(*) FROM pending").getInt() == 1);
+    if (from >= 1) {
+      CHECK((*db)->execAndGet("SELECT count(*) FROM pending").getInt() == 1);
+      CHECK((*db)->execAndGet("SELECT count(*) FROM uploaded").getInt() == 2);
+      CHECK((*db)->execAndGet("SELECT count(*) FROM failed").getInt() == 1);
+    }
+    // 0004's job_counts starts equal to the jobs table, whatever the version upgraded from.
+    std::map<std::string, int64_t> n;
+    {
+      SQLite::Statement counts(**db, "SELECT stage, n FROM job_counts");
+      while (counts.executeStep()) {
+        n[counts.getColumn(0).getString()] = counts.getColumn(1).getInt64();
+      }
+    }
+    CHECK(n.size() == 4);
+    CHECK(n["pending"] == (from >= 1 ? 1 : 0));
+    CHECK(n["checked"] == (from >= 1 ? 1 : 0));
+    CHECK(n["downloaded"] == 0);
+    CHECK(n["uploaded"] == (from >= 1 ? 2 : 0));
+    if (from >= 1) {
+      // ... and a store opened on the upgraded file reads them.
+      db->reset();
+      StateStoreOptions o;
+      auto store = SqliteStateStore::Open(path, o);
+      REQUIRE(store.ok());
+      auto c = (*store)->Counts().value();
+      CHECK(c.total == 4);
+      CHECK(c.at[3] == 2);
+      CHECK(c.dead == 1);
+      auto failures = (*store)->Failures().value();
+      REQUIRE(failures.size() == 1);
+      CHECK(failures[0].reason == "gone");
+    }
   }
 }
 

@@ -111,6 +111,9 @@ void RunCrashTrial(const char* mode, int kills, uint64_t seed) {
   }
   CHECK(rows == 3 * kItems);
   CHECK(bad == 0);
+  // job_counts (kept by the writer, in the same transactions) survived every kill exactly.
+  CHECK(conn.execAndGet("SELECT n FROM job_counts WHERE stage = 'uploaded'").getInt() == kItems);
+  CHECK(conn.execAndGet("SELECT sum(n) FROM job_counts").getInt() == kItems);
   // Every lease taken back from a killed run is in the history, matching the recovery counts.
   CHECK(conn.execAndGet("SELECT count(*) FROM events WHERE outcome = 'reclaimed'").getInt64() ==
         conn.execAndGet("SELECT sum(recoveries) FROM jobs").getInt64());

@@ -39,6 +39,20 @@ struct Fixture {
     SQLite::Database db(path, SQLite::OPEN_READONLY);
     return db.execAndGet(sql).getInt64();
   }
+  // job_counts (kept by the writer) must equal counting the jobs table, milestone by milestone.
+  void CheckCountsMatchJobs() {
+    SQLite::Database db(path, SQLite::OPEN_READONLY);
+    SQLite::Statement q(db, R"(
+        SELECT c.stage, c.n, (SELECT count(*) FROM jobs j WHERE j.stage = c.stage)
+        FROM job_counts c)");
+    int rows = 0;
+    while (q.executeStep()) {
+      ++rows;
+      CAPTURE(q.getColumn(0).getString());
+      CHECK(q.getColumn(1).getInt64() == q.getColumn(2).getInt64());
+    }
+    CHECK(rows == kStageCount);
+  }
 };
 
 TEST_CASE("a book moves pending -> checked -> downloaded -> uploaded") {
@@ -342,6 +356,86 @@ TEST_CASE("8 threads claiming and completing never share an item; commits are gr
   CHECK(store->Counts().value().at[3] == 4000);
   // 250 claims + 250 completions; group commit folds concurrent ones.
   CHECK(store->commits() - commits_before <= 500);
+}
+
+
+TEST_CASE("job_counts follows every transition; Counts() agrees with the jobs table") {
+  Fixture f;
+  auto store = f.Open();
+  std::vector<std::string> barcodes;
+  for (int i = 0; i < 300; ++i) barcodes.push_back("CNT" + std::to_string(1000 + i));
+  CHECK(store->Enqueue(barcodes).value() == 300);
+  CHECK(store->Enqueue({"CNT1000", "CNT9999"}).value() == 1);  // one known, one new
+  f.CheckCountsMatchJobs();
+
+  // 200 claimed at once: completions run in multi-row chunks (128 + 64 + 8 singles); one stale
+  // token in the middle of a chunk and one item named twice must not disturb the others.
+  auto items = store->Claim(Stage::kPending, 200).value();
+  REQUIRE(items.size() == 200);
+  std::vector<Completion> done;
+  for (size_t i = 0; i < items.size(); ++i) {
+    Stage to = i % 3 == 0 ? Stage::kUploaded : Stage::kChecked;  // some skip milestones
+    done.push_back(Completion{items[i], to, "completed", "", {}});
+  }
+  done[50].item.lease_token += 7;         // stale
+  done.push_back(done[10]);               // named twice: the second is a conflict
+  auto r = store->CompleteMany(done).value();
+  REQUIRE(r.size() == 201);
+  int ok = 0, conflicts = 0;
+  for (const auto& st : r) (st.ok() ? ok : conflicts) += 1;
+  CHECK(ok == 199);
+  CHECK(conflicts == 2);
+  CHECK(r[50].code() == StatusCode::kConflict);
+  CHECK(r[200].code() == StatusCode::kConflict);
+  CHECK(f.Query("SELECT count(*) FROM events WHERE outcome = 'completed'") == 199);
+  f.CheckCountsMatchJobs();
+
+  // Failures, dead jobs, release, requeue and reset move the counts too.
+  auto more = store->Claim(Stage::kChecked, 5).value();
+  REQUIRE(more.size() == 5);
+  CHECK(store->Fail(more[0], ErrorClass::kRetryable, "timeout", "").ok());
+  CHECK(store->Fail(more[1], ErrorClass::kPermanent, "gone", "").ok());
+  CHECK(store->Release(more[2]).ok());
+  CHECK(store->Complete(more[3], Stage::kDownloaded).ok());
+  CHECK(store->Complete(more[4], Stage::kUploaded).ok());
+  auto c = store->Counts().value();
+  CHECK(c.total == 301);
+  CHECK(c.retrying == 1);
+  CHECK(c.dead == 1);
+  CHECK(c.leased == 1);  // items[50], whose completion was refused
+  CHECK(c.at[0] + c.at[1] + c.at[2] + c.at[3] == 301);
+  CHECK(c.at[3] == f.Query("SELECT count(*) FROM uploaded"));
+  CHECK(c.at[1] == f.Query("SELECT count(*) FROM checked"));
+  f.CheckCountsMatchJobs();
+  CHECK(store->Requeue(RequeueFilter{}).value() == 2);
+  CHECK(store->Reset(ResetRequest{{items[0].barcode, items[1].barcode, "CNT9999"}, true})
+            .value() == 3);
+  CHECK(store->Reset(ResetRequest{{items[3].barcode}, false}).value() == 0);  // done, kept
+  f.CheckCountsMatchJobs();
+  c = store->Counts().value();
+  CHECK(c.retrying == 0);
+  CHECK(c.dead == 0);
+  CHECK(c.at[0] == f.Query("SELECT count(*) FROM pending"));
+  CHECK(store->Flush().ok());
+  store.reset();
+  // A new run reclaims the leftover lease; counts per milestone are unchanged and still exact.
+  auto again = f.Open();
+  CHECK(again->reclaimed_at_open() == 1);
+  CHECK(again->Counts().value().leased == 0);
+  f.CheckCountsMatchJobs();
+}
+
+TEST_CASE("a bulk enqueue of every chunk size inserts each new barcode once, in order") {
+  Fixture f;
+  auto store = f.Open();
+  std::vector<std::string> barcodes;
+  for (int i = 0; i < 128 + 16 + 3; ++i) barcodes.push_back("ORD" + std::to_string(5000 - i));
+  barcodes.push_back("ORD5000");  // a duplicate inside the same call
+  CHECK(store->Enqueue(barcodes).value() == 147);
+  auto items = store->Claim(Stage::kPending, 1000).value();
+  REQUIRE(items.size() == 147);
+  for (size_t i = 0; i < items.size(); ++i) CHECK(items[i].barcode == barcodes[i]);
+  f.CheckCountsMatchJobs();
 }
 
 }  // namespace
