@@ -226,6 +226,12 @@ class FakeS3::Impl {
     size_t slash = rest.find('/');
     std::string bucket = rest.substr(0, slash);
     std::string key = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    // Virtual-host style: "<bucket>.localhost:<port>" (libcurl resolves *.localhost to loopback).
+    const std::string host = req.get_header_value("Host");
+    if (size_t dot = host.find(".localhost"); dot != std::string::npos && dot > 0) {
+      bucket = host.substr(0, dot);
+      key = rest;
+    }
     const bool is_head = req.method == "HEAD";
     std::string op;
     if (req.method == "GET" || is_head) {

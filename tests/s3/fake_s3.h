@@ -45,6 +45,8 @@ class FakeS3 {
   FakeS3& operator=(const FakeS3&) = delete;
 
   std::string endpoint() const;  // "http://127.0.0.1:<port>"
+  // Virtual-host style requests are recognised by a Host of "<bucket>.localhost:<port>": use
+  // "http://localhost:<port>" as the endpoint with path-style addressing off.
 
   void AddFault(const Fault& f);
   // The server's clock runs this many seconds ahead of the real one (negative = behind).

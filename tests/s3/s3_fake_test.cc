@@ -312,6 +312,30 @@ TEST_CASE("fake S3: streamed single PUT hashes only what it needs and checks the
   CHECK(o.data == data);
 }
 
+TEST_CASE("fake S3: virtual-host addressing signs and sends bucket.host and /key") {
+  FakeS3 server(kKey, kSecret);
+  server.CreateBucket("vbucket");
+  auto t = net::CurlTransport::Create({});
+  REQUIRE(t.ok());
+  S3Config c;
+  const std::string ep = server.endpoint();  // http://127.0.0.1:<port>
+  c.endpoint_url = "http://localhost" + ep.substr(ep.rfind(':'));
+  c.path_style = false;
+  auto store = S3ObjectStore::Create(c, {kKey, kSecret, ""}, t->get());
+  REQUIRE(store.ok());
+  MemorySource src("virtual");
+  const std::string key = "dir/a b+c=d&e?f%g~h";
+  auto put = (*store)->Put("vbucket", key, src, {});
+  REQUIRE_MESSAGE(put.ok(), put.status().ToString());
+  FakeS3::Object o;
+  REQUIRE(server.GetObject("vbucket", key, &o));
+  CHECK(o.data == "virtual");
+  auto listed = (*store)->ListAll("vbucket", "dir/");
+  REQUIRE_MESSAGE(listed.ok(), listed.status().ToString());
+  CHECK(listed->size() == 1);
+  CHECK(server.signature_failures() == 0);
+}
+
 TEST_CASE("fake S3: create-only PUT (If-None-Match) on an existing key is a clear 412") {
   Fixture f;
   MemorySource first("first"), second("second");
