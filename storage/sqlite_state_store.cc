@@ -12,137 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include "storage/database.h"
+#include "storage/sqlite_state_sql.h"
 #include "storage/sqlite_status.h"
 
 namespace grin::storage {
 namespace {
-
-// ---- The SQL. All of the state store's DML lives here, next to the code that binds it. ----
-
-constexpr const char* kInsertRunSql =
-    "INSERT INTO runs(started_at, pid, host) VALUES (?1, ?2, ?3) RETURNING run_id";
-constexpr const char* kEndRunSql = "UPDATE runs SET ended_at = ?2 WHERE run_id = ?1";
-
-// Takes back every lease held by an earlier run (we hold the run lock, so every other lease is
-// stale). Bumping the token fences the old holder out.
-constexpr const char* kReclaimSql = R"sql(
-UPDATE jobs SET
-  status = CASE WHEN recoveries + 1 > ?2 THEN 'dead'
-                WHEN attempts > 0 THEN 'retry' ELSE 'ready' END,
-  error_class = CASE WHEN recoveries + 1 > ?2 THEN 'permanent' ELSE error_class END,
-  error_reason = CASE WHEN recoveries + 1 > ?2 THEN 'crash_loop' ELSE error_reason END,
-  recoveries = recoveries + 1,
-  lease_token = lease_token + 1,
-  lease_run = NULL,
-  updated_at = ?3
-WHERE status = 'leased' AND lease_run IS NOT ?1
-RETURNING barcode, stage, status, lease_run)sql";
-
-// Enqueue and completion run as multi-row statements (up to kChunk rows per execution): every
-// execution of a statement on `jobs` pays a fixed setup (cursors on five b-trees, and ephemeral
-// tables for the 4-value IN lists in its CHECK constraints), which per row cost more than the
-// row itself. Chunk sizes: kChunk, then 16, then 1.
-constexpr int kChunk = 128;
-constexpr int ChunkFor(size_t remaining) {
-  return remaining >= kChunk ? kChunk : remaining >= 16 ? 16 : 1;
-}
-// ?1 = now; ?2.. = the barcodes.
-std::string EnqueueSql(int rows) {
-  std::string sql = "INSERT INTO jobs(barcode, created_at, updated_at) VALUES ";
-  for (int i = 0; i < rows; ++i) {
-    sql += (i ? ", (?" : "(?") + std::to_string(i + 2) + ", ?1, ?1)";
-  }
-  return sql + " ON CONFLICT(barcode) DO NOTHING";
-}
-
-constexpr const char* kClaimSql = R"sql(
-UPDATE jobs SET status = 'leased', lease_run = ?1, lease_token = lease_token + 1,
-                leased_at = ?2, updated_at = ?2
-WHERE job_id IN (
-  SELECT job_id FROM jobs
-  WHERE stage = ?3 AND status IN ('ready', 'retry') AND stage <> 'uploaded'
-    AND next_attempt_at <= ?2
-  ORDER BY priority, next_attempt_at, job_id LIMIT ?4)
-RETURNING job_id, barcode, lease_token, attempts)sql";
-
-// O(1) whatever the table's size (count(*) would walk every in-flight checkpoint).
-constexpr const char* kAnyCheckpointSql = "SELECT EXISTS (SELECT 1 FROM job_checkpoints)";
-constexpr const char* kGetCheckpointSql =
-    "SELECT data FROM job_checkpoints WHERE barcode = ?1 AND stage = ?2";
-
-// Every lease-holder write is fenced on (job_id, lease_token, status='leased'). Completions:
-// ?1 = now, then (job_id, token, new stage) per row; RETURNING names the rows whose fence held.
-std::string CompleteSql(int rows) {
-  std::string sql = "WITH c(id, tok, st) AS (VALUES ";
-  for (int i = 0; i < rows; ++i) {
-    int p = 2 + 3 * i;
-    sql += (i ? ", (?" : "(?") + std::to_string(p) + ", ?" + std::to_string(p + 1) + ", ?" +
-           std::to_string(p + 2) + ")";
-  }
-  return sql + R"sql()
-UPDATE jobs SET stage = c.st, status = 'ready', attempts = 0, next_attempt_at = 0,
-                lease_run = NULL, error_class = NULL, error_reason = NULL, error_detail = NULL,
-                failed_at = NULL, updated_at = ?1
-FROM c WHERE jobs.job_id = c.id AND jobs.lease_token = c.tok AND jobs.status = 'leased'
-RETURNING jobs.job_id, jobs.lease_token)sql";
-}
-constexpr const char* kDeleteCheckpointSql = "DELETE FROM job_checkpoints WHERE barcode = ?1";
-
-constexpr const char* kFailSql = R"sql(
-UPDATE jobs SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4, lease_run = NULL,
-                error_class = ?5, error_reason = ?6, error_detail = ?7, failed_at = ?8,
-                updated_at = ?8
-WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased'
-RETURNING attempts)sql";
-
-constexpr const char* kReleaseSql = R"sql(
-UPDATE jobs SET status = CASE WHEN attempts > 0 THEN 'retry' ELSE 'ready' END,
-                lease_run = NULL, updated_at = ?3
-WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased')sql";
-
-constexpr const char* kFencedLeaseSql =
-    "SELECT 1 FROM jobs WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased'";
-constexpr const char* kSaveCheckpointSql = R"sql(
-INSERT INTO job_checkpoints(barcode, stage, data, updated_at) VALUES (?1, ?2, ?3, ?4)
-ON CONFLICT(barcode) DO UPDATE SET stage = excluded.stage, data = excluded.data,
-                                   updated_at = excluded.updated_at)sql";
-
-constexpr const char* kInsertEventSql =
-    "INSERT INTO events(at, barcode, stage, outcome, run_id, detail) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-
-constexpr const char* kEnsureBookSql =
-    "INSERT INTO books(barcode, created_at, updated_at) VALUES (?1, ?2, ?2) "
-    "ON CONFLICT(barcode) DO NOTHING";
-
-// Reset reads the milestone first (job_counts needs where the job came from; RETURNING only
-// sees the new row), then moves it; both under the writer's transaction.
-constexpr const char* kResetFindSql = R"sql(
-SELECT job_id, stage FROM jobs
-WHERE barcode = ?1 AND status <> 'leased' AND (?2 OR stage <> 'uploaded'))sql";
-constexpr const char* kResetSql = R"sql(
-UPDATE jobs SET stage = 'pending', status = 'ready', attempts = 0, next_attempt_at = 0,
-                recoveries = 0, error_class = NULL, error_reason = NULL, error_detail = NULL,
-                failed_at = NULL, lease_run = NULL, updated_at = ?2
-WHERE job_id = ?1)sql";
-
-// job_counts (0004) is kept by the writer in the same transaction as the jobs it moves.
-constexpr const char* kAddCountSql = "UPDATE job_counts SET n = n + ?2 WHERE stage = ?1";
-
-// `status` in O(1) + O(in flight) + O(failed): the milestone counts from job_counts, leased
-// jobs from the small partial index jobs_lease, retrying/dead from the partial jobs_failed.
-constexpr const char* kStageCountsSql = "SELECT stage, n FROM job_counts";
-constexpr const char* kLeasedCountSql = "SELECT count(*) FROM jobs WHERE status = 'leased'";
-constexpr const char* kFailedCountsSql =
-    "SELECT status, count(*) FROM jobs WHERE status IN ('retry', 'dead') GROUP BY status";
-constexpr const char* kFailuresSql = R"sql(
-SELECT stage, coalesce(error_reason, ''), coalesce(error_class, ''), status = 'dead', count(*)
-FROM jobs WHERE status IN ('retry', 'dead')
-GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC, 1, 2)sql";
-constexpr const char* kCompletedSinceSql =
-    "SELECT count(*), coalesce(CAST(strftime('%s', min(at)) AS INTEGER), 0), "
-    "coalesce(CAST(substr(min(at), 21, 3) AS INTEGER), 0) "
-    "FROM events WHERE stage = 'uploaded' AND at >= ?1";
 
 // Statement slots in stmts_.
 enum StmtId {
@@ -151,16 +25,16 @@ enum StmtId {
   kSFencedLease, kSSaveCheckpoint, kSInsertEvent, kSAddCount, kSCount
 };
 
-// The statement slot and text for a chunk of `rows` (1, 16 or kChunk) enqueues / completions.
+// The statement slot and text for a chunk of `rows` (1, 16 or state_sql::kChunk) enqueues / completions.
 std::pair<int, const char*> EnqueueStmt(int rows) {
-  static const std::string s1 = EnqueueSql(1), s16 = EnqueueSql(16), sc = EnqueueSql(kChunk);
-  if (rows == kChunk) return {kSEnqueueChunk, sc.c_str()};
+  static const std::string s1 = state_sql::EnqueueSql(1), s16 = state_sql::EnqueueSql(16), sc = state_sql::EnqueueSql(state_sql::kChunk);
+  if (rows == state_sql::kChunk) return {kSEnqueueChunk, sc.c_str()};
   return rows == 16 ? std::pair{int{kSEnqueue16}, s16.c_str()}
                     : std::pair{int{kSEnqueue1}, s1.c_str()};
 }
 std::pair<int, const char*> CompleteStmt(int rows) {
-  static const std::string s1 = CompleteSql(1), s16 = CompleteSql(16), sc = CompleteSql(kChunk);
-  if (rows == kChunk) return {kSCompleteChunk, sc.c_str()};
+  static const std::string s1 = state_sql::CompleteSql(1), s16 = state_sql::CompleteSql(16), sc = state_sql::CompleteSql(state_sql::kChunk);
+  if (rows == state_sql::kChunk) return {kSCompleteChunk, sc.c_str()};
   return rows == 16 ? std::pair{int{kSComplete16}, s16.c_str()}
                     : std::pair{int{kSComplete1}, s1.c_str()};
 }
@@ -170,7 +44,7 @@ Result<StageCounts> QueryCounts(SQLite::Database& db, const std::string& path) {
     // One read transaction, so the three answers come from the same snapshot.
     SQLite::Transaction tx(db, SQLite::TransactionBehavior::DEFERRED);
     StageCounts c;
-    SQLite::Statement q(db, kStageCountsSql);
+    SQLite::Statement q(db, state_sql::kStageCountsSql);
     while (q.executeStep()) {
       Stage s;
       if (!ParseStage(q.getColumn(0).getString(), &s)) continue;
@@ -178,8 +52,8 @@ Result<StageCounts> QueryCounts(SQLite::Database& db, const std::string& path) {
       c.at[static_cast<int>(s)] += n;
       c.total += n;
     }
-    c.leased = db.execAndGet(kLeasedCountSql).getInt64();
-    SQLite::Statement f(db, kFailedCountsSql);
+    c.leased = db.execAndGet(state_sql::kLeasedCountSql).getInt64();
+    SQLite::Statement f(db, state_sql::kFailedCountsSql);
     while (f.executeStep()) {
       std::string status = f.getColumn(0).getString();
       int64_t n = f.getColumn(1).getInt64();
@@ -195,7 +69,7 @@ Result<StageCounts> QueryCounts(SQLite::Database& db, const std::string& path) {
 Result<std::vector<FailureSummary>> QueryFailures(SQLite::Database& db, const std::string& path) {
   try {
     std::vector<FailureSummary> out;
-    SQLite::Statement q(db, kFailuresSql);
+    SQLite::Statement q(db, state_sql::kFailuresSql);
     while (q.executeStep()) {
       out.push_back(FailureSummary{q.getColumn(0).getString(), q.getColumn(1).getString(),
                                    q.getColumn(2).getString(), q.getColumn(3).getInt() != 0,
@@ -270,14 +144,14 @@ Status SqliteStateStore::Start() {
   try {
     SQLite::Transaction tx(*wdb_, SQLite::TransactionBehavior::IMMEDIATE);
     int64_t now = opt_.clock->NowMicros();
-    SQLite::Statement ins(*wdb_, kInsertRunSql);
+    SQLite::Statement ins(*wdb_, state_sql::kInsertRunSql);
     BindText(ins, 1, FormatIsoUtcMillis(now));
     ins.bind(2, static_cast<int64_t>(::getpid()));
     BindText(ins, 3, HostName());
     ins.executeStep();
     run_id_ = ins.getColumn(0).getInt64();
     ins.reset();
-    SQLite::Statement rec(*wdb_, kReclaimSql);
+    SQLite::Statement rec(*wdb_, state_sql::kReclaimSql);
     rec.bind(1, run_id_);
     rec.bind(2, opt_.max_recoveries);
     rec.bind(3, now);
@@ -312,7 +186,7 @@ SqliteStateStore::~SqliteStateStore() {
     int64_t now = opt_.clock->NowMicros();
     int64_t run = run_id_;
     (void)Submit([now, run](SQLite::Database& db) {
-      SQLite::Statement s(db, kEndRunSql);
+      SQLite::Statement s(db, state_sql::kEndRunSql);
       s.bind(1, run);
       BindText(s, 2, FormatIsoUtcMillis(now));
       s.exec();
@@ -349,7 +223,7 @@ void SqliteStateStore::InsertEvent(SQLite::Database& db, std::string_view barcod
     event_at_ms_ = ms;
     event_at_ = FormatIsoUtcMillis(ms * 1000);
   }
-  auto& s = Stmt(db, kSInsertEvent, kInsertEventSql);
+  auto& s = Stmt(db, kSInsertEvent, state_sql::kInsertEventSql);
   BindView(s, 1, event_at_);
   BindTextOrNull(s, 2, barcode);
   BindText(s, 3, stage);
@@ -369,7 +243,7 @@ void SqliteStateStore::CountMove(int from_stage, int to_stage, int64_t n) {
 void SqliteStateStore::ApplyCountDeltas(SQLite::Database& db) {
   for (int i = 0; i < kStageCount; ++i) {
     if (stage_delta_[i] == 0) continue;
-    auto& u = Stmt(db, kSAddCount, kAddCountSql);
+    auto& u = Stmt(db, kSAddCount, state_sql::kAddCountSql);
     BindStage(u, 1, static_cast<Stage>(i));
     u.bind(2, stage_delta_[i]);
     u.exec();
@@ -489,7 +363,7 @@ Result<int64_t> SqliteStateStore::Enqueue(const std::vector<std::string>& barcod
     int64_t now = opt_.clock->NowMicros();
     int64_t n = 0;
     for (size_t i = 0; i < barcodes.size();) {
-      int rows = ChunkFor(barcodes.size() - i);
+      int rows = state_sql::ChunkFor(barcodes.size() - i);
       auto [id, sql] = EnqueueStmt(rows);
       auto& st = Stmt(db, id, sql);
       st.bind(1, now);
@@ -516,7 +390,7 @@ Result<std::vector<WorkItem>> SqliteStateStore::Claim(Stage from, int max_items)
   Status s = Submit([this, from, max_items, items](SQLite::Database& db) {
     std::vector<WorkItem> out;
     int64_t now = opt_.clock->NowMicros();
-    auto& q = Stmt(db, kSClaim, kClaimSql);
+    auto& q = Stmt(db, kSClaim, state_sql::kClaimSql);
     q.bind(1, run_id_);
     q.bind(2, now);
     BindStage(q, 3, from);
@@ -532,12 +406,12 @@ Result<std::vector<WorkItem>> SqliteStateStore::Claim(Stage from, int max_items)
       out.push_back(std::move(w));
     }
     q.reset();
-    auto& cc = Stmt(db, kSAnyCheckpoint, kAnyCheckpointSql);
+    auto& cc = Stmt(db, kSAnyCheckpoint, state_sql::kAnyCheckpointSql);
     bool any_checkpoints = cc.executeStep() && cc.getColumn(0).getInt64() > 0;
     cc.reset();
     if (any_checkpoints) {
       for (auto& w : out) {
-        auto& g = Stmt(db, kSGetCheckpoint, kGetCheckpointSql);
+        auto& g = Stmt(db, kSGetCheckpoint, state_sql::kGetCheckpointSql);
         BindView(g, 1, w.barcode);
         BindStage(g, 2, from);
         if (g.executeStep()) w.checkpoint = g.getColumn(0).getString();
@@ -574,13 +448,13 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
     out.reserve(completions.size());
     int64_t now = opt_.clock->NowMicros();
     // Most completions have no checkpoint to clear; one cheap count spares a DELETE per item.
-    auto& cc = Stmt(db, kSAnyCheckpoint, kAnyCheckpointSql);
+    auto& cc = Stmt(db, kSAnyCheckpoint, state_sql::kAnyCheckpointSql);
     bool any_checkpoints = cc.executeStep() && cc.getColumn(0).getInt64() > 0;
     cc.reset();
     // The fenced UPDATEs, a chunk at a time; held[i] = completion i's fence held.
     std::vector<char> held(completions.size(), 0);
     for (size_t i = 0; i < completions.size();) {
-      int rows = ChunkFor(completions.size() - i);
+      int rows = state_sql::ChunkFor(completions.size() - i);
       auto [id, sql] = CompleteStmt(rows);
       auto& u = Stmt(db, id, sql);
       u.bind(1, now);
@@ -616,12 +490,12 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
       // leased job).
       CountMove(static_cast<int>(c.item.stage), static_cast<int>(c.to), 1);
       if (any_checkpoints) {
-        auto& d = Stmt(db, kSDeleteCheckpoint, kDeleteCheckpointSql);
+        auto& d = Stmt(db, kSDeleteCheckpoint, state_sql::kDeleteCheckpointSql);
         BindView(d, 1, c.item.barcode);
         d.exec();
       }
       if (!c.carry.empty()) {
-        auto& cp = Stmt(db, kSSaveCheckpoint, kSaveCheckpointSql);
+        auto& cp = Stmt(db, kSSaveCheckpoint, state_sql::kSaveCheckpointSql);
         BindText(cp, 1, c.item.barcode);
         BindText(cp, 2, StageName(c.to));
         BindText(cp, 3, c.carry);
@@ -651,7 +525,7 @@ Status SqliteStateStore::Fail(const WorkItem& item, ErrorClass error_class,
     int64_t delay = dead ? 0
                          : BackoffMicros(attempt, opt_.backoff_base_micros,
                                          opt_.backoff_max_micros, unit(rng_));
-    auto& u = Stmt(db, kSFail, kFailSql);
+    auto& u = Stmt(db, kSFail, state_sql::kFailSql);
     u.bind(1, item.job_id);
     u.bind(2, item.lease_token);
     BindText(u, 3, dead ? "dead" : "retry");
@@ -684,7 +558,7 @@ Status SqliteStateStore::Fail(const WorkItem& item, ErrorClass error_class,
 Status SqliteStateStore::Release(const WorkItem& item) {
   auto result = std::make_shared<Status>();
   Status s = Submit([this, &item, result](SQLite::Database& db) {
-    auto& u = Stmt(db, kSRelease, kReleaseSql);
+    auto& u = Stmt(db, kSRelease, state_sql::kReleaseSql);
     u.bind(1, item.job_id);
     u.bind(2, item.lease_token);
     u.bind(3, opt_.clock->NowMicros());
@@ -706,7 +580,7 @@ Status SqliteStateStore::SaveCheckpoint(const WorkItem& item, std::string_view j
   auto result = std::make_shared<Status>();
   std::string data(json);
   Status s = Submit([this, &item, data, result](SQLite::Database& db) {
-    auto& f = Stmt(db, kSFencedLease, kFencedLeaseSql);
+    auto& f = Stmt(db, kSFencedLease, state_sql::kFencedLeaseSql);
     f.bind(1, item.job_id);
     f.bind(2, item.lease_token);
     bool held = f.executeStep();
@@ -715,7 +589,7 @@ Status SqliteStateStore::SaveCheckpoint(const WorkItem& item, std::string_view j
       *result = Status::Conflict("job " + item.barcode + ": lease lost; checkpoint ignored");
       return;
     }
-    auto& u = Stmt(db, kSSaveCheckpoint, kSaveCheckpointSql);
+    auto& u = Stmt(db, kSSaveCheckpoint, state_sql::kSaveCheckpointSql);
     BindText(u, 1, item.barcode);
     BindText(u, 2, StageName(item.stage));
     BindText(u, 3, data);
@@ -762,7 +636,7 @@ Status SqliteStateStore::AppendEvent(std::string_view barcode, std::string_view 
 void SqliteStateStore::UpdateBook(SQLite::Database& db, const std::string& barcode,
                                   const BookFields& fields, int64_t now) {
   std::string iso = FormatIsoUtc(now);
-  SQLite::Statement ensure(db, kEnsureBookSql);
+  SQLite::Statement ensure(db, state_sql::kEnsureBookSql);
   BindText(ensure, 1, barcode);
   BindText(ensure, 2, iso);
   ensure.exec();
@@ -793,9 +667,9 @@ Result<int64_t> SqliteStateStore::Reset(const ResetRequest& request) {
   Status s = Submit([this, &request, count](SQLite::Database& db) {
     int64_t now = opt_.clock->NowMicros();
     int64_t n = 0;
-    SQLite::Statement find(db, kResetFindSql);
-    SQLite::Statement u(db, kResetSql);
-    SQLite::Statement del(db, kDeleteCheckpointSql);
+    SQLite::Statement find(db, state_sql::kResetFindSql);
+    SQLite::Statement u(db, state_sql::kResetSql);
+    SQLite::Statement del(db, state_sql::kDeleteCheckpointSql);
     for (const auto& b : request.barcodes) {
       find.reset();
       BindText(find, 1, b);
@@ -854,7 +728,7 @@ Result<std::vector<FailureSummary>> StateReader::Failures() { return QueryFailur
 
 Result<StateReader::Recent> StateReader::CompletedSince(int64_t since_micros) {
   try {
-    SQLite::Statement q(*db_, kCompletedSinceSql);
+    SQLite::Statement q(*db_, state_sql::kCompletedSinceSql);
     BindText(q, 1, FormatIsoUtcMillis(since_micros));
     q.executeStep();
     Recent r;

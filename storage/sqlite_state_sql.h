@@ -1,0 +1,137 @@
+#pragma once
+// The SQL of SqliteStateStore: its DML, its counting queries and the multi-row statement builders
+// (only Requeue's filter and UpdateBook's column list are assembled next to their code). Kept apart from the code that binds it so the protocol reads in one place, and a
+// PostgreSQL adapter (FOR UPDATE SKIP LOCKED, same lease/token protocol) has one file to mirror.
+// Included only by sqlite_state_store.cc.
+
+#include <cstddef>
+#include <string>
+
+namespace grin::storage::state_sql {
+
+inline constexpr const char* kInsertRunSql =
+    "INSERT INTO runs(started_at, pid, host) VALUES (?1, ?2, ?3) RETURNING run_id";
+inline constexpr const char* kEndRunSql = "UPDATE runs SET ended_at = ?2 WHERE run_id = ?1";
+
+// Takes back every lease held by an earlier run (we hold the run lock, so every other lease is
+// stale). Bumping the token fences the old holder out.
+inline constexpr const char* kReclaimSql = R"sql(
+UPDATE jobs SET
+  status = CASE WHEN recoveries + 1 > ?2 THEN 'dead'
+                WHEN attempts > 0 THEN 'retry' ELSE 'ready' END,
+  error_class = CASE WHEN recoveries + 1 > ?2 THEN 'permanent' ELSE error_class END,
+  error_reason = CASE WHEN recoveries + 1 > ?2 THEN 'crash_loop' ELSE error_reason END,
+  recoveries = recoveries + 1,
+  lease_token = lease_token + 1,
+  lease_run = NULL,
+  updated_at = ?3
+WHERE status = 'leased' AND lease_run IS NOT ?1
+RETURNING barcode, stage, status, lease_run)sql";
+
+// Enqueue and completion run as multi-row statements (up to kChunk rows per execution): every
+// execution of a statement on `jobs` pays a fixed setup (cursors on five b-trees, and ephemeral
+// tables for the 4-value IN lists in its CHECK constraints), which per row cost more than the
+// row itself. Chunk sizes: kChunk, then 16, then 1.
+inline constexpr int kChunk = 128;
+constexpr int ChunkFor(size_t remaining) {
+  return remaining >= kChunk ? kChunk : remaining >= 16 ? 16 : 1;
+}
+// ?1 = now; ?2.. = the barcodes.
+inline std::string EnqueueSql(int rows) {
+  std::string sql = "INSERT INTO jobs(barcode, created_at, updated_at) VALUES ";
+  for (int i = 0; i < rows; ++i) {
+    sql += (i ? ", (?" : "(?") + std::to_string(i + 2) + ", ?1, ?1)";
+  }
+  return sql + " ON CONFLICT(barcode) DO NOTHING";
+}
+
+inline constexpr const char* kClaimSql = R"sql(
+UPDATE jobs SET status = 'leased', lease_run = ?1, lease_token = lease_token + 1,
+                leased_at = ?2, updated_at = ?2
+WHERE job_id IN (
+  SELECT job_id FROM jobs
+  WHERE stage = ?3 AND status IN ('ready', 'retry') AND stage <> 'uploaded'
+    AND next_attempt_at <= ?2
+  ORDER BY priority, next_attempt_at, job_id LIMIT ?4)
+RETURNING job_id, barcode, lease_token, attempts)sql";
+
+// O(1) whatever the table's size (count(*) would walk every in-flight checkpoint).
+inline constexpr const char* kAnyCheckpointSql = "SELECT EXISTS (SELECT 1 FROM job_checkpoints)";
+inline constexpr const char* kGetCheckpointSql =
+    "SELECT data FROM job_checkpoints WHERE barcode = ?1 AND stage = ?2";
+
+// Every lease-holder write is fenced on (job_id, lease_token, status='leased'). Completions:
+// ?1 = now, then (job_id, token, new stage) per row; RETURNING names the rows whose fence held.
+inline std::string CompleteSql(int rows) {
+  std::string sql = "WITH c(id, tok, st) AS (VALUES ";
+  for (int i = 0; i < rows; ++i) {
+    int p = 2 + 3 * i;
+    sql += (i ? ", (?" : "(?") + std::to_string(p) + ", ?" + std::to_string(p + 1) + ", ?" +
+           std::to_string(p + 2) + ")";
+  }
+  return sql + R"sql()
+UPDATE jobs SET stage = c.st, status = 'ready', attempts = 0, next_attempt_at = 0,
+                lease_run = NULL, error_class = NULL, error_reason = NULL, error_detail = NULL,
+                failed_at = NULL, updated_at = ?1
+FROM c WHERE jobs.job_id = c.id AND jobs.lease_token = c.tok AND jobs.status = 'leased'
+RETURNING jobs.job_id, jobs.lease_token)sql";
+}
+inline constexpr const char* kDeleteCheckpointSql = "DELETE FROM job_checkpoints WHERE barcode = ?1";
+
+inline constexpr const char* kFailSql = R"sql(
+UPDATE jobs SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4, lease_run = NULL,
+                error_class = ?5, error_reason = ?6, error_detail = ?7, failed_at = ?8,
+                updated_at = ?8
+WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased'
+RETURNING attempts)sql";
+
+inline constexpr const char* kReleaseSql = R"sql(
+UPDATE jobs SET status = CASE WHEN attempts > 0 THEN 'retry' ELSE 'ready' END,
+                lease_run = NULL, updated_at = ?3
+WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased')sql";
+
+inline constexpr const char* kFencedLeaseSql =
+    "SELECT 1 FROM jobs WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased'";
+inline constexpr const char* kSaveCheckpointSql = R"sql(
+INSERT INTO job_checkpoints(barcode, stage, data, updated_at) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT(barcode) DO UPDATE SET stage = excluded.stage, data = excluded.data,
+                                   updated_at = excluded.updated_at)sql";
+
+inline constexpr const char* kInsertEventSql =
+    "INSERT INTO events(at, barcode, stage, outcome, run_id, detail) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+inline constexpr const char* kEnsureBookSql =
+    "INSERT INTO books(barcode, created_at, updated_at) VALUES (?1, ?2, ?2) "
+    "ON CONFLICT(barcode) DO NOTHING";
+
+// Reset reads the milestone first (job_counts needs where the job came from; RETURNING only
+// sees the new row), then moves it; both under the writer's transaction.
+inline constexpr const char* kResetFindSql = R"sql(
+SELECT job_id, stage FROM jobs
+WHERE barcode = ?1 AND status <> 'leased' AND (?2 OR stage <> 'uploaded'))sql";
+inline constexpr const char* kResetSql = R"sql(
+UPDATE jobs SET stage = 'pending', status = 'ready', attempts = 0, next_attempt_at = 0,
+                recoveries = 0, error_class = NULL, error_reason = NULL, error_detail = NULL,
+                failed_at = NULL, lease_run = NULL, updated_at = ?2
+WHERE job_id = ?1)sql";
+
+// job_counts (0004) is kept by the writer in the same transaction as the jobs it moves.
+inline constexpr const char* kAddCountSql = "UPDATE job_counts SET n = n + ?2 WHERE stage = ?1";
+
+// `status` in O(1) + O(in flight) + O(failed): the milestone counts from job_counts, leased
+// jobs from the small partial index jobs_lease, retrying/dead from the partial jobs_failed.
+inline constexpr const char* kStageCountsSql = "SELECT stage, n FROM job_counts";
+inline constexpr const char* kLeasedCountSql = "SELECT count(*) FROM jobs WHERE status = 'leased'";
+inline constexpr const char* kFailedCountsSql =
+    "SELECT status, count(*) FROM jobs WHERE status IN ('retry', 'dead') GROUP BY status";
+inline constexpr const char* kFailuresSql = R"sql(
+SELECT stage, coalesce(error_reason, ''), coalesce(error_class, ''), status = 'dead', count(*)
+FROM jobs WHERE status IN ('retry', 'dead')
+GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC, 1, 2)sql";
+inline constexpr const char* kCompletedSinceSql =
+    "SELECT count(*), coalesce(CAST(strftime('%s', min(at)) AS INTEGER), 0), "
+    "coalesce(CAST(substr(min(at), 21, 3) AS INTEGER), 0) "
+    "FROM events WHERE stage = 'uploaded' AND at >= ?1";
+
+}  // namespace grin::storage::state_sql
