@@ -130,6 +130,7 @@ bool EndpointMatches(std::string_view p, std::string_view e) {
            e == "available";
   }
   if (p == "archive") return e == "archive_head" || e == "archive_get";
+  if (p == "grin") return e != "token" && e != "auth";
   return false;
 }
 

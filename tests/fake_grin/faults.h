@@ -7,15 +7,16 @@
 // from (seed, rule id, match number); at most `times` times) x what it does.
 //
 // Time window: window_start_s <= t < window_end_s, t = virtual seconds since the rule was added
-// (window_end_s 0 = open). E.g. {"status":403,"window_end_s":600}: "ACL not yet applied" for the
-// first 10 minutes. Connection position: the request's 1-based number on its connection;
+// (window_end_s 0 = open). E.g. {"endpoint":"grin","status":403,"window_end_s":600}: "ACL not yet
+// applied" for the first 10 minutes. Connection position: the request's 1-based number on its connection;
 // conn_first N matches only the first N requests of each connection, conn_after M only requests
 // after the Mth (conn_after 1 = keep-alive reuse). Requests outside the window or position are not
 // matches (they do not count towards after/nth/every).
 //
 // Endpoint names: probe, all_books, converted, in_process, failed, available, barcode_search,
-// monthly_report, process, archive_head, archive_get, blob, token, or "*" / "lists" (the five
-// list pages) / "archive" (head and get).
+// monthly_report, process, archive_head, archive_get, blob, token, auth, or "*" / "grin" (all but
+// token and auth: GRIN itself, not Google's OAuth service) / "lists" (the five list pages) /
+// "archive" (head and get).
 //
 // Actions:
 //   status           reply `status` with an HTML error body; `retry_after` adds Retry-After

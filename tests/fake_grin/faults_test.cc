@@ -282,7 +282,7 @@ TEST_CASE("faults: a time window (403 'ACL not yet applied' for the first 10 min
   auto s = Start(Small());
   Curl curl(*s);
   FaultRule acl;
-  acl.endpoint = "*";
+  acl.endpoint = "grin";
   acl.status = 403;
   acl.window_end_s = 600;
   s->AddFault(acl);
@@ -302,6 +302,8 @@ TEST_CASE("faults: a time window (403 'ACL not yet applied' for the first 10 min
   CHECK(curl.Get("/libraries/TEST/_converted?format=text").http_status == 502);
   s->AdvanceClock(100);
   CHECK(curl.Get("/libraries/TEST/_converted?format=text").http_status == 200);
+  CHECK(EndpointMatches("grin", "archive_get"));
+  CHECK_FALSE(EndpointMatches("grin", "token"));
   auto rules = ParseFaultRules(R"({"status":403,"window_end_s":60,"conn_first":1})");
   REQUIRE(rules.ok());
   CHECK((*rules)[0].window_end_s == 60);

@@ -59,6 +59,8 @@ constexpr const char* kUsage = R"(usage: grin-fake [options]
   --auth-failure 401|302|403
   --page-size N        default HTML page size (default 100)
   --ctoken             Next links carry ctoken= instead of first=
+  --ctoken-ttl S       ctokens older than S virtual seconds get the "unavailable" page
+  --keep-alive-timeout S   close keep-alive connections idle this long (default 30)
   --href-style relative|root|absolute
   --range              honour Range / If-Range
   --redirect-archives  archive GETs answer 302 to /_blob/
@@ -119,6 +121,8 @@ int main(int argc, char** argv) {
     o.auth_failure = a.Str("auth-failure", "401");
     o.default_page_size = static_cast<int>(a.Int("page-size", 100));
     o.use_ctoken = a.Has("ctoken");
+    o.ctoken_ttl_s = a.Int("ctoken-ttl", 0);
+    o.keep_alive_timeout_s = static_cast<int>(a.Int("keep-alive-timeout", 30));
     o.next_href_style = a.Str("href-style", "relative");
     o.range_support = a.Has("range");
     o.redirect_archives = a.Has("redirect-archives");
