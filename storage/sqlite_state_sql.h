@@ -100,6 +100,17 @@ ON CONFLICT(barcode) DO UPDATE SET stage = excluded.stage, data = excluded.data,
 inline constexpr const char* kInsertEventSql =
     "INSERT INTO events(at, barcode, stage, outcome, run_id, detail) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+// The completion events of one call, `rows` per execution: ?1 = at, ?2 = run id, then
+// (barcode, stage, outcome, detail) per row.
+inline std::string InsertEventsSql(int rows) {
+  std::string sql = "INSERT INTO events(at, barcode, stage, outcome, run_id, detail) VALUES ";
+  for (int i = 0; i < rows; ++i) {
+    int p = 3 + 4 * i;
+    sql += (i ? ", (?1, ?" : "(?1, ?") + std::to_string(p) + ", ?" + std::to_string(p + 1) +
+           ", ?" + std::to_string(p + 2) + ", ?2, ?" + std::to_string(p + 3) + ")";
+  }
+  return sql;
+}
 
 inline constexpr const char* kEnsureBookSql =
     "INSERT INTO books(barcode, created_at, updated_at) VALUES (?1, ?2, ?2) "

@@ -22,7 +22,8 @@ namespace {
 enum StmtId {
   kSEnqueue1, kSEnqueue16, kSEnqueueChunk, kSClaim, kSAnyCheckpoint, kSGetCheckpoint,
   kSComplete1, kSComplete16, kSCompleteChunk, kSDeleteCheckpoint, kSFail, kSRelease,
-  kSFencedLease, kSSaveCheckpoint, kSInsertEvent, kSAddCount, kSCount
+  kSFencedLease, kSSaveCheckpoint, kSInsertEvent, kSEvents16, kSEventsChunk, kSAddCount,
+  kSCount
 };
 
 // The statement slot and text for a chunk of `rows` (1, 16 or state_sql::kChunk) enqueues / completions.
@@ -31,6 +32,12 @@ std::pair<int, const char*> EnqueueStmt(int rows) {
   if (rows == state_sql::kChunk) return {kSEnqueueChunk, sc.c_str()};
   return rows == 16 ? std::pair{int{kSEnqueue16}, s16.c_str()}
                     : std::pair{int{kSEnqueue1}, s1.c_str()};
+}
+std::pair<int, const char*> EventsStmt(int rows) {
+  static const std::string s16 = state_sql::InsertEventsSql(16),
+                           sc = state_sql::InsertEventsSql(state_sql::kChunk);
+  if (rows == state_sql::kChunk) return {kSEventsChunk, sc.c_str()};
+  return {kSEvents16, s16.c_str()};  // single events go through InsertEvent
 }
 std::pair<int, const char*> CompleteStmt(int rows) {
   static const std::string s1 = state_sql::CompleteSql(1), s16 = state_sql::CompleteSql(16), sc = state_sql::CompleteSql(state_sql::kChunk);
@@ -231,6 +238,42 @@ void SqliteStateStore::InsertEvent(SQLite::Database& db, std::string_view barcod
   s.bind(5, run_id_);
   BindTextOrNull(s, 6, detail_json);
   s.exec();
+}
+
+void SqliteStateStore::InsertCompletionEvents(SQLite::Database& db,
+                                              const std::vector<Completion>& completions,
+                                              const std::vector<char>& held) {
+  std::vector<const Completion*> rows;
+  rows.reserve(completions.size());
+  for (size_t k = 0; k < completions.size(); ++k) {
+    if (held[k]) rows.push_back(&completions[k]);
+  }
+  int64_t ms = opt_.clock->NowMicros() / 1000;
+  if (ms != event_at_ms_) {
+    event_at_ms_ = ms;
+    event_at_ = FormatIsoUtcMillis(ms * 1000);
+  }
+  for (size_t i = 0; i < rows.size();) {
+    int n = state_sql::ChunkFor(rows.size() - i);
+    if (n == 1) {
+      const Completion& c = *rows[i++];
+      InsertEvent(db, c.item.barcode, StageName(c.to), c.outcome, c.detail_json);
+      continue;
+    }
+    auto [id, sql] = EventsStmt(n);
+    auto& s = Stmt(db, id, sql);
+    BindView(s, 1, event_at_);
+    s.bind(2, run_id_);
+    for (int r = 0; r < n; ++r) {
+      const Completion& c = *rows[i + static_cast<size_t>(r)];
+      BindView(s, 3 + 4 * r, c.item.barcode);
+      BindStage(s, 4 + 4 * r, c.to);
+      BindView(s, 5 + 4 * r, c.outcome);
+      if (c.detail_json.empty()) s.bind(6 + 4 * r); else BindView(s, 6 + 4 * r, c.detail_json);
+    }
+    s.exec();
+    i += static_cast<size_t>(n);
+  }
 }
 
 // ---- writer thread ----
@@ -503,9 +546,10 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
         cp.exec();
       }
       if (!c.book_fields.empty()) UpdateBook(db, c.item.barcode, c.book_fields, now);
-      InsertEvent(db, c.item.barcode, StageName(c.to), c.outcome, c.detail_json);
       out.push_back(Status::Ok());
     }
+    // One event per completion, in completion order, written as multi-row inserts.
+    InsertCompletionEvents(db, completions, held);
     *results = std::move(out);
   });
   if (!s.ok()) return s;

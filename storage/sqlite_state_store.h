@@ -116,6 +116,9 @@ class SqliteStateStore final : public StateStore {
   void ApplyCountDeltas(SQLite::Database& db);
   void InsertEvent(SQLite::Database& db, std::string_view barcode, std::string_view stage,
                    std::string_view outcome, std::string_view detail_json);
+  // The events of the completions whose fence held (held[k]), multi-row.
+  void InsertCompletionEvents(SQLite::Database& db, const std::vector<Completion>& completions,
+                              const std::vector<char>& held);
   SQLite::Statement& Stmt(SQLite::Database& db, int id, const char* sql);
   void UpdateBook(SQLite::Database& db, const std::string& barcode, const BookFields& fields,
                   int64_t now);
