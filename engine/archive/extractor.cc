@@ -206,7 +206,8 @@ struct ArchiveExtractor::State {
       compressed += static_cast<uint64_t>(r);
       zlen += static_cast<size_t>(r);
     }
-    if (GzipInflater::Available() && zlen >= 2 && zbuf[0] == 0x1f && zbuf[1] == 0x8b) {
+    if (options.fast_gzip && GzipInflater::Available() && zlen >= 2 && zbuf[0] == 0x1f &&
+        zbuf[1] == 0x8b) {
       gz = std::make_unique<GzipInflater>();
     }
     return Status();

@@ -50,6 +50,9 @@ struct ExtractOptions {
   bool verify_checksums = true;
   bool require_ocr = true;   // no OCR page at all fails the book (as the reference tool)
   bool require_marc = true;  // no METS with a MARC record fails the book
+  // Inflate the gzip layer with ISA-L (gzip_inflater.h) when the build has it; false: leave it
+  // to libarchive's zlib filter (the old path, kept for benchmark comparisons).
+  bool fast_gzip = true;
 };
 
 struct ChecksumReport {

@@ -183,6 +183,11 @@ std::vector<Member> BookMembers(const BookSpec& spec) {
   for (uint32_t p = 1; p <= spec.pages; ++p) {
     Member img{Page8(p, "jp2"), std::string(spec.image_bytes, '\0')};
     FillRandom(p, reinterpret_cast<uint8_t*>(img.data.data()), img.data.size());
+    if (spec.jp2_like_images) {
+      std::string mask(img.data.size(), '\0');
+      FillRandom(p + 1000003, reinterpret_cast<uint8_t*>(mask.data()), mask.size());
+      for (size_t i = 0; i < mask.size(); ++i) img.data[i] &= static_cast<char>(mask[i] | 0x3f);
+    }
     pages.push_back(std::move(img));
     if (!spec.missing_text.count(p)) pages.push_back({Page8(p, "txt"), PageText(p)});
     pages.push_back({Page8(p, "html"),

@@ -38,6 +38,9 @@ struct BookSpec {
   uint32_t pages = 5;
   std::set<uint32_t> missing_text;  // pages without a .txt member
   size_t image_bytes = 2000;        // per .jp2 (pseudo-random)
+  // Images with a JPEG 2000-like entropy (~7.6 bits/byte: gzip Huffman-codes them, gaining a few
+  // per cent) instead of uniform random bytes (which gzip stores verbatim).
+  bool jp2_like_images = false;
   bool checksum = true;
   bool mets = true;
   bool reverse_order = false;       // members in reverse order (order must not matter)
