@@ -39,6 +39,11 @@ constexpr size_t kMaxSkesks = 16;
 constexpr uint64_t kMaxSkippedBytes = 1 << 20;  // markers, signatures we do not verify
 constexpr size_t kInflateChunk = 256 * 1024;
 
+// Key length of the ciphers the native backend lacks, to tell "unsupported" from "wrong key".
+size_t KnownKeyLength(int cipher) {
+  return cipher == 1 ? 16 : cipher == 10 ? 32 : 0;  // IDEA, Twofish
+}
+
 // Where plaintext packets deliver literal data; owned by the decryptor.
 class LiteralOutput {
  public:
@@ -371,7 +376,7 @@ class NativeDecryptor final : public Decryptor,
       return Status::DataLoss("truncated: the encrypted data packet is too short (" +
                               std::to_string(head_len_) + " bytes)");
     }
-    GRIN_RETURN_IF_ERROR(Release(/*final=*/true));
+    GRIN_RETURN_IF_ERROR(Release());
     stage_ = Stage::kDone;
     // tail_ bytes sit right before out_ + kTailRoom: the MDC packet.
     const uint8_t* mdc = buf_.data() + kTailRoom - tail_;
@@ -453,7 +458,9 @@ class NativeDecryptor final : public Decryptor,
       if (s.ok()) {
         cfb_.Decrypt(esk, session.data(), esk_len);
         Result<const CipherInfo*> c = FindCipher(session[0]);
-        if (!c.ok() || (*c)->key_len != esk_len - 1) {
+        if (!c.ok() && KnownKeyLength(session[0]) == esk_len - 1) {
+          s = c.status();  // a real session key for a cipher we lack (IDEA, Twofish)
+        } else if (!c.ok() || (*c)->key_len != esk_len - 1) {
           s = Status::PermissionDenied("wrong passphrase (the session key does not decode)");
         } else {
           cipher = *c;
@@ -489,14 +496,14 @@ class NativeDecryptor final : public Decryptor,
       fill_ += take;
       data += take;
       n -= take;
-      if (fill_ == kChunk) GRIN_RETURN_IF_ERROR(Release(/*final=*/false));
+      if (fill_ == kChunk) GRIN_RETURN_IF_ERROR(Release());
     }
     return Status();
   }
 
-  // Hashes and hands on all decrypted bytes but the last 22 (which may be the MDC packet).
-  Status Release(bool final) {
-    (void)final;  // the same rule holds at the end: the held-back bytes are the MDC
+  // Hashes and hands on all decrypted bytes but the last 22 (which may be the MDC packet; at the
+  // end of the SEIPD packet they are).
+  Status Release() {
     uint8_t* start = buf_.data() + kTailRoom - tail_;
     size_t total = tail_ + fill_;
     size_t keep = std::min(total, kMdcLen);

@@ -133,6 +133,7 @@ std::string S2kSha256(const std::string& salt, const std::string& pass, uint64_t
 
 struct Craft {
   bool esk = false;            // AES-256 key-encryption key wrapping an AES-128 session key
+  bool esk_twofish = false;    // ... announcing a Twofish session key instead
   bool good_check = true;      // the prefix's quick-check bytes
   int mdc = 1;                 // 1 good, 0 missing, -1 wrong hash
   std::string inner;           // the plaintext packets
@@ -150,8 +151,9 @@ std::string CraftMessage(const Craft& c) {
   std::string session = kek;
   const EVP_CIPHER* data_cipher = EVP_aes_256_cfb128();
   if (c.esk) {
-    session = SomePlaintext(16, 77);
-    skesk_body += CfbEncrypt(EVP_aes_256_cfb128(), kek, "\x07" + session);
+    session = SomePlaintext(c.esk_twofish ? 32 : 16, 77);
+    const char* algo = c.esk_twofish ? "\x0a" : "\x07";
+    skesk_body += CfbEncrypt(EVP_aes_256_cfb128(), kek, algo + session);
     data_cipher = EVP_aes_128_cfb128();
   }
   std::string prefix = SomePlaintext(16, 3) + "xx";
@@ -316,6 +318,10 @@ std::vector<Hostile> HostileMessages() {
   c.inner[0] = 0x13;  // not a packet: what a wrong key that passed the check would give
   crafted("check passes, plaintext is garbage", c, StatusCode::kPermissionDenied,
           "wrong passphrase, or the message is corrupt at its start");
+  c = base;
+  c.esk = true;
+  c.esk_twofish = true;
+  crafted("session key for Twofish", c, StatusCode::kDataLoss, "Twofish is not supported");
   c = base;
   c.inner = Literal(data) + Literal(data);
   crafted("two literal packets", c, StatusCode::kDataLoss, "more than one literal");
