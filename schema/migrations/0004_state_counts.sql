@@ -29,3 +29,9 @@ CREATE INDEX jobs_claim ON jobs(stage, priority, next_attempt_at, job_id)
 -- a claim or completion of a healthy job never touches it.
 CREATE INDEX jobs_failed ON jobs(status, stage, error_reason, error_class)
   WHERE status IN ('retry', 'dead');
+
+-- `status` asks how many books reached `uploaded` in the last minutes (stage = 'uploaded' AND
+-- at >= ?); events_outcome (stage, outcome, at) could only seek the stage and then read every
+-- uploaded event ever. Same number of event indexes, time before outcome.
+DROP INDEX events_outcome;
+CREATE INDEX events_stage_at ON events(stage, at, outcome);
