@@ -88,30 +88,40 @@ Result<CollectStats> CollectAllBooks(GrinClient& client, BookCatalog& catalog,
     }
   }
   std::vector<CollectedBook> books;
-  Status s = client.ForEachListPage(
-      start,
-      [&](const ListPage& page) -> Status {
-        books.clear();
-        books.reserve(page.rows.size());
-        for (const auto& row : page.rows) {
-          GRIN_ASSIGN_OR_RETURN(CollectedBook b, BookFromRow(row, page.url, dir));
-          books.push_back(std::move(b));
-        }
-        cursor.next_url = page.next_url;
-        cursor.pages_done += 1;
-        cursor.rows_seen += static_cast<int64_t>(page.rows.size());
-        GRIN_ASSIGN_OR_RETURN(UpsertCounts c,
-                              catalog.ApplyCollectedPage(books, cursor.refresh, cursor));
-        stats.counts.inserted += c.inserted;
-        stats.counts.updated += c.updated;
-        stats.counts.unchanged += c.unchanged;
-        stats.pages += 1;
-        stats.rows += static_cast<int64_t>(page.rows.size());
-        stats.finished = page.next_url.empty();
-        if (options.progress) options.progress(stats.pages, stats.rows);
-        return Status::Ok();
-      },
-      options.max_pages);
+  const auto on_page = [&](const ListPage& page) -> Status {
+    books.clear();
+    books.reserve(page.rows.size());
+    for (const auto& row : page.rows) {
+      GRIN_ASSIGN_OR_RETURN(CollectedBook b, BookFromRow(row, page.url, dir));
+      books.push_back(std::move(b));
+    }
+    cursor.next_url = page.next_url;
+    cursor.pages_done += 1;
+    cursor.rows_seen += static_cast<int64_t>(page.rows.size());
+    GRIN_ASSIGN_OR_RETURN(UpsertCounts c,
+                          catalog.ApplyCollectedPage(books, cursor.refresh, cursor));
+    stats.counts.inserted += c.inserted;
+    stats.counts.updated += c.updated;
+    stats.counts.unchanged += c.unchanged;
+    stats.pages += 1;
+    stats.rows += static_cast<int64_t>(page.rows.size());
+    stats.finished = page.next_url.empty();
+    if (options.progress) options.progress(stats.pages, stats.rows);
+    return Status::Ok();
+  };
+  Status s = client.ForEachListPage(start, on_page, options.max_pages);
+  if (!s.ok() && s.code() == StatusCode::kUnavailable && stats.resumed && stats.pages == 0 &&
+      start.find("ctoken=") != std::string::npos) {
+    // The saved continuation token has most likely expired. The saved cursor stays until a page
+    // of the new pass is written, so a real outage loses no progress.
+    const bool refresh = cursor.refresh;
+    cursor = CollectCursor{};
+    cursor.library_directory = dir;
+    cursor.refresh = refresh;
+    stats.restarted = true;
+    s = client.ForEachListPage(client.ListUrl("all_books", options.page_size), on_page,
+                               options.max_pages);
+  }
   if (!s.ok()) return s;
   return stats;
 }

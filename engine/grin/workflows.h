@@ -39,6 +39,9 @@ struct CollectStats {
   int64_t rows = 0;
   UpsertCounts counts;
   bool finished = false;  // the last page was written (cursor removed)
+  // The saved cursor's ctoken was refused ("unavailable" after the retries: continuation tokens
+  // expire), so this call started again from page 1 (rows already collected are upserted again).
+  bool restarted = false;
 };
 Result<CollectStats> CollectAllBooks(GrinClient& client, BookCatalog& catalog,
                                      const CollectOptions& options);

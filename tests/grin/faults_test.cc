@@ -8,6 +8,8 @@
 #include <set>
 #include <thread>
 
+#include "engine/grin/workflows.h"
+#include "storage/sqlite_book_catalog.h"
 #include "tests/grin/grin_fixture.h"
 
 namespace grin::grin_client {
@@ -263,6 +265,44 @@ TEST_CASE("faults: an expired ctoken is a clear Unavailable error naming the pag
   CHECK(s.code() == StatusCode::kUnavailable);
   CHECK(s.message().find("unavailable") != std::string::npos);
   CHECK(s.message().find("ctoken=") != std::string::npos);
+}
+
+TEST_CASE("faults: a collect resumed after its ctoken expired starts again from page 1") {
+  auto o = FakeOptions(950);
+  o.use_ctoken = true;
+  o.ctoken_ttl_s = 600;
+  GrinEnv env(o, false);
+  auto catalog = storage::SqliteBookCatalog::Open(env.tmp.file("books.db"));
+  REQUIRE(catalog.ok());
+  CollectOptions co;
+  co.page_size = 100;
+  co.max_pages = 4;
+  auto first = CollectAllBooks(*env.client, **catalog, co);
+  REQUIRE(first.ok());
+  CHECK(first->counts.inserted == 400);
+  env.server->AdvanceClock(601);  // the saved cursor's ctoken is now too old
+  co.max_pages = 0;
+  auto rest = CollectAllBooks(*env.client, **catalog, co);
+  REQUIRE_MESSAGE(rest.ok(), rest.status().ToString());
+  CHECK(rest->resumed);
+  CHECK(rest->restarted);
+  CHECK(rest->finished);
+  CHECK(rest->counts.inserted == 550);
+  CHECK(rest->counts.unchanged == 400);
+  // Without a ctoken (first= paging) a refused resume is an error, not a silent restart.
+  auto o2 = FakeOptions(300);
+  GrinEnv env2(o2, false);
+  auto catalog2 = storage::SqliteBookCatalog::Open(env2.tmp.file("books.db"));
+  REQUIRE(catalog2.ok());
+  co.max_pages = 1;
+  REQUIRE(CollectAllBooks(*env2.client, **catalog2, co).ok());
+  fake::FaultRule down;
+  down.endpoint = "all_books";
+  down.action = "unavailable";
+  env2.server->AddFault(down);
+  co.max_pages = 0;
+  auto failed = CollectAllBooks(*env2.client, **catalog2, co);
+  CHECK(failed.status().code() == StatusCode::kUnavailable);
 }
 
 }  // TEST_SUITE
