@@ -3,6 +3,7 @@
 // clear error.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <set>
@@ -92,7 +93,10 @@ TEST_CASE("faults: above the download cap (429 or 503) archive GETs are retried"
     fake::FaultRule slow;
     slow.endpoint = "archive_get";
     slow.action = "throttle";
-    slow.rate_bps = 40'000;  // holds the only download slot for a while
+    auto bytes = env.server->ArchiveBytes("TEST", bc);
+    REQUIRE(bytes.ok());
+    // Holds the only download slot for ~1.5 s, even under sanitizers and load.
+    slow.rate_bps = std::max<int64_t>(1, static_cast<int64_t>((*bytes)->size()) * 2 / 3);
     slow.times = 1;
     env.server->AddFault(slow);
     auto first = std::async(std::launch::async, [&] { return GetArchive(env, bc); });
@@ -102,7 +106,7 @@ TEST_CASE("faults: above the download cap (429 or 503) archive GETs are retried"
     REQUIRE(env.tokens->Token().ok());
     net::Request req = env.client->ArchiveRequest(bc, net::ResponseSink::Memory());
     net::RetryOptions patient;
-    patient.max_attempts = 20;
+    patient.max_attempts = 40;
     patient.base_delay_ms = patient.throttle_base_delay_ms = 100;
     patient.max_delay_ms = 300;
     req.retry = patient;
