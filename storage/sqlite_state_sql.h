@@ -1,6 +1,7 @@
 #pragma once
-// The SQL of SqliteStateStore: its DML, its counting queries and the multi-row statement builders
-// (only Requeue's filter and UpdateBook's column list are assembled next to their code). Kept apart from the code that binds it so the protocol reads in one place, and a
+// The SQL of SqliteStateStore: its DML, its counting queries and the multi-row statement
+// builders (only Requeue's filter and UpdateBook's column list are assembled next to their
+// code). Kept apart from the code that binds it so the protocol reads in one place, and a
 // PostgreSQL adapter (FOR UPDATE SKIP LOCKED, same lease/token protocol) has one file to mirror.
 // Included only by sqlite_state_store.cc.
 
@@ -61,22 +62,26 @@ inline constexpr const char* kGetCheckpointSql =
     "SELECT data FROM job_checkpoints WHERE barcode = ?1 AND stage = ?2";
 
 // Every lease-holder write is fenced on (job_id, lease_token, status='leased'). Completions:
-// ?1 = now, then (job_id, token, new stage) per row; RETURNING names the rows whose fence held.
+// ?1 = now, then (job_id, token, new stage, stage it was claimed at) per row; RETURNING names
+// the rows whose fence held. Fencing on the claimed stage too keeps job_counts exact even for a
+// caller that hands back a WorkItem with a wrong stage (it gets kConflict).
 inline std::string CompleteSql(int rows) {
-  std::string sql = "WITH c(id, tok, st) AS (VALUES ";
+  std::string sql = "WITH c(id, tok, st, from_st) AS (VALUES ";
   for (int i = 0; i < rows; ++i) {
-    int p = 2 + 3 * i;
+    int p = 2 + 4 * i;
     sql += (i ? ", (?" : "(?") + std::to_string(p) + ", ?" + std::to_string(p + 1) + ", ?" +
-           std::to_string(p + 2) + ")";
+           std::to_string(p + 2) + ", ?" + std::to_string(p + 3) + ")";
   }
   return sql + R"sql()
 UPDATE jobs SET stage = c.st, status = 'ready', attempts = 0, next_attempt_at = 0,
                 lease_run = NULL, error_class = NULL, error_reason = NULL, error_detail = NULL,
                 failed_at = NULL, updated_at = ?1
 FROM c WHERE jobs.job_id = c.id AND jobs.lease_token = c.tok AND jobs.status = 'leased'
+  AND jobs.stage = c.from_st
 RETURNING jobs.job_id, jobs.lease_token)sql";
 }
-inline constexpr const char* kDeleteCheckpointSql = "DELETE FROM job_checkpoints WHERE barcode = ?1";
+inline constexpr const char* kDeleteCheckpointSql =
+    "DELETE FROM job_checkpoints WHERE barcode = ?1";
 
 inline constexpr const char* kFailSql = R"sql(
 UPDATE jobs SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4, lease_run = NULL,

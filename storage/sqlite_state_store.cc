@@ -26,9 +26,11 @@ enum StmtId {
   kSCount
 };
 
-// The statement slot and text for a chunk of `rows` (1, 16 or state_sql::kChunk) enqueues / completions.
+// The statement slot and text for a chunk of `rows` (1, 16 or state_sql::kChunk) enqueues,
+// completions or completion events (single events go through InsertEvent).
 std::pair<int, const char*> EnqueueStmt(int rows) {
-  static const std::string s1 = state_sql::EnqueueSql(1), s16 = state_sql::EnqueueSql(16), sc = state_sql::EnqueueSql(state_sql::kChunk);
+  static const std::string s1 = state_sql::EnqueueSql(1), s16 = state_sql::EnqueueSql(16),
+                           sc = state_sql::EnqueueSql(state_sql::kChunk);
   if (rows == state_sql::kChunk) return {kSEnqueueChunk, sc.c_str()};
   return rows == 16 ? std::pair{int{kSEnqueue16}, s16.c_str()}
                     : std::pair{int{kSEnqueue1}, s1.c_str()};
@@ -37,10 +39,11 @@ std::pair<int, const char*> EventsStmt(int rows) {
   static const std::string s16 = state_sql::InsertEventsSql(16),
                            sc = state_sql::InsertEventsSql(state_sql::kChunk);
   if (rows == state_sql::kChunk) return {kSEventsChunk, sc.c_str()};
-  return {kSEvents16, s16.c_str()};  // single events go through InsertEvent
+  return {kSEvents16, s16.c_str()};
 }
 std::pair<int, const char*> CompleteStmt(int rows) {
-  static const std::string s1 = state_sql::CompleteSql(1), s16 = state_sql::CompleteSql(16), sc = state_sql::CompleteSql(state_sql::kChunk);
+  static const std::string s1 = state_sql::CompleteSql(1), s16 = state_sql::CompleteSql(16),
+                           sc = state_sql::CompleteSql(state_sql::kChunk);
   if (rows == state_sql::kChunk) return {kSCompleteChunk, sc.c_str()};
   return rows == 16 ? std::pair{int{kSComplete16}, s16.c_str()}
                     : std::pair{int{kSComplete1}, s1.c_str()};
@@ -490,7 +493,7 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
     std::vector<Status> out;
     out.reserve(completions.size());
     int64_t now = opt_.clock->NowMicros();
-    // Most completions have no checkpoint to clear; one cheap count spares a DELETE per item.
+    // Most completions have no checkpoint to clear; one cheap EXISTS spares a DELETE per item.
     auto& cc = Stmt(db, kSAnyCheckpoint, state_sql::kAnyCheckpointSql);
     bool any_checkpoints = cc.executeStep() && cc.getColumn(0).getInt64() > 0;
     cc.reset();
@@ -503,9 +506,10 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
       u.bind(1, now);
       for (int r = 0; r < rows; ++r) {
         const Completion& c = completions[i + static_cast<size_t>(r)];
-        u.bind(2 + 3 * r, c.item.job_id);
-        u.bind(3 + 3 * r, c.item.lease_token);
-        BindStage(u, 4 + 3 * r, c.to);
+        u.bind(2 + 4 * r, c.item.job_id);
+        u.bind(3 + 4 * r, c.item.lease_token);
+        BindStage(u, 4 + 4 * r, c.to);
+        BindStage(u, 5 + 4 * r, c.item.stage);
       }
       while (u.executeStep()) {
         int64_t job = u.getColumn(0).getInt64(), token = u.getColumn(1).getInt64();
@@ -529,8 +533,7 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
                          {{"barcode", c.item.barcode}, {"op", "complete"}});
         continue;
       }
-      // The fence held, so the job sat at c.item.stage (only a fenced completion moves a
-      // leased job).
+      // The fence (token and claimed stage) held: the job moved from c.item.stage to c.to.
       CountMove(static_cast<int>(c.item.stage), static_cast<int>(c.to), 1);
       if (any_checkpoints) {
         auto& d = Stmt(db, kSDeleteCheckpoint, state_sql::kDeleteCheckpointSql);

@@ -143,7 +143,9 @@ int main(int argc, char** argv) {
     {
       // A quarter of the books uploaded an hour earlier (a fake clock dates their events), so
       // the rate query has history to skip; the busy writer below adds the recent ones.
-      for (const char* suffix : {"", "-wal", "-shm", ".lock"}) std::filesystem::remove(path + suffix);
+      for (const char* suffix : {"", "-wal", "-shm", ".lock"}) {
+        std::filesystem::remove(path + suffix);
+      }
       grin::FakeClock earlier(std::chrono::duration_cast<std::chrono::microseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count() - 3'600'000'000LL);

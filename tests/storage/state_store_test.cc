@@ -393,6 +393,9 @@ TEST_CASE("job_counts follows every transition; Counts() agrees with the jobs ta
   // Failures, dead jobs, release, requeue and reset move the counts too.
   auto more = store->Claim(Stage::kChecked, 5).value();
   REQUIRE(more.size() == 5);
+  WorkItem wrong_stage = more[3];  // right token, wrong milestone: refused, counts untouched
+  wrong_stage.stage = Stage::kPending;
+  CHECK(store->Complete(wrong_stage, Stage::kUploaded).code() == StatusCode::kConflict);
   CHECK(store->Fail(more[0], ErrorClass::kRetryable, "timeout", "").ok());
   CHECK(store->Fail(more[1], ErrorClass::kPermanent, "gone", "").ok());
   CHECK(store->Release(more[2]).ok());
