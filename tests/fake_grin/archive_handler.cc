@@ -262,9 +262,11 @@ void FakeGrinServer::Impl::HandleArchive(RequestCtx& c, bool is_blob) {
     if (p.truncate_at >= 0) {
       if (rel >= static_cast<uint64_t>(p.truncate_at)) {
         if (p.truncate_rst) {
+          {
+            std::lock_guard<std::mutex> l(stats_mu);
+            ++stats.resets;  // counted first, so a peer that saw the reset also sees the count
+          }
           AbortConnection(p.fd, 1000);
-          std::lock_guard<std::mutex> l(stats_mu);
-          ++stats.resets;
         }
         return false;  // close the connection
       }

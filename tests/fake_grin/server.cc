@@ -468,11 +468,11 @@ void FakeGrinServer::Impl::Dispatch(const httplib::Request& req, httplib::Respon
   c.fired = faults.Fire(c.endpoint, c.dir, c.barcodes, RequestFacts{Now(), c.conn_request});
   if (c.Fired("reset")) {
     // No reply: the connection is reset; httplib's write of `res` then fails and it closes.
-    AbortConnection(ConnectionFd(req), 0);
     {
       std::lock_guard<std::mutex> l(stats_mu);
-      ++stats.resets;
+      ++stats.resets;  // counted first, so a peer that saw the reset also sees the count
     }
+    AbortConnection(ConnectionFd(req), 0);
     res.status = 500;
     CountRequest(c.endpoint, 0);
     return;
