@@ -232,6 +232,11 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "staging-dir", "Staging directory (default <run>/staging)", cxxopts::value<std::string>())(
       "staging-limit-mb", "Pause downloads while staging holds more than this (0 = no limit)",
       cxxopts::value<uint64_t>()->default_value("4096"))(
+      "stream-max-mb", "Stream books up to this size (decrypt while downloading, no staging); "
+      "larger ones are staged (0 = stage every book)",
+      cxxopts::value<uint64_t>()->default_value("64"))(
+      "memory-limit-mb", "Memory for streamed books in flight",
+      cxxopts::value<uint64_t>()->default_value("192"))(
       "decrypt-backend", "auto, gpg or rnp", cxxopts::value<std::string>()->default_value("auto"))(
       "passphrase-file", "The GPG passphrase file (default: gpg_passphrase.asc in the "
                          "credentials directories)", cxxopts::value<std::string>())(
@@ -505,6 +510,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   so.staging_dir = p.count("staging-dir") ? p["staging-dir"].as<std::string>()
                                           : (fs::path(run_dir) / "staging").string();
   so.staging_limit_bytes = p["staging-limit-mb"].as<uint64_t>() << 20;
+  so.stream_max_bytes = p["stream-max-mb"].as<uint64_t>() << 20;
+  so.memory_limit_bytes = p["memory-limit-mb"].as<uint64_t>() << 20;
   so.force = p.count("force") > 0;
   so.skip_ocr = p.count("skip-extract-ocr") > 0;
   so.skip_marc = p.count("skip-extract-marc") > 0;

@@ -11,6 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "engine/pipeline/archive_stream.h"
+#include "engine/pipeline/checkpoint_journal.h"
+#include "engine/pipeline/memory_budget.h"
 #include "engine/pipeline/progress.h"
 
 namespace grin::pipeline {
@@ -28,12 +31,6 @@ int64_t FileSize(const std::string& path) {
   return static_cast<int64_t>(st.st_size);
 }
 
-json ParseCheckpoint(const std::string& text) {
-  if (text.empty()) return json::object();
-  json j = json::parse(text, nullptr, false);
-  return j.is_object() ? j : json::object();
-}
-
 // Writes the decrypted archive to a staging file.
 class FileByteSink final : public archive::ByteSink {
  public:
@@ -48,56 +45,6 @@ class FileByteSink final : public archive::ByteSink {
  private:
   std::FILE* f_;
 };
-
-// Persists multipart progress in the job's checkpoint (fenced on the lease), so a resumed run
-// continues the upload instead of starting it again.
-class CheckpointJournal final : public MultipartJournal {
- public:
-  CheckpointJournal(StateStore* store, const WorkItem& item, json base)
-      : store_(store), item_(item), cp_(std::move(base)) {}
-  Status OnBegin(const std::string&, const std::string&, const MultipartState& s) override {
-    std::lock_guard<std::mutex> l(mu_);
-    cp_["upload"] = {{"id", s.upload_id}, {"part_size", s.part_size}, {"parts", json::array()}};
-    for (const auto& p : s.parts) {
-      cp_["upload"]["parts"].push_back({{"n", p.number}, {"size", p.size}, {"etag", p.etag}});
-    }
-    return store_->SaveCheckpoint(item_, cp_.dump());
-  }
-  Status OnPart(const std::string&, const std::string&, const std::string& upload_id,
-                const UploadedPart& p) override {
-    std::lock_guard<std::mutex> l(mu_);
-    if (!cp_.contains("upload") || cp_["upload"]["id"] != upload_id) return Status::Ok();
-    cp_["upload"]["parts"].push_back({{"n", p.number}, {"size", p.size}, {"etag", p.etag}});
-    return store_->SaveCheckpoint(item_, cp_.dump());
-  }
-  Status OnFinish(const std::string&, const std::string&, const std::string&) override {
-    std::lock_guard<std::mutex> l(mu_);
-    cp_.erase("upload");
-    return store_->SaveCheckpoint(item_, cp_.dump());
-  }
-
- private:
-  StateStore* store_;
-  WorkItem item_;
-  std::mutex mu_;
-  json cp_;
-};
-
-std::optional<MultipartState> RecordedUpload(const json& cp) {
-  if (!cp.contains("upload") || !cp["upload"].is_object()) return std::nullopt;
-  const json& u = cp["upload"];
-  MultipartState s;
-  s.upload_id = u.value("id", "");
-  s.part_size = u.value("part_size", uint64_t{0});
-  if (u.contains("parts") && u["parts"].is_array()) {
-    for (const auto& p : u["parts"]) {
-      s.parts.push_back(UploadedPart{p.value("n", 0), p.value("size", uint64_t{0}),
-                                     p.value("etag", "")});
-    }
-  }
-  if (s.upload_id.empty() || s.part_size == 0) return std::nullopt;
-  return s;
-}
 
 bool Retryable(const Status& s) {
   switch (s.code()) {
@@ -128,6 +75,10 @@ struct SyncPipeline::Impl {
   std::atomic<bool> finish{false};  // workers exit
   std::atomic<int> slots[3] = {0, 0, 0};
   std::atomic<int> in_flight{0};
+
+  // Streamed books reserve their size plus this (the download buffer, decryptor state).
+  static constexpr uint64_t kStreamOverhead = kMiB;
+  std::unique_ptr<MemoryBudget> budget;
 
   std::mutex mu;  // guards stats, progress
   SyncStats stats;
@@ -400,6 +351,24 @@ struct SyncPipeline::Impl {
     return Status::Unavailable("archive for " + barcode + " kept changing while downloading");
   }
 
+  // Streams the book if it is small enough and the memory budget allows; stages it otherwise.
+  void DownloadOrStream(const WorkItem& w, Work& held) {
+    int64_t size = ParseCheckpoint(w.checkpoint).value("size", int64_t{-1});
+    uint64_t reserve = static_cast<uint64_t>(size) + kStreamOverhead;
+    bool stream = size >= 0 && static_cast<uint64_t>(size) <= opt.stream_max_bytes &&
+                  budget->Fits(reserve);
+    if (!stream) {
+      Download(w);
+      return;
+    }
+    if (!budget->Acquire(reserve, [this] { return Stopping(); })) {
+      (void)store->Release(w);  // stopping: the next run picks it up
+      return;
+    }
+    BudgetLease lease(budget.get(), reserve);
+    StreamBook(w, held);
+  }
+
   void Download(const WorkItem& w) {
     json cp = ParseCheckpoint(w.checkpoint);
     std::string etag = cp.value("etag", "");
@@ -421,6 +390,113 @@ struct SyncPipeline::Impl {
 
   // --- process: decrypt + extract + upload ---
 
+  archive::BookOptions BookOptionsFor(const std::string& barcode, int64_t size,
+                                      archive::ByteSink* sink) const {
+    archive::BookOptions bo;
+    bo.barcode = barcode;
+    bo.decrypt.backend = opt.backend;
+    if (size >= 0) bo.decrypt.size_hint = static_cast<uint64_t>(size);
+    bo.extract = !(opt.skip_ocr && opt.skip_marc);
+    bo.extract_options.require_ocr = !opt.skip_ocr;
+    bo.extract_options.require_marc = !opt.skip_marc;
+    bo.archive_sink = sink;
+    return bo;
+  }
+
+  // Records a failed decrypt / extract. Returns true if the downloaded bytes are suspect.
+  bool FailProcessing(const WorkItem& w, StageTally& t, const Status& s) {
+    if (s.code() == StatusCode::kPermissionDenied) {
+      FailItem(w, t, s, "decrypt_wrong_passphrase", true);
+      return false;
+    }
+    if (s.code() == StatusCode::kDataLoss) {
+      FailItem(w, t, s, "archive_invalid", false);
+      return true;
+    }
+    FailItem(w, t, s, "process_failed", false);
+    return false;
+  }
+
+  // Uploads the decrypted archive (and the OCR JSONL) and completes the job to `uploaded` in the
+  // same transaction as the book's storage facts and MARC fields. Returns true when the book is
+  // stored; on failure the job has been failed (retry or dead) already.
+  bool StoreBook(const WorkItem& w, const json& cp, const std::string& etag, int64_t size,
+                 const ByteSource& plain, const archive::BookResult& r) {
+    std::string now = NowIso();
+    auto raw = RawArchiveLocation(opt.layout, w.barcode);
+    UploadOptions uo;
+    uo.put.metadata = RawArchiveMetadata(w.barcode, etag, now);
+    uo.put.content_type = "application/gzip";
+    uo.put.md5_hex = r.md5_hex;
+    uo.put.sha256_hex = r.sha256_hex;
+    uo.multipart_threshold = opt.multipart_threshold;
+    auto recorded = RecordedUpload(cp);
+    if (recorded) uo.resume = &*recorded;
+    json base = {{"etag", etag}, {"size", size}};
+    CheckpointJournal journal(store, w, base);
+    uo.journal = &journal;
+    auto put = objects->Upload(raw.bucket, raw.key, plain, uo);
+    if (!put.ok()) {
+      FailItem(w, stats.process, put.status(), "upload_failed",
+               put.status().code() == StatusCode::kPermissionDenied);
+      return false;
+    }
+    if (put->size != r.archive_bytes || (!put->md5_hex.empty() && !r.md5_hex.empty() &&
+                                         put->md5_hex != r.md5_hex)) {
+      FailItem(w, stats.process,
+               Status::DataLoss("storage holds " + std::to_string(put->size) +
+                                " bytes / md5 " + put->md5_hex + " for " + w.barcode +
+                                ", expected " + std::to_string(r.archive_bytes) + " / " + r.md5_hex),
+               "upload_mismatch", false);
+      return false;
+    }
+    int64_t uploaded_bytes = static_cast<int64_t>(put->size);
+    BookFields fields = {{"encrypted_etag", etag},
+                         {"storage_path", raw.bucket + "/" + raw.key},
+                         {"is_decrypted", "1"},
+                         {"sync_timestamp", now},
+                         {"last_etag_check", now}};
+    json detail = {{"etag", etag},
+                   {"bytes", r.archive_bytes},
+                   {"sha256", r.sha256_hex},
+                   {"backend", std::string(archive::BackendName(r.backend))}};
+    if (r.extraction) {
+      const auto& x = *r.extraction;
+      detail["pages"] = x.page_count;
+      if (!opt.skip_ocr) {
+        auto full = FullTextLocation(opt.layout, w.barcode);
+        MemorySource ocr(x.ocr_jsonl_gz);
+        PutOptions po;
+        po.metadata = FullTextMetadata(w.barcode, now, x.page_count);
+        po.content_type = "application/gzip";
+        auto fput = objects->Put(full.bucket, full.key, ocr, po);
+        if (!fput.ok()) {
+          FailItem(w, stats.process, fput.status(), "ocr_upload_failed", false);
+          return false;
+        }
+        uploaded_bytes += static_cast<int64_t>(fput->size);
+      }
+      if (!opt.skip_marc && x.marc) {
+        for (const auto& [column, value] : x.marc->Columns()) {
+          fields.emplace_back(column, value.value_or(""));
+        }
+        fields.emplace_back("marc_extraction_timestamp", now);
+      }
+    }
+    {
+      std::lock_guard<std::mutex> l(mu);
+      stats.bytes_uploaded += uploaded_bytes;
+      ++stats.synced;
+    }
+    Completion c;
+    c.to = Stage::kUploaded;
+    c.detail_json = detail.dump();
+    c.book_fields = std::move(fields);
+    CompleteItem(w, c, stats.process, "completed", "");
+    return true;
+  }
+
+  // Staging path: decrypt <staging>/<BARCODE>.tar.gz.gpg into <BARCODE>.tar.gz, then store it.
   void Process(const WorkItem& w) {
     json cp = ParseCheckpoint(w.checkpoint);
     std::string etag = cp.value("etag", "");
@@ -443,14 +519,7 @@ struct SyncPipeline::Impl {
       return;
     }
     FileByteSink sink(out);
-    archive::BookOptions bo;
-    bo.barcode = w.barcode;
-    bo.decrypt.backend = opt.backend;
-    bo.decrypt.size_hint = static_cast<uint64_t>(size);
-    bo.extract = !(opt.skip_ocr && opt.skip_marc);
-    bo.extract_options.require_ocr = !opt.skip_ocr;
-    bo.extract_options.require_marc = !opt.skip_marc;
-    bo.archive_sink = &sink;
+    archive::BookOptions bo = BookOptionsFor(w.barcode, size, &sink);
     Result<archive::BookResult> result = Status::Internal("not run");
     {
       auto book = archive::BookProcessor::Open(bo, passphrase);
@@ -477,95 +546,73 @@ struct SyncPipeline::Impl {
     if (result.ok() && !flushed) result = Status::ResourceExhausted("staging disk full");
     if (!result.ok()) {
       ::unlink(plain.c_str());
-      const Status& s = result.status();
-      if (s.code() == StatusCode::kPermissionDenied) {
-        FailItem(w, stats.process, s, "decrypt_wrong_passphrase", true);
-      } else if (s.code() == StatusCode::kDataLoss) {
-        ::unlink(gpg.c_str());  // the download may be damaged: the retry fetches it again
-        FailItem(w, stats.process, s, "archive_invalid", false);
-      } else {
-        FailItem(w, stats.process, s, "process_failed", false);
-      }
+      // Suspect download: remove it so the retry fetches it again.
+      if (FailProcessing(w, stats.process, result.status())) ::unlink(gpg.c_str());
       return;
     }
-    const archive::BookResult& r = *result;
-    std::string now = NowIso();
-    auto raw = RawArchiveLocation(opt.layout, w.barcode);
     auto src = FileSource::Open(plain);
     if (!src.ok()) {
       FailItem(w, stats.process, src.status(), "staging", false);
       return;
     }
-    UploadOptions uo;
-    uo.put.metadata = RawArchiveMetadata(w.barcode, etag, now);
-    uo.put.content_type = "application/gzip";
-    uo.put.md5_hex = r.md5_hex;
-    uo.put.sha256_hex = r.sha256_hex;
-    uo.multipart_threshold = opt.multipart_threshold;
-    auto recorded = RecordedUpload(cp);
-    if (recorded) uo.resume = &*recorded;
-    json base = {{"etag", etag}, {"size", size}};
-    CheckpointJournal journal(store, w, base);
-    uo.journal = &journal;
-    auto put = objects->Upload(raw.bucket, raw.key, **src, uo);
-    if (!put.ok()) {
-      FailItem(w, stats.process, put.status(), "upload_failed",
-               put.status().code() == StatusCode::kPermissionDenied);
-      return;
+    if (StoreBook(w, cp, etag, size, **src, *result)) {
+      ::unlink(plain.c_str());
+      ::unlink(gpg.c_str());
     }
-    if (put->size != r.archive_bytes || (!put->md5_hex.empty() && put->md5_hex != r.md5_hex)) {
-      FailItem(w, stats.process,
-               Status::DataLoss("storage holds " + std::to_string(put->size) +
-                                " bytes / md5 " + put->md5_hex + " for " + w.barcode +
-                                ", expected " + std::to_string(r.archive_bytes) + " / " + r.md5_hex),
-               "upload_mismatch", false);
-      return;
-    }
-    int64_t uploaded_bytes = static_cast<int64_t>(put->size);
-    BookFields fields = {{"encrypted_etag", etag},
-                         {"storage_path", raw.bucket + "/" + raw.key},
-                         {"is_decrypted", "1"},
-                         {"sync_timestamp", now},
-                         {"last_etag_check", now}};
-    json detail = {{"etag", etag},
-                   {"bytes", r.archive_bytes},
-                   {"sha256", r.sha256_hex},
-                   {"backend", std::string(archive::BackendName(r.backend))}};
-    if (r.extraction) {
-      const auto& x = *r.extraction;
-      detail["pages"] = x.page_count;
-      if (!opt.skip_ocr) {
-        auto full = FullTextLocation(opt.layout, w.barcode);
-        MemorySource ocr(x.ocr_jsonl_gz);
-        PutOptions po;
-        po.metadata = FullTextMetadata(w.barcode, now, x.page_count);
-        po.content_type = "application/gzip";
-        auto fput = objects->Put(full.bucket, full.key, ocr, po);
-        if (!fput.ok()) {
-          FailItem(w, stats.process, fput.status(), "ocr_upload_failed", false);
-          return;
-        }
-        uploaded_bytes += static_cast<int64_t>(fput->size);
-      }
-      if (!opt.skip_marc && x.marc) {
-        for (const auto& [column, value] : x.marc->Columns()) {
-          fields.emplace_back(column, value.value_or(""));
-        }
-        fields.emplace_back("marc_extraction_timestamp", now);
-      }
-    }
-    {
+  }
+
+  // Streaming path (no staging): the archive is decrypted (and extracted) while it downloads;
+  // the decrypted archive waits in memory (within the memory budget the caller reserved) for its
+  // upload. `held` is the slot the caller took; it is switched from download to process once the
+  // download is over, so the next download can start during this book's upload.
+  void StreamBook(const WorkItem& w, Work& held) {
+    json cp = ParseCheckpoint(w.checkpoint);
+    int64_t size = cp.value("size", int64_t{-1});
+    archive::StringSink plain;
+    if (size > 0) plain.data().reserve(static_cast<size_t>(size));
+    archive::BookOptions bo = BookOptionsFor(w.barcode, size, &plain);
+    auto open = [&]() {
+      plain.data().clear();
+      return archive::BookProcessor::Open(bo, passphrase);
+    };
+    net::Request req = grin->ArchiveRequest(w.barcode, net::ResponseSink::Discard());
+    req.label = "archive " + w.barcode;
+    auto streamed = StreamArchive(transport, std::move(req), open, kStreamOverhead);
+    if (streamed.ok()) {
       std::lock_guard<std::mutex> l(mu);
-      stats.bytes_uploaded += uploaded_bytes;
-      ++stats.synced;
+      stats.bytes_downloaded += streamed->response.bytes_down;
     }
-    Completion c;
-    c.to = Stage::kUploaded;
-    c.detail_json = detail.dump();
-    c.book_fields = std::move(fields);
-    CompleteItem(w, c, stats.process, "completed", "");
-    ::unlink(plain.c_str());
-    ::unlink(gpg.c_str());
+    if (!streamed.ok()) {
+      FailProcessing(w, stats.download, streamed.status());
+      return;
+    }
+    auto head = grin->CheckArchiveResponse(streamed->response);
+    if (!head.ok()) {
+      bool permanent = head.status().code() == StatusCode::kNotFound;
+      FailItem(w, stats.download, head.status(),
+               permanent ? "archive_missing" : "download_failed", permanent);
+      return;
+    }
+    auto cl = net::FindHeader(streamed->response.headers, "Content-Length");
+    if (cl && std::to_string(streamed->bytes_fed) != *cl) {
+      FailItem(w, stats.download,
+               Status::DataLoss("archive for " + w.barcode + " was " +
+                                std::to_string(streamed->bytes_fed) + " bytes, expected " + *cl),
+               "download_failed", false);
+      return;
+    }
+    Tally(stats.download, "completed", "");
+    --slots[kDownload];
+    ++slots[kProcess];
+    held = kProcess;
+    auto result = streamed->processor->Finish();
+    streamed->processor.reset();
+    if (!result.ok()) {
+      FailProcessing(w, stats.process, result.status());
+      return;
+    }
+    MemorySource src(plain.data());
+    StoreBook(w, cp, head->etag, streamed->bytes_fed, src, *result);
   }
 
   // --- the worker loop ---
@@ -591,11 +638,16 @@ struct SyncPipeline::Impl {
       }
       ++in_flight;
       const WorkItem& w = items->front();
-      if (work == kCheck) Check(w);
-      else if (work == kDownload) Download(w);
-      else Process(w);
+      Work held = work;
+      if (work == kCheck) {
+        Check(w);
+      } else if (work == kDownload) {
+        DownloadOrStream(w, held);
+      } else {
+        Process(w);
+      }
       --in_flight;
-      --slots[work];
+      --slots[held];
       return true;
     }
     return false;
@@ -620,6 +672,7 @@ SyncPipeline::SyncPipeline(StateStore* store, ObjectStore* objects,
   impl_->opt = std::move(options);
   impl_->clock = impl_->opt.clock ? impl_->opt.clock : SystemClock::Default();
   impl_->log = impl_->opt.logger ? impl_->opt.logger : NullLogger::Default();
+  impl_->budget = std::make_unique<MemoryBudget>(impl_->opt.memory_limit_bytes);
 }
 
 SyncPipeline::~SyncPipeline() = default;

@@ -7,9 +7,13 @@
 //   check     HEAD the archive at GRIN; compare its ETag with the stored object's
 //             `encrypted_etag`: equal -> done at once ("skipped_etag_match"); 404 -> reconcile
 //             from storage, record a known conversion failure, or request conversion.
-//   download  GET into <staging>/<BARCODE>.tar.gz.gpg; a partial file left by an interrupted
-//             run resumes with Range + If-Range (a changed archive restarts from zero).
-//   process   decrypt (streaming; integrity verified before anything is committed), hash and
+//   download  books up to stream_max_bytes: streamed — decrypted, hashed and extracted while
+//             they download, the decrypted archive held in memory (bounded by
+//             memory_limit_bytes), then stored as in `process`: checked -> uploaded with no
+//             staging (an interrupted book downloads again; it is small).
+//             Larger books: GET into <staging>/<BARCODE>.tar.gz.gpg; a partial file left by an
+//             interrupted run resumes with Range + If-Range (a changed archive restarts from zero).
+//   process   (staged books) decrypt (streaming; integrity verified before anything is committed), hash and
 //             extract OCR + MARC in one pass, upload the raw archive (Content-MD5 + SHA-256; a
 //             multipart upload records its parts in the job's checkpoint and resumes from them)
 //             and the OCR JSONL; only when storage accepted both does the job complete to
@@ -54,6 +58,11 @@ struct SyncOptions {
   archive::DecryptBackend backend = archive::DecryptBackend::kAuto;
   StorageLayout layout;
   uint64_t multipart_threshold = 64 * kMiB;
+  // Books up to this size are streamed: decrypted while they download, held in memory until
+  // uploaded, never staged (0 = stage every book). Larger books, or books that do not fit in
+  // memory_limit_bytes, go through the staging directory (resumable downloads).
+  uint64_t stream_max_bytes = 64 * kMiB;
+  uint64_t memory_limit_bytes = 192 * kMiB;  // streamed books in flight hold at most this
   std::map<std::string, KnownFailure> known_failures;  // from GRIN's _failed list
   int progress_every = 20;                             // books between progress lines
   std::function<void(const std::string& line)> on_progress;  // may be empty

@@ -13,8 +13,12 @@
 namespace grin::pipeline::testing {
 namespace {
 
-pid_t SpawnSync(const SyncEnv& env, const std::string& log) {
+// extra: e.g. {"--stream-max-mb", "0"} to kill the staged path (resumed downloads) instead of
+// the streamed one.
+pid_t SpawnSync(const SyncEnv& env, const std::string& log,
+                const std::vector<std::string>& extra = {}) {
   std::vector<std::string> args = env.SyncArgs({"--queue", "converted", "--workers", "2"});
+  args.insert(args.end(), extra.begin(), extra.end());
   args.insert(args.begin(), GRIN_JOBS_BIN);
   std::vector<char*> argv;
   for (auto& s : args) argv.push_back(s.data());
@@ -48,7 +52,7 @@ void CheckFinal(SyncEnv& env, int64_t converted) {
   }
 }
 
-void KillTrial(uint64_t seed, int kills) {
+void KillTrial(uint64_t seed, int kills, const std::vector<std::string>& extra = {}) {
   SyncEnv env(240, 0.6, seed);
   std::string log = (env.tmp.path() / "sync.log").string();
   std::mt19937_64 rng(seed);
@@ -57,7 +61,7 @@ void KillTrial(uint64_t seed, int kills) {
     auto before = env.Uploaded();
     std::map<std::string, int64_t> gets_before;
     for (const auto& b : before) gets_before[b] = env.Gets(b);
-    pid_t pid = SpawnSync(env, log);
+    pid_t pid = SpawnSync(env, log, extra);
     // Kill at a random moment of real work: once this run has stored a book (or after 20 s),
     // wait a random 0-60 ms more. Machines and sanitizer builds differ too much for fixed delays.
     size_t start = before.size();
@@ -86,7 +90,7 @@ void KillTrial(uint64_t seed, int kills) {
   auto before = env.Uploaded();
   std::map<std::string, int64_t> gets_before;
   for (const auto& b : before) gets_before[b] = env.Gets(b);
-  pid_t pid = SpawnSync(env, log);
+  pid_t pid = SpawnSync(env, log, extra);
   REQUIRE_MESSAGE(Wait(pid) == 0, grin::testing::ReadFile(log));
   for (const auto& [b, n] : gets_before) CHECK(env.Gets(b) == n);
   int64_t total = 0;
@@ -96,8 +100,12 @@ void KillTrial(uint64_t seed, int kills) {
   MESSAGE("archive bytes fetched again after kills: " << env.server->Stats().wasted_bytes);
 }
 
-TEST_CASE("kill -9 at 16 random moments, then a clean finish (seed 1)") { KillTrial(101, 16); }
-TEST_CASE("kill -9 at 16 random moments, then a clean finish (seed 2)") { KillTrial(202, 16); }
+TEST_CASE("kill -9 at 16 random moments while streaming, then a clean finish") {
+  KillTrial(101, 16);
+}
+TEST_CASE("kill -9 at 16 random moments while staging, then a clean finish") {
+  KillTrial(202, 16, {"--stream-max-mb", "0"});
+}
 
 TEST_CASE("one SIGINT drains in-flight books and exits 0, two exit at once") {
   SyncEnv env(36, 0.6, 303);

@@ -105,7 +105,22 @@ TEST_CASE("an ETag change between runs fetches the book again; unchanged books a
   CHECK(env.Sql("SELECT count(*) FROM events WHERE outcome = 'skipped_etag_match'") == 5);
 }
 
+// Books small enough are streamed (decrypted while they download, no staging); --stream-max-mb 0
+// sends every book through the staging directory instead. Fault tests run both paths.
+std::vector<std::string> PathUnderTest() {
+  std::vector<std::string> extra;
+  SUBCASE("streamed") {}
+  SUBCASE("staged") { extra = {"--stream-max-mb", "0"}; }
+  return extra;
+}
+
+std::vector<std::string> Plus(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
 TEST_CASE("faults at GRIN (5xx, 429, truncation, corruption, stalls) still end byte-identical") {
+  auto path = PathUnderTest();
   SyncEnv env(50, 0.6, 17);
   auto add = [&](const char* json) {
     auto rule = fake::ParseFaultRule(json);
@@ -119,7 +134,7 @@ TEST_CASE("faults at GRIN (5xx, 429, truncation, corruption, stalls) still end b
   add(R"({"endpoint": "archive_get", "probability": 0.08, "action": "corrupt", "at_byte": 900})");
   add(R"({"endpoint": "archive_get", "nth": 3, "action": "status", "status": 500})");
   add(R"({"endpoint": "converted", "nth": 1, "action": "status", "status": 502})");
-  auto r = Cli(env.SyncArgs({"--queue", "converted", "--retry-base-ms", "50"}));
+  auto r = Cli(env.SyncArgs(Plus({"--queue", "converted", "--retry-base-ms", "50"}, path)));
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   int64_t total = 0;
@@ -136,11 +151,18 @@ TEST_CASE("faults at GRIN (5xx, 429, truncation, corruption, stalls) still end b
     fired += f.fires;
   }
   CHECK(fired >= 5);
+  // Streamed books go checked -> uploaded and never sit in `downloaded` (no staging file);
+  // staged books pass through it.
+  int64_t staged = env.Sql("SELECT count(DISTINCT barcode) FROM events WHERE stage = "
+                           "'downloaded' AND outcome = 'completed'");
+  CHECK(staged == (path.empty() ? 0 : total));
+  CHECK(std::filesystem::is_empty(env.run + "/staging"));
   MESSAGE(fired << " faults fired; " << env.Sql("SELECT count(*) FROM events WHERE outcome = "
                                                 "'failed'") << " book attempts failed and were retried");
 }
 
 TEST_CASE("a corrupted download fails the integrity check, is fetched again, stored intact") {
+  auto path = PathUnderTest();
   SyncEnv env(20, 0.6, 23);
   int64_t total = 0;
   auto converted = env.server->corpus("TEST")->List(fake::ConvertStatus::kConverted, 0, 1, &total);
@@ -150,7 +172,7 @@ TEST_CASE("a corrupted download fails the integrity check, is fetched again, sto
                                    R"(", "times": 1, "action": "corrupt", "at_byte": 700})");
   REQUIRE(rule.ok());
   env.server->AddFault(*rule);
-  auto r = Cli(env.SyncArgs({"--barcodes", victim, "--retry-base-ms", "20"}));
+  auto r = Cli(env.SyncArgs(Plus({"--barcodes", victim, "--retry-base-ms", "20"}, path)));
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   CHECK(env.server->Faults()[0].fires == 1);

@@ -1,0 +1,122 @@
+#include "engine/pipeline/archive_stream.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace grin::pipeline {
+namespace {
+
+// What the transport thread and the consuming thread share.
+struct Channel {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string buf;          // received, not yet consumed
+  uint64_t generation = 0;  // bumped when the transport restarts the body
+  bool paused = false;      // the body callback refused bytes; Resume() after draining
+  bool abort = false;       // the consumer failed: refuse the rest
+  bool done = false;
+  net::Response response;
+};
+
+}  // namespace
+
+Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request request,
+                                      const OpenProcessorFn& open, size_t max_buffered) {
+  auto ch = std::make_shared<Channel>();
+  request.sink = net::ResponseSink::Callback(
+      [ch, max_buffered](const char* data, size_t len) -> size_t {
+        std::lock_guard<std::mutex> l(ch->mu);
+        if (ch->abort) return net::kBodyAbort;
+        if (!ch->buf.empty() && ch->buf.size() + len > max_buffered) {
+          ch->paused = true;
+          return net::kBodyPause;
+        }
+        bool wake = ch->buf.empty();
+        ch->buf.append(data, len);
+        if (wake) ch->cv.notify_one();
+        return len;
+      },
+      [ch]() {
+        std::lock_guard<std::mutex> l(ch->mu);
+        ch->buf.clear();
+        ++ch->generation;
+        ch->cv.notify_one();
+        return true;
+      });
+  net::RequestId id = transport->Submit(std::move(request), [ch](net::Response r) {
+    std::lock_guard<std::mutex> l(ch->mu);
+    ch->response = std::move(r);
+    ch->done = true;
+    ch->cv.notify_one();
+  });
+
+  StreamedArchive out;
+  Status failure;  // the first consumer-side error
+  uint64_t generation = 0;
+  bool opened = false;
+  std::string chunk;
+  for (;;) {
+    bool resume = false, finished = false, restart = false;
+    {
+      std::unique_lock<std::mutex> l(ch->mu);
+      ch->cv.wait(l, [&] { return !ch->buf.empty() || ch->done || ch->generation != generation; });
+      if (ch->generation != generation) {
+        generation = ch->generation;
+        restart = true;
+      } else {
+        chunk.swap(ch->buf);
+        ch->buf.clear();
+        resume = std::exchange(ch->paused, false);
+        finished = ch->done && chunk.empty();
+      }
+    }
+    if (restart) {
+      out.processor.reset();
+      out.bytes_fed = 0;
+      opened = false;
+      continue;
+    }
+    if (finished) break;
+    if (resume) transport->Resume(id);
+    if (!failure.ok() || chunk.empty()) continue;
+    if (!opened) {
+      auto p = open();
+      if (!p.ok()) {
+        failure = p.status();
+      } else {
+        out.processor = std::move(*p);
+        opened = true;
+      }
+    }
+    if (failure.ok()) {
+      failure = out.processor->Write(reinterpret_cast<const uint8_t*>(chunk.data()),
+                                     chunk.size());
+      out.bytes_fed += static_cast<int64_t>(chunk.size());
+    }
+    if (!failure.ok()) {
+      std::lock_guard<std::mutex> l(ch->mu);
+      ch->abort = true;
+      ch->buf.clear();
+      if (ch->paused) {
+        ch->paused = false;
+        resume = true;
+      }
+    }
+    if (!failure.ok() && resume) transport->Resume(id);
+    chunk.clear();
+  }
+  if (!failure.ok()) return failure;
+  {
+    std::lock_guard<std::mutex> l(ch->mu);
+    out.response = std::move(ch->response);
+  }
+  if (!opened && out.response.ToStatus().ok()) {
+    // An empty body: the processor still judges it (an empty message is not a valid archive).
+    GRIN_ASSIGN_OR_RETURN(out.processor, open());
+  }
+  return out;
+}
+
+}  // namespace grin::pipeline

@@ -1,0 +1,46 @@
+#pragma once
+// StreamArchive: downloads one archive through the shared transport and feeds its bytes to a
+// BookProcessor on the calling thread while the download is still arriving — download and
+// decryption overlap, and the encrypted archive never touches the disk.
+//
+// The transport's event thread does nothing but append each received chunk to a buffer (one
+// copy); the caller's thread swaps the buffer out and decrypts it. If the caller falls more than
+// `max_buffered` bytes behind, the transfer is paused (libcurl stops reading the socket) until it
+// catches up, so a slow consumer costs no memory. If the transport restarts the body (a retry
+// after a cut-off download), the processor is discarded and a fresh one is opened with `open`.
+//
+//   auto r = StreamArchive(transport, grin->ArchiveRequest(barcode, {}), open_processor);
+//   if (r.ok()) -> r->response (status, headers) and r->processor (Write() fed every byte; call
+//                  Finish() yourself after checking the response)
+//
+// Errors: the processor's own Write() error (the transfer is aborted at once), or the open
+// callback's error. The HTTP outcome is NOT judged here: check `response` (GrinClient's
+// CheckArchiveResponse) before Finish().
+//
+// Thread safety: call from any thread except the transport's; blocks until the transfer ends.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "engine/archive/book.h"
+#include "engine/base/result.h"
+#include "engine/net/transport.h"
+
+namespace grin::pipeline {
+
+struct StreamedArchive {
+  net::Response response;  // body empty: it went to the processor
+  std::unique_ptr<archive::BookProcessor> processor;  // fed the whole body (of the last attempt)
+  int64_t bytes_fed = 0;
+};
+
+using OpenProcessorFn = std::function<Result<std::unique_ptr<archive::BookProcessor>>()>;
+
+// `request.sink` is replaced. max_buffered: bytes received but not yet decrypted before the
+// transfer pauses.
+Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request request,
+                                      const OpenProcessorFn& open,
+                                      size_t max_buffered = 4 << 20);
+
+}  // namespace grin::pipeline
