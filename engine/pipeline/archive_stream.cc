@@ -1,5 +1,6 @@
 #include "engine/pipeline/archive_stream.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -7,6 +8,9 @@
 
 namespace grin::pipeline {
 namespace {
+
+// The consumer is woken when this much has arrived (or the transfer ended).
+constexpr size_t kWakeBytes = 256 << 10;
 
 // What the transport thread and the consuming thread share.
 struct Channel {
@@ -25,17 +29,20 @@ struct Channel {
 Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request request,
                                       const OpenProcessorFn& open, size_t max_buffered) {
   auto ch = std::make_shared<Channel>();
+  const size_t wake_bytes = std::min(kWakeBytes, std::max<size_t>(1, max_buffered / 2));
   request.sink = net::ResponseSink::Callback(
-      [ch, max_buffered](const char* data, size_t len) -> size_t {
+      [ch, max_buffered, wake_bytes](const char* data, size_t len) -> size_t {
         std::lock_guard<std::mutex> l(ch->mu);
         if (ch->abort) return net::kBodyAbort;
         if (!ch->buf.empty() && ch->buf.size() + len > max_buffered) {
           ch->paused = true;
+          ch->cv.notify_one();
           return net::kBodyPause;
         }
-        bool wake = ch->buf.empty();
+        size_t before = ch->buf.size();
         ch->buf.append(data, len);
-        if (wake) ch->cv.notify_one();
+        // Wake the consumer once per kWakeBytes, not per chunk: fewer thread switches.
+        if (before < wake_bytes && ch->buf.size() >= wake_bytes) ch->cv.notify_one();
         return len;
       },
       [ch]() {
@@ -61,7 +68,10 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
     bool resume = false, finished = false, restart = false;
     {
       std::unique_lock<std::mutex> l(ch->mu);
-      ch->cv.wait(l, [&] { return !ch->buf.empty() || ch->done || ch->generation != generation; });
+      ch->cv.wait(l, [&] {
+        return ch->buf.size() >= wake_bytes || ch->paused || ch->done ||
+               ch->generation != generation;
+      });
       if (ch->generation != generation) {
         generation = ch->generation;
         restart = true;
