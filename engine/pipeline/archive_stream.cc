@@ -11,6 +11,8 @@ namespace {
 
 // The consumer is woken when this much has arrived (or the transfer ended).
 constexpr size_t kWakeBytes = 256 << 10;
+// Chunk buffers up to this size are kept for the thread's next archive.
+constexpr size_t kKeepBytes = 8 << 20;
 
 // What the transport thread and the consuming thread share.
 struct Channel {
@@ -28,7 +30,12 @@ struct Channel {
 
 Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request request,
                                       const OpenProcessorFn& open, size_t max_buffered) {
+  // The two chunk buffers circulate between the transport and this thread; they are kept per
+  // thread for the next archive so their pages are not faulted in again for every book.
+  thread_local std::string spare_a, spare_b;
   auto ch = std::make_shared<Channel>();
+  ch->buf = std::move(spare_a);
+  ch->buf.clear();
   const size_t wake_bytes = std::min(kWakeBytes, std::max<size_t>(1, max_buffered / 2));
   request.sink = net::ResponseSink::Callback(
       [ch, max_buffered, wake_bytes](const char* data, size_t len) -> size_t {
@@ -63,7 +70,8 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
   Status failure;  // the first consumer-side error
   uint64_t generation = 0;
   bool opened = false;
-  std::string chunk;
+  std::string chunk = std::move(spare_b);
+  chunk.clear();
   for (;;) {
     bool resume = false, finished = false, restart = false;
     {
@@ -117,11 +125,13 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
     if (!failure.ok() && resume) transport->Resume(id);
     chunk.clear();
   }
-  if (!failure.ok()) return failure;
   {
-    std::lock_guard<std::mutex> l(ch->mu);
+    std::lock_guard<std::mutex> l(ch->mu);  // done: the transport no longer touches ch
     out.response = std::move(ch->response);
+    if (ch->buf.capacity() <= kKeepBytes) spare_a = std::move(ch->buf);
   }
+  if (chunk.capacity() <= kKeepBytes) spare_b = std::move(chunk);
+  if (!failure.ok()) return failure;
   if (!opened && out.response.ToStatus().ok()) {
     // An empty body: the processor still judges it (an empty message is not a valid archive).
     GRIN_ASSIGN_OR_RETURN(out.processor, open());

@@ -78,6 +78,7 @@ struct SyncPipeline::Impl {
 
   // Streamed books reserve their size plus this (the download buffer, decryptor state).
   static constexpr uint64_t kStreamOverhead = kMiB;
+  static constexpr size_t kKeepPlainBytes = 16 * kMiB;
   std::unique_ptr<MemoryBudget> budget;
 
   std::mutex mu;  // guards stats, progress
@@ -568,7 +569,15 @@ struct SyncPipeline::Impl {
   void StreamBook(const WorkItem& w, Work& held) {
     json cp = ParseCheckpoint(w.checkpoint);
     int64_t size = cp.value("size", int64_t{-1});
-    archive::StringSink plain;
+    // The decrypted archive goes to a buffer this worker keeps for its next book (up to
+    // kKeepPlainBytes), so its pages are not faulted in afresh for every book.
+    thread_local archive::StringSink plain;
+    struct Recycle {
+      ~Recycle() {
+        plain.data().clear();
+        if (plain.data().capacity() > kKeepPlainBytes) std::string().swap(plain.data());
+      }
+    } recycle;
     if (size > 0) plain.data().reserve(static_cast<size_t>(size));
     archive::BookOptions bo = BookOptionsFor(w.barcode, size, &plain);
     auto open = [&]() {
