@@ -170,6 +170,7 @@ json StatsJson(const pipeline::SyncStats& s) {
               {"elapsed_s", s.elapsed_s},
               {"interrupted", s.interrupted},
               {"fatal", s.fatal},
+              {"cpu_s", s.cpu_s},
               {"stages", {{"check", tally(s.check)},
                           {"download", tally(s.download)},
                           {"process", tally(s.process)}}}};

@@ -1,6 +1,8 @@
 #include "engine/pipeline/sync.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -46,6 +48,21 @@ class FileByteSink final : public archive::ByteSink {
   std::FILE* f_;
 };
 
+double ThreadCpuSeconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+double ProcessCpuSeconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  auto sec = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return sec(ru.ru_utime) + sec(ru.ru_stime);
+}
+
 bool Retryable(const Status& s) {
   switch (s.code()) {
     case StatusCode::kUnavailable:
@@ -74,6 +91,10 @@ struct SyncPipeline::Impl {
 
   std::atomic<bool> finish{false};  // workers exit
   std::atomic<int> slots[3] = {0, 0, 0};
+  // A claim that found nothing for a stage stops the workers asking again (each ask is a write
+  // transaction) until this time (microseconds), or until a job completes into the stage.
+  static constexpr int64_t kIdleClaimMicros = 200'000;
+  std::atomic<int64_t> idle_until[3] = {0, 0, 0};
   std::atomic<int> in_flight{0};
 
   // Streamed books reserve their size plus this (the download buffer, decryptor state).
@@ -126,6 +147,15 @@ struct SyncPipeline::Impl {
   }
 
   // --- bookkeeping ---
+
+  // Adds the calling thread's CPU time since `since` (ThreadCpuSeconds()) to stats.cpu_s[key]
+  // and returns the new reading.
+  double AddCpu(const char* key, double since) {
+    double now = ThreadCpuSeconds();
+    std::lock_guard<std::mutex> l(mu);
+    stats.cpu_s[key] += now - since;
+    return now;
+  }
 
   void Tally(StageTally& t, const char* kind, const std::string& reason) {
     std::lock_guard<std::mutex> l(mu);
@@ -198,6 +228,8 @@ struct SyncPipeline::Impl {
       return;
     }
     Tally(t, kind, reason);
+    if (c.to == Stage::kChecked) idle_until[kDownload] = 0;  // work for the next stage
+    if (c.to == Stage::kDownloaded) idle_until[kProcess] = 0;
     if (c.to == Stage::kUploaded) Finished(true);
   }
 
@@ -371,6 +403,12 @@ struct SyncPipeline::Impl {
   }
 
   void Download(const WorkItem& w) {
+    double t0 = ThreadCpuSeconds();
+    struct Account {
+      Impl* m;
+      double t0;
+      ~Account() { m->AddCpu("download", t0); }
+    } account{this, t0};
     json cp = ParseCheckpoint(w.checkpoint);
     std::string etag = cp.value("etag", "");
     int64_t size = cp.value("size", int64_t{-1});
@@ -423,6 +461,11 @@ struct SyncPipeline::Impl {
   // stored; on failure the job has been failed (retry or dead) already.
   bool StoreBook(const WorkItem& w, const json& cp, const std::string& etag, int64_t size,
                  const ByteSource& plain, const archive::BookResult& r) {
+    struct Account {
+      Impl* m;
+      double t0;
+      ~Account() { m->AddCpu("upload", t0); }
+    } account{this, ThreadCpuSeconds()};
     std::string now = NowIso();
     auto raw = RawArchiveLocation(opt.layout, w.barcode);
     UploadOptions uo;
@@ -499,6 +542,7 @@ struct SyncPipeline::Impl {
 
   // Staging path: decrypt <staging>/<BARCODE>.tar.gz.gpg into <BARCODE>.tar.gz, then store it.
   void Process(const WorkItem& w) {
+    double t0 = ThreadCpuSeconds();
     json cp = ParseCheckpoint(w.checkpoint);
     std::string etag = cp.value("etag", "");
     int64_t size = cp.value("size", int64_t{-1});
@@ -544,6 +588,7 @@ struct SyncPipeline::Impl {
     }
     bool flushed = std::fflush(out) == 0;
     std::fclose(out);
+    AddCpu("decrypt", t0);
     if (result.ok() && !flushed) result = Status::ResourceExhausted("staging disk full");
     if (!result.ok()) {
       ::unlink(plain.c_str());
@@ -567,6 +612,7 @@ struct SyncPipeline::Impl {
   // upload. `held` is the slot the caller took; it is switched from download to process once the
   // download is over, so the next download can start during this book's upload.
   void StreamBook(const WorkItem& w, Work& held) {
+    double t0 = ThreadCpuSeconds();
     json cp = ParseCheckpoint(w.checkpoint);
     int64_t size = cp.value("size", int64_t{-1});
     // The decrypted archive goes to a buffer this worker keeps for its next book (up to
@@ -616,6 +662,7 @@ struct SyncPipeline::Impl {
     held = kProcess;
     auto result = streamed->processor->Finish();
     streamed->processor.reset();
+    AddCpu("download+decrypt", t0);
     if (!result.ok()) {
       FailProcessing(w, stats.process, result.status());
       return;
@@ -634,11 +681,13 @@ struct SyncPipeline::Impl {
           StagingBytes() >= opt.staging_limit_bytes) {
         continue;  // staging is full: let processing drain it first
       }
+      if (clock->NowMicros() < idle_until[work].load()) continue;
       if (!TryTake(work)) continue;
       Stage from = work == kCheck ? Stage::kPending
                                   : (work == kDownload ? Stage::kChecked : Stage::kDownloaded);
       auto items = store->Claim(from, 1);
       if (!items.ok() || items->empty()) {
+        if (items.ok()) idle_until[work] = clock->NowMicros() + kIdleClaimMicros;
         --slots[work];
         if (!items.ok()) {
           log->Log(LogLevel::kError, "sync.claim_failed", {{"error", items.status().message()}});
@@ -649,7 +698,9 @@ struct SyncPipeline::Impl {
       const WorkItem& w = items->front();
       Work held = work;
       if (work == kCheck) {
+        double t0 = ThreadCpuSeconds();
         Check(w);
+        AddCpu("check", t0);
       } else if (work == kDownload) {
         DownloadOrStream(w, held);
       } else {
@@ -701,6 +752,7 @@ Result<SyncStats> SyncPipeline::Run() {
   GRIN_ASSIGN_OR_RETURN(StageCounts start, m.store->Counts());
   m.stats.total = start.total - start.at[static_cast<int>(Stage::kUploaded)] - start.dead;
   m.start_micros = m.clock->NowMicros();
+  double cpu0 = ProcessCpuSeconds();
   std::vector<std::thread> workers;
   for (int i = 0; i < m.opt.workers; ++i) workers.emplace_back([&m] { m.Worker(); });
   // Coordinator: end the run when nothing is left (or on stop / fatal error).
@@ -723,6 +775,10 @@ Result<SyncStats> SyncPipeline::Run() {
   std::lock_guard<std::mutex> l(m.mu);
   m.stats.interrupted = stop_requested;
   m.stats.elapsed_s = static_cast<double>(m.clock->NowMicros() - m.start_micros) / 1e6;
+  double workers_cpu = 0;
+  for (const auto& [key, seconds] : m.stats.cpu_s) workers_cpu += seconds;
+  m.stats.cpu_s["process"] = ProcessCpuSeconds() - cpu0;
+  m.stats.cpu_s["other_threads"] = m.stats.cpu_s["process"] - workers_cpu;
   return m.stats;
 }
 

@@ -94,6 +94,12 @@ struct SyncStats {
   bool interrupted = false;
   std::string fatal;        // a run-wide error (e.g. GRIN refused access); "" if none
   StageTally check, download, process;
+  // CPU seconds by where they were spent: "check", "download" (staged), "download+decrypt"
+  // (streamed: download, decrypt, hash and extract on the worker), "decrypt" (staged),
+  // "upload" (worker threads, per stage, measured with the thread CPU clock); "process" (the
+  // whole process during Run) and "other_threads" (process minus the worker stages: the transport's
+  // event thread with TLS, the state store's writer, decryptor helper threads).
+  std::map<std::string, double> cpu_s;
 };
 
 class SyncPipeline {
