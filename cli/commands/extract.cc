@@ -149,7 +149,7 @@ int RunExtract(const std::vector<std::string>& args, std::ostream& out, std::ost
        cxxopts::value<std::string>()->default_value(""))
       ("secrets-dir", "Directory searched instead of ~/.config/grin-transfer",
        cxxopts::value<std::string>()->default_value(""))
-      ("backend", "Decryption backend: auto, gpg or rnp",
+      ("backend", "Decryption backend: auto, native, gpg or rnp",
        cxxopts::value<std::string>()->default_value("auto"))
       ("gpg", "gpg program for the gpg backend", cxxopts::value<std::string>()->default_value("gpg"))
       ("h,help", "Show this help")

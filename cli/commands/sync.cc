@@ -238,7 +238,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       cxxopts::value<uint64_t>()->default_value("64"))(
       "memory-limit-mb", "Memory for streamed books in flight",
       cxxopts::value<uint64_t>()->default_value("192"))(
-      "decrypt-backend", "auto, gpg or rnp", cxxopts::value<std::string>()->default_value("auto"))(
+      "decrypt-backend", "auto, native, gpg or rnp", cxxopts::value<std::string>()->default_value("auto"))(
       "passphrase-file", "The GPG passphrase file (default: gpg_passphrase.asc in the "
                          "credentials directories)", cxxopts::value<std::string>())(
       "skip-extract-ocr", "Do not extract or upload OCR text")(
