@@ -19,25 +19,10 @@ pid_t SpawnSync(const SyncEnv& env, const std::string& log,
                 const std::vector<std::string>& extra = {}) {
   std::vector<std::string> args = env.SyncArgs({"--queue", "converted", "--workers", "2"});
   args.insert(args.end(), extra.begin(), extra.end());
-  args.insert(args.begin(), GRIN_JOBS_BIN);
-  std::vector<char*> argv;
-  for (auto& s : args) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
+  return SpawnGrinJobs(args, log);
 }
 
-int Wait(pid_t pid) {
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+int Wait(pid_t pid) { return WaitChild(pid); }
 
 void CheckFinal(SyncEnv& env, int64_t converted) {
   CHECK(env.SqlText("PRAGMA integrity_check") == "ok");

@@ -45,6 +45,31 @@ inline int RunProgram(std::vector<std::string> argv) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+#ifdef GRIN_JOBS_BIN
+// Starts the grin-jobs binary with `args` (without argv[0]), stdout and stderr appended to log.
+inline pid_t SpawnGrinJobs(std::vector<std::string> args, const std::string& log) {
+  args.insert(args.begin(), GRIN_JOBS_BIN);
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+#endif
+
+// Waits for a child; its exit code, or 128 + signal.
+inline int WaitChild(pid_t pid) {
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 inline std::string Gunzip(const std::string& path) {
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) return "";
@@ -57,8 +82,11 @@ inline std::string Gunzip(const std::string& path) {
 }
 
 struct SyncEnv {
-  explicit SyncEnv(int64_t books, double frac_converted = 0.6, uint64_t seed = 3) {
+  // image_bytes: size of each page image in the archives (0 = the fake's default, ~KBs).
+  explicit SyncEnv(int64_t books, double frac_converted = 0.6, uint64_t seed = 3,
+                   int image_bytes = 0) {
     fake::FakeGrinOptions o;
+    if (image_bytes > 0) o.archive.image_bytes = image_bytes;
     o.corpus.size = books;
     o.corpus.seed = seed;
     o.corpus.frac_converted = frac_converted;
