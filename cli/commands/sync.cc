@@ -238,6 +238,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       cxxopts::value<uint64_t>()->default_value("64"))(
       "memory-limit-mb", "Memory for streamed books in flight",
       cxxopts::value<uint64_t>()->default_value("192"))(
+      "no-inventory", "HEAD every book in storage instead of listing the raw bucket once")(
       "multipart-threshold-mb", "Upload archives of this size or more in parts (resumable)",
       cxxopts::value<uint64_t>()->default_value("64"))(
       "decrypt-backend", "auto, native, gpg or rnp", cxxopts::value<std::string>()->default_value("auto"))(
@@ -515,6 +516,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   so.staging_limit_bytes = p["staging-limit-mb"].as<uint64_t>() << 20;
   so.stream_max_bytes = p["stream-max-mb"].as<uint64_t>() << 20;
   so.memory_limit_bytes = p["memory-limit-mb"].as<uint64_t>() << 20;
+  so.storage_inventory = p.count("no-inventory") == 0;
   so.multipart_threshold = std::max<uint64_t>(p["multipart-threshold-mb"].as<uint64_t>(), 5) << 20;
   so.force = p.count("force") > 0;
   so.skip_ocr = p.count("skip-extract-ocr") > 0;

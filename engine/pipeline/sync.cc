@@ -11,6 +11,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/pipeline/archive_stream.h"
@@ -101,6 +102,9 @@ struct SyncPipeline::Impl {
   static constexpr uint64_t kStreamOverhead = kMiB;
   static constexpr size_t kKeepPlainBytes = 16 * kMiB;
   std::unique_ptr<MemoryBudget> budget;
+  // Raw keys storage held when the run started (see SyncOptions::storage_inventory); unset: HEAD
+  // every book. Read-only once the workers run.
+  std::optional<std::unordered_set<std::string>> inventory;
 
   std::mutex mu;  // guards stats, progress
   SyncStats stats;
@@ -235,6 +239,36 @@ struct SyncPipeline::Impl {
 
   // --- check ---
 
+  // Lists the raw bucket under the layout's prefix into `inventory`. On any error the inventory
+  // stays unset and every book is HEADed, as without it.
+  void LoadInventory() {
+    const std::string probe = "BARCODE";
+    ObjectLocation loc = RawArchiveLocation(opt.layout, probe);
+    std::string prefix = loc.key.substr(0, loc.key.find(probe));
+    std::unordered_set<std::string> keys;
+    std::string token;
+    do {
+      auto page = objects->List(loc.bucket, prefix, token);
+      if (!page.ok()) {
+        if (page.status().code() == StatusCode::kNotFound) break;  // no bucket: nothing stored
+        log->Log(LogLevel::kWarning, "sync.inventory_failed",
+                 {{"bucket", loc.bucket}, {"error", page.status().message()}});
+        return;
+      }
+      for (auto& o : page->objects) keys.insert(std::move(o.key));
+      token = std::move(page->next_token);
+    } while (!token.empty() && !Stopping());
+    inventory = std::move(keys);
+  }
+
+  // The stored raw archive's info, or kNotFound. Skips the HEAD for books the inventory lacks.
+  Result<ObjectInfo> StoredRaw(const ObjectLocation& raw) {
+    if (inventory && inventory->count(raw.key) == 0) {
+      return Status::NotFound(raw.key + " not in storage at the start of the run");
+    }
+    return objects->Head(raw.bucket, raw.key);
+  }
+
   void Check(const WorkItem& w) {
     auto raw = RawArchiveLocation(opt.layout, w.barcode);
     auto head = grin->HeadArchive(w.barcode);
@@ -254,7 +288,7 @@ struct SyncPipeline::Impl {
         return;
       }
       // Not converted (or evicted). Stored already? Then the storage copy is the truth.
-      auto stored = objects->Head(raw.bucket, raw.key);
+      auto stored = StoredRaw(raw);
       if (stored.ok()) {
         Completion c;
         c.to = Stage::kUploaded;
@@ -303,7 +337,7 @@ struct SyncPipeline::Impl {
       return;
     }
     // Converted. Compare with what storage holds.
-    auto stored = objects->Head(raw.bucket, raw.key);
+    auto stored = StoredRaw(raw);
     if (!stored.ok() && stored.status().code() != StatusCode::kNotFound) {
       FailItem(w, stats.check, stored.status(), "storage_head_failed", false);
       return;
@@ -756,6 +790,7 @@ Result<SyncStats> SyncPipeline::Run() {
   m.stats.total = start.total - start.at[static_cast<int>(Stage::kUploaded)] - start.dead;
   m.start_micros = m.clock->NowMicros();
   double cpu0 = ProcessCpuSeconds();
+  if (m.opt.storage_inventory) m.LoadInventory();
   std::vector<std::thread> workers;
   for (int i = 0; i < m.opt.workers; ++i) workers.emplace_back([&m] { m.Worker(); });
   // Coordinator: end the run when nothing is left (or on stop / fatal error).

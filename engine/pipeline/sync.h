@@ -6,7 +6,9 @@
 //
 //   check     HEAD the archive at GRIN; compare its ETag with the stored object's
 //             `encrypted_etag`: equal -> done at once ("skipped_etag_match"); 404 -> reconcile
-//             from storage, record a known conversion failure, or request conversion.
+//             from storage, record a known conversion failure, or request conversion. Which
+//             books storage holds comes from one listing of the raw bucket at the start (the
+//             inventory); only those are HEADed for their metadata.
 //   download  books up to stream_max_bytes: streamed — decrypted, hashed and extracted while
 //             they download, the decrypted archive held in memory (bounded by
 //             memory_limit_bytes), then stored as in `process`: checked -> uploaded with no
@@ -63,6 +65,9 @@ struct SyncOptions {
   // memory_limit_bytes, go through the staging directory (resumable downloads).
   uint64_t stream_max_bytes = 64 * kMiB;
   uint64_t memory_limit_bytes = 192 * kMiB;  // streamed books in flight hold at most this
+  // List the raw bucket once at the start (1,000 keys per request) and HEAD only the books
+  // found there, instead of one storage HEAD per book. false: HEAD every book.
+  bool storage_inventory = true;
   std::map<std::string, KnownFailure> known_failures;  // from GRIN's _failed list
   int progress_every = 20;                             // books between progress lines
   std::function<void(const std::string& line)> on_progress;  // may be empty

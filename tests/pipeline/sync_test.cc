@@ -78,6 +78,36 @@ TEST_CASE("sync stores converted books verified, and a rerun downloads nothing")
   for (const auto& b : env.Uploaded()) CHECK(env.Gets(b) == 1);
 }
 
+TEST_CASE("a new run over the same storage downloads nothing already stored") {
+  SyncEnv env(30);
+  auto first = Cli(env.SyncArgs({"--queue", "converted", "--limit", "8"}));
+  REQUIRE_MESSAGE(first.code == 0, first.err);
+  auto up = env.Uploaded();
+  REQUIRE(up.size() == 8);
+  // A second run directory (a different run name), the same storage: keys do not depend on the
+  // run, so the storage listing + HEAD find every book with its ETag and nothing is fetched.
+  std::string run2 = (env.tmp.path() / "run2").string();
+  auto init = Cli({"init", "--run-dir", run2, "--library-directory", "TEST", "--grin-base-url",
+                   env.server->base_url(), "--storage", "local", "--storage-path", env.storage});
+  REQUIRE_MESSAGE(init.code == 0, init.err);
+  std::filesystem::copy_file(env.run + "/run_config.json", run2 + "/run_config.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  for (const char* mode : {"inventory", "head-every-book"}) {
+    CAPTURE(mode);
+    std::vector<std::string> args = {"sync", "--run-dir", run2, "--grin-rate", "0", "--queue",
+                                     "converted", "--limit", "12", "--recheck"};
+    if (std::string(mode) != "inventory") args.push_back("--no-inventory");
+    auto second = Cli(args);
+    INFO(second.out << second.err);
+    REQUIRE(second.code == 0);
+    for (const auto& b : up) CHECK(env.Gets(b) == 1);
+  }
+  SQLite::Database db(run2 + "/books.db", SQLite::OPEN_READONLY);
+  CHECK(db.execAndGet("SELECT count(*) FROM uploaded").getInt64() == 12);
+  CHECK(db.execAndGet("SELECT count(*) FROM events WHERE outcome = 'skipped_etag_match'")
+            .getInt64() >= 8);
+}
+
 TEST_CASE("an ETag change between runs fetches the book again; unchanged books are not") {
   SyncEnv env(30);
   auto first = Cli(env.SyncArgs({"--queue", "converted", "--limit", "6"}));
