@@ -333,6 +333,9 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   net::TransportOptions topt;
   topt.logger = &logger;
   topt.max_connections_per_host = std::max(8, p["workers"].as<int>() + 4);
+  // Two hosts (GRIN and storage) at full concurrency, so the total cap never closes a connection
+  // one of them will need again (a new TLS handshake each time).
+  topt.max_total_connections = 2 * topt.max_connections_per_host + 8;
   topt.ca_file = config->ca_file;
   if (!storage_ca.empty() && storage_ca != config->ca_file) {
     if (config->ca_file.empty()) {

@@ -12,7 +12,7 @@ namespace {
 // The consumer is woken when this much has arrived (or the transfer ended).
 constexpr size_t kWakeBytes = 256 << 10;
 // Chunk buffers up to this size are kept for the thread's next archive.
-constexpr size_t kKeepBytes = 8 << 20;
+constexpr size_t kKeepBytes = 1 << 20;
 
 // What the transport thread and the consuming thread share.
 struct Channel {

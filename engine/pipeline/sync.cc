@@ -99,8 +99,8 @@ struct SyncPipeline::Impl {
   std::atomic<int> in_flight{0};
 
   // Streamed books reserve their size plus this (the download buffer, decryptor state).
-  static constexpr uint64_t kStreamOverhead = kMiB;
-  static constexpr size_t kKeepPlainBytes = 16 * kMiB;
+  static constexpr uint64_t kStreamOverhead = kMiB / 2;
+  static constexpr size_t kKeepPlainBytes = 4 * kMiB;
   std::unique_ptr<MemoryBudget> budget;
   // Raw keys storage held when the run started (see SyncOptions::storage_inventory); unset: HEAD
   // every book. Read-only once the workers run.
