@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   // the pipeline's memory budget bounds how much that can be.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  // Few arenas: with 64 workers glibc would make 16, each keeping its own free book-sized blocks
+  // (peak RSS 275 MiB vs 253 with 2 at 64 books in flight, same CPU; allocation is per book, not
+  // per byte, so the arenas are not contended).
+  mallopt(M_ARENA_MAX, 2);
   std::vector<std::string> args(argv + 1, argv + argc);
   return grin::cli::Main(args, std::cout, std::cerr);
 }
