@@ -209,7 +209,7 @@ TEST_CASE("native: more ciphers, S2K kinds and BZip2 from real gpg, byte-identic
   }
 }
 
-TEST_CASE("native: Twofish is refused clearly; auto hands it to another backend") {
+TEST_CASE("native: Twofish is refused clearly, auto hands it to another backend") {
   const std::string plain = SomePlaintext(50 * 1024);
   GpgParams p;
   p.cipher = "TWOFISH";

@@ -53,7 +53,7 @@ TEST_CASE("help, unknown commands and options") {
   CHECK(which.err.find("--run-dir") != std::string::npos);
 }
 
-TEST_CASE("init creates a run once; status and sql read it") {
+TEST_CASE("init creates a run once, status and sql read it") {
   TempDir dir;
   std::string run = dir.file("r1");
   auto r = Cli({"init", "--run-dir", run, "--library-directory", "Harvard"});
@@ -125,7 +125,7 @@ TEST_CASE("init creates a run once; status and sql read it") {
   CHECK(Cli({"retry", "--run-dir", run, "--stage", "uploaded"}).code == kExitUsage);
 }
 
-TEST_CASE("retry on a run held by another writer exits 3; status still works") {
+TEST_CASE("retry on a run held by another writer exits 3, status still works") {
   TempDir dir;
   std::string run = dir.file("r2");
   REQUIRE(Cli({"init", "--run-dir", run}).code == kExitOk);

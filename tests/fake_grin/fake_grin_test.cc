@@ -128,7 +128,7 @@ FakeGrinOptions SmallOptions(int64_t books = 30) {
 
 TEST_SUITE("integration") {
 
-TEST_CASE("auth: requests need a token from the token endpoint; expiry and revocation refuse") {
+TEST_CASE("auth: requests need a token from the token endpoint, expiry and revocation refuse") {
   auto s = StartServer(SmallOptions());
   Client anon(*s, /*with_token=*/false);
   auto r = anon.Get("/libraries/TEST/?format=text&result_count=1");
@@ -328,7 +328,7 @@ TEST_CASE("_process: every request style, statuses, batch cap and the queue-full
   CHECK_MESSAGE(Lines(r->body).size() == 6, r->body);
 }
 
-TEST_CASE("archives: HEAD and GET agree; the body decrypts with gpg into the §10 members") {
+TEST_CASE("archives: HEAD and GET agree, the body decrypts with gpg into the §10 members") {
   testing::TempDir cache;
   auto o = SmallOptions();
   o.cache_dir = cache.path().string();

@@ -425,7 +425,7 @@ TEST_CASE("414 for over-long _barcode_search and _process URLs") {
   CHECK(curl.Get("/libraries/TEST/_process?barcodes=39015000000001").http_status == 200);
 }
 
-TEST_CASE("faults: token endpoint slow, 5xx, invalid_grant; replies without a refresh token") {
+TEST_CASE("faults: token endpoint slow, 5xx, invalid_grant, replies without a refresh token") {
   auto s = Start(Small());
   httplib::Client c(s->origin());
   c.set_ca_cert_path(s->ca_file().c_str());

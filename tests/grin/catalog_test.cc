@@ -53,7 +53,7 @@ TEST_CASE("catalog: insert, refresh with COALESCE, cursor in the same transactio
   CHECK(cat.ApplyCollectedPage({Book("")}, false, cur).status().code() == StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("catalog: enrichment pending list, found, missing, failed; conversion candidates") {
+TEST_CASE("catalog: enrichment pending list, found, missing, failed, conversion candidates") {
   grin::testing::TempDir tmp;
   auto c = SqliteBookCatalog::Open(tmp.file("books.db"));
   REQUIRE(c.ok());

@@ -65,7 +65,7 @@ struct CliEnv {
 
 TEST_SUITE("integration") {
 
-TEST_CASE("cli: collect (resumed after --max-pages), enrich, request; auth status never shows the token") {
+TEST_CASE("cli: collect (resumed after --max-pages), enrich, request, auth status never shows the token") {
   CliEnv env(2'345);
   Run r = Cli({"collect", "--run-dir", env.run, "--page-size", "500", "--max-pages", "2"});
   REQUIRE_MESSAGE(r.code == 0, r.err);
@@ -96,7 +96,7 @@ TEST_CASE("cli: collect (resumed after --max-pages), enrich, request; auth statu
   CHECK((perms & std::filesystem::perms::others_all) == std::filesystem::perms::none);
 }
 
-TEST_CASE("cli: request reports a full queue; a revoked refresh token says to rerun auth setup") {
+TEST_CASE("cli: request reports a full queue, a revoked refresh token says to rerun auth setup") {
   CliEnv env(400, /*queue_max=*/5);
   REQUIRE(Cli({"collect", "--run-dir", env.run}).code == 0);
   Run r = Cli({"request", "--run-dir", env.run, "--limit", "300", "--batch", "10"});

@@ -13,7 +13,7 @@ using testing::GrinEnv;
 
 TEST_SUITE("integration") {
 
-TEST_CASE("auth: first request refreshes; the credentials file keeps expiry, mode 0600") {
+TEST_CASE("auth: first request refreshes, the credentials file keeps expiry, mode 0600") {
   GrinEnv env(FakeOptions(10), /*proactive=*/false);
   REQUIRE(env.client->Probe().ok());
   CHECK(env.tokens->refreshes() == 1);
@@ -41,7 +41,7 @@ TEST_CASE("auth: a 401 or a 302 to ServiceLogin forces one refresh and a retry")
   }
 }
 
-TEST_CASE("auth: a revoked refresh token is a clear PermissionDenied; 403 names the access list") {
+TEST_CASE("auth: a revoked refresh token is a clear PermissionDenied, 403 names the access list") {
   GrinEnv env(FakeOptions(10), false);
   REQUIRE(env.client->Probe().ok());
   env.server->RevokeRefreshToken();
@@ -76,7 +76,7 @@ TEST_CASE("auth: proactive refresh replaces the token before it expires") {
   CHECK(env.server->Stats().auth_failures == 0);
 }
 
-TEST_CASE("lists: paged HTML of 0, 1 and 250 books; every href style; ctoken") {
+TEST_CASE("lists: paged HTML of 0, 1 and 250 books, every href style, ctoken") {
   for (int64_t n : {0, 1, 250}) {
     for (std::string style : {"relative", "root", "absolute"}) {
       auto o = FakeOptions(n);
@@ -98,7 +98,7 @@ TEST_CASE("lists: paged HTML of 0, 1 and 250 books; every href style; ctoken") {
   }
 }
 
-TEST_CASE("lists: the unavailable page is retried; a malformed page is an error naming it") {
+TEST_CASE("lists: the unavailable page is retried, a malformed page is an error naming it") {
   GrinEnv env(FakeOptions(30), false);
   fake::FaultRule f;
   f.endpoint = "all_books";
@@ -173,7 +173,7 @@ TEST_CASE("_barcode_search: URL-bounded groups, found and missing, shuffled colu
   CHECK(env.server->Stats().endpoints["barcode_search"].requests == 2);
 }
 
-TEST_CASE("_process: statuses classified; 429 means queue full") {
+TEST_CASE("_process: statuses classified, 429 means queue full") {
   auto o = FakeOptions(20);
   o.corpus.frac_converted = 0.5;
   o.corpus.frac_in_process = 0;
@@ -244,7 +244,7 @@ namespace grin::grin_client {
 
 TEST_SUITE("integration") {
 
-TEST_CASE("faults: 5xx / 429 on list pages are retried; slow first byte is waited out") {
+TEST_CASE("faults: 5xx / 429 on list pages are retried, slow first byte is waited out") {
   GrinEnv env(testing::FakeOptions(250), false);
   for (auto [status, retry_after] : std::vector<std::pair<int, std::string>>{
            {503, ""}, {500, ""}, {429, "1"}, {429, ""}}) {
@@ -272,7 +272,7 @@ TEST_CASE("faults: 5xx / 429 on list pages are retried; slow first byte is waite
   }
 }
 
-TEST_CASE("faults: throttled and stalled archive bodies arrive whole; truncated ones fail") {
+TEST_CASE("faults: throttled and stalled archive bodies arrive whole, truncated ones fail") {
   GrinEnv env(testing::FakeOptions(20), false);
   std::string bc;
   REQUIRE(env.client->ForEachTextLine("converted", "", [&](const std::string& b) {

@@ -118,7 +118,7 @@ TEST_CASE("faults: above the download cap (429 or 503) archive GETs are retried"
   }
 }
 
-TEST_CASE("faults: expired between HEAD and GET is NotFound; re-conversion shows a new ETag") {
+TEST_CASE("faults: expired between HEAD and GET is NotFound, re-conversion shows a new ETag") {
   GrinEnv env(FakeOptions(20), false);
   const std::string bc = FirstConverted(env);
   fake::FaultRule e;
@@ -215,7 +215,7 @@ TEST_CASE("faults: 403 'ACL not yet applied' for the first minutes, then access"
   CHECK_MESSAGE(s.ok(), s.ToString());
 }
 
-TEST_CASE("faults: duplicate rows across pages are delivered; an empty _converted is fine") {
+TEST_CASE("faults: duplicate rows across pages are delivered, an empty _converted is fine") {
   GrinEnv env(FakeOptions(250), false);
   fake::FaultRule dup;
   dup.endpoint = "all_books";

@@ -106,7 +106,7 @@ TEST_CASE("text lists: CRLF, blank lines, file names, prefixes, extra fields") {
   CHECK(got == std::vector<std::string>{"A1", "A2", "A3", "A4"});
 }
 
-TEST_CASE("TSV by header name: shuffled, missing and extra columns; short rows") {
+TEST_CASE("TSV by header name: shuffled, missing and extra columns, short rows") {
   TsvTable t;
   REQUIRE(t.SetHeader("Barcode\tFuture\tState\tScanned Date", "x").ok());
   auto cells = t.Split("B1\tzz\tCONVERTED");

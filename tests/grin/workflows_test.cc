@@ -61,7 +61,7 @@ TEST_CASE("collect: 100,001 books in 10,000-row pages, ISO dates, then idempoten
   CHECK(again->counts.unchanged == 100'001);
 }
 
-TEST_CASE("collect: 0 and 1 books; shuffled and extra HTML columns map by label") {
+TEST_CASE("collect: 0 and 1 books, shuffled and extra HTML columns map by label") {
   for (std::string cols : {"default", "shuffle", "extra"}) {
     for (int64_t n : {0, 1, 5}) {
       auto o = FakeOptions(n);
@@ -104,7 +104,7 @@ TEST_CASE("collect: token expiry mid-collect is survived (refresh + retry)") {
   }
 }
 
-TEST_CASE("collect: an interrupted collect resumes from its cursor; --refresh updates fields") {
+TEST_CASE("collect: an interrupted collect resumes from its cursor, --refresh updates fields") {
   GrinEnv env(FakeOptions(950), false);
   const std::string db = env.tmp.file("books.db");
   auto catalog = OpenCatalog(db);
@@ -140,7 +140,7 @@ TEST_CASE("collect: an interrupted collect resumes from its cursor; --refresh up
   CHECK_FALSE(q.getColumn(1).getString().empty());
 }
 
-TEST_CASE("collect: a malformed page writes nothing of itself and names itself; rerun resumes") {
+TEST_CASE("collect: a malformed page writes nothing of itself and names itself, rerun resumes") {
   GrinEnv env(FakeOptions(500), false);
   const std::string db = env.tmp.file("books.db");
   auto catalog = OpenCatalog(db);
@@ -174,7 +174,7 @@ TEST_CASE("collect: a malformed page writes nothing of itself and names itself; 
   CHECK(*catalog->CountBooks() == 500);
 }
 
-TEST_CASE("enrich: found, missing and failed groups; failures retried on the next run") {
+TEST_CASE("enrich: found, missing and failed groups, failures retried on the next run") {
   GrinEnv env(FakeOptions(1200), false);
   const std::string db = env.tmp.file("books.db");
   auto catalog = OpenCatalog(db);
@@ -236,7 +236,7 @@ TEST_CASE("enrich: a malformed TSV reply fails its group, names it, and writes n
   CHECK(s->found == 50);
 }
 
-TEST_CASE("request: batches classified and recorded; 429 stops with the free space reported") {
+TEST_CASE("request: batches classified and recorded, 429 stops with the free space reported") {
   auto o = FakeOptions(300);
   o.corpus.frac_converted = 0.1;
   o.corpus.frac_in_process = 0.02;

@@ -10,7 +10,7 @@ namespace {
 
 constexpr int64_t kNow = 1'700'000'000'000'000;  // 2023-11-14T22:13:20Z in micros
 
-TEST_CASE("ClassifyAttempt: connection errors, timeouts and 408/429/5xx retry; other 4xx do not") {
+TEST_CASE("ClassifyAttempt: connection errors, timeouts and 408/429/5xx retry, other 4xx do not") {
   CHECK(ClassifyAttempt(CURLE_OK, 200) == RetryClass::kSuccess);
   CHECK(ClassifyAttempt(CURLE_OK, 304) == RetryClass::kSuccess);
   CHECK(ClassifyAttempt(CURLE_COULDNT_CONNECT, 0) == RetryClass::kRetryable);

@@ -187,7 +187,7 @@ TEST_SUITE("integration") {
     CHECK(s.status_class[4] == 1);
   }
 
-  TEST_CASE("retries re-run the prepare hook; non-replayable bodies are not retried") {
+  TEST_CASE("retries re-run the prepare hook, non-replayable bodies are not retried") {
     NetEnv env;
     auto t = MakeTransport(env.Options());
     std::vector<int> attempts;

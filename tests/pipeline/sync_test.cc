@@ -108,7 +108,7 @@ TEST_CASE("a new run over the same storage downloads nothing already stored") {
             .getInt64() >= 8);
 }
 
-TEST_CASE("an ETag change between runs fetches the book again; unchanged books are not") {
+TEST_CASE("an ETag change between runs fetches the book again, unchanged books are not") {
   SyncEnv env(30);
   auto first = Cli(env.SyncArgs({"--queue", "converted", "--limit", "6"}));
   REQUIRE_MESSAGE(first.code == 0, first.err);
@@ -212,7 +212,7 @@ TEST_CASE("a corrupted download fails the integrity check, is fetched again, sto
   CHECK(grin::testing::ReadFile(env.RawPath(victim)) == env.FixturePlaintext(victim));
 }
 
-TEST_CASE("dry run changes nothing; bad input gives one line") {
+TEST_CASE("dry run changes nothing, bad input gives one line") {
   SyncEnv env(20);
   auto dry = Cli(env.SyncArgs({"--queue", "converted", "--dry-run"}));
   INFO(dry.out << dry.err);

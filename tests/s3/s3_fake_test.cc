@@ -427,7 +427,7 @@ TEST_CASE("fake S3: an interrupted multipart upload resumes from the recorded pa
   CHECK(f.server.Count("Abort") == 1);
 }
 
-TEST_CASE("fake S3: parallel parts share a few connections; equal part sizes (R2 rule)") {
+TEST_CASE("fake S3: parallel parts share a few connections, equal part sizes (R2 rule)") {
   Fixture f;
   std::string data = Pattern(41 * kMiB, 8);
   MemorySource src(data);

@@ -184,7 +184,7 @@ TEST_CASE("AWS S3 examples") {
   }
 }
 
-TEST_CASE("a different secret or time changes the signature; the cache is per date") {
+TEST_CASE("a different secret or time changes the signature, the cache is per date") {
   Signer signer("auto", "s3", SigningFlavor::kS3);
   SigningInput in{"GET", "/b/k", {}, {{"host", "h"}}, std::string(kUnsignedPayload)};
   Credentials a{"id", "secret-a", ""}, b{"id", "secret-b", ""};

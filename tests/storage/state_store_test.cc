@@ -95,7 +95,7 @@ TEST_CASE("a book moves pending -> checked -> downloaded -> uploaded") {
   CHECK(store->Complete(more[0], Stage::kPending).code() == StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("a completion sets books columns atomically; only writable columns are accepted") {
+TEST_CASE("a completion sets books columns atomically, only writable columns are accepted") {
   Fixture f;
   auto store = f.Open();
   REQUIRE(store->Enqueue({"BKS001"}).ok());
@@ -212,7 +212,7 @@ TEST_CASE("backoff schedule is exponential with a cap and full jitter") {
   CHECK(BackoffMicros(3, 1000, 1'000'000, 0.0) == 0);
 }
 
-TEST_CASE("a permanent failure is dead at once; requeue filters by stage and dead-only") {
+TEST_CASE("a permanent failure is dead at once, requeue filters by stage and dead-only") {
   Fixture f;
   auto store = f.Open();
   REQUIRE(store->Enqueue({"DDD001", "DDD002"}).ok());
@@ -286,7 +286,7 @@ TEST_CASE("an item reclaimed too often is dead (crash_loop), not retried forever
         "dead:crash_loop");
 }
 
-TEST_CASE("a second writer on the same run gets one clear line; readers still work") {
+TEST_CASE("a second writer on the same run gets one clear line, readers still work") {
   Fixture f;
   auto store = f.Open();
   REQUIRE(store->Enqueue({"HHH001"}).ok());
@@ -317,7 +317,7 @@ TEST_CASE("invalid barcodes and JSON are refused with a message naming them") {
         StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("8 threads claiming and completing never share an item; commits are grouped") {
+TEST_CASE("8 threads claiming and completing never share an item, commits are grouped") {
   Fixture f;
   auto store = f.Open();
   std::vector<std::string> barcodes;
@@ -359,7 +359,7 @@ TEST_CASE("8 threads claiming and completing never share an item; commits are gr
 }
 
 
-TEST_CASE("job_counts follows every transition; Counts() agrees with the jobs table") {
+TEST_CASE("job_counts follows every transition, Counts() agrees with the jobs table") {
   Fixture f;
   auto store = f.Open();
   std::vector<std::string> barcodes;
