@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "tests/pipeline/sync_fixture.h"
+#include "tests/support/swift_server.h"
 
 namespace grin::pipeline::testing {
 namespace {
@@ -21,59 +22,23 @@ constexpr int64_t kBooks = 120;  // sanitizers make every book ~5x slower; same 
 constexpr int64_t kBooks = 300;
 #endif
 
-// The Swift server named by GRIN_S3_ENV, or a private one, stopped at the end.
-class Swift {
- public:
-  Swift() {
-    std::string env_file;
-    if (const char* e = std::getenv("GRIN_S3_ENV"); e != nullptr && *e != '\0') {
-      env_file = e;
-    } else {
-      state_ = (dir_.path() / "swift").string();
-      REQUIRE(RunProgram({std::string(GRIN_SOURCE_DIR) + "/scripts/s3-server", "start", state_}) ==
-              0);
-      env_file = state_ + "/env";
-    }
-    std::ifstream in(env_file);
-    REQUIRE_MESSAGE(in.good(), "cannot read " << env_file);
-    std::string line;
-    while (std::getline(in, line)) {
-      size_t eq = line.find('=');
-      if (eq != std::string::npos) vars_[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-    REQUIRE(!Get("GRIN_S3_ENDPOINT").empty());
-  }
-  ~Swift() {
-    if (!state_.empty()) RunProgram({std::string(GRIN_SOURCE_DIR) + "/scripts/s3-server", "stop",
-                                     state_});
-  }
-  std::string Get(const std::string& k) const {
-    auto it = vars_.find(k);
-    return it == vars_.end() ? "" : it->second;
-  }
-  const std::map<std::string, std::string>& vars() const { return vars_; }
-
- private:
-  grin::testing::TempDir dir_;
-  std::string state_;
-  std::map<std::string, std::string> vars_;
-};
+using Swift = grin::testing::SwiftServer;
 
 // Points the run's storage at the Swift server (buckets named with `suffix`).
 void UseSwift(SyncEnv& env, const Swift& swift, const std::string& suffix) {
   std::string creds = (env.tmp.path() / "aws_credentials").string();
   grin::testing::WriteFile(creds, "[default]\naws_access_key_id = " +
-                                      swift.Get("GRIN_S3_ACCESS_KEY") +
+                                      swift.get("GRIN_S3_ACCESS_KEY") +
                                       "\naws_secret_access_key = " +
-                                      swift.Get("GRIN_S3_SECRET_KEY") + "\n");
+                                      swift.get("GRIN_S3_SECRET_KEY") + "\n");
   std::filesystem::permissions(creds, std::filesystem::perms::owner_read |
                                           std::filesystem::perms::owner_write,
                                std::filesystem::perm_options::replace);
   auto cfg = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/run_config.json"));
   cfg["storage"] = {{"type", "s3"},
-                    {"endpoint_url", swift.Get("GRIN_S3_ENDPOINT")},
-                    {"region", swift.Get("GRIN_S3_REGION")},
-                    {"ca_file", swift.Get("GRIN_S3_CA_FILE")},
+                    {"endpoint_url", swift.get("GRIN_S3_ENDPOINT")},
+                    {"region", swift.get("GRIN_S3_REGION")},
+                    {"ca_file", swift.get("GRIN_S3_CA_FILE")},
                     {"credentials_file", creds},
                     {"path_style", true},
                     {"bucket_raw", "grin-raw-" + suffix},
@@ -103,7 +68,7 @@ int VerifyWithBoto3(SyncEnv& env, const Swift& swift, const std::string& suffix)
 }
 
 TEST_CASE("books from the fake GRIN with faults into Swift S3 over HTTPS, verified by boto3") {
-  Swift swift;
+  Swift swift(GRIN_SOURCE_DIR);
   SyncEnv env(kBooks * 2, 0.6, 41);
   std::string suffix = std::to_string(::getpid());
   UseSwift(env, swift, suffix);
@@ -131,7 +96,7 @@ TEST_CASE("books from the fake GRIN with faults into Swift S3 over HTTPS, verifi
 }
 
 TEST_CASE("a multipart upload cut by kill -9 resumes from its recorded parts") {
-  Swift swift;
+  Swift swift(GRIN_SOURCE_DIR);
   // Books of ~40 MiB, staged (not streamed), uploaded in 8 MiB parts above an 8 MiB threshold:
   // five parts, four at a time, so the kill can land between recorded parts and completion.
   SyncEnv env(4, 1.0, 43, 12'000'000);

@@ -16,6 +16,7 @@
 #include "storage/s3/digest.h"
 #include "storage/s3/s3_object_store.h"
 #include "tests/s3/subprocess.h"
+#include "tests/support/swift_server.h"
 #include "tests/support/temp_dir.h"
 
 namespace grin::s3 {
@@ -26,45 +27,7 @@ using grin::testing::RunProcess;
 using grin::testing::SourceDir;
 using grin::testing::TempDir;
 
-// A running server: the one named by GRIN_S3_ENV, or a private one stopped on destruction.
-class SwiftServer {
- public:
-  SwiftServer() {
-    std::string env_file;
-    if (const char* e = std::getenv("GRIN_S3_ENV"); e != nullptr && *e != '\0') {
-      env_file = e;
-    } else {
-      owned_ = std::make_unique<TempDir>();
-      auto r = RunProcess({SourceDir() + "/scripts/s3-server", "start", owned_->file("swift")});
-      REQUIRE_MESSAGE(r.exit_code == 0, "scripts/s3-server start failed: " << r.err);
-      env_file = owned_->file("swift/env");
-    }
-    std::ifstream in(env_file);
-    REQUIRE_MESSAGE(in.good(), "cannot read " << env_file);
-    std::string line;
-    while (std::getline(in, line)) {
-      size_t eq = line.find('=');
-      if (eq != std::string::npos) vars_[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-    REQUIRE(!get("GRIN_S3_ENDPOINT").empty());
-  }
-  ~SwiftServer() {
-    if (owned_) RunProcess({SourceDir() + "/scripts/s3-server", "stop", owned_->file("swift")});
-  }
-  std::string get(const std::string& k) const {
-    auto it = vars_.find(k);
-    return it == vars_.end() ? "" : it->second;
-  }
-  std::vector<std::string> ChildEnv() const {
-    std::vector<std::string> out;
-    for (const auto& [k, v] : vars_) out.push_back(k + "=" + v);
-    return out;
-  }
-
- private:
-  std::unique_ptr<TempDir> owned_;
-  std::map<std::string, std::string> vars_;
-};
+using grin::testing::SwiftServer;
 
 struct Client {
   Client(const SwiftServer& server, const std::string& secret_override = "") {
@@ -134,7 +97,7 @@ class HashSink final : public ByteSink {
 
 TEST_CASE("swift: buckets, 0 B to 200 MiB objects, metadata, checked with boto3" *
           doctest::timeout(240)) {
-  SwiftServer server;
+  SwiftServer server(SourceDir());
   Client c(server);
   TempDir dir;
   StorageLayout layout;
@@ -292,7 +255,7 @@ TEST_CASE("swift: buckets, 0 B to 200 MiB objects, metadata, checked with boto3"
 
 TEST_CASE("swift: a wrong secret and a wrong payload hash each fail with one clear line" *
           doctest::timeout(120)) {
-  SwiftServer server;
+  SwiftServer server(SourceDir());
   Client good(server);
   const std::string bucket = RandomName("grin-err");
   REQUIRE(good.store->EnsureBucket(bucket).ok());
