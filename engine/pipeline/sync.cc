@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
@@ -96,6 +97,8 @@ struct SyncPipeline::Impl {
   // transaction) until this time (microseconds), or until a job completes into the stage.
   static constexpr int64_t kIdleClaimMicros = 200'000;
   std::atomic<int64_t> idle_until[3] = {0, 0, 0};
+  std::atomic<int64_t> staging_scanned_at{INT64_MIN / 2};  // steady clock, microseconds
+  std::atomic<uint64_t> staging_bytes{0};
   std::atomic<int> in_flight{0};
 
   // Streamed books reserve their size plus this (the download buffer, decryptor state).
@@ -141,25 +144,44 @@ struct SyncPipeline::Impl {
     return (fs::path(opt.staging_dir) / (b + ".tar.gz")).string();
   }
 
-  uint64_t StagingBytes() const {
-    uint64_t total = 0;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(opt.staging_dir, ec)) {
-      if (e.is_regular_file(ec)) total += e.file_size(ec);
+  // True while staging holds staging_limit_bytes or more. The folder is scanned at most every
+  // 500 ms (workers ask before every download; most books are streamed and never staged).
+  bool StagingFull() {
+    if (opt.staging_limit_bytes == 0) return false;
+    int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
+    int64_t last = staging_scanned_at.load();
+    if (now - last >= 500'000 && staging_scanned_at.compare_exchange_strong(last, now)) {
+      uint64_t total = 0;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(opt.staging_dir, ec)) {
+        if (e.is_regular_file(ec)) total += e.file_size(ec);
+      }
+      staging_bytes = total;
     }
-    return total;
+    return staging_bytes.load() >= opt.staging_limit_bytes;
   }
 
   // --- bookkeeping ---
 
-  // Adds the calling thread's CPU time since `since` (ThreadCpuSeconds()) to stats.cpu_s[key]
-  // and returns the new reading.
-  double AddCpu(const char* key, double since) {
+  // Adds the calling thread's CPU time since `since` (ThreadCpuSeconds()) to stats.cpu_s[key].
+  void AddCpu(const char* key, double since) {
     double now = ThreadCpuSeconds();
     std::lock_guard<std::mutex> l(mu);
     stats.cpu_s[key] += now - since;
-    return now;
   }
+
+  // Adds the thread CPU time of its scope to stats.cpu_s[key].
+  struct CpuScope {
+    CpuScope(Impl* impl, const char* k) : m(impl), key(k), t0(ThreadCpuSeconds()) {}
+    ~CpuScope() { m->AddCpu(key, t0); }
+    CpuScope(const CpuScope&) = delete;
+    CpuScope& operator=(const CpuScope&) = delete;
+    Impl* m;
+    const char* key;
+    double t0;
+  };
 
   void Tally(StageTally& t, const char* kind, const std::string& reason) {
     std::lock_guard<std::mutex> l(mu);
@@ -437,12 +459,7 @@ struct SyncPipeline::Impl {
   }
 
   void Download(const WorkItem& w) {
-    double t0 = ThreadCpuSeconds();
-    struct Account {
-      Impl* m;
-      double t0;
-      ~Account() { m->AddCpu("download", t0); }
-    } account{this, t0};
+    CpuScope account(this, "download");
     json cp = ParseCheckpoint(w.checkpoint);
     std::string etag = cp.value("etag", "");
     int64_t size = cp.value("size", int64_t{-1});
@@ -498,11 +515,7 @@ struct SyncPipeline::Impl {
   // stored; on failure the job has been failed (retry or dead) already.
   bool StoreBook(const WorkItem& w, const json& cp, const std::string& etag, int64_t size,
                  const ByteSource& plain, const archive::BookResult& r) {
-    struct Account {
-      Impl* m;
-      double t0;
-      ~Account() { m->AddCpu("upload", t0); }
-    } account{this, ThreadCpuSeconds()};
+    CpuScope account(this, "upload");
     std::string now = NowIso();
     auto raw = RawArchiveLocation(opt.layout, w.barcode);
     UploadOptions uo;
@@ -714,8 +727,7 @@ struct SyncPipeline::Impl {
     static constexpr Work kOrder[] = {kProcess, kDownload, kCheck};
     for (Work work : kOrder) {
       if (Stopping()) return false;
-      if (work == kDownload && opt.staging_limit_bytes > 0 &&
-          StagingBytes() >= opt.staging_limit_bytes) {
+      if (work == kDownload && StagingFull()) {
         continue;  // staging is full: let processing drain it first
       }
       if (clock->NowMicros() < idle_until[work].load()) continue;
@@ -735,9 +747,8 @@ struct SyncPipeline::Impl {
       const WorkItem& w = items->front();
       Work held = work;
       if (work == kCheck) {
-        double t0 = ThreadCpuSeconds();
+        CpuScope account(this, "check");
         Check(w);
-        AddCpu("check", t0);
       } else if (work == kDownload) {
         DownloadOrStream(w, held);
       } else {
