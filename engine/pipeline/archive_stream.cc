@@ -114,15 +114,14 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
       out.bytes_fed += static_cast<int64_t>(chunk.size());
     }
     if (!failure.ok()) {
-      std::lock_guard<std::mutex> l(ch->mu);
-      ch->abort = true;
-      ch->buf.clear();
-      if (ch->paused) {
+      {
+        std::lock_guard<std::mutex> l(ch->mu);
+        ch->abort = true;
+        ch->buf.clear();
         ch->paused = false;
-        resume = true;
       }
+      transport->Resume(id);  // a paused transfer must run on to meet the abort (else harmless)
     }
-    if (!failure.ok() && resume) transport->Resume(id);
     chunk.clear();
   }
   {
