@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -103,7 +104,6 @@ struct SyncPipeline::Impl {
 
   // Streamed books reserve their size plus this (the download buffer, decryptor state).
   static constexpr uint64_t kStreamOverhead = kMiB / 2;
-  static constexpr size_t kKeepPlainBytes = 4 * kMiB;
   std::unique_ptr<MemoryBudget> budget;
   // Raw keys storage held when the run started (see SyncOptions::storage_inventory); unset: HEAD
   // every book. Read-only once the workers run.
@@ -443,19 +443,29 @@ struct SyncPipeline::Impl {
   // Streams the book if it is small enough and the memory budget allows; stages it otherwise.
   void DownloadOrStream(const WorkItem& w, Work& held) {
     int64_t size = ParseCheckpoint(w.checkpoint).value("size", int64_t{-1});
-    uint64_t reserve = static_cast<uint64_t>(size) + kStreamOverhead;
+    // The decrypted archive (no larger than the encrypted one) goes to a buffer rounded up, so
+    // that kept buffers fit books of similar sizes and are reused without faulting new pages.
+    uint64_t granule = size > 16 * static_cast<int64_t>(kMiB) ? 8 * kMiB : kMiB / 4;
+    uint64_t capacity = (static_cast<uint64_t>(std::max<int64_t>(size, 1)) + granule - 1) /
+                        granule * granule;
+    uint64_t reserve = capacity + kStreamOverhead;
     bool stream = size >= 0 && static_cast<uint64_t>(size) <= opt.stream_max_bytes &&
                   budget->Fits(reserve);
     if (!stream) {
       Download(w);
       return;
     }
-    if (!budget->Acquire(reserve, [this] { return Stopping(); })) {
+    std::string buffer;
+    uint64_t reserved = 0;
+    if (!budget->Acquire(reserve, capacity, [this] { return Stopping(); }, &buffer, &reserved)) {
       (void)store->Release(w);  // stopping: the next run picks it up
       return;
     }
-    BudgetLease lease(budget.get(), reserve);
-    StreamBook(w, held);
+    {
+      BudgetLease lease(budget.get(), reserved);
+      StreamBook(w, held, &buffer, capacity);
+    }
+    budget->ReturnBuffer(std::move(buffer));  // kept for the next book if the budget has room
   }
 
   void Download(const WorkItem& w) {
@@ -661,20 +671,20 @@ struct SyncPipeline::Impl {
   // the decrypted archive waits in memory (within the memory budget the caller reserved) for its
   // upload. `held` is the slot the caller took; it is switched from download to process once the
   // download is over, so the next download can start during this book's upload.
-  void StreamBook(const WorkItem& w, Work& held) {
+  // `buffer` (kept by the budget, so its pages are not faulted in afresh for every book) holds
+  // the decrypted archive, reserved to `capacity`; the caller hands it back to the budget.
+  void StreamBook(const WorkItem& w, Work& held, std::string* buffer, uint64_t capacity) {
     double t0 = ThreadCpuSeconds();
     json cp = ParseCheckpoint(w.checkpoint);
     int64_t size = cp.value("size", int64_t{-1});
-    // The decrypted archive goes to a buffer this worker keeps for its next book (up to
-    // kKeepPlainBytes), so its pages are not faulted in afresh for every book.
-    thread_local archive::StringSink plain;
-    struct Recycle {
-      ~Recycle() {
-        plain.data().clear();
-        if (plain.data().capacity() > kKeepPlainBytes) std::string().swap(plain.data());
-      }
-    } recycle;
-    if (size > 0) plain.data().reserve(static_cast<size_t>(size));
+    archive::StringSink plain;
+    plain.data().swap(*buffer);
+    struct GiveBack {
+      archive::StringSink& plain;
+      std::string* buffer;
+      ~GiveBack() { buffer->swap(plain.data()); }
+    } give_back{plain, buffer};
+    plain.data().reserve(static_cast<size_t>(capacity));
     archive::BookOptions bo = BookOptionsFor(w.barcode, size, &plain);
     auto open = [&]() {
       plain.data().clear();
