@@ -235,9 +235,9 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       cxxopts::value<uint64_t>()->default_value("4096"))(
       "stream-max-mb", "Stream books up to this size (decrypt while downloading, no staging); "
       "larger ones are staged (0 = stage every book)",
-      cxxopts::value<uint64_t>()->default_value("64"))(
+      cxxopts::value<uint64_t>()->default_value("128"))(
       "memory-limit-mb", "Memory for streamed books in flight",
-      cxxopts::value<uint64_t>()->default_value("192"))(
+      cxxopts::value<uint64_t>()->default_value("512"))(
       "no-inventory", "HEAD every book in storage instead of listing the raw bucket once")(
       "multipart-threshold-mb", "Upload archives of this size or more in parts (resumable)",
       cxxopts::value<uint64_t>()->default_value("64"))(

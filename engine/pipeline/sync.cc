@@ -445,7 +445,7 @@ struct SyncPipeline::Impl {
     int64_t size = ParseCheckpoint(w.checkpoint).value("size", int64_t{-1});
     // The decrypted archive (no larger than the encrypted one) goes to a buffer rounded up, so
     // that kept buffers fit books of similar sizes and are reused without faulting new pages.
-    uint64_t granule = size > 16 * static_cast<int64_t>(kMiB) ? 8 * kMiB : kMiB / 4;
+    uint64_t granule = size > 16 * static_cast<int64_t>(kMiB) ? 8 * kMiB : 64 * 1024;
     uint64_t capacity = (static_cast<uint64_t>(std::max<int64_t>(size, 1)) + granule - 1) /
                         granule * granule;
     uint64_t reserve = capacity + kStreamOverhead;

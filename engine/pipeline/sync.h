@@ -63,8 +63,8 @@ struct SyncOptions {
   // Books up to this size are streamed: decrypted while they download, held in memory until
   // uploaded, never staged (0 = stage every book). Larger books, or books that do not fit in
   // memory_limit_bytes, go through the staging directory (resumable downloads).
-  uint64_t stream_max_bytes = 64 * kMiB;
-  uint64_t memory_limit_bytes = 192 * kMiB;  // streamed books in flight hold at most this
+  uint64_t stream_max_bytes = 128 * kMiB;
+  uint64_t memory_limit_bytes = 512 * kMiB;  // streamed books in flight hold at most this
   // List the raw bucket once at the start (1,000 keys per request) and HEAD only the books
   // found there, instead of one storage HEAD per book. false: HEAD every book.
   bool storage_inventory = true;
