@@ -7,8 +7,9 @@
 // a checkpoint and the WAL stays bounded). Readers get a read-only connection with query_only.
 //
 // Migrations are the files in schema/migrations, embedded at build time; each pending one runs in
-// its own BEGIN IMMEDIATE transaction and bumps PRAGMA user_version. A database from a newer
-// grin-jobs is refused, never touched.
+// its own BEGIN IMMEDIATE transaction, with foreign keys off (so a table rebuild cannot cascade)
+// and a foreign_key_check before its commit, and bumps PRAGMA user_version. A database from a
+// newer grin-jobs is refused, never touched.
 
 #include <memory>
 #include <string>
