@@ -138,4 +138,18 @@ Result<std::unique_ptr<SQLite::Database>> OpenDatabase(const std::string& path,
   return db;
 }
 
+Result<std::unique_ptr<SQLite::Database>> OpenCheckpointer(const std::string& path,
+                                                           bool durable) {
+  try {
+    auto db = std::make_unique<SQLite::Database>(
+        path, SQLite::OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, DatabaseOptions{}.busy_timeout_ms);
+    db->exec(durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    db->exec("PRAGMA wal_autocheckpoint = 0");
+    db->execAndGet("PRAGMA user_version");  // opens the file and its WAL now
+    return db;
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path);
+  }
+}
+
 }  // namespace grin::storage

@@ -36,6 +36,12 @@ struct DatabaseOptions {
 Result<std::unique_ptr<SQLite::Database>> OpenDatabase(const std::string& path,
                                                        const DatabaseOptions& options);
 
+// Opens the state store's checkpointer connection on an existing, migrated database: read-write,
+// no migrations or integrity check, synchronous NORMAL (FULL when durable; a checkpoint syncs
+// the WAL and the database file at that level). It only runs wal_checkpoint.
+Result<std::unique_ptr<SQLite::Database>> OpenCheckpointer(const std::string& path,
+                                                           bool durable);
+
 // Applies every pending migration (each in its own BEGIN IMMEDIATE transaction) up to
 // target_version (default: the latest). Used by OpenDatabase and by migration tests.
 Status Migrate(SQLite::Database& db, const std::string& path, int target_version = -1);
