@@ -2,6 +2,7 @@
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
 #include <sqlite3.h>
 
@@ -32,6 +33,21 @@ Result<int> SchemaVersion(SQLite::Database& db, const std::string& path) {
 Status Migrate(SQLite::Database& db, const std::string& path, int target_version) {
   if (target_version < 0) target_version = schema::LatestVersion();
   try {
+    // Migrations run with foreign keys off (it can only change outside a transaction): a table
+    // rebuild (0005) drops the old table, whose implicit DELETE would otherwise fire the
+    // ON DELETE CASCADEs of the tables referring to it. Each migration checks the foreign keys
+    // before it commits instead; the connection's setting is restored afterwards.
+    bool fk = db.execAndGet("PRAGMA foreign_keys").getInt() != 0;
+    if (fk) db.exec("PRAGMA foreign_keys = OFF");
+    struct RestoreFk {
+      SQLite::Database& db;
+      bool on;
+      ~RestoreFk() {
+        if (on) {
+          sqlite3_exec(db.getHandle(), "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr);
+        }
+      }
+    } restore{db, fk};
     for (int i = 0; i < schema::kMigrationCount; ++i) {
       const auto& m = schema::kMigrations[i];
       if (m.version > target_version) break;
@@ -44,6 +60,13 @@ Status Migrate(SQLite::Database& db, const std::string& path, int target_version
                                           " cannot be migrated by migration " + m.name);
       }
       db.exec(std::string(m.sql));
+      {
+        SQLite::Statement fkc(db, "PRAGMA foreign_key_check");
+        if (fkc.executeStep()) {
+          return Status::DataLoss(path + ": migration " + m.name + " would break a foreign key (" +
+                                  fkc.getColumn(0).getString() + "); nothing was changed");
+        }
+      }
       db.exec("PRAGMA user_version = " + std::to_string(m.version));
       tx.commit();
     }
@@ -113,6 +136,20 @@ Result<std::unique_ptr<SQLite::Database>> OpenDatabase(const std::string& path,
     return FromSqliteException(e, path);
   }
   return db;
+}
+
+Result<std::unique_ptr<SQLite::Database>> OpenCheckpointer(const std::string& path,
+                                                           bool durable) {
+  try {
+    auto db = std::make_unique<SQLite::Database>(
+        path, SQLite::OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, DatabaseOptions{}.busy_timeout_ms);
+    db->exec(durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    db->exec("PRAGMA wal_autocheckpoint = 0");
+    db->execAndGet("PRAGMA user_version");  // opens the file and its WAL now
+    return db;
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path);
+  }
 }
 
 }  // namespace grin::storage

@@ -7,8 +7,9 @@
 // a checkpoint and the WAL stays bounded). Readers get a read-only connection with query_only.
 //
 // Migrations are the files in schema/migrations, embedded at build time; each pending one runs in
-// its own BEGIN IMMEDIATE transaction and bumps PRAGMA user_version. A database from a newer
-// grin-jobs is refused, never touched.
+// its own BEGIN IMMEDIATE transaction, with foreign keys off (so a table rebuild cannot cascade)
+// and a foreign_key_check before its commit, and bumps PRAGMA user_version. A database from a
+// newer grin-jobs is refused, never touched.
 
 #include <memory>
 #include <string>
@@ -34,6 +35,12 @@ struct DatabaseOptions {
 // kPermissionDenied (unreadable/unwritable), kResourceExhausted (disk full).
 Result<std::unique_ptr<SQLite::Database>> OpenDatabase(const std::string& path,
                                                        const DatabaseOptions& options);
+
+// Opens the state store's checkpointer connection on an existing, migrated database: read-write,
+// no migrations or integrity check, synchronous NORMAL (FULL when durable; a checkpoint syncs
+// the WAL and the database file at that level). It only runs wal_checkpoint.
+Result<std::unique_ptr<SQLite::Database>> OpenCheckpointer(const std::string& path,
+                                                           bool durable);
 
 // Applies every pending migration (each in its own BEGIN IMMEDIATE transaction) up to
 // target_version (default: the latest). Used by OpenDatabase and by migration tests.

@@ -186,12 +186,22 @@ Status SqliteStateStore::Start() {
                      {{"count", std::to_string(reclaimed_at_open_)},
                       {"run", std::to_string(run_id_)}});
   }
-  last_checkpoint_micros_ = opt_.clock->NowMicros();
+  GRIN_ASSIGN_OR_RETURN(cdb_, OpenCheckpointer(path_, opt_.durable));
   writer_ = std::thread([this] { WriterLoop(); });
+  checkpointer_ = std::thread([this] { CheckpointerLoop(); });
   return Status::Ok();
 }
 
 SqliteStateStore::~SqliteStateStore() {
+  if (checkpointer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> l(cmu_);
+      cstop_ = true;
+    }
+    ccv_.notify_all();
+    checkpointer_.join();
+  }
+  cdb_.reset();
   if (writer_.joinable()) {
     int64_t now = opt_.clock->NowMicros();
     int64_t run = run_id_;
@@ -325,9 +335,21 @@ void SqliteStateStore::WriterLoop() {
       }
     }
     if (!batch.empty()) RunBatch(batch);
-    MaybeCheckpoint(false);
   }
-  MaybeCheckpoint(true);
+  // The checkpointer has stopped (the destructor joins it first): leave an empty WAL behind.
+  Checkpoint(*wdb_, true);
+}
+
+void SqliteStateStore::CheckpointerLoop() {
+  std::unique_lock<std::mutex> l(cmu_);
+  for (;;) {
+    ccv_.wait_for(l, std::chrono::microseconds(opt_.checkpoint_interval_micros),
+                  [&] { return cstop_; });
+    if (cstop_) break;
+    l.unlock();
+    Checkpoint(*cdb_, false);
+    l.lock();
+  }
 }
 
 void SqliteStateStore::SetRelaxedSync(bool relaxed) {
@@ -378,17 +400,15 @@ void SqliteStateStore::RunBatch(std::deque<Op>& batch) {
   }
 }
 
-void SqliteStateStore::MaybeCheckpoint(bool force_truncate) {
-  int64_t now = opt_.clock->NowMicros();
-  if (!force_truncate && now - last_checkpoint_micros_ < opt_.checkpoint_interval_micros) return;
-  last_checkpoint_micros_ = now;
+void SqliteStateStore::Checkpoint(SQLite::Database& db, bool truncate) {
   int log_frames = 0, ckpt = 0;
-  int mode = force_truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE;
-  sqlite3_wal_checkpoint_v2(wdb_->getHandle(), nullptr, mode, &log_frames, &ckpt);
+  int mode = truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE;
+  sqlite3_wal_checkpoint_v2(db.getHandle(), nullptr, mode, &log_frames, &ckpt);
   int64_t wal_bytes = static_cast<int64_t>(log_frames) * 4096;
-  if (!force_truncate && wal_bytes > opt_.wal_limit_bytes) {
-    // Readers may hold the WAL back; TRUNCATE waits for them (busy handler) and resets it.
-    sqlite3_wal_checkpoint_v2(wdb_->getHandle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log_frames,
+  if (!truncate && wal_bytes > opt_.wal_limit_bytes) {
+    // Readers may hold the WAL back; TRUNCATE waits for them and for the writer's current
+    // transaction (busy handler) and resets it.
+    sqlite3_wal_checkpoint_v2(db.getHandle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log_frames,
                               &ckpt);
     opt_.logger->Log(LogLevel::kInfo, "state.wal_truncated",
                      {{"wal_bytes_before", std::to_string(wal_bytes)}});
@@ -435,6 +455,7 @@ Result<std::vector<WorkItem>> SqliteStateStore::Claim(Stage from, int max_items)
   auto items = std::make_shared<std::vector<WorkItem>>();
   Status s = Submit([this, from, max_items, items](SQLite::Database& db) {
     std::vector<WorkItem> out;
+    out.reserve(static_cast<size_t>(std::min(max_items, 4096)));
     int64_t now = opt_.clock->NowMicros();
     auto& q = Stmt(db, kSClaim, state_sql::kClaimSql);
     q.bind(1, run_id_);

@@ -10,8 +10,13 @@
 // operation cannot fail its neighbours.
 //
 // Read path: Counts()/Failures() use a separate read-only connection (WAL: never blocks the
-// writer). The writer checkpoints the WAL itself (PASSIVE about once a second, TRUNCATE when it
-// passes wal_limit_bytes), so the WAL stays bounded and commits never stall on a checkpoint.
+// writer).
+//
+// Checkpoints: a checkpointer thread with its own connection copies the WAL into the database
+// (PASSIVE about once a second, TRUNCATE when the WAL passes wal_limit_bytes), so the WAL stays
+// bounded and neither the checkpoint's page copying nor its fsyncs run on the writer thread; a
+// PASSIVE checkpoint never blocks the writer, which restarts the WAL from its start once a
+// checkpoint has caught up. On close the writer truncates the WAL after the checkpointer stopped.
 //
 // Counting: the writer keeps job_counts (jobs per milestone, migration 0004) in the same
 // transaction as the job rows it moves, so Counts() is O(1) in the number of jobs (plus the
@@ -109,7 +114,9 @@ class SqliteStateStore final : public StateStore {
   Status Submit(std::function<void(SQLite::Database&)> exec, Sync sync = Sync::kFull);
   void WriterLoop();
   void RunBatch(std::deque<Op>& batch);
-  void MaybeCheckpoint(bool force_truncate);
+  void CheckpointerLoop();
+  // One checkpoint on db (PASSIVE, or TRUNCATE), then TRUNCATE if the WAL is over the limit.
+  void Checkpoint(SQLite::Database& db, bool truncate);
   void SetRelaxedSync(bool relaxed);
   // job_counts bookkeeping: n jobs moved between milestones (-1 = none), applied before commit.
   void CountMove(int from_stage, int to_stage, int64_t n);
@@ -130,11 +137,11 @@ class SqliteStateStore final : public StateStore {
   int64_t reclaimed_at_open_ = 0;
 
   std::unique_ptr<SQLite::Database> wdb_;  // writer thread only (after Start)
+  std::unique_ptr<SQLite::Database> cdb_;  // checkpointer thread only
   std::unique_ptr<SQLite::Database> rdb_;  // guarded by rmu_
   std::mutex rmu_;
   std::vector<std::unique_ptr<SQLite::Statement>> stmts_;  // writer thread only
   std::mt19937_64 rng_;                                    // writer thread only
-  int64_t last_checkpoint_micros_ = 0;                     // writer thread only
   int64_t stage_delta_[kStageCount] = {0, 0, 0, 0};        // writer thread only
   bool relaxed_sync_ = false;                              // writer thread only
   int64_t event_at_ms_ = -1;                               // writer thread only
@@ -146,6 +153,11 @@ class SqliteStateStore final : public StateStore {
   bool stop_ = false;
   int64_t commits_ = 0;
   std::thread writer_;
+
+  std::mutex cmu_;
+  std::condition_variable ccv_;
+  bool cstop_ = false;  // guarded by cmu_
+  std::thread checkpointer_;
 };
 
 // StateReader: read-only access for status and ad-hoc SQL; works while a writer runs.

@@ -2,15 +2,16 @@
 //   bench_state <dir> [items=200000] [status_books=1000000]
 // Measures, each in a fresh database:
 //   1. bulk enqueue items/s;
-//   2. claim+complete items/s with claim batches of 16/64/256, synchronous NORMAL and FULL
-//      (one claimer thread: Claim(n) + CompleteMany(n) straight to uploaded);
-//   3. the same with 8 claimer threads (batches 16 and 256) sharing the store (group commit
-//      across threads);
+//   2. claim+complete items/s with claim batches of 16/64/256/512/1024, synchronous NORMAL and
+//      FULL (one claimer thread: Claim(n) + CompleteMany(n) straight to uploaded);
+//   3. the same with 8 claimer threads (batches 16, 256 and 1024) sharing the store (group
+//      commit across threads);
 //   4. `status` latency (the status command's queries: Counts, Failures, CompletedSince over the
 //      rate window, count(*) of books) at status_books jobs and books, a quarter of them
 //      uploaded, on a read connection, while a writer thread is busy claiming and completing.
 // Each row also prints the process CPU time per item, which the machine's load moves less.
-// BENCH_ONLY=enqueue|normal|full|status runs one part (for profiling).
+// BENCH_ONLY=enqueue|normal|full|status runs one part (for profiling); BENCH_BATCHES="256 1024"
+// and BENCH_BATCHES8="256" replace the claim batch sizes of parts 2 and 3 ("" skips the part).
 #include <SQLiteCpp/Database.h>
 #include <sys/resource.h>
 
@@ -91,6 +92,21 @@ int main(int argc, char** argv) {
   auto want = [&](const char* part) { return only.empty() || only == part; };
   auto barcodes = Barcodes(std::max(items, status_books));
   std::vector<std::string> work(barcodes.begin(), barcodes.begin() + items);
+  auto sizes = [](const char* env, std::vector<int> dflt) {
+    const char* v = std::getenv(env);
+    if (!v) return dflt;
+    std::vector<int> out;
+    for (const char* p = v; *p;) {
+      char* end = nullptr;
+      long n = std::strtol(p, &end, 10);
+      if (end == p) break;
+      if (n > 0) out.push_back(static_cast<int>(n));
+      p = end;
+    }
+    return out;
+  };
+  const std::vector<int> batches1 = sizes("BENCH_BATCHES", {16, 64, 256, 512, 1024});
+  const std::vector<int> batches8 = sizes("BENCH_BATCHES8", {16, 256, 1024});
 
   if (want("enqueue")) {
     auto store = Fresh(dir, "enqueue", false);
@@ -104,7 +120,7 @@ int main(int argc, char** argv) {
   }
   for (bool durable : {false, true}) {
     if (!want(durable ? "full" : "normal")) continue;
-    for (int batch : {16, 64, 256}) {
+    for (int batch : batches1) {
       auto store = Fresh(dir, "claim", durable);
       (void)store->Enqueue(work);
       auto t = Clock::now();
@@ -117,7 +133,7 @@ int main(int argc, char** argv) {
                   durable ? "FULL" : "NORMAL", batch, static_cast<long long>(n), s, n / s,
                   cpu * 1e6 / static_cast<double>(n), static_cast<long long>(store->commits()));
     }
-    for (int batch : {16, 256}) {
+    for (int batch : batches8) {
       auto store = Fresh(dir, "claim8", durable);
       (void)store->Enqueue(work);
       std::atomic<int64_t> total{0};
