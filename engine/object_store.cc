@@ -90,9 +90,21 @@ bool InstallSigbusHandler() {
   return installed;
 }
 
-// Calls fn over [data, data + n) with t_mapped_read_jump set; true if a SIGBUS interrupted it.
-// Kept apart from objects with destructors: siglongjmp skips this frame's callees, which hold
-// none (fn's pieces are plain pointers; a hash's state is owned outside).
+// fn over [data, data + n) in pieces of 4 MiB, until its first error.
+__attribute__((noinline)) void VisitPieces(const char* data, size_t n,
+                                           const std::function<Status(std::string_view)>& fn,
+                                           Status* status) {
+  constexpr size_t kPiece = 4 << 20;
+  for (size_t done = 0; done < n && status->ok();) {
+    const size_t k = std::min(kPiece, n - done);
+    *status = fn(std::string_view(data + done, k));
+    done += k;
+  }
+}
+
+// VisitPieces with t_mapped_read_jump set; true if a SIGBUS interrupted it. This frame holds
+// nothing that siglongjmp could clobber; the frames it skips (fn: a hash update over plain
+// pointers, its state owned by the caller) hold no objects with destructors.
 __attribute__((noinline)) bool RunGuarded(const char* data, size_t n,
                                           const std::function<Status(std::string_view)>& fn,
                                           Status* status) {
@@ -102,12 +114,7 @@ __attribute__((noinline)) bool RunGuarded(const char* data, size_t n,
     return true;
   }
   t_mapped_read_jump = &jump;
-  constexpr size_t kPiece = 4 << 20;
-  for (size_t done = 0; done < n && status->ok();) {
-    const size_t k = std::min(kPiece, n - done);
-    *status = fn(std::string_view(data + done, k));
-    done += k;
-  }
+  VisitPieces(data, n, fn, status);
   t_mapped_read_jump = nullptr;
   return false;
 }
