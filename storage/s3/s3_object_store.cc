@@ -424,7 +424,9 @@ Result<PutResult> S3ObjectStore::Put(const std::string& bucket, const std::strin
   } else if (size <= config_.single_put_hash_limit) {
     // SHA-256 first (signed: the server verifies it), then the body streams from the source
     // like a known-SHA-256 body. No MD5.
-    GRIN_ASSIGN_OR_RETURN(result.sha256_hex, HashWindow(*pool_, body, 0, size));
+    auto sha = HashWindow(*pool_, body, 0, size);
+    if (!sha.ok()) return sha.status().WithContext(c.what);
+    result.sha256_hex = std::move(*sha);
     stream = std::make_shared<StreamState>();
   } else {
     // Large and no digest: UNSIGNED-PAYLOAD; the MD5 computed on the way (unless given) is
@@ -588,18 +590,19 @@ Result<UploadedPart> S3ObjectStore::UploadPart(const std::string& bucket, const 
   // The part's SHA-256 (HashWindow), signed so the server verifies the part, then the part
   // streams from the source. No MD5: the signed hash already protects the part, and MD5 would
   // cost more CPU than SHA-256 (SHA-NI).
-  GRIN_ASSIGN_OR_RETURN(std::string sha, HashWindow(*pool_, body, offset, length));
-  auto stream = std::make_shared<StreamState>();
-  stream->body = &body;
-  stream->begin = offset;
-  stream->end = offset + length;
   Call c;
   c.method = net::Method::kPut;
   c.bucket = bucket;
   c.key = key;
   c.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
   c.what = "UploadPart " + std::to_string(number) + " " + bucket + "/" + key;
-  c.payload_hash = sha;
+  auto sha = HashWindow(*pool_, body, offset, length);
+  if (!sha.ok()) return sha.status().WithContext(c.what);
+  c.payload_hash = std::move(*sha);
+  auto stream = std::make_shared<StreamState>();
+  stream->body = &body;
+  stream->begin = offset;
+  stream->end = offset + length;
   c.body = StreamingBody(stream);
   auto resp = Execute(c);
   if (!stream->error.ok()) return stream->error.WithContext(c.what);
