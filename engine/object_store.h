@@ -33,6 +33,7 @@
 // concurrent calls over one shared connection pool). A ByteSource must allow concurrent ReadAt().
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -57,6 +58,15 @@ class ByteSource {
   // Copies up to n bytes starting at offset into buf. Returns the number copied: 0 only when
   // offset >= size(). An error (e.g. kDataLoss if the file shrank) ends the upload.
   virtual Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) const = 0;
+  // For readers that only look at the bytes (a hash): hands [offset, offset + length) to fn in
+  // order, in one or more pieces, without the copy ReadAt() makes, and returns true; fn's first
+  // error ends it and is returned. Returns false, before calling fn, if the source cannot (the
+  // default); the caller then uses ReadAt(). Like ReadAt(), may be called concurrently.
+  virtual Result<bool> VisitInPlace(uint64_t offset, uint64_t length,
+                                    const std::function<Status(std::string_view)>& fn) const {
+    (void)offset, (void)length, (void)fn;
+    return false;
+  }
 };
 
 // Receives a downloaded body in order. Returning an error aborts the download with that error.
@@ -70,6 +80,10 @@ class ByteSink {
 };
 
 // A ByteSource over a file, read with pread(); the file must not change while in use.
+// VisitInPlace() maps the window read-only (mmap, MAP_POPULATE) and unmaps it afterwards; if the
+// file shrinks meanwhile, the SIGBUS of touching a page beyond its end is caught (a SIGBUS
+// handler installed on first use, which passes every other SIGBUS on to the previous
+// disposition) and reported as kDataLoss, as ReadAt() reports a short file.
 class FileSource final : public ByteSource {
  public:
   static Result<std::unique_ptr<FileSource>> Open(const std::string& path);
@@ -78,6 +92,8 @@ class FileSource final : public ByteSource {
   FileSource& operator=(const FileSource&) = delete;
   uint64_t size() const override { return size_; }
   Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) const override;
+  Result<bool> VisitInPlace(uint64_t offset, uint64_t length,
+                            const std::function<Status(std::string_view)>& fn) const override;
 
  private:
   FileSource(int fd, uint64_t size) : fd_(fd), size_(size) {}
@@ -91,6 +107,8 @@ class MemorySource final : public ByteSource {
   explicit MemorySource(std::string_view data) : data_(data) {}
   uint64_t size() const override { return data_.size(); }
   Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) const override;
+  Result<bool> VisitInPlace(uint64_t offset, uint64_t length,
+                            const std::function<Status(std::string_view)>& fn) const override;
 
  private:
   std::string_view data_;

@@ -68,7 +68,11 @@ Result<OpenedStore> OpenStore(const cxxopts::ParseResult& p) {
   for (const auto& [flag, key] : kFlags) {
     if (p.count(flag)) cfg[key] = p[flag].as<std::string>();
   }
+  if (p.count("virtual-host") && p.count("path-style")) {
+    return Status::InvalidArgument("--virtual-host and --path-style exclude each other");
+  }
   if (p.count("virtual-host")) cfg["path_style"] = false;
+  if (p.count("path-style")) cfg["path_style"] = true;
   if (JsonString(cfg, "type").empty()) cfg["type"] = "local";
   if (JsonString(cfg, "type") == "local" && JsonString(cfg, "base_path").empty()) {
     return Status::InvalidArgument("local storage needs --storage-path");
@@ -298,6 +302,7 @@ int RunStorage(const std::vector<std::string>& args, std::ostream& out, std::ost
       cxxopts::value<std::string>())("region", "Signing region (auto for R2)",
                                      cxxopts::value<std::string>())(
       "virtual-host", "Virtual-host addressing (bucket.host) instead of path style")(
+      "path-style", "Path-style addressing (host/bucket; default for r2 and minio, not for s3)")(
       "bucket-raw", "Bucket for raw archives", cxxopts::value<std::string>())(
       "bucket-meta", "Bucket for run metadata", cxxopts::value<std::string>())(
       "bucket-full", "Bucket for OCR text", cxxopts::value<std::string>())(

@@ -10,17 +10,22 @@
 // CompleteMultipartUpload. Error replies are parsed (libxml2) into one-line messages:
 // "PUT raw/X.tar.gz: HTTP 403 SignatureDoesNotMatch: ...". Secrets never appear in messages.
 //
-// Integrity ("Content-MD5 and/or signed SHA-256"; each digest computed at most once, never by a
-// second read, and only the ones needed):
+// Integrity ("Content-MD5 and/or signed SHA-256"; each digest computed at most once, and only
+// the ones needed):
 //   - sha256_hex given: sent as the signed payload hash (the server verifies it); the body
 //     streams from the source into the transport's buffer and nothing is hashed here.
-//   - no sha256_hex, body <= buffer_limit: read once into memory, SHA-256 only, signed.
+//   - no sha256_hex, body <= single_put_hash_limit (64 MiB): two passes over the source, one
+//     copy each: SHA-256 first, through a 256 KiB cache-resident scratch buffer, then the body
+//     streams from the source into the transport's buffer, signed with that hash. Memory stays
+//     flat (a buffer of the whole body is fresh memory: page faults and zeroing cost more CPU
+//     than the second read from the page cache). A source that changes between the passes is
+//     refused by the server (payload hash mismatch, kDataLoss), never stored.
 //   - no sha256_hex, larger body: UNSIGNED-PAYLOAD, MD5 computed while streaming (unless given)
 //     and checked against the returned ETag.
 //   - md5_hex given: always sent as Content-MD5 (the server verifies it), never computed here.
 //   The ETag is compared with the MD5 only when the MD5 is known. PutResult carries exactly the
-//   digests that were given or computed ("" otherwise). Multipart parts are read once into
-//   memory and sent with their signed SHA-256 (no per-part MD5).
+//   digests that were given or computed ("" otherwise). Multipart parts are hashed and
+//   streamed the same way, each with its signed SHA-256 (no per-part MD5).
 //
 // Thread safety: all methods may be called concurrently; concurrent calls share the transport's
 // connections (Upload() runs parallel_parts parts at once over them).
@@ -42,13 +47,17 @@ struct S3Config {
   std::string endpoint_url;        // "https://127.0.0.1:8443", "https://<acct>.r2.cloudflarestorage.com"
   std::string region = "us-east-1";  // "auto" for R2
   bool path_style = true;          // false: virtual-host style (bucket.host)
-  // Bodies up to this size without a known SHA-256 are read once into memory, hashed (SHA-256)
-  // and sent signed. A larger one without a known SHA-256 goes multipart from Upload() (parts
-  // hashed with SHA-256, verified by the server); a direct Put() of it streams UNSIGNED-PAYLOAD
-  // with an MD5 (0.77 GB/s against SHA-256's ~1.8 GB/s with SHA-NI). Memory: up to this much per
-  // concurrent buffered body.
-  uint64_t buffer_limit = 16 * kMiB;
-  // Idle request-body buffers (parts, buffered bodies) kept for reuse (BufferPool).
+  // Bodies up to this size without a known SHA-256 are sent as one signed PUT: the SHA-256 is
+  // computed first (the source read through a 256 KiB scratch buffer), then the body streams
+  // from the source like a known-SHA-256 one, so memory does not grow with the body. A larger
+  // one without a known SHA-256 goes multipart from Upload() (parts hashed the same way,
+  // verified by the server); a direct Put() of it streams UNSIGNED-PAYLOAD with an MD5 (0.77 GB/s
+  // against SHA-256's ~1.8 GB/s with SHA-NI). The default equals UploadOptions'
+  // multipart_threshold (64 MiB), so Upload() decides single PUT or multipart by size alone,
+  // whether or not the SHA-256 is known: a single PUT costs Swift less CPU than multipart
+  // (1.6-1.9x) and reaches its ceiling.
+  uint64_t single_put_hash_limit = 64 * kMiB;
+  // Idle scratch buffers kept for reuse (BufferPool).
   uint64_t buffer_pool_bytes = 128 * kMiB;
   int max_attempts = 4;            // S3-level retries (RequestTimeout, clock skew, 200-with-Error)
 };
@@ -97,8 +106,8 @@ class S3ObjectStore final : public ObjectStore {
   Status AbortMultipart(const std::string& bucket, const std::string& key,
                         const std::string& upload_id) override;
   // ObjectStore::Upload, except that a body with no known SHA-256 goes multipart already above
-  // buffer_limit (never MD5-streamed); with a known SHA-256 the caller's threshold holds, and the
-  // single PUT hashes nothing.
+  // single_put_hash_limit (never MD5-streamed); with a known SHA-256 the caller's threshold
+  // holds, and the single PUT hashes nothing.
   Result<PutResult> Upload(const std::string& bucket, const std::string& key,
                            const ByteSource& body, const UploadOptions& options) override;
 

@@ -33,7 +33,7 @@ std::string Pattern(size_t n, uint32_t seed) {
 
 struct Fixture {
   explicit Fixture(Clock* clock = nullptr, std::string secret = kSecret,
-                   uint64_t buffer_limit = 16 * kMiB)
+                   uint64_t single_put_hash_limit = 16 * kMiB)
       : server(kKey, kSecret) {
     net::TransportOptions o;
     o.retry.base_delay_ms = 1;
@@ -45,7 +45,7 @@ struct Fixture {
     transport = std::move(*t);
     S3Config c;
     c.endpoint_url = server.endpoint();
-    c.buffer_limit = buffer_limit;
+    c.single_put_hash_limit = single_put_hash_limit;
     auto s = S3ObjectStore::Create(c, {kKey, std::move(secret), ""}, transport.get(), clock);
     REQUIRE(s.ok());
     store = std::move(*s);
@@ -241,11 +241,12 @@ TEST_CASE("fake S3: wrong secret, wrong payload hash and wrong MD5 fail with one
 }
 
 TEST_CASE("fake S3: streamed single PUT hashes only what it needs and checks the ETag") {
-  Fixture f(nullptr, kSecret, /*buffer_limit=*/64 * 1024);
+  Fixture f(nullptr, kSecret, /*single_put_hash_limit=*/64 * 1024);
   std::string data = Pattern(2 * kMiB + 3, 6);
   const std::string md5 = HexEncode(Md5(data)), sha = Sha256Hex(data);
   MemorySource src(data);
-  // No digests, above buffer_limit: UNSIGNED-PAYLOAD, MD5 on the way, checked against the ETag.
+  // No digests, above single_put_hash_limit, direct Put(): UNSIGNED-PAYLOAD, MD5 on the way,
+  // checked against the ETag.
   auto put = f.store->Put("b", "stream", src, {});
   REQUIRE_MESSAGE(put.ok(), put.status().ToString());
   CHECK(put->md5_hex == md5);
@@ -309,6 +310,44 @@ TEST_CASE("fake S3: streamed single PUT hashes only what it needs and checks the
   auto rt = f.store->Put("b", "stream7", src, known_sha);
   REQUIRE_MESSAGE(rt.ok(), rt.status().ToString());
   REQUIRE(f.server.GetObject("b", "stream7", &o));
+  CHECK(o.data == data);
+}
+
+TEST_CASE("fake S3: Upload() without digests is one signed PUT up to the multipart threshold") {
+  // The default single_put_hash_limit equals the default multipart threshold (64 MiB): a 20 MiB
+  // body with no known digest is hashed (SHA-256), then sent as one PUT signed with that hash
+  // (the server verifies it); no multipart, no MD5.
+  Fixture f(nullptr, kSecret, S3Config{}.single_put_hash_limit);
+  REQUIRE(S3Config{}.single_put_hash_limit == UploadOptions{}.multipart_threshold);
+  std::string data = Pattern(20 * kMiB + 5, 9);
+  const std::string sha = Sha256Hex(data);
+  MemorySource src(data);
+  const int creates = f.server.Count("Create"), puts = f.server.Count("PUT");
+  auto up = f.store->Upload("b", "single", src, UploadOptions{});
+  REQUIRE_MESSAGE(up.ok(), up.status().ToString());
+  CHECK(up->sha256_hex == sha);
+  CHECK(up->md5_hex.empty());
+  CHECK(f.server.Count("Create") == creates);
+  CHECK(f.server.Count("PUT") == puts + 1);
+  CHECK(f.server.LastIntegrity("PUT").payload_hash == sha);
+  CHECK(f.server.LastIntegrity("PUT").content_md5.empty());
+  FakeS3::Object o;
+  REQUIRE(f.server.GetObject("b", "single", &o));
+  CHECK(o.data == data);
+  // A 503 on the first attempt: the buffered body is sent again in full, with the same hash.
+  f.server.AddFault({"PUT", 1, 503, "SlowDown"});
+  auto again = f.store->Upload("b", "single-retried", src, UploadOptions{});
+  REQUIRE_MESSAGE(again.ok(), again.status().ToString());
+  REQUIRE(f.server.GetObject("b", "single-retried", &o));
+  CHECK(o.data == data);
+  // A caller-chosen lower threshold still goes multipart.
+  UploadOptions low;
+  low.multipart_threshold = 8 * kMiB;
+  low.part_size = 5 * kMiB;
+  auto mp = f.store->Upload("b", "multi", src, low);
+  REQUIRE_MESSAGE(mp.ok(), mp.status().ToString());
+  CHECK(f.server.Count("Create") == creates + 1);
+  REQUIRE(f.server.GetObject("b", "multi", &o));
   CHECK(o.data == data);
 }
 

@@ -220,7 +220,8 @@ TEST_CASE("swift: buckets, 0 B to 200 MiB objects, metadata, checked with boto3"
     if (n < items.size()) {
       CHECK(j["size"].get<uint64_t>() == items[n].size);
       // Swift turns '_' into '-' in metadata names of multipart uploads (FindMetadata).
-      const bool multipart = items[n].size > S3Config{}.buffer_limit;  // no digests given
+      // No digests given: multipart above single_put_hash_limit.
+      const bool multipart = items[n].size > S3Config{}.single_put_hash_limit;
       auto meta = [&](std::string name) {
         if (multipart) std::replace(name.begin(), name.end(), '_', '-');
         return j["metadata"][name];
