@@ -1,9 +1,6 @@
 #include "engine/object_store.h"
 
 #include <fcntl.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,95 +50,6 @@ Result<size_t> FileSource::ReadAt(uint64_t offset, char* buf, size_t n) const {
     done += static_cast<size_t>(r);
   }
   return done;
-}
-
-namespace {
-
-// SIGBUS while FileSource::VisitInPlace reads a mapping (the file shrank): jump back to it.
-// Every other SIGBUS goes to the disposition that was installed before ours.
-thread_local sigjmp_buf* t_mapped_read_jump = nullptr;
-struct sigaction g_previous_sigbus;
-
-void OnSigbus(int sig, siginfo_t* info, void* context) {
-  if (sigjmp_buf* jump = t_mapped_read_jump; jump != nullptr) siglongjmp(*jump, 1);
-  const struct sigaction& prev = g_previous_sigbus;
-  if ((prev.sa_flags & SA_SIGINFO) != 0 && prev.sa_sigaction != nullptr) {
-    prev.sa_sigaction(sig, info, context);
-    return;
-  }
-  if ((prev.sa_flags & SA_SIGINFO) == 0 && prev.sa_handler != SIG_DFL &&
-      prev.sa_handler != SIG_IGN) {
-    prev.sa_handler(sig);
-    return;
-  }
-  // The default: die of SIGBUS (returning would fault again on the same instruction).
-  signal(SIGBUS, SIG_DFL);
-  raise(SIGBUS);
-}
-
-bool InstallSigbusHandler() {
-  static const bool installed = [] {
-    struct sigaction sa {};
-    sa.sa_sigaction = &OnSigbus;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    return sigaction(SIGBUS, &sa, &g_previous_sigbus) == 0;
-  }();
-  return installed;
-}
-
-// fn over [data, data + n) in pieces of 4 MiB, until its first error.
-__attribute__((noinline)) void VisitPieces(const char* data, size_t n,
-                                           const std::function<Status(std::string_view)>& fn,
-                                           Status* status) {
-  constexpr size_t kPiece = 4 << 20;
-  for (size_t done = 0; done < n && status->ok();) {
-    const size_t k = std::min(kPiece, n - done);
-    *status = fn(std::string_view(data + done, k));
-    done += k;
-  }
-}
-
-// VisitPieces with t_mapped_read_jump set; true if a SIGBUS interrupted it. This frame holds
-// nothing that siglongjmp could clobber; the frames it skips (fn: a hash update over plain
-// pointers, its state owned by the caller) hold no objects with destructors.
-__attribute__((noinline)) bool RunGuarded(const char* data, size_t n,
-                                          const std::function<Status(std::string_view)>& fn,
-                                          Status* status) {
-  sigjmp_buf jump;
-  if (sigsetjmp(jump, 1) != 0) {
-    t_mapped_read_jump = nullptr;
-    return true;
-  }
-  t_mapped_read_jump = &jump;
-  VisitPieces(data, n, fn, status);
-  t_mapped_read_jump = nullptr;
-  return false;
-}
-
-}  // namespace
-
-Result<bool> FileSource::VisitInPlace(uint64_t offset, uint64_t length,
-                                      const std::function<Status(std::string_view)>& fn) const {
-  if (length == 0) return true;
-  if (offset > size_ || length > size_ - offset) {
-    return Status::DataLoss("read beyond the end of the file");
-  }
-  if (!InstallSigbusHandler()) return false;
-  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  const uint64_t start = offset / page * page;
-  const size_t span = static_cast<size_t>(offset + length - start);
-  void* map = ::mmap(nullptr, span, PROT_READ, MAP_SHARED, fd_,
-                     static_cast<off_t>(start));
-  if (map == MAP_FAILED) return false;  // e.g. a file system without mmap: ReadAt() instead
-  ::madvise(map, span, MADV_SEQUENTIAL);
-  Status status;
-  const bool bus = RunGuarded(static_cast<const char*>(map) + (offset - start),
-                              static_cast<size_t>(length), fn, &status);
-  ::munmap(map, span);
-  if (bus) return Status::DataLoss("file shrank while being read");
-  if (!status.ok()) return status;
-  return true;
 }
 
 Result<bool> MemorySource::VisitInPlace(uint64_t offset, uint64_t length,

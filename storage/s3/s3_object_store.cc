@@ -353,7 +353,7 @@ net::BodySource StreamingBody(std::shared_ptr<StreamState> st) {
 }
 
 // SHA-256 of [offset, offset + length) of body: in place where the source allows
-// (VisitInPlace: a mapped file, memory), else read through a small pooled scratch buffer
+// (VisitInPlace: memory), else read through a small pooled scratch buffer
 // (256 KiB: it stays in the L2 cache, so the copy into it costs little). Never a buffer of the
 // whole body: that is fresh memory, and page faults and zeroing cost this machine 0.6-1.3
 // CPU-s/GB. The request then streams the body from the source.
