@@ -23,7 +23,7 @@ enum StmtId {
   kSEnqueue1, kSEnqueue16, kSEnqueueChunk, kSClaim, kSAnyCheckpoint, kSGetCheckpoint,
   kSComplete1, kSComplete16, kSCompleteChunk, kSDeleteCheckpoint, kSFail, kSRelease,
   kSFencedLease, kSSaveCheckpoint, kSInsertEvent, kSEvents16, kSEventsChunk, kSAddCount,
-  kSCount
+  kSEnsureBook, kSCount
 };
 
 // The statement slot and text for a chunk of `rows` (1, 16 or state_sql::kChunk) enqueues,
@@ -219,6 +219,7 @@ SqliteStateStore::~SqliteStateStore() {
     writer_.join();
   }
   stmts_.clear();
+  book_updates_.clear();
 }
 
 int64_t SqliteStateStore::commits() const {
@@ -704,22 +705,35 @@ Status SqliteStateStore::AppendEvent(std::string_view barcode, std::string_view 
 void SqliteStateStore::UpdateBook(SQLite::Database& db, const std::string& barcode,
                                   const BookFields& fields, int64_t now) {
   std::string iso = FormatIsoUtc(now);
-  SQLite::Statement ensure(db, state_sql::kEnsureBookSql);
+  auto& ensure = Stmt(db, kSEnsureBook, state_sql::kEnsureBookSql);
   BindText(ensure, 1, barcode);
   BindText(ensure, 2, iso);
   ensure.exec();
   // Column names come from IsWritableBookColumn's fixed list (checked by the caller), never
-  // from user text, so building the statement is safe.
+  // from user text, so building the statement is safe. The pipeline writes a handful of column
+  // sets over and over: each set's statement is prepared once and kept.
   std::string sql = "UPDATE books SET ";
   int i = 3;
   for (const auto& f : fields) {
     sql += f.first + " = ?" + std::to_string(i++) + ", ";
   }
   sql += "updated_at = ?2 WHERE barcode = ?1";
-  SQLite::Statement u(db, sql);
+  auto it = book_updates_.find(sql);
+  if (it == book_updates_.end()) {
+    if (book_updates_.size() >= kMaxBookUpdateStatements) book_updates_.clear();
+    auto stmt = std::make_unique<SQLite::Statement>(db, sql);
+    it = book_updates_.emplace(std::move(sql), std::move(stmt)).first;
+  }
+  UpdateBookWith(*it->second, barcode, iso, fields);
+}
+
+void SqliteStateStore::UpdateBookWith(SQLite::Statement& u, const std::string& barcode,
+                                      const std::string& iso, const BookFields& fields) {
+  u.reset();
+  u.clearBindings();
   BindText(u, 1, barcode);
   BindText(u, 2, iso);
-  i = 3;
+  int i = 3;
   for (const auto& [column, value] : fields) {
     if (column == "is_decrypted") {
       u.bind(i++, value == "1" || value == "true" ? 1 : 0);

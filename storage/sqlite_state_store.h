@@ -42,6 +42,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "engine/base/clock.h"
 #include "engine/base/logger.h"
@@ -129,6 +130,8 @@ class SqliteStateStore final : public StateStore {
   SQLite::Statement& Stmt(SQLite::Database& db, int id, const char* sql);
   void UpdateBook(SQLite::Database& db, const std::string& barcode, const BookFields& fields,
                   int64_t now);
+  void UpdateBookWith(SQLite::Statement& update, const std::string& barcode,
+                      const std::string& iso, const BookFields& fields);
 
   std::string path_;
   StateStoreOptions opt_;
@@ -141,6 +144,9 @@ class SqliteStateStore final : public StateStore {
   std::unique_ptr<SQLite::Database> rdb_;  // guarded by rmu_
   std::mutex rmu_;
   std::vector<std::unique_ptr<SQLite::Statement>> stmts_;  // writer thread only
+  // UpdateBook's statements by their SQL (one per column set); writer thread only.
+  static constexpr size_t kMaxBookUpdateStatements = 64;
+  std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> book_updates_;
   std::mt19937_64 rng_;                                    // writer thread only
   int64_t stage_delta_[kStageCount] = {0, 0, 0, 0};        // writer thread only
   bool relaxed_sync_ = false;                              // writer thread only

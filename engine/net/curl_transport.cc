@@ -204,6 +204,7 @@ void CurlTransport::Impl::StartAttempt(Transfer* t, int64_t now) {
   if (t->first_start_us < 0) t->first_start_us = now;
   t->delivered = 0;
   t->sink_used_unrewindable = false;
+  t->sink_started = false;
   t->local_error = Status::Ok();
   t->rate_paused = false;
   t->resp.headers.clear();
@@ -443,6 +444,10 @@ size_t CurlTransport::Impl::OnWrite(char* data, size_t size, size_t n, void* use
     case ResponseSink::Kind::kCallback: {
       size_t r;
       try {
+        if (!t->sink_started) {
+          t->sink_started = true;
+          if (s.on_start) s.on_start(status, t->resp.headers);
+        }
         r = s.write(data, len);
       } catch (...) {
         r = kBodyAbort;

@@ -122,6 +122,7 @@ struct Transfer {
   int64_t out_pos = 0;
   int64_t delivered = 0;  // body bytes handed to the sink this attempt
   bool sink_used_unrewindable = false;
+  bool sink_started = false;  // ResponseSink::on_start was called this attempt
   Status local_error;  // set by a callback that failed the attempt
   bool rate_paused = false;
   bool counted = false;  // the final attempt was counted in HostCounters::requests

@@ -96,6 +96,10 @@ struct ResponseSink {
   // kCallback: optional; forget what was written so far (a retry starts the body again). Without
   // it a request whose body already reached the callback is never retried.
   std::function<bool()> rewind;
+  // kCallback: optional; called once per attempt, on the transport thread, before the first body
+  // byte of a 2xx response reaches `write`, with the status and the response headers (so a
+  // consumer can size itself from Content-Length). Not called for an empty body.
+  std::function<void(int http_status, const Headers& headers)> on_start;
   // kMemory: fail with ResourceExhausted beyond this many bytes (0 = unlimited).
   int64_t max_bytes = 0;
 

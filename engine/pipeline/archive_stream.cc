@@ -23,6 +23,7 @@ struct Channel {
   bool paused = false;      // the body callback refused bytes; Resume() after draining
   bool abort = false;       // the consumer failed: refuse the rest
   bool done = false;
+  net::Response head;  // status and headers of the attempt whose body is arriving
   net::Response response;
 };
 
@@ -59,6 +60,11 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
         ch->cv.notify_one();
         return true;
       });
+  request.sink.on_start = [ch](int status, const net::Headers& headers) {
+    std::lock_guard<std::mutex> l(ch->mu);
+    ch->head.http_status = status;
+    ch->head.headers = headers;
+  };
   net::RequestId id = transport->Submit(std::move(request), [ch](net::Response r) {
     std::lock_guard<std::mutex> l(ch->mu);
     ch->response = std::move(r);
@@ -70,6 +76,7 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
   Status failure;  // the first consumer-side error
   uint64_t generation = 0;
   bool opened = false;
+  net::Response head;  // what open() is given
   std::string chunk = std::move(spare_b);
   chunk.clear();
   for (;;) {
@@ -86,6 +93,7 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
       } else {
         chunk.swap(ch->buf);
         ch->buf.clear();
+        if (!opened && !chunk.empty()) head = ch->head;
         resume = std::exchange(ch->paused, false);
         finished = ch->done && chunk.empty();
       }
@@ -100,7 +108,7 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
     if (resume) transport->Resume(id);
     if (!failure.ok() || chunk.empty()) continue;
     if (!opened) {
-      auto p = open();
+      auto p = open(head);
       if (!p.ok()) {
         failure = p.status();
       } else {
@@ -133,7 +141,10 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
   if (!failure.ok()) return failure;
   if (!opened && out.response.ToStatus().ok()) {
     // An empty body: the processor still judges it (an empty message is not a valid archive).
-    GRIN_ASSIGN_OR_RETURN(out.processor, open());
+    net::Response empty_head;
+    empty_head.http_status = out.response.http_status;
+    empty_head.headers = out.response.headers;
+    GRIN_ASSIGN_OR_RETURN(out.processor, open(empty_head));
   }
   return out;
 }

@@ -35,7 +35,11 @@ struct StreamedArchive {
   int64_t bytes_fed = 0;
 };
 
-using OpenProcessorFn = std::function<Result<std::unique_ptr<archive::BookProcessor>>()>;
+// Opens the processor for a body about to be fed. `head` has the response's status and headers
+// (its body is empty), so the caller can size itself from Content-Length or refuse the body: an
+// error fails the stream with it and aborts the transfer.
+using OpenProcessorFn =
+    std::function<Result<std::unique_ptr<archive::BookProcessor>>(const net::Response& head)>;
 
 // `request.sink` is replaced. max_buffered: bytes received but not yet decrypted before the
 // transfer pauses.

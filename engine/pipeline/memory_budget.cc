@@ -81,6 +81,11 @@ void MemoryBudget::Release(uint64_t bytes) {
   cv_.notify_all();
 }
 
+uint64_t MemoryBudget::available() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return capacity_ - used_;
+}
+
 uint64_t MemoryBudget::in_use() const {
   std::lock_guard<std::mutex> l(mu_);
   return used_;

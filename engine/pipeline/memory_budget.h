@@ -29,7 +29,8 @@ class MemoryBudget {
   bool Fits(uint64_t bytes) const { return bytes <= capacity_; }
 
   // Waits until `bytes` are free and takes them. Returns false without taking anything if
-  // `bytes` exceeds the capacity or `stop()` turns true (checked every 50 ms while waiting).
+  // `bytes` exceeds the capacity or `stop()` turns true (checked every 50 ms while waiting; a
+  // `stop` that is already true makes this a try that never waits).
   bool Acquire(uint64_t bytes, const std::function<bool()>& stop);
 
   // Acquire for a book whose buffer needs `buffer_bytes` (included in `bytes`): also moves into
@@ -43,6 +44,8 @@ class MemoryBudget {
   void Release(uint64_t bytes);
 
   uint64_t in_use() const;
+  // Bytes a reservation could take now without waiting (kept buffers are evictable).
+  uint64_t available() const;
 
   // Keeps `buffer` (cleared) for a later TakeBuffer if reserved + idle bytes stay within the
   // capacity; frees it otherwise. Call it after releasing the reservation that covered it.

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_set>
@@ -108,6 +109,7 @@ struct SyncPipeline::Impl {
   // Raw keys storage held when the run started (see SyncOptions::storage_inventory); unset: HEAD
   // every book. Read-only once the workers run.
   std::optional<std::unordered_set<std::string>> inventory;
+  std::atomic<int64_t> last_archive_size{-1};  // of the last archive GRIN described (HEAD or GET)
 
   std::mutex mu;  // guards stats, progress
   SyncStats stats;
@@ -291,7 +293,10 @@ struct SyncPipeline::Impl {
     return objects->Head(raw.bucket, raw.key);
   }
 
-  void Check(const WorkItem& w) {
+  // Returns the book's {etag, size} checkpoint when the caller should stream it at once under the
+  // same claim (see StreamRightAway); the job then stays claimed in `pending`. Otherwise the job
+  // has been completed, failed or released, and nullopt is returned.
+  std::optional<std::string> Check(const WorkItem& w) {
     auto raw = RawArchiveLocation(opt.layout, w.barcode);
     auto head = grin->HeadArchive(w.barcode);
     if (!head.ok()) {
@@ -303,11 +308,11 @@ struct SyncPipeline::Impl {
         }
         finish = true;
         (void)store->Release(w);
-        return;
+        return std::nullopt;
       }
       if (s.code() != StatusCode::kNotFound) {
         FailItem(w, stats.check, s, "check_failed", false);
-        return;
+        return std::nullopt;
       }
       // Not converted (or evicted). Stored already? Then the storage copy is the truth.
       auto stored = StoredRaw(raw);
@@ -318,7 +323,7 @@ struct SyncPipeline::Impl {
         c.book_fields = {{"storage_path", raw.bucket + "/" + raw.key},
                          {"last_etag_check", NowIso()}};
         CompleteItem(w, c, stats.check, "skipped", "found_in_storage_not_grin");
-        return;
+        return std::nullopt;
       }
       auto known = opt.known_failures.find(w.barcode);
       if (known != opt.known_failures.end() && !opt.force) {
@@ -332,14 +337,14 @@ struct SyncPipeline::Impl {
           ++stats.dead;
         }
         Finished(false);
-        return;
+        return std::nullopt;
       }
       auto p = grin->Process({w.barcode});
       std::string reason;
       json d = json::object();
       if (!p.ok()) {
         FailItem(w, stats.check, p.status(), "conversion_request_failed", false);
-        return;
+        return std::nullopt;
       }
       if (p->queue_full) {
         reason = "conversion_queue_full";
@@ -356,13 +361,14 @@ struct SyncPipeline::Impl {
         if (reason == "conversion_requested") ++stats.conversion_requested;
       }
       Finished(false);
-      return;
+      return std::nullopt;
     }
     // Converted. Compare with what storage holds.
+    last_archive_size = head->size;
     auto stored = StoredRaw(raw);
     if (!stored.ok() && stored.status().code() != StatusCode::kNotFound) {
       FailItem(w, stats.check, stored.status(), "storage_head_failed", false);
-      return;
+      return std::nullopt;
     }
     if (stored.ok() && !opt.force) {
       // FindMetadata also matches "encrypted-etag" (Swift's s3api returns that spelling for
@@ -382,16 +388,37 @@ struct SyncPipeline::Impl {
           ++stats.skipped_etag;
         }
         CompleteItem(w, c, stats.check, "skipped", "etag_match");
-        return;
+        return std::nullopt;
       }
     }
+    json carry = {{"etag", head->etag}, {"size", head->size}};
+    if (StreamRightAway(head->size)) {
+      Tally(stats.check, "completed", "");
+      return carry.dump();
+    }
+    CompleteChecked(w, head->etag, head->size);
+    return std::nullopt;
+  }
+
+  // Completes a pending book to `checked`, handing GRIN's ETag and size to the download stage.
+  void CompleteChecked(const WorkItem& w, const std::string& etag, int64_t size) {
+    json carry = {{"etag", etag}, {"size", size}};
     Completion c;
     c.to = Stage::kChecked;
-    json carry = {{"etag", head->etag}, {"size", head->size}};
     c.detail_json = carry.dump();
     c.carry = carry.dump();
     c.book_fields = {{"last_etag_check", NowIso()}};
     CompleteItem(w, c, stats.check, "completed", "");
+  }
+
+  // True if a checked book of `size` bytes can be streamed by the checking worker at once: it is
+  // small enough, the memory budget has room and a download slot is free (taken for the caller).
+  // That saves completing the job to `checked` and claiming it again (two write transactions
+  // per book); the job goes from `pending` straight to `uploaded`, or fails back to `pending`.
+  bool StreamRightAway(int64_t size) {
+    if (size < 0 || static_cast<uint64_t>(size) > opt.stream_max_bytes) return false;
+    if (!budget->Fits(StreamReserve(size).second)) return false;
+    return TryTake(kDownload);
   }
 
   // --- download ---
@@ -440,32 +467,35 @@ struct SyncPipeline::Impl {
     return Status::Unavailable("archive for " + barcode + " kept changing while downloading");
   }
 
-  // Streams the book if it is small enough and the memory budget allows; stages it otherwise.
-  void DownloadOrStream(const WorkItem& w, Work& held) {
-    int64_t size = ParseCheckpoint(w.checkpoint).value("size", int64_t{-1});
-    // The decrypted archive (no larger than the encrypted one) goes to a buffer rounded up, so
-    // that kept buffers fit books of similar sizes and are reused without faulting new pages.
+  // {buffer capacity, budget reservation} for streaming a book of `size` encrypted bytes. The
+  // decrypted archive (no larger than the encrypted one) goes to a buffer rounded up, so that
+  // kept buffers fit books of similar sizes and are reused without faulting new pages.
+  static std::pair<uint64_t, uint64_t> StreamReserve(int64_t size) {
     uint64_t granule = size > 16 * static_cast<int64_t>(kMiB) ? 8 * kMiB : 64 * 1024;
     uint64_t capacity = (static_cast<uint64_t>(std::max<int64_t>(size, 1)) + granule - 1) /
                         granule * granule;
-    uint64_t reserve = capacity + kStreamOverhead;
+    return {capacity, capacity + kStreamOverhead};
+  }
+
+  // Streams the book if it is small enough and the memory budget allows; stages it otherwise.
+  void DownloadOrStream(const WorkItem& w, Work& held) {
+    int64_t size = ParseCheckpoint(w.checkpoint).value("size", int64_t{-1});
+    auto [capacity, reserve] = StreamReserve(size);
     bool stream = size >= 0 && static_cast<uint64_t>(size) <= opt.stream_max_bytes &&
                   budget->Fits(reserve);
     if (!stream) {
       Download(w);
       return;
     }
-    std::string buffer;
-    uint64_t reserved = 0;
-    if (!budget->Acquire(reserve, capacity, [this] { return Stopping(); }, &buffer, &reserved)) {
+    StreamMemory mem;
+    if (!budget->Acquire(reserve, capacity, [this] { return Stopping(); }, &mem.buffer,
+                         &mem.reserved)) {
       (void)store->Release(w);  // stopping: the next run picks it up
       return;
     }
-    {
-      BudgetLease lease(budget.get(), reserved);
-      StreamBook(w, held, &buffer, capacity);
-    }
-    budget->ReturnBuffer(std::move(buffer));  // kept for the next book if the budget has room
+    mem.capacity = capacity;
+    StreamBook(w, held, &mem, nullptr);
+    FreeStreamMemory(&mem);
   }
 
   void Download(const WorkItem& w) {
@@ -667,26 +697,68 @@ struct SyncPipeline::Impl {
     }
   }
 
+  // The memory budget's share of one streamed book: its reservation and the buffer that holds
+  // the decrypted archive (kept by the budget between books, so its pages are not faulted in
+  // afresh for every book).
+  struct StreamMemory {
+    uint64_t capacity = 0;
+    uint64_t reserved = 0;  // 0: nothing acquired
+    std::string buffer;
+  };
+  void FreeStreamMemory(StreamMemory* mem) {
+    if (mem->reserved == 0) return;
+    budget->Release(mem->reserved);
+    mem->reserved = 0;
+    budget->ReturnBuffer(std::move(mem->buffer));  // kept for the next book if there is room
+  }
+
+  enum class StreamOutcome {
+    kHandled,   // stored, or failed through the state store
+    kDeferred,  // unchecked: too large to stream or no memory free; `*head_out` says what GRIN has
+    kFallback,  // unchecked: GRIN answered something other than an archive; check with a HEAD
+  };
+
   // Streaming path (no staging): the archive is decrypted (and extracted) while it downloads;
-  // the decrypted archive waits in memory (within the memory budget the caller reserved) for its
-  // upload. `held` is the slot the caller took; it is switched from download to process once the
-  // download is over, so the next download can start during this book's upload.
-  // `buffer` (kept by the budget, so its pages are not faulted in afresh for every book) holds
-  // the decrypted archive, reserved to `capacity`; the caller hands it back to the budget.
-  void StreamBook(const WorkItem& w, Work& held, std::string* buffer, uint64_t capacity) {
+  // the decrypted archive waits in memory (`mem`) for its upload. `held` is the slot the caller
+  // took; it is switched from download to process once the download is over, so the next
+  // download can start during this book's upload.
+  // Checked books (unchecked_head == nullptr) come with `mem` acquired for the size their check
+  // saw. An unchecked book (pending, not in storage, never HEADed) is sized from the GET's own
+  // response head: memory is taken then without waiting, or the transfer is dropped at once
+  // (kDeferred, with the head in *unchecked_head); any answer but an archive is kFallback.
+  StreamOutcome StreamBook(const WorkItem& w, Work& held, StreamMemory* mem,
+                           grin_client::ArchiveHead* unchecked_head) {
     double t0 = ThreadCpuSeconds();
     json cp = ParseCheckpoint(w.checkpoint);
     int64_t size = cp.value("size", int64_t{-1});
     archive::StringSink plain;
-    plain.data().swap(*buffer);
+    plain.data().swap(mem->buffer);
     struct GiveBack {
       archive::StringSink& plain;
       std::string* buffer;
       ~GiveBack() { buffer->swap(plain.data()); }
-    } give_back{plain, buffer};
-    plain.data().reserve(static_cast<size_t>(capacity));
+    } give_back{plain, &mem->buffer};
+    if (mem->reserved != 0) plain.data().reserve(static_cast<size_t>(mem->capacity));
     archive::BookOptions bo = BookOptionsFor(w.barcode, size, &plain);
-    auto open = [&]() {
+    bool deferred = false;
+    auto open = [&](const net::Response& head) -> Result<std::unique_ptr<archive::BookProcessor>> {
+      if (mem->reserved == 0) {
+        auto h = grin->CheckArchiveResponse(head);
+        if (!h.ok()) return h.status();  // judged again on the whole response below
+        *unchecked_head = *h;
+        last_archive_size = h->size;
+        auto [capacity, reserve] = StreamReserve(h->size);
+        std::string buffer;
+        if (h->size < 0 || static_cast<uint64_t>(h->size) > opt.stream_max_bytes ||
+            !budget->Acquire(reserve, capacity, [] { return true; }, &buffer, &mem->reserved)) {
+          deferred = true;
+          return Status::Cancelled("deferred to the download stage");
+        }
+        mem->capacity = capacity;
+        plain.data().swap(buffer);  // empty before: GiveBack hands it to mem->buffer
+        plain.data().reserve(static_cast<size_t>(capacity));
+        bo.decrypt.size_hint = static_cast<uint64_t>(h->size);
+      }
       plain.data().clear();
       return archive::BookProcessor::Open(bo, passphrase);
     };
@@ -697,24 +769,28 @@ struct SyncPipeline::Impl {
       std::lock_guard<std::mutex> l(mu);
       stats.bytes_downloaded += streamed->response.bytes_down;
     }
+    if (deferred) return StreamOutcome::kDeferred;
     if (!streamed.ok()) {
+      if (unchecked_head != nullptr && mem->reserved == 0) return StreamOutcome::kFallback;
       FailProcessing(w, stats.download, streamed.status());
-      return;
+      return StreamOutcome::kHandled;
     }
     auto head = grin->CheckArchiveResponse(streamed->response);
     if (!head.ok()) {
+      if (unchecked_head != nullptr) return StreamOutcome::kFallback;
       bool permanent = head.status().code() == StatusCode::kNotFound;
       FailItem(w, stats.download, head.status(),
                permanent ? "archive_missing" : "download_failed", permanent);
-      return;
+      return StreamOutcome::kHandled;
     }
+    if (unchecked_head != nullptr) Tally(stats.check, "completed", "");
     auto cl = net::FindHeader(streamed->response.headers, "Content-Length");
     if (cl && std::to_string(streamed->bytes_fed) != *cl) {
       FailItem(w, stats.download,
                Status::DataLoss("archive for " + w.barcode + " was " +
                                 std::to_string(streamed->bytes_fed) + " bytes, expected " + *cl),
                "download_failed", false);
-      return;
+      return StreamOutcome::kHandled;
     }
     Tally(stats.download, "completed", "");
     --slots[kDownload];
@@ -725,10 +801,60 @@ struct SyncPipeline::Impl {
     AddCpu("download+decrypt", t0);
     if (!result.ok()) {
       FailProcessing(w, stats.process, result.status());
-      return;
+      return StreamOutcome::kHandled;
     }
     MemorySource src(plain.data());
     StoreBook(w, cp, head->etag, streamed->bytes_fed, src, *result);
+    return StreamOutcome::kHandled;
+  }
+
+  // --- pending books ---
+
+  // A pending book that storage did not hold at the start is fetched with a GET at once, without
+  // a HEAD first: comparing ETags would be pointless, and the GET's response says whether GRIN
+  // has the archive and how large it is. Saves one GRIN request and two state transitions per
+  // new book. Needs the inventory (else storage might hold it) and streaming.
+  // So that GETs are not started only to be dropped, the archive last seen must have been
+  // streamable and the budget must have room for one like it now; else the HEAD path (which
+  // waits for memory before its GET) is taken.
+  bool GetWithoutHead(const WorkItem& w) const {
+    if (!inventory || opt.stream_max_bytes == 0) return false;
+    int64_t last = last_archive_size.load();
+    if (last > static_cast<int64_t>(opt.stream_max_bytes)) return false;
+    if (last >= 0 && budget->available() < StreamReserve(last).second) return false;
+    return inventory->count(RawArchiveLocation(opt.layout, w.barcode).key) == 0;
+  }
+
+  void CheckBook(const WorkItem& w, Work& held) {
+    if (GetWithoutHead(w) && TryTake(kDownload)) {
+      --slots[kCheck];
+      held = kDownload;
+      StreamMemory mem;
+      grin_client::ArchiveHead head;
+      StreamOutcome r = StreamBook(w, held, &mem, &head);
+      FreeStreamMemory(&mem);
+      if (r == StreamOutcome::kHandled) return;
+      if (r == StreamOutcome::kDeferred) {
+        CompleteChecked(w, head.etag, head.size);
+        return;
+      }
+      // GRIN did not send an archive (not converted, auth, an error): the HEAD path decides.
+      --slots[held];
+      ++slots[kCheck];
+      held = kCheck;
+    }
+    std::optional<std::string> carry;
+    {
+      CpuScope account(this, "check");
+      carry = Check(w);
+    }
+    if (carry) {  // Check took a download slot for us: stream it under the same claim
+      --slots[kCheck];
+      held = kDownload;
+      WorkItem fused = w;
+      fused.checkpoint = std::move(*carry);
+      DownloadOrStream(fused, held);
+    }
   }
 
   // --- the worker loop ---
@@ -757,8 +883,7 @@ struct SyncPipeline::Impl {
       const WorkItem& w = items->front();
       Work held = work;
       if (work == kCheck) {
-        CpuScope account(this, "check");
-        Check(w);
+        CheckBook(w, held);
       } else if (work == kDownload) {
         DownloadOrStream(w, held);
       } else {

@@ -9,6 +9,12 @@
 //             from storage, record a known conversion failure, or request conversion. Which
 //             books storage holds comes from one listing of the raw bucket at the start (the
 //             inventory); only those are HEADed for their metadata.
+//             A book storage does not hold is not HEADed at all: its GET goes out at once and
+//             the response head stands for the check (ETag, size; anything but an archive
+//             falls back to the HEAD path). A book that needs downloading and can be streamed
+//             is streamed by the worker that checked it, under the same claim: the job goes
+//             from `pending` straight to `uploaded` (or fails back to `pending`), saving a GRIN
+//             request and two state transitions per new book.
 //   download  books up to stream_max_bytes: streamed — decrypted, hashed and extracted while
 //             they download, the decrypted archive held in memory (bounded by
 //             memory_limit_bytes), then stored as in `process`: checked -> uploaded with no

@@ -54,8 +54,10 @@ struct StreamEnv {
     bo.barcode = barcode;
     bo.extract = false;
     bo.archive_sink = sink;
-    auto open = [&]() {
+    auto open = [&](const net::Response& head) {
       ++opens;
+      opened_status = head.http_status;
+      opened_length = net::FindHeader(head.headers, "Content-Length").value_or("");
       sink->data().clear();
       return archive::BookProcessor::Open(bo, &secret);
     };
@@ -68,6 +70,8 @@ struct StreamEnv {
   std::string barcode;
   archive::Secret passphrase;
   std::atomic<int> opens{0};
+  int opened_status = 0;       // what the last open() was told
+  std::string opened_length;
 };
 
 TEST_CASE("streamed decryption equals gpg's output, with back-pressure pauses") {
@@ -83,6 +87,9 @@ TEST_CASE("streamed decryption equals gpg's output, with back-pressure pauses") 
   CHECK(sink.data() == s.GpgPlaintext());
   CHECK(result->archive_bytes == sink.data().size());
   CHECK(s.opens == 1);
+  // open() saw the response head before the first byte: it can size itself from it.
+  CHECK(s.opened_status == 200);
+  CHECK(s.opened_length == std::to_string(r->response.bytes_down));
 }
 
 TEST_CASE("a body cut off mid-way is retried by the transport and decrypted afresh") {
@@ -102,6 +109,7 @@ TEST_CASE("a body cut off mid-way is retried by the transport and decrypted afre
   REQUIRE_MESSAGE(result.ok(), result.status().ToString());
   CHECK(sink.data() == s.GpgPlaintext());
   CHECK(s.opens == 2);  // the first processor saw the cut-off bytes and was discarded
+  CHECK(s.opened_status == 200);  // the retry's head
 }
 
 TEST_CASE("a processor that fails stops the transfer with its error") {

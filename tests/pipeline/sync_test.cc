@@ -78,6 +78,61 @@ TEST_CASE("sync stores converted books verified, and a rerun downloads nothing")
   for (const auto& b : env.Uploaded()) CHECK(env.Gets(b) == 1);
 }
 
+TEST_CASE("a book storage lacks is fetched with one GET and no HEAD") {
+  SyncEnv env(30);
+  auto r = Cli(env.SyncArgs({"--queue", "converted", "--limit", "8"}));
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  auto up = env.Uploaded();
+  REQUIRE(up.size() == 8);
+  auto st = env.server->Stats();
+  for (const auto& b : up) {
+    CAPTURE(b);
+    CHECK(st.barcodes["TEST/" + b].heads == 0);
+    CHECK(st.barcodes["TEST/" + b].gets == 1);
+    CHECK(grin::testing::ReadFile(env.RawPath(b)) == env.FixturePlaintext(b));
+  }
+  CHECK(env.Sql("SELECT count(*) FROM books WHERE last_etag_check IS NOT NULL AND "
+                "encrypted_etag IS NOT NULL") == 8);
+}
+
+TEST_CASE("a book too large to stream, found by its GET, is staged, and the next ones are HEADed") {
+  SyncEnv env(8, 0.8, 11, /*image_bytes=*/1000000);
+  std::set<std::string> converted;
+  int64_t total = 0;
+  for (int64_t i : env.server->corpus("TEST")->List(fake::ConvertStatus::kConverted, 0, 100,
+                                                    &total)) {
+    std::string b = fake::Corpus::BarcodeAt(i);
+    auto enc = env.server->ArchiveBytes("TEST", b);
+    REQUIRE(enc.ok());
+    REQUIRE((*enc)->size() > (1u << 20));  // larger than --stream-max-mb 1
+    converted.insert(b);
+  }
+  REQUIRE(converted.size() >= 3);
+  // One worker: the books go one after another.
+  auto r = Cli(env.SyncArgs({"--queue", "converted", "--workers", "1", "--stream-max-mb", "1"}));
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  REQUIRE(env.Uploaded() == converted);
+  auto st = env.server->Stats();
+  int dropped_gets = 0;
+  for (const auto& b : converted) {
+    CAPTURE(b);
+    const auto& c = st.barcodes["TEST/" + b];
+    if (c.heads == 0) {
+      // The first book: its GET showed it too large, was dropped, and the book was staged.
+      CHECK(c.gets == 2);
+      ++dropped_gets;
+    } else {
+      // After that the HEAD path: one HEAD, one GET.
+      CHECK(c.heads == 1);
+      CHECK(c.gets == 1);
+    }
+    CHECK(grin::testing::ReadFile(env.RawPath(b)) == env.FixturePlaintext(b));
+  }
+  CHECK(dropped_gets == 1);
+}
+
 TEST_CASE("a new run over the same storage downloads nothing already stored") {
   SyncEnv env(30);
   auto first = Cli(env.SyncArgs({"--queue", "converted", "--limit", "8"}));
