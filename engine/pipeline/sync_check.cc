@@ -1,0 +1,198 @@
+// The check stage of SyncPipeline (see sync.h, sync_impl.h).
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <utility>
+
+#include "engine/pipeline/sync_impl.h"
+
+namespace grin::pipeline {
+
+void SyncPipeline::Impl::LoadInventory() {
+  const std::string probe = "BARCODE";
+  ObjectLocation loc = RawArchiveLocation(opt.layout, probe);
+  std::string prefix = loc.key.substr(0, loc.key.find(probe));
+  std::unordered_set<std::string> keys;
+  std::string token;
+  do {
+    auto page = objects->List(loc.bucket, prefix, token);
+    if (!page.ok()) {
+      if (page.status().code() == StatusCode::kNotFound) break;  // no bucket: nothing stored
+      log->Log(LogLevel::kWarning, "sync.inventory_failed",
+               {{"bucket", loc.bucket}, {"error", page.status().message()}});
+      return;
+    }
+    for (auto& o : page->objects) keys.insert(std::move(o.key));
+    token = std::move(page->next_token);
+  } while (!token.empty() && !Stopping());
+  inventory = std::move(keys);
+}
+
+Result<ObjectInfo> SyncPipeline::Impl::StoredRaw(const ObjectLocation& raw) {
+  if (inventory && inventory->count(raw.key) == 0) {
+    return Status::NotFound(raw.key + " not in storage at the start of the run");
+  }
+  return objects->Head(raw.bucket, raw.key);
+}
+
+std::optional<std::string> SyncPipeline::Impl::Check(const WorkItem& w) {
+  auto raw = RawArchiveLocation(opt.layout, w.barcode);
+  auto head = grin->HeadArchive(w.barcode);
+  if (!head.ok()) {
+    const Status& s = head.status();
+    if (s.code() == StatusCode::kPermissionDenied) {
+      {
+        std::lock_guard<std::mutex> l(mu);
+        if (stats.fatal.empty()) stats.fatal = s.message();
+      }
+      finish = true;
+      (void)store->Release(w);
+      return std::nullopt;
+    }
+    if (s.code() != StatusCode::kNotFound) {
+      FailItem(w, stats.check, s, "check_failed", false);
+      return std::nullopt;
+    }
+    // Not converted (or evicted). Stored already? Then the storage copy is the truth.
+    auto stored = StoredRaw(raw);
+    if (stored.ok()) {
+      Completion c;
+      c.to = Stage::kUploaded;
+      c.outcome = "reconciled_from_storage";
+      c.book_fields = {{"storage_path", raw.bucket + "/" + raw.key},
+                       {"last_etag_check", NowIso()}};
+      CompleteItem(w, c, stats.check, "skipped", "found_in_storage_not_grin");
+      return std::nullopt;
+    }
+    auto known = opt.known_failures.find(w.barcode);
+    if (known != opt.known_failures.end() && !opt.force) {
+      json d = {{"grin_convert_failed_date", known->second.date},
+                {"grin_convert_failed_info", known->second.info},
+                {"grin_detailed_convert_failed_info", known->second.detail}};
+      (void)store->Fail(w, ErrorClass::kPermanent, "known_conversion_failure", d.dump());
+      Tally(stats.check, "failed", "known_conversion_failure");
+      {
+        std::lock_guard<std::mutex> l(mu);
+        ++stats.dead;
+      }
+      Finished(false);
+      return std::nullopt;
+    }
+    auto p = grin->Process({w.barcode});
+    std::string reason;
+    json d = json::object();
+    if (!p.ok()) {
+      FailItem(w, stats.check, p.status(), "conversion_request_failed", false);
+      return std::nullopt;
+    }
+    if (p->queue_full) {
+      reason = "conversion_queue_full";
+    } else if (!p->rows.empty()) {
+      reason = "conversion_" + std::string(grin_client::ProcessOutcomeName(p->rows[0].outcome));
+      d["grin_status"] = p->rows[0].status;
+    } else {
+      reason = "conversion_unanswered";
+    }
+    (void)store->Fail(w, ErrorClass::kPermanent, reason, d.dump());
+    Tally(stats.check, "skipped", reason);
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (reason == "conversion_requested") ++stats.conversion_requested;
+    }
+    Finished(false);
+    return std::nullopt;
+  }
+  // Converted. Compare with what storage holds.
+  last_archive_size = head->size;
+  auto stored = StoredRaw(raw);
+  if (!stored.ok() && stored.status().code() != StatusCode::kNotFound) {
+    FailItem(w, stats.check, stored.status(), "storage_head_failed", false);
+    return std::nullopt;
+  }
+  if (stored.ok() && !opt.force) {
+    // FindMetadata also matches "encrypted-etag" (Swift's s3api returns that spelling for
+    // objects that were uploaded in parts).
+    const std::string* stored_etag = FindMetadata(stored->metadata, "encrypted_etag");
+    if (stored_etag != nullptr && *stored_etag == head->etag) {
+      Completion c;
+      c.to = Stage::kUploaded;
+      c.outcome = "skipped_etag_match";
+      c.detail_json = json{{"etag", head->etag}}.dump();
+      c.book_fields = {{"last_etag_check", NowIso()},
+                       {"encrypted_etag", head->etag},
+                       {"storage_path", raw.bucket + "/" + raw.key},
+                       {"is_decrypted", "1"}};
+      {
+        std::lock_guard<std::mutex> l(mu);
+        ++stats.skipped_etag;
+      }
+      CompleteItem(w, c, stats.check, "skipped", "etag_match");
+      return std::nullopt;
+    }
+  }
+  json carry = {{"etag", head->etag}, {"size", head->size}};
+  if (StreamRightAway(head->size)) {
+    Tally(stats.check, "completed", "");
+    return carry.dump();
+  }
+  CompleteChecked(w, head->etag, head->size);
+  return std::nullopt;
+}
+
+void SyncPipeline::Impl::CompleteChecked(const WorkItem& w, const std::string& etag, int64_t size) {
+  json carry = {{"etag", etag}, {"size", size}};
+  Completion c;
+  c.to = Stage::kChecked;
+  c.detail_json = carry.dump();
+  c.carry = carry.dump();
+  c.book_fields = {{"last_etag_check", NowIso()}};
+  CompleteItem(w, c, stats.check, "completed", "");
+}
+
+bool SyncPipeline::Impl::StreamRightAway(int64_t size) {
+  if (size < 0 || static_cast<uint64_t>(size) > opt.stream_max_bytes) return false;
+  if (!budget->Fits(StreamReserve(size).second)) return false;
+  return TryTake(kDownload);
+}
+
+bool SyncPipeline::Impl::GetWithoutHead(const WorkItem& w) const {
+  if (!inventory || opt.stream_max_bytes == 0) return false;
+  int64_t last = last_archive_size.load();
+  if (last > static_cast<int64_t>(opt.stream_max_bytes)) return false;
+  if (last >= 0 && budget->available() < StreamReserve(last).second) return false;
+  return inventory->count(RawArchiveLocation(opt.layout, w.barcode).key) == 0;
+}
+
+void SyncPipeline::Impl::CheckBook(const WorkItem& w, Work& held) {
+  if (GetWithoutHead(w) && TryTake(kDownload)) {
+    --slots[kCheck];
+    held = kDownload;
+    StreamMemory mem;
+    grin_client::ArchiveHead head;
+    StreamOutcome r = StreamBook(w, held, &mem, &head);
+    FreeStreamMemory(&mem);
+    if (r == StreamOutcome::kHandled) return;
+    if (r == StreamOutcome::kDeferred) {
+      CompleteChecked(w, head.etag, head.size);
+      return;
+    }
+    // GRIN did not send an archive (not converted, auth, an error): the HEAD path decides.
+    --slots[held];
+    ++slots[kCheck];
+    held = kCheck;
+  }
+  std::optional<std::string> carry;
+  {
+    CpuScope account(this, "check");
+    carry = Check(w);
+  }
+  if (carry) {  // Check took a download slot for us: stream it under the same claim
+    --slots[kCheck];
+    held = kDownload;
+    WorkItem fused = w;
+    fused.checkpoint = std::move(*carry);
+    DownloadOrStream(fused, held);
+  }
+}
+
+}  // namespace grin::pipeline

@@ -1,0 +1,238 @@
+#pragma once
+// Internal to the sync pipeline, not a public header: SyncPipeline::Impl, the state its worker
+// threads share. Its stages are defined across three files:
+//   sync.cc           the worker loop, bookkeeping (tallies, progress, CPU accounting), Run();
+//   sync_check.cc     pending books: the storage inventory, the HEAD check, and the GET that
+//                     stands for the check for books storage does not hold;
+//   sync_transfer.cc  download (streamed or staged), decrypt + extract, upload, completion.
+// See sync.h for what each stage does and the state transitions.
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <utility>
+
+#include "engine/pipeline/archive_stream.h"
+#include "engine/pipeline/checkpoint_journal.h"
+#include "engine/pipeline/memory_budget.h"
+#include "engine/pipeline/progress.h"
+#include "engine/pipeline/sync.h"
+
+namespace grin::pipeline {
+
+struct SyncPipeline::Impl {
+  using json = nlohmann::json;
+  // Index of each worked stage in the slot table.
+  enum Work { kCheck = 0, kDownload = 1, kProcess = 2 };
+
+  // CPU time of the calling thread, seconds.
+  static double ThreadCpuSeconds();
+  // True if a failure with this status is worth retrying.
+  static bool Retryable(const Status& s);
+
+  StateStore* store;
+  ObjectStore* objects;
+  grin_client::GrinClient* grin;
+  net::Transport* transport;
+  const archive::Secret* passphrase;
+  SyncOptions opt;
+  Clock* clock;
+  Logger* log;
+
+  std::atomic<bool> finish{false};  // workers exit
+  std::atomic<int> slots[3] = {0, 0, 0};
+  // A claim that found nothing for a stage stops the workers asking again (each ask is a write
+  // transaction) until this time (microseconds), or until a job completes into the stage.
+  static constexpr int64_t kIdleClaimMicros = 200'000;
+  std::atomic<int64_t> idle_until[3] = {0, 0, 0};
+  std::atomic<int64_t> staging_scanned_at{INT64_MIN / 2};  // steady clock, microseconds
+  std::atomic<uint64_t> staging_bytes{0};
+  std::atomic<int> in_flight{0};
+
+  // Streamed books reserve their size plus this (the download buffer, decryptor state).
+  static constexpr uint64_t kStreamOverhead = kMiB / 2;
+  std::unique_ptr<MemoryBudget> budget;
+  // Raw keys storage held when the run started (see SyncOptions::storage_inventory); unset: HEAD
+  // every book. Read-only once the workers run.
+  std::optional<std::unordered_set<std::string>> inventory;
+  std::atomic<int64_t> last_archive_size{-1};  // of the last archive GRIN described (HEAD or GET)
+
+  std::mutex mu;  // guards stats, progress
+  SyncStats stats;
+  ProgressTracker tracker;
+  int64_t last_progress_done = 0;
+  int64_t start_micros = 0;
+
+  bool Stopping() const {
+    return finish.load() || (opt.stop && opt.stop->load() != 0);
+  }
+
+  int Limit(Work w) const {
+    switch (w) {
+      case kCheck: return opt.check_concurrency;
+      case kDownload: return opt.download_concurrency;
+      case kProcess: return opt.workers;
+    }
+    return 1;
+  }
+
+  bool TryTake(Work w) {
+    int cur = slots[w].load();
+    while (cur < Limit(w)) {
+      if (slots[w].compare_exchange_weak(cur, cur + 1)) return true;
+    }
+    return false;
+  }
+
+  std::string NowIso() const { return FormatIsoUtc(clock->NowMicros()); }
+  std::string GpgPath(const std::string& b) const {
+    return (std::filesystem::path(opt.staging_dir) / (b + ".tar.gz.gpg")).string();
+  }
+  std::string PlainPath(const std::string& b) const {
+    return (std::filesystem::path(opt.staging_dir) / (b + ".tar.gz")).string();
+  }
+
+  // True while staging holds staging_limit_bytes or more. The folder is scanned at most every
+  // 500 ms (workers ask before every download; most books are streamed and never staged).
+  bool StagingFull();
+
+  // --- bookkeeping ---
+
+  // Adds the calling thread's CPU time since `since` (ThreadCpuSeconds()) to stats.cpu_s[key].
+  void AddCpu(const char* key, double since);
+
+  // Adds the thread CPU time of its scope to stats.cpu_s[key].
+  struct CpuScope {
+    CpuScope(Impl* impl, const char* k) : m(impl), key(k), t0(ThreadCpuSeconds()) {}
+    ~CpuScope() { m->AddCpu(key, t0); }
+    CpuScope(const CpuScope&) = delete;
+    CpuScope& operator=(const CpuScope&) = delete;
+    Impl* m;
+    const char* key;
+    double t0;
+  };
+
+  void Tally(StageTally& t, const char* kind, const std::string& reason);
+
+  void Finished(bool uploaded_now);
+
+  void FailItem(const WorkItem& w, StageTally& t, const Status& why, const std::string& reason,
+                bool permanent);
+
+  void CompleteItem(const WorkItem& w, Completion c, StageTally& t, const char* kind,
+                    const std::string& reason);
+
+  // --- check ---
+
+  // Lists the raw bucket under the layout's prefix into `inventory`. On any error the inventory
+  // stays unset and every book is HEADed, as without it.
+  void LoadInventory();
+
+  // The stored raw archive's info, or kNotFound. Skips the HEAD for books the inventory lacks.
+  Result<ObjectInfo> StoredRaw(const ObjectLocation& raw);
+
+  // Returns the book's {etag, size} checkpoint when the caller should stream it at once under the
+  // same claim (see StreamRightAway); the job then stays claimed in `pending`. Otherwise the job
+  // has been completed, failed or released, and nullopt is returned.
+  std::optional<std::string> Check(const WorkItem& w);
+
+  // Completes a pending book to `checked`, handing GRIN's ETag and size to the download stage.
+  void CompleteChecked(const WorkItem& w, const std::string& etag, int64_t size);
+
+  // True if a checked book of `size` bytes can be streamed by the checking worker at once: it is
+  // small enough, the memory budget has room and a download slot is free (taken for the caller).
+  // That saves completing the job to `checked` and claiming it again (two write transactions
+  // per book); the job goes from `pending` straight to `uploaded`, or fails back to `pending`.
+  bool StreamRightAway(int64_t size);
+
+  // --- download ---
+
+  // Downloads (or finishes downloading) the archive into staging. Returns its ETag and size.
+  Result<grin_client::ArchiveHead> DownloadTo(const std::string& barcode, const std::string& etag,
+                                              int64_t expected_size);
+
+  // {buffer capacity, budget reservation} for streaming a book of `size` encrypted bytes. The
+  // decrypted archive (no larger than the encrypted one) goes to a buffer rounded up, so that
+  // kept buffers fit books of similar sizes and are reused without faulting new pages.
+  static std::pair<uint64_t, uint64_t> StreamReserve(int64_t size) {
+    uint64_t granule = size > 16 * static_cast<int64_t>(kMiB) ? 8 * kMiB : 64 * 1024;
+    uint64_t capacity = (static_cast<uint64_t>(std::max<int64_t>(size, 1)) + granule - 1) /
+                        granule * granule;
+    return {capacity, capacity + kStreamOverhead};
+  }
+
+  // Streams the book if it is small enough and the memory budget allows; stages it otherwise.
+  void DownloadOrStream(const WorkItem& w, Work& held);
+
+  void Download(const WorkItem& w);
+
+  // --- process: decrypt + extract + upload ---
+
+  archive::BookOptions BookOptionsFor(const std::string& barcode, int64_t size,
+                                      archive::ByteSink* sink) const;
+
+  // Records a failed decrypt / extract. Returns true if the downloaded bytes are suspect.
+  bool FailProcessing(const WorkItem& w, StageTally& t, const Status& s);
+
+  // Uploads the decrypted archive (and the OCR JSONL) and completes the job to `uploaded` in the
+  // same transaction as the book's storage facts and MARC fields. Returns true when the book is
+  // stored; on failure the job has been failed (retry or dead) already.
+  bool StoreBook(const WorkItem& w, const json& cp, const std::string& etag, int64_t size,
+                 const ByteSource& plain, const archive::BookResult& r);
+
+  // Staging path: decrypt <staging>/<BARCODE>.tar.gz.gpg into <BARCODE>.tar.gz, then store it.
+  void Process(const WorkItem& w);
+
+  // The memory budget's share of one streamed book: its reservation and the buffer that holds
+  // the decrypted archive (kept by the budget between books, so its pages are not faulted in
+  // afresh for every book).
+  struct StreamMemory {
+    uint64_t capacity = 0;
+    uint64_t reserved = 0;  // 0: nothing acquired
+    std::string buffer;
+  };
+  void FreeStreamMemory(StreamMemory* mem);
+
+  enum class StreamOutcome {
+    kHandled,   // stored, or failed through the state store
+    kDeferred,  // unchecked: too large to stream or no memory free; `*head_out` says what GRIN has
+    kFallback,  // unchecked: GRIN answered something other than an archive; check with a HEAD
+  };
+
+  // Streaming path (no staging): the archive is decrypted (and extracted) while it downloads;
+  // the decrypted archive waits in memory (`mem`) for its upload. `held` is the slot the caller
+  // took; it is switched from download to process once the download is over, so the next
+  // download can start during this book's upload.
+  // Checked books (unchecked_head == nullptr) come with `mem` acquired for the size their check
+  // saw. An unchecked book (pending, not in storage, never HEADed) is sized from the GET's own
+  // response head: memory is taken then without waiting, or the transfer is dropped at once
+  // (kDeferred, with the head in *unchecked_head); any answer but an archive is kFallback.
+  StreamOutcome StreamBook(const WorkItem& w, Work& held, StreamMemory* mem,
+                           grin_client::ArchiveHead* unchecked_head);
+
+  // --- pending books ---
+
+  // A pending book that storage did not hold at the start is fetched with a GET at once, without
+  // a HEAD first: comparing ETags would be pointless, and the GET's response says whether GRIN
+  // has the archive and how large it is. Saves one GRIN request and two state transitions per
+  // new book. Needs the inventory (else storage might hold it) and streaming.
+  // So that GETs are not started only to be dropped, the archive last seen must have been
+  // streamable and the budget must have room for one like it now; else the HEAD path (which
+  // waits for memory before its GET) is taken.
+  bool GetWithoutHead(const WorkItem& w) const;
+
+  void CheckBook(const WorkItem& w, Work& held);
+
+  // --- the worker loop ---
+
+  bool RunOne();
+
+  void Worker();
+};
+
+}  // namespace grin::pipeline

@@ -1,0 +1,384 @@
+// Download (streamed or staged), decrypt + extract, and upload in SyncPipeline (see sync.h,
+// sync_impl.h).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/pipeline/sync_impl.h"
+
+namespace grin::pipeline {
+namespace {
+
+int64_t FileSize(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int64_t>(st.st_size);
+}
+
+// Writes the decrypted archive to a staging file.
+class FileByteSink final : public archive::ByteSink {
+ public:
+  explicit FileByteSink(std::FILE* f) : f_(f) {}
+  Status Write(const uint8_t* data, size_t n) override {
+    if (std::fwrite(data, 1, n, f_) != n) {
+      return Status::ResourceExhausted("cannot write the decrypted archive to staging (disk full?)");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::FILE* f_;
+};
+
+}  // namespace
+
+Result<grin_client::ArchiveHead> SyncPipeline::Impl::DownloadTo(const std::string& barcode, const std::string& etag,
+                                            int64_t expected_size) {
+  std::string path = GpgPath(barcode);
+  int64_t have = FileSize(path);
+  if (have < 0 || etag.empty() || (expected_size >= 0 && have > expected_size)) have = 0;
+  if (expected_size > 0 && have == expected_size && !etag.empty()) {
+    return grin_client::ArchiveHead{etag, expected_size, ""};  // finished before a crash
+  }
+  for (int round = 0; round < 2; ++round) {
+    net::Request req = grin->ArchiveRequest(barcode, net::ResponseSink::File(path, have));
+    if (have > 0) {
+      req.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
+      req.headers.emplace_back("If-Range", "\"" + etag + "\"");
+    }
+    req.label = "archive " + barcode;
+    net::Response resp = transport->SubmitFuture(std::move(req)).get();
+    {
+      std::lock_guard<std::mutex> l(mu);
+      stats.bytes_downloaded += resp.bytes_down;
+    }
+    auto head = grin->CheckArchiveResponse(resp);
+    if (!head.ok()) return head.status();
+    if (have > 0 && resp.http_status == 200) {
+      // The archive changed (If-Range failed) or Range is unsupported: the body was written
+      // after the old bytes. Start again from zero.
+      have = 0;
+      continue;
+    }
+    int64_t total = FileSize(path);
+    int64_t expect = resp.http_status == 206 ? have + resp.bytes_down : resp.bytes_down;
+    auto cl = net::FindHeader(resp.headers, "Content-Length");
+    if (cl && resp.http_status == 200) expect = std::stoll(*cl);
+    if (total != expect) {
+      return Status::DataLoss("archive for " + barcode + " is " + std::to_string(total) +
+                              " bytes on disk, expected " + std::to_string(expect));
+    }
+    grin_client::ArchiveHead out = *head;
+    out.size = total;
+    return out;
+  }
+  return Status::Unavailable("archive for " + barcode + " kept changing while downloading");
+}
+
+void SyncPipeline::Impl::DownloadOrStream(const WorkItem& w, Work& held) {
+  int64_t size = ParseCheckpoint(w.checkpoint).value("size", int64_t{-1});
+  auto [capacity, reserve] = StreamReserve(size);
+  bool stream = size >= 0 && static_cast<uint64_t>(size) <= opt.stream_max_bytes &&
+                budget->Fits(reserve);
+  if (!stream) {
+    Download(w);
+    return;
+  }
+  StreamMemory mem;
+  if (!budget->Acquire(reserve, capacity, [this] { return Stopping(); }, &mem.buffer,
+                       &mem.reserved)) {
+    (void)store->Release(w);  // stopping: the next run picks it up
+    return;
+  }
+  mem.capacity = capacity;
+  StreamBook(w, held, &mem, nullptr);
+  FreeStreamMemory(&mem);
+}
+
+void SyncPipeline::Impl::Download(const WorkItem& w) {
+  CpuScope account(this, "download");
+  json cp = ParseCheckpoint(w.checkpoint);
+  std::string etag = cp.value("etag", "");
+  int64_t size = cp.value("size", int64_t{-1});
+  auto head = DownloadTo(w.barcode, etag, size);
+  if (!head.ok()) {
+    bool permanent = head.status().code() == StatusCode::kNotFound;
+    FailItem(w, stats.download, head.status(),
+             permanent ? "archive_missing" : "download_failed", permanent);
+    return;
+  }
+  Completion c;
+  c.to = Stage::kDownloaded;
+  json carry = {{"etag", head->etag}, {"size", head->size}};
+  c.detail_json = carry.dump();
+  c.carry = carry.dump();
+  CompleteItem(w, c, stats.download, "completed", "");
+}
+
+archive::BookOptions SyncPipeline::Impl::BookOptionsFor(const std::string& barcode, int64_t size,
+                                    archive::ByteSink* sink) const {
+  archive::BookOptions bo;
+  bo.barcode = barcode;
+  bo.decrypt.backend = opt.backend;
+  if (size >= 0) bo.decrypt.size_hint = static_cast<uint64_t>(size);
+  bo.extract = !(opt.skip_ocr && opt.skip_marc);
+  bo.extract_options.require_ocr = !opt.skip_ocr;
+  bo.extract_options.require_marc = !opt.skip_marc;
+  bo.archive_sink = sink;
+  // Storage integrity rests on the signed SHA-256 (S3 verifies it); MD5 would cost ~1.7 ms
+  // per MiB for nothing.
+  bo.compute_md5 = false;
+  return bo;
+}
+
+bool SyncPipeline::Impl::FailProcessing(const WorkItem& w, StageTally& t, const Status& s) {
+  if (s.code() == StatusCode::kPermissionDenied) {
+    FailItem(w, t, s, "decrypt_wrong_passphrase", true);
+    return false;
+  }
+  if (s.code() == StatusCode::kDataLoss) {
+    FailItem(w, t, s, "archive_invalid", false);
+    return true;
+  }
+  FailItem(w, t, s, "process_failed", false);
+  return false;
+}
+
+bool SyncPipeline::Impl::StoreBook(const WorkItem& w, const json& cp, const std::string& etag, int64_t size,
+               const ByteSource& plain, const archive::BookResult& r) {
+  CpuScope account(this, "upload");
+  std::string now = NowIso();
+  auto raw = RawArchiveLocation(opt.layout, w.barcode);
+  UploadOptions uo;
+  uo.put.metadata = RawArchiveMetadata(w.barcode, etag, now);
+  uo.put.content_type = "application/gzip";
+  uo.put.md5_hex = r.md5_hex;
+  uo.put.sha256_hex = r.sha256_hex;
+  uo.multipart_threshold = opt.multipart_threshold;
+  auto recorded = RecordedUpload(cp);
+  if (recorded) uo.resume = &*recorded;
+  json base = {{"etag", etag}, {"size", size}};
+  CheckpointJournal journal(store, w, base);
+  uo.journal = &journal;
+  auto put = objects->Upload(raw.bucket, raw.key, plain, uo);
+  if (!put.ok()) {
+    FailItem(w, stats.process, put.status(), "upload_failed",
+             put.status().code() == StatusCode::kPermissionDenied);
+    return false;
+  }
+  if (put->size != r.archive_bytes || (!put->md5_hex.empty() && !r.md5_hex.empty() &&
+                                       put->md5_hex != r.md5_hex)) {
+    FailItem(w, stats.process,
+             Status::DataLoss("storage holds " + std::to_string(put->size) +
+                              " bytes / md5 " + put->md5_hex + " for " + w.barcode +
+                              ", expected " + std::to_string(r.archive_bytes) + " / " + r.md5_hex),
+             "upload_mismatch", false);
+    return false;
+  }
+  int64_t uploaded_bytes = static_cast<int64_t>(put->size);
+  BookFields fields = {{"encrypted_etag", etag},
+                       {"storage_path", raw.bucket + "/" + raw.key},
+                       {"is_decrypted", "1"},
+                       {"sync_timestamp", now},
+                       {"last_etag_check", now}};
+  json detail = {{"etag", etag},
+                 {"bytes", r.archive_bytes},
+                 {"sha256", r.sha256_hex},
+                 {"backend", std::string(archive::BackendName(r.backend))}};
+  if (r.extraction) {
+    const auto& x = *r.extraction;
+    detail["pages"] = x.page_count;
+    if (!opt.skip_ocr) {
+      auto full = FullTextLocation(opt.layout, w.barcode);
+      MemorySource ocr(x.ocr_jsonl_gz);
+      PutOptions po;
+      po.metadata = FullTextMetadata(w.barcode, now, x.page_count);
+      po.content_type = "application/gzip";
+      auto fput = objects->Put(full.bucket, full.key, ocr, po);
+      if (!fput.ok()) {
+        FailItem(w, stats.process, fput.status(), "ocr_upload_failed", false);
+        return false;
+      }
+      uploaded_bytes += static_cast<int64_t>(fput->size);
+    }
+    if (!opt.skip_marc && x.marc) {
+      for (const auto& [column, value] : x.marc->Columns()) {
+        fields.emplace_back(column, value.value_or(""));
+      }
+      fields.emplace_back("marc_extraction_timestamp", now);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> l(mu);
+    stats.bytes_uploaded += uploaded_bytes;
+    ++stats.synced;
+  }
+  Completion c;
+  c.to = Stage::kUploaded;
+  c.detail_json = detail.dump();
+  c.book_fields = std::move(fields);
+  CompleteItem(w, c, stats.process, "completed", "");
+  return true;
+}
+
+void SyncPipeline::Impl::Process(const WorkItem& w) {
+  double t0 = ThreadCpuSeconds();
+  json cp = ParseCheckpoint(w.checkpoint);
+  std::string etag = cp.value("etag", "");
+  int64_t size = cp.value("size", int64_t{-1});
+  std::string gpg = GpgPath(w.barcode), plain = PlainPath(w.barcode);
+  if (FileSize(gpg) != size || etag.empty()) {
+    // Staging lost or corrupt (e.g. removed after a failed decrypt): fetch it again.
+    auto head = DownloadTo(w.barcode, etag, size);
+    if (!head.ok()) {
+      FailItem(w, stats.process, head.status(), "download_failed", false);
+      return;
+    }
+    etag = head->etag;
+    size = head->size;
+  }
+  std::FILE* out = std::fopen(plain.c_str(), "wb");
+  if (!out) {
+    FailItem(w, stats.process, Status::ResourceExhausted("cannot create " + plain), "staging",
+             false);
+    return;
+  }
+  FileByteSink sink(out);
+  archive::BookOptions bo = BookOptionsFor(w.barcode, size, &sink);
+  Result<archive::BookResult> result = Status::Internal("not run");
+  {
+    auto book = archive::BookProcessor::Open(bo, passphrase);
+    if (!book.ok()) {
+      std::fclose(out);
+      ::unlink(plain.c_str());
+      FailItem(w, stats.process, book.status(), "decrypt_setup", false);
+      return;
+    }
+    std::FILE* in = std::fopen(gpg.c_str(), "rb");
+    Status feed = in ? Status::Ok() : Status::NotFound("staging file " + gpg + " vanished");
+    std::vector<uint8_t> buf(1 << 20);
+    while (feed.ok() && in) {
+      size_t n = std::fread(buf.data(), 1, buf.size(), in);
+      if (n == 0) break;
+      feed = (*book)->Write(buf.data(), n);
+    }
+    if (in) std::fclose(in);
+    result = (*book)->Finish();
+    if (result.ok() && !feed.ok()) result = feed;
+  }
+  bool flushed = std::fflush(out) == 0;
+  std::fclose(out);
+  AddCpu("decrypt", t0);
+  if (result.ok() && !flushed) result = Status::ResourceExhausted("staging disk full");
+  if (!result.ok()) {
+    ::unlink(plain.c_str());
+    // Suspect download: remove it so the retry fetches it again.
+    if (FailProcessing(w, stats.process, result.status())) ::unlink(gpg.c_str());
+    return;
+  }
+  auto src = FileSource::Open(plain);
+  if (!src.ok()) {
+    FailItem(w, stats.process, src.status(), "staging", false);
+    return;
+  }
+  if (StoreBook(w, cp, etag, size, **src, *result)) {
+    ::unlink(plain.c_str());
+    ::unlink(gpg.c_str());
+  }
+}
+
+void SyncPipeline::Impl::FreeStreamMemory(StreamMemory* mem) {
+  if (mem->reserved == 0) return;
+  budget->Release(mem->reserved);
+  mem->reserved = 0;
+  budget->ReturnBuffer(std::move(mem->buffer));  // kept for the next book if there is room
+}
+
+SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(const WorkItem& w, Work& held, StreamMemory* mem,
+                         grin_client::ArchiveHead* unchecked_head) {
+  double t0 = ThreadCpuSeconds();
+  json cp = ParseCheckpoint(w.checkpoint);
+  int64_t size = cp.value("size", int64_t{-1});
+  archive::StringSink plain;
+  plain.data().swap(mem->buffer);
+  struct GiveBack {
+    archive::StringSink& plain;
+    std::string* buffer;
+    ~GiveBack() { buffer->swap(plain.data()); }
+  } give_back{plain, &mem->buffer};
+  if (mem->reserved != 0) plain.data().reserve(static_cast<size_t>(mem->capacity));
+  archive::BookOptions bo = BookOptionsFor(w.barcode, size, &plain);
+  bool deferred = false;
+  auto open = [&](const net::Response& head) -> Result<std::unique_ptr<archive::BookProcessor>> {
+    if (mem->reserved == 0) {
+      auto h = grin->CheckArchiveResponse(head);
+      if (!h.ok()) return h.status();  // judged again on the whole response below
+      *unchecked_head = *h;
+      last_archive_size = h->size;
+      auto [capacity, reserve] = StreamReserve(h->size);
+      std::string buffer;
+      if (h->size < 0 || static_cast<uint64_t>(h->size) > opt.stream_max_bytes ||
+          !budget->Acquire(reserve, capacity, [] { return true; }, &buffer, &mem->reserved)) {
+        deferred = true;
+        return Status::Cancelled("deferred to the download stage");
+      }
+      mem->capacity = capacity;
+      plain.data().swap(buffer);  // empty before: GiveBack hands it to mem->buffer
+      plain.data().reserve(static_cast<size_t>(capacity));
+      bo.decrypt.size_hint = static_cast<uint64_t>(h->size);
+    }
+    plain.data().clear();
+    return archive::BookProcessor::Open(bo, passphrase);
+  };
+  net::Request req = grin->ArchiveRequest(w.barcode, net::ResponseSink::Discard());
+  req.label = "archive " + w.barcode;
+  auto streamed = StreamArchive(transport, std::move(req), open, kStreamOverhead);
+  if (streamed.ok()) {
+    std::lock_guard<std::mutex> l(mu);
+    stats.bytes_downloaded += streamed->response.bytes_down;
+  }
+  if (deferred) return StreamOutcome::kDeferred;
+  if (!streamed.ok()) {
+    if (unchecked_head != nullptr && mem->reserved == 0) return StreamOutcome::kFallback;
+    FailProcessing(w, stats.download, streamed.status());
+    return StreamOutcome::kHandled;
+  }
+  auto head = grin->CheckArchiveResponse(streamed->response);
+  if (!head.ok()) {
+    if (unchecked_head != nullptr) return StreamOutcome::kFallback;
+    bool permanent = head.status().code() == StatusCode::kNotFound;
+    FailItem(w, stats.download, head.status(),
+             permanent ? "archive_missing" : "download_failed", permanent);
+    return StreamOutcome::kHandled;
+  }
+  if (unchecked_head != nullptr) Tally(stats.check, "completed", "");
+  auto cl = net::FindHeader(streamed->response.headers, "Content-Length");
+  if (cl && std::to_string(streamed->bytes_fed) != *cl) {
+    FailItem(w, stats.download,
+             Status::DataLoss("archive for " + w.barcode + " was " +
+                              std::to_string(streamed->bytes_fed) + " bytes, expected " + *cl),
+             "download_failed", false);
+    return StreamOutcome::kHandled;
+  }
+  Tally(stats.download, "completed", "");
+  --slots[kDownload];
+  ++slots[kProcess];
+  held = kProcess;
+  auto result = streamed->processor->Finish();
+  streamed->processor.reset();
+  AddCpu("download+decrypt", t0);
+  if (!result.ok()) {
+    FailProcessing(w, stats.process, result.status());
+    return StreamOutcome::kHandled;
+  }
+  MemorySource src(plain.data());
+  StoreBook(w, cp, head->etag, streamed->bytes_fed, src, *result);
+  return StreamOutcome::kHandled;
+}
+
+}  // namespace grin::pipeline
