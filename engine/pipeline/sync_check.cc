@@ -158,16 +158,25 @@ bool SyncPipeline::Impl::StreamRightAway(int64_t size) {
 bool SyncPipeline::Impl::GetWithoutHead(const WorkItem& w) const {
   if (!inventory || opt.stream_max_bytes == 0) return false;
   int64_t last = last_archive_size.load();
-  if (last > static_cast<int64_t>(opt.stream_max_bytes)) return false;
-  if (last >= 0 && budget->available() < StreamReserve(last).second) return false;
+  if (last < 0 || last > static_cast<int64_t>(opt.stream_max_bytes)) return false;
   return inventory->count(RawArchiveLocation(opt.layout, w.barcode).key) == 0;
 }
 
 void SyncPipeline::Impl::CheckBook(const WorkItem& w, Work& held) {
+  StreamMemory mem;
   if (GetWithoutHead(w) && TryTake(kDownload)) {
+    // Memory for a book like the last one, taken now if it is free (else the HEAD path, which
+    // waits for memory before its GET); StreamBook adjusts it to the response's Content-Length.
+    auto [capacity, reserve] = StreamReserve(last_archive_size.load());
+    if (!budget->Acquire(reserve, capacity, [] { return true; }, &mem.buffer, &mem.reserved)) {
+      --slots[kDownload];
+    } else {
+      mem.capacity = capacity;
+    }
+  }
+  if (mem.reserved != 0) {
     --slots[kCheck];
     held = kDownload;
-    StreamMemory mem;
     grin_client::ArchiveHead head;
     StreamOutcome r = StreamBook(w, held, &mem, &head);
     FreeStreamMemory(&mem);

@@ -221,9 +221,9 @@ struct SyncPipeline::Impl {
   // a HEAD first: comparing ETags would be pointless, and the GET's response says whether GRIN
   // has the archive and how large it is. Saves one GRIN request and two state transitions per
   // new book. Needs the inventory (else storage might hold it) and streaming.
-  // So that GETs are not started only to be dropped, the archive last seen must have been
-  // streamable and the budget must have room for one like it now; else the HEAD path (which
-  // waits for memory before its GET) is taken.
+  // So that GETs are not started only to be dropped, the last archive seen (by a HEAD or a GET)
+  // must have been streamable; CheckBook then reserves memory for one like it before the GET,
+  // without waiting (no room: the HEAD path, which waits for memory before its GET).
   bool GetWithoutHead(const WorkItem& w) const;
 
   void CheckBook(const WorkItem& w, Work& held);

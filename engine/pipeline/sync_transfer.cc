@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -299,8 +300,8 @@ void SyncPipeline::Impl::FreeStreamMemory(StreamMemory* mem) {
   budget->ReturnBuffer(std::move(mem->buffer));  // kept for the next book if there is room
 }
 
-SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(const WorkItem& w, Work& held, StreamMemory* mem,
-                         grin_client::ArchiveHead* unchecked_head) {
+SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
+    const WorkItem& w, Work& held, StreamMemory* mem, grin_client::ArchiveHead* unchecked_head) {
   double t0 = ThreadCpuSeconds();
   json cp = ParseCheckpoint(w.checkpoint);
   int64_t size = cp.value("size", int64_t{-1});
@@ -311,26 +312,30 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(const WorkItem&
     std::string* buffer;
     ~GiveBack() { buffer->swap(plain.data()); }
   } give_back{plain, &mem->buffer};
-  if (mem->reserved != 0) plain.data().reserve(static_cast<size_t>(mem->capacity));
+  plain.data().reserve(static_cast<size_t>(mem->capacity));
   archive::BookOptions bo = BookOptionsFor(w.barcode, size, &plain);
   bool deferred = false;
+  bool sized = unchecked_head == nullptr;  // unchecked: the response head has been judged
   auto open = [&](const net::Response& head) -> Result<std::unique_ptr<archive::BookProcessor>> {
-    if (mem->reserved == 0) {
+    if (!sized) {
       auto h = grin->CheckArchiveResponse(head);
       if (!h.ok()) return h.status();  // judged again on the whole response below
       *unchecked_head = *h;
       last_archive_size = h->size;
       auto [capacity, reserve] = StreamReserve(h->size);
-      std::string buffer;
+      // The caller reserved memory for a book like the last one; a larger one takes the
+      // difference if it is free now, else the GET is dropped and the book staged or waited for.
       if (h->size < 0 || static_cast<uint64_t>(h->size) > opt.stream_max_bytes ||
-          !budget->Acquire(reserve, capacity, [] { return true; }, &buffer, &mem->reserved)) {
+          (reserve > mem->reserved &&
+           !budget->Acquire(reserve - mem->reserved, [] { return true; }))) {
         deferred = true;
         return Status::Cancelled("deferred to the download stage");
       }
-      mem->capacity = capacity;
-      plain.data().swap(buffer);  // empty before: GiveBack hands it to mem->buffer
-      plain.data().reserve(static_cast<size_t>(capacity));
+      mem->reserved = std::max(mem->reserved, reserve);
+      mem->capacity = std::max(mem->capacity, capacity);
+      plain.data().reserve(static_cast<size_t>(mem->capacity));
       bo.decrypt.size_hint = static_cast<uint64_t>(h->size);
+      sized = true;
     }
     plain.data().clear();
     return archive::BookProcessor::Open(bo, passphrase);
@@ -344,7 +349,7 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(const WorkItem&
   }
   if (deferred) return StreamOutcome::kDeferred;
   if (!streamed.ok()) {
-    if (unchecked_head != nullptr && mem->reserved == 0) return StreamOutcome::kFallback;
+    if (!sized) return StreamOutcome::kFallback;
     FailProcessing(w, stats.download, streamed.status());
     return StreamOutcome::kHandled;
   }
