@@ -73,6 +73,19 @@ uint64_t MemoryBudget::idle_bytes() const {
   return idle_;
 }
 
+void MemoryBudget::Release(uint64_t bytes, std::string buffer) {
+  buffer.clear();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    used_ = bytes > used_ ? 0 : used_ - bytes;
+    if (buffer.capacity() > 0 && used_ + idle_ + buffer.capacity() <= capacity_) {
+      idle_ += buffer.capacity();
+      idle_buffers_.push_back(std::move(buffer));
+    }
+  }
+  cv_.notify_all();
+}  // a buffer without room is freed here, outside the lock
+
 void MemoryBudget::Release(uint64_t bytes) {
   {
     std::lock_guard<std::mutex> l(mu_);

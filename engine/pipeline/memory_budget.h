@@ -42,6 +42,9 @@ class MemoryBudget {
                std::string* buffer, uint64_t* reserved);
 
   void Release(uint64_t bytes);
+  // Release(bytes) and ReturnBuffer(buffer) in one step, so that a reservation waiting for the
+  // released bytes is handed the kept buffer too instead of faulting in a fresh one.
+  void Release(uint64_t bytes, std::string buffer);
 
   uint64_t in_use() const;
   // Bytes a reservation could take now without waiting (kept buffers are evictable).

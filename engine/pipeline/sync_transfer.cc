@@ -295,9 +295,8 @@ void SyncPipeline::Impl::Process(const WorkItem& w) {
 
 void SyncPipeline::Impl::FreeStreamMemory(StreamMemory* mem) {
   if (mem->reserved == 0) return;
-  budget->Release(mem->reserved);
+  budget->Release(mem->reserved, std::move(mem->buffer));  // kept for the next book if it fits
   mem->reserved = 0;
-  budget->ReturnBuffer(std::move(mem->buffer));  // kept for the next book if there is room
 }
 
 SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(

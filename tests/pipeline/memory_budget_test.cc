@@ -3,7 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 
 namespace grin::pipeline {
 namespace {
@@ -36,6 +39,34 @@ TEST_CASE("MemoryBudget keeps a returned buffer and hands the same memory to the
   CHECK(budget.in_use() == reserved);
   CHECK(budget.idle_bytes() == 0);
   budget.Release(reserved);
+  CHECK(budget.in_use() == 0);
+}
+
+TEST_CASE("MemoryBudget hands a released buffer to the reservation that was waiting for it") {
+  MemoryBudget budget(1000);
+  std::string held;
+  uint64_t first = 0;
+  REQUIRE(budget.Acquire(900, 800, nullptr, &held, &first));  // the budget is full
+  held.assign(800, 'x');
+  const char* memory = held.data();
+  std::string got;
+  uint64_t second = 0;
+  std::atomic<bool> acquired{false};
+  std::thread waiter([&] {
+    REQUIRE(budget.Acquire(900, 800, nullptr, &got, &second));  // waits for the first
+    acquired = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK_FALSE(acquired.load());
+  // Releasing the bytes and the buffer in one step: the waiter gets both, never a fresh buffer
+  // (with Release then ReturnBuffer it could wake in between and find none kept).
+  budget.Release(first, std::move(held));
+  waiter.join();
+  CHECK(got.data() == memory);
+  CHECK(got.empty());
+  CHECK(budget.idle_bytes() == 0);
+  CHECK(budget.in_use() == second);
+  budget.Release(second, std::move(got));
   CHECK(budget.in_use() == 0);
 }
 
