@@ -1,4 +1,5 @@
 // The check stage of SyncPipeline (see sync.h, sync_impl.h).
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -158,7 +159,9 @@ bool SyncPipeline::Impl::StreamRightAway(int64_t size) {
 bool SyncPipeline::Impl::GetWithoutHead(const WorkItem& w) const {
   if (!inventory || opt.stream_max_bytes == 0) return false;
   int64_t last = last_archive_size.load();
-  if (last < 0 || last > static_cast<int64_t>(opt.stream_max_bytes)) return false;
+  if (last < 0 || last > static_cast<int64_t>(std::min(opt.stream_max_bytes, kGetOnlyMaxBytes))) {
+    return false;
+  }
   return inventory->count(RawArchiveLocation(opt.layout, w.barcode).key) == 0;
 }
 

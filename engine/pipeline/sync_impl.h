@@ -224,6 +224,9 @@ struct SyncPipeline::Impl {
   // So that GETs are not started only to be dropped, the last archive seen (by a HEAD or a GET)
   // must have been streamable; CheckBook then reserves memory for one like it before the GET,
   // without waiting (no room: the HEAD path, which waits for memory before its GET).
+  // Only for books like the last one up to this size: past it a HEAD costs little next to the
+  // transfer, and knowing the exact size before the GET keeps the memory reservation exact.
+  static constexpr uint64_t kGetOnlyMaxBytes = 16 * kMiB;
   bool GetWithoutHead(const WorkItem& w) const;
 
   void CheckBook(const WorkItem& w, Work& held);
