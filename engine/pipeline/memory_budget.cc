@@ -1,19 +1,13 @@
 #include "engine/pipeline/memory_budget.h"
 
-#include <algorithm>
 #include <chrono>
 #include <utility>
 
 namespace grin::pipeline {
 
-bool MemoryBudget::Acquire(uint64_t bytes, const std::function<bool()>& stop) {
-  uint64_t reserved = 0;
-  return Acquire(bytes, 0, stop, nullptr, &reserved);
-}
+MemoryBudget::~MemoryBudget() = default;
 
-bool MemoryBudget::Acquire(uint64_t bytes, uint64_t buffer_bytes,
-                           const std::function<bool()>& stop, std::string* buffer,
-                           uint64_t* reserved) {
+bool MemoryBudget::Acquire(uint64_t bytes, const std::function<bool()>& stop) {
   if (bytes > capacity_) return false;
   std::unique_lock<std::mutex> l(mu_);
   while (capacity_ - used_ < bytes) {
@@ -21,70 +15,51 @@ bool MemoryBudget::Acquire(uint64_t bytes, uint64_t buffer_bytes,
     cv_.wait_for(l, std::chrono::milliseconds(50));
   }
   used_ += bytes;
-  *reserved = bytes;
-  if (buffer != nullptr) {
-    auto best = idle_buffers_.end();
-    for (auto it = idle_buffers_.begin(); it != idle_buffers_.end(); ++it) {
-      uint64_t cap = it->capacity();
-      if (cap >= buffer_bytes && cap - buffer_bytes <= capacity_ - used_ &&
-          (best == idle_buffers_.end() || cap < best->capacity())) {
-        best = it;
-      }
-    }
-    if (best != idle_buffers_.end()) {
-      uint64_t surplus = best->capacity() - buffer_bytes;
-      used_ += surplus;
-      *reserved += surplus;
-      idle_ -= best->capacity();
-      *buffer = std::move(*best);
-      buffer->clear();
-      idle_buffers_.erase(best);
+  return true;
+}
+
+void MemoryBudget::KeepLocked(std::vector<Chunk>* chunks, std::vector<Chunk>* freed) {
+  for (auto& c : *chunks) {
+    if (c == nullptr) continue;
+    --out_;
+    if ((out_ + idle_.size() + 1) * kChunkBytes <= capacity_) {
+      idle_.push_back(std::move(c));
+    } else {
+      freed->push_back(std::move(c));
     }
   }
-  std::vector<std::string> evicted = TrimLocked();
-  l.unlock();
-  return true;  // `evicted` is freed here, outside the lock
+  chunks->clear();
 }
 
-std::vector<std::string> MemoryBudget::TrimLocked() {
-  std::vector<std::string> evicted;
-  while (!idle_buffers_.empty() && used_ + idle_ > capacity_) {
-    auto largest = std::max_element(
-        idle_buffers_.begin(), idle_buffers_.end(),
-        [](const std::string& a, const std::string& b) { return a.capacity() < b.capacity(); });
-    idle_ -= largest->capacity();
-    evicted.push_back(std::move(*largest));
-    idle_buffers_.erase(largest);
+MemoryBudget::Chunk MemoryBudget::TakeChunk() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ++out_;
+    if (!idle_.empty()) {
+      Chunk c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
   }
-  return evicted;
+  // Not value-initialised: the pages are touched only when the book writes them.
+  return Chunk(new char[kChunkBytes]);
 }
 
-void MemoryBudget::ReturnBuffer(std::string buffer) {
-  buffer.clear();
-  if (buffer.capacity() == 0) return;
+void MemoryBudget::ReturnChunks(std::vector<Chunk>* chunks) {
+  std::vector<Chunk> freed;
   std::lock_guard<std::mutex> l(mu_);
-  if (used_ + idle_ + buffer.capacity() > capacity_) return;  // freed on return
-  idle_ += buffer.capacity();
-  idle_buffers_.push_back(std::move(buffer));
+  KeepLocked(chunks, &freed);
 }
 
-uint64_t MemoryBudget::idle_bytes() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return idle_;
-}
-
-void MemoryBudget::Release(uint64_t bytes, std::string buffer) {
-  buffer.clear();
+void MemoryBudget::Release(uint64_t bytes, std::vector<Chunk>* chunks) {
+  std::vector<Chunk> freed;
   {
     std::lock_guard<std::mutex> l(mu_);
     used_ = bytes > used_ ? 0 : used_ - bytes;
-    if (buffer.capacity() > 0 && used_ + idle_ + buffer.capacity() <= capacity_) {
-      idle_ += buffer.capacity();
-      idle_buffers_.push_back(std::move(buffer));
-    }
+    KeepLocked(chunks, &freed);
   }
   cv_.notify_all();
-}  // a buffer without room is freed here, outside the lock
+}
 
 void MemoryBudget::Release(uint64_t bytes) {
   {
@@ -92,6 +67,16 @@ void MemoryBudget::Release(uint64_t bytes) {
     used_ = bytes > used_ ? 0 : used_ - bytes;
   }
   cv_.notify_all();
+}
+
+uint64_t MemoryBudget::chunk_bytes_out() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return out_ * kChunkBytes;
+}
+
+uint64_t MemoryBudget::idle_bytes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return idle_.size() * kChunkBytes;
 }
 
 uint64_t MemoryBudget::available() const {

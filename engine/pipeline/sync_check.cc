@@ -171,9 +171,10 @@ void SyncPipeline::Impl::CheckBook(const WorkItem& w, Work& held) {
     // Memory for a book like the last one, taken now if it is free (else the HEAD path, which
     // waits for memory before its GET); StreamBook adjusts it to the response's Content-Length.
     auto [capacity, reserve] = StreamReserve(last_archive_size.load());
-    if (!budget->Acquire(reserve, capacity, [] { return true; }, &mem.buffer, &mem.reserved)) {
+    if (!budget->Acquire(reserve, [] { return true; })) {
       --slots[kDownload];
     } else {
+      mem.reserved = reserve;
       mem.capacity = capacity;
     }
   }

@@ -7,6 +7,7 @@
 //   sync_transfer.cc  download (streamed or staged), decrypt + extract, upload, completion.
 // See sync.h for what each stage does and the state transitions.
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -16,8 +17,10 @@
 #include <string>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "engine/pipeline/archive_stream.h"
+#include "engine/pipeline/chunk_buffer.h"
 #include "engine/pipeline/checkpoint_journal.h"
 #include "engine/pipeline/memory_budget.h"
 #include "engine/pipeline/progress.h"
@@ -156,13 +159,12 @@ struct SyncPipeline::Impl {
   Result<grin_client::ArchiveHead> DownloadTo(const std::string& barcode, const std::string& etag,
                                               int64_t expected_size);
 
-  // {buffer capacity, budget reservation} for streaming a book of `size` encrypted bytes. The
-  // decrypted archive (no larger than the encrypted one) goes to a buffer rounded up, so that
-  // kept buffers fit books of similar sizes and are reused without faulting new pages.
+  // {chunk bytes, budget reservation} for streaming a book of `size` encrypted bytes: the
+  // decrypted archive (no larger than the encrypted one) fills whole budget chunks.
   static std::pair<uint64_t, uint64_t> StreamReserve(int64_t size) {
-    uint64_t granule = size > 16 * static_cast<int64_t>(kMiB) ? 8 * kMiB : 64 * 1024;
-    uint64_t capacity = (static_cast<uint64_t>(std::max<int64_t>(size, 1)) + granule - 1) /
-                        granule * granule;
+    const uint64_t chunk = MemoryBudget::kChunkBytes;
+    uint64_t capacity =
+        (static_cast<uint64_t>(std::max<int64_t>(size, 1)) + chunk - 1) / chunk * chunk;
     return {capacity, capacity + kStreamOverhead};
   }
 
@@ -188,13 +190,13 @@ struct SyncPipeline::Impl {
   // Staging path: decrypt <staging>/<BARCODE>.tar.gz.gpg into <BARCODE>.tar.gz, then store it.
   void Process(const WorkItem& w);
 
-  // The memory budget's share of one streamed book: its reservation and the buffer that holds
-  // the decrypted archive (kept by the budget between books, so its pages are not faulted in
-  // afresh for every book).
+  // The memory budget's share of one streamed book: its reservation, and the chunks that held
+  // the decrypted archive (kept by the budget for the next books, so their pages are not
+  // faulted in afresh for every book).
   struct StreamMemory {
     uint64_t capacity = 0;
     uint64_t reserved = 0;  // 0: nothing acquired
-    std::string buffer;
+    std::vector<MemoryBudget::Chunk> chunks;  // the decrypted archive's, once StreamBook is done
   };
   void FreeStreamMemory(StreamMemory* mem);
 

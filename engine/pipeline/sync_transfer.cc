@@ -91,11 +91,11 @@ void SyncPipeline::Impl::DownloadOrStream(const WorkItem& w, Work& held) {
     return;
   }
   StreamMemory mem;
-  if (!budget->Acquire(reserve, capacity, [this] { return Stopping(); }, &mem.buffer,
-                       &mem.reserved)) {
+  if (!budget->Acquire(reserve, [this] { return Stopping(); })) {
     (void)store->Release(w);  // stopping: the next run picks it up
     return;
   }
+  mem.reserved = reserve;
   mem.capacity = capacity;
   StreamBook(w, held, &mem, nullptr);
   FreeStreamMemory(&mem);
@@ -294,8 +294,7 @@ void SyncPipeline::Impl::Process(const WorkItem& w) {
 }
 
 void SyncPipeline::Impl::FreeStreamMemory(StreamMemory* mem) {
-  if (mem->reserved == 0) return;
-  budget->Release(mem->reserved, std::move(mem->buffer));  // kept for the next book if it fits
+  budget->Release(mem->reserved, &mem->chunks);  // kept for the next books if they fit
   mem->reserved = 0;
 }
 
@@ -304,14 +303,12 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
   double t0 = ThreadCpuSeconds();
   json cp = ParseCheckpoint(w.checkpoint);
   int64_t size = cp.value("size", int64_t{-1});
-  archive::StringSink plain;
-  plain.data().swap(mem->buffer);
-  struct GiveBack {
-    archive::StringSink& plain;
-    std::string* buffer;
-    ~GiveBack() { buffer->swap(plain.data()); }
-  } give_back{plain, &mem->buffer};
-  plain.data().reserve(static_cast<size_t>(mem->capacity));
+  ChunkBuffer plain(budget.get());
+  struct GiveBack {  // the chunks go back to the budget with the reservation (FreeStreamMemory)
+    ChunkBuffer& plain;
+    StreamMemory* mem;
+    ~GiveBack() { mem->chunks = plain.TakeChunks(); }
+  } give_back{plain, mem};
   archive::BookOptions bo = BookOptionsFor(w.barcode, size, &plain);
   bool deferred = false;
   bool sized = unchecked_head == nullptr;  // unchecked: the response head has been judged
@@ -332,11 +329,10 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
       }
       mem->reserved = std::max(mem->reserved, reserve);
       mem->capacity = std::max(mem->capacity, capacity);
-      plain.data().reserve(static_cast<size_t>(mem->capacity));
       bo.decrypt.size_hint = static_cast<uint64_t>(h->size);
       sized = true;
     }
-    plain.data().clear();
+    plain.Clear();
     return archive::BookProcessor::Open(bo, passphrase);
   };
   net::Request req = grin->ArchiveRequest(w.barcode, net::ResponseSink::Discard());
@@ -380,7 +376,7 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
     FailProcessing(w, stats.process, result.status());
     return StreamOutcome::kHandled;
   }
-  MemorySource src(plain.data());
+  ChunkSource src(plain);
   StoreBook(w, cp, head->etag, streamed->bytes_fed, src, *result);
   return StreamOutcome::kHandled;
 }
