@@ -39,8 +39,10 @@ class ChunkBuffer final : public archive::ByteSink {
   uint64_t size() const { return size_; }
   // The chunks, for MemoryBudget::Release(bytes, chunks); the buffer is empty afterwards.
   std::vector<MemoryBudget::Chunk> TakeChunks() {
+    std::vector<MemoryBudget::Chunk> out = std::move(chunks_);
+    chunks_.clear();
     size_ = 0;
-    return std::move(chunks_);
+    return out;
   }
 
   // Copies up to n bytes from offset; returns the count (0 at or past the end).
