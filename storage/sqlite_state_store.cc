@@ -724,16 +724,12 @@ void SqliteStateStore::UpdateBook(SQLite::Database& db, const std::string& barco
     auto stmt = std::make_unique<SQLite::Statement>(db, sql);
     it = book_updates_.emplace(std::move(sql), std::move(stmt)).first;
   }
-  UpdateBookWith(*it->second, barcode, iso, fields);
-}
-
-void SqliteStateStore::UpdateBookWith(SQLite::Statement& u, const std::string& barcode,
-                                      const std::string& iso, const BookFields& fields) {
+  SQLite::Statement& u = *it->second;
   u.reset();
   u.clearBindings();
   BindText(u, 1, barcode);
   BindText(u, 2, iso);
-  int i = 3;
+  i = 3;
   for (const auto& [column, value] : fields) {
     if (column == "is_decrypted") {
       u.bind(i++, value == "1" || value == "true" ? 1 : 0);

@@ -130,8 +130,6 @@ class SqliteStateStore final : public StateStore {
   SQLite::Statement& Stmt(SQLite::Database& db, int id, const char* sql);
   void UpdateBook(SQLite::Database& db, const std::string& barcode, const BookFields& fields,
                   int64_t now);
-  void UpdateBookWith(SQLite::Statement& update, const std::string& barcode,
-                      const std::string& iso, const BookFields& fields);
 
   std::string path_;
   StateStoreOptions opt_;

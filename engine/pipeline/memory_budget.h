@@ -33,7 +33,6 @@ class MemoryBudget {
   MemoryBudget(const MemoryBudget&) = delete;
   MemoryBudget& operator=(const MemoryBudget&) = delete;
 
-  uint64_t capacity() const { return capacity_; }
   // True if `bytes` could ever be reserved (bytes <= capacity).
   bool Fits(uint64_t bytes) const { return bytes <= capacity_; }
   // Waits until `bytes` are free and takes them. Returns false without taking anything if
@@ -68,21 +67,6 @@ class MemoryBudget {
   uint64_t used_ = 0;         // reserved bytes
   uint64_t out_ = 0;          // chunks handed out and not yet returned
   std::vector<Chunk> idle_;   // kept chunks, each kChunkBytes
-};
-
-// Releases a reservation when it goes out of scope.
-class BudgetLease {
- public:
-  BudgetLease(MemoryBudget* budget, uint64_t bytes) : budget_(budget), bytes_(bytes) {}
-  ~BudgetLease() {
-    if (budget_ != nullptr) budget_->Release(bytes_);
-  }
-  BudgetLease(const BudgetLease&) = delete;
-  BudgetLease& operator=(const BudgetLease&) = delete;
-
- private:
-  MemoryBudget* budget_;
-  uint64_t bytes_;
 };
 
 }  // namespace grin::pipeline

@@ -151,9 +151,7 @@ void SyncPipeline::Impl::CompleteChecked(const WorkItem& w, const std::string& e
 }
 
 bool SyncPipeline::Impl::StreamRightAway(int64_t size) {
-  if (size < 0 || static_cast<uint64_t>(size) > opt.stream_max_bytes) return false;
-  if (!budget->Fits(StreamReserve(size).second)) return false;
-  return TryTake(kDownload);
+  return Streamable(size) && TryTake(kDownload);
 }
 
 bool SyncPipeline::Impl::GetWithoutHead(const WorkItem& w) const {
@@ -170,12 +168,11 @@ void SyncPipeline::Impl::CheckBook(const WorkItem& w, Work& held) {
   if (GetWithoutHead(w) && TryTake(kDownload)) {
     // Memory for a book like the last one, taken now if it is free (else the HEAD path, which
     // waits for memory before its GET); StreamBook adjusts it to the response's Content-Length.
-    auto [capacity, reserve] = StreamReserve(last_archive_size.load());
-    if (!budget->Acquire(reserve, [] { return true; })) {
-      --slots[kDownload];
-    } else {
+    const uint64_t reserve = StreamReserve(last_archive_size.load());
+    if (budget->Acquire(reserve, [] { return true; })) {
       mem.reserved = reserve;
-      mem.capacity = capacity;
+    } else {
+      --slots[kDownload];
     }
   }
   if (mem.reserved != 0) {

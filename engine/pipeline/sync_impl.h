@@ -159,13 +159,18 @@ struct SyncPipeline::Impl {
   Result<grin_client::ArchiveHead> DownloadTo(const std::string& barcode, const std::string& etag,
                                               int64_t expected_size);
 
-  // {chunk bytes, budget reservation} for streaming a book of `size` encrypted bytes: the
-  // decrypted archive (no larger than the encrypted one) fills whole budget chunks.
-  static std::pair<uint64_t, uint64_t> StreamReserve(int64_t size) {
+  // The budget reservation for streaming a book of `size` encrypted bytes: the decrypted
+  // archive (no larger than the encrypted one) fills whole budget chunks.
+  static uint64_t StreamReserve(int64_t size) {
     const uint64_t chunk = MemoryBudget::kChunkBytes;
-    uint64_t capacity =
-        (static_cast<uint64_t>(std::max<int64_t>(size, 1)) + chunk - 1) / chunk * chunk;
-    return {capacity, capacity + kStreamOverhead};
+    return (static_cast<uint64_t>(std::max<int64_t>(size, 1)) + chunk - 1) / chunk * chunk +
+           kStreamOverhead;
+  }
+  // True if a book of `size` bytes is streamed rather than staged: its size is known, at most
+  // stream_max_bytes, and its reservation could ever fit the budget.
+  bool Streamable(int64_t size) const {
+    return size >= 0 && static_cast<uint64_t>(size) <= opt.stream_max_bytes &&
+           budget->Fits(StreamReserve(size));
   }
 
   // Streams the book if it is small enough and the memory budget allows; stages it otherwise.
@@ -194,7 +199,6 @@ struct SyncPipeline::Impl {
   // the decrypted archive (kept by the budget for the next books, so their pages are not
   // faulted in afresh for every book).
   struct StreamMemory {
-    uint64_t capacity = 0;
     uint64_t reserved = 0;  // 0: nothing acquired
     std::vector<MemoryBudget::Chunk> chunks;  // the decrypted archive's, once StreamBook is done
   };
@@ -202,7 +206,7 @@ struct SyncPipeline::Impl {
 
   enum class StreamOutcome {
     kHandled,   // stored, or failed through the state store
-    kDeferred,  // unchecked: too large to stream or no memory free; `*head_out` says what GRIN has
+    kDeferred,  // unchecked: too large to stream or no memory free; *unchecked_head says what GRIN has
     kFallback,  // unchecked: GRIN answered something other than an archive; check with a HEAD
   };
 

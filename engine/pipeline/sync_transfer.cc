@@ -83,20 +83,17 @@ Result<grin_client::ArchiveHead> SyncPipeline::Impl::DownloadTo(const std::strin
 
 void SyncPipeline::Impl::DownloadOrStream(const WorkItem& w, Work& held) {
   int64_t size = ParseCheckpoint(w.checkpoint).value("size", int64_t{-1});
-  auto [capacity, reserve] = StreamReserve(size);
-  bool stream = size >= 0 && static_cast<uint64_t>(size) <= opt.stream_max_bytes &&
-                budget->Fits(reserve);
-  if (!stream) {
+  if (!Streamable(size)) {
     Download(w);
     return;
   }
   StreamMemory mem;
+  const uint64_t reserve = StreamReserve(size);
   if (!budget->Acquire(reserve, [this] { return Stopping(); })) {
     (void)store->Release(w);  // stopping: the next run picks it up
     return;
   }
   mem.reserved = reserve;
-  mem.capacity = capacity;
   StreamBook(w, held, &mem, nullptr);
   FreeStreamMemory(&mem);
 }
@@ -318,17 +315,15 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
       if (!h.ok()) return h.status();  // judged again on the whole response below
       *unchecked_head = *h;
       last_archive_size = h->size;
-      auto [capacity, reserve] = StreamReserve(h->size);
+      const uint64_t reserve = StreamReserve(h->size);
       // The caller reserved memory for a book like the last one; a larger one takes the
       // difference if it is free now, else the GET is dropped and the book staged or waited for.
-      if (h->size < 0 || static_cast<uint64_t>(h->size) > opt.stream_max_bytes ||
-          (reserve > mem->reserved &&
-           !budget->Acquire(reserve - mem->reserved, [] { return true; }))) {
+      if (!Streamable(h->size) || (reserve > mem->reserved &&
+                                   !budget->Acquire(reserve - mem->reserved, [] { return true; }))) {
         deferred = true;
         return Status::Cancelled("deferred to the download stage");
       }
       mem->reserved = std::max(mem->reserved, reserve);
-      mem->capacity = std::max(mem->capacity, capacity);
       bo.decrypt.size_hint = static_cast<uint64_t>(h->size);
       sized = true;
     }
