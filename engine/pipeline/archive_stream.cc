@@ -141,10 +141,7 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
   if (!failure.ok()) return failure;
   if (!opened && out.response.ToStatus().ok()) {
     // An empty body: the processor still judges it (an empty message is not a valid archive).
-    net::Response empty_head;
-    empty_head.http_status = out.response.http_status;
-    empty_head.headers = out.response.headers;
-    GRIN_ASSIGN_OR_RETURN(out.processor, open(empty_head));
+    GRIN_ASSIGN_OR_RETURN(out.processor, open(out.response));  // its body went nowhere: empty
   }
   return out;
 }

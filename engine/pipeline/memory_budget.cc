@@ -61,14 +61,6 @@ void MemoryBudget::Release(uint64_t bytes, std::vector<Chunk>* chunks) {
   cv_.notify_all();
 }
 
-void MemoryBudget::Release(uint64_t bytes) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    used_ = bytes > used_ ? 0 : used_ - bytes;
-  }
-  cv_.notify_all();
-}
-
 uint64_t MemoryBudget::chunk_bytes_out() const {
   std::lock_guard<std::mutex> l(mu_);
   return out_ * kChunkBytes;

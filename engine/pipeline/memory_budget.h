@@ -39,9 +39,8 @@ class MemoryBudget {
   // `bytes` exceeds the capacity or `stop()` turns true (checked every 50 ms while waiting; a
   // `stop` that is already true makes this a try that never waits).
   bool Acquire(uint64_t bytes, const std::function<bool()>& stop);
-  void Release(uint64_t bytes);
-  // Release(bytes) and the chunks' return in one step, so that a reservation waiting for the
-  // released bytes finds the chunks kept rather than freed. `chunks` is emptied.
+  // Gives back `bytes` and takes back the chunks in one step, so that a reservation waiting for
+  // the released bytes finds the chunks kept rather than freed. `chunks` is emptied.
   void Release(uint64_t bytes, std::vector<Chunk>* chunks);
   uint64_t in_use() const;
   // Bytes a reservation could take now without waiting.
