@@ -148,7 +148,7 @@ struct SyncPipeline::Impl {
   void CompleteChecked(const WorkItem& w, const std::string& etag, int64_t size);
 
   // True if a checked book of `size` bytes can be streamed by the checking worker at once: it is
-  // small enough, the memory budget has room and a download slot is free (taken for the caller).
+  // Streamable and a download slot is free (taken for the caller; memory is waited for after).
   // That saves completing the job to `checked` and claiming it again (two write transactions
   // per book); the job goes from `pending` straight to `uploaded`, or fails back to `pending`.
   bool StreamRightAway(int64_t size);
