@@ -556,6 +556,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   for (const auto& h : (*transport)->HostStats()) {
     hosts.push_back({{"host", h.host}, {"requests", h.requests}, {"retries", h.retries},
                      {"new_connections", h.new_connections}, {"tls_handshakes", h.tls_handshakes},
+                     {"tls_cipher", h.tls_cipher},
                      {"bytes_down", h.bytes_down}, {"bytes_up", h.bytes_up}});
   }
   summary["hosts"] = hosts;

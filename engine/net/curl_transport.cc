@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +38,18 @@ std::string HostKey(const std::string& url) {
   curl_free(host);
   curl_free(port);
   return key;
+}
+
+// The TLS suite of the connection `e` is using ("" for plain HTTP or another TLS backend).
+std::string NegotiatedCipher(CURL* e) {
+  curl_tlssessioninfo* info = nullptr;
+  if (curl_easy_getinfo(e, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK || info == nullptr ||
+      info->backend != CURLSSLBACKEND_OPENSSL || info->internals == nullptr) {
+    return "";
+  }
+  const SSL_CIPHER* c = SSL_get_current_cipher(static_cast<SSL*>(info->internals));
+  const char* name = c ? SSL_CIPHER_get_name(c) : nullptr;
+  return name ? name : "";
 }
 
 }  // namespace
@@ -205,6 +218,7 @@ void CurlTransport::Impl::StartAttempt(Transfer* t, int64_t now) {
   t->delivered = 0;
   t->sink_used_unrewindable = false;
   t->sink_started = false;
+  t->tls_cipher.clear();
   t->local_error = Status::Ok();
   t->rate_paused = false;
   t->resp.headers.clear();
@@ -295,6 +309,12 @@ Status CurlTransport::Impl::SetupEasy(Transfer* t) {
   curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!opts_.tls13_ciphers.empty()) {
+    curl_easy_setopt(e, CURLOPT_TLS13_CIPHERS, opts_.tls13_ciphers.c_str());
+  }
+  if (!opts_.tls12_ciphers.empty()) {
+    curl_easy_setopt(e, CURLOPT_SSL_CIPHER_LIST, opts_.tls12_ciphers.c_str());
+  }
   if (!opts_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, opts_.ca_file.c_str());
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                    opts_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
@@ -387,6 +407,7 @@ size_t CurlTransport::Impl::OnHeader(char* data, size_t size, size_t n, void* us
     size_t sp = line.find(' ');
     t->resp.http_status =
         sp == std::string_view::npos ? 0 : std::atoi(std::string(line.substr(sp + 1, 3)).c_str());
+    if (t->tls_cipher.empty()) t->tls_cipher = NegotiatedCipher(t->easy.get());
     return len;
   }
   size_t colon = line.find(':');

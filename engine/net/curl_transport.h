@@ -65,6 +65,15 @@ struct TransportOptions {
   int64_t tcp_keepalive_interval_seconds = 15;
   // Idle connections older than this are not reused (0: libcurl's default, 118 s).
   int64_t max_idle_connection_age_seconds = 0;
+  // TLS 1.3 cipher suites in order of preference (CURLOPT_TLS13_CIPHERS; empty: OpenSSL's order,
+  // AES-256-GCM first). AES-128-GCM first by default: TLS 1.3's mandatory suite, and with AES-NI
+  // ~25 % cheaper than AES-256-GCM for both ends of every byte (4.3 vs 3.4 GB/s here).
+  std::string tls13_ciphers =
+      "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+  // The same preference for TLS 1.2 servers (CURLOPT_SSL_CIPHER_LIST): the AES-128-GCM ECDHE
+  // suites, then OpenSSL's DEFAULT list in its own order (empty: DEFAULT alone).
+  std::string tls12_ciphers =
+      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:DEFAULT";
   // Receive buffer per transfer (CURLOPT_BUFFERSIZE) and upload buffer.
   long receive_buffer_bytes = 256 * 1024;
   long upload_buffer_bytes = 512 * 1024;

@@ -110,6 +110,7 @@ struct Transfer {
   int64_t first_start_us = -1;
   int64_t retry_at_us = 0;
   int total_new_connections = 0;
+  std::string tls_cipher;  // this attempt's connection's TLS suite, read at its status line
   CurlEasy easy;
   CurlSlist header_list;
   char errbuf[CURL_ERROR_SIZE] = {0};

@@ -226,6 +226,7 @@ void CurlTransport::Impl::Count(Transfer* t, bool final, bool retried, bool thro
   c.bytes_up += static_cast<uint64_t>(std::max<int64_t>(0, up));
   c.new_connections += static_cast<uint64_t>(nconn);
   if (https) c.tls_handshakes += static_cast<uint64_t>(nconn);
+  if (nconn > 0 && !t->tls_cipher.empty()) c.tls_cipher = t->tls_cipher;
   if (nconn == 0) c.reused++;
   c.queued_us += static_cast<uint64_t>(std::max<int64_t>(0, times[0]));
   c.name_lookup_us += static_cast<uint64_t>(times[1]);

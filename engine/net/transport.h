@@ -182,6 +182,7 @@ struct HostCounters {
   uint64_t new_connections = 0;  // sum of CURLINFO_NUM_CONNECTS
   uint64_t tls_handshakes = 0;   // new connections that did a TLS handshake (https)
   uint64_t reused = 0;           // attempts that opened no connection
+  std::string tls_cipher;        // the suite of the latest new TLS connection ("" before one)
   // Sums over attempts, microseconds.
   uint64_t queued_us = 0, name_lookup_us = 0, connect_us = 0, tls_us = 0, first_byte_us = 0,
            total_us = 0;

@@ -87,7 +87,20 @@ TEST_SUITE("integration") {
     CHECK(stats[0].tls_handshakes == 1);
     CHECK(stats[0].reused == 3);
     CHECK(stats[0].bytes_up == 13 + 200'000);
+    CHECK(stats[0].tls_cipher == "TLS_AES_128_GCM_SHA256");  // the default preference
     CHECK(env.server().handshakes() == 1);
+  }
+
+  TEST_CASE("the TLS 1.3 suite follows the configured preference") {
+    NetEnv env;
+    TransportOptions o = env.Options();
+    o.tls13_ciphers = "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+    auto t = MakeTransport(o);
+    Response r = t->SubmitFuture(Get(env.url("/small"))).get();
+    REQUIRE(r.ToStatus().ok());
+    auto stats = t->HostStats();
+    REQUIRE(stats.size() == 1);
+    CHECK(stats[0].tls_cipher == "TLS_CHACHA20_POLY1305_SHA256");
   }
 
   TEST_CASE("2,000 requests from 8 threads open no more connections than the per-host cap") {

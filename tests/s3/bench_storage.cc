@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -63,6 +64,8 @@ int main(int argc, char** argv) {
   to.ca_file = env["GRIN_S3_CA_FILE"];
   to.max_connections_per_host = std::max(parallel, 16);  // curl's --parallel-max 16
   to.max_total_connections = to.max_connections_per_host * 2;
+  // BENCH_TLS13_CIPHERS overrides the TLS 1.3 preference (bench-storage's BENCH_AES256 row).
+  if (const char* c = std::getenv("BENCH_TLS13_CIPHERS")) to.tls13_ciphers = c;
   auto transport = grin::net::CurlTransport::Create(to);
   if (!transport.ok()) {
     std::cerr << transport.status().ToString() << "\n";
@@ -124,7 +127,9 @@ int main(int argc, char** argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double cpu = CpuSeconds() - cpu0;
   uint64_t conns = 0, tls = 0, requests = 0;
+  std::string cipher;
   for (const auto& h : (*transport)->HostStats()) {
+    if (!h.tls_cipher.empty()) cipher = h.tls_cipher;
     conns += h.new_connections;
     tls += h.tls_handshakes;
     requests += h.requests;
@@ -132,9 +137,9 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"objects\": %zu, \"bytes\": %llu, \"wall_s\": %.3f, \"client_cpu_s\": %.3f, "
       "\"new_connections\": %llu, \"tls_handshakes\": %llu, \"requests\": %llu, "
-      "\"failures\": %d}\n",
+      "\"failures\": %d, \"tls_cipher\": \"%s\"}\n",
       files.size(), static_cast<unsigned long long>(bytes.load()), wall, cpu,
       static_cast<unsigned long long>(conns), static_cast<unsigned long long>(tls),
-      static_cast<unsigned long long>(requests), failures.load());
+      static_cast<unsigned long long>(requests), failures.load(), cipher.c_str());
   return failures.load() == 0 ? 0 : 1;
 }
