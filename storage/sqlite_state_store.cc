@@ -49,48 +49,6 @@ std::pair<int, const char*> CompleteStmt(int rows) {
                     : std::pair{int{kSComplete1}, s1.c_str()};
 }
 
-Result<StageCounts> QueryCounts(SQLite::Database& db, const std::string& path) {
-  try {
-    // One read transaction, so the three answers come from the same snapshot.
-    SQLite::Transaction tx(db, SQLite::TransactionBehavior::DEFERRED);
-    StageCounts c;
-    SQLite::Statement q(db, state_sql::kStageCountsSql);
-    while (q.executeStep()) {
-      Stage s;
-      if (!ParseStage(q.getColumn(0).getString(), &s)) continue;
-      int64_t n = q.getColumn(1).getInt64();
-      c.at[static_cast<int>(s)] += n;
-      c.total += n;
-    }
-    c.leased = db.execAndGet(state_sql::kLeasedCountSql).getInt64();
-    SQLite::Statement f(db, state_sql::kFailedCountsSql);
-    while (f.executeStep()) {
-      std::string status = f.getColumn(0).getString();
-      int64_t n = f.getColumn(1).getInt64();
-      if (status == "retry") c.retrying += n;
-      if (status == "dead") c.dead += n;
-    }
-    return c;  // tx rolls back: nothing was written
-  } catch (const SQLite::Exception& e) {
-    return FromSqliteException(e, path);
-  }
-}
-
-Result<std::vector<FailureSummary>> QueryFailures(SQLite::Database& db, const std::string& path) {
-  try {
-    std::vector<FailureSummary> out;
-    SQLite::Statement q(db, state_sql::kFailuresSql);
-    while (q.executeStep()) {
-      out.push_back(FailureSummary{q.getColumn(0).getString(), q.getColumn(1).getString(),
-                                   q.getColumn(2).getString(), q.getColumn(3).getInt() != 0,
-                                   q.getColumn(4).getInt64()});
-    }
-    return out;
-  } catch (const SQLite::Exception& e) {
-    return FromSqliteException(e, path);
-  }
-}
-
 Status CheckJson(std::string_view json, const char* what) {
   if (json.empty() || nlohmann::json::accept(json)) return Status::Ok();
   return Status::InvalidArgument(std::string(what) + " is not valid JSON");
@@ -780,42 +738,12 @@ Status SqliteStateStore::Flush() {
 
 Result<StageCounts> SqliteStateStore::Counts() {
   std::lock_guard<std::mutex> l(rmu_);
-  return QueryCounts(*rdb_, path_);
+  return QueryStageCounts(*rdb_, path_);
 }
 
 Result<std::vector<FailureSummary>> SqliteStateStore::Failures() {
   std::lock_guard<std::mutex> l(rmu_);
   return QueryFailures(*rdb_, path_);
-}
-
-// ---- StateReader ----
-
-StateReader::StateReader(std::string path, std::unique_ptr<SQLite::Database> db)
-    : path_(std::move(path)), db_(std::move(db)) {}
-StateReader::~StateReader() = default;
-
-Result<std::unique_ptr<StateReader>> StateReader::Open(const std::string& db_path) {
-  DatabaseOptions ropt;
-  ropt.read_only = true;
-  GRIN_ASSIGN_OR_RETURN(auto db, OpenDatabase(db_path, ropt));
-  return std::unique_ptr<StateReader>(new StateReader(db_path, std::move(db)));
-}
-
-Result<StageCounts> StateReader::Counts() { return QueryCounts(*db_, path_); }
-Result<std::vector<FailureSummary>> StateReader::Failures() { return QueryFailures(*db_, path_); }
-
-Result<StateReader::Recent> StateReader::CompletedSince(int64_t since_micros) {
-  try {
-    SQLite::Statement q(*db_, state_sql::kCompletedSinceSql);
-    BindText(q, 1, FormatIsoUtcMillis(since_micros));
-    q.executeStep();
-    Recent r;
-    r.count = q.getColumn(0).getInt64();
-    r.first_micros = q.getColumn(1).getInt64() * 1'000'000 + q.getColumn(2).getInt64() * 1000;
-    return r;
-  } catch (const SQLite::Exception& e) {
-    return FromSqliteException(e, path_);
-  }
 }
 
 }  // namespace grin::storage

@@ -48,6 +48,7 @@
 #include "engine/base/logger.h"
 #include "engine/state_store.h"
 #include "storage/run_lock.h"
+#include "storage/state_reader.h"  // StateReader, for the callers that open a store or read one
 
 namespace SQLite {
 class Database;
@@ -162,29 +163,6 @@ class SqliteStateStore final : public StateStore {
   std::condition_variable ccv_;
   bool cstop_ = false;  // guarded by cmu_
   std::thread checkpointer_;
-};
-
-// StateReader: read-only access for status and ad-hoc SQL; works while a writer runs.
-class StateReader {
- public:
-  static Result<std::unique_ptr<StateReader>> Open(const std::string& db_path);
-  ~StateReader();
-  Result<StageCounts> Counts();
-  Result<std::vector<FailureSummary>> Failures();
-  // Books completed (reached `uploaded`) since since_micros, from the event history, and the
-  // time (micros) of the first of them (0 if none).
-  struct Recent {
-    int64_t count = 0;
-    int64_t first_micros = 0;
-  };
-  Result<Recent> CompletedSince(int64_t since_micros);
-  SQLite::Database& db() { return *db_; }
-  const std::string& path() const { return path_; }
-
- private:
-  StateReader(std::string path, std::unique_ptr<SQLite::Database> db);
-  std::string path_;
-  std::unique_ptr<SQLite::Database> db_;
 };
 
 }  // namespace grin::storage
