@@ -19,8 +19,11 @@ constexpr uintptr_t kSeen = 1, kDone = 2;
 
 }  // namespace
 
-LoopbackServer::LoopbackServer(const TestPki& pki, int worker_threads) {
-  server_ = std::make_unique<httplib::SSLServer>([this, &pki](SSL_CTX& ctx) {
+LoopbackServer::LoopbackServer(const TestPki& pki, int worker_threads, int max_tls_version) {
+  server_ = std::make_unique<httplib::SSLServer>([this, &pki, max_tls_version](SSL_CTX& ctx) {
+    if (max_tls_version != 0 && SSL_CTX_set_max_proto_version(&ctx, max_tls_version) != 1) {
+      return false;
+    }
     if (SSL_CTX_use_certificate(&ctx, pki.server_cert.get()) != 1) return false;
     if (SSL_CTX_use_PrivateKey(&ctx, pki.server_key.get()) != 1) return false;
     SSL_CTX_set_ex_data(&ctx, ServerIndex(), this);

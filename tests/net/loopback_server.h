@@ -27,7 +27,8 @@ namespace grin::net::testing {
 
 class LoopbackServer {
  public:
-  LoopbackServer(const TestPki& pki, int worker_threads = 32);
+  // max_tls_version: an OpenSSL version constant (TLS1_2_VERSION) to cap the protocol; 0: none.
+  LoopbackServer(const TestPki& pki, int worker_threads = 32, int max_tls_version = 0);
   ~LoopbackServer();
   LoopbackServer(const LoopbackServer&) = delete;
   LoopbackServer& operator=(const LoopbackServer&) = delete;

@@ -44,8 +44,10 @@ inline int64_t RssBytes() {
 
 class NetEnv {
  public:
-  explicit NetEnv(int server_threads = 32)
-      : pki_(TestPki::Generate("grin-jobs test CA")), server_(pki_, server_threads) {
+  // max_tls_version: see LoopbackServer (0: TLS 1.3 allowed).
+  explicit NetEnv(int server_threads = 32, int max_tls_version = 0)
+      : pki_(TestPki::Generate("grin-jobs test CA")),
+        server_(pki_, server_threads, max_tls_version) {
     ca_path_ = dir_.file("ca.pem");
     REQUIRE(pki_.WriteCaPem(ca_path_));
     Register();

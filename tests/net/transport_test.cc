@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>  // TLS1_2_VERSION
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -101,6 +102,27 @@ TEST_SUITE("integration") {
     auto stats = t->HostStats();
     REQUIRE(stats.size() == 1);
     CHECK(stats[0].tls_cipher == "TLS_CHACHA20_POLY1305_SHA256");
+  }
+
+  TEST_CASE("a TLS 1.2 server gets the AES-128-GCM preference too; without it OpenSSL's order") {
+    NetEnv env(8, TLS1_2_VERSION);
+    auto t = MakeTransport(env.Options());
+    Response r = t->SubmitFuture(Get(env.url("/small"))).get();
+    REQUIRE(r.ToStatus().ok());
+    auto stats = t->HostStats();
+    REQUIRE(stats.size() == 1);
+    CHECK(stats[0].tls_cipher.find("ECDHE-") == 0);
+    CHECK(stats[0].tls_cipher.find("-AES128-GCM-SHA256") != std::string::npos);
+
+    NetEnv env2(8, TLS1_2_VERSION);
+    TransportOptions o = env2.Options();
+    o.tls12_ciphers.clear();
+    auto t2 = MakeTransport(o);
+    r = t2->SubmitFuture(Get(env2.url("/small"))).get();
+    REQUIRE(r.ToStatus().ok());
+    stats = t2->HostStats();
+    REQUIRE(stats.size() == 1);
+    CHECK(stats[0].tls_cipher.find("-AES256-GCM-SHA384") != std::string::npos);
   }
 
   TEST_CASE("2,000 requests from 8 threads open no more connections than the per-host cap") {
