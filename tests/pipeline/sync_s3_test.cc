@@ -141,7 +141,11 @@ TEST_CASE("a multipart upload cut by kill -9 resumes from its recorded parts") {
   // Only the parts not recorded were sent again: fewer bytes than the archive.
   auto summary = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/process_summary.json"));
   int64_t sent = 0;
-  for (const auto& h : summary["hosts"]) sent += h["bytes_up"].get<int64_t>();
+  for (const auto& h : summary["hosts"]) {
+    sent += h["bytes_up"].get<int64_t>();
+    // Both hosts (the fake GRIN, nginx in front of Swift) speak TLS 1.3: the preferred suite.
+    CHECK(h.value("tls_cipher", "") == "TLS_AES_128_GCM_SHA256");
+  }
   MESSAGE(recorded << " parts recorded before the kill; the rerun sent " << sent << " of "
                    << plain_size << " bytes");
   CHECK(sent <= plain_size - recorded * 8 * 1024 * 1024 + 1024 * 1024);
