@@ -14,6 +14,7 @@
 #include "storage/database.h"
 #include "storage/sqlite_state_sql.h"
 #include "storage/sqlite_status.h"
+#include "storage/state_reader.h"
 
 namespace grin::storage {
 namespace {

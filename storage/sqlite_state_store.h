@@ -48,7 +48,6 @@
 #include "engine/base/logger.h"
 #include "engine/state_store.h"
 #include "storage/run_lock.h"
-#include "storage/state_reader.h"  // StateReader, for the callers that open a store or read one
 
 namespace SQLite {
 class Database;

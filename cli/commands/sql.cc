@@ -12,7 +12,7 @@
 #include "cli/cli.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
-#include "storage/sqlite_state_store.h"
+#include "storage/state_reader.h"
 
 namespace grin::cli {
 namespace {

@@ -14,7 +14,7 @@
 #include "cli/run_context.h"
 #include "engine/base/clock.h"
 #include "engine/base/format.h"
-#include "storage/sqlite_state_store.h"
+#include "storage/state_reader.h"
 
 namespace grin::cli {
 namespace {

@@ -27,6 +27,7 @@
 #include "engine/pipeline/sync.h"
 #include "storage/books_export.h"
 #include "storage/sqlite_state_store.h"
+#include "storage/state_reader.h"
 
 namespace grin::cli {
 namespace {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "storage/sqlite_state_store.h"
+#include "storage/state_reader.h"
 
 using grin::Completion;
 using grin::Stage;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "storage/sqlite_state_store.h"
+#include "storage/state_reader.h"
 #include "tests/support/temp_dir.h"
 
 namespace grin::storage {
