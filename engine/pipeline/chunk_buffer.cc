@@ -28,15 +28,14 @@ Status ChunkBuffer::Write(const uint8_t* data, size_t n) {
 }
 
 size_t ChunkBuffer::ReadAt(uint64_t offset, char* buf, size_t n) const {
+  if (offset >= size_) return 0;
+  const size_t k = static_cast<size_t>(std::min<uint64_t>(n, size_ - offset));
   size_t done = 0;
-  while (done < n && offset < size_) {
-    size_t index = static_cast<size_t>(offset / kChunk);
-    size_t at = static_cast<size_t>(offset % kChunk);
-    size_t k = static_cast<size_t>(std::min<uint64_t>({n - done, kChunk - at, size_ - offset}));
-    std::memcpy(buf + done, chunks_[index].get() + at, k);
-    done += k;
-    offset += k;
-  }
+  (void)Visit(offset, k, [&](std::string_view piece) {  // in range: cannot fail
+    std::memcpy(buf + done, piece.data(), piece.size());
+    done += piece.size();
+    return Status::Ok();
+  });
   return done;
 }
 
