@@ -206,7 +206,7 @@ struct SyncPipeline::Impl {
 
   enum class StreamOutcome {
     kHandled,   // stored, or failed through the state store
-    kDeferred,  // unchecked: too large to stream or no memory free; *unchecked_head says what GRIN has
+    kDeferred,  // unchecked: too large to stream or no memory free (*unchecked_head: GRIN's head)
     kFallback,  // unchecked: GRIN answered something other than an archive; check with a HEAD
   };
 

@@ -318,8 +318,10 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
       const uint64_t reserve = StreamReserve(h->size);
       // The caller reserved memory for a book like the last one; a larger one takes the
       // difference if it is free now, else the GET is dropped and the book staged or waited for.
-      if (!Streamable(h->size) || (reserve > mem->reserved &&
-                                   !budget->Acquire(reserve - mem->reserved, [] { return true; }))) {
+      const bool keep = Streamable(h->size) &&
+                        (reserve <= mem->reserved ||
+                         budget->Acquire(reserve - mem->reserved, [] { return true; }));
+      if (!keep) {
         deferred = true;
         return Status::Cancelled("deferred to the download stage");
       }
