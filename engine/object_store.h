@@ -207,9 +207,10 @@ inline constexpr size_t kMaxDeleteBatch = 1000;             // DeleteObjects lim
 
 struct UploadOptions {
   PutOptions put;
-  // Bodies >= this go multipart. Measured (docs/benchmarks.md, Storage): with several objects in
-  // flight, 50 MiB bodies as single PUTs reach the server's ceiling, while multipart (8 MiB parts)
-  // costs a SHA-256 per part and the server's part bookkeeping, so it stays for large bodies.
+  // Bodies >= this go multipart. Measured (docs/benchmarks-history.md, Storage): with several
+  // objects in flight, 50 MiB bodies as single PUTs reach the server's ceiling, while multipart
+  // (8 MiB parts) costs a SHA-256 per part and the server's part bookkeeping, so it stays for
+  // large bodies.
   uint64_t multipart_threshold = 64 * kMiB;
   uint64_t part_size = 0;                    // 0 = ChoosePartSize(size)
   int parallel_parts = 4;
