@@ -237,7 +237,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "stream-max-mb", "Stream books up to this size (decrypt while downloading, no staging); "
       "larger ones are staged (0 = stage every book)",
       cxxopts::value<uint64_t>()->default_value("128"))(
-      "memory-limit-mb", "Memory for streamed books in flight",
+      "memory-limit-mb", "Memory for streamed books in flight (peak RSS is about this plus "
+      "~80 MiB): streamed books wait for it; a book larger than it is staged",
       cxxopts::value<uint64_t>()->default_value("512"))(
       "no-inventory", "HEAD every book in storage instead of listing the raw bucket once")(
       "multipart-threshold-mb", "Upload archives of this size or more in parts (resumable)",
