@@ -8,6 +8,7 @@
 //   2  usage error (unknown command or option, bad value)
 //   3  the run is in use by another process (its lock is held)
 //   4  the run's database cannot be used (missing, corrupt, newer schema, unwritable)
+//   5  the run finished but some selected books ended dead, or a queue could not be listed
 
 #include <ostream>
 #include <string>
@@ -20,6 +21,9 @@ inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitLocked = 3;
 inline constexpr int kExitDatabase = 4;
+// The run finished, but some selected books ended dead (failed for good) or a queue could not
+// be listed: the operator has books to look at (`grin-jobs status`, `retry`).
+inline constexpr int kExitBooksFailed = 5;
 
 // args excludes the program name. Never throws.
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

@@ -61,7 +61,7 @@ Status Errno(const std::string& what) {
   std::string m = what + ": " + std::strerror(e);
   if (e == ENOENT) return Status::NotFound(m);
   if (e == EACCES || e == EPERM) return Status::PermissionDenied(m);
-  if (e == ENOSPC || e == EDQUOT) return Status::ResourceExhausted(m);
+  if (e == ENOSPC || e == EDQUOT) return Status::NoSpace(m);
   return Status::Internal(m);
 }
 

@@ -19,7 +19,7 @@ Status FromSqliteException(const SQLite::Exception& e, std::string_view what) {
       return Status::DataLoss(msg + "not a valid grin-jobs database (" + e.what() +
                               "); restore it from a backup or start a new run");
     case SQLITE_FULL:
-      return Status::ResourceExhausted(msg + "disk full (" + e.what() + "); free space and rerun");
+      return Status::NoSpace(msg + "disk full (" + e.what() + "); free space and rerun");
     case SQLITE_READONLY:
     case SQLITE_PERM:
     case SQLITE_CANTOPEN:

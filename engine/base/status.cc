@@ -14,6 +14,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kPermissionDenied: return "PermissionDenied";
     case StatusCode::kDataLoss: return "DataLoss";
     case StatusCode::kResourceExhausted: return "ResourceExhausted";
+    case StatusCode::kNoSpace: return "NoSpace";
     case StatusCode::kFailedPrecondition: return "FailedPrecondition";
     case StatusCode::kCancelled: return "Cancelled";
     case StatusCode::kInternal: return "Internal";

@@ -22,7 +22,9 @@ enum class StatusCode {
   kUnavailable,         // timeouts, connection errors, 5xx, 429: retryable
   kPermissionDenied,    // 401 / 403, unreadable file
   kDataLoss,            // checksum / MDC mismatch, SQLITE_CORRUPT, truncated body
-  kResourceExhausted,   // disk full, queue full
+  kResourceExhausted,   // queue full, a budget or limit reached (retryable)
+  kNoSpace,             // ENOSPC / EDQUOT / SQLITE_FULL: a disk or quota is full. Never the
+                        // book's fault: a sync stops (drains) instead of failing books
   kFailedPrecondition,  // e.g. a DB from a newer schema version
   kCancelled,
   kInternal,
@@ -54,6 +56,7 @@ class [[nodiscard]] Status {
   static Status FailedPrecondition(std::string m) {
     return {StatusCode::kFailedPrecondition, std::move(m)};
   }
+  static Status NoSpace(std::string m) { return {StatusCode::kNoSpace, std::move(m)}; }
   static Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
