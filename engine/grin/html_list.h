@@ -12,7 +12,7 @@
 //     the checkbox barcode;
 //   - a row without a readable barcode (a select-all or totals row, an impossible value) is
 //     skipped and counted, never fatal; a page with rows of which none is readable is an error;
-//   - the "Next" link: text containing "next" in any case, ">" or "Â»" (e.g. "Next &gt;",
+//   - the "Next" link: text containing "next" in any case, ">" or "»" (&raquo;) (e.g. "Next &gt;",
 //     "next page"), href with first= or ctoken=, resolved against the page URL (relative,
 //     root-relative or absolute);
 //   - the "Your request is unavailable" page (reported as unavailable(), not as rows).

@@ -49,7 +49,7 @@ fake::FakeGrinOptions LiveShapes(int64_t books) {
 
 TEST_SUITE("integration") {
 
-TEST_CASE("live shapes: collect over linked cells, select-all rows, sort-link headings, next page") {
+TEST_CASE("live shapes: collect over linked cells, select-all rows, sort-link labels, next page") {
   GrinEnv env(LiveShapes(250), false);
   CaptureLogger log;
   auto client = LoggingClient(env, &log);
@@ -79,7 +79,8 @@ TEST_CASE("live shapes: collect over linked cells, select-all rows, sort-link he
 }
 
 TEST_CASE("live shapes: every spelling of the Next link is followed") {
-  for (std::string text : {"next page", "Next", "NEXT", "Next >", "Next &gt;", "Next page &raquo;"}) {
+  for (std::string text :
+       {"next page", "Next", "NEXT", "Next >", "Next &gt;", "Next page &raquo;"}) {
     INFO(text);
     auto o = FakeOptions(250);
     o.next_link_text = text;
@@ -173,7 +174,8 @@ TEST_CASE("live shapes: _converted text lines that are not file names are ignore
   auto client = LoggingClient(env, &log);
   std::set<std::string> want;
   int64_t total = 0;
-  for (int64_t i : env.server->corpus("TEST")->List(fake::ConvertStatus::kConverted, 0, -1, &total)) {
+  fake::Corpus* corpus = env.server->corpus("TEST");
+  for (int64_t i : corpus->List(fake::ConvertStatus::kConverted, 0, -1, &total)) {
     want.insert(fake::Corpus::BarcodeAt(i));
   }
   REQUIRE(want.size() > 20);
