@@ -78,6 +78,33 @@ TEST_CASE("live shapes: collect over linked cells, select-all rows, sort-link la
   CHECK(log.Count("grin.list.row_skipped") == 6);
 }
 
+TEST_CASE("live shapes: the _converted HTML pages with linked Filename cells") {
+  auto o = LiveShapes(400);
+  GrinEnv env(o, false);
+  std::set<std::string> want;
+  int64_t total = 0;
+  for (int64_t i : env.server->corpus("TEST")->List(fake::ConvertStatus::kConverted, 0, -1,
+                                                     &total)) {
+    want.insert(fake::Corpus::BarcodeAt(i));
+  }
+  REQUIRE(want.size() > 30);
+  std::set<std::string> got;
+  int64_t skipped = 0;
+  Status s = env.client->ForEachListPage(env.client->ListUrl("converted", 30),
+                                         [&](const ListPage& page) {
+                                           for (const auto& row : page.rows) {
+                                             got.insert(row.Barcode("TEST"));
+                                             CHECK(row.Get("filename").find(".tar.gz.gpg") !=
+                                                   std::string::npos);
+                                           }
+                                           skipped += page.skipped_rows;
+                                           return Status::Ok();
+                                         });
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(got == want);
+  CHECK(skipped == 2 * ((total + 29) / 30));
+}
+
 TEST_CASE("live shapes: every spelling of the Next link is followed") {
   for (std::string text :
        {"next page", "Next", "NEXT", "Next >", "Next &gt;", "Next page &raquo;"}) {
