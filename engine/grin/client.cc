@@ -34,6 +34,19 @@ std::string PageName(const std::string& url) { return url.substr(0, url.find('?'
 
 constexpr std::string_view kUnavailableText = "Your request is unavailable";
 
+// The result_count=N of a list page URL, or 0.
+int64_t ResultCountOf(const std::string& url) {
+  const size_t q = url.find('?');
+  if (q == std::string::npos) return 0;
+  for (size_t p = q; p != std::string::npos && p < url.size(); p = url.find('&', p + 1)) {
+    const size_t start = p + 1;
+    if (url.compare(start, 13, "result_count=") == 0) {
+      return std::strtoll(url.c_str() + start + 13, nullptr, 10);
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::string UnquoteETag(std::string_view etag) {
@@ -199,6 +212,23 @@ Status GrinClient::ForEachListPage(const std::string& first_url,
     page.keys = parser.keys();
     for (auto& row : page.rows) row.keys = &page.keys;
     page.next_url = parser.next_url();
+    page.skipped_rows = parser.skipped_rows();
+    for (const auto& text : parser.skipped_samples()) {
+      logger_->Log(LogLevel::kWarning, "grin.list.row_skipped",
+                   {{"page", PageName(url)}, {"reason", "no readable barcode"}, {"row", text}});
+    }
+    if (page.skipped_rows > static_cast<int64_t>(parser.skipped_samples().size())) {
+      logger_->Log(LogLevel::kWarning, "grin.list.rows_skipped",
+                   {{"page", PageName(url)}, {"count", std::to_string(page.skipped_rows)}});
+    }
+    const int64_t page_size = ResultCountOf(url);
+    if (page.next_url.empty() && page_size > 0 &&
+        static_cast<int64_t>(page.rows.size()) >= page_size) {
+      logger_->Log(LogLevel::kWarning, "grin.list.full_page_without_next",
+                   {{"page", PageName(url)},
+                    {"rows", std::to_string(page.rows.size())},
+                    {"note", "a full page without a Next link: the list may go on beyond it"}});
+    }
     // Free this page's body before fetching the next, then overlap the fetch with fn.
     current = Status::Cancelled("consumed");
     const bool more = !page.next_url.empty() && (max_pages == 0 || page_number < max_pages);
@@ -216,7 +246,8 @@ Status GrinClient::ForEachListPage(const std::string& first_url,
 }
 
 Status GrinClient::ForEachTextLine(std::string_view list, std::string_view extra_query,
-                                   const std::function<Status(const std::string&)>& fn) {
+                                   const std::function<Status(const std::string&)>& fn,
+                                   int64_t* ignored) {
   net::Request req;
   req.url = DirectoryUrl() + "_" + std::string(list) + "?format=text";
   if (!extra_query.empty()) req.url += "&" + std::string(extra_query);
@@ -227,13 +258,28 @@ Status GrinClient::ForEachTextLine(std::string_view list, std::string_view extra
   if (r.http_status != 200) return r.ToStatus().WithContext("GRIN " + what);
   GRIN_RETURN_IF_ERROR(CheckUnavailablePage(r, what));
   const std::string dir = options_.directory;
+  int64_t skipped = 0;
+  std::string first_skipped;
   LineSplitter lines([&](std::string_view line) {
-    std::string bc = BarcodeFromListLine(line, dir);
-    if (bc.empty()) return Status::Ok();
+    std::string bc = BarcodeOfListEntry(list, line, dir);
+    if (bc.empty()) {
+      if (skipped++ == 0) first_skipped = std::string(line.substr(0, 120));
+      return Status::Ok();
+    }
     return fn(bc);
   });
-  GRIN_RETURN_IF_ERROR(lines.Feed(r.body.data(), r.body.size()));
-  return lines.Finish();
+  Status s = lines.Feed(r.body.data(), r.body.size());
+  if (s.ok()) s = lines.Finish();
+  if (ignored) *ignored = skipped;
+  if (skipped > 0) {
+    logger_->Log(LogLevel::kWarning, "grin.text_list.lines_ignored",
+                 {{"list", "_" + std::string(list)},
+                  {"count", std::to_string(skipped)},
+                  {"first", first_skipped},
+                  {"note", list == "converted" ? "lines without .tar.gz.gpg are not archives"
+                                               : "lines without a barcode"}});
+  }
+  return s;
 }
 
 std::vector<std::vector<std::string>> GrinClient::SplitForSearch(
@@ -271,24 +317,18 @@ Result<EnrichmentResult> GrinClient::BarcodeSearch(const std::vector<std::string
   GRIN_ASSIGN_OR_RETURN(net::Response r, Send(std::move(req)));
   if (r.http_status != 200) return r.ToStatus().WithContext("GRIN " + what);
   GRIN_RETURN_IF_ERROR(CheckUnavailablePage(r, what));
+  GRIN_ASSIGN_OR_RETURN(BarcodeSearchReply reply, ParseBarcodeSearchReply(r.body, what));
   EnrichmentResult out;
-  TsvTable table;
+  out.skipped_rows = reply.skipped_rows;
+  for (const auto& line : reply.skipped_samples) {
+    logger_->Log(LogLevel::kWarning, "grin.barcode_search.row_skipped",
+                 {{"request", what}, {"reason", "no barcode"}, {"row", line}});
+  }
   std::vector<std::string> seen;
-  LineSplitter lines([&](std::string_view line) -> Status {
-    if (!table.has_header()) return table.SetHeader(line, what);
-    std::vector<std::string> cells = table.Split(line);
-    const std::string& bc = cells[static_cast<size_t>(table.Index("Barcode"))];
-    if (bc.empty()) {
-      return Status::DataLoss("malformed GRIN reply " + what + ": a row without a barcode");
-    }
-    EnrichmentResult::Row row{bc, MapEnrichmentRow(table, cells)};
-    seen.push_back(bc);
-    out.found.push_back(std::move(row));
-    return Status::Ok();
-  });
-  GRIN_RETURN_IF_ERROR(lines.Feed(r.body.data(), r.body.size()));
-  GRIN_RETURN_IF_ERROR(lines.Finish());
-  if (!table.has_header()) return Status::DataLoss("malformed GRIN reply " + what + ": empty");
+  for (auto& row : reply.rows) {
+    seen.push_back(row.barcode);
+    out.found.push_back(EnrichmentResult::Row{std::move(row.barcode), std::move(row.columns)});
+  }
   std::sort(seen.begin(), seen.end());
   for (const auto& bc : barcodes) {
     std::string up = bc;

@@ -54,6 +54,7 @@ struct ListPage {
   std::vector<std::string> keys;
   std::vector<ListRow> rows;  // each row's keys point at `keys`
   int page_number = 0;        // 1-based
+  int64_t skipped_rows = 0;   // rows without a readable barcode (warned about, not in rows)
 };
 
 struct ArchiveHead {
@@ -69,6 +70,7 @@ struct EnrichmentResult {
   };
   std::vector<Row> found;
   std::vector<std::string> missing;  // asked for, not in the reply
+  int64_t skipped_rows = 0;          // reply rows without a plausible barcode (warned about)
 };
 
 struct ProcessResult {
@@ -83,6 +85,7 @@ class GrinClient {
   GrinClient(net::Transport* transport, TokenSource* tokens, ClientOptions options);
 
   const ClientOptions& options() const { return options_; }
+  Logger* logger() const { return logger_; }  // never null
   // base_url + directory + "/".
   std::string DirectoryUrl() const;
   // The URL of the first page of a list ("all_books", "converted", ...) in HTML.
@@ -93,17 +96,25 @@ class GrinClient {
 
   // Fetches HTML list pages from first_url, following Next links, calling fn once per page after
   // it parsed completely. Stops at the first error (fn's or a fetch/parse error naming the page).
-  // At most max_pages pages (0 = unlimited). The next page is fetched while fn runs.
+  // At most max_pages pages (0 = unlimited). The next page is fetched while fn runs. Rows without
+  // a readable barcode are skipped and each warned about ("grin.list.row_skipped", with the
+  // row's text); a full page (rows = its result_count) without a Next link is warned about
+  // ("grin.list.full_page_without_next": the list may go on).
   Status ForEachListPage(const std::string& first_url,
                          const std::function<Status(const ListPage&)>& fn, int max_pages = 0);
 
-  // GET <DIR>/_<list>?format=text[&extra], calling fn with each line's barcode.
+  // GET <DIR>/_<list>?format=text[&extra], calling fn with the barcode of each entry
+  // (BarcodeOfListEntry). Lines that are not entries (in _converted: lines without
+  // ".tar.gz.gpg") are ignored and counted into *ignored, with one warning per call
+  // ("grin.text_list.lines_ignored", count and the first such line).
   Status ForEachTextLine(std::string_view list, std::string_view extra_query,
-                         const std::function<Status(const std::string& barcode)>& fn);
+                         const std::function<Status(const std::string& barcode)>& fn,
+                         int64_t* ignored = nullptr);
 
   // Splits barcodes into groups whose _barcode_search URL stays within max_url_length.
   std::vector<std::vector<std::string>> SplitForSearch(const std::vector<std::string>& barcodes) const;
-  // One _barcode_search request (the group must fit the URL bound).
+  // One _barcode_search request (the group must fit the URL bound). Reply rows without a
+  // plausible barcode are skipped, counted and warned about ("grin.barcode_search.row_skipped").
   Result<EnrichmentResult> BarcodeSearch(const std::vector<std::string>& barcodes);
 
   // One _process request (comma list). queue_full on 429; kInvalidArgument if the URL would

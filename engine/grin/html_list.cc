@@ -4,6 +4,7 @@
 #include <libxml/parser.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 namespace grin::grin_client {
@@ -102,33 +103,64 @@ bool Is(const xmlChar* name, const char* what) {
 }
 }  // namespace
 
-const std::string& ListRow::Get(std::string_view key) const {
-  if (!keys) return kEmpty;
-  for (size_t i = 0; i < keys->size() && i < cells.size(); ++i) {
-    if ((*keys)[i] == key) return cells[i];
+bool ReadableBarcode(std::string_view s) {
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+namespace {
+const std::string& CellOf(const ListRow& row, const std::vector<std::string>& values,
+                          std::string_view key) {
+  if (!row.keys) return kEmpty;
+  for (size_t i = 0; i < row.keys->size() && i < values.size(); ++i) {
+    if ((*row.keys)[i] == key) return values[i];
   }
   return kEmpty;
 }
+}  // namespace
+
+const std::string& ListRow::Get(std::string_view key) const { return CellOf(*this, cells, key); }
+
+const std::string& ListRow::Href(std::string_view key) const { return CellOf(*this, hrefs, key); }
 
 bool ListRow::Has(std::string_view key) const {
   return keys && std::find(keys->begin(), keys->end(), key) != keys->end();
 }
 
 std::string ListRow::Barcode(std::string_view dir) const {
-  std::string bc = Get("barcode");
+  std::string bc = checkbox;
+  bool file_name = false;
+  if (bc.empty()) bc = Get("barcode");
   if (bc.empty()) {
     bc = Get("filename");
-    const std::string_view kSuffix = ".tar.gz.gpg";
-    if (bc.size() > kSuffix.size() && bc.compare(bc.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0) {
-      bc.resize(bc.size() - kSuffix.size());
-    }
-    if (!dir.empty() && bc.size() > dir.size() + 1 && bc.compare(0, dir.size(), dir) == 0 &&
-        bc[dir.size()] == '_') {
-      bc = bc.substr(dir.size() + 1);
-    }
+    file_name = true;
   }
-  if (bc.empty()) bc = checkbox;
+  const std::string_view kSuffix = ".tar.gz.gpg";
+  if (bc.size() > kSuffix.size() &&
+      bc.compare(bc.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0) {
+    bc.resize(bc.size() - kSuffix.size());
+    file_name = true;
+  }
+  if (file_name && !dir.empty() && bc.size() > dir.size() + 1 &&
+      bc.compare(0, dir.size(), dir) == 0 && bc[dir.size()] == '_') {
+    bc = bc.substr(dir.size() + 1);
+  }
   return bc;
+}
+
+std::string ListRow::Text() const {
+  std::string out;
+  for (const auto& c : cells) {
+    if (c.empty()) continue;
+    if (!out.empty()) out += " | ";
+    out += c;
+    if (out.size() > 200) break;
+  }
+  if (out.empty() && !checkbox.empty()) out = "checkbox " + checkbox;
+  if (out.size() > 200) out = out.substr(0, 200) + "...";
+  return out;
 }
 
 struct HtmlListParser::State {
@@ -144,9 +176,13 @@ struct HtmlListParser::State {
   bool in_row = false;
   bool in_cell = false;
   std::string cell_text, cell_href;
+  int hd3_depth = 0;     // >0 inside a heading cell's <span class="hd3"> (nested spans counted)
+  std::string hd3_text;  // that span's text: the label
   std::vector<std::string> keys;
   ListRow row;
   int64_t rows = 0;
+  int64_t skipped = 0;
+  std::vector<std::string> skipped_samples;
   // Links.
   bool in_a = false;
   std::string a_href, a_text;
@@ -164,9 +200,11 @@ struct HtmlListParser::State {
         data_table_depth = table_depth;
         in_heading = true;
         row.cells.clear();
+        row.hrefs.clear();
       } else if (data_table_depth > 0 && !data_table_done && table_depth == data_table_depth) {
         in_row = true;
         row.cells.clear();
+        row.hrefs.clear();
         row.checkbox.clear();
       }
     } else if ((Is(name, "td") || Is(name, "th")) && (in_heading || in_row) &&
@@ -174,6 +212,15 @@ struct HtmlListParser::State {
       in_cell = true;
       cell_text.clear();
       cell_href.clear();
+      hd3_depth = 0;
+      hd3_text.clear();
+    } else if (Is(name, "span") && in_heading && in_cell) {
+      const char* cls = Attr(atts, "class");
+      if (hd3_depth > 0) {
+        ++hd3_depth;
+      } else if (cls && std::strstr(cls, "hd3") && hd3_text.empty()) {
+        hd3_depth = 1;
+      }
     } else if (Is(name, "input") && in_row) {
       const char* n = Attr(atts, "name");
       const char* v = Attr(atts, "value");
@@ -191,9 +238,17 @@ struct HtmlListParser::State {
     if (Is(name, "table")) {
       if (data_table_depth > 0 && table_depth == data_table_depth) data_table_done = true;
       if (table_depth > 0) --table_depth;
+    } else if (Is(name, "span") && hd3_depth > 0) {
+      --hd3_depth;
     } else if ((Is(name, "td") || Is(name, "th")) && in_cell) {
       in_cell = false;
-      row.cells.push_back(cell_href.empty() ? CollapseNbsp(cell_text) : cell_href);
+      // A heading's label is its hd3 span's text when it has one; a cell's value is its text.
+      // Never an href: links (sort links, search links) say nothing about the value.
+      std::string text = CollapseNbsp(in_heading ? (hd3_text.empty() ? cell_text : hd3_text)
+                                                 : cell_text);
+      row.cells.push_back(std::move(text));
+      row.hrefs.push_back(cell_href);
+      hd3_depth = 0;
     } else if (Is(name, "tr")) {
       if (in_heading) {
         in_heading = false;
@@ -206,9 +261,13 @@ struct HtmlListParser::State {
       }
     } else if (Is(name, "a") && in_a) {
       in_a = false;
-      const std::string text = Collapse(a_text);
-      const bool looks_next = text.find("Next") != std::string::npos ||
-                              text.find('>') != std::string::npos;
+      std::string text = Collapse(a_text);
+      std::transform(text.begin(), text.end(), text.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      // "Next", "next page", "Next &gt;", "Next >", "NEXT", an arrow (">" or the "»" of &raquo;).
+      const bool looks_next = text.find("next") != std::string::npos ||
+                              text.find('>') != std::string::npos ||
+                              text.find("\xc2\xbb") != std::string::npos;
       const bool pages = a_href.find("first=") != std::string::npos ||
                          a_href.find("ctoken=") != std::string::npos;
       if (looks_next && pages && next_url.empty()) next_url = ResolveUrl(page_url, a_href);
@@ -218,6 +277,7 @@ struct HtmlListParser::State {
   void Characters(const xmlChar* ch, int len) {
     const char* p = reinterpret_cast<const char*>(ch);
     if (in_cell) cell_text.append(p, static_cast<size_t>(len));
+    if (hd3_depth > 0) hd3_text.append(p, static_cast<size_t>(len));
     if (in_a) a_text.append(p, static_cast<size_t>(len));
     if (!unavailable && data_table_depth == 0) {
       tail.append(p, static_cast<size_t>(len));
@@ -230,13 +290,16 @@ struct HtmlListParser::State {
     if (!status.ok()) return;
     // Pad short rows so every key has a cell.
     while (row.cells.size() < keys.size()) row.cells.emplace_back();
-    if (row.Barcode().empty()) {
-      status = Status::DataLoss("malformed GRIN page " + page_url + ": row " +
-                                std::to_string(rows + 1) + " has no barcode");
-    } else {
-      ++rows;
-      status = on_row(row);
+    while (row.hrefs.size() < row.cells.size()) row.hrefs.emplace_back();
+    if (!ReadableBarcode(row.Barcode())) {
+      // A select-all or totals row, or one GRIN could not fill in: one odd row never fails a
+      // page. Counted, and shown to the caller (who warns) by its text.
+      ++skipped;
+      if (skipped_samples.size() < kMaxSkippedSamples) skipped_samples.push_back(row.Text());
+      return;
     }
+    ++rows;
+    status = on_row(row);
     if (!status.ok()) xmlStopParser(ctxt);
   }
 };
@@ -306,6 +369,11 @@ Status HtmlListParser::Finish() {
     return Status::DataLoss("malformed GRIN page " + s_->page_url +
                             ": no results table (tr.heading) found");
   }
+  if (s_->rows == 0 && s_->skipped > 0) {
+    return Status::DataLoss("malformed GRIN page " + s_->page_url + ": none of its " +
+                            std::to_string(s_->skipped) + " rows has a readable barcode (first: '" +
+                            s_->skipped_samples.front() + "')");
+  }
   return Status::Ok();
 }
 
@@ -313,11 +381,16 @@ bool HtmlListParser::unavailable() const { return s_->unavailable; }
 const std::vector<std::string>& HtmlListParser::keys() const { return s_->keys; }
 const std::string& HtmlListParser::next_url() const { return s_->next_url; }
 int64_t HtmlListParser::rows() const { return s_->rows; }
+int64_t HtmlListParser::skipped_rows() const { return s_->skipped; }
+const std::vector<std::string>& HtmlListParser::skipped_samples() const {
+  return s_->skipped_samples;
+}
 
 Status ParseListPage(std::string_view html, const std::string& page_url, ParsedListPage* out) {
   *out = ParsedListPage{};
   HtmlListParser p(page_url, [out](const ListRow& row) {
     out->rows.push_back(row.cells);
+    out->hrefs.push_back(row.hrefs);
     out->barcodes.push_back(row.Barcode());
     return Status::Ok();
   });
@@ -326,6 +399,7 @@ Status ParseListPage(std::string_view html, const std::string& page_url, ParsedL
   out->keys = p.keys();
   out->next_url = p.next_url();
   out->unavailable = p.unavailable();
+  out->skipped_rows = p.skipped_rows();
   return Status::Ok();
 }
 

@@ -5,12 +5,16 @@
 //
 // What it understands:
 //   - the data table is the first <table> holding a <tr class="heading">; each heading cell's
-//     text is a column label (the first, over the checkbox column, is empty);
-//   - every later <tr> with at least two cells is a row; a cell holding <a href> yields the href,
-//     otherwise its whitespace-collapsed text; <input name="barcodes" value=...> gives the
-//     checkbox barcode;
-//   - the "Next" link (text containing "Next" or ">", href with first= or ctoken=), resolved
-//     against the page URL (relative, root-relative or absolute);
+//     label is the text of its <span class="hd3"> (else the cell's text), never a link's URL:
+//     labels may sit inside sort links (the first cell, over the checkbox column, is empty);
+//   - every later <tr> with at least two cells is a row; each cell gives its whitespace-collapsed
+//     text and, separately, the href of its first <a>; <input name="barcodes" value=...> gives
+//     the checkbox barcode;
+//   - a row without a readable barcode (a select-all or totals row, an impossible value) is
+//     skipped and counted, never fatal; a page with rows of which none is readable is an error;
+//   - the "Next" link: text containing "next" in any case, ">" or "»" (&raquo;) (e.g. "Next &gt;",
+//     "next page"), href with first= or ctoken=, resolved against the page URL (relative,
+//     root-relative or absolute);
 //   - the "Your request is unavailable" page (reported as unavailable(), not as rows).
 // Columns are addressed by normalised label (lower case, spaces and '-' to '_', "'" dropped:
 // "OCR'd Date" -> "ocrd_date"), never by position.
@@ -33,18 +37,27 @@ std::string NormalizeLabel(std::string_view label);
 // Resolves href against the URL of the page it appeared on.
 std::string ResolveUrl(std::string_view page_url, std::string_view href);
 
+// A barcode as GRIN lists it: a non-empty token of letters, digits, '_', '-' and '.' (the parser's
+// test of a row; BookFromRow and the queues apply PlausibleBarcode on top).
+bool ReadableBarcode(std::string_view s);
+
 // One table row, addressed by normalised column key.
 struct ListRow {
   const std::vector<std::string>* keys = nullptr;  // normalised labels, aligned with cells
-  std::vector<std::string> cells;
+  std::vector<std::string> cells;   // each cell's whitespace-collapsed text (never an href)
+  std::vector<std::string> hrefs;   // each cell's first <a href>, or "" (aligned with cells)
   std::string checkbox;  // value of the row's barcodes checkbox, or ""
 
-  // The cell under `key`, or "" if the page has no such column.
+  // The cell text / link under `key`, or "" if the page has no such column.
   const std::string& Get(std::string_view key) const;
+  const std::string& Href(std::string_view key) const;
   bool Has(std::string_view key) const;
-  // The row's barcode: the barcode column, else the filename column minus ".tar.gz.gpg" (and a
-  // "<DIR>_" prefix if dir is given), else the checkbox value.
+  // The row's barcode, never taken from an href: the checkbox value, else the text of the
+  // barcode column, else the text of the filename column. A file name loses ".tar.gz.gpg" and,
+  // if dir is given, a "<DIR>_" prefix.
   std::string Barcode(std::string_view dir = "") const;
+  // The row's cell texts joined by " | ", at most ~200 bytes: for warnings.
+  std::string Text() const;
 };
 
 class HtmlListParser {
@@ -59,7 +72,7 @@ class HtmlListParser {
 
   Status Feed(const char* data, size_t len);
   // Ends the page. kDataLoss naming the page if it is neither a list page (no tr.heading table)
-  // nor the unavailable page, or if a data row lacks a barcode.
+  // nor the unavailable page, or if it has rows but none with a readable barcode.
   Status Finish();
 
   bool unavailable() const;
@@ -68,6 +81,10 @@ class HtmlListParser {
   // Absolute URL of the next page, or "" on the last page.
   const std::string& next_url() const;
   int64_t rows() const;
+  // Rows skipped for want of a readable barcode, and the Text() of the first few of them.
+  int64_t skipped_rows() const;
+  const std::vector<std::string>& skipped_samples() const;
+  static constexpr size_t kMaxSkippedSamples = 5;
 
   struct State;  // SAX state; public only for the C callbacks in the .cc
 
@@ -78,8 +95,10 @@ class HtmlListParser {
 // Convenience: parses a whole page in memory, collecting rows as copies.
 struct ParsedListPage {
   std::vector<std::string> keys;
-  std::vector<std::vector<std::string>> rows;  // cells aligned with keys
-  std::vector<std::string> barcodes;           // ListRow::Barcode() of each row
+  std::vector<std::vector<std::string>> rows;   // cell texts aligned with keys
+  std::vector<std::vector<std::string>> hrefs;  // cell links aligned with keys ("" = none)
+  std::vector<std::string> barcodes;            // ListRow::Barcode() of each row
+  int64_t skipped_rows = 0;
   std::string next_url;
   bool unavailable = false;
 };

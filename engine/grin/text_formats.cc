@@ -106,6 +106,24 @@ std::string BarcodeFromListLine(std::string_view line, std::string_view dir) {
   return std::string(line);
 }
 
+bool PlausibleBarcode(std::string_view bc) {
+  if (bc.size() < 3 || bc.size() > 50) return false;
+  return std::all_of(bc.begin(), bc.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+std::string BarcodeOfListEntry(std::string_view list, std::string_view line, std::string_view dir) {
+  const std::string_view kSuffix = ".tar.gz.gpg";
+  std::string_view first = Trim(line.substr(0, line.find('\t')));
+  if (list == "converted" &&
+      (first.size() <= kSuffix.size() || first.substr(first.size() - kSuffix.size()) != kSuffix)) {
+    return "";
+  }
+  std::string bc = BarcodeFromListLine(first, dir);
+  return PlausibleBarcode(bc) ? bc : "";
+}
+
 Status TsvTable::SetHeader(std::string_view line, const std::string& what) {
   names_.clear();
   line = Trim(line);
@@ -214,6 +232,39 @@ Result<std::vector<ProcessRow>> ParseProcessReply(std::string_view body, const s
   GRIN_RETURN_IF_ERROR(lines.Finish());
   if (!header) return Status::DataLoss("malformed GRIN reply " + what + ": empty");
   return rows;
+}
+
+Result<BarcodeSearchReply> ParseBarcodeSearchReply(std::string_view body, const std::string& what) {
+  BarcodeSearchReply out;
+  TsvTable table;
+  int barcode_col = -1;
+  LineSplitter lines([&](std::string_view line) -> Status {
+    if (!table.has_header()) {
+      GRIN_RETURN_IF_ERROR(table.SetHeader(line, what));
+      barcode_col = table.Index("Barcode");
+      return Status::Ok();
+    }
+    std::vector<std::string> cells = table.Split(line);
+    std::string bc = cells[static_cast<size_t>(barcode_col)];
+    while (!bc.empty() && bc.front() == ' ') bc.erase(0, 1);
+    if (!PlausibleBarcode(bc)) {
+      ++out.skipped_rows;
+      if (out.skipped_samples.size() < 5) {
+        std::string shown(line.substr(0, 200));
+        for (size_t i = shown.find('\t'); i != std::string::npos; i = shown.find('\t', i)) {
+          shown.replace(i, 1, " | ");
+        }
+        out.skipped_samples.push_back(std::move(shown));
+      }
+      return Status::Ok();
+    }
+    out.rows.push_back({std::move(bc), MapEnrichmentRow(table, cells)});
+    return Status::Ok();
+  });
+  GRIN_RETURN_IF_ERROR(lines.Feed(body.data(), body.size()));
+  GRIN_RETURN_IF_ERROR(lines.Finish());
+  if (!table.has_header()) return Status::DataLoss("malformed GRIN reply " + what + ": empty");
+  return out;
 }
 
 std::vector<std::pair<std::string, std::string>> MapEnrichmentRow(

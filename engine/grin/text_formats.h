@@ -4,6 +4,7 @@
 //
 // Thread safety: pure functions and single-threaded value types.
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -38,6 +39,17 @@ class LineSplitter {
 // without a "<DIR>_" prefix (when dir is given).
 std::string BarcodeFromListLine(std::string_view line, std::string_view dir = "");
 
+// 3 to 50 letters, digits, '_' or '-': what a barcode can be (and all a file or key may hold).
+bool PlausibleBarcode(std::string_view barcode);
+
+// The barcode of one line of the text form of `list` ("converted", "in_process", "failed",
+// "available", ...), or "" if the line is not an entry of the list. _converted lists archives:
+// only "<BARCODE>.tar.gz.gpg" lines (optionally "<DIR>_"-prefixed) are entries, so a header, a
+// total, markup or a bare barcode is not. Other lists accept a bare barcode or a file name (first
+// tab-separated field). Either way the barcode must be plausible.
+std::string BarcodeOfListEntry(std::string_view list, std::string_view line,
+                               std::string_view dir = "");
+
 // A TSV table addressed by header name: missing columns read as "", short rows are padded, long
 // rows truncated, unknown columns ignored.
 class TsvTable {
@@ -71,6 +83,21 @@ struct ProcessRow {
 // one (status in div#Main table rows, td[2]//pre). kDataLoss naming `what` if the header is
 // wrong.
 Result<std::vector<ProcessRow>> ParseProcessReply(std::string_view body, const std::string& what);
+
+// A _barcode_search ... mode=full reply (grin-protocol.md §5): a header naming a Barcode column,
+// then one row per book found. A row without a plausible barcode (empty, or not a barcode) is
+// skipped and counted, never fatal: one odd row must not fail a whole batch.
+struct BarcodeSearchReply {
+  struct Row {
+    std::string barcode;
+    std::vector<std::pair<std::string, std::string>> columns;  // MapEnrichmentRow
+  };
+  std::vector<Row> rows;
+  int64_t skipped_rows = 0;
+  std::vector<std::string> skipped_samples;  // the first few skipped lines (tabs shown as " | ")
+};
+// kDataLoss naming `what` if the reply is empty or its header has no Barcode column.
+Result<BarcodeSearchReply> ParseBarcodeSearchReply(std::string_view body, const std::string& what);
 
 // _barcode_search columns -> books table columns (reference-tool.md §9.5). Dates are converted to
 // ISO 8601. Returns {db_column, value} for each mapped column present in the header.

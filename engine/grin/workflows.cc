@@ -26,13 +26,6 @@ Field FieldOfKey(const std::string& k) {
   return Field::kNone;
 }
 
-bool PlausibleBarcode(const std::string& bc) {
-  if (bc.size() < 3 || bc.size() > 50) return false;
-  return std::all_of(bc.begin(), bc.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-  });
-}
-
 void SetField(CollectedBook* b, Field f, const std::string& v) {
   switch (f) {
     case Field::kTitle: b->title = v; break;
@@ -62,7 +55,10 @@ Result<CollectedBook> BookFromRow(const ListRow& row, const std::string& page_ur
   }
   if (row.keys) {
     for (size_t i = 0; i < row.keys->size() && i < row.cells.size(); ++i) {
-      SetField(&b, FieldOfKey((*row.keys)[i]), row.cells[i]);
+      const Field f = FieldOfKey((*row.keys)[i]);
+      // The Google Books column is a link: its URL (http only), not its text ("View").
+      const bool link = f == Field::kLink && i < row.hrefs.size() && !row.hrefs[i].empty();
+      SetField(&b, f, link ? row.hrefs[i] : row.cells[i]);
     }
   }
   return b;
@@ -91,10 +87,25 @@ Result<CollectStats> CollectAllBooks(GrinClient& client, BookCatalog& catalog,
   const auto on_page = [&](const ListPage& page) -> Status {
     books.clear();
     books.reserve(page.rows.size());
+    int64_t odd = 0;
     for (const auto& row : page.rows) {
-      GRIN_ASSIGN_OR_RETURN(CollectedBook b, BookFromRow(row, page.url, dir));
-      books.push_back(std::move(b));
+      Result<CollectedBook> b = BookFromRow(row, page.url, dir);
+      if (!b.ok()) {
+        // One odd row never fails a page: skip it, count it, say which.
+        ++odd;
+        client.logger()->Log(LogLevel::kWarning, "grin.list.row_skipped",
+                             {{"page", page.url}, {"reason", b.status().message()},
+                              {"row", row.Text()}});
+        continue;
+      }
+      books.push_back(std::move(b).value());
     }
+    if (books.empty() && !page.rows.empty()) {
+      return Status::DataLoss("malformed GRIN page " + page.url + ": none of its " +
+                              std::to_string(page.rows.size() + page.skipped_rows) +
+                              " rows has a plausible barcode");
+    }
+    stats.skipped_rows += page.skipped_rows + odd;
     cursor.next_url = page.next_url;
     cursor.pages_done += 1;
     cursor.rows_seen += static_cast<int64_t>(page.rows.size());
@@ -168,6 +179,7 @@ Result<EnrichStats> EnrichBooks(GrinClient& client, BookCatalog& catalog,
         GRIN_RETURN_IF_ERROR(catalog.ApplyEnrichment(found, r->missing));
         stats.found += static_cast<int64_t>(found.size());
         stats.missing += static_cast<int64_t>(r->missing.size());
+        stats.skipped_rows += r->skipped_rows;
       }
       if (!fatal.ok()) return fatal;
     }

@@ -42,12 +42,16 @@ struct CollectStats {
   // The saved cursor's ctoken was refused ("unavailable" after the retries: continuation tokens
   // expire), so this call started again from page 1 (rows already collected are upserted again).
   bool restarted = false;
+  // Rows skipped for want of a (plausible) barcode: select-all and totals rows, odd values. Each
+  // was warned about through the client's logger; a page with none readable is an error.
+  int64_t skipped_rows = 0;
 };
 Result<CollectStats> CollectAllBooks(GrinClient& client, BookCatalog& catalog,
                                      const CollectOptions& options);
 
-// Maps one _all_books row (by normalised column key) to a CollectedBook, dates in ISO 8601.
-// kDataLoss naming `page_url` if the barcode is not a plausible barcode.
+// Maps one _all_books row (by normalised column key) to a CollectedBook, dates in ISO 8601, the
+// Google Books link from the cell's href. kDataLoss naming `page_url` if the barcode is not a
+// plausible barcode.
 Result<CollectedBook> BookFromRow(const ListRow& row, const std::string& page_url,
                                   const std::string& dir);
 
@@ -63,6 +67,7 @@ struct EnrichStats {
   int64_t failed_groups = 0;
   int64_t failed_barcodes = 0;
   int64_t requests = 0;
+  int64_t skipped_rows = 0;  // reply rows without a barcode (warned about by the client)
 };
 Result<EnrichStats> EnrichBooks(GrinClient& client, BookCatalog& catalog,
                                 const EnrichOptions& options, Logger* logger = nullptr);

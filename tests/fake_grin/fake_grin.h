@@ -85,6 +85,17 @@ struct FakeGrinOptions {
   bool converted_dir_prefix = false;        // _converted text lines as <DIR>_<BC>.tar.gz.gpg
   bool in_process_filename_form = false;    // _in_process text lines as <BC>.tar.gz.gpg
   int max_batch = 1000;                     // _process: 400 above it
+  // Shapes of the live site's pages (grin-protocol.md §4), all off by default:
+  bool barcode_cell_links = false;    // HTML lists: Barcode / Filename and Title cells are <a>
+                                      // links whose hrefs are not the values
+  bool select_all_row = false;        // HTML lists: a select-all row before the data rows and a
+                                      // totals row after them (neither carries a barcode)
+  bool sort_link_headings = false;    // HTML lists: heading labels inside sort links whose URLs
+                                      // are opaque
+  std::string next_link_text = "Next &gt;";  // HTML lists: the Next link's text (HTML)
+  bool search_empty_barcode_row = false;     // _barcode_search: an extra row with an empty Barcode
+  bool converted_junk_lines = false;  // _converted?format=text: a header line, a bare barcode,
+                                      // markup and a totals line among the file names
   size_t max_url_length = 8192;             // 414 above it
 };
 

@@ -206,8 +206,11 @@ void FakeGrinServer::Impl::HandleList(RequestCtx& c) {
                 Date(b.analyzed) + "\t" + Date(b.converted) + "\t" + Date(b.downloaded) + eol;
       }
     } else {
+      const bool junk = kind == "converted" && opt.converted_junk_lines;
+      if (junk) body += "Filename" + eol;
       for (int64_t i : idx) {
         std::string bc = Corpus::BarcodeAt(i);
+        if (junk && i % 7 == 3) body += "<p>" + bc + " pending</p>" + eol;
         if (kind == "converted") {
           body += (opt.converted_dir_prefix ? c.dir + "_" : "") + bc + ".tar.gz.gpg";
         } else if (kind == "in_process" && opt.in_process_filename_form) {
@@ -217,6 +220,8 @@ void FakeGrinServer::Impl::HandleList(RequestCtx& c) {
         }
         body += eol;
       }
+      // A bare barcode is not a file name: a book that is not (yet) downloadable.
+      if (junk) body += "39015999999999" + eol + "Total: " + std::to_string(idx.size()) + eol;
     }
     if (opt.crlf) body += eol;  // the "trailing blank line" variant rides with CRLF
     c.res.set_content(body, "text/plain; charset=utf-8");
@@ -237,15 +242,43 @@ void FakeGrinServer::Impl::HandleList(RequestCtx& c) {
   body += "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + c.dir + " _" + kind +
           "</title></head><body>\n<div id=\"Main\"><form action=\"_process\" method=\"post\">\n"
           "<table class=\"resultsTable\">\n<thead><tr class=\"heading\"><td></td>";
-  for (const auto& col : cols) body += "<td><span class=\"hd3\">" + Text(col.label) + "</span></td>";
+  for (size_t k = 0; k < cols.size(); ++k) {
+    const std::string label = "<span class=\"hd3\">" + Text(cols[k].label) + "</span>";
+    // An opaque sort URL per column, like the live site's.
+    body += opt.sort_link_headings
+                ? "<td><a href=\"_" + kind + "?sort=" + MakeCtoken(static_cast<int64_t>(k), 7) +
+                      "&amp;dir=a\">" + label + "</a></td>"
+                : "<td>" + label + "</td>";
+  }
   body += "</tr></thead>\n<tbody>\n";
+  const std::string span = std::to_string(cols.size());
+  if (opt.select_all_row && !idx.empty()) {
+    body += "<tr><td><input type=\"checkbox\" name=\"select_all\" onclick=\"toggle(this)\"></td>"
+            "<td colspan=\"" + span + "\">Select all</td></tr>\n";
+  }
   const bool bad_row = c.Fired("bad_row") != nullptr;
   for (size_t k = 0; k < idx.size(); ++k) {
     BookRecord b = corpus->Get(idx[k]);
     if (bad_row && k == idx.size() / 2) b.barcode = "bad barcode!";
     body += "<tr><td><input type=\"checkbox\" name=\"barcodes\" value=\"" + HtmlEscape(b.barcode) + "\"></td>";
-    for (const auto& col : cols) body += "<td>" + col.html(b) + "</td>";
+    for (const auto& col : cols) {
+      std::string cell = col.html(b);
+      if (opt.barcode_cell_links &&
+          (col.label == "Barcode" || col.label == "Filename" || col.label == "Title")) {
+        // The live site links these cells to other views; the href is never the value.
+        cell = "<a href=\"" +
+               HtmlEscape(col.label == "Title" ? "_book?id=" + MakeCtoken(idx[k], 3)
+                                               : "_barcode_search?execute_query=true&barcodes=" +
+                                                     b.barcode) +
+               "\">" + cell + "</a>";
+      }
+      body += "<td>" + cell + "</td>";
+    }
     body += "</tr>\n";
+  }
+  if (opt.select_all_row && !idx.empty()) {
+    body += "<tr><td></td><td colspan=\"" + span + "\">Total: " + std::to_string(total) +
+            " books</td></tr>\n";
   }
   body += "</tbody></table></form>\n";
   const int64_t next = first + static_cast<int64_t>(idx.size());
@@ -259,7 +292,8 @@ void FakeGrinServer::Impl::HandleList(RequestCtx& c) {
     } else if (opt.next_href_style == "absolute") {
       href = origin + "/libraries/" + c.dir + "/" + href;
     }
-    body += "<div class=\"paging\"><a href=\"" + HtmlEscape(href) + "\">Next &gt;</a></div>\n";
+    body += "<div class=\"paging\"><a href=\"" + HtmlEscape(href) + "\">" + opt.next_link_text +
+            "</a></div>\n";
   }
   body += "</div></body></html>\n";
   c.res.set_content(body, "text/html; charset=utf-8");
@@ -293,6 +327,7 @@ void FakeGrinServer::Impl::HandleBarcodeSearch(RequestCtx& c) {
     body += cols[k].first;
   }
   body += eol;
+  bool empty_row_sent = false;
   for (const auto& bc : c.barcodes) {
     std::string up = bc;
     std::transform(up.begin(), up.end(), up.begin(), ::toupper);
@@ -308,6 +343,15 @@ void FakeGrinServer::Impl::HandleBarcodeSearch(RequestCtx& c) {
       body += cols[k].second(b);
     }
     body += eol;
+    if (opt.search_empty_barcode_row && !empty_row_sent) {
+      empty_row_sent = true;
+      // A row GRIN could not fill in: no barcode, the rest of it still there.
+      for (size_t k = 0; k < cols.size(); ++k) {
+        if (k) body += '\t';
+        if (cols[k].first != "Barcode") body += cols[k].second(b);
+      }
+      body += eol;
+    }
   }
   c.res.set_content(body, "text/plain; charset=utf-8");
 }

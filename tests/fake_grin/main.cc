@@ -67,6 +67,11 @@ constexpr const char* kUsage = R"(usage: grin-fake [options]
   --queue-max N --convert-delay S
   --faults FILE        JSON fault rules (see tests/fake_grin/faults.h)
   --threads N          worker threads (default 64)
+  --page-shapes A,B    live-site page shapes: links (linked Barcode/Filename/Title cells),
+                       select-all (select-all and totals rows), sort-headings (labels in sort
+                       links), search-empty-row (_barcode_search row without a barcode),
+                       converted-junk (non-file-name lines in _converted?format=text)
+  --next-text HTML     the Next link's text (default "Next &gt;"; e.g. "next page")
 )";
 
 }  // namespace
@@ -127,6 +132,23 @@ int main(int argc, char** argv) {
     o.range_support = a.Has("range");
     o.redirect_archives = a.Has("redirect-archives");
     o.threads = static_cast<int>(a.Int("threads", 64));
+    o.next_link_text = a.Str("next-text", o.next_link_text);
+    for (const auto& shape : Split(a.Str("page-shapes", ""))) {
+      if (shape == "links") {
+        o.barcode_cell_links = true;
+      } else if (shape == "select-all") {
+        o.select_all_row = true;
+      } else if (shape == "sort-headings") {
+        o.sort_link_headings = true;
+      } else if (shape == "search-empty-row") {
+        o.search_empty_barcode_row = true;
+      } else if (shape == "converted-junk") {
+        o.converted_junk_lines = true;
+      } else {
+        std::cerr << "grin-fake: unknown page shape " << shape << "\n" << kUsage;
+        return 2;
+      }
+    }
   } catch (const std::exception& e) {
     std::cerr << "grin-fake: bad number (" << e.what() << ")\n" << kUsage;
     return 2;

@@ -4,6 +4,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <filesystem>
+#include <functional>
 #include <sstream>
 
 #include "cli/cli.h"
@@ -28,11 +29,13 @@ Run Cli(std::vector<std::string> args) {
 
 // A fake server and a run directory configured for it, with the fake's credentials copied in.
 struct CliEnv {
-  explicit CliEnv(int64_t books, int64_t queue_max = 50'000) {
+  explicit CliEnv(int64_t books, int64_t queue_max = 50'000,
+                  const std::function<void(fake::FakeGrinOptions&)>& tweak = {}) {
     fake::FakeGrinOptions o;
     o.corpus.size = books;
     o.corpus.queue_max = queue_max;
     o.threads = 16;
+    if (tweak) tweak(o);
     auto s = fake::FakeGrinServer::Start(o);
     REQUIRE_MESSAGE(s.ok(), s.status().ToString());
     server = std::move(s).value();
@@ -153,6 +156,33 @@ TEST_CASE("cli: auth setup exchanges a consent code and saves 0600 credentials")
            "http://127.0.0.1:58432/"});
   CHECK(r.code == kExitFailure);
   CHECK(r.err.find("auth setup") != std::string::npos);
+}
+
+TEST_CASE("cli: collect and sync --dry-run over the live site's page shapes") {
+  // Linked Barcode / Title cells, select-all and totals rows, labels in sort links, a lower-case
+  // "next page" link, and junk lines in _converted?format=text.
+  CliEnv env(1'234, 50'000, [](fake::FakeGrinOptions& o) {
+    o.barcode_cell_links = true;
+    o.select_all_row = true;
+    o.sort_link_headings = true;
+    o.next_link_text = "next page";
+    o.converted_junk_lines = true;
+  });
+  Run r = Cli({"collect", "--run-dir", env.run, "--page-size", "500"});
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK(r.out.find("3 pages") != std::string::npos);
+  CHECK(r.out.find("1234 new") != std::string::npos);
+  CHECK(env.Scalar("SELECT count(*) FROM books") == 1'234);
+  CHECK(env.Scalar("SELECT count(*) FROM books WHERE title IS NULL OR title = '' OR "
+                   "grin_state IS NULL OR grin_state = ''") == 0);
+
+  const int64_t converted = env.server->corpus("TEST")->Count(fake::ConvertStatus::kConverted);
+  r = Cli({"sync", "--run-dir", env.run, "--queue", "converted", "--dry-run"});
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK(r.out.find("Barcode filtering (converted): " + std::to_string(converted) +
+                   " candidates") != std::string::npos);
+  CHECK(r.out.find("  Filename") == std::string::npos);
+  CHECK(r.out.find("39015999999999") == std::string::npos);
 }
 
 }  // TEST_SUITE

@@ -141,32 +141,24 @@ TEST_CASE("collect: an interrupted collect resumes from its cursor, --refresh up
 }
 
 TEST_CASE("collect: a malformed page writes nothing of itself and names itself, rerun resumes") {
+  // (A page with one odd row is not malformed: see live_shapes_test.cc.)
   GrinEnv env(FakeOptions(500), false);
   const std::string db = env.tmp.file("books.db");
   auto catalog = OpenCatalog(db);
-  fake::FaultRule bad;
-  bad.endpoint = "all_books";
-  bad.action = "bad_row";
-  bad.nth = 3;
-  env.server->AddFault(bad);
+  fake::FaultRule garbled;
+  garbled.endpoint = "all_books";
+  garbled.action = "malformed";
+  garbled.nth = 3;
+  env.server->AddFault(garbled);
   CollectOptions co;
   co.page_size = 100;
   auto r = CollectAllBooks(*env.client, *catalog, co);
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == StatusCode::kDataLoss);
   CHECK(r.status().message().find("first=200") != std::string::npos);
-  CHECK(*catalog->CountBooks() == 200);  // pages 1 and 2 only; none of page 3's good rows
-  CHECK(Scalar(db, "SELECT pages_done FROM collect_cursor") == 2);
-
-  fake::FaultRule garbled;
-  garbled.endpoint = "all_books";
-  garbled.action = "malformed";
-  garbled.times = 1;
-  env.server->AddFault(garbled);
-  r = CollectAllBooks(*env.client, *catalog, co);
-  REQUIRE_FALSE(r.ok());
   CHECK(r.status().message().find("no results table") != std::string::npos);
-  CHECK(*catalog->CountBooks() == 200);
+  CHECK(*catalog->CountBooks() == 200);  // pages 1 and 2 only
+  CHECK(Scalar(db, "SELECT pages_done FROM collect_cursor") == 2);
 
   r = CollectAllBooks(*env.client, *catalog, co);
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
