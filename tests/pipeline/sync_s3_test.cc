@@ -190,7 +190,8 @@ sys.exit(1)
   INFO(r.out << r.err);
   REQUIRE(deleted == 0);
   CHECK(r.code == 1);
-  std::string err = r.err.substr(r.err.rfind("grin-jobs sync:"));
+  const size_t last = r.err.rfind("grin-jobs sync:");
+  std::string err = last == std::string::npos ? "" : r.err.substr(last);
   CHECK(err.find("storage bucket '" + bucket + "' does not exist") != std::string::npos);
   CHECK(err.find("no book was failed") != std::string::npos);
   CHECK(env.Uploaded().empty());

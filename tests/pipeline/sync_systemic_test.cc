@@ -239,7 +239,6 @@ TEST_CASE("a full staging disk holds the books and stops, naming the path and th
   INFO(r.out << r.err);
   CHECK(r.code == 1);
   std::string line = LastLine(r.err);
-  MESSAGE("DEBUG " << line);
   CHECK(line.find("disk full") != std::string::npos);
   CHECK(line.find(staging) != std::string::npos);
   CHECK(line.find("free at least") != std::string::npos);
@@ -262,7 +261,6 @@ TEST_CASE("a full storage folder holds the books and stops, then the same comman
   INFO(r.out << r.err);
   CHECK(r.code == 1);
   std::string line = LastLine(r.err);
-  MESSAGE("DEBUG " << line);
   CHECK(line.find("disk full") != std::string::npos);
   CHECK(line.find(env.storage) != std::string::npos);
   CHECK(env.Uploaded().empty());
@@ -308,7 +306,6 @@ TEST_CASE("a full disk under the run database stops the sync naming it, then it 
   INFO(r.out << r.err);
   CHECK(r.code == 1);
   std::string line = LastLine(r.err);
-  MESSAGE("DEBUG " << line);
   CHECK(line.find(run + "/books.db") != std::string::npos);
   CHECK(line.find("free at least") != std::string::npos);
 
