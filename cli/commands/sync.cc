@@ -148,7 +148,8 @@ Status SystemicOr(const Status& s, pipeline::FailureSource source, const std::st
   return Status::FailedPrecondition(cause);
 }
 
-// Dead jobs among the books this sync covered (every job of the run when none was selected):
+// Dead jobs among the books this sync covered (every job of the run when no queue or barcode
+// was given):
 // `by_rule` are the books GRIN cannot give us (a known conversion failure, a conversion
 // requested or under way, not allowed), `failed` the rest ("failed for good").
 struct DeadBooks {
@@ -157,7 +158,8 @@ struct DeadBooks {
   std::string first_failed;  // "BARCODE (reason)" of one failed book
 };
 
-Result<DeadBooks> CountDead(const std::string& db_path, const std::vector<std::string>& selected) {
+Result<DeadBooks> CountDead(const std::string& db_path, bool whole_run,
+                            const std::vector<std::string>& selected) {
   static const std::set<std::string> kByRule = {
       "known_conversion_failure", "conversion_requested", "conversion_in_process",
       "conversion_already_available", "conversion_not_allowed"};
@@ -169,7 +171,7 @@ Result<DeadBooks> CountDead(const std::string& db_path, const std::vector<std::s
                                       "WHERE status = 'dead' ORDER BY barcode");
     while (q.executeStep()) {
       std::string b = q.getColumn(0).getString(), reason = q.getColumn(1).getString();
-      if (!covered.empty() && covered.count(b) == 0) continue;
+      if (!whole_run && covered.count(b) == 0) continue;
       if (kByRule.count(reason)) {
         ++out.by_rule;
       } else if (out.failed++ == 0) {
@@ -219,6 +221,7 @@ json StatsJson(const pipeline::SyncStats& s) {
               {"elapsed_s", s.elapsed_s},
               {"interrupted", s.interrupted},
               {"fatal", s.fatal},
+              {"books_held_back", s.held_back},
               {"cpu_s", s.cpu_s},
               {"stages", {{"check", tally(s.check)},
                           {"download", tally(s.download)},
@@ -628,7 +631,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   auto stats = open_jobs > 0 ? pipe.Run() : Result<pipeline::SyncStats>(pipeline::SyncStats{});
   if (tty) out << "\n";
   if (!stats.ok()) return fail(stats.status());
-  auto dead = CountDead(db_path, selected);
+  auto dead = CountDead(db_path, queues.empty() && explicit_barcodes.empty(), selected);
   if (!dead.ok()) return ReportError(err, "sync", dead.status());
   PrintSummary(out, *stats, *dead);
 
@@ -637,7 +640,10 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   std::string ts = TimestampForFile(now);
   std::vector<std::string> teardown_errors;
   json summary = {{"run_dir", run_dir}, {"finished_at", FormatIsoUtc(now)},
-                  {"command_args", args}, {"sync", StatsJson(*stats)}};
+                  {"command_args", args}, {"sync", StatsJson(*stats)},
+                  {"books_failed_for_good", dead->failed},
+                  {"books_skipped_by_rule", dead->by_rule},
+                  {"queues_not_listed", unlisted_queues}};
   std::vector<json> hosts;
   for (const auto& h : (*transport)->HostStats()) {
     hosts.push_back({{"host", h.host}, {"requests", h.requests}, {"retries", h.retries},

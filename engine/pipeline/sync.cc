@@ -111,7 +111,9 @@ void SyncPipeline::Impl::Finished(bool uploaded_now) {
 FailureSource SyncPipeline::Impl::SourceOf(const std::string& reason) {
   auto has = [&reason](const char* part) { return reason.find(part) != std::string::npos; };
   if (has("staging")) return FailureSource::kStaging;
-  if (has("upload") || has("storage") || has("stored")) return FailureSource::kStorage;
+  if (has("upload") || has("storage") || has("stored") || has("rebuild")) {
+    return FailureSource::kStorage;
+  }
   if (has("passphrase") || has("decrypt") || has("process") || has("archive_invalid") ||
       has("extract")) {
     return FailureSource::kDecrypt;

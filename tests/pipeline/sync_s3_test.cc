@@ -206,6 +206,25 @@ sys.exit(1)
   CHECK(env.Uploaded().size() == 8);
 }
 
+TEST_CASE("storage refusing the credentials (AccessDenied) stops before any book, one line") {
+  Swift swift(GRIN_SOURCE_DIR);
+  SyncEnv env(20, 0.6, 44);
+  std::string suffix = std::to_string(::getpid()) + "ad";
+  UseSwift(env, swift, suffix);
+  std::string creds = (env.tmp.path() / "aws_credentials").string();
+  grin::testing::WriteFile(creds, "[default]\naws_access_key_id = " +
+                                      swift.get("GRIN_S3_ACCESS_KEY") +
+                                      "\naws_secret_access_key = not-the-secret\n");
+  auto r = Cli(env.SyncArgs({"--queue", "converted", "--limit", "4"}));
+  INFO(r.out << r.err);
+  CHECK(r.code == 1);
+  CHECK(r.err.find('\n') == r.err.size() - 1);  // one line
+  CHECK(r.err.find("storage refused access to bucket 'grin-raw-" + suffix + "'") !=
+        std::string::npos);
+  CHECK(r.err.find("check the storage credentials") != std::string::npos);
+  CHECK(env.Sql("SELECT count(*) FROM jobs") == 0);
+}
+
 TEST_SUITE_END();
 
 }  // namespace

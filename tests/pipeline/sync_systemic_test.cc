@@ -137,6 +137,7 @@ TEST_CASE("GRIN 403 on the converted listing stops with exit 1, another listing 
   CHECK(OneLineErr(r.err));
   CHECK(r.err.find("access list") != std::string::npos);
   CHECK(env.Sql("SELECT count(*) FROM jobs") == 0);
+  CHECK(Cli(env.SyncArgs({"--queue", "converted", "--stop-after-systemic", "0"})).code == 2);
 
   env.server->ClearFaults();
   AddFault(env, R"({"endpoint": "converted", "status": 500})");
