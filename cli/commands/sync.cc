@@ -142,7 +142,8 @@ Status SystemicOr(const Status& s, pipeline::FailureSource source, const std::st
   if (f.kind == pipeline::SystemicKind::kNone) return s;
   std::string cause = f.cause;
   const std::string tail = "; no book was failed";  // nothing ran yet
-  if (cause.size() > tail.size() && cause.compare(cause.size() - tail.size(), tail.size(), tail) == 0) {
+  if (cause.size() > tail.size() &&
+      cause.compare(cause.size() - tail.size(), tail.size(), tail) == 0) {
     cause.resize(cause.size() - tail.size());
   }
   return Status::FailedPrecondition(cause);
@@ -347,7 +348,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   StderrLogger logger(level);
   if (p["stop-after-systemic"].as<int>() < 1) {
-    return ReportError(err, "sync", Status::InvalidArgument("--stop-after-systemic: give 1 or more"));
+    return ReportError(err, "sync",
+                       Status::InvalidArgument("--stop-after-systemic: give 1 or more"));
   }
 
   // ---- inputs ----

@@ -45,9 +45,10 @@ SystemicFailure ClassifyFailure(const Status& s, FailureSource source, const std
   }
   if (s.code() == StatusCode::kNoSpace) {
     f.kind = SystemicKind::kNoSpace;
-    std::string where = source == FailureSource::kStorage
-                            ? "storage" + (bucket.empty() ? std::string() : " bucket '" + bucket + "'")
-                            : (path.empty() ? std::string("staging") : path);
+    std::string where = path.empty() ? std::string("staging") : path;
+    if (source == FailureSource::kStorage) {
+      where = "storage" + (bucket.empty() ? std::string() : " bucket '" + bucket + "'");
+    }
     f.cause = "disk full: " + where + " (" + m + "): " + SpaceNeeded(needed_bytes) +
               " there and rerun the same command" + kNoBookFailed;
     return f;

@@ -128,8 +128,9 @@ bool SyncPipeline::Impl::HoldIfSystemic(const WorkItem& w, const Status& why,
   int64_t needed = ParseCheckpoint(w.checkpoint).value("size", int64_t{-1});
   if (needed < 0) needed = last_archive_size.load();  // unchecked: like the last archive seen
   if (source == FailureSource::kStorage) {
-    bucket = reason.find("ocr") != std::string::npos ? FullTextLocation(opt.layout, w.barcode).bucket
-                                                     : RawArchiveLocation(opt.layout, w.barcode).bucket;
+    bucket = reason.find("ocr") != std::string::npos
+                 ? FullTextLocation(opt.layout, w.barcode).bucket
+                 : RawArchiveLocation(opt.layout, w.barcode).bucket;
   } else {
     path = opt.staging_dir;
     if (needed > 0) needed *= 2;  // a staged book: the download and its decrypted archive
@@ -314,7 +315,9 @@ Result<SyncStats> SyncPipeline::Run() {
   for (const WorkItem& w : m.held_items) (void)m.store->Release(w);
   m.stats.held_back = static_cast<int64_t>(m.held_items.size());
   std::string cause = m.breaker->cause();
-  if (m.stats.fatal.empty() && (m.breaker->tripped() || !m.held_items.empty())) m.stats.fatal = cause;
+  if (m.stats.fatal.empty() && (m.breaker->tripped() || !m.held_items.empty())) {
+    m.stats.fatal = cause;
+  }
   m.stats.interrupted = stop_requested;
   m.stats.elapsed_s = static_cast<double>(m.clock->NowMicros() - m.start_micros) / 1e6;
   double workers_cpu = 0;

@@ -19,7 +19,8 @@ std::string LastLine(const std::string& s) {
   size_t end = s.find_last_not_of('\n');
   if (end == std::string::npos) return "";
   size_t start = s.rfind('\n', end);
-  return s.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+  size_t from = start == std::string::npos ? 0 : start + 1;
+  return s.substr(from, end - from + 1);
 }
 
 bool OneLineErr(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
