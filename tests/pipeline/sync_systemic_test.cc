@@ -129,6 +129,26 @@ TEST_CASE("GRIN 403 on the HEAD and on the staged download: the same rule, no bo
   CHECK(env.Uploaded().size() == books.size());
 }
 
+TEST_CASE("--stop-after-systemic N: the run stops at the Nth consecutive book, not before") {
+  SyncEnv env(30);
+  auto books = ConvertedBarcodes(env, 8);
+  AddFault(env, R"({"endpoint": "archive_head", "status": 403})");
+  for (int n : {1, 2}) {
+    CAPTURE(n);
+    env.server->ResetStats();
+    // One worker, no inventory: one HEAD per book, in order, nothing else in flight.
+    auto r = Cli(env.SyncArgs({"--barcodes", Join(books), "--workers", "1", "--no-inventory",
+                               "--stop-after-systemic", std::to_string(n)}));
+    INFO(r.out << r.err);
+    CHECK(r.code == 1);
+    auto endpoints = env.server->Stats().endpoints;
+    int64_t heads = endpoints.count("archive_head") ? endpoints["archive_head"].requests : 0;
+    CHECK(heads == n);
+    CHECK(r.out.find(std::to_string(n) + " held back unchanged") != std::string::npos);
+    CheckNoBookFailed(env);
+  }
+}
+
 TEST_CASE("GRIN 403 on the converted listing stops with exit 1, another listing failure exits 5") {
   SyncEnv env(30);
   AddFault(env, R"({"endpoint": "converted", "status": 403})");
