@@ -24,6 +24,7 @@
 #include "cli/run_context.h"
 #include "engine/archive/passphrase.h"
 #include "engine/base/format.h"
+#include "engine/pipeline/circuit_breaker.h"
 #include "engine/pipeline/sync.h"
 #include "storage/books_export.h"
 #include "storage/sqlite_state_store.h"
@@ -134,6 +135,56 @@ Result<std::set<std::string>> AlreadyUploaded(const std::string& db_path) {
   return done;
 }
 
+// `s` reworded as the one line of a systemic failure (circuit_breaker.h) under
+// kFailedPrecondition (exit 1, the cause and the fix); `s` itself when it is not systemic.
+Status SystemicOr(const Status& s, pipeline::FailureSource source, const std::string& bucket) {
+  auto f = pipeline::ClassifyFailure(s, source, bucket, "", -1);
+  if (f.kind == pipeline::SystemicKind::kNone) return s;
+  std::string cause = f.cause;
+  const std::string tail = "; no book was failed";  // nothing ran yet
+  if (cause.size() > tail.size() &&
+      cause.compare(cause.size() - tail.size(), tail.size(), tail) == 0) {
+    cause.resize(cause.size() - tail.size());
+  }
+  return Status::FailedPrecondition(cause);
+}
+
+// Dead jobs among the books this sync covered (every job of the run when no queue or barcode
+// was given):
+// `by_rule` are the books GRIN cannot give us (a known conversion failure, a conversion
+// requested or under way, not allowed), `failed` the rest ("failed for good").
+struct DeadBooks {
+  int64_t failed = 0;
+  int64_t by_rule = 0;
+  std::string first_failed;  // "BARCODE (reason)" of one failed book
+};
+
+Result<DeadBooks> CountDead(const std::string& db_path, bool whole_run,
+                            const std::vector<std::string>& selected) {
+  static const std::set<std::string> kByRule = {
+      "known_conversion_failure", "conversion_requested", "conversion_in_process",
+      "conversion_already_available", "conversion_not_allowed"};
+  std::set<std::string> covered(selected.begin(), selected.end());
+  DeadBooks out;
+  GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
+  try {
+    SQLite::Statement q(reader->db(), "SELECT barcode, coalesce(error_reason, '') FROM jobs "
+                                      "WHERE status = 'dead' ORDER BY barcode");
+    while (q.executeStep()) {
+      std::string b = q.getColumn(0).getString(), reason = q.getColumn(1).getString();
+      if (!whole_run && covered.count(b) == 0) continue;
+      if (kByRule.count(reason)) {
+        ++out.by_rule;
+      } else if (out.failed++ == 0) {
+        out.first_failed = b + " (" + reason + ")";
+      }
+    }
+  } catch (const std::exception& e) {
+    return Status::Internal(db_path + ": " + e.what());
+  }
+  return out;
+}
+
 std::string TimestampForFile(int64_t micros) {
   std::string iso = FormatIsoUtc(micros);  // 2026-11-28T21:02:20Z
   std::string out;
@@ -171,18 +222,22 @@ json StatsJson(const pipeline::SyncStats& s) {
               {"elapsed_s", s.elapsed_s},
               {"interrupted", s.interrupted},
               {"fatal", s.fatal},
+              {"books_held_back", s.held_back},
               {"cpu_s", s.cpu_s},
               {"stages", {{"check", tally(s.check)},
                           {"download", tally(s.download)},
                           {"process", tally(s.process)}}}};
 }
 
-void PrintSummary(std::ostream& out, const pipeline::SyncStats& s) {
-  out << "Sync " << (s.interrupted ? "interrupted" : "finished") << " after "
-      << FormatDuration(s.elapsed_s) << ": " << s.uploaded << " books stored or verified ("
-      << s.synced << " transferred, " << s.skipped_etag << " unchanged), "
-      << s.conversion_requested << " conversions requested, " << s.dead << " failed for good, "
-      << s.retried << " retries scheduled.\n";
+// `dead`: the covered books dead at the end (CountDead), not only those that died in this run.
+void PrintSummary(std::ostream& out, const pipeline::SyncStats& s, const DeadBooks& dead) {
+  out << "Sync " << (s.interrupted ? "interrupted" : !s.fatal.empty() ? "stopped" : "finished")
+      << " after " << FormatDuration(s.elapsed_s) << ": " << s.uploaded
+      << " books stored or verified (" << s.synced << " transferred, " << s.skipped_etag
+      << " unchanged), " << s.conversion_requested << " conversions requested, " << dead.failed
+      << " failed for good, " << s.retried << " retries scheduled";
+  if (s.held_back > 0) out << ", " << s.held_back << " held back unchanged";
+  out << ".\n";
   auto line = [&](const char* name, const pipeline::StageTally& t) {
     out << "  " << name << ": " << t.completed << " completed, " << t.skipped << " skipped, "
         << t.failed << " failed";
@@ -209,7 +264,13 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "grin-jobs sync",
       "Copy books from GRIN into the run's storage: check ETags, download, decrypt, extract OCR "
       "and MARC, upload. Rerunning the same command continues exactly where it stopped. With no "
-      "queue or barcodes, continues the jobs already in the run.");
+      "queue or barcodes, continues the jobs already in the run.\n\nExit status: 0 every selected "
+      "book is stored (or skipped by rule: a GRIN conversion failure or request); 1 the run "
+      "stopped on a failure that is not a book's (GRIN access, passphrase, TLS trust, storage "
+      "access or bucket, a full disk: one line names the cause and the fix; no book is failed "
+      "for it) or another error; 2 bad usage; 3 the run is locked by another process; 4 the run "
+      "database is unusable; 5 the run finished but books ended failed for good, or a queue "
+      "could not be listed.");
   AddRunOptions(options);
   options.add_options("input")(
       "queue", "converted, previous or unconverted (repeatable; in order)",
@@ -252,6 +313,9 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "durable", "synchronous=FULL: survive power loss, at some speed cost")(
       "retry-base-ms", "First retry of a failed book after up to this long (full jitter, "
       "doubling, at most 60 s; 5 attempts)", cxxopts::value<int64_t>()->default_value("2000"))(
+      "stop-after-systemic", "Stop after this many consecutive books failed for a reason that is "
+      "not theirs (GRIN access, TLS trust, storage access or bucket, a full disk); such books "
+      "are kept as they were, never failed", cxxopts::value<int>()->default_value("3"))(
       "log-level", "debug, info, warning or error",
       cxxopts::value<std::string>()->default_value("warning"));
   cxxopts::ParseResult p;
@@ -266,6 +330,15 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return st.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
   };
   const std::string db_path = DbPath(run_dir);
+  // The run database's disk is full: exit 1 with the path and the space to free (no book was
+  // touched); anything else wrong with it: ReportError's codes.
+  auto db_fail = [&err, &db_path](const Status& st) {
+    if (st.code() != StatusCode::kNoSpace) return ReportError(err, "sync", st);
+    auto f = pipeline::ClassifyFailure(st, pipeline::FailureSource::kStateStore, "", db_path,
+                                       64 << 20);
+    err << "grin-jobs sync: " << f.cause << "\n";
+    return kExitFailure;
+  };
   auto config = LoadRunConfig(run_dir);
   if (!config.ok()) return ReportError(err, "sync", config.status());
   LogLevel level;
@@ -274,6 +347,10 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                                                             "warning or error"));
   }
   StderrLogger logger(level);
+  if (p["stop-after-systemic"].as<int>() < 1) {
+    return ReportError(err, "sync",
+                       Status::InvalidArgument("--stop-after-systemic: give 1 or more"));
+  }
 
   // ---- inputs ----
   std::vector<std::string> queues;
@@ -316,7 +393,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     so.backoff_base_micros = std::max<int64_t>(1, p["retry-base-ms"].as<int64_t>()) * 1000;
     so.backoff_max_micros = 60'000'000;
     auto s = storage::SqliteStateStore::Open(db_path, so);
-    if (!s.ok()) return ReportError(err, "sync", s.status());
+    if (!s.ok()) return db_fail(s.status());
     store = std::move(s).value();
   } else if (!fs::exists(db_path)) {
     return ReportError(err, "sync", Status::NotFound(db_path + ": no run database here; create "
@@ -385,7 +462,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     for (const auto& bucket : {objects->layout.bucket_raw, objects->layout.bucket_meta,
                                objects->layout.bucket_full}) {
       Status s = objects->store->EnsureBucket(bucket);
-      if (!s.ok()) return fail(s.WithContext("bucket " + bucket));
+      if (!s.ok()) return fail(SystemicOr(s.WithContext("bucket " + bucket),
+                                          pipeline::FailureSource::kStorage, bucket));
     }
   }
 
@@ -410,6 +488,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   bool keep_done = p.count("force") || p.count("recheck");
   std::set<std::string> in_process;
+  std::vector<std::string> unlisted_queues;
   for (const auto& q : queues) {
     std::vector<std::string> list;
     if (q == "converted") {
@@ -418,7 +497,13 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         return Status::Ok();
       });
       if (!s.ok()) {
-        err << "grin-jobs sync: skipping queue converted: " << s.message() << "\n";
+        // GRIN refusing us (or an untrusted TLS peer) stops here; any other listing failure
+        // skips the queue and the run ends with exit 5.
+        Status why = SystemicOr(s, pipeline::FailureSource::kGrin, "");
+        if (why.code() == StatusCode::kFailedPrecondition) return fail(why);
+        err << "grin-jobs sync: could not list queue converted (" << s.message()
+            << "); skipping it\n";
+        unlisted_queues.push_back(q);
         continue;
       }
     } else {
@@ -473,11 +558,11 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
 
   auto added = store->Enqueue(selected);
-  if (!added.ok()) return ReportError(err, "sync", added.status());
+  if (!added.ok()) return db_fail(added.status());
   if (keep_done && !selected.empty()) {
     ResetRequest rr{selected, true};
     auto n = store->Reset(rr);
-    if (!n.ok()) return ReportError(err, "sync", n.status());
+    if (!n.ok()) return db_fail(n.status());
   }
   auto counts = store->Counts();
   if (!counts.ok()) return ReportError(err, "sync", counts.status());
@@ -528,6 +613,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   so.skip_marc = p.count("skip-extract-marc") > 0;
   so.backend = *backend;
   so.layout = objects->layout;
+  so.stop_after_systemic = p["stop-after-systemic"].as<int>();
+  so.state_store_path = db_path;
   so.logger = &logger;
   bool tty = ::isatty(STDOUT_FILENO) && &out == &std::cout;
   so.progress_bar = tty;
@@ -546,14 +633,19 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   auto stats = open_jobs > 0 ? pipe.Run() : Result<pipeline::SyncStats>(pipeline::SyncStats{});
   if (tty) out << "\n";
   if (!stats.ok()) return fail(stats.status());
-  PrintSummary(out, *stats);
+  auto dead = CountDead(db_path, queues.empty() && explicit_barcodes.empty(), selected);
+  if (!dead.ok()) return ReportError(err, "sync", dead.status());
+  PrintSummary(out, *stats, *dead);
 
   // ---- teardown ----
   int64_t now = SystemClock::Default()->NowMicros();
   std::string ts = TimestampForFile(now);
   std::vector<std::string> teardown_errors;
   json summary = {{"run_dir", run_dir}, {"finished_at", FormatIsoUtc(now)},
-                  {"command_args", args}, {"sync", StatsJson(*stats)}};
+                  {"command_args", args}, {"sync", StatsJson(*stats)},
+                  {"books_failed_for_good", dead->failed},
+                  {"books_skipped_by_rule", dead->by_rule},
+                  {"queues_not_listed", unlisted_queues}};
   std::vector<json> hosts;
   for (const auto& h : (*transport)->HostStats()) {
     hosts.push_back({{"host", h.host}, {"requests", h.requests}, {"retries", h.retries},
@@ -618,6 +710,20 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (!teardown_errors.empty()) {
     err << "grin-jobs sync: teardown completed with errors: " << teardown_errors.front() << "\n";
     return kExitFailure;
+  }
+  if (dead->failed > 0 || !unlisted_queues.empty()) {
+    err << "grin-jobs sync: finished, but ";
+    if (dead->failed > 0) {
+      err << dead->failed << " book" << (dead->failed == 1 ? "" : "s")
+          << " failed for good (e.g. " << dead->first_failed
+          << "; see `grin-jobs status`, requeue with `grin-jobs retry`)";
+    }
+    if (!unlisted_queues.empty()) {
+      err << (dead->failed > 0 ? " and " : "") << "queue " << unlisted_queues.front()
+          << " could not be listed (rerun to list it)";
+    }
+    err << "\n";
+    return kExitBooksFailed;
   }
   return kExitOk;
 }
