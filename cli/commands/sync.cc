@@ -14,8 +14,10 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "cli/cli.h"
 #include "cli/commands/grin_stack.h"
@@ -36,33 +38,72 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 std::atomic<int> g_signals{0};
+// Set while a SignalScope has a forced-exit action: the second signal then leaves through it
+// (giving the run's leases back) instead of at once; a third leaves at once regardless.
+std::atomic<bool> g_force_armed{false};
 
 void OnSignal(int) {
-  if (g_signals.fetch_add(1) >= 1) _exit(130);  // second signal: leave at once
+  int n = g_signals.fetch_add(1);
+  if (n >= 2 || (n == 1 && !g_force_armed.load())) _exit(130);
+  if (n == 1) {
+    static const char kForce[] =
+        "\nForced exit: giving back the books in flight (they are not counted as crashed)...\n";
+    [[maybe_unused]] ssize_t w = ::write(STDERR_FILENO, kForce, sizeof kForce - 1);
+    return;  // SignalScope's watcher runs the forced-exit action, then exits
+  }
   static const char kMsg[] =
       "\nReceived signal, finishing sync for books in flight... "
       "(press Ctrl-C again to force immediate exit)\n";
   [[maybe_unused]] ssize_t w = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
 }
 
-// Restores the previous handlers when the sync returns (tests run it in-process).
+// Restores the previous handlers when the sync returns (tests run it in-process). With a
+// forced-exit action, a watcher thread runs it on the second signal (outside the signal
+// handler, where it may take locks and do I/O) and then exits with 130; if the action has not
+// finished within kForceGraceMs the process exits anyway.
 class SignalScope {
  public:
-  SignalScope() {
+  static constexpr int kForceGraceMs = 3000;
+
+  explicit SignalScope(std::function<void()> on_force = {}) {
     g_signals = 0;
     struct sigaction sa {};
     sa.sa_handler = OnSignal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
+    if (on_force) {
+      g_force_armed = true;
+      watcher_ = std::thread([this, on_force = std::move(on_force)] {
+        while (!stop_.load()) {
+          if (g_signals.load() >= 2) {
+            auto done = std::make_shared<std::atomic<bool>>(false);
+            std::thread([on_force, done] {
+              on_force();
+              done->store(true);
+            }).detach();
+            for (int i = 0; i < kForceGraceMs / 10 && !done->load(); ++i) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+            _exit(130);
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      });
+    }
   }
   ~SignalScope() {
+    g_force_armed = false;
+    stop_ = true;
+    if (watcher_.joinable()) watcher_.join();
     sigaction(SIGINT, &old_int_, nullptr);
     sigaction(SIGTERM, &old_term_, nullptr);
   }
 
  private:
   struct sigaction old_int_ {}, old_term_ {};
+  std::atomic<bool> stop_{false};
+  std::thread watcher_;
 };
 
 Result<std::vector<std::string>> ReadBarcodesFile(const std::string& path) {
@@ -474,6 +515,12 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
 
   auto added = store->Enqueue(selected);
   if (!added.ok()) return ReportError(err, "sync", added.status());
+  // Named books (--barcodes, --barcodes-file) run alone: the run's other open jobs wait for a
+  // later run. Queue selections (and no selection) continue every unfinished job.
+  if (!explicit_barcodes.empty()) {
+    Status scoped = store->SetScope(selected);
+    if (!scoped.ok()) return ReportError(err, "sync", scoped);
+  }
   if (keep_done && !selected.empty()) {
     ResetRequest rr{selected, true};
     auto n = store->Reset(rr);
@@ -539,7 +586,9 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       out << line << "\n" << std::flush;
     }
   };
-  SignalScope signals;
+  // A second Ctrl-C leaves at once, but first gives the books in flight back to the run so the
+  // next run does not count them as crashed (crash_loop).
+  SignalScope signals([st = store.get()] { (void)st->ReleaseForExit(); });
   so.stop = &g_signals;
   pipeline::SyncPipeline pipe(store.get(), objects->store.get(), &client, transport->get(),
                               &passphrase, so);
