@@ -14,3 +14,6 @@ ALTER TABLE runs ADD COLUMN forced_exit INTEGER NOT NULL DEFAULT 0;
 
 -- Counts from before this migration were lifetime totals, not streaks: start every book again.
 UPDATE jobs SET recoveries = 0 WHERE recoveries <> 0 AND status <> 'dead';
+
+-- job_counts re-derived, as 0005 does (repairs counts left behind by jobs edited by hand).
+UPDATE job_counts SET n = (SELECT count(*) FROM jobs WHERE jobs.stage = job_counts.stage);
