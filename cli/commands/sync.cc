@@ -27,6 +27,7 @@
 #include "engine/archive/passphrase.h"
 #include "engine/base/format.h"
 #include "engine/pipeline/sync.h"
+#include "storage/backup_policy.h"
 #include "storage/books_export.h"
 #include "storage/sqlite_state_store.h"
 #include "storage/state_reader.h"
@@ -173,16 +174,6 @@ Result<std::set<std::string>> AlreadyUploaded(const std::string& db_path) {
   SQLite::Statement s(reader->db(), "SELECT barcode FROM uploaded");
   while (s.executeStep()) done.insert(s.getColumn(0).getString());
   return done;
-}
-
-std::string TimestampForFile(int64_t micros) {
-  std::string iso = FormatIsoUtc(micros);  // 2026-11-28T21:02:20Z
-  std::string out;
-  for (char c : iso) {
-    if (c == '-' || c == ':' || c == 'Z') continue;
-    out += c == 'T' ? '_' : c;
-  }
-  return out;  // 20261128_210220
 }
 
 Status UploadFile(ObjectStore& store, const ObjectLocation& loc, const std::string& path,
@@ -599,7 +590,6 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
 
   // ---- teardown ----
   int64_t now = SystemClock::Default()->NowMicros();
-  std::string ts = TimestampForFile(now);
   std::vector<std::string> teardown_errors;
   json summary = {{"run_dir", run_dir}, {"finished_at", FormatIsoUtc(now)},
                   {"command_args", args}, {"sync", StatsJson(*stats)}};
@@ -629,24 +619,23 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
   }
   {
-    fs::create_directories(fs::path(run_dir) / "backups");
-    std::string backup = (fs::path(run_dir) / "backups" / ("books_backup_" + ts + ".db.gz")).string();
-    Status s = storage::BackupDatabaseGz(db_path, backup);
-    if (!s.ok()) {
-      teardown_errors.push_back("database backup: " + s.message());
+    // Backups: a backup with fewer books than the stored books_latest.db.gz never replaces it
+    // without keeping it; local retention never drops the newest backup with the most books.
+    std::string dir = (fs::path(run_dir) / "backups").string();
+    auto backup = storage::MakeLocalBackup(db_path, dir, now);
+    if (!backup.ok()) {
+      teardown_errors.push_back("database backup: " + backup.status().message());
     } else {
-      for (const auto& loc : {MetaLocation(objects->layout, "books_latest.db.gz"),
-                              TimestampedMetaLocation(objects->layout, now, "books_latest.db.gz")}) {
-        Status u = UploadFile(*objects->store, loc, backup, "application/gzip");
-        if (!u.ok()) teardown_errors.push_back(u.message());
+      summary["backup_books"] = backup->books;
+      auto warning = storage::PublishLatestBackup(*objects->store, objects->layout, *backup, now,
+                                                  dir);
+      if (!warning.ok()) {
+        teardown_errors.push_back(warning.status().message());
+      } else if (!warning->empty()) {
+        err << "grin-jobs sync: warning: " << *warning << "\n";
+        summary["backup_warning"] = *warning;
       }
-      // Keep the newest 10 local backups.
-      std::vector<fs::path> all;
-      for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "backups")) {
-        all.push_back(e.path());
-      }
-      std::sort(all.begin(), all.end());
-      for (size_t i = 0; i + 10 < all.size(); ++i) fs::remove(all[i]);
+      storage::PruneLocalBackups(dir, 10);
     }
   }
   summary["teardown_errors"] = teardown_errors;
