@@ -62,5 +62,45 @@ TEST_CASE("sync --barcodes runs only the named books, not the run's other open j
   CHECK(env.Sql("SELECT count(*) FROM jobs WHERE stage <> 'uploaded'") == 0);
 }
 
+TEST_CASE("sync never replaces books_latest.db.gz with a backup holding fewer books silently") {
+  SyncEnv env(30);
+  auto all = ConvertedBarcodes(env);
+  REQUIRE(all.size() >= 4);
+  auto r = Cli(env.SyncArgs({"--barcodes", all[0] + "," + all[1] + "," + all[2] + "," + all[3]}));
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.err.find("warning") == std::string::npos);
+  std::string meta = env.storage + "/meta";
+  auto info = nlohmann::json::parse(
+      grin::testing::ReadFile(meta + "/books_latest.db.gz.grin-meta.json"));
+  CHECK(info["metadata"]["books"] == "4");
+  // The books table loses rows (an operator's mistake, a bad restore): the next sync's backup
+  // holds fewer books.
+  {
+    SQLite::Database db(env.run + "/books.db", SQLite::OPEN_READWRITE);
+    db.exec("DELETE FROM books WHERE barcode <> '" + all[0] + "'");
+  }
+  auto again = Cli(env.SyncArgs());
+  INFO(again.out << again.err);
+  REQUIRE(again.code == 0);
+  // Before: books_latest.db.gz was overwritten with the 1-book backup and nothing said so.
+  CHECK(again.err.find("warning: meta/books_latest.db.gz: the new backup holds 1 books, the "
+                       "stored one 4; kept the stored one as meta/books_latest_kept_") !=
+        std::string::npos);
+  int kept = 0;
+  for (const auto& e : std::filesystem::directory_iterator(meta)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("books_latest_kept_", 0) == 0 && name.size() > 6 &&
+        name.substr(name.size() - 6) == ".db.gz") {
+      ++kept;
+      std::string db = env.tmp.file("kept.db");
+      grin::testing::WriteFile(db, Gunzip(e.path().string()));
+      SQLite::Database k(db, SQLite::OPEN_READONLY);
+      CHECK(k.execAndGet("SELECT count(*) FROM books").getInt() == 4);
+    }
+  }
+  CHECK(kept == 1);
+}
+
 }  // namespace
 }  // namespace grin::pipeline::testing
