@@ -1,7 +1,11 @@
 // sync and the run's state end to end: named books run alone (--barcodes / --barcodes-file do
 // not also run the run's other open jobs), and the database backup never silently replaces a
 // backup holding more books.
+#include <signal.h>
+
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "storage/sqlite_state_store.h"
 #include "tests/pipeline/sync_fixture.h"
@@ -100,6 +104,39 @@ TEST_CASE("sync never replaces books_latest.db.gz with a backup holding fewer bo
     }
   }
   CHECK(kept == 1);
+}
+
+TEST_CASE("a second Ctrl-C gives the books in flight back: the next run counts no crash") {
+  // Big pages and a slow GRIN: books stay in flight for seconds.
+  SyncEnv env(20, 0.6, 404, 300'000);
+  std::string log = (env.tmp.path() / "sync.log").string();
+  auto args = env.SyncArgs({"--queue", "converted", "--workers", "2", "--grin-bandwidth",
+                            "150000"});
+  pid_t pid = SpawnGrinJobs(args, log);
+  bool in_flight = false;
+  for (int i = 0; i < 600 && !in_flight; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    in_flight = std::filesystem::exists(env.run + "/books.db") &&
+                env.Sql("SELECT count(*) FROM jobs WHERE status = 'leased'") > 0;
+  }
+  REQUIRE(in_flight);
+  kill(pid, SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  kill(pid, SIGINT);
+  int code = WaitChild(pid);
+  std::string out = grin::testing::ReadFile(log);
+  INFO(out);
+  CHECK(code == 130);
+  // Before: the process left at once holding its leases; the next run counted them as crashed.
+  CHECK(env.Sql("SELECT count(*) FROM jobs WHERE status = 'leased'") == 0);
+  CHECK(env.Sql("SELECT forced_exit FROM runs ORDER BY run_id DESC LIMIT 1") == 1);
+  CHECK(env.Sql("SELECT count(*) FROM events WHERE outcome = 'released' AND "
+                "json_extract(detail, '$.forced_exit')") > 0);
+  // The next run takes nothing back and counts no crash.
+  auto next = Cli(env.SyncArgs({"--limit", "1", "--barcodes", ConvertedBarcodes(env)[0]}));
+  INFO(next.out << next.err);
+  CHECK(env.Sql("SELECT count(*) FROM events WHERE outcome = 'reclaimed'") == 0);
+  CHECK(env.Sql("SELECT count(*) FROM jobs WHERE recoveries > 0") == 0);
 }
 
 }  // namespace
