@@ -58,7 +58,8 @@ std::vector<std::vector<std::string>> Commands(const std::string& run) {
           {"sql", "--run-dir", run, "SELECT count(*) FROM books"},
           {"export", "--run-dir", run},
           {"retry", "--run-dir", run},
-          {"sync", "--run-dir", run, "--barcodes", "GUARD10000"}};
+          {"sync", "--run-dir", run, "--barcodes", "GUARD10000"},
+          {"collect", "--run-dir", run}};
 }
 
 TEST_CASE("a 0-byte books.db is never re-initialised: every command but init exits 4") {
