@@ -9,6 +9,7 @@
 
 #include "storage/sqlite_state_store.h"
 #include "tests/pipeline/sync_fixture.h"
+#include "tests/support/swift_server.h"
 
 namespace grin::pipeline::testing {
 namespace {
@@ -137,6 +138,47 @@ TEST_CASE("a second Ctrl-C gives the books in flight back: the next run counts n
   INFO(next.out << next.err);
   CHECK(env.Sql("SELECT count(*) FROM events WHERE outcome = 'reclaimed'") == 0);
   CHECK(env.Sql("SELECT count(*) FROM jobs WHERE recoveries > 0") == 0);
+}
+
+TEST_CASE("on S3 (Swift) too, the backup holding more books is kept, checked with boto3") {
+  grin::testing::SwiftServer swift(GRIN_SOURCE_DIR);
+  SyncEnv env(30, 0.6, 505);
+  std::string suffix = "bk" + std::to_string(::getpid());
+  std::string creds = (env.tmp.path() / "aws_credentials").string();
+  grin::testing::WriteFile(creds, "[default]\naws_access_key_id = " +
+                                      swift.get("GRIN_S3_ACCESS_KEY") +
+                                      "\naws_secret_access_key = " +
+                                      swift.get("GRIN_S3_SECRET_KEY") + "\n");
+  std::filesystem::permissions(creds, std::filesystem::perms::owner_read |
+                                          std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::replace);
+  auto cfg = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/run_config.json"));
+  cfg["storage"] = {{"type", "s3"},
+                    {"endpoint_url", swift.get("GRIN_S3_ENDPOINT")},
+                    {"region", swift.get("GRIN_S3_REGION")},
+                    {"ca_file", swift.get("GRIN_S3_CA_FILE")},
+                    {"credentials_file", creds},
+                    {"path_style", true},
+                    {"bucket_raw", "grin-raw-" + suffix},
+                    {"bucket_meta", "grin-meta-" + suffix},
+                    {"bucket_full", "grin-full-" + suffix}};
+  grin::testing::WriteFile(env.run + "/run_config.json", cfg.dump(2));
+  auto all = ConvertedBarcodes(env);
+  auto r = Cli(env.SyncArgs({"--barcodes", all[0] + "," + all[1] + "," + all[2]}));
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  {
+    SQLite::Database db(env.run + "/books.db", SQLite::OPEN_READWRITE);
+    db.exec("DELETE FROM books WHERE barcode <> '" + all[0] + "'");
+  }
+  auto again = Cli(env.SyncArgs());
+  INFO(again.out << again.err);
+  REQUIRE(again.code == 0);
+  CHECK(again.err.find("the new backup holds 1 books, the stored one 3; kept the stored one as "
+                       "grin-meta-" + suffix + "/books_latest_kept_") != std::string::npos);
+  for (const auto& [k, v] : swift.vars()) setenv(k.c_str(), v.c_str(), 1);
+  CHECK(RunProgram({"python3", std::string(GRIN_SOURCE_DIR) + "/tests/pipeline/verify_backup_kept.py",
+                    "grin-meta-" + suffix, "1", "3", env.tmp.path().string()}) == 0);
 }
 
 }  // namespace
