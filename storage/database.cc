@@ -57,8 +57,8 @@ Status NoSchema(const std::string& path) {
   return Status::DataLoss(path + ": holds no grin-jobs database (" +
                           std::to_string(FileSize(path)) +
                           " bytes, no tables); restore it from a backup (gunzip the newest "
-                          "backups/books_backup_*.db.gz over it) or start a new run with "
-                          "'grin-jobs init'");
+                          "backups/books_backup_*.db.gz over it), or remove it and run "
+                          "'grin-jobs init' to start the run's state anew");
 }
 
 // True if db has no tables, views or indexes at all.
