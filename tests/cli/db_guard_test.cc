@@ -176,7 +176,16 @@ int ReadOnlyCommands(const std::string& run, const std::string& out_dir) {
     if (sq.code != 0 || sq.out.find("250") == std::string::npos) failed |= 2;
     auto ex = Cli({"export", "--run-dir", run, "--output", out_dir + "/books.csv"});
     if (ex.code != 0) failed |= 4;
-    if (failed) std::fprintf(stderr, "%s%s%s", st.err.c_str(), sq.err.c_str(), ex.err.c_str());
+    // Into the read-only run folder itself: one line that says what to do.
+    auto into = Cli({"export", "--run-dir", run});
+    if (into.code == 0 || into.err.find("--output") == std::string::npos ||
+        into.err.find('\n') != into.err.size() - 1) {
+      failed |= 8;
+    }
+    if (failed) {
+      std::fprintf(stderr, "%s%s%s%s", st.err.c_str(), sq.err.c_str(), ex.err.c_str(),
+                   into.err.c_str());
+    }
     _exit(failed);
   }
   int status = 0;
