@@ -768,25 +768,7 @@ Status SqliteStateStore::Flush() {
 Result<StageCounts> SqliteStateStore::Counts() {
   std::lock_guard<std::mutex> l(rmu_);
   if (scope_json_.empty()) return QueryStageCounts(*rdb_, path_);
-  try {
-    StageCounts c;
-    SQLite::Statement q(*rdb_, state_sql::kScopedCountsSql);
-    q.bind(1, scope_json_);
-    while (q.executeStep()) {
-      Stage stage = Stage::kPending;
-      if (!ParseStage(q.getColumn(0).getString(), &stage)) continue;
-      std::string status = q.getColumn(1).getString();
-      int64_t n = q.getColumn(2).getInt64();
-      c.total += n;
-      c.at[static_cast<int>(stage)] += n;
-      if (status == "leased") c.leased += n;
-      if (status == "retry") c.retrying += n;
-      if (status == "dead") c.dead += n;
-    }
-    return c;
-  } catch (const SQLite::Exception& e) {
-    return FromSqliteException(e, path_);
-  }
+  return QueryScopedStageCounts(*rdb_, path_, scope_json_);
 }
 
 Status SqliteStateStore::SetScope(const std::vector<std::string>& barcodes) {
