@@ -14,8 +14,10 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "cli/cli.h"
 #include "cli/commands/grin_stack.h"
@@ -26,6 +28,7 @@
 #include "engine/base/format.h"
 #include "engine/pipeline/circuit_breaker.h"
 #include "engine/pipeline/sync.h"
+#include "storage/backup_policy.h"
 #include "storage/books_export.h"
 #include "storage/sqlite_state_store.h"
 #include "storage/state_reader.h"
@@ -37,33 +40,72 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 std::atomic<int> g_signals{0};
+// Set while a SignalScope has a forced-exit action: the second signal then leaves through it
+// (giving the run's leases back) instead of at once; a third leaves at once regardless.
+std::atomic<bool> g_force_armed{false};
 
 void OnSignal(int) {
-  if (g_signals.fetch_add(1) >= 1) _exit(130);  // second signal: leave at once
+  int n = g_signals.fetch_add(1);
+  if (n >= 2 || (n == 1 && !g_force_armed.load())) _exit(130);
+  if (n == 1) {
+    static const char kForce[] =
+        "\nForced exit: giving back the books in flight (they are not counted as crashed)...\n";
+    [[maybe_unused]] ssize_t w = ::write(STDERR_FILENO, kForce, sizeof kForce - 1);
+    return;  // SignalScope's watcher runs the forced-exit action, then exits
+  }
   static const char kMsg[] =
       "\nReceived signal, finishing sync for books in flight... "
       "(press Ctrl-C again to force immediate exit)\n";
   [[maybe_unused]] ssize_t w = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
 }
 
-// Restores the previous handlers when the sync returns (tests run it in-process).
+// Restores the previous handlers when the sync returns (tests run it in-process). With a
+// forced-exit action, a watcher thread runs it on the second signal (outside the signal
+// handler, where it may take locks and do I/O) and then exits with 130; if the action has not
+// finished within kForceGraceMs the process exits anyway.
 class SignalScope {
  public:
-  SignalScope() {
+  static constexpr int kForceGraceMs = 3000;
+
+  explicit SignalScope(std::function<void()> on_force = {}) {
     g_signals = 0;
     struct sigaction sa {};
     sa.sa_handler = OnSignal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
+    if (on_force) {
+      g_force_armed = true;
+      watcher_ = std::thread([this, on_force = std::move(on_force)] {
+        while (!stop_.load()) {
+          if (g_signals.load() >= 2) {
+            auto done = std::make_shared<std::atomic<bool>>(false);
+            std::thread([on_force, done] {
+              on_force();
+              done->store(true);
+            }).detach();
+            for (int i = 0; i < kForceGraceMs / 10 && !done->load(); ++i) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+            _exit(130);
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      });
+    }
   }
   ~SignalScope() {
+    g_force_armed = false;
+    stop_ = true;
+    if (watcher_.joinable()) watcher_.join();
     sigaction(SIGINT, &old_int_, nullptr);
     sigaction(SIGTERM, &old_term_, nullptr);
   }
 
  private:
   struct sigaction old_int_ {}, old_term_ {};
+  std::atomic<bool> stop_{false};
+  std::thread watcher_;
 };
 
 Result<std::vector<std::string>> ReadBarcodesFile(const std::string& path) {
@@ -183,16 +225,6 @@ Result<DeadBooks> CountDead(const std::string& db_path, bool whole_run,
     return Status::Internal(db_path + ": " + e.what());
   }
   return out;
-}
-
-std::string TimestampForFile(int64_t micros) {
-  std::string iso = FormatIsoUtc(micros);  // 2026-11-28T21:02:20Z
-  std::string out;
-  for (char c : iso) {
-    if (c == '-' || c == ':' || c == 'Z') continue;
-    out += c == 'T' ? '_' : c;
-  }
-  return out;  // 20261128_210220
 }
 
 Status UploadFile(ObjectStore& store, const ObjectLocation& loc, const std::string& path,
@@ -559,6 +591,12 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
 
   auto added = store->Enqueue(selected);
   if (!added.ok()) return db_fail(added.status());
+  // Named books (--barcodes, --barcodes-file) run alone: the run's other open jobs wait for a
+  // later run. Queue selections (and no selection) continue every unfinished job.
+  if (!explicit_barcodes.empty()) {
+    Status scoped = store->SetScope(selected);
+    if (!scoped.ok()) return db_fail(scoped);
+  }
   if (keep_done && !selected.empty()) {
     ResetRequest rr{selected, true};
     auto n = store->Reset(rr);
@@ -626,7 +664,9 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       out << line << "\n" << std::flush;
     }
   };
-  SignalScope signals;
+  // A second Ctrl-C leaves at once, but first gives the books in flight back to the run so the
+  // next run does not count them as crashed (crash_loop).
+  SignalScope signals([st = store.get()] { (void)st->ReleaseForExit(); });
   so.stop = &g_signals;
   pipeline::SyncPipeline pipe(store.get(), objects->store.get(), &client, transport->get(),
                               &passphrase, so);
@@ -639,7 +679,6 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
 
   // ---- teardown ----
   int64_t now = SystemClock::Default()->NowMicros();
-  std::string ts = TimestampForFile(now);
   std::vector<std::string> teardown_errors;
   json summary = {{"run_dir", run_dir}, {"finished_at", FormatIsoUtc(now)},
                   {"command_args", args}, {"sync", StatsJson(*stats)},
@@ -672,24 +711,23 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
   }
   {
-    fs::create_directories(fs::path(run_dir) / "backups");
-    std::string backup = (fs::path(run_dir) / "backups" / ("books_backup_" + ts + ".db.gz")).string();
-    Status s = storage::BackupDatabaseGz(db_path, backup);
-    if (!s.ok()) {
-      teardown_errors.push_back("database backup: " + s.message());
+    // Backups: a backup with fewer books than the stored books_latest.db.gz never replaces it
+    // without keeping it; local retention never drops the newest backup with the most books.
+    std::string dir = (fs::path(run_dir) / "backups").string();
+    auto backup = storage::MakeLocalBackup(db_path, dir, now);
+    if (!backup.ok()) {
+      teardown_errors.push_back("database backup: " + backup.status().message());
     } else {
-      for (const auto& loc : {MetaLocation(objects->layout, "books_latest.db.gz"),
-                              TimestampedMetaLocation(objects->layout, now, "books_latest.db.gz")}) {
-        Status u = UploadFile(*objects->store, loc, backup, "application/gzip");
-        if (!u.ok()) teardown_errors.push_back(u.message());
+      summary["backup_books"] = backup->books;
+      auto warning = storage::PublishLatestBackup(*objects->store, objects->layout, *backup, now,
+                                                  dir);
+      if (!warning.ok()) {
+        teardown_errors.push_back(warning.status().message());
+      } else if (!warning->empty()) {
+        err << "grin-jobs sync: warning: " << *warning << "\n";
+        summary["backup_warning"] = *warning;
       }
-      // Keep the newest 10 local backups.
-      std::vector<fs::path> all;
-      for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "backups")) {
-        all.push_back(e.path());
-      }
-      std::sort(all.begin(), all.end());
-      for (size_t i = 0; i + 10 < all.size(); ++i) fs::remove(all[i]);
+      storage::PruneLocalBackups(dir, 10);
     }
   }
   summary["teardown_errors"] = teardown_errors;
