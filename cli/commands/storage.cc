@@ -337,7 +337,7 @@ int RunStorage(const std::vector<std::string>& args, std::ostream& out, std::ost
   options.positional_help("<ls|head|cp|rm> ARGS");
   OptionRules rules;
   rules.OneOf("storage", {"local", "s3", "r2", "minio"})
-      .ExistingDir("storage-path")
+      .DirOrAbsent("storage-path")  // the local store creates it
       .ReadableFile("credentials-file")
       .ReadableFile("ca-file");
   cxxopts::ParseResult parsed;
