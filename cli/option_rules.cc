@@ -186,7 +186,9 @@ OptionRules& OptionRules::EachOneOf(const char* name, std::vector<std::string> a
                     for (const auto& v : p[n].as<std::vector<std::string>>()) {
                       bool ok = false;
                       for (const auto& a : allowed) ok |= v == a;
-                      if (!ok) return Status::InvalidArgument("--" + n + " " + Shown(v) + ": " + text);
+                      if (!ok) {
+                        return Status::InvalidArgument("--" + n + " " + Shown(v) + ": " + text);
+                      }
                     }
                     return Status::Ok();
                   }});

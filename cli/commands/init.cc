@@ -55,8 +55,8 @@ Status CheckInitValues(const cxxopts::ParseResult& parsed) {
         std::end(kStorageConfigKeys)) {
       std::string keys;
       for (const char* k : kStorageConfigKeys) keys += std::string(keys.empty() ? "" : ", ") + k;
-      return Status::InvalidArgument("--storage-config '" + kv.substr(0, 200) + "': unknown key '" +
-                                     key + "'; use one of " + keys);
+      return Status::InvalidArgument("--storage-config '" + kv.substr(0, 200) +
+                                     "': unknown key '" + key + "'; use one of " + keys);
     }
     if (!seen.insert(key).second) {
       return Status::InvalidArgument("--storage-config " + key + " is given twice; give it once");

@@ -104,7 +104,9 @@ Result<std::vector<std::string>> SplitBarcodes(const std::string& csv) {
     }
     out.push_back(b);
   }
-  if (out.empty()) return Status::InvalidArgument("--barcodes '" + csv.substr(0, 60) + "': names no barcode");
+  if (out.empty()) {
+    return Status::InvalidArgument("--barcodes '" + csv.substr(0, 60) + "': names no barcode");
+  }
   return out;
 }
 

@@ -173,7 +173,7 @@ std::vector<Case> SyncCases(const TempDir& dir) {
   };
 }
 
-TEST_CASE("cli input: sync refuses bad values before any work, exit 2, one line naming the option") {
+TEST_CASE("cli input: sync refuses bad values before any work, exit 2, one line naming it") {
   TempDir dir;
   // A run that does not exist: refused as usage (2), not as a missing database (4).
   ExpectRefused("sync", {"--run-dir", dir.file("no-run")}, SyncCases(dir));
@@ -296,7 +296,8 @@ TEST_CASE("cli input: storage and extract refuse missing paths and bad values") 
   ExpectRefused("extract", {},
                 {{{"--passphrase-file", "/missing/pass.asc", dir.file("x.tar.gz.gpg")},
                   "--passphrase-file"},
-                 {{"--secrets-dir", dir.file("missing"), dir.file("x.tar.gz.gpg")}, "--secrets-dir"},
+                 {{"--secrets-dir", dir.file("missing"), dir.file("x.tar.gz.gpg")},
+                  "--secrets-dir"},
                  {{"-o", dir.file("a-file"), dir.file("x.tar.gz.gpg")}, "--output-dir"},
                  {{"--backend", "magic", dir.file("x.tar.gz.gpg")}, "--backend"}});
 }
