@@ -339,7 +339,14 @@ int RunStorage(const std::vector<std::string>& args, std::ostream& out, std::ost
   rules.OneOf("storage", {"local", "s3", "r2", "minio"})
       .DirOrAbsent("storage-path")  // the local store creates it
       .ReadableFile("credentials-file")
-      .ReadableFile("ca-file");
+      .ReadableFile("ca-file")
+      .Satisfies("endpoint-url", [](const std::string& url) {
+        bool ok = (url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0) &&
+                  url.find_first_of(" \t\r\n") == std::string::npos;
+        return ok ? Status::Ok()
+                  : Status::InvalidArgument("--endpoint-url '" + url.substr(0, 200) +
+                                            "': use an http:// or https:// URL");
+      });
   cxxopts::ParseResult parsed;
   int code = 0;
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;

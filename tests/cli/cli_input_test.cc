@@ -290,6 +290,7 @@ TEST_CASE("cli input: storage and extract refuse missing paths and bad values") 
   ExpectRefused("storage", {},
                 {{{"--storage-path", dir.file("a-file"), "ls"}, "--storage-path"},
                  {{"--storage", "floppy", "ls"}, "--storage"},
+                 {{"--storage", "s3", "--endpoint-url", "s3.example.org", "ls"}, "--endpoint-url"},
                  {{"--storage", "s3", "--credentials-file", "/missing/creds", "ls"},
                   "--credentials-file"},
                  {{"--storage", "s3", "--ca-file", "/missing/ca.pem", "ls"}, "--ca-file"}});
@@ -340,6 +341,12 @@ TEST_CASE("cli input: option values are never split at commas") {
   // A positional list still takes several arguments.
   rm = with({"rm", "--yes", "s3://bkt/a", "s3://bkt/b"});
   CHECK(rm.out == "deleted 2 object(s)\n");
+
+  // extract: a file name with a comma is one file.
+  auto ex = Cli({"extract", "-o", dir.file("out"), dir.file("a,b.tar.gz")});
+  CHECK(ex.code == kExitFailure);
+  CHECK(OneLine(ex.err));
+  CHECK(ex.err.find("a,b.tar.gz: cannot open") != std::string::npos);
 }
 
 TEST_CASE("cli input: a passphrase file open to other users is refused like credentials.json") {
