@@ -51,7 +51,7 @@ int ReportError(std::ostream& err, const char* command, const Status& status) {
 
 bool ParseArgs(cxxopts::Options& options, const std::vector<std::string>& args,
                std::ostream& out, std::ostream& err, cxxopts::ParseResult* parsed,
-               int* exit_code) {
+               int* exit_code, const OptionRules* rules) {
   options.add_options()("h,help", "Show this help");
   std::vector<std::string> storage;
   storage.push_back(options.program());
@@ -61,7 +61,9 @@ bool ParseArgs(cxxopts::Options& options, const std::vector<std::string>& args,
   try {
     *parsed = options.parse(static_cast<int>(argv.size()), argv.data());
   } catch (const std::exception& e) {
-    err << options.program() << ": " << e.what() << "; see --help\n";
+    std::string why = rules != nullptr ? rules->ExplainParseError(args) : "";
+    err << options.program() << ": " << (why.empty() ? e.what() + std::string("; see --help") : why)
+        << "\n";
     *exit_code = kExitUsage;
     return false;
   }
@@ -69,6 +71,14 @@ bool ParseArgs(cxxopts::Options& options, const std::vector<std::string>& args,
     out << options.help();
     *exit_code = kExitOk;
     return false;
+  }
+  if (rules != nullptr) {
+    Status s = rules->Check(*parsed);
+    if (!s.ok()) {
+      err << options.program() << ": " << s.message() << "\n";
+      *exit_code = kExitUsage;
+      return false;
+    }
   }
   return true;
 }

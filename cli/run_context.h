@@ -5,8 +5,7 @@
 #include <ostream>
 #include <string>
 
-#include <cxxopts.hpp>
-
+#include "cli/option_rules.h"  // includes cxxopts (never splitting values at ',')
 #include "engine/base/result.h"
 
 namespace grin::cli {
@@ -24,8 +23,11 @@ int ReportError(std::ostream& err, const char* command, const Status& status);
 
 // Parses args with cxxopts; on a parse error prints one line and returns false with *exit_code
 // set to kExitUsage; on --help prints the help and returns false with *exit_code = 0.
+// With `rules`, option values are then checked against them (a broken rule: one line naming the
+// option and what it allows, kExitUsage), and a value cxxopts cannot parse is explained by its
+// rule. Call it before any work, so a bad value never opens the database or the network.
 bool ParseArgs(cxxopts::Options& options, const std::vector<std::string>& args,
                std::ostream& out, std::ostream& err, cxxopts::ParseResult* parsed,
-               int* exit_code);
+               int* exit_code, const OptionRules* rules = nullptr);
 
 }  // namespace grin::cli

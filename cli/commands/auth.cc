@@ -270,9 +270,14 @@ int RunAuth(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "ca-file", "Extra CA bundle for the token endpoint", cxxopts::value<std::string>());
   options.parse_positional({"action"});
   options.positional_help("setup|status");
+  OptionRules rules;
+  rules.Int<int>("port", 0, 65535, "0 = any free port")
+      .Int<int>("timeout", 1, 86'400, "seconds")
+      .ReadableFile("client-secret")
+      .ReadableFile("ca-file");
   cxxopts::ParseResult parsed;
   int code = 0;
-  if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
+  if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   const std::string action = parsed.count("action") ? parsed["action"].as<std::string>() : "";
   if (action == "setup") return Setup(parsed, out, err);
   if (action == "status") return ShowStatus(parsed, out, err);

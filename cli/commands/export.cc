@@ -15,9 +15,11 @@ int RunExport(const std::vector<std::string>& args, std::ostream& out, std::ostr
   AddRunOptions(options);
   options.add_options()("output", "Output file (default <run>/books_export.csv)",
                         cxxopts::value<std::string>())("gzip", "gzip the output (level 1)");
+  OptionRules rules;
+  rules.WritableFile("output");
   cxxopts::ParseResult parsed;
   int code = 0;
-  if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
+  if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   auto run_dir = ResolveRunDir(parsed);
   if (!run_dir.ok()) return ReportError(err, "export", run_dir.status());
   bool gz = parsed.count("gzip") > 0;

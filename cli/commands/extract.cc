@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <cxxopts.hpp>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "cli/option_rules.h"
 #include "engine/archive/book.h"
 #include "engine/archive/ocr.h"
 #include "engine/archive/passphrase.h"
@@ -155,6 +155,11 @@ int RunExtract(const std::vector<std::string>& args, std::ostream& out, std::ost
       ("h,help", "Show this help")
       ("files", "Archives", cxxopts::value<std::vector<std::string>>());
   options.parse_positional({"files"});
+  OptionRules rules;
+  rules.DirOrAbsent("output-dir")
+      .ReadableFile("passphrase-file")
+      .ExistingDir("secrets-dir")
+      .OneOf("backend", {"auto", "native", "gpg", "rnp"});
   std::vector<const char*> argv = {"extract"};
   for (const auto& a : args) argv.push_back(a.c_str());
   cxxopts::ParseResult parsed;
@@ -167,6 +172,10 @@ int RunExtract(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (parsed.count("help")) {
     out << options.help();
     return kExitOk;
+  }
+  if (Status s = rules.Check(parsed); !s.ok()) {
+    err << "grin-jobs extract: " << s.message() << "\n";
+    return kExitUsage;
   }
   if (!parsed.count("files")) {
     err << "grin-jobs extract: no archive given\n" << options.help();

@@ -1,5 +1,6 @@
 // grin-jobs collect | enrich | request: GRIN metadata into the run's books table.
 #include <iostream>
+#include <limits>
 
 #include "cli/cli.h"
 #include "cli/commands/grin_stack.h"
@@ -9,10 +10,19 @@
 namespace grin::cli {
 namespace {
 
+constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
+
 void AddGrinOptions(cxxopts::Options& options) {
   options.add_options("grin")("rate", "GRIN requests per second (all requests of this command)",
                               cxxopts::value<double>()->default_value("5"))(
       "log-level", "debug, info, warning or error", cxxopts::value<std::string>()->default_value("warning"));
+}
+
+// The rules of AddGrinOptions' options; commands add their own.
+OptionRules GrinRules() {
+  OptionRules rules;
+  rules.Number("rate", 0.001, 1e6).OneOf("log-level", {"debug", "info", "warning", "error"});
+  return rules;
 }
 
 struct Common {
@@ -61,9 +71,11 @@ int RunCollect(const std::vector<std::string>& args, std::ostream& out, std::ost
       "page-size", "Rows per page", cxxopts::value<int>()->default_value("10000"))(
       "max-pages", "Stop after this many pages (resume later)",
       cxxopts::value<int>()->default_value("0"));
+  OptionRules rules = GrinRules();
+  rules.Int<int>("page-size", 1, 1'000'000).Int<int>("max-pages", 0, kMaxInt, "0 = all");
   cxxopts::ParseResult parsed;
   int code = 0;
-  if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
+  if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   Common c;
   if (!ParseCommon("collect", parsed, err, &c, &code)) return code;
   bool grin_side = false;
@@ -77,7 +89,6 @@ int RunCollect(const std::vector<std::string>& args, std::ostream& out, std::ost
   o.restart = parsed.count("restart") > 0;
   o.page_size = parsed["page-size"].as<int>();
   o.max_pages = parsed["max-pages"].as<int>();
-  if (o.page_size <= 0) return ReportError(err, "collect", Status::InvalidArgument("--page-size must be positive"));
   Status probe = (*stack)->client->Probe();
   if (!probe.ok()) return ReportGrinError(err, "collect", probe);
   auto stats = grin_client::CollectAllBooks(*(*stack)->client, *(*stack)->catalog, o);
@@ -102,9 +113,11 @@ int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostr
   options.add_options()("limit", "At most this many books (0 = all pending)",
                         cxxopts::value<int64_t>()->default_value("0"))(
       "concurrency", "_barcode_search requests in flight", cxxopts::value<int>()->default_value("5"));
+  OptionRules rules = GrinRules();
+  rules.Int<int64_t>("limit", 0, kNoMax, "0 = all pending").Int<int>("concurrency", 1, 64);
   cxxopts::ParseResult parsed;
   int code = 0;
-  if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
+  if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   Common c;
   if (!ParseCommon("enrich", parsed, err, &c, &code)) return code;
   grin_client::EnrichOptions o;
@@ -135,14 +148,16 @@ int RunRequest(const std::vector<std::string>& args, std::ostream& out, std::ost
                         cxxopts::value<int64_t>()->default_value("100"))(
       "batch", "Barcodes per _process call", cxxopts::value<int>()->default_value("100"))(
       "dry-run", "Show how many would be requested; send nothing");
+  OptionRules rules = GrinRules();
+  rules.Int<int64_t>("limit", 1, kNoMax).Int<int>("batch", 1, 1000);
   cxxopts::ParseResult parsed;
   int code = 0;
-  if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
+  if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   Common c;
   if (!ParseCommon("request", parsed, err, &c, &code)) return code;
   grin_client::RequestOptions o;
   o.limit = parsed["limit"].as<int64_t>();
-  o.batch = static_cast<size_t>(std::max(1, parsed["batch"].as<int>()));
+  o.batch = static_cast<size_t>(parsed["batch"].as<int>());
   o.dry_run = parsed.count("dry-run") > 0;
   bool grin_side = false;
   auto stack = OpenGrinStack(c.run_dir, c.stack, &grin_side);

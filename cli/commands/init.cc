@@ -1,7 +1,10 @@
 // grin-jobs init: create a run directory with its database and run_config.json.
 #include <SQLiteCpp/Database.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
+#include <set>
 
 #include "cli/cli.h"
 #include "cli/run_config.h"
@@ -10,6 +13,59 @@
 #include "storage/run_lock.h"
 
 namespace grin::cli {
+namespace {
+
+constexpr const char* kStorageConfigKeys[] = {
+    "endpoint_url", "region",           "bucket_raw", "bucket_meta", "bucket_full",
+    "prefix",       "credentials_file", "profile",    "ca_file",     "path_style",
+    "base_path"};
+
+// --library-directory, --grin-base-url and each --storage-config: kInvalidArgument naming the
+// option, the value and what is allowed.
+Status CheckInitValues(const cxxopts::ParseResult& parsed) {
+  if (parsed.count("library-directory")) {
+    const std::string dir = parsed["library-directory"].as<std::string>();
+    bool ok = !dir.empty() && dir.size() <= 100 && dir != "." && dir != ".." &&
+              std::all_of(dir.begin(), dir.end(), [](char c) {
+                return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+                       c == '.';
+              });
+    if (!ok) {
+      return Status::InvalidArgument("--library-directory '" + dir.substr(0, 100) +
+                                     "': use GRIN's directory name (letters, digits, '-', '_', "
+                                     "'.'), e.g. Harvard");
+    }
+  }
+  const std::string url = parsed["grin-base-url"].as<std::string>();
+  if ((url.rfind("https://", 0) != 0 && url.rfind("http://", 0) != 0) ||
+      url.find_first_of(" \t\r\n") != std::string::npos) {
+    return Status::InvalidArgument("--grin-base-url '" + url.substr(0, 200) +
+                                   "': use an http:// or https:// URL");
+  }
+  if (parsed.count("storage-config") == 0) return Status::Ok();
+  std::set<std::string> seen;
+  for (const auto& kv : parsed["storage-config"].as<std::vector<std::string>>()) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Status::InvalidArgument("--storage-config '" + kv.substr(0, 200) +
+                                     "': expected key=value");
+    }
+    const std::string key = kv.substr(0, eq);
+    if (std::find(std::begin(kStorageConfigKeys), std::end(kStorageConfigKeys), key) ==
+        std::end(kStorageConfigKeys)) {
+      std::string keys;
+      for (const char* k : kStorageConfigKeys) keys += std::string(keys.empty() ? "" : ", ") + k;
+      return Status::InvalidArgument("--storage-config '" + kv.substr(0, 200) +
+                                     "': unknown key '" + key + "'; use one of " + keys);
+    }
+    if (!seen.insert(key).second) {
+      return Status::InvalidArgument("--storage-config " + key + " is given twice; give it once");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   cxxopts::Options options("grin-jobs init",
@@ -25,14 +81,20 @@ int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "storage", "Storage type: local, s3, r2 or minio",
       cxxopts::value<std::string>()->default_value("local"))(
       "storage-path", "Base folder for local storage", cxxopts::value<std::string>())(
-      "storage-config", "Storage setting key=value (repeatable): endpoint_url, region, "
-      "bucket_raw, bucket_meta, bucket_full, prefix, credentials_file, profile, ca_file",
+      "storage-config", "Storage setting key=value (repeatable; the value is taken whole, "
+      "commas included): endpoint_url, region, bucket_raw, bucket_meta, bucket_full, prefix, "
+      "credentials_file, profile, ca_file, path_style, base_path",
       cxxopts::value<std::vector<std::string>>());
+  OptionRules rules;
+  rules.OneOf("storage", {"local", "s3", "r2", "minio"}).DirOrAbsent("storage-path");
   cxxopts::ParseResult parsed;
   int code = 0;
-  if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
+  if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   auto run_dir = ResolveRunDir(parsed);
   if (!run_dir.ok()) return ReportError(err, "init", run_dir.status());
+  // Every value is checked before the run directory, its lock or its database are touched.
+  Status checked = CheckInitValues(parsed);
+  if (!checked.ok()) return ReportError(err, "init", checked);
 
   std::error_code ec;
   std::filesystem::create_directories(*run_dir, ec);
@@ -61,19 +123,11 @@ int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   config.grin_base_url = parsed["grin-base-url"].as<std::string>();
   std::string type = parsed["storage"].as<std::string>();
-  if (type != "local" && type != "s3" && type != "r2" && type != "minio") {
-    return ReportError(err, "init", Status::InvalidArgument(
-                                        "--storage '" + type + "': use local, s3, r2 or minio"));
-  }
   config.storage["type"] = type;
   if (parsed.count("storage-path")) config.storage["base_path"] = parsed["storage-path"].as<std::string>();
   if (parsed.count("storage-config")) {
     for (const auto& kv : parsed["storage-config"].as<std::vector<std::string>>()) {
-      auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        return ReportError(err, "init", Status::InvalidArgument("--storage-config '" + kv +
-                                                                "': expected key=value"));
-      }
+      auto eq = kv.find('=');  // CheckInitValues made sure there is one
       config.storage[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
   }

@@ -120,9 +120,11 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   options.add_options()("json", "Print JSON instead of text")(
       "watch", "Repeat every N seconds until interrupted", cxxopts::value<double>())(
       "count", "With --watch: stop after N reports", cxxopts::value<int>());
+  OptionRules rules;
+  rules.Number("watch", 0.05, 86'400, "seconds").Int<int>("count", 1, 1'000'000'000);
   cxxopts::ParseResult parsed;
   int code = 0;
-  if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
+  if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   auto run_dir = ResolveRunDir(parsed);
   if (!run_dir.ok()) return ReportError(err, "status", run_dir.status());
   auto reader = storage::StateReader::Open(DbPath(*run_dir));

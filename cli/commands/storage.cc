@@ -8,10 +8,10 @@
 #include <iostream>
 #include <memory>
 
-#include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/option_rules.h"
 #include "cli/run_config.h"
 #include "cli/object_store_factory.h"
 #include "cli/run_context.h"
@@ -91,6 +91,20 @@ Result<OpenedStore> OpenStore(const cxxopts::ParseResult& p) {
 
 struct ObjectRef {
   std::string bucket, key;
+  // "bucket/key" for messages: control characters escaped, so a message stays one line.
+  std::string Shown() const {
+    std::string out = bucket + "/";
+    for (unsigned char c : key) {
+      if (c < 0x20 || c == 0x7f) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "\\x%02x", c);
+        out += hex;
+      } else {
+        out += static_cast<char>(c);
+      }
+    }
+    return out;
+  }
 };
 
 // raw:KEY / meta:KEY / full:KEY / s3://BUCKET/KEY. kInvalidArgument otherwise.
@@ -173,7 +187,7 @@ int Head(OpenedStore& s, const std::vector<std::string>& args, std::ostream& out
   auto ref = ParseRef(args[0], s.layout);
   if (!ref.ok()) return Fail(err, ref.status());
   auto info = s.store->Head(ref->bucket, ref->key);
-  if (!info.ok()) return Fail(err, info.status());
+  if (!info.ok()) return Fail(err, info.status().WithContext(ref->Shown()));
   out << "bucket: " << ref->bucket << "\nkey: " << info->key << "\nsize: " << info->size
       << "\netag: " << info->etag << "\nlast_modified: " << info->last_modified << "\n";
   for (const auto& [k, v] : info->metadata) out << "meta." << k << ": " << v << "\n";
@@ -212,7 +226,7 @@ int Cp(OpenedStore& s, const std::vector<std::string>& args, const cxxopts::Pars
       if (!st.ok()) return Fail(err, st);
     }
     auto r = s.store->Upload(ref->bucket, ref->key, **src, u);
-    if (!r.ok()) return Fail(err, r.status());
+    if (!r.ok()) return Fail(err, r.status().WithContext(ref->Shown()));
     out << "uploaded " << r->size << " bytes to " << ref->bucket << "/" << ref->key
         << " etag " << r->etag << "\n";
     return kExitOk;
@@ -229,7 +243,7 @@ int Cp(OpenedStore& s, const std::vector<std::string>& args, const cxxopts::Pars
   if (!to_stdout) std::fclose(f);
   if (!r.ok()) {
     if (!to_stdout) std::remove(args[1].c_str());
-    return Fail(err, r.status());
+    return Fail(err, r.status().WithContext(ref->Shown()));
   }
   if (!to_stdout) out << "downloaded " << sink.n_ << " bytes to " << args[1] << "\n";
   return kExitOk;
@@ -283,7 +297,10 @@ int Rm(OpenedStore& s, const std::vector<std::string>& args, const cxxopts::Pars
   for (const auto& [b, keys] : by_bucket) {
     auto r = s.store->DeleteMany(b, keys);
     if (!r.ok()) return Fail(err, r.status());
-    for (const auto& f : *r) err << "grin-jobs storage rm: " << f.status.message() << "\n";
+    for (const auto& f : *r) {
+      err << "grin-jobs storage rm: " << ObjectRef{b, f.key}.Shown() << ": " << f.status.message()
+          << "\n";
+    }
     failed += r->size();
   }
   out << "deleted " << (count - failed) << " object(s)\n";
@@ -318,9 +335,21 @@ int RunStorage(const std::vector<std::string>& args, std::ostream& out, std::ost
       "args", "sub-command and its arguments", cxxopts::value<std::vector<std::string>>());
   options.parse_positional({"args"});
   options.positional_help("<ls|head|cp|rm> ARGS");
+  OptionRules rules;
+  rules.OneOf("storage", {"local", "s3", "r2", "minio"})
+      .DirOrAbsent("storage-path")  // the local store creates it
+      .ReadableFile("credentials-file")
+      .ReadableFile("ca-file")
+      .Satisfies("endpoint-url", [](const std::string& url) {
+        bool ok = (url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0) &&
+                  url.find_first_of(" \t\r\n") == std::string::npos;
+        return ok ? Status::Ok()
+                  : Status::InvalidArgument("--endpoint-url '" + url.substr(0, 200) +
+                                            "': use an http:// or https:// URL");
+      });
   cxxopts::ParseResult parsed;
   int code = 0;
-  if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
+  if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   std::vector<std::string> rest =
       parsed.count("args") ? parsed["args"].as<std::vector<std::string>>()
                            : std::vector<std::string>();

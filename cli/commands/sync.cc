@@ -110,7 +110,7 @@ class SignalScope {
 
 Result<std::vector<std::string>> ReadBarcodesFile(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return Status::NotFound(path + ": cannot read the barcodes file");
+  if (!in) return Status::InvalidArgument(path + ": cannot read the barcodes file");
   std::vector<std::string> out;
   std::string line;
   int n = 0;
@@ -126,6 +126,9 @@ Result<std::vector<std::string>> ReadBarcodesFile(const std::string& path) {
                                      "' is not a barcode (3-50 of A-Z a-z 0-9 _ -)");
     }
     out.push_back(line);
+  }
+  if (out.empty()) {
+    return Status::InvalidArgument(path + ": no barcode in the barcodes file (one per line)");
   }
   return out;
 }
@@ -143,6 +146,9 @@ Result<std::vector<std::string>> SplitBarcodes(const std::string& csv) {
                                      "' is not a barcode (3-50 of A-Z a-z 0-9 _ -)");
     }
     out.push_back(b);
+  }
+  if (out.empty()) {
+    return Status::InvalidArgument("--barcodes '" + csv.substr(0, 60) + "': names no barcode");
   }
   return out;
 }
@@ -350,9 +356,32 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "are kept as they were, never failed", cxxopts::value<int>()->default_value("3"))(
       "log-level", "debug, info, warning or error",
       cxxopts::value<std::string>()->default_value("warning"));
+  // Every value checked before any work (the database, the lock, the network): exit 2.
+  constexpr int64_t kMaxMb = int64_t{1} << 24;  // 16 TiB: MB << 20 stays far from overflow
+  OptionRules rules;
+  rules.Int<int64_t>("limit", 1, kNoMax)
+      .Int<int>("workers", 1, 512)
+      .Int<int>("check-concurrency", 1, 512)
+      .Int<int>("download-concurrency", 1, 512)
+      .Number("grin-rate", 0, 1e6, "requests per second; 0 = unlimited")
+      .Number("grin-bandwidth", 0, 1e12, "bytes per second; 0 = unlimited")
+      .Int<uint64_t>("staging-limit-mb", 0, kMaxMb, "0 = no limit")
+      .Int<uint64_t>("stream-max-mb", 0, kMaxMb, "0 = stage every book")
+      .Int<uint64_t>("memory-limit-mb", 1, kMaxMb)
+      .Int<uint64_t>("multipart-threshold-mb", 5, 5 << 20, "S3 parts are at least 5 MiB")
+      .Int<int64_t>("retry-base-ms", 1, 60'000)
+      .EachOneOf("queue", {"converted", "previous", "unconverted"})
+      .OneOf("decrypt-backend", {"auto", "native", "gpg", "rnp"})
+      .OneOf("log-level", {"debug", "info", "warning", "error"})
+      .Satisfies("barcodes", [](const std::string& v) { return SplitBarcodes(v).status(); })
+      .ReadableFile("barcodes-file")
+      .Satisfies("barcodes-file",
+                 [](const std::string& path) { return ReadBarcodesFile(path).status(); })
+      .ReadableFile("passphrase-file")
+      .DirOrAbsent("staging-dir");
   cxxopts::ParseResult p;
   int code = 0;
-  if (!ParseArgs(options, args, out, err, &p, &code)) return code;
+  if (!ParseArgs(options, args, out, err, &p, &code, &rules)) return code;
   auto run_dir_r = ResolveRunDir(p);
   if (!run_dir_r.ok()) return ReportError(err, "sync", run_dir_r.status());
   const std::string run_dir = *run_dir_r;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "engine/archive/subprocess.h"
+#include "engine/base/private_file.h"
 
 namespace grin::archive {
 
@@ -58,6 +59,8 @@ Result<Secret> ReadPassphraseFile(const std::string& path) {
     return Status::PermissionDenied("cannot read passphrase file " + path + ": " +
                                     strerror(errno));
   }
+  // Like GRIN's credentials.json: a secret others can read is refused, checked on the file read.
+  GRIN_RETURN_IF_ERROR(CheckPrivateFd(fd.get(), path, "passphrase file"));
   Secret content;
   std::string buf(4097, '\0');
   size_t got = 0;

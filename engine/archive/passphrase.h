@@ -31,7 +31,9 @@ struct PassphraseSearch {
 Result<std::string> FindPassphraseFile(const PassphraseSearch& search);
 
 // Reads the first line (without CR/LF). kInvalidArgument if empty, kPermissionDenied if
-// unreadable, kInvalidArgument if larger than 4 KiB (not a passphrase file).
+// unreadable or open to other users (group/other permission bits set, like a credentials.json:
+// the message names the file and `chmod 600 FILE`), kInvalidArgument if larger than 4 KiB (not a
+// passphrase file).
 Result<Secret> ReadPassphraseFile(const std::string& path);
 
 }  // namespace grin::archive

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "engine/base/private_file.h"
+
 namespace grin::grin_client {
 namespace {
 
@@ -86,10 +88,7 @@ Result<OAuthCredentials> LoadCredentials(const std::string& path) {
   if (stat(path.c_str(), &st) != 0) {
     return Status::NotFound("no GRIN credentials at " + path + ": run `grin-jobs auth setup`");
   }
-  if (st.st_mode & 077) {
-    return Status::PermissionDenied("GRIN credentials " + path +
-                                    " are readable by others; chmod 600 it");
-  }
+  GRIN_RETURN_IF_ERROR(CheckPrivateMode(st.st_mode, path, "GRIN credentials"));
   std::ifstream f(path);
   json j = json::parse(f, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {

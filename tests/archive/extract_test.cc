@@ -275,6 +275,8 @@ TEST_CASE("extract: the CLI writes outputs for good files and one line per bad f
   bad[bad.size() / 2] ^= 1;
   grin::testing::WriteFile(tmp.path() / "BAD1.tar.gz.gpg", bad);
   grin::testing::WriteFile(tmp.path() / "pass.asc", std::string(testing::kPassphrase) + "\n");
+  std::filesystem::permissions(tmp.path() / "pass.asc", std::filesystem::perms::owner_read |
+                                                            std::filesystem::perms::owner_write);
   std::ostringstream out, err;
   int rc = grin::cli::RunExtract(
       {tmp.file("39015012345678.tar.gz.gpg"), tmp.file("39015099999999.tar.gz"),

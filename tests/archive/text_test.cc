@@ -25,6 +25,9 @@ TEST_CASE("passphrase: search order as the reference tool, explicit path wins") 
   auto mk = [&](const std::string& dir, const std::string& content) {
     std::filesystem::create_directories(tmp.path() / dir);
     grin::testing::WriteFile(tmp.path() / dir / kPassphraseFileName, content);
+    std::filesystem::permissions(tmp.path() / dir / kPassphraseFileName,
+                                 std::filesystem::perms::owner_read |
+                                     std::filesystem::perms::owner_write);
   };
   PassphraseSearch s;
   s.home = tmp.file("home");

@@ -102,6 +102,10 @@ struct SyncEnv {
     server = std::move(s).value();
     grin::testing::WriteFile(server->state_dir() + "/gpg_passphrase.asc",
                              server->passphrase("TEST") + "\n");
+    // A secret: 0600, or sync refuses it like a world-readable credentials.json.
+    std::filesystem::permissions(server->state_dir() + "/gpg_passphrase.asc",
+                                 std::filesystem::perms::owner_read |
+                                     std::filesystem::perms::owner_write);
     run = (tmp.path() / "run").string();
     storage = (tmp.path() / "storage").string();
     auto init = Cli({"init", "--run-dir", run, "--library-directory", "TEST", "--grin-base-url",
