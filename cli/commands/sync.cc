@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -528,6 +529,21 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   so.skip_marc = p.count("skip-extract-marc") > 0;
   so.backend = *backend;
   so.layout = objects->layout;
+  // Whether a stored book has its MARC columns (a book missing them has them rebuilt).
+  auto marc_reader = storage::StateReader::Open(db_path);
+  std::mutex marc_mu;
+  if (!marc_reader.ok()) return fail(marc_reader.status());
+  so.marc_recorded = [&marc_reader, &marc_mu](const std::string& barcode) -> Result<bool> {
+    std::lock_guard<std::mutex> l(marc_mu);
+    try {
+      SQLite::Statement q((*marc_reader)->db(),
+                          "SELECT marc_extraction_timestamp IS NOT NULL FROM books WHERE barcode = ?");
+      q.bind(1, barcode);
+      return q.executeStep() && q.getColumn(0).getInt() != 0;
+    } catch (const std::exception& e) {
+      return Status::Unavailable("reading the MARC columns of " + barcode + ": " + e.what());
+    }
+  };
   so.logger = &logger;
   bool tty = ::isatty(STDOUT_FILENO) && &out == &std::cout;
   so.progress_bar = tty;

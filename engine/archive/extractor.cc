@@ -413,11 +413,6 @@ struct ArchiveExtractor::State {
     if (pages.present() == 0 && options.require_ocr) {
       return Status::DataLoss("no OCR pages (NNNNNNNN.txt) in the archive");
     }
-    result.ocr_peak_memory_bytes = pages.peak_memory_bytes();
-    GRIN_ASSIGN_OR_RETURN(OcrJsonlGz ocr, pages.Finish());
-    result.ocr_jsonl_gz = std::move(ocr.data);
-    result.ocr_jsonl_gz_path = std::move(ocr.path);
-    result.ocr_jsonl_gz_bytes = ocr.size;
 
     for (const auto& [name, xml] : xml_candidates) {
       Result<MetsDocument> doc = ParseMets(xml);
@@ -443,6 +438,12 @@ struct ArchiveExtractor::State {
       }
       if (!result.marc) return Status::DataLoss("no MARC record in " + result.mets_member);
     }
+    // Last, so a book that fails leaves no spill file behind (the writer removes its own).
+    result.ocr_peak_memory_bytes = pages.peak_memory_bytes();
+    GRIN_ASSIGN_OR_RETURN(OcrJsonlGz ocr, pages.Finish());
+    result.ocr_jsonl_gz = std::move(ocr.data);
+    result.ocr_jsonl_gz_path = std::move(ocr.path);
+    result.ocr_jsonl_gz_bytes = ocr.size;
     return Status();
   }
 };

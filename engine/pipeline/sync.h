@@ -5,7 +5,9 @@
 // transition through the StateStore's claim / fenced-complete protocol:
 //
 //   check     HEAD the archive at GRIN; compare its ETag with the stored object's
-//             `encrypted_etag`: equal -> done at once ("skipped_etag_match"); 404 -> reconcile
+//             `encrypted_etag`: equal -> done at once ("skipped_etag_match") when its OCR object
+//             and MARC columns are in place too, else those are rebuilt from the stored raw
+//             archive ("rebuilt_outputs", no GRIN download); 404 -> reconcile
 //             from storage, record a known conversion failure, or request conversion. Which
 //             books storage holds comes from one listing of the raw bucket at the start (the
 //             inventory); only those are HEADed for their metadata.
@@ -75,6 +77,12 @@ struct SyncOptions {
   // found there, instead of one storage HEAD per book. false: HEAD every book.
   bool storage_inventory = true;
   std::map<std::string, KnownFailure> known_failures;  // from GRIN's _failed list
+  // Outputs (sync_rebuild.cc): whether a book's MARC columns are recorded
+  // (books.marc_extraction_timestamp). A book whose raw archive is stored is done only when its
+  // OCR object (full bucket; listed once at the start with the inventory) and MARC columns are
+  // in place too; missing ones are rebuilt from the stored raw archive, without GRIN. Unset:
+  // MARC columns are taken to be in place. Called from worker threads.
+  std::function<Result<bool>(const std::string& barcode)> marc_recorded;
   int progress_every = 20;                             // books between progress lines
   std::function<void(const std::string& line)> on_progress;  // may be empty
   bool progress_bar = false;  // on_progress gets the terminal bar (with MB/s) instead of the line
@@ -96,6 +104,7 @@ struct SyncStats {
   int64_t uploaded = 0;     // reached uploaded during this run (synced + skipped)
   int64_t synced = 0;       // downloaded and uploaded
   int64_t skipped_etag = 0; // ETag matched the stored object
+  int64_t rebuilt = 0;      // stored raw archive kept; missing OCR / MARC rebuilt from it
   int64_t conversion_requested = 0;
   int64_t dead = 0;
   int64_t retried = 0;
