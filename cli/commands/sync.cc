@@ -544,6 +544,28 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       return Status::Unavailable("reading the MARC columns of " + barcode + ": " + e.what());
     }
   };
+  so.job_view = [&marc_reader, &marc_mu](const std::string& barcode)
+      -> Result<std::optional<pipeline::SyncOptions::JobView>> {
+    std::lock_guard<std::mutex> l(marc_mu);
+    try {
+      SQLite::Statement q((*marc_reader)->db(),
+                          "SELECT stage, status = 'dead' FROM jobs WHERE barcode = ?");
+      q.bind(1, barcode);
+      if (!q.executeStep()) return std::optional<pipeline::SyncOptions::JobView>();
+      pipeline::SyncOptions::JobView v;
+      if (!ParseStage(q.getColumn(0).getString(), &v.stage)) {
+        return Status::Internal("unknown stage for " + barcode);
+      }
+      v.dead = q.getColumn(1).getInt() != 0;
+      return std::optional<pipeline::SyncOptions::JobView>(v);
+    } catch (const std::exception& e) {
+      return Status::Unavailable("reading the job of " + barcode + ": " + e.what());
+    }
+  };
+  // Temporary files an interrupted export or backup of this run left (the run lock is ours).
+  if (int64_t n = storage::RemoveExportLeftovers(run_dir); n > 0) {
+    logger.Log(LogLevel::kInfo, "sync.litter_removed", {{"export_temporaries", std::to_string(n)}});
+  }
   so.logger = &logger;
   bool tty = ::isatty(STDOUT_FILENO) && &out == &std::cout;
   so.progress_bar = tty;

@@ -1,4 +1,5 @@
 #include <sys/resource.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <algorithm>
@@ -141,7 +142,10 @@ void SyncPipeline::Impl::CompleteItem(const WorkItem& w, Completion c, StageTall
   Tally(t, kind, reason);
   if (c.to == Stage::kChecked) idle_until[kDownload] = 0;  // work for the next stage
   if (c.to == Stage::kDownloaded) idle_until[kProcess] = 0;
-  if (c.to == Stage::kUploaded) Finished(true);
+  if (c.to == Stage::kUploaded) {
+    ::unlink(GpgPath(w.barcode).c_str());  // a partial download no run will resume now
+    Finished(true);
+  }
 }
 
 bool SyncPipeline::Impl::RunOne() {
@@ -220,6 +224,7 @@ Result<SyncStats> SyncPipeline::Run() {
   m.stats.total = start.total - start.at[static_cast<int>(Stage::kUploaded)] - start.dead;
   m.start_micros = m.clock->NowMicros();
   double cpu0 = ProcessCpuSeconds();
+  m.RemoveLitter();
   if (m.opt.storage_inventory) m.LoadInventory();
   std::vector<std::thread> workers;
   for (int i = 0; i < m.opt.workers; ++i) workers.emplace_back([&m] { m.Worker(); });

@@ -38,6 +38,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "engine/archive/book.h"
@@ -83,6 +84,15 @@ struct SyncOptions {
   // in place too; missing ones are rebuilt from the stored raw archive, without GRIN. Unset:
   // MARC columns are taken to be in place. Called from worker threads.
   std::function<Result<bool>(const std::string& barcode)> marc_recorded;
+  // Litter (sync_litter.cc): a book's job as the staging sweep at the start of Run() needs it,
+  // nullopt if the run has no job for the book. A staged archive is kept only for a job that
+  // may still resume it (pending, checked or downloaded, not dead). Unset: staged archives are
+  // left alone (the other leftovers are still removed).
+  struct JobView {
+    Stage stage = Stage::kPending;
+    bool dead = false;
+  };
+  std::function<Result<std::optional<JobView>>(const std::string& barcode)> job_view;
   int progress_every = 20;                             // books between progress lines
   std::function<void(const std::string& line)> on_progress;  // may be empty
   bool progress_bar = false;  // on_progress gets the terminal bar (with MB/s) instead of the line
@@ -105,6 +115,7 @@ struct SyncStats {
   int64_t synced = 0;       // downloaded and uploaded
   int64_t skipped_etag = 0; // ETag matched the stored object
   int64_t rebuilt = 0;      // stored raw archive kept; missing OCR / MARC rebuilt from it
+  int64_t litter_removed = 0;  // leftovers of interrupted earlier runs removed at the start
   int64_t conversion_requested = 0;
   int64_t dead = 0;
   int64_t retried = 0;

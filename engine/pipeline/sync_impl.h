@@ -1,11 +1,12 @@
 #pragma once
 // Internal to the sync pipeline, not a public header: SyncPipeline::Impl, the state its worker
-// threads share. Its stages are defined across four files:
+// threads share. It is defined across five files:
 //   sync.cc           the worker loop, bookkeeping (tallies, progress, CPU accounting), Run();
 //   sync_check.cc     pending books: the storage inventory, the HEAD check, and the GET that
 //                     stands for the check for books storage does not hold;
 //   sync_transfer.cc  download (streamed or staged), decrypt + extract, upload, completion;
-//   sync_rebuild.cc   missing OCR / MARC of a stored book rebuilt from its raw archive.
+//   sync_rebuild.cc   missing OCR / MARC of a stored book rebuilt from its raw archive;
+//   sync_litter.cc    what interrupted earlier runs left (staging files, temp objects).
 // See sync.h for what each stage does and the state transitions.
 
 #include <algorithm>
@@ -273,6 +274,12 @@ struct SyncPipeline::Impl {
   // Uploads the book's OCR JSONL gzip (from memory or its spill file, which is removed).
   Result<PutResult> PutOcr(const std::string& barcode, const archive::Extraction& x,
                            const std::string& now);
+
+  // --- litter of interrupted runs (sync_litter.cc) ---
+
+  // At the start: removes staging files no job will resume (see SyncOptions::job_view), OCR
+  // spill files, and abandoned temporary objects in the raw and full buckets.
+  void RemoveLitter();
 
   // --- the worker loop ---
 

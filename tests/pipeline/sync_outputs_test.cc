@@ -1,8 +1,16 @@
 // A book is done only when every output it should have is in place: the raw archive, the OCR
 // object and the MARC columns. A stored raw archive whose derived outputs went missing (a kill
 // or a failed OCR upload between the raw upload and the commit) gets them rebuilt from storage,
-// with no GRIN download; a stored copy that is not a readable book is fetched again.
+// with no GRIN download; a stored copy that is not a readable book is fetched again. And what
+// killed runs leave behind (temp objects, staging files, backup temporaries) is removed.
 #include <SQLiteCpp/Database.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "storage/local_object_store.h"
 
 #include "tests/pipeline/sync_fixture.h"
 
@@ -115,6 +123,128 @@ TEST_CASE("without the inventory the OCR object is HEADed, and --skip-extract-oc
   CHECK(Gunzip(env.OcrPath(b[0])) == ocr0);
   CHECK(env.Gets(b[0]) == 1);
   CHECK(env.Gets(b[1]) == 1);
+}
+
+// A body that hands out `ready` bytes, then blocks forever: a writer killed mid-put.
+class StuckSource final : public ByteSource {
+ public:
+  explicit StuckSource(uint64_t ready) : ready_(ready) {}
+  uint64_t size() const override { return 64 * kMiB; }
+  Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) const override {
+    if (offset >= ready_) {
+      for (;;) ::pause();
+    }
+    n = static_cast<size_t>(std::min<uint64_t>(n, ready_ - offset));
+    std::memset(buf, 'x', n);
+    return n;
+  }
+
+ private:
+  uint64_t ready_;
+};
+
+// Forks a process that puts `key` into the local store at `base` and is killed with SIGKILL
+// once its temp file holds 4 MiB: the .grin-tmp-* file a kill leaves. Returns its path.
+std::string KilledPut(const std::string& base, const std::string& bucket, const std::string& key) {
+  std::string dir = std::filesystem::path(base + "/" + bucket + "/" + key).parent_path().string();
+  auto tmp_files = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      if (e.path().filename().string().rfind(".grin-tmp-", 0) == 0) out.push_back(e.path().string());
+    }
+    return out;
+  };
+  REQUIRE(tmp_files().empty());
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto store = storage::LocalObjectStore::Open(base);
+    if (!store.ok()) ::_exit(1);
+    StuckSource body(4 * kMiB);
+    (void)(*store)->Put(bucket, key, body, PutOptions{});
+    ::_exit(2);
+  }
+  std::string found;
+  for (int i = 0; i < 500 && found.empty(); ++i) {
+    for (const auto& f : tmp_files()) {
+      std::error_code ec;
+      if (std::filesystem::file_size(f, ec) >= 4 * kMiB) found = f;
+    }
+    if (found.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid, SIGKILL);
+  CHECK(WaitChild(pid) == 128 + SIGKILL);
+  REQUIRE_FALSE(found.empty());
+  return found;
+}
+
+TEST_CASE("a run removes the litter of killed earlier runs and leaves real objects alone") {
+  SyncEnv env(30);
+  auto first = Cli(env.SyncArgs({"--queue", "converted", "--limit", "3"}));
+  REQUIRE_MESSAGE(first.code == 0, first.err);
+  std::vector<std::string> b;
+  for (const auto& x : env.Uploaded()) b.push_back(x);
+  REQUIRE(b.size() == 3);
+  std::map<std::string, std::string> raw, ocr;
+  for (const auto& x : b) {
+    raw[x] = grin::testing::ReadFile(env.RawPath(x));
+    ocr[x] = grin::testing::ReadFile(env.OcrPath(x));
+  }
+  // Storage: writers killed mid-put of a raw archive and an OCR file (over stored books).
+  std::string raw_tmp = KilledPut(env.storage, "raw", b[0] + "/" + b[0] + ".tar.gz");
+  std::string full_tmp = KilledPut(env.storage, "full", b[1] + "_ocr.jsonl.gz");
+  // A temp file of a writer that is alive (this process) is not litter.
+  std::string live_tmp = env.storage + "/raw/" + b[2] + "/.grin-tmp-" + std::to_string(::getpid()) +
+                         "@" + [] {
+                           char h[256] = {0};
+                           ::gethostname(h, sizeof h - 1);
+                           return std::string(h);
+                         }() + "-00000000deadbeef";
+  grin::testing::WriteFile(live_tmp, "in progress");
+  // Staging: partial downloads of stored books and of no book of the run, a decrypted copy and
+  // OCR spill files of an interrupted process stage.
+  std::string staging = env.run + "/staging";
+  std::filesystem::create_directories(staging);
+  std::string partial(5'400'000, 'p');
+  for (const std::string& name :
+       {b[0] + ".tar.gz.gpg", std::string("39015099999999.tar.gz.gpg"), b[1] + ".tar.gz",
+        b[1] + "_ocr.jsonl.gz", b[2] + "_ocr.jsonl.gz.part"}) {
+    grin::testing::WriteFile(staging + "/" + name, partial);
+  }
+  // Backups: an interrupted backup's temporary files next to a finished backup.
+  std::string backups = env.run + "/backups";
+  std::vector<std::string> finished;
+  for (const auto& e : std::filesystem::directory_iterator(backups)) finished.push_back(e.path());
+  REQUIRE_FALSE(finished.empty());
+  for (const char* name : {"books_backup_20261205_000000.db.gz.tmp",
+                           "books_backup_20261205_000000.db.gz.db.tmp",
+                           "books_backup_20261205_000000.db.gz.db.tmp-journal"}) {
+    grin::testing::WriteFile(backups + "/" + name, partial);
+  }
+
+  auto again = Cli(env.SyncArgs({"--queue", "converted", "--limit", "4"}));
+  INFO(again.out << again.err);
+  REQUIRE(again.code == 0);
+  CHECK(env.Uploaded().size() == 7);  // --limit counts books not stored yet
+  CHECK_FALSE(std::filesystem::exists(raw_tmp));
+  CHECK_FALSE(std::filesystem::exists(full_tmp));
+  CHECK(std::filesystem::exists(live_tmp));
+  for (const auto& e : std::filesystem::directory_iterator(staging)) {
+    CHECK_MESSAGE(false, "left in staging: " << e.path().string());
+  }
+  for (const char* name : {"books_backup_20261205_000000.db.gz.tmp",
+                           "books_backup_20261205_000000.db.gz.db.tmp",
+                           "books_backup_20261205_000000.db.gz.db.tmp-journal"}) {
+    CHECK_FALSE(std::filesystem::exists(backups + "/" + std::string(name)));
+  }
+  for (const auto& f : finished) CHECK(std::filesystem::exists(f));
+  for (const auto& x : b) {
+    CAPTURE(x);
+    CHECK(grin::testing::ReadFile(env.RawPath(x)) == raw[x]);
+    CHECK(grin::testing::ReadFile(env.OcrPath(x)) == ocr[x]);
+    CHECK(env.Gets(x) == 1);
+  }
+  std::filesystem::remove(live_tmp);
 }
 
 }  // namespace
