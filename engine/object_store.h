@@ -295,6 +295,19 @@ class ObjectStore {
     return int64_t{0};
   }
 
+  // Multipart uploads begun under prefix and neither completed nor aborted (all pages), so a
+  // caller can abort the ones nothing will resume (AbortMultipart). Default: a store that
+  // keeps no such uploads across processes lists none.
+  struct PendingUpload {
+    std::string key;
+    std::string upload_id;
+  };
+  virtual Result<std::vector<PendingUpload>> ListPendingUploads(const std::string& bucket,
+                                                                const std::string& prefix) {
+    (void)bucket, (void)prefix;
+    return std::vector<PendingUpload>{};
+  }
+
   // Lists every key under prefix, following continuation tokens.
   Result<std::vector<ObjectInfo>> ListAll(const std::string& bucket, const std::string& prefix);
 };

@@ -557,6 +557,10 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         return Status::Internal("unknown stage for " + barcode);
       }
       v.dead = q.getColumn(1).getInt() != 0;
+      SQLite::Statement cp((*marc_reader)->db(),
+                           "SELECT data FROM job_checkpoints WHERE barcode = ?");
+      cp.bind(1, barcode);
+      if (cp.executeStep()) v.checkpoint = cp.getColumn(0).getString();
       return std::optional<pipeline::SyncOptions::JobView>(v);
     } catch (const std::exception& e) {
       return Status::Unavailable("reading the job of " + barcode + ": " + e.what());

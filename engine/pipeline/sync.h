@@ -84,13 +84,16 @@ struct SyncOptions {
   // in place too; missing ones are rebuilt from the stored raw archive, without GRIN. Unset:
   // MARC columns are taken to be in place. Called from worker threads.
   std::function<Result<bool>(const std::string& barcode)> marc_recorded;
-  // Litter (sync_litter.cc): a book's job as the staging sweep at the start of Run() needs it,
-  // nullopt if the run has no job for the book. A staged archive is kept only for a job that
-  // may still resume it (pending, checked or downloaded, not dead). Unset: staged archives are
-  // left alone (the other leftovers are still removed).
+  // Litter (sync_litter.cc): a book's job as the sweep at the start of Run() needs it, nullopt
+  // if the run has no job for the book. A staged archive is kept only for a job that may still
+  // resume it (pending, checked or downloaded, not dead); a multipart upload of a raw archive
+  // only when it is the one the job's checkpoint records (uploads of books that are not jobs of
+  // this run are left alone). Unset: staged archives and uploads are left alone (the other
+  // leftovers are still removed).
   struct JobView {
     Stage stage = Stage::kPending;
     bool dead = false;
+    std::string checkpoint;  // the job's checkpoint JSON, "" if none
   };
   std::function<Result<std::optional<JobView>>(const std::string& barcode)> job_view;
   int progress_every = 20;                             // books between progress lines

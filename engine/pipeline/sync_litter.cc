@@ -6,7 +6,9 @@
 //     time (the run lock), so nothing in it is in use at the start.
 //   - storage: temporary objects of interrupted writes in the raw and full buckets, which the
 //     store removes only when their writer is clearly gone (ObjectStore::
-//     RemoveAbandonedTemporaries; storage may be shared with other processes).
+//     RemoveAbandonedTemporaries; storage may be shared with other processes); and multipart
+//     uploads of this run's books that no job checkpoint records (a recorded one is resumed
+//     by its job; uploads of books that are not jobs of this run may be another run's).
 // During the run a book that reaches `uploaded` has its staging partial removed at once
 // (CompleteItem), so a book that is streamed after a staged attempt leaves nothing behind.
 #include <filesystem>
@@ -22,6 +24,42 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
 }
 
 }  // namespace
+
+int64_t SyncPipeline::Impl::AbortAbandonedUploads() {
+  if (!opt.job_view) return 0;
+  const std::string probe = "BARCODE";
+  ObjectLocation loc = RawArchiveLocation(opt.layout, probe);
+  const std::string prefix = loc.key.substr(0, loc.key.find(probe));
+  auto uploads = objects->ListPendingUploads(loc.bucket, prefix);
+  if (!uploads.ok()) {
+    log->Log(LogLevel::kWarning, "sync.litter_scan_failed",
+             {{"bucket", loc.bucket}, {"error", uploads.status().message()}});
+    return 0;
+  }
+  int64_t aborted = 0;
+  for (const auto& u : *uploads) {
+    std::string rest = u.key.substr(prefix.size());
+    std::string barcode = rest.substr(0, rest.find('/'));
+    if (RawArchiveLocation(opt.layout, barcode).key != u.key) continue;  // not a book's raw key
+    auto job = opt.job_view(barcode);
+    if (!job.ok() || !job->has_value()) continue;  // unknown, or not a book of this run
+    const SyncOptions::JobView& v = **job;
+    if (!v.dead && v.stage != Stage::kUploaded) {
+      auto recorded = RecordedUpload(ParseCheckpoint(v.checkpoint));
+      if (recorded && recorded->upload_id == u.upload_id) continue;  // resumed by its job
+    }
+    Status s = objects->AbortMultipart(loc.bucket, u.key, u.upload_id);
+    if (!s.ok() && s.code() != StatusCode::kNotFound) {
+      log->Log(LogLevel::kWarning, "sync.litter_abort_failed",
+               {{"key", loc.bucket + "/" + u.key}, {"error", s.message()}});
+      continue;
+    }
+    ++aborted;
+    log->Log(LogLevel::kInfo, "sync.litter_removed",
+             {{"multipart_upload", loc.bucket + "/" + u.key}});
+  }
+  return aborted;
+}
 
 void SyncPipeline::Impl::RemoveLitter() {
   namespace fs = std::filesystem;
@@ -62,6 +100,7 @@ void SyncPipeline::Impl::RemoveLitter() {
     }
     removed += *n;
   }
+  removed += AbortAbandonedUploads();
   std::lock_guard<std::mutex> l(mu);
   stats.litter_removed += removed;
 }
