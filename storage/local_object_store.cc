@@ -147,13 +147,15 @@ bool WriterGone(std::string_view name) {
     return false;
   }
   std::string_view pid_text = name.substr(0, at);
-  if (pid_text.find_first_not_of("0123456789") != std::string_view::npos || pid_text.size() > 9) {
+  if (pid_text.find_first_not_of("0123456789") != std::string_view::npos || pid_text.size() > 10) {
     return false;
   }
   std::string_view host = name.substr(at + 1, dash - at - 1);
   if (host != HostTag()) return false;
-  pid_t pid = static_cast<pid_t>(std::stol(std::string(pid_text)));
-  if (pid <= 0 || pid == ::getpid()) return false;
+  long long parsed = std::stoll(std::string(pid_text));
+  if (parsed <= 0 || parsed > 0x7fffffff) return false;
+  auto pid = static_cast<pid_t>(parsed);
+  if (pid == ::getpid()) return false;
   return ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
