@@ -164,6 +164,8 @@ json StatsJson(const pipeline::SyncStats& s) {
               {"books_uploaded", s.uploaded},
               {"books_synced", s.synced},
               {"sync_skipped_etag_match", s.skipped_etag},
+              {"books_rebuilt_outputs", s.rebuilt},
+              {"litter_removed", s.litter_removed},
               {"conversions_requested_during_sync", s.conversion_requested},
               {"books_dead", s.dead},
               {"retries_scheduled", s.retried},
@@ -201,6 +203,10 @@ void PrintSummary(std::ostream& out, const pipeline::SyncStats& s) {
   line("check", s.check);
   line("download", s.download);
   line("process", s.process);
+  if (s.rebuilt > 0 || s.litter_removed > 0) {
+    out << "  outputs: " << s.rebuilt << " stored books had missing OCR/MARC rebuilt from storage, "
+        << s.litter_removed << " leftovers of interrupted runs removed\n";
+  }
 }
 
 }  // namespace

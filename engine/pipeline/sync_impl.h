@@ -264,12 +264,14 @@ struct SyncPipeline::Impl {
   // missing MARC columns, in one transaction. No GRIN request.
   RebuildOutcome RebuildOutputs(const WorkItem& w, const MissingOutputs& missing, Completion c);
 
-  // Where a book's OCR JSONL gzip spills past ocr_memory_bytes, and how much stays in memory.
+  // Where a book's OCR JSONL gzip spills, and how much of it stays in memory: 1/256 of the
+  // memory limit (256 KiB to 4 MiB; a typical book's is well under 1 MiB), so the books in
+  // flight (workers + downloads) hold a few per cent of the limit for OCR at most.
   std::string OcrSpillPath(const std::string& b) const {
     return (std::filesystem::path(opt.staging_dir) / (b + "_ocr.jsonl.gz")).string();
   }
   uint64_t OcrMemoryBytes() const {
-    return std::clamp<uint64_t>(opt.memory_limit_bytes / 64, kMiB, 16 * kMiB);
+    return std::clamp<uint64_t>(opt.memory_limit_bytes / 256, kMiB / 4, 4 * kMiB);
   }
   // Uploads the book's OCR JSONL gzip (from memory or its spill file, which is removed).
   Result<PutResult> PutOcr(const std::string& barcode, const archive::Extraction& x,
