@@ -538,7 +538,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   // Whether a stored book has its MARC columns (a book missing them has them rebuilt).
   auto marc_reader = storage::StateReader::Open(db_path);
   std::mutex marc_mu;
-  if (!marc_reader.ok()) return fail(marc_reader.status());
+  if (!marc_reader.ok()) return fail(marc_reader.status());  // the run's own database
   so.marc_recorded = [&marc_reader, &marc_mu](const std::string& barcode) -> Result<bool> {
     std::lock_guard<std::mutex> l(marc_mu);
     try {
