@@ -543,7 +543,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     std::lock_guard<std::mutex> l(marc_mu);
     try {
       SQLite::Statement q((*marc_reader)->db(),
-                          "SELECT marc_extraction_timestamp IS NOT NULL FROM books WHERE barcode = ?");
+                          "SELECT marc_extraction_timestamp IS NOT NULL FROM books "
+                          "WHERE barcode = ?");
       q.bind(1, barcode);
       return q.executeStep() && q.getColumn(0).getInt() != 0;
     } catch (const std::exception& e) {

@@ -20,7 +20,8 @@ namespace grin::pipeline {
 namespace {
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace
@@ -88,7 +89,8 @@ void SyncPipeline::Impl::RemoveLitter() {
   const std::string probe = "BARCODE";
   for (const ObjectLocation& loc :
        {RawArchiveLocation(opt.layout, probe), FullTextLocation(opt.layout, probe)}) {
-    auto n = objects->RemoveAbandonedTemporaries(loc.bucket, loc.key.substr(0, loc.key.find(probe)));
+    std::string prefix = loc.key.substr(0, loc.key.find(probe));
+    auto n = objects->RemoveAbandonedTemporaries(loc.bucket, prefix);
     if (!n.ok()) {
       log->Log(LogLevel::kWarning, "sync.litter_scan_failed",
                {{"bucket", loc.bucket}, {"error", n.status().message()}});

@@ -65,12 +65,15 @@ std::string HostilePage(uint32_t page) {
   uint64_t x = 0x9E3779B97F4A7C15ull * page;
   while (out.size() < kPageBytes) {
     size_t block_end = std::min(kPageBytes, out.size() + 61 * 1024);
-    while (out.size() < block_end) out.append(phrase, 0, std::min(phrase.size(), block_end - out.size()));
+    while (out.size() < block_end) {
+      out.append(phrase, 0, std::min(phrase.size(), block_end - out.size()));
+    }
     size_t noise_end = std::min(kPageBytes, out.size() + 3 * 1024);
     while (out.size() < noise_end) {
       x ^= x << 13, x ^= x >> 7, x ^= x << 17;
       std::string_view t = kTokens[x % 9];
-      if (x % 3 == 0) t = std::string_view("abcdefghijklmnopqrstuvwxyz0123456789").substr(x % 30, 6);
+      static constexpr std::string_view kWords = "abcdefghijklmnopqrstuvwxyz0123456789";
+      if (x % 3 == 0) t = kWords.substr(x % 30, 6);
       out.append(t.substr(0, std::min(t.size(), noise_end - out.size())));
     }
   }
@@ -108,7 +111,8 @@ TEST_CASE("ocr memory: 13 pages of 16 MiB stream into a spilled JSONL with bound
       }
       line += '\n';
       expected_crc = static_cast<uint32_t>(
-          crc32(expected_crc, reinterpret_cast<const Bytef*>(line.data()), static_cast<uInt>(line.size())));
+          crc32(expected_crc, reinterpret_cast<const Bytef*>(line.data()),
+                static_cast<uInt>(line.size())));
       expected_len += line.size();
     }
   }
@@ -161,7 +165,8 @@ TEST_CASE("ocr memory: 13 pages of 16 MiB stream into a spilled JSONL with bound
   std::vector<char> buf(1 << 20);
   int n;
   while ((n = gzread(f, buf.data(), static_cast<unsigned>(buf.size()))) > 0) {
-    crc = static_cast<uint32_t>(crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(n)));
+    crc = static_cast<uint32_t>(
+        crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(n)));
     len += static_cast<uint64_t>(n);
   }
   CHECK(n == 0);

@@ -150,7 +150,9 @@ std::string KilledPut(const std::string& base, const std::string& bucket, const 
   auto tmp_files = [&] {
     std::vector<std::string> out;
     for (const auto& e : std::filesystem::directory_iterator(dir)) {
-      if (e.path().filename().string().rfind(".grin-tmp-", 0) == 0) out.push_back(e.path().string());
+      if (e.path().filename().string().rfind(".grin-tmp-", 0) == 0) {
+        out.push_back(e.path().string());
+      }
     }
     return out;
   };
