@@ -284,6 +284,30 @@ class ObjectStore {
   virtual Result<PutResult> Upload(const std::string& bucket, const std::string& key,
                                    const ByteSource& body, const UploadOptions& options);
 
+  // Removes what interrupted writes of earlier processes left in the bucket under prefix and
+  // returns how many were removed: temporary objects a store writes before renaming them into
+  // place (the local folder store's `.grin-tmp-*` files). Only temporaries whose writer is
+  // clearly gone are removed (see the implementation); objects are never touched. Default: a
+  // store without such temporaries removes nothing.
+  virtual Result<int64_t> RemoveAbandonedTemporaries(const std::string& bucket,
+                                                     const std::string& prefix) {
+    (void)bucket, (void)prefix;
+    return int64_t{0};
+  }
+
+  // Multipart uploads begun under prefix and neither completed nor aborted (all pages), so a
+  // caller can abort the ones nothing will resume (AbortMultipart). Default: a store that
+  // keeps no such uploads across processes lists none.
+  struct PendingUpload {
+    std::string key;
+    std::string upload_id;
+  };
+  virtual Result<std::vector<PendingUpload>> ListPendingUploads(const std::string& bucket,
+                                                                const std::string& prefix) {
+    (void)bucket, (void)prefix;
+    return std::vector<PendingUpload>{};
+  }
+
   // Lists every key under prefix, following continuation tokens.
   Result<std::vector<ObjectInfo>> ListAll(const std::string& bucket, const std::string& prefix);
 };

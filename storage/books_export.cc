@@ -228,4 +228,23 @@ Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path,
   return Status::Ok();
 }
 
+int64_t RemoveExportLeftovers(const std::string& run_dir) {
+  namespace fs = std::filesystem;
+  int64_t removed = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "backups", ec)) {
+    std::string name = e.path().filename().string();
+    std::error_code fec;
+    if (name.find(".tmp") != std::string::npos && e.is_regular_file(fec) &&
+        fs::remove(e.path(), fec)) {
+      ++removed;
+    }
+  }
+  for (const char* name : {"books_export.csv.tmp", "books_export.csv.gz.tmp"}) {
+    std::error_code fec;
+    if (fs::remove(fs::path(run_dir) / name, fec)) ++removed;
+  }
+  return removed;
+}
+
 }  // namespace grin::storage

@@ -24,4 +24,10 @@ Result<int64_t> ExportBooksCsv(const std::string& db_path, const std::string& ou
 Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path,
                         int64_t* books = nullptr);
 
+// Removes what an interrupted export or backup left in a run directory: the temporary files
+// `<out>.tmp` / `<out>.db.tmp` (and SQLite's `-journal` beside them) under `backups/`, and
+// `books_export.csv[.gz].tmp`. Only for a run whose lock the caller holds (nothing else writes
+// them). Returns how many files were removed.
+int64_t RemoveExportLeftovers(const std::string& run_dir);
+
 }  // namespace grin::storage

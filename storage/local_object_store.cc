@@ -1,11 +1,13 @@
 #include "storage/local_object_store.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -122,6 +124,51 @@ std::string RandomHex(int bytes) {
   return hex;
 }
 
+// This host's name as it appears in temp file names.
+const std::string& HostTag() {
+  static const std::string tag = [] {
+    char host[256] = {0};
+    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    std::string h(host);
+    for (char& c : h) {
+      if (c == '/' || c == '-' || c == '@' || static_cast<unsigned char>(c) < 0x20) c = '_';
+    }
+    return h;
+  }();
+  return tag;
+}
+
+// "<pid>@<host>": who writes a temp file, so a later run can tell whether its writer is gone
+// (the pid is read each time: a forked child is another writer).
+std::string WriterIdentity() { return std::to_string(::getpid()) + "@" + HostTag(); }
+
+constexpr std::string_view kTmpPrefix = ".grin-tmp-";
+
+std::string TempPath(const std::string& dir) {
+  return dir + "/" + std::string(kTmpPrefix) + WriterIdentity() + "-" + RandomHex(8);
+}
+
+// True if a temp file named `name` (".grin-tmp-...") was written by a process of this host that
+// no longer exists. Names without a writer (older versions) or from other hosts: false.
+bool WriterGone(std::string_view name) {
+  name.remove_prefix(kTmpPrefix.size());
+  size_t at = name.find('@'), dash = name.rfind('-');
+  if (at == std::string_view::npos || dash == std::string_view::npos || dash < at || at == 0) {
+    return false;
+  }
+  std::string_view pid_text = name.substr(0, at);
+  if (pid_text.find_first_not_of("0123456789") != std::string_view::npos || pid_text.size() > 10) {
+    return false;
+  }
+  std::string_view host = name.substr(at + 1, dash - at - 1);
+  if (host != HostTag()) return false;
+  long long parsed = std::stoll(std::string(pid_text));
+  if (parsed <= 0 || parsed > 0x7fffffff) return false;
+  auto pid = static_cast<pid_t>(parsed);
+  if (pid == ::getpid()) return false;
+  return ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
 Status FsyncPath(const std::string& path, bool directory) {
   int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
   if (fd < 0) return Errno("open " + path);
@@ -136,7 +183,7 @@ Status FsyncPath(const std::string& path, bool directory) {
 template <typename Fill>
 Status AtomicWrite(const std::string& dir, const std::string& final_path, bool no_replace,
                    Fill fill) {
-  std::string tmp = dir + "/.grin-tmp-" + RandomHex(8);
+  std::string tmp = TempPath(dir);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return Errno("create " + tmp);
   auto write_all = [&](std::string_view data) -> Status {
@@ -314,7 +361,7 @@ Result<PutResult> LocalObjectStore::Put(const std::string& bucket, const std::st
   // The data goes to a temp file first; the metadata file is renamed into place only once the
   // data is known good, then the data is renamed.
   PutResult result;
-  std::string data_tmp = dir + "/.grin-tmp-" + RandomHex(8);
+  std::string data_tmp = TempPath(dir);
   Status st = AtomicWrite(dir, data_tmp, true, [&](auto& write_all) {
     return CopyHashed(body, 0, body.size(), options, &result, write_all);
   });
@@ -374,6 +421,33 @@ Result<ObjectInfo> LocalObjectStore::Get(const std::string& bucket, const std::s
   }
   info.size = src->size();
   return info;
+}
+
+Result<int64_t> LocalObjectStore::RemoveAbandonedTemporaries(const std::string& bucket,
+                                                             const std::string& prefix) {
+  GRIN_ASSIGN_OR_RETURN(std::string dir, BucketPath(bucket));
+  if (!fs::is_directory(dir)) return int64_t{0};
+  // The directories keys under prefix live in: prefix up to its last '/'.
+  size_t slash = prefix.rfind('/');
+  std::string within = slash == std::string::npos ? "" : prefix.substr(0, slash + 1);
+  const auto now = fs::file_time_type::clock::now();
+  int64_t removed = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    std::error_code fec;
+    if (!it->is_regular_file(fec)) continue;
+    std::string name = it->path().filename().string();
+    if (name.rfind(kTmpPrefix, 0) != 0) continue;
+    std::string rel = it->path().string().substr(dir.size() + 1);
+    if (rel.compare(0, within.size(), within) != 0) continue;
+    auto age = now - it->last_write_time(fec);
+    bool old = !fec && age > std::chrono::seconds(kAbandonedAfterSeconds);
+    if (!WriterGone(name) && !old) continue;
+    if (fs::remove(it->path(), fec)) ++removed;
+  }
+  if (ec) return Status::Internal("scan " + bucket + " for temporary files: " + ec.message());
+  return removed;
 }
 
 Result<ListPage> LocalObjectStore::List(const std::string& bucket, const std::string& prefix,

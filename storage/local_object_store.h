@@ -10,7 +10,8 @@
 // Writes are atomic per file: data goes to a temp file in the target directory, is fsync'ed and
 // renamed over the key, and the directory is fsync'ed; the metadata file is written the same way
 // first. A crash leaves the old object or the new one, never a torn file; at worst a stray
-// .grin-tmp-* file, which List() ignores (nothing removes it yet: harmless, and easy to find).
+// .grin-tmp-<pid>@<host>-<random> file, which List() ignores and RemoveAbandonedTemporaries()
+// removes once its writer is gone (the sync does so at its start).
 // A concurrent reader may see new metadata with the old bytes for an instant; Head() reports the
 // data file's real size.
 //
@@ -60,6 +61,14 @@ class LocalObjectStore final : public ObjectStore {
                         const std::string& upload_id) override;
   Result<PutResult> Upload(const std::string& bucket, const std::string& key,
                            const ByteSource& body, const UploadOptions& options) override;
+
+  // Removes `.grin-tmp-*` files under prefix whose writer is clearly gone: written by a process
+  // of this host (pid and host name in the file name) that no longer exists, or, whoever wrote
+  // it (another host sharing the folder, an older name without a pid), untouched for
+  // kAbandonedAfterSeconds. A live writer's temp file is never removed.
+  Result<int64_t> RemoveAbandonedTemporaries(const std::string& bucket,
+                                             const std::string& prefix) override;
+  static constexpr int64_t kAbandonedAfterSeconds = 24 * 3600;
 
   // The file a key is stored in, after validation (tests and the CLI).
   Result<std::string> PathFor(const std::string& bucket, const std::string& key) const;

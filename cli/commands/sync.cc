@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <functional>
 #include <set>
@@ -252,6 +253,8 @@ json StatsJson(const pipeline::SyncStats& s) {
               {"books_uploaded", s.uploaded},
               {"books_synced", s.synced},
               {"sync_skipped_etag_match", s.skipped_etag},
+              {"books_rebuilt_outputs", s.rebuilt},
+              {"litter_removed", s.litter_removed},
               {"conversions_requested_during_sync", s.conversion_requested},
               {"books_dead", s.dead},
               {"retries_scheduled", s.retried},
@@ -293,6 +296,10 @@ void PrintSummary(std::ostream& out, const pipeline::SyncStats& s, const DeadBoo
   line("check", s.check);
   line("download", s.download);
   line("process", s.process);
+  if (s.rebuilt > 0 || s.litter_removed > 0) {
+    out << "  outputs: " << s.rebuilt << " stored books had missing OCR/MARC rebuilt from storage, "
+        << s.litter_removed << " leftovers of interrupted runs removed\n";
+  }
 }
 
 }  // namespace
@@ -682,6 +689,48 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   so.layout = objects->layout;
   so.stop_after_systemic = p["stop-after-systemic"].as<int>();
   so.state_store_path = db_path;
+  // Whether a stored book has its MARC columns (a book missing them has them rebuilt).
+  auto marc_reader = storage::StateReader::Open(db_path);
+  std::mutex marc_mu;
+  if (!marc_reader.ok()) return fail(marc_reader.status());  // the run's own database
+  so.marc_recorded = [&marc_reader, &marc_mu](const std::string& barcode) -> Result<bool> {
+    std::lock_guard<std::mutex> l(marc_mu);
+    try {
+      SQLite::Statement q((*marc_reader)->db(),
+                          "SELECT marc_extraction_timestamp IS NOT NULL FROM books "
+                          "WHERE barcode = ?");
+      q.bind(1, barcode);
+      return q.executeStep() && q.getColumn(0).getInt() != 0;
+    } catch (const std::exception& e) {
+      return Status::Unavailable("reading the MARC columns of " + barcode + ": " + e.what());
+    }
+  };
+  so.job_view = [&marc_reader, &marc_mu](const std::string& barcode)
+      -> Result<std::optional<pipeline::SyncOptions::JobView>> {
+    std::lock_guard<std::mutex> l(marc_mu);
+    try {
+      SQLite::Statement q((*marc_reader)->db(),
+                          "SELECT stage, status = 'dead' FROM jobs WHERE barcode = ?");
+      q.bind(1, barcode);
+      if (!q.executeStep()) return std::optional<pipeline::SyncOptions::JobView>();
+      pipeline::SyncOptions::JobView v;
+      if (!ParseStage(q.getColumn(0).getString(), &v.stage)) {
+        return Status::Internal("unknown stage for " + barcode);
+      }
+      v.dead = q.getColumn(1).getInt() != 0;
+      SQLite::Statement cp((*marc_reader)->db(),
+                           "SELECT data FROM job_checkpoints WHERE barcode = ?");
+      cp.bind(1, barcode);
+      if (cp.executeStep()) v.checkpoint = cp.getColumn(0).getString();
+      return std::optional<pipeline::SyncOptions::JobView>(v);
+    } catch (const std::exception& e) {
+      return Status::Unavailable("reading the job of " + barcode + ": " + e.what());
+    }
+  };
+  // Temporary files an interrupted export or backup of this run left (the run lock is ours).
+  if (int64_t n = storage::RemoveExportLeftovers(run_dir); n > 0) {
+    logger.Log(LogLevel::kInfo, "sync.litter_removed", {{"export_temporaries", std::to_string(n)}});
+  }
   so.logger = &logger;
   bool tty = ::isatty(STDOUT_FILENO) && &out == &std::cout;
   so.progress_bar = tty;

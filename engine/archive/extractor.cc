@@ -253,7 +253,7 @@ struct ArchiveExtractor::State {
       return Status::DataLoss(std::string("not a tar.gz archive: ") +
                               archive_error_string(a.get()));
     }
-    OcrPages pages;
+    OcrJsonlWriter pages(options.ocr_spill_path, options.ocr_memory_bytes);
     std::set<std::string> names;
     std::map<std::string, std::string> md5s;  // member -> md5 hex
     std::map<std::string, std::string> xml_candidates;
@@ -316,7 +316,8 @@ struct ArchiveExtractor::State {
         return Status::ResourceExhausted("OCR text exceeds " + Fmt(lim.max_ocr_bytes) + " bytes");
       }
 
-      std::string kept;
+      if (page) GRIN_RETURN_IF_ERROR(pages.BeginPage(*page));
+      std::string kept;  // checksum.md5 and METS (pages stream into the JSONL writer)
       Md5Stream md5;
       uint64_t got = 0;
       while (true) {
@@ -336,12 +337,17 @@ struct ArchiveExtractor::State {
           return Status::ResourceExhausted("member " + name + " exceeds its size limit");
         }
         if (options.verify_checksums) md5.Update(static_cast<const uint8_t*>(block), size);
-        if (keep) kept.append(static_cast<const char*>(block), size);
+        if (page) {
+          GRIN_RETURN_IF_ERROR(
+              pages.PageText(std::string_view(static_cast<const char*>(block), size)));
+        } else if (keep) {
+          kept.append(static_cast<const char*>(block), size);
+        }
         GRIN_RETURN_IF_ERROR(CheckRatio(a.get()));
       }
       if (options.verify_checksums) md5s[name] = md5.FinalHex();
       if (page) {
-        GRIN_RETURN_IF_ERROR(pages.Add(*page, std::move(kept)));
+        GRIN_RETURN_IF_ERROR(pages.EndPage());
       } else if (is_checksum) {
         checksum_text = std::move(kept);
         have_checksum = true;
@@ -367,7 +373,7 @@ struct ArchiveExtractor::State {
     return Complete(pages, md5s, xml_candidates, have_checksum, checksum_text);
   }
 
-  Status Complete(const OcrPages& pages, const std::map<std::string, std::string>& md5s,
+  Status Complete(OcrJsonlWriter& pages, const std::map<std::string, std::string>& md5s,
                   const std::map<std::string, std::string>& xml_candidates, bool have_checksum,
                   const std::string& checksum_text) {
     // Checksums first: a mismatch means the other results cannot be trusted either.
@@ -407,7 +413,6 @@ struct ArchiveExtractor::State {
     if (pages.present() == 0 && options.require_ocr) {
       return Status::DataLoss("no OCR pages (NNNNNNNN.txt) in the archive");
     }
-    GRIN_ASSIGN_OR_RETURN(result.ocr_jsonl_gz, pages.BuildJsonlGz());
 
     for (const auto& [name, xml] : xml_candidates) {
       Result<MetsDocument> doc = ParseMets(xml);
@@ -433,6 +438,12 @@ struct ArchiveExtractor::State {
       }
       if (!result.marc) return Status::DataLoss("no MARC record in " + result.mets_member);
     }
+    // Last, so a book that fails leaves no spill file behind (the writer removes its own).
+    result.ocr_peak_memory_bytes = pages.peak_memory_bytes();
+    GRIN_ASSIGN_OR_RETURN(OcrJsonlGz ocr, pages.Finish());
+    result.ocr_jsonl_gz = std::move(ocr.data);
+    result.ocr_jsonl_gz_path = std::move(ocr.path);
+    result.ocr_jsonl_gz_bytes = ocr.size;
     return Status();
   }
 };

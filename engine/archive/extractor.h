@@ -11,8 +11,10 @@
 // decompression ratios over the limit (bombs), malformed XML, entity declarations.
 //
 // Push model: bytes are pushed with Write() as they arrive; libarchive pulls them on a worker
-// thread through a bounded pipe, so memory is bounded by the pipe, the text members kept (OCR,
-// METS, checksum list) and the limits below — not by the archive size.
+// thread through a bounded pipe, so memory is bounded by the pipe, the text members kept (METS,
+// checksum list), the OCR JSONL's compressed form (spilled to a file past
+// ExtractOptions::ocr_memory_bytes; page text streams through) and the limits below — not by
+// the archive size.
 //
 // Thread safety: Write/Finish from one thread. The worker owns all libarchive state.
 
@@ -37,7 +39,7 @@ struct ExtractLimits {
   double max_ratio = 100.0;
   uint64_t ratio_floor_bytes = 64ull << 20;
   uint64_t max_text_page_bytes = 16ull << 20;  // one NNNNNNNN.txt
-  uint64_t max_ocr_bytes = 1ull << 30;         // all OCR text kept for the JSONL
+  uint64_t max_ocr_bytes = 1ull << 30;         // all OCR text of one book
   uint64_t max_xml_bytes = 64ull << 20;        // the METS member
   uint64_t max_checksum_bytes = 16ull << 20;   // checksum.md5
   uint64_t max_members = 2'000'000;
@@ -53,6 +55,11 @@ struct ExtractOptions {
   // Inflate the gzip layer with ISA-L (gzip_inflater.h) when the build has it; false: leave it
   // to libarchive's zlib filter (the old path, kept for benchmark comparisons).
   bool fast_gzip = true;
+  // The OCR JSONL gzip is built while the pages stream by (ocr.h, OcrJsonlWriter): at most
+  // ocr_memory_bytes of it are held in memory; past that it is spilled to ocr_spill_path (and
+  // `<ocr_spill_path>.part` meanwhile). "" = keep it in memory whatever its size.
+  std::string ocr_spill_path;
+  uint64_t ocr_memory_bytes = 16ull << 20;
 };
 
 struct ChecksumReport {
@@ -67,7 +74,10 @@ struct ChecksumReport {
 struct Extraction {
   uint32_t page_count = 0;        // lines in the JSONL = highest page number
   uint32_t ocr_pages_present = 0; // pages that had a .txt member
-  std::string ocr_jsonl_gz;       // gzip level 1 of the JSONL
+  std::string ocr_jsonl_gz;       // gzip level 1 of the JSONL, unless spilled:
+  std::string ocr_jsonl_gz_path;  // the file holding it instead (the caller removes it)
+  uint64_t ocr_jsonl_gz_bytes = 0;     // its size either way
+  uint64_t ocr_peak_memory_bytes = 0;  // most of it held in memory at once
   std::optional<MarcRecord> marc;
   std::string mets_member;        // name of the METS member used
   uint64_t members = 0;           // regular members read

@@ -1,5 +1,6 @@
 #include <sys/resource.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <algorithm>
@@ -206,6 +207,7 @@ void SyncPipeline::Impl::CompleteItem(const WorkItem& w, Completion c, StageTall
   if (c.to == Stage::kDownloaded) idle_until[kProcess] = 0;
   if (c.to == Stage::kUploaded) {
     breaker->RecordSuccess();
+    ::unlink(GpgPath(w.barcode).c_str());  // a partial download no run will resume now
     Finished(true);
   }
 }
@@ -285,6 +287,7 @@ Result<SyncStats> SyncPipeline::Run() {
   m.stats.total = start.total - start.at[static_cast<int>(Stage::kUploaded)] - start.dead;
   m.start_micros = m.clock->NowMicros();
   double cpu0 = ProcessCpuSeconds();
+  m.RemoveLitter();
   if (m.opt.storage_inventory) m.LoadInventory();
   std::vector<std::thread> workers;
   for (int i = 0; i < m.opt.workers; ++i) workers.emplace_back([&m] { m.Worker(); });

@@ -5,7 +5,9 @@
 // transition through the StateStore's claim / fenced-complete protocol:
 //
 //   check     HEAD the archive at GRIN; compare its ETag with the stored object's
-//             `encrypted_etag`: equal -> done at once ("skipped_etag_match"); 404 -> reconcile
+//             `encrypted_etag`: equal -> done at once ("skipped_etag_match") when its OCR object
+//             and MARC columns are in place too, else those are rebuilt from the stored raw
+//             archive ("rebuilt_outputs", no GRIN download); 404 -> reconcile
 //             from storage, record a known conversion failure, or request conversion. Which
 //             books storage holds comes from one listing of the raw bucket at the start (the
 //             inventory); only those are HEADed for their metadata.
@@ -37,6 +39,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "engine/archive/book.h"
@@ -76,6 +79,24 @@ struct SyncOptions {
   // found there, instead of one storage HEAD per book. false: HEAD every book.
   bool storage_inventory = true;
   std::map<std::string, KnownFailure> known_failures;  // from GRIN's _failed list
+  // Outputs (sync_rebuild.cc): whether a book's MARC columns are recorded
+  // (books.marc_extraction_timestamp). A book whose raw archive is stored is done only when its
+  // OCR object (full bucket; listed once at the start with the inventory) and MARC columns are
+  // in place too; missing ones are rebuilt from the stored raw archive, without GRIN. Unset:
+  // MARC columns are taken to be in place. Called from worker threads.
+  std::function<Result<bool>(const std::string& barcode)> marc_recorded;
+  // Litter (sync_litter.cc): a book's job as the sweep at the start of Run() needs it, nullopt
+  // if the run has no job for the book. A staged archive is kept only for a job that may still
+  // resume it (pending, checked or downloaded, not dead); a multipart upload of a raw archive
+  // only when it is the one the job's checkpoint records (uploads of books that are not jobs of
+  // this run are left alone). Unset: staged archives and uploads are left alone (the other
+  // leftovers are still removed).
+  struct JobView {
+    Stage stage = Stage::kPending;
+    bool dead = false;
+    std::string checkpoint;  // the job's checkpoint JSON, "" if none
+  };
+  std::function<Result<std::optional<JobView>>(const std::string& barcode)> job_view;
   int progress_every = 20;                             // books between progress lines
   std::function<void(const std::string& line)> on_progress;  // may be empty
   bool progress_bar = false;  // on_progress gets the terminal bar (with MB/s) instead of the line
@@ -104,6 +125,8 @@ struct SyncStats {
   int64_t uploaded = 0;     // reached uploaded during this run (synced + skipped)
   int64_t synced = 0;       // downloaded and uploaded
   int64_t skipped_etag = 0; // ETag matched the stored object
+  int64_t rebuilt = 0;      // stored raw archive kept; missing OCR / MARC rebuilt from it
+  int64_t litter_removed = 0;  // leftovers of interrupted earlier runs removed at the start
   int64_t conversion_requested = 0;
   int64_t dead = 0;
   int64_t retried = 0;

@@ -9,24 +9,32 @@
 
 namespace grin::pipeline {
 
-void SyncPipeline::Impl::LoadInventory() {
-  const std::string probe = "BARCODE";
-  ObjectLocation loc = RawArchiveLocation(opt.layout, probe);
-  std::string prefix = loc.key.substr(0, loc.key.find(probe));
+std::optional<std::unordered_set<std::string>> SyncPipeline::Impl::ListKeys(
+    const ObjectLocation& probe_loc, const std::string& probe) {
+  std::string prefix = probe_loc.key.substr(0, probe_loc.key.find(probe));
   std::unordered_set<std::string> keys;
   std::string token;
   do {
-    auto page = objects->List(loc.bucket, prefix, token);
+    auto page = objects->List(probe_loc.bucket, prefix, token);
     if (!page.ok()) {
       if (page.status().code() == StatusCode::kNotFound) break;  // no bucket: nothing stored
       log->Log(LogLevel::kWarning, "sync.inventory_failed",
-               {{"bucket", loc.bucket}, {"error", page.status().message()}});
-      return;
+               {{"bucket", probe_loc.bucket}, {"error", page.status().message()}});
+      return std::nullopt;
     }
     for (auto& o : page->objects) keys.insert(std::move(o.key));
     token = std::move(page->next_token);
   } while (!token.empty() && !Stopping());
-  inventory = std::move(keys);
+  return keys;
+}
+
+void SyncPipeline::Impl::LoadInventory() {
+  const std::string probe = "BARCODE";
+  inventory = ListKeys(RawArchiveLocation(opt.layout, probe), probe);
+  // The OCR objects too, to tell a stored book whose OCR is missing (sync_rebuild.cc).
+  if (inventory && !opt.skip_ocr) {
+    full_inventory = ListKeys(FullTextLocation(opt.layout, probe), probe);
+  }
 }
 
 Result<ObjectInfo> SyncPipeline::Impl::StoredRaw(const ObjectLocation& raw) {
@@ -53,6 +61,20 @@ std::optional<std::string> SyncPipeline::Impl::Check(const WorkItem& w) {
       c.outcome = "reconciled_from_storage";
       c.book_fields = {{"storage_path", raw.bucket + "/" + raw.key},
                        {"last_etag_check", NowIso()}};
+      auto missing = FindMissingOutputs(w.barcode);
+      if (!missing.ok()) {
+        FailItem(w, stats.check, missing.status(), "outputs_check_failed", false);
+        return std::nullopt;
+      }
+      if (missing->any()) {
+        if (RebuildOutputs(w, *missing, std::move(c)) == RebuildOutcome::kRawUnusable) {
+          FailItem(w, stats.check,
+                   Status::DataLoss("the stored " + raw.bucket + "/" + raw.key +
+                                    " is not a readable book and GRIN no longer has it"),
+                   "stored_archive_unusable", true);
+        }
+        return std::nullopt;
+      }
       CompleteItem(w, c, stats.check, "skipped", "found_in_storage_not_grin");
       return std::nullopt;
     }
@@ -105,7 +127,25 @@ std::optional<std::string> SyncPipeline::Impl::Check(const WorkItem& w) {
     // FindMetadata also matches "encrypted-etag" (Swift's s3api returns that spelling for
     // objects that were uploaded in parts).
     const std::string* stored_etag = FindMetadata(stored->metadata, "encrypted_etag");
-    if (stored_etag != nullptr && *stored_etag == head->etag) {
+    auto missing = stored_etag != nullptr && *stored_etag == head->etag
+                       ? FindMissingOutputs(w.barcode)
+                       : Result<MissingOutputs>(MissingOutputs{});
+    if (!missing.ok()) {
+      FailItem(w, stats.check, missing.status(), "outputs_check_failed", false);
+      return std::nullopt;
+    }
+    if (stored_etag != nullptr && *stored_etag == head->etag && missing->any()) {
+      Completion c;
+      c.detail_json = json{{"etag", head->etag}}.dump();
+      c.book_fields = {{"last_etag_check", NowIso()},
+                       {"encrypted_etag", head->etag},
+                       {"storage_path", raw.bucket + "/" + raw.key},
+                       {"is_decrypted", "1"}};
+      if (RebuildOutputs(w, *missing, std::move(c)) == RebuildOutcome::kHandled) {
+        return std::nullopt;
+      }
+      // The stored copy is not a readable book: download it from GRIN again, as if not stored.
+    } else if (stored_etag != nullptr && *stored_etag == head->etag) {
       Completion c;
       c.to = Stage::kUploaded;
       c.outcome = "skipped_etag_match";

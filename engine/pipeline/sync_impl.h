@@ -1,10 +1,12 @@
 #pragma once
 // Internal to the sync pipeline, not a public header: SyncPipeline::Impl, the state its worker
-// threads share. Its stages are defined across three files:
+// threads share. It is defined across five files:
 //   sync.cc           the worker loop, bookkeeping (tallies, progress, CPU accounting), Run();
 //   sync_check.cc     pending books: the storage inventory, the HEAD check, and the GET that
 //                     stands for the check for books storage does not hold;
-//   sync_transfer.cc  download (streamed or staged), decrypt + extract, upload, completion.
+//   sync_transfer.cc  download (streamed or staged), decrypt + extract, upload, completion;
+//   sync_rebuild.cc   missing OCR / MARC of a stored book rebuilt from its raw archive;
+//   sync_litter.cc    what interrupted earlier runs left (staging files, temp objects).
 // See sync.h for what each stage does and the state transitions.
 
 #include <algorithm>
@@ -64,6 +66,8 @@ struct SyncPipeline::Impl {
   // Raw keys storage held when the run started (see SyncOptions::storage_inventory); unset: HEAD
   // every book. Read-only once the workers run.
   std::optional<std::unordered_set<std::string>> inventory;
+  // OCR keys the full bucket held at the start (unset: HEAD them; empty when skip_ocr).
+  std::optional<std::unordered_set<std::string>> full_inventory;
   std::atomic<int64_t> last_archive_size{-1};  // of the last archive GRIN described (HEAD or GET)
 
   std::mutex mu;  // guards stats, progress
@@ -144,9 +148,13 @@ struct SyncPipeline::Impl {
 
   // --- check ---
 
-  // Lists the raw bucket under the layout's prefix into `inventory`. On any error the inventory
-  // stays unset and every book is HEADed, as without it.
+  // Lists the raw bucket under the layout's prefix into `inventory`, and the full bucket's OCR
+  // objects into `full_inventory`. On any error the set stays unset and every book is HEADed,
+  // as without it.
   void LoadInventory();
+  // Every key in probe_loc's bucket under the key's part before `probe`; nullopt on error.
+  std::optional<std::unordered_set<std::string>> ListKeys(const ObjectLocation& probe_loc,
+                                                          const std::string& probe);
 
   // The stored raw archive's info, or kNotFound. Skips the HEAD for books the inventory lacks.
   Result<ObjectInfo> StoredRaw(const ObjectLocation& raw);
@@ -248,6 +256,46 @@ struct SyncPipeline::Impl {
   bool GetWithoutHead(const WorkItem& w) const;
 
   void CheckBook(const WorkItem& w, Work& held);
+
+  // --- outputs of a stored book (sync_rebuild.cc) ---
+
+  struct MissingOutputs {
+    bool ocr = false;   // no OCR object in the full bucket (and OCR not skipped)
+    bool marc = false;  // no MARC columns recorded (and MARC not skipped)
+    bool any() const { return ocr || marc; }
+  };
+  // Which derived outputs of a book whose raw archive is stored are missing.
+  Result<MissingOutputs> FindMissingOutputs(const std::string& barcode);
+
+  enum class RebuildOutcome {
+    kHandled,      // completed to `uploaded` ("rebuilt_outputs"), or failed through the store
+    kRawUnusable,  // the stored raw archive cannot be read as a book: fetch it from GRIN again
+  };
+  // Reads the stored raw archive back (it is the decrypted tar.gz), extracts OCR + MARC, uploads
+  // the missing OCR object and completes `c` (to uploaded; its book_fields are kept) with the
+  // missing MARC columns, in one transaction. No GRIN request.
+  RebuildOutcome RebuildOutputs(const WorkItem& w, const MissingOutputs& missing, Completion c);
+
+  // Where a book's OCR JSONL gzip spills, and how much of it stays in memory: 1/256 of the
+  // memory limit (256 KiB to 4 MiB; a typical book's is well under 1 MiB), so the books in
+  // flight (workers + downloads) hold a few per cent of the limit for OCR at most.
+  std::string OcrSpillPath(const std::string& b) const {
+    return (std::filesystem::path(opt.staging_dir) / (b + "_ocr.jsonl.gz")).string();
+  }
+  uint64_t OcrMemoryBytes() const {
+    return std::clamp<uint64_t>(opt.memory_limit_bytes / 256, kMiB / 4, 4 * kMiB);
+  }
+  // Uploads the book's OCR JSONL gzip (from memory or its spill file, which is removed).
+  Result<PutResult> PutOcr(const std::string& barcode, const archive::Extraction& x,
+                           const std::string& now);
+
+  // --- litter of interrupted runs (sync_litter.cc) ---
+
+  // At the start: removes staging files no job will resume (see SyncOptions::job_view), OCR
+  // spill files, and abandoned temporary objects in the raw and full buckets.
+  void RemoveLitter();
+  // Aborts multipart uploads of raw archives that no job of this run will resume.
+  int64_t AbortAbandonedUploads();
 
   // --- the worker loop ---
 

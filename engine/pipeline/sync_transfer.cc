@@ -136,6 +136,8 @@ archive::BookOptions SyncPipeline::Impl::BookOptionsFor(const std::string& barco
   bo.extract_options.require_ocr = !opt.skip_ocr;
   bo.extract_options.require_marc = !opt.skip_marc;
   bo.archive_sink = sink;
+  bo.extract_options.ocr_spill_path = OcrSpillPath(barcode);
+  bo.extract_options.ocr_memory_bytes = OcrMemoryBytes();
   // Storage integrity rests on the signed SHA-256 (S3 verifies it); MD5 would cost ~1.7 ms
   // per MiB for nothing.
   bo.compute_md5 = false;
@@ -158,6 +160,14 @@ bool SyncPipeline::Impl::FailProcessing(const WorkItem& w, StageTally& t, const 
 bool SyncPipeline::Impl::StoreBook(const WorkItem& w, const json& cp, const std::string& etag, int64_t size,
                const ByteSource& plain, const archive::BookResult& r) {
   CpuScope account(this, "upload");
+  struct DropSpill {  // the OCR spill file, if any, whatever happens (PutOcr removes it too)
+    const archive::BookResult& r;
+    ~DropSpill() {
+      if (r.extraction && !r.extraction->ocr_jsonl_gz_path.empty()) {
+        ::unlink(r.extraction->ocr_jsonl_gz_path.c_str());
+      }
+    }
+  } drop_spill{r};
   std::string now = NowIso();
   auto raw = RawArchiveLocation(opt.layout, w.barcode);
   UploadOptions uo;
@@ -200,12 +210,7 @@ bool SyncPipeline::Impl::StoreBook(const WorkItem& w, const json& cp, const std:
     const auto& x = *r.extraction;
     detail["pages"] = x.page_count;
     if (!opt.skip_ocr) {
-      auto full = FullTextLocation(opt.layout, w.barcode);
-      MemorySource ocr(x.ocr_jsonl_gz);
-      PutOptions po;
-      po.metadata = FullTextMetadata(w.barcode, now, x.page_count);
-      po.content_type = "application/gzip";
-      auto fput = objects->Put(full.bucket, full.key, ocr, po);
+      auto fput = PutOcr(w.barcode, x, now);
       if (!fput.ok()) {
         FailItem(w, stats.process, fput.status(), "ocr_upload_failed", false);
         return false;

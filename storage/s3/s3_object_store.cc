@@ -633,6 +633,30 @@ Result<std::vector<UploadedPart>> S3ObjectStore::ListParts(const std::string& bu
   return parts;
 }
 
+Result<std::vector<ObjectStore::PendingUpload>> S3ObjectStore::ListPendingUploads(
+    const std::string& bucket, const std::string& prefix) {
+  std::vector<PendingUpload> out;
+  std::string key_marker, id_marker;
+  for (int page = 0; page < 10'000; ++page) {
+    Call c;
+    c.bucket = bucket;
+    c.query = {{"uploads", ""}, {"prefix", prefix}};
+    if (!key_marker.empty()) c.query.emplace_back("key-marker", key_marker);
+    if (!id_marker.empty()) c.query.emplace_back("upload-id-marker", id_marker);
+    c.what = "ListMultipartUploads " + bucket;
+    GRIN_ASSIGN_OR_RETURN(net::Response r, Execute(c));
+    GRIN_ASSIGN_OR_RETURN(ListUploadsResult parsed, ParseListMultipartUploads(r.body));
+    for (auto& u : parsed.uploads) out.push_back(std::move(u));
+    if (!parsed.truncated || (parsed.next_key_marker == key_marker &&
+                              parsed.next_upload_id_marker == id_marker)) {
+      break;
+    }
+    key_marker = parsed.next_key_marker;
+    id_marker = parsed.next_upload_id_marker;
+  }
+  return out;
+}
+
 Result<PutResult> S3ObjectStore::CompleteMultipart(const std::string& bucket,
                                                    const std::string& key,
                                                    const std::string& upload_id,

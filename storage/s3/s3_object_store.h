@@ -105,6 +105,9 @@ class S3ObjectStore final : public ObjectStore {
                                       const PutOptions& options) override;
   Status AbortMultipart(const std::string& bucket, const std::string& key,
                         const std::string& upload_id) override;
+  // ListMultipartUploads under prefix, every page.
+  Result<std::vector<PendingUpload>> ListPendingUploads(const std::string& bucket,
+                                                        const std::string& prefix) override;
   // ObjectStore::Upload, except that a body with no known SHA-256 goes multipart already above
   // single_put_hash_limit (never MD5-streamed); with a known SHA-256 the caller's threshold
   // holds, and the single PUT hashes nothing.

@@ -133,6 +133,19 @@ Result<ListPartsResult> ParseListParts(const std::string& body) {
   return r;
 }
 
+Result<ListUploadsResult> ParseListMultipartUploads(const std::string& body) {
+  XmlDoc doc = Parse(body);
+  GRIN_ASSIGN_OR_RETURN(const xmlNode* root, Root(doc, "ListMultipartUploadsResult"));
+  ListUploadsResult r;
+  r.truncated = ChildText(root, "IsTruncated") == "true";
+  r.next_key_marker = ChildText(root, "NextKeyMarker");
+  r.next_upload_id_marker = ChildText(root, "NextUploadIdMarker");
+  ForEach(root, "Upload", [&](const xmlNode* u) {
+    r.uploads.push_back({ChildText(u, "Key"), ChildText(u, "UploadId")});
+  });
+  return r;
+}
+
 Result<std::string> ParseCompleteMultipart(const std::string& body) {
   XmlDoc doc = Parse(body);
   GRIN_ASSIGN_OR_RETURN(const xmlNode* root, Root(doc, "CompleteMultipartUploadResult"));

@@ -42,6 +42,14 @@ struct ListPartsResult {
 };
 Result<ListPartsResult> ParseListParts(const std::string& body);
 
+// ListMultipartUploadsResult: the uploads (key, upload id) and the markers of the next page.
+struct ListUploadsResult {
+  std::vector<ObjectStore::PendingUpload> uploads;
+  bool truncated = false;
+  std::string next_key_marker, next_upload_id_marker;
+};
+Result<ListUploadsResult> ParseListMultipartUploads(const std::string& body);
+
 // CompleteMultipartUploadResult's ETag (unquoted). A 200 whose body is an <Error> is an error.
 Result<std::string> ParseCompleteMultipart(const std::string& body);
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "tests/pipeline/sync_fixture.h"
@@ -95,6 +96,24 @@ TEST_CASE("books from the fake GRIN with faults into Swift S3 over HTTPS, verifi
   CHECK(VerifyWithBoto3(env, swift, suffix) == 0);
 }
 
+// Runs multipart_s3.py (boto3) and returns its stdout lines.
+std::vector<std::string> Boto3Multipart(SyncEnv& env, const Swift& swift,
+                                        std::vector<std::string> args) {
+  for (const auto& [k, v] : swift.vars()) setenv(k.c_str(), v.c_str(), 1);
+  std::string out = (env.tmp.path() / "multipart.out").string();
+  std::vector<std::string> argv = {"python3",
+                                   std::string(GRIN_SOURCE_DIR) + "/tests/pipeline/multipart_s3.py"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  // stdout to a file: RunProgram inherits ours.
+  std::vector<std::string> sh = {"sh", "-c", "exec \"$0\" \"$@\" > " + out};
+  sh.insert(sh.end(), argv.begin(), argv.end());
+  REQUIRE(RunProgram(sh) == 0);
+  std::vector<std::string> lines;
+  std::istringstream in(grin::testing::ReadFile(out));
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
 TEST_CASE("a multipart upload cut by kill -9 resumes from its recorded parts") {
   Swift swift(GRIN_SOURCE_DIR);
   // Books of ~40 MiB, staged (not streamed), uploaded in 8 MiB parts above an 8 MiB threshold:
@@ -134,10 +153,27 @@ TEST_CASE("a multipart upload cut by kill -9 resumes from its recorded parts") {
   auto plain_size = static_cast<int64_t>(env.FixturePlaintext(book).size());
   REQUIRE(plain_size > 32 * 1024 * 1024);
 
+  // Litter beside the recorded upload: an upload of the same book that no checkpoint records
+  // (abandoned: the rerun aborts it), and one of a book that is no job of this run (maybe
+  // another run's: left alone).
+  const std::string raw_bucket = "grin-raw-" + suffix;
+  const std::string stray = "39015099999999";
+  std::string abandoned =
+      Boto3Multipart(env, swift, {"begin", raw_bucket, book + "/" + book + ".tar.gz"}).at(0);
+  std::string foreign =
+      Boto3Multipart(env, swift, {"begin", raw_bucket, stray + "/" + stray + ".tar.gz"}).at(0);
+
   auto rerun = Cli(args);
   INFO(rerun.out << rerun.err);
   REQUIRE(rerun.code == 0);
   REQUIRE(env.Uploaded().size() == 1);
+  auto pending = Boto3Multipart(env, swift, {"list", raw_bucket});
+  std::string all;
+  for (const auto& l : pending) all += l + "\n";
+  CHECK(all.find(abandoned) == std::string::npos);
+  CHECK(all.find(foreign) != std::string::npos);
+  CHECK(pending.size() == 1);  // the recorded upload was completed, the abandoned one aborted
+  Boto3Multipart(env, swift, {"abort", raw_bucket, stray + "/" + stray + ".tar.gz", foreign});
   // Only the parts not recorded were sent again: fewer bytes than the archive.
   auto summary = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/process_summary.json"));
   int64_t sent = 0;

@@ -173,6 +173,11 @@ TEST_CASE("a new run over the same storage downloads nothing already stored") {
   CHECK(db.execAndGet("SELECT count(*) FROM uploaded").getInt64() == 12);
   CHECK(db.execAndGet("SELECT count(*) FROM events WHERE outcome = 'skipped_etag_match'")
             .getInt64() >= 8);
+  // run2's books table had no MARC columns for the 8 books: rebuilt from storage, once.
+  CHECK(db.execAndGet("SELECT count(*) FROM events WHERE outcome = 'rebuilt_outputs'")
+            .getInt64() == 8);
+  CHECK(db.execAndGet("SELECT count(*) FROM books WHERE marc_extraction_timestamp IS NOT NULL")
+            .getInt64() == 12);
 }
 
 TEST_CASE("an ETag change between runs fetches the book again, unchanged books are not") {

@@ -5,6 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 
 #include <cstring>
 #include <filesystem>
@@ -252,6 +255,62 @@ TEST_CASE("local store: multipart primitives through the generic driver, with re
   StringSink sink;
   REQUIRE(store->Get("raw", "big", sink).ok());
   CHECK(sink.str() == data);
+}
+
+}  // namespace
+}  // namespace grin::storage
+
+namespace grin::storage {
+namespace {
+
+TEST_CASE("local store: abandoned temp files go, a live or recent writer's stay, objects stay") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  MemorySource body("the object");
+  REQUIRE(store->Put("raw", "lib/B1/B1.tar.gz", body, PutOptions{}).ok());
+  std::string d = dir.file("store") + "/raw/lib/B1";
+  auto make = [&](const std::string& name, int64_t age_s) {
+    std::string p = d + "/" + name;
+    grin::testing::WriteFile(p, "partial");
+    fs::last_write_time(p, fs::file_time_type::clock::now() - std::chrono::seconds(age_s));
+    return p;
+  };
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  std::string me(host);
+  for (char& c : me) {
+    if (c == '-' || c == '@' || c == '/') c = '_';
+  }
+  // pid 0x7fffffff: no such process on this host.
+  std::string gone = make(".grin-tmp-2147483647@" + me + "-0123456789abcdef", 5);
+  std::string live = make(".grin-tmp-" + std::to_string(::getpid()) + "@" + me + "-00", 5);
+  std::string other_host = make(".grin-tmp-2147483647@elsewhere-0123", 5);
+  std::string old_other = make(".grin-tmp-2147483647@elsewhere-4567", 2 * 24 * 3600);
+  std::string old_unnamed = make(".grin-tmp-0123456789abcdef", 2 * 24 * 3600);
+  std::string recent_unnamed = make(".grin-tmp-fedcba9876543210", 60);
+  // Outside the prefix: not looked at.
+  REQUIRE(store->Put("raw", "other/B2.tar.gz", body, PutOptions{}).ok());
+  std::string outside = dir.file("store") + "/raw/other/.grin-tmp-2147483647@" + me + "-11";
+  grin::testing::WriteFile(outside, "partial");
+
+  auto n = store->RemoveAbandonedTemporaries("raw", "lib/");
+  REQUIRE(n.ok());
+  CHECK(*n == 3);
+  CHECK_FALSE(fs::exists(gone));
+  CHECK_FALSE(fs::exists(old_other));
+  CHECK_FALSE(fs::exists(old_unnamed));
+  CHECK(fs::exists(live));
+  CHECK(fs::exists(other_host));
+  CHECK(fs::exists(recent_unnamed));
+  CHECK(fs::exists(outside));
+  StringSink out;
+  REQUIRE(store->Get("raw", "lib/B1/B1.tar.gz", out).ok());
+  CHECK(out.str() == "the object");
+  auto listed = store->ListAll("raw", "");
+  REQUIRE(listed.ok());
+  CHECK(listed->size() == 2);
+  // A store's own temp files carry its writer: a Put leaves none, and names them so.
+  CHECK(store->RemoveAbandonedTemporaries("raw", "").ok());
 }
 
 }  // namespace
