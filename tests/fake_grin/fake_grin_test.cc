@@ -414,6 +414,27 @@ TEST_CASE("archives: Range and If-Range, when enabled") {
   CHECK(r->status == 416);
 }
 
+TEST_CASE("faults: a status fault on a ranged archive GET answers that status, not 416") {
+  // httplib applied the request's Range to the fault's error page: a resumed download got 416,
+  // which a client rightly treats as permanent (found by scripts/chaos).
+  auto o = SmallOptions();
+  o.range_support = true;
+  auto s = StartServer(o);
+  Client c(*s);
+  const std::string file = Lines(c.Get("/libraries/TEST/_converted?format=text")->body)[0];
+  FaultRule f;
+  f.endpoint = "archive_get";
+  f.status = 503;
+  s->AddFault(f);
+  for (std::string range : {"bytes=100000-", "bytes=10-"}) {
+    CAPTURE(range);
+    auto r = c.Get("/libraries/TEST/" + file, {{"Range", range}});
+    REQUIRE(r);
+    CHECK(r->status == 503);
+    CHECK(r->get_header_value("Content-Range").empty());
+  }
+}
+
 TEST_CASE("faults: status with Retry-After on the nth request, unavailable page, ServiceLogin") {
   auto s = StartServer(SmallOptions());
   Client c(*s);

@@ -353,6 +353,11 @@ void FakeGrinServer::Impl::HandleConsent(RequestCtx& c) {
 }
 
 void FakeGrinServer::Impl::Dispatch(const httplib::Request& req, httplib::Response& res) {
+  // httplib applies a request's Range to whatever this answers, so a fault's error page for a
+  // ranged archive GET came back as 416 (or a slice of the page). Range is HandleArchive's
+  // decision alone (it reads the header): drop httplib's parsed ranges for every request. The
+  // Request is httplib's own non-const local, so the cast is safe.
+  const_cast<httplib::Request&>(req).ranges.clear();
   const int64_t now_conc = ++concurrent;
   {
     std::lock_guard<std::mutex> l(stats_mu);
