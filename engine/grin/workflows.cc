@@ -202,8 +202,10 @@ Result<RequestStats> RequestConversions(GrinClient& client, BookCatalog& catalog
   if (want <= 0) return stats;
   // Ask for extra candidates: some may already be in process.
   GRIN_ASSIGN_OR_RETURN(std::vector<std::string> cands,
-                        catalog.ConversionCandidates(static_cast<int>(
-                            std::min<int64_t>(want + stats.in_process_before, 1'000'000))));
+                        catalog.ConversionCandidates(
+                            static_cast<int>(
+                                std::min<int64_t>(want + stats.in_process_before, 1'000'000)),
+                            options.retry_refused));
   std::vector<std::string> todo;
   std::vector<ConversionRecord> already;
   for (const auto& bc : cands) {
@@ -225,7 +227,7 @@ Result<RequestStats> RequestConversions(GrinClient& client, BookCatalog& catalog
     std::vector<ConversionRecord> records;
     for (const auto& row : r.rows) {
       const std::string outcome(ProcessOutcomeName(row.outcome));
-      records.push_back({row.barcode, outcome, row.status});
+      records.push_back({row.barcode, outcome, row.status, row.extra});
       ++stats.outcomes[outcome];
       if (row.outcome == ProcessOutcome::kRequested) --stats.free_after;
     }

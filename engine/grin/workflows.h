@@ -10,6 +10,8 @@
 //                       recorded as failed attempts and stay pending (retried next run).
 //   RequestConversions  _process in batches for candidates not already in _in_process, within
 //                       the queue's free space (50,000 - in process); 429 = queue full: stop.
+//                       Books never sent go first, unanswered ones after them; unknown refusals
+//                       are not re-sent unless retry_refused.
 //
 // Thread safety: each call uses its client and catalog from the calling thread (EnrichBooks also
 // from its own worker threads, which the client allows).
@@ -76,6 +78,9 @@ struct RequestOptions {
   int64_t limit = 100;
   size_t batch = 100;     // barcodes per _process call
   bool dry_run = false;   // report what would be requested, send nothing
+  // Ask again for books GRIN refused with a reason we do not recognise (outcome "other"); by
+  // default they are not re-sent (GRIN's text is kept in conversion_request.grin_status).
+  bool retry_refused = false;
 };
 struct RequestStats {
   int64_t in_process_before = 0;
