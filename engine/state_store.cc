@@ -38,6 +38,11 @@ Status StateStore::Complete(const WorkItem& item, Stage to, std::string outcome,
   return r.value().front();
 }
 
+Status StateStore::SetScope(const std::vector<std::string>& barcodes) {
+  if (barcodes.empty()) return Status::Ok();
+  return Status::FailedPrecondition("this state store cannot restrict a run to named books");
+}
+
 int64_t BackoffMicros(int attempt, int64_t base_micros, int64_t max_micros, double unit_random) {
   if (attempt < 1) attempt = 1;
   double cap = static_cast<double>(base_micros) * std::pow(2.0, std::min(attempt - 1, 60));

@@ -149,6 +149,12 @@ class StateStore {
 
   // Waits until every write accepted so far is committed.
   virtual Status Flush() = 0;
+
+  // Restricts this run to the named barcodes: Claim() leases only their jobs and Counts()
+  // counts only them, so a run asked for some books does not also run the run's other open jobs
+  // (they keep their state for a later run). An empty list lifts the restriction. Barcodes
+  // without a job are ignored. The default implementation supports only the empty list.
+  virtual Status SetScope(const std::vector<std::string>& barcodes);
 };
 
 // Backoff for the attempt-th failure (1-based) with full jitter: a uniformly random delay in

@@ -172,7 +172,8 @@ Result<int64_t> ExportBooksCsv(const std::string& db_path, const std::string& ou
   return rows;
 }
 
-Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path) {
+Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path,
+                        int64_t* books) {
   std::string copy = out_path + ".db.tmp";
   {
     DatabaseOptions ro;
@@ -186,6 +187,18 @@ Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path)
     sqlite3_backup* b = sqlite3_backup_init(dst, "main", src->getHandle(), "main");
     int rc = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(dst);
     if (b) sqlite3_backup_finish(b);
+    if (rc == SQLITE_DONE && books) {
+      // Count what the copy holds (the source may have moved on since).
+      sqlite3_stmt* q = nullptr;
+      rc = sqlite3_prepare_v2(dst, "SELECT count(*) FROM books", -1, &q, nullptr);
+      if (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+        *books = sqlite3_column_int64(q, 0);
+        rc = SQLITE_DONE;
+      } else if (rc == SQLITE_OK) {
+        rc = sqlite3_errcode(dst);
+      }
+      sqlite3_finalize(q);
+    }
     sqlite3_close(dst);
     if (rc != SQLITE_DONE) {
       std::remove(copy.c_str());

@@ -4,6 +4,7 @@
 // online backup of the database (SQLite backup API, consistent while a writer runs), gzipped.
 // Both read through their own read-only connection and write atomically (temp file + rename).
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,9 @@ const std::vector<std::string>& BooksCsvHeaders();
 // Returns the number of rows.
 Result<int64_t> ExportBooksCsv(const std::string& db_path, const std::string& out_path, bool gzip);
 
-// Copies the database with the online-backup API into out_path, gzip level 1.
-Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path);
+// Copies the database with the online-backup API into out_path, gzip level 1. If books is not
+// null it gets the number of rows in the copy's books table.
+Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path,
+                        int64_t* books = nullptr);
 
 }  // namespace grin::storage

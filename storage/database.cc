@@ -6,6 +6,8 @@
 #include <SQLiteCpp/Transaction.h>
 #include <sqlite3.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "schema/migrations.h"
@@ -18,6 +20,50 @@ namespace {
 int ReadOnlyAuthorizer(void*, int action, const char*, const char*, const char*, const char*) {
   if (action == SQLITE_ATTACH || action == SQLITE_DETACH) return SQLITE_DENY;
   return SQLITE_OK;
+}
+
+// A file: URI for path (RFC 3986 percent-encoding of what SQLite's URI parser treats specially).
+std::string FileUri(const std::string& path, const char* query) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string uri = "file:";
+  for (unsigned char c : path) {
+    if (c == '%' || c == '?' || c == '#' || c < 0x21 || c >= 0x7f) {
+      uri += '%';
+      uri += kHex[c >> 4];
+      uri += kHex[c & 15];
+    } else {
+      uri += static_cast<char>(c);
+    }
+  }
+  return uri + "?" + query;
+}
+
+// True when this process cannot create files next to path (read-only mount or directory), so a
+// reader cannot create the WAL's -shm file.
+bool DirectoryReadOnly(const std::string& path) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) parent = ".";
+  return ::access(parent.c_str(), W_OK) != 0;
+}
+
+uint64_t FileSize(const std::string& path) {
+  std::error_code ec;
+  uint64_t n = std::filesystem::file_size(path, ec);
+  return ec ? 0 : n;
+}
+
+// The message for a file that exists but holds no schema at all (e.g. truncated to 0 bytes).
+Status NoSchema(const std::string& path) {
+  return Status::DataLoss(path + ": holds no grin-jobs database (" +
+                          std::to_string(FileSize(path)) +
+                          " bytes, no tables); restore it from a backup (gunzip the newest "
+                          "backups/books_backup_*.db.gz over it), or remove it and run "
+                          "'grin-jobs init' to start the run's state anew");
+}
+
+// True if db has no tables, views or indexes at all.
+bool HasNoSchema(SQLite::Database& db) {
+  return db.execAndGet("SELECT count(*) FROM sqlite_master").getInt64() == 0;
 }
 
 }  // namespace
@@ -76,6 +122,69 @@ Status Migrate(SQLite::Database& db, const std::string& path, int target_version
   return Status::Ok();
 }
 
+namespace {
+
+Status NewerSchema(const std::string& path, int version) {
+  return Status::FailedPrecondition(
+      path + ": written by a newer grin-jobs (schema " + std::to_string(version) +
+      ", this build knows " + std::to_string(schema::LatestVersion()) +
+      "); upgrade grin-jobs to use it");
+}
+
+// One read-only connection; immutable: the file cannot change while we read it (read-only mount
+// or directory), so SQLite needs no -shm file.
+Result<std::unique_ptr<SQLite::Database>> OpenReaderOnce(const std::string& path,
+                                                         const DatabaseOptions& options,
+                                                         bool immutable) {
+  int flags = SQLite::OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+  if (immutable) flags |= SQLITE_OPEN_URI;
+  auto db = std::make_unique<SQLite::Database>(
+      immutable ? FileUri(path, "mode=ro&immutable=1") : path, flags, options.busy_timeout_ms);
+  // Touch the file: a non-database file fails here with SQLITE_NOTADB, a read-only directory
+  // without a -shm file with SQLITE_CANTOPEN.
+  db->execAndGet("PRAGMA user_version");
+  return db;
+}
+
+Result<std::unique_ptr<SQLite::Database>> OpenReader(const std::string& path,
+                                                     const DatabaseOptions& options) {
+  std::unique_ptr<SQLite::Database> db;
+  try {
+    try {
+      GRIN_ASSIGN_OR_RETURN(db, OpenReaderOnce(path, options, false));
+    } catch (const SQLite::Exception& e) {
+      int rc = e.getErrorCode();
+      bool cannot_open = rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY || rc == SQLITE_PERM ||
+                         rc == SQLITE_IOERR;
+      if (!cannot_open || !DirectoryReadOnly(path)) throw;
+      // A read-only copy of a run: nothing can write it, so reading it as immutable is exact,
+      // unless a -wal file holds commits the database file does not have yet.
+      if (FileSize(path + "-wal") > 0) {
+        return Status::FailedPrecondition(
+            path + ": the run is read-only and its books.db-wal holds changes not yet in the "
+                   "database; copy the run directory somewhere writable and rerun");
+      }
+      GRIN_ASSIGN_OR_RETURN(db, OpenReaderOnce(path, options, true));
+    }
+    int version = db->execAndGet("PRAGMA user_version").getInt();
+    int latest = schema::LatestVersion();
+    if (version > latest) return NewerSchema(path, version);
+    if (version == 0 && HasNoSchema(*db)) return NoSchema(path);
+    if (version < latest) {
+      return Status::FailedPrecondition(
+          path + ": schema " + std::to_string(version) + " is older than this build's " +
+          std::to_string(latest) + "; run a writing command (e.g. 'grin-jobs init') to upgrade it");
+    }
+    db->exec("PRAGMA query_only = 1");
+    sqlite3_set_authorizer(db->getHandle(), ReadOnlyAuthorizer, nullptr);
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path);
+  }
+  return db;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SQLite::Database>> OpenDatabase(const std::string& path,
                                                        const DatabaseOptions& options) {
   namespace fs = std::filesystem;
@@ -91,30 +200,18 @@ Result<std::unique_ptr<SQLite::Database>> OpenDatabase(const std::string& path,
     }
   }
   std::unique_ptr<SQLite::Database> db;
+  if (options.read_only) return OpenReader(path, options);
   try {
-    int flags = options.read_only ? SQLite::OPEN_READONLY
-                                  : (SQLite::OPEN_READWRITE |
-                                     (options.create ? SQLite::OPEN_CREATE : 0));
+    int flags = SQLite::OPEN_READWRITE | (options.create ? SQLite::OPEN_CREATE : 0);
     flags |= SQLITE_OPEN_NOMUTEX;  // one connection per thread (or the writer thread)
     db = std::make_unique<SQLite::Database>(path, flags, options.busy_timeout_ms);
     // Touch the file: a non-database file fails here with SQLITE_NOTADB.
     int version = db->execAndGet("PRAGMA user_version").getInt();
     int latest = schema::LatestVersion();
-    if (version > latest) {
-      return Status::FailedPrecondition(
-          path + ": written by a newer grin-jobs (schema " + std::to_string(version) +
-          ", this build knows " + std::to_string(latest) + "); upgrade grin-jobs to use it");
-    }
-    if (options.read_only) {
-      if (version < latest) {
-        return Status::FailedPrecondition(
-            path + ": schema " + std::to_string(version) + " is older than this build's " +
-            std::to_string(latest) + "; run a writing command (e.g. 'grin-jobs init') to upgrade it");
-      }
-      db->exec("PRAGMA query_only = 1");
-      sqlite3_set_authorizer(db->getHandle(), ReadOnlyAuthorizer, nullptr);
-      return db;
-    }
+    if (version > latest) return NewerSchema(path, version);
+    // Only a file this call created, or `init` (init_empty), gets a fresh schema: an existing
+    // file with none (truncated, 0 bytes) is refused rather than silently emptied.
+    if (version == 0 && exists && !options.init_empty && HasNoSchema(*db)) return NoSchema(path);
     db->exec("PRAGMA journal_mode = WAL");
     db->exec("PRAGMA foreign_keys = ON");
     db->exec(options.durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");

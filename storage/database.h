@@ -24,15 +24,23 @@ namespace grin::storage {
 
 struct DatabaseOptions {
   bool read_only = false;    // open an existing database read-only (query_only); never migrates
-  bool create = true;        // writers: create the file if missing
+  bool create = true;        // writers: create the file (and its schema) if missing
+  // Writers: give an existing file that holds no schema at all (e.g. 0 bytes) a fresh schema.
+  // Only `grin-jobs init` sets it: any other open refuses such a file (kDataLoss), so a truncated
+  // books.db is never silently re-initialised.
+  bool init_empty = false;
   bool durable = false;      // synchronous=FULL instead of NORMAL
   int busy_timeout_ms = 60'000;
 };
 
 // Opens (and for writers creates and migrates) the database at path. Errors name the file and
-// say what to do: kNotFound (no such database), kDataLoss (not a database / corrupt),
+// say what to do: kNotFound (no such database), kDataLoss (not a database / corrupt / an
+// existing file with no schema, unless init_empty),
 // kFailedPrecondition (newer schema, or a reader on a not-yet-migrated file),
-// kPermissionDenied (unreadable/unwritable), kResourceExhausted (disk full).
+// kPermissionDenied (unreadable/unwritable), kNoSpace (disk full).
+// Readers on a run that cannot be written (read-only mount or directory, where SQLite cannot
+// create the WAL's -shm file) read the file as immutable, provided no -wal holds changes that
+// are not in the database yet (then kFailedPrecondition: copy the run somewhere writable).
 Result<std::unique_ptr<SQLite::Database>> OpenDatabase(const std::string& path,
                                                        const DatabaseOptions& options);
 

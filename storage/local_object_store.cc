@@ -65,6 +65,16 @@ Status Errno(const std::string& what) {
   return Status::Internal(m);
 }
 
+// A failed mkdir: kNoSpace for a full disk or quota, kPermissionDenied, else kInternal.
+Status DirError(const std::string& what, const std::error_code& ec) {
+  std::string m = what + ": " + ec.message();
+  if (ec == std::errc::no_space_on_device || ec.value() == EDQUOT) return Status::NoSpace(m);
+  if (ec == std::errc::permission_denied || ec == std::errc::operation_not_permitted) {
+    return Status::PermissionDenied(m);
+  }
+  return Status::Internal(m);
+}
+
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -279,7 +289,7 @@ Status LocalObjectStore::EnsureBucket(const std::string& bucket) {
   GRIN_ASSIGN_OR_RETURN(std::string dir, BucketPath(bucket));
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return Status::Internal("create bucket " + bucket + ": " + ec.message());
+  if (ec) return DirError("create bucket " + bucket, ec);
   return Status::Ok();
 }
 
@@ -297,7 +307,7 @@ Result<PutResult> LocalObjectStore::Put(const std::string& bucket, const std::st
   std::string dir = fs::path(path).parent_path().string();
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return Status::Internal("create " + dir + ": " + ec.message());
+  if (ec) return DirError("create " + dir, ec);
   if (options.if_none_match && fs::exists(path)) {
     return Status::FailedPrecondition("object exists (If-None-Match): " + key);
   }
@@ -436,7 +446,7 @@ Result<std::string> LocalObjectStore::BeginMultipart(const std::string& bucket,
   GRIN_ASSIGN_OR_RETURN(std::string dir, UploadDir(id));
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return Status::Internal("create " + dir + ": " + ec.message());
+  if (ec) return DirError("create " + dir, ec);
   nlohmann::json meta = {{"bucket", bucket}, {"key", key}};
   std::string text = meta.dump();
   GRIN_RETURN_IF_ERROR(AtomicWrite(dir, dir + "/upload.json", false,

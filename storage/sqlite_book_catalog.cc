@@ -184,8 +184,11 @@ SqliteBookCatalog::~SqliteBookCatalog() {
 }
 
 Result<std::unique_ptr<SqliteBookCatalog>> SqliteBookCatalog::Open(const std::string& path,
-                                                                   Clock* clock) {
-  GRIN_ASSIGN_OR_RETURN(auto db, OpenDatabase(path, DatabaseOptions{}));
+                                                                   Clock* clock,
+                                                                   bool create_if_missing) {
+  DatabaseOptions o;
+  o.create = create_if_missing;
+  GRIN_ASSIGN_OR_RETURN(auto db, OpenDatabase(path, o));
   return std::unique_ptr<SqliteBookCatalog>(
       new SqliteBookCatalog(path, std::move(db), clock ? clock : SystemClock::Default()));
 }

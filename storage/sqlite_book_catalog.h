@@ -24,8 +24,10 @@ namespace grin::storage {
 class SqliteBookCatalog final : public BookCatalog {
  public:
   // Opens (creating and migrating if needed) the database at path. Errors as OpenDatabase.
+  // create_if_missing false: kNotFound when there is no database (commands on an existing run).
   static Result<std::unique_ptr<SqliteBookCatalog>> Open(const std::string& path,
-                                                         Clock* clock = nullptr);
+                                                         Clock* clock = nullptr,
+                                                         bool create_if_missing = true);
   ~SqliteBookCatalog() override;
 
   Result<UpsertCounts> ApplyCollectedPage(const std::vector<CollectedBook>& books, bool refresh,

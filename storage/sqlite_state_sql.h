@@ -15,19 +15,41 @@ inline constexpr const char* kInsertRunSql =
 inline constexpr const char* kEndRunSql = "UPDATE runs SET ended_at = ?2 WHERE run_id = ?1";
 
 // Takes back every lease held by an earlier run (we hold the run lock, so every other lease is
-// stale). Bumping the token fences the old holder out.
+// stale). First the leases with what their crash streak becomes (?1 = this run): unchanged when
+// the earlier run gave its leases back on a forced exit, 1 when that run completed any job after
+// claiming this one (progress in between: the streak starts again), else one more.
+inline constexpr const char* kReclaimFindSql = R"sql(
+SELECT j.job_id, j.barcode, j.stage, j.attempts, j.lease_run,
+       CASE WHEN coalesce(r.forced_exit, 0) = 1 THEN j.recoveries
+            WHEN r.last_progress_at >= coalesce(j.leased_at, 0) THEN 1
+            ELSE j.recoveries + 1 END
+FROM jobs j LEFT JOIN runs r ON r.run_id = j.lease_run
+WHERE j.status = 'leased' AND j.lease_run IS NOT ?1)sql";
+// Then each one: back to ready/retry, or dead ("crash_loop") past max_recoveries. Bumping the
+// token fences the old holder out. ?1 job, ?2 new status, ?3 streak, ?4 now.
 inline constexpr const char* kReclaimSql = R"sql(
 UPDATE jobs SET
-  status = CASE WHEN recoveries + 1 > ?2 THEN 'dead'
-                WHEN attempts > 0 THEN 'retry' ELSE 'ready' END,
-  error_class = CASE WHEN recoveries + 1 > ?2 THEN 'permanent' ELSE error_class END,
-  error_reason = CASE WHEN recoveries + 1 > ?2 THEN 'crash_loop' ELSE error_reason END,
-  recoveries = recoveries + 1,
+  status = ?2,
+  error_class = CASE WHEN ?2 = 'dead' THEN 'permanent' ELSE error_class END,
+  error_reason = CASE WHEN ?2 = 'dead' THEN 'crash_loop' ELSE error_reason END,
+  recoveries = ?3,
   lease_token = lease_token + 1,
   lease_run = NULL,
-  updated_at = ?3
-WHERE status = 'leased' AND lease_run IS NOT ?1
-RETURNING barcode, stage, status, lease_run)sql";
+  updated_at = ?4
+WHERE job_id = ?1)sql";
+
+// A forced exit gives back every lease of this run without counting an attempt or a crash.
+// ?1 = run, ?2 = now.
+inline constexpr const char* kReleaseRunSql = R"sql(
+UPDATE jobs SET status = CASE WHEN attempts > 0 THEN 'retry' ELSE 'ready' END,
+                lease_token = lease_token + 1, lease_run = NULL, updated_at = ?2
+WHERE status = 'leased' AND lease_run = ?1
+RETURNING barcode, stage)sql";
+inline constexpr const char* kForcedEndRunSql =
+    "UPDATE runs SET ended_at = ?2, forced_exit = 1 WHERE run_id = ?1";
+// The run completed a job (crash streaks, above). ?1 = run, ?2 = now.
+inline constexpr const char* kRunProgressSql =
+    "UPDATE runs SET last_progress_at = ?2 WHERE run_id = ?1";
 
 // Enqueue and completion run as multi-row statements (up to kChunk rows per execution): every
 // execution of a statement on `jobs` pays a fixed setup (cursors on five b-trees, and ephemeral
@@ -56,6 +78,27 @@ WHERE job_id IN (
   ORDER BY priority, next_attempt_at, job_id LIMIT ?4)
 RETURNING job_id, barcode, lease_token, attempts)sql";
 
+// The same, restricted to the run's scope (SetScope: the barcodes in temp.claim_scope, a table
+// of the writer's connection).
+inline constexpr const char* kClaimScopedSql = R"sql(
+UPDATE jobs SET status = 'leased', lease_run = ?1, lease_token = lease_token + 1,
+                leased_at = ?2, updated_at = ?2
+WHERE job_id IN (
+  SELECT job_id FROM jobs
+  WHERE stage = ?3 AND status IN ('ready', 'retry') AND stage <> 'uploaded'
+    AND next_attempt_at <= ?2 AND barcode IN (SELECT barcode FROM temp.claim_scope)
+  ORDER BY priority, next_attempt_at, job_id LIMIT ?4)
+RETURNING job_id, barcode, lease_token, attempts)sql";
+inline constexpr const char* kCreateScopeSql =
+    "CREATE TEMP TABLE IF NOT EXISTS claim_scope(barcode TEXT PRIMARY KEY) WITHOUT ROWID";
+inline constexpr const char* kClearScopeSql = "DELETE FROM temp.claim_scope";
+inline constexpr const char* kAddScopeSql =
+    "INSERT OR IGNORE INTO temp.claim_scope(barcode) VALUES (?1)";
+// Counts() of a scoped run, on the read connection: ?1 = the scope as a JSON array.
+inline constexpr const char* kScopedCountsSql = R"sql(
+SELECT stage, status, count(*) FROM jobs
+WHERE barcode IN (SELECT value FROM json_each(?1)) GROUP BY stage, status)sql";
+
 // O(1) whatever the table's size (count(*) would walk every in-flight checkpoint).
 inline constexpr const char* kAnyCheckpointSql = "SELECT EXISTS (SELECT 1 FROM job_checkpoints)";
 inline constexpr const char* kGetCheckpointSql =
@@ -74,7 +117,7 @@ inline std::string CompleteSql(int rows) {
   }
   return sql + R"sql()
 UPDATE jobs SET stage = c.st, status = 'ready', attempts = 0, next_attempt_at = 0,
-                lease_run = NULL, error_class = NULL, error_reason = NULL, error_detail = NULL,
+                recoveries = 0, lease_run = NULL, error_class = NULL, error_reason = NULL, error_detail = NULL,
                 failed_at = NULL, updated_at = ?1
 FROM c WHERE jobs.job_id = c.id AND jobs.lease_token = c.tok AND jobs.status = 'leased'
   AND jobs.stage = c.from_st

@@ -24,7 +24,7 @@ enum StmtId {
   kSEnqueue1, kSEnqueue16, kSEnqueueChunk, kSClaim, kSAnyCheckpoint, kSGetCheckpoint,
   kSComplete1, kSComplete16, kSCompleteChunk, kSDeleteCheckpoint, kSFail, kSRelease,
   kSFencedLease, kSSaveCheckpoint, kSInsertEvent, kSEvents16, kSEventsChunk, kSAddCount,
-  kSEnsureBook, kSCount
+  kSEnsureBook, kSClaimScoped, kSProgress, kSCount
 };
 
 // The statement slot and text for a chunk of `rows` (1, 16 or state_sql::kChunk) enqueues,
@@ -109,6 +109,13 @@ Status SqliteStateStore::Start() {
   DatabaseOptions ropt;
   ropt.read_only = true;
   GRIN_ASSIGN_OR_RETURN(rdb_, OpenDatabase(path_, ropt));
+  if (opt_.max_pages > 0) {
+    try {
+      wdb_->exec("PRAGMA max_page_count = " + std::to_string(opt_.max_pages));
+    } catch (const SQLite::Exception& e) {
+      return FromSqliteException(e, path_);
+    }
+  }
   // Register this run and take back stale leases before any claim can happen.
   try {
     SQLite::Transaction tx(*wdb_, SQLite::TransactionBehavior::IMMEDIATE);
@@ -120,20 +127,32 @@ Status SqliteStateStore::Start() {
     ins.executeStep();
     run_id_ = ins.getColumn(0).getInt64();
     ins.reset();
-    SQLite::Statement rec(*wdb_, state_sql::kReclaimSql);
-    rec.bind(1, run_id_);
-    rec.bind(2, opt_.max_recoveries);
-    rec.bind(3, now);
-    std::vector<std::tuple<std::string, std::string, std::string, int64_t>> rows;
-    while (rec.executeStep()) {
-      rows.emplace_back(rec.getColumn(0).getString(), rec.getColumn(1).getString(),
-                        rec.getColumn(2).getString(), rec.getColumn(3).getInt64());
+    struct Reclaim {
+      int64_t job_id, attempts, old_run, streak;
+      std::string barcode, stage;
+    };
+    std::vector<Reclaim> rows;
+    {
+      SQLite::Statement find(*wdb_, state_sql::kReclaimFindSql);
+      find.bind(1, run_id_);
+      while (find.executeStep()) {
+        rows.push_back(Reclaim{find.getColumn(0).getInt64(), find.getColumn(3).getInt64(),
+                               find.getColumn(4).getInt64(), find.getColumn(5).getInt64(),
+                               find.getColumn(1).getString(), find.getColumn(2).getString()});
+      }
     }
-    rec.reset();
-    for (const auto& [barcode, stage, status, old_run] : rows) {
-      nlohmann::json d = {{"from_run", old_run}, {"now", status}};
-      InsertEvent(*wdb_, barcode, stage, status == "dead" ? "dead_crash_loop" : "reclaimed",
-                  d.dump());
+    SQLite::Statement rec(*wdb_, state_sql::kReclaimSql);
+    for (const auto& r : rows) {
+      bool dead = r.streak > opt_.max_recoveries;
+      std::string status = dead ? "dead" : r.attempts > 0 ? "retry" : "ready";
+      rec.reset();
+      rec.bind(1, r.job_id);
+      BindText(rec, 2, status);
+      rec.bind(3, r.streak);
+      rec.bind(4, now);
+      rec.exec();
+      nlohmann::json d = {{"from_run", r.old_run}, {"now", status}, {"crash_streak", r.streak}};
+      InsertEvent(*wdb_, r.barcode, r.stage, dead ? "dead_crash_loop" : "reclaimed", d.dump());
     }
     reclaimed_at_open_ = static_cast<int64_t>(rows.size());
     tx.commit();
@@ -414,10 +433,12 @@ Result<std::vector<WorkItem>> SqliteStateStore::Claim(Stage from, int max_items)
   }
   auto items = std::make_shared<std::vector<WorkItem>>();
   Status s = Submit([this, from, max_items, items](SQLite::Database& db) {
+    if (exiting_) return;  // ReleaseForExit: nothing more is leased
     std::vector<WorkItem> out;
     out.reserve(static_cast<size_t>(std::min(max_items, 4096)));
     int64_t now = opt_.clock->NowMicros();
-    auto& q = Stmt(db, kSClaim, state_sql::kClaimSql);
+    auto& q = scoped_ ? Stmt(db, kSClaimScoped, state_sql::kClaimScopedSql)
+                      : Stmt(db, kSClaim, state_sql::kClaimSql);
     q.bind(1, run_id_);
     q.bind(2, now);
     BindStage(q, 3, from);
@@ -534,6 +555,13 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
     }
     // One event per completion, in completion order, written as multi-row inserts.
     InsertCompletionEvents(db, completions, held);
+    // The run made progress (crash streaks: see the header).
+    if (std::find(held.begin(), held.end(), 1) != held.end()) {
+      auto& pr = Stmt(db, kSProgress, state_sql::kRunProgressSql);
+      pr.bind(1, run_id_);
+      pr.bind(2, now);
+      pr.exec();
+    }
     *results = std::move(out);
   });
   if (!s.ok()) return s;
@@ -739,7 +767,57 @@ Status SqliteStateStore::Flush() {
 
 Result<StageCounts> SqliteStateStore::Counts() {
   std::lock_guard<std::mutex> l(rmu_);
-  return QueryStageCounts(*rdb_, path_);
+  if (scope_json_.empty()) return QueryStageCounts(*rdb_, path_);
+  return QueryScopedStageCounts(*rdb_, path_, scope_json_);
+}
+
+Status SqliteStateStore::SetScope(const std::vector<std::string>& barcodes) {
+  for (const auto& b : barcodes) {
+    if (!IsValidBarcode(b)) {
+      return Status::InvalidArgument("barcode '" + b.substr(0, 60) +
+                                     "' is not 3-50 characters of A-Z a-z 0-9 _ -");
+    }
+  }
+  Status s = Submit([this, &barcodes](SQLite::Database& db) {
+    db.exec(state_sql::kCreateScopeSql);
+    db.exec(state_sql::kClearScopeSql);
+    SQLite::Statement add(db, state_sql::kAddScopeSql);
+    for (const auto& b : barcodes) {
+      add.reset();
+      BindView(add, 1, b);
+      add.exec();
+    }
+    scoped_ = !barcodes.empty();
+  });
+  if (!s.ok()) return s;
+  std::lock_guard<std::mutex> l(rmu_);
+  scope_json_ = barcodes.empty() ? "" : nlohmann::json(barcodes).dump();
+  return Status::Ok();
+}
+
+Result<int64_t> SqliteStateStore::ReleaseForExit() {
+  auto count = std::make_shared<int64_t>(0);
+  Status s = Submit([this, count](SQLite::Database& db) {
+    int64_t now = opt_.clock->NowMicros();
+    std::vector<std::pair<std::string, std::string>> rows;
+    {
+      SQLite::Statement u(db, state_sql::kReleaseRunSql);
+      u.bind(1, run_id_);
+      u.bind(2, now);
+      while (u.executeStep()) rows.emplace_back(u.getColumn(0).getString(), u.getColumn(1).getString());
+    }
+    for (const auto& [barcode, stage] : rows) {
+      InsertEvent(db, barcode, stage, "released", "{\"forced_exit\":true}");
+    }
+    SQLite::Statement end(db, state_sql::kForcedEndRunSql);
+    end.bind(1, run_id_);
+    BindText(end, 2, FormatIsoUtcMillis(now));
+    end.exec();
+    exiting_ = true;
+    *count = static_cast<int64_t>(rows.size());
+  });
+  if (!s.ok()) return s;
+  return *count;
 }
 
 Result<std::vector<FailureSummary>> SqliteStateStore::Failures() {

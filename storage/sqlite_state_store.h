@@ -29,10 +29,16 @@
 // a lost claim.
 //
 // Open() takes the per-run lock, records a new run (boot id), and takes back at once every lease
-// held by earlier runs: the item returns to ready (or retry, keeping its failure), its token is
-// bumped so a stale holder's write is refused, and its recovery count grows; an item recovered
-// more than max_recoveries times is made dead ("crash_loop") so a poison item cannot crash-loop
-// the process.
+// held by earlier runs: the item returns to ready (or retry, keeping its failure) and its token
+// is bumped so a stale holder's write is refused. Its crash streak (jobs.recoveries) counts the
+// crashes in a row it was in flight for with no progress of the run in between: one more when
+// the crashed run completed nothing after claiming it, back to 1 when it did, unchanged for a
+// run that gave its leases back on a forced exit (ReleaseForExit); any completion of the item
+// resets it. An item whose streak passes max_recoveries is made dead ("crash_loop") so a poison
+// item cannot crash-loop the process.
+//
+// Disk full: a write that fails because the disk (or max_pages) is full reports kNoSpace to its
+// caller, from the writer thread like any other failure; the batch is rolled back.
 
 #include <condition_variable>
 #include <deque>
@@ -64,7 +70,8 @@ struct StateStoreOptions {
   int max_attempts = 5;                          // failures per stage before dead
   int64_t backoff_base_micros = 30'000'000;      // first retry within 30 s
   int64_t backoff_max_micros = 3'600'000'000;    // never wait more than 1 h
-  int max_recoveries = 5;                        // crash reclaims before dead
+  int max_recoveries = 5;                        // crashes in a row (see above) before dead
+  int64_t max_pages = 0;                         // cap the database at this many pages (0 = none)
   size_t max_batch_ops = 4096;                   // operations per group commit
   int64_t checkpoint_interval_micros = 1'000'000;
   int64_t wal_limit_bytes = 64LL << 20;
@@ -94,6 +101,15 @@ class SqliteStateStore final : public StateStore {
   Result<StageCounts> Counts() override;
   Result<std::vector<FailureSummary>> Failures() override;
   Status Flush() override;
+  // Scope: the barcodes live in a temporary table of the writer's connection (claims) and as a
+  // JSON array for Counts() on the read connection.
+  Status SetScope(const std::vector<std::string>& barcodes) override;
+
+  // Forced exit (e.g. a second Ctrl-C): gives back every lease this run holds without counting
+  // an attempt or a crash (tokens bumped: a worker still running is fenced out), records the
+  // run's end as forced, and makes every later Claim() return nothing. Returns how many leases
+  // were given back. Meant to be called right before the process exits.
+  Result<int64_t> ReleaseForExit();
 
   // How many leases Open() took back from earlier runs.
   int64_t reclaimed_at_open() const { return reclaimed_at_open_; }
@@ -148,6 +164,9 @@ class SqliteStateStore final : public StateStore {
   std::mt19937_64 rng_;                                    // writer thread only
   int64_t stage_delta_[kStageCount] = {0, 0, 0, 0};        // writer thread only
   bool relaxed_sync_ = false;                              // writer thread only
+  bool scoped_ = false;                                    // writer thread only
+  bool exiting_ = false;                                   // writer thread only
+  std::string scope_json_;                                 // guarded by rmu_; "" = no scope
   int64_t event_at_ms_ = -1;                               // writer thread only
   std::string event_at_;                                   // writer thread only
 

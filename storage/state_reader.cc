@@ -39,6 +39,29 @@ Result<StageCounts> QueryStageCounts(SQLite::Database& db, const std::string& pa
   }
 }
 
+Result<StageCounts> QueryScopedStageCounts(SQLite::Database& db, const std::string& path,
+                                           const std::string& barcodes_json) {
+  try {
+    StageCounts c;
+    SQLite::Statement q(db, state_sql::kScopedCountsSql);
+    q.bind(1, barcodes_json);
+    while (q.executeStep()) {
+      Stage stage = Stage::kPending;
+      if (!ParseStage(q.getColumn(0).getString(), &stage)) continue;
+      std::string status = q.getColumn(1).getString();
+      int64_t n = q.getColumn(2).getInt64();
+      c.total += n;
+      c.at[static_cast<int>(stage)] += n;
+      if (status == "leased") c.leased += n;
+      if (status == "retry") c.retrying += n;
+      if (status == "dead") c.dead += n;
+    }
+    return c;
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path);
+  }
+}
+
 Result<std::vector<FailureSummary>> QueryFailures(SQLite::Database& db, const std::string& path) {
   try {
     std::vector<FailureSummary> out;

@@ -40,6 +40,10 @@ class StateReader {
 
 // Jobs per stage, leased, retrying and dead, from one read snapshot of `db` (errors name `path`).
 Result<StageCounts> QueryStageCounts(SQLite::Database& db, const std::string& path);
+// The same, for the jobs of the barcodes in a JSON array only (a scoped run, SetScope); one
+// query, O(barcodes).
+Result<StageCounts> QueryScopedStageCounts(SQLite::Database& db, const std::string& path,
+                                           const std::string& barcodes_json);
 // Failed jobs grouped by stage and reason.
 Result<std::vector<FailureSummary>> QueryFailures(SQLite::Database& db, const std::string& path);
 

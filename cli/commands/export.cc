@@ -27,6 +27,13 @@ int RunExport(const std::vector<std::string>& args, std::ostream& out, std::ostr
                             (gz ? "books_export.csv.gz" : "books_export.csv"))
                                .string();
   auto rows = storage::ExportBooksCsv(DbPath(*run_dir), path, gz);
+  if (!rows.ok() && rows.status().code() == StatusCode::kPermissionDenied &&
+      !parsed.count("output")) {
+    // E.g. a read-only copy of a run: the database reads fine, the run folder takes no file.
+    return ReportError(err, "export", Status::PermissionDenied(
+                                          rows.status().message() +
+                                          "; give --output FILE to write it elsewhere"));
+  }
   if (!rows.ok()) return ReportError(err, "export", rows.status());
   out << "exported " << *rows << " books to " << path << "\n";
   return kExitOk;

@@ -39,7 +39,7 @@ Result<std::unique_ptr<GrinStack>> OpenGrinStack(const std::string& run_dir,
   GRIN_ASSIGN_OR_RETURN(storage::RunLock lock, storage::RunLock::Acquire(DbPath(run_dir)));
   stack->lock = std::make_unique<storage::RunLock>(std::move(lock));
   if (options.open_catalog) {
-    GRIN_ASSIGN_OR_RETURN(stack->catalog, storage::SqliteBookCatalog::Open(DbPath(run_dir)));
+    GRIN_ASSIGN_OR_RETURN(stack->catalog, storage::SqliteBookCatalog::Open(DbPath(run_dir), nullptr, false));
   }
   *grin_side = true;
   net::TransportOptions t;

@@ -44,7 +44,11 @@ int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   auto lock = storage::RunLock::Acquire(DbPath(*run_dir));
   if (!lock.ok()) return ReportError(err, "init", lock.status());
   bool existed = std::filesystem::exists(ConfigPath(*run_dir));
-  auto db = storage::OpenDatabase(DbPath(*run_dir), {});
+  // A new run may turn an empty books.db into a database; an existing run's empty books.db is
+  // refused (it lost its data: restore a backup, or remove it to start the run's state anew).
+  storage::DatabaseOptions dbo;
+  dbo.init_empty = !existed;
+  auto db = storage::OpenDatabase(DbPath(*run_dir), dbo);
   if (!db.ok()) return ReportError(err, "init", db.status());
   if (existed) {
     out << "run " << *run_dir << " already exists; its database is up to date\n";

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
+#include "storage/sqlite_status.h"
 #include "storage/state_reader.h"
 
 namespace grin::cli {
@@ -25,6 +26,55 @@ std::string CsvField(const std::string& v) {
     q += c;
   }
   return q + "\"";
+}
+
+// The statement must read only: SELECT/WITH/VALUES/EXPLAIN, and PRAGMAs that only report. A
+// PRAGMA that sets anything (PRAGMA x = v) or changes how the connection reads (writable_schema,
+// journal_mode, ...) is refused, as are ATTACH and DETACH.
+bool ReadOnlyPragma(const char* name, const char* arg) {
+  static const char* const kReport[] = {
+      "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+      "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check",
+      "user_version", "schema_version", "application_id", "page_count", "page_size",
+      "freelist_count", "encoding", "compile_options", "collation_list", "function_list",
+      "module_list", "pragma_list", "database_list", "data_version"};
+  // Pragmas whose argument names what to report on (a table, an index, a row limit).
+  static const char* const kWithArgument[] = {
+      "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+      "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check"};
+  if (!name) return false;
+  std::string n(name);
+  std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+  auto in = [&n](const auto& list) {
+    return std::any_of(std::begin(list), std::end(list), [&n](const char* p) { return n == p; });
+  };
+  return arg ? in(kWithArgument) : in(kReport);
+}
+
+int SqlAuthorizer(void* refused, int action, const char* a1, const char* a2, const char*,
+                  const char*) {
+  if (action == SQLITE_ATTACH || action == SQLITE_DETACH) return SQLITE_DENY;
+  if (action == SQLITE_PRAGMA && !ReadOnlyPragma(a1, a2)) {
+    *static_cast<std::string*>(refused) = std::string("PRAGMA ") + (a1 ? a1 : "");
+    return SQLITE_DENY;
+  }
+  return SQLITE_OK;
+}
+
+// True if text holds anything but whitespace and SQL comments.
+bool HasMoreSql(sqlite3* db, const char* text) {
+  while (text && *text) {
+    sqlite3_stmt* next = nullptr;
+    const char* tail = nullptr;
+    if (sqlite3_prepare_v2(db, text, -1, &next, &tail) != SQLITE_OK) return true;
+    if (next) {
+      sqlite3_finalize(next);
+      return true;
+    }
+    if (tail == text) break;
+    text = tail;  // a lone ';' prepares to nothing
+  }
+  return false;
 }
 
 }  // namespace
@@ -57,12 +107,28 @@ int RunSql(const std::vector<std::string>& args, std::ostream& out, std::ostream
   auto reader = storage::StateReader::Open(DbPath(*run_dir));
   if (!reader.ok()) return ReportError(err, "sql", reader.status());
   std::string query = parsed["query"].as<std::string>();
+  sqlite3* handle = (*reader)->db().getHandle();
+  std::string refused;
+  sqlite3_set_authorizer(handle, SqlAuthorizer, &refused);
   try {
-    // Refuse anything that could write before it runs (the connection is read-only anyway).
+    // Refuse anything that could write, and more than one statement, before anything runs.
     sqlite3_stmt* probe = nullptr;
-    int rc = sqlite3_prepare_v2((*reader)->db().getHandle(), query.c_str(), -1, &probe, nullptr);
+    const char* tail = nullptr;
+    int rc = sqlite3_prepare_v2(handle, query.c_str(), static_cast<int>(query.size()), &probe,
+                                &tail);
     bool read_only = rc == SQLITE_OK && (probe == nullptr || sqlite3_stmt_readonly(probe));
+    bool several = rc == SQLITE_OK && probe != nullptr && HasMoreSql(handle, tail);
     sqlite3_finalize(probe);
+    if (!refused.empty()) {
+      return ReportError(err, "sql", Status::InvalidArgument(
+                                          refused + " is not allowed: only read-only statements "
+                                          "(SELECT, WITH, EXPLAIN, reporting PRAGMAs)"));
+    }
+    if (several) {
+      return ReportError(err, "sql", Status::InvalidArgument(
+                                          "give one SQL statement: the text holds several "
+                                          "(nothing was run)"));
+    }
     SQLite::Statement stmt((*reader)->db(), query);
     if (!read_only) {
       return ReportError(err, "sql", Status::InvalidArgument(
@@ -135,6 +201,11 @@ int RunSql(const std::vector<std::string>& args, std::ostream& out, std::ostream
       }
     }
   } catch (const SQLite::Exception& e) {
+    // A damaged or unreadable database is the database's fault, not the statement's.
+    int rc = e.getErrorCode();
+    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB || rc == SQLITE_IOERR || rc == SQLITE_CANTOPEN) {
+      return ReportError(err, "sql", storage::FromSqliteException(e, DbPath(*run_dir)));
+    }
     std::string what = e.what();
     if (e.getErrorCode() == SQLITE_AUTH) what = "ATTACH is not allowed";
     if (e.getErrorCode() == SQLITE_READONLY) what = "the database is opened read-only";

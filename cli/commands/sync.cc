@@ -14,8 +14,10 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "cli/cli.h"
 #include "cli/commands/grin_stack.h"
@@ -24,7 +26,9 @@
 #include "cli/run_context.h"
 #include "engine/archive/passphrase.h"
 #include "engine/base/format.h"
+#include "engine/pipeline/circuit_breaker.h"
 #include "engine/pipeline/sync.h"
+#include "storage/backup_policy.h"
 #include "storage/books_export.h"
 #include "storage/sqlite_state_store.h"
 #include "storage/state_reader.h"
@@ -36,33 +40,72 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 std::atomic<int> g_signals{0};
+// Set while a SignalScope has a forced-exit action: the second signal then leaves through it
+// (giving the run's leases back) instead of at once; a third leaves at once regardless.
+std::atomic<bool> g_force_armed{false};
 
 void OnSignal(int) {
-  if (g_signals.fetch_add(1) >= 1) _exit(130);  // second signal: leave at once
+  int n = g_signals.fetch_add(1);
+  if (n >= 2 || (n == 1 && !g_force_armed.load())) _exit(130);
+  if (n == 1) {
+    static const char kForce[] =
+        "\nForced exit: giving back the books in flight (they are not counted as crashed)...\n";
+    [[maybe_unused]] ssize_t w = ::write(STDERR_FILENO, kForce, sizeof kForce - 1);
+    return;  // SignalScope's watcher runs the forced-exit action, then exits
+  }
   static const char kMsg[] =
       "\nReceived signal, finishing sync for books in flight... "
       "(press Ctrl-C again to force immediate exit)\n";
   [[maybe_unused]] ssize_t w = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
 }
 
-// Restores the previous handlers when the sync returns (tests run it in-process).
+// Restores the previous handlers when the sync returns (tests run it in-process). With a
+// forced-exit action, a watcher thread runs it on the second signal (outside the signal
+// handler, where it may take locks and do I/O) and then exits with 130; if the action has not
+// finished within kForceGraceMs the process exits anyway.
 class SignalScope {
  public:
-  SignalScope() {
+  static constexpr int kForceGraceMs = 3000;
+
+  explicit SignalScope(std::function<void()> on_force = {}) {
     g_signals = 0;
     struct sigaction sa {};
     sa.sa_handler = OnSignal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
+    if (on_force) {
+      g_force_armed = true;
+      watcher_ = std::thread([this, on_force = std::move(on_force)] {
+        while (!stop_.load()) {
+          if (g_signals.load() >= 2) {
+            auto done = std::make_shared<std::atomic<bool>>(false);
+            std::thread([on_force, done] {
+              on_force();
+              done->store(true);
+            }).detach();
+            for (int i = 0; i < kForceGraceMs / 10 && !done->load(); ++i) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+            _exit(130);
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      });
+    }
   }
   ~SignalScope() {
+    g_force_armed = false;
+    stop_ = true;
+    if (watcher_.joinable()) watcher_.join();
     sigaction(SIGINT, &old_int_, nullptr);
     sigaction(SIGTERM, &old_term_, nullptr);
   }
 
  private:
   struct sigaction old_int_ {}, old_term_ {};
+  std::atomic<bool> stop_{false};
+  std::thread watcher_;
 };
 
 Result<std::vector<std::string>> ReadBarcodesFile(const std::string& path) {
@@ -134,14 +177,54 @@ Result<std::set<std::string>> AlreadyUploaded(const std::string& db_path) {
   return done;
 }
 
-std::string TimestampForFile(int64_t micros) {
-  std::string iso = FormatIsoUtc(micros);  // 2026-11-28T21:02:20Z
-  std::string out;
-  for (char c : iso) {
-    if (c == '-' || c == ':' || c == 'Z') continue;
-    out += c == 'T' ? '_' : c;
+// `s` reworded as the one line of a systemic failure (circuit_breaker.h) under
+// kFailedPrecondition (exit 1, the cause and the fix); `s` itself when it is not systemic.
+Status SystemicOr(const Status& s, pipeline::FailureSource source, const std::string& bucket) {
+  auto f = pipeline::ClassifyFailure(s, source, bucket, "", -1);
+  if (f.kind == pipeline::SystemicKind::kNone) return s;
+  std::string cause = f.cause;
+  const std::string tail = "; no book was failed";  // nothing ran yet
+  if (cause.size() > tail.size() &&
+      cause.compare(cause.size() - tail.size(), tail.size(), tail) == 0) {
+    cause.resize(cause.size() - tail.size());
   }
-  return out;  // 20261128_210220
+  return Status::FailedPrecondition(cause);
+}
+
+// Dead jobs among the books this sync covered (every job of the run when no queue or barcode
+// was given):
+// `by_rule` are the books GRIN cannot give us (a known conversion failure, a conversion
+// requested or under way, not allowed), `failed` the rest ("failed for good").
+struct DeadBooks {
+  int64_t failed = 0;
+  int64_t by_rule = 0;
+  std::string first_failed;  // "BARCODE (reason)" of one failed book
+};
+
+Result<DeadBooks> CountDead(const std::string& db_path, bool whole_run,
+                            const std::vector<std::string>& selected) {
+  static const std::set<std::string> kByRule = {
+      "known_conversion_failure", "conversion_requested", "conversion_in_process",
+      "conversion_already_available", "conversion_not_allowed"};
+  std::set<std::string> covered(selected.begin(), selected.end());
+  DeadBooks out;
+  GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
+  try {
+    SQLite::Statement q(reader->db(), "SELECT barcode, coalesce(error_reason, '') FROM jobs "
+                                      "WHERE status = 'dead' ORDER BY barcode");
+    while (q.executeStep()) {
+      std::string b = q.getColumn(0).getString(), reason = q.getColumn(1).getString();
+      if (!whole_run && covered.count(b) == 0) continue;
+      if (kByRule.count(reason)) {
+        ++out.by_rule;
+      } else if (out.failed++ == 0) {
+        out.first_failed = b + " (" + reason + ")";
+      }
+    }
+  } catch (const std::exception& e) {
+    return Status::Internal(db_path + ": " + e.what());
+  }
+  return out;
 }
 
 Status UploadFile(ObjectStore& store, const ObjectLocation& loc, const std::string& path,
@@ -171,18 +254,22 @@ json StatsJson(const pipeline::SyncStats& s) {
               {"elapsed_s", s.elapsed_s},
               {"interrupted", s.interrupted},
               {"fatal", s.fatal},
+              {"books_held_back", s.held_back},
               {"cpu_s", s.cpu_s},
               {"stages", {{"check", tally(s.check)},
                           {"download", tally(s.download)},
                           {"process", tally(s.process)}}}};
 }
 
-void PrintSummary(std::ostream& out, const pipeline::SyncStats& s) {
-  out << "Sync " << (s.interrupted ? "interrupted" : "finished") << " after "
-      << FormatDuration(s.elapsed_s) << ": " << s.uploaded << " books stored or verified ("
-      << s.synced << " transferred, " << s.skipped_etag << " unchanged), "
-      << s.conversion_requested << " conversions requested, " << s.dead << " failed for good, "
-      << s.retried << " retries scheduled.\n";
+// `dead`: the covered books dead at the end (CountDead), not only those that died in this run.
+void PrintSummary(std::ostream& out, const pipeline::SyncStats& s, const DeadBooks& dead) {
+  out << "Sync " << (s.interrupted ? "interrupted" : !s.fatal.empty() ? "stopped" : "finished")
+      << " after " << FormatDuration(s.elapsed_s) << ": " << s.uploaded
+      << " books stored or verified (" << s.synced << " transferred, " << s.skipped_etag
+      << " unchanged), " << s.conversion_requested << " conversions requested, " << dead.failed
+      << " failed for good, " << s.retried << " retries scheduled";
+  if (s.held_back > 0) out << ", " << s.held_back << " held back unchanged";
+  out << ".\n";
   auto line = [&](const char* name, const pipeline::StageTally& t) {
     out << "  " << name << ": " << t.completed << " completed, " << t.skipped << " skipped, "
         << t.failed << " failed";
@@ -209,7 +296,13 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "grin-jobs sync",
       "Copy books from GRIN into the run's storage: check ETags, download, decrypt, extract OCR "
       "and MARC, upload. Rerunning the same command continues exactly where it stopped. With no "
-      "queue or barcodes, continues the jobs already in the run.");
+      "queue or barcodes, continues the jobs already in the run.\n\nExit status: 0 every selected "
+      "book is stored (or skipped by rule: a GRIN conversion failure or request); 1 the run "
+      "stopped on a failure that is not a book's (GRIN access, passphrase, TLS trust, storage "
+      "access or bucket, a full disk: one line names the cause and the fix; no book is failed "
+      "for it) or another error; 2 bad usage; 3 the run is locked by another process; 4 the run "
+      "database is unusable; 5 the run finished but books ended failed for good, or a queue "
+      "could not be listed.");
   AddRunOptions(options);
   options.add_options("input")(
       "queue", "converted, previous or unconverted (repeatable; in order)",
@@ -252,6 +345,9 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "durable", "synchronous=FULL: survive power loss, at some speed cost")(
       "retry-base-ms", "First retry of a failed book after up to this long (full jitter, "
       "doubling, at most 60 s; 5 attempts)", cxxopts::value<int64_t>()->default_value("2000"))(
+      "stop-after-systemic", "Stop after this many consecutive books failed for a reason that is "
+      "not theirs (GRIN access, TLS trust, storage access or bucket, a full disk); such books "
+      "are kept as they were, never failed", cxxopts::value<int>()->default_value("3"))(
       "log-level", "debug, info, warning or error",
       cxxopts::value<std::string>()->default_value("warning"));
   cxxopts::ParseResult p;
@@ -266,6 +362,15 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return st.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
   };
   const std::string db_path = DbPath(run_dir);
+  // The run database's disk is full: exit 1 with the path and the space to free (no book was
+  // touched); anything else wrong with it: ReportError's codes.
+  auto db_fail = [&err, &db_path](const Status& st) {
+    if (st.code() != StatusCode::kNoSpace) return ReportError(err, "sync", st);
+    auto f = pipeline::ClassifyFailure(st, pipeline::FailureSource::kStateStore, "", db_path,
+                                       64 << 20);
+    err << "grin-jobs sync: " << f.cause << "\n";
+    return kExitFailure;
+  };
   auto config = LoadRunConfig(run_dir);
   if (!config.ok()) return ReportError(err, "sync", config.status());
   LogLevel level;
@@ -274,6 +379,10 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                                                             "warning or error"));
   }
   StderrLogger logger(level);
+  if (p["stop-after-systemic"].as<int>() < 1) {
+    return ReportError(err, "sync",
+                       Status::InvalidArgument("--stop-after-systemic: give 1 or more"));
+  }
 
   // ---- inputs ----
   std::vector<std::string> queues;
@@ -316,7 +425,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     so.backoff_base_micros = std::max<int64_t>(1, p["retry-base-ms"].as<int64_t>()) * 1000;
     so.backoff_max_micros = 60'000'000;
     auto s = storage::SqliteStateStore::Open(db_path, so);
-    if (!s.ok()) return ReportError(err, "sync", s.status());
+    if (!s.ok()) return db_fail(s.status());
     store = std::move(s).value();
   } else if (!fs::exists(db_path)) {
     return ReportError(err, "sync", Status::NotFound(db_path + ": no run database here; create "
@@ -385,7 +494,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     for (const auto& bucket : {objects->layout.bucket_raw, objects->layout.bucket_meta,
                                objects->layout.bucket_full}) {
       Status s = objects->store->EnsureBucket(bucket);
-      if (!s.ok()) return fail(s.WithContext("bucket " + bucket));
+      if (!s.ok()) return fail(SystemicOr(s.WithContext("bucket " + bucket),
+                                          pipeline::FailureSource::kStorage, bucket));
     }
   }
 
@@ -410,6 +520,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   bool keep_done = p.count("force") || p.count("recheck");
   std::set<std::string> in_process;
+  std::vector<std::string> unlisted_queues;
   for (const auto& q : queues) {
     std::vector<std::string> list;
     if (q == "converted") {
@@ -418,7 +529,13 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         return Status::Ok();
       });
       if (!s.ok()) {
-        err << "grin-jobs sync: skipping queue converted: " << s.message() << "\n";
+        // GRIN refusing us (or an untrusted TLS peer) stops here; any other listing failure
+        // skips the queue and the run ends with exit 5.
+        Status why = SystemicOr(s, pipeline::FailureSource::kGrin, "");
+        if (why.code() == StatusCode::kFailedPrecondition) return fail(why);
+        err << "grin-jobs sync: could not list queue converted (" << s.message()
+            << "); skipping it\n";
+        unlisted_queues.push_back(q);
         continue;
       }
     } else {
@@ -473,11 +590,17 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
 
   auto added = store->Enqueue(selected);
-  if (!added.ok()) return ReportError(err, "sync", added.status());
+  if (!added.ok()) return db_fail(added.status());
+  // Named books (--barcodes, --barcodes-file) run alone: the run's other open jobs wait for a
+  // later run. Queue selections (and no selection) continue every unfinished job.
+  if (!explicit_barcodes.empty()) {
+    Status scoped = store->SetScope(selected);
+    if (!scoped.ok()) return db_fail(scoped);
+  }
   if (keep_done && !selected.empty()) {
     ResetRequest rr{selected, true};
     auto n = store->Reset(rr);
-    if (!n.ok()) return ReportError(err, "sync", n.status());
+    if (!n.ok()) return db_fail(n.status());
   }
   auto counts = store->Counts();
   if (!counts.ok()) return ReportError(err, "sync", counts.status());
@@ -529,6 +652,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   so.skip_marc = p.count("skip-extract-marc") > 0;
   so.backend = *backend;
   so.layout = objects->layout;
+  so.stop_after_systemic = p["stop-after-systemic"].as<int>();
+  so.state_store_path = db_path;
   so.logger = &logger;
   bool tty = ::isatty(STDOUT_FILENO) && &out == &std::cout;
   so.progress_bar = tty;
@@ -540,21 +665,27 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       out << line << "\n" << std::flush;
     }
   };
-  SignalScope signals;
+  // A second Ctrl-C leaves at once, but first gives the books in flight back to the run so the
+  // next run does not count them as crashed (crash_loop).
+  SignalScope signals([st = store.get()] { (void)st->ReleaseForExit(); });
   so.stop = &g_signals;
   pipeline::SyncPipeline pipe(store.get(), objects->store.get(), &client, transport->get(),
                               &passphrase, so);
   auto stats = open_jobs > 0 ? pipe.Run() : Result<pipeline::SyncStats>(pipeline::SyncStats{});
   if (tty) out << "\n";
   if (!stats.ok()) return fail(stats.status());
-  PrintSummary(out, *stats);
+  auto dead = CountDead(db_path, queues.empty() && explicit_barcodes.empty(), selected);
+  if (!dead.ok()) return ReportError(err, "sync", dead.status());
+  PrintSummary(out, *stats, *dead);
 
   // ---- teardown ----
   int64_t now = SystemClock::Default()->NowMicros();
-  std::string ts = TimestampForFile(now);
   std::vector<std::string> teardown_errors;
   json summary = {{"run_dir", run_dir}, {"finished_at", FormatIsoUtc(now)},
-                  {"command_args", args}, {"sync", StatsJson(*stats)}};
+                  {"command_args", args}, {"sync", StatsJson(*stats)},
+                  {"books_failed_for_good", dead->failed},
+                  {"books_skipped_by_rule", dead->by_rule},
+                  {"queues_not_listed", unlisted_queues}};
   std::vector<json> hosts;
   for (const auto& h : (*transport)->HostStats()) {
     hosts.push_back({{"host", h.host}, {"requests", h.requests}, {"retries", h.retries},
@@ -581,24 +712,23 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
   }
   {
-    fs::create_directories(fs::path(run_dir) / "backups");
-    std::string backup = (fs::path(run_dir) / "backups" / ("books_backup_" + ts + ".db.gz")).string();
-    Status s = storage::BackupDatabaseGz(db_path, backup);
-    if (!s.ok()) {
-      teardown_errors.push_back("database backup: " + s.message());
+    // Backups: a backup with fewer books than the stored books_latest.db.gz never replaces it
+    // without keeping it; local retention never drops the newest backup with the most books.
+    std::string dir = (fs::path(run_dir) / "backups").string();
+    auto backup = storage::MakeLocalBackup(db_path, dir, now);
+    if (!backup.ok()) {
+      teardown_errors.push_back("database backup: " + backup.status().message());
     } else {
-      for (const auto& loc : {MetaLocation(objects->layout, "books_latest.db.gz"),
-                              TimestampedMetaLocation(objects->layout, now, "books_latest.db.gz")}) {
-        Status u = UploadFile(*objects->store, loc, backup, "application/gzip");
-        if (!u.ok()) teardown_errors.push_back(u.message());
+      summary["backup_books"] = backup->books;
+      auto warning = storage::PublishLatestBackup(*objects->store, objects->layout, *backup, now,
+                                                  dir);
+      if (!warning.ok()) {
+        teardown_errors.push_back(warning.status().message());
+      } else if (!warning->empty()) {
+        err << "grin-jobs sync: warning: " << *warning << "\n";
+        summary["backup_warning"] = *warning;
       }
-      // Keep the newest 10 local backups.
-      std::vector<fs::path> all;
-      for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "backups")) {
-        all.push_back(e.path());
-      }
-      std::sort(all.begin(), all.end());
-      for (size_t i = 0; i + 10 < all.size(); ++i) fs::remove(all[i]);
+      storage::PruneLocalBackups(dir, 10);
     }
   }
   summary["teardown_errors"] = teardown_errors;
@@ -619,6 +749,20 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (!teardown_errors.empty()) {
     err << "grin-jobs sync: teardown completed with errors: " << teardown_errors.front() << "\n";
     return kExitFailure;
+  }
+  if (dead->failed > 0 || !unlisted_queues.empty()) {
+    err << "grin-jobs sync: finished, but ";
+    if (dead->failed > 0) {
+      err << dead->failed << " book" << (dead->failed == 1 ? "" : "s")
+          << " failed for good (e.g. " << dead->first_failed
+          << "; see `grin-jobs status`, requeue with `grin-jobs retry`)";
+    }
+    if (!unlisted_queues.empty()) {
+      err << (dead->failed > 0 ? " and " : "") << "queue " << unlisted_queues.front()
+          << " could not be listed (rerun to list it)";
+    }
+    err << "\n";
+    return kExitBooksFailed;
   }
   return kExitOk;
 }

@@ -255,6 +255,8 @@ int64_t TokenSource::refreshes() const {
 Status TokenSource::RefreshLocked(std::unique_lock<std::mutex>& lock) {
   if (refreshing_) {
     cv_.wait(lock, [this] { return !refreshing_; });
+    // The refresh we waited for failed: its reason (a revoked refresh token is not retryable).
+    if (!last_refresh_.ok()) return last_refresh_;
     return creds_.access_token.empty() ? Status::Unavailable("token refresh failed")
                                        : Status::Ok();
   }
@@ -275,6 +277,7 @@ Status TokenSource::RefreshLocked(std::unique_lock<std::mutex>& lock) {
   }
   lock.lock();
   refreshing_ = false;
+  last_refresh_ = s;
   if (s.ok()) {
     creds_ = std::move(next);
     ++refreshes_;

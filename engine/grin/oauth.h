@@ -119,6 +119,7 @@ class TokenSource {
   int64_t refreshes_ = 0;
   bool stop_ = false;
   bool refreshing_ = false;
+  Status last_refresh_;  // the outcome of the latest refresh, handed to callers that waited on it
   std::thread refresher_;
 };
 

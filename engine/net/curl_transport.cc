@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -284,7 +285,12 @@ Status CurlTransport::Impl::SetupEasy(Transfer* t) {
   t->out_pos = r.sink.offset;
   if (r.sink.kind == ResponseSink::Kind::kFile) {
     t->out_fd = Fd(::open(r.sink.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
-    if (t->out_fd.get() < 0) return Status::NotFound("cannot open response file " + r.sink.path);
+    if (t->out_fd.get() < 0) {
+      const int e = errno;
+      std::string m = "cannot open response file " + r.sink.path + ": " + std::strerror(e);
+      return e == ENOSPC || e == EDQUOT ? Status::NoSpace(std::move(m))
+                                        : Status::NotFound(std::move(m));
+    }
     if (::ftruncate(t->out_fd.get(), r.sink.offset) != 0) {
       return Status::Internal("cannot truncate response file " + r.sink.path);
     }
@@ -458,8 +464,11 @@ size_t CurlTransport::Impl::OnWrite(char* data, size_t size, size_t n, void* use
       while (off < len) {
         ssize_t w = ::pwrite(t->out_fd.get(), data + off, len - off, t->out_pos);
         if (w <= 0) {
-          t->local_error = Status::Internal("cannot write response file " + s.path + ": " +
-                                            std::strerror(errno));
+          const int e = errno;
+          std::string m = "cannot write response file " + s.path + ": " + std::strerror(e);
+          // A full disk is not a transfer error (a retry cannot help): say so.
+          t->local_error = e == ENOSPC || e == EDQUOT ? Status::NoSpace(std::move(m))
+                                                      : Status::Internal(std::move(m));
           return 0;
         }
         off += static_cast<size_t>(w);

@@ -25,7 +25,7 @@ Status TransportError(CURLcode code, const Transfer& t) {
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_ISSUER_ERROR:
-      return Status::FailedPrecondition("TLS certificate not trusted: " + detail + where +
+      return Status::FailedPrecondition(std::string(kTlsUntrustedText) + ": " + detail + where +
                                         "; for a private CA set the CA file (--ca-file)");
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:

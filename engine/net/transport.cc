@@ -106,6 +106,10 @@ Status HttpStatusToStatus(int http_status) {
   return Status::InvalidArgument(m);
 }
 
+bool IsTlsTrustFailure(const Status& s) {
+  return !s.ok() && s.message().find(kTlsUntrustedText) != std::string::npos;
+}
+
 Status Response::ToStatus() const {
   if (!transport_status.ok()) return transport_status;
   return HttpStatusToStatus(http_status);

@@ -170,6 +170,13 @@ struct Response {
 // other statuses InvalidArgument. The message names the status.
 Status HttpStatusToStatus(int http_status);
 
+// A TLS peer that could not be verified (untrusted or unverifiable certificate, unusable CA file)
+// is reported as kFailedPrecondition with this text in the message. Callers that wrap the status
+// (with context, or under another code) keep the text, so IsTlsTrustFailure() still tells it: a
+// failure no retry can fix, and never the fault of the book or object being transferred.
+inline constexpr const char* kTlsUntrustedText = "TLS certificate not trusted";
+bool IsTlsTrustFailure(const Status& s);
+
 using RequestId = uint64_t;  // 0 is never a valid id
 using CompletionFn = std::function<void(Response)>;
 

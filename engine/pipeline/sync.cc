@@ -1,4 +1,5 @@
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include <algorithm>
@@ -107,8 +108,68 @@ void SyncPipeline::Impl::Finished(bool uploaded_now) {
   if (!line.empty()) opt.on_progress(line);
 }
 
+FailureSource SyncPipeline::Impl::SourceOf(const std::string& reason) {
+  auto has = [&reason](const char* part) { return reason.find(part) != std::string::npos; };
+  if (has("staging")) return FailureSource::kStaging;
+  if (has("upload") || has("storage") || has("stored") || has("rebuild")) {
+    return FailureSource::kStorage;
+  }
+  if (has("passphrase") || has("decrypt") || has("process") || has("archive_invalid") ||
+      has("extract")) {
+    return FailureSource::kDecrypt;
+  }
+  return FailureSource::kGrin;  // check_failed, download_failed, conversion_request_failed...
+}
+
+bool SyncPipeline::Impl::HoldIfSystemic(const WorkItem& w, const Status& why,
+                                        const std::string& reason) {
+  const FailureSource source = SourceOf(reason);
+  std::string bucket, path;
+  int64_t needed = ParseCheckpoint(w.checkpoint).value("size", int64_t{-1});
+  if (needed < 0) needed = last_archive_size.load();  // unchecked: like the last archive seen
+  if (source == FailureSource::kStorage) {
+    bucket = reason.find("ocr") != std::string::npos
+                 ? FullTextLocation(opt.layout, w.barcode).bucket
+                 : RawArchiveLocation(opt.layout, w.barcode).bucket;
+  } else {
+    path = opt.staging_dir;
+    if (needed > 0) needed *= 2;  // a staged book: the download and its decrypted archive
+  }
+  SystemicFailure f = ClassifyFailure(why, source, bucket, path, needed);
+  if (f.kind == SystemicKind::kNone) return false;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    held_items.push_back(w);
+  }
+  log->Log(LogLevel::kInfo, "book.held_systemic",
+           {{"barcode", w.barcode}, {"stage", std::string(StageName(w.stage))},
+            {"reason", reason}, {"error", why.message()}});
+  if (breaker->RecordFailure(w.barcode, f)) finish = true;  // stop claiming, drain
+  return true;
+}
+
+void SyncPipeline::Impl::StateStoreFailed(const Status& failed) {
+  log->Log(LogLevel::kInfo, "sync.state_store_failed", {{"error", failed.message()}});
+  Status s = failed;
+  if (s.code() != StatusCode::kNoSpace && !opt.state_store_path.empty()) {
+    // SQLite reports some writes into a full disk (the WAL index, a checkpoint) as an I/O error.
+    struct statvfs v {};
+    std::string dir = fs::path(opt.state_store_path).parent_path().string();
+    if (::statvfs(dir.empty() ? "." : dir.c_str(), &v) == 0 &&
+        static_cast<uint64_t>(v.f_bavail) * v.f_frsize < kMiB) {
+      s = Status::NoSpace("disk full: " + s.message());
+    }
+  }
+  // Room for the database to grow (WAL, a checkpoint): a generous guess.
+  SystemicFailure f =
+      ClassifyFailure(s, FailureSource::kStateStore, "", opt.state_store_path, 64 * kMiB);
+  (void)breaker->RecordFailure("", f);
+  finish = true;
+}
+
 void SyncPipeline::Impl::FailItem(const WorkItem& w, StageTally& t, const Status& why, const std::string& reason,
               bool permanent) {
+  if (HoldIfSystemic(w, why, reason)) return;
   bool dead = permanent || !Retryable(why);
   json d = {{"error", why.message()}};
   Status s = store->Fail(w, dead ? ErrorClass::kPermanent : ErrorClass::kRetryable, reason,
@@ -117,6 +178,7 @@ void SyncPipeline::Impl::FailItem(const WorkItem& w, StageTally& t, const Status
   log->Log(LogLevel::kWarning, "book.failed",
            {{"barcode", w.barcode}, {"stage", std::string(StageName(w.stage))},
             {"reason", reason}, {"error", why.message()}});
+  if (!s.ok() && s.code() != StatusCode::kConflict) StateStoreFailed(s);
   if (!s.ok()) return;  // lease lost: someone else owns the book now
   if (dead) {
     std::lock_guard<std::mutex> l(mu);
@@ -132,6 +194,7 @@ void SyncPipeline::Impl::CompleteItem(const WorkItem& w, Completion c, StageTall
                   const std::string& reason) {
   c.item = w;
   auto r = store->CompleteMany({c});
+  if (!r.ok()) StateStoreFailed(r.status());
   if (!r.ok() || !r->front().ok()) {
     log->Log(LogLevel::kWarning, "book.complete_refused",
              {{"barcode", w.barcode},
@@ -141,7 +204,10 @@ void SyncPipeline::Impl::CompleteItem(const WorkItem& w, Completion c, StageTall
   Tally(t, kind, reason);
   if (c.to == Stage::kChecked) idle_until[kDownload] = 0;  // work for the next stage
   if (c.to == Stage::kDownloaded) idle_until[kProcess] = 0;
-  if (c.to == Stage::kUploaded) Finished(true);
+  if (c.to == Stage::kUploaded) {
+    breaker->RecordSuccess();
+    Finished(true);
+  }
 }
 
 bool SyncPipeline::Impl::RunOne() {
@@ -159,9 +225,7 @@ bool SyncPipeline::Impl::RunOne() {
     if (!items.ok() || items->empty()) {
       if (items.ok()) idle_until[work] = clock->NowMicros() + kIdleClaimMicros;
       --slots[work];
-      if (!items.ok()) {
-        log->Log(LogLevel::kError, "sync.claim_failed", {{"error", items.status().message()}});
-      }
+      if (!items.ok()) StateStoreFailed(items.status());  // e.g. its disk is full: stop
       continue;
     }
     ++in_flight;
@@ -200,6 +264,7 @@ SyncPipeline::SyncPipeline(StateStore* store, ObjectStore* objects,
   impl_->clock = impl_->opt.clock ? impl_->opt.clock : SystemClock::Default();
   impl_->log = impl_->opt.logger ? impl_->opt.logger : NullLogger::Default();
   impl_->budget = std::make_unique<MemoryBudget>(impl_->opt.memory_limit_bytes);
+  impl_->breaker = std::make_unique<CircuitBreaker>(impl_->opt.stop_after_systemic);
 }
 
 SyncPipeline::~SyncPipeline() = default;
@@ -235,12 +300,24 @@ Result<SyncStats> SyncPipeline::Run() {
       break;
     }
     int64_t open = c->total - c->at[static_cast<int>(Stage::kUploaded)] - c->dead;
-    if (open == 0 && m.in_flight.load() == 0) break;
+    int64_t n_held;
+    {
+      std::lock_guard<std::mutex> l(m.mu);
+      n_held = static_cast<int64_t>(m.held_items.size());
+    }
+    if (open <= n_held && m.in_flight.load() == 0) break;  // all that is left is held back
   }
   bool stop_requested = m.opt.stop && m.opt.stop->load() != 0;
   m.finish = true;
   for (auto& t : workers) t.join();
   std::lock_guard<std::mutex> l(m.mu);
+  // Jobs held back for a systemic failure go back as they were: no attempt counted.
+  for (const WorkItem& w : m.held_items) (void)m.store->Release(w);
+  m.stats.held_back = static_cast<int64_t>(m.held_items.size());
+  std::string cause = m.breaker->cause();
+  if (m.stats.fatal.empty() && (m.breaker->tripped() || !m.held_items.empty())) {
+    m.stats.fatal = cause;
+  }
   m.stats.interrupted = stop_requested;
   m.stats.elapsed_s = static_cast<double>(m.clock->NowMicros() - m.start_micros) / 1e6;
   double workers_cpu = 0;

@@ -28,7 +28,8 @@
 //             `uploaded`, in the same transaction as the book's storage facts and MARC fields.
 //
 // Stop: when *options.stop becomes non-zero the workers stop claiming, finish what they hold and
-// Run() returns (stats.interrupted). Per-stage concurrency: check_concurrency,
+// Run() returns (stats.interrupted). Systemic failures (circuit_breaker.h) stop it the same way
+// after SyncOptions::stop_after_systemic books, and never fail a book. Per-stage concurrency: check_concurrency,
 // download_concurrency (polite to GRIN), and the worker count for the CPU-heavy process stage.
 //
 // Thread safety: Run() once per object; it blocks until the run ends.
@@ -79,6 +80,13 @@ struct SyncOptions {
   std::function<void(const std::string& line)> on_progress;  // may be empty
   bool progress_bar = false;  // on_progress gets the terminal bar (with MB/s) instead of the line
   const std::atomic<int>* stop = nullptr;              // non-zero: drain and return
+  // Systemic failures (not the book's fault: GRIN auth, wrong passphrase, TLS trust, storage
+  // access or bucket, a full disk; see circuit_breaker.h) never fail a book: its job is kept as
+  // it was. After this many consecutive distinct books failed so, the run stops claiming, drains
+  // and returns with stats.fatal naming the cause (a wrong passphrase or an unwritable state
+  // store: at once).
+  int stop_after_systemic = 3;
+  std::string state_store_path;  // named in messages about the state store ("" = not named)
   Clock* clock = nullptr;
   Logger* logger = nullptr;
 };
@@ -103,7 +111,10 @@ struct SyncStats {
   int64_t bytes_uploaded = 0;
   double elapsed_s = 0;
   bool interrupted = false;
-  std::string fatal;        // a run-wide error (e.g. GRIN refused access); "" if none
+  // A run-wide error, one line with the cause and the fix (e.g. GRIN refused access, a disk is
+  // full); "" if none. Set whenever a book was held back for a systemic failure.
+  std::string fatal;
+  int64_t held_back = 0;    // books whose jobs were kept as they were for a systemic failure
   StageTally check, download, process;
   // CPU seconds by where they were spent: "check", "download" (staged), "download+decrypt"
   // (streamed: download, decrypt, hash and extract on the worker), "decrypt" (staged),

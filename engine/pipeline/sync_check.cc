@@ -41,16 +41,7 @@ std::optional<std::string> SyncPipeline::Impl::Check(const WorkItem& w) {
   auto head = grin->HeadArchive(w.barcode);
   if (!head.ok()) {
     const Status& s = head.status();
-    if (s.code() == StatusCode::kPermissionDenied) {
-      {
-        std::lock_guard<std::mutex> l(mu);
-        if (stats.fatal.empty()) stats.fatal = s.message();
-      }
-      finish = true;
-      (void)store->Release(w);
-      return std::nullopt;
-    }
-    if (s.code() != StatusCode::kNotFound) {
+    if (s.code() != StatusCode::kNotFound) {  // auth, TLS trust...: FailItem holds the book
       FailItem(w, stats.check, s, "check_failed", false);
       return std::nullopt;
     }

@@ -21,6 +21,7 @@
 
 #include "engine/pipeline/archive_stream.h"
 #include "engine/pipeline/chunk_buffer.h"
+#include "engine/pipeline/circuit_breaker.h"
 #include "engine/pipeline/checkpoint_journal.h"
 #include "engine/pipeline/memory_budget.h"
 #include "engine/pipeline/progress.h"
@@ -74,6 +75,17 @@ struct SyncPipeline::Impl {
   bool Stopping() const {
     return finish.load() || (opt.stop && opt.stop->load() != 0);
   }
+
+  // --- systemic failures (circuit_breaker.h) ---
+  std::unique_ptr<CircuitBreaker> breaker;
+  std::vector<WorkItem> held_items;  // guarded by mu: jobs kept leased (untouched) until Run() ends
+  // Where a failure with this FailItem reason went (GRIN, storage, decrypt, staging).
+  static FailureSource SourceOf(const std::string& reason);
+  // If `why` is systemic, keeps the job as it is (released when the run ends, no attempt
+  // counted), tells the breaker (which may stop the run) and returns true.
+  bool HoldIfSystemic(const WorkItem& w, const Status& why, const std::string& reason);
+  // The state store failed a write or a claim: nothing can be recorded, the run stops at once.
+  void StateStoreFailed(const Status& s);
 
   int Limit(Work w) const {
     switch (w) {

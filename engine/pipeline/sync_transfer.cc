@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -21,14 +23,20 @@ int64_t FileSize(const std::string& path) {
   return static_cast<int64_t>(st.st_size);
 }
 
+// A failed write to staging: kNoSpace for a full disk or quota (systemic: the book is held, not
+// failed), else retryable.
+Status StagingWriteError(const std::string& what) {
+  const int e = errno;
+  std::string m = "cannot " + what + " in staging: " + std::strerror(e);
+  return e == ENOSPC || e == EDQUOT ? Status::NoSpace(m) : Status::ResourceExhausted(m);
+}
+
 // Writes the decrypted archive to a staging file.
 class FileByteSink final : public archive::ByteSink {
  public:
   explicit FileByteSink(std::FILE* f) : f_(f) {}
   Status Write(const uint8_t* data, size_t n) override {
-    if (std::fwrite(data, 1, n, f_) != n) {
-      return Status::ResourceExhausted("cannot write the decrypted archive to staging (disk full?)");
-    }
+    if (std::fwrite(data, 1, n, f_) != n) return StagingWriteError("write the decrypted archive");
     return Status::Ok();
   }
 
@@ -242,8 +250,7 @@ void SyncPipeline::Impl::Process(const WorkItem& w) {
   }
   std::FILE* out = std::fopen(plain.c_str(), "wb");
   if (!out) {
-    FailItem(w, stats.process, Status::ResourceExhausted("cannot create " + plain), "staging",
-             false);
+    FailItem(w, stats.process, StagingWriteError("create " + plain), "staging", false);
     return;
   }
   FileByteSink sink(out);
@@ -270,9 +277,11 @@ void SyncPipeline::Impl::Process(const WorkItem& w) {
     if (result.ok() && !feed.ok()) result = feed;
   }
   bool flushed = std::fflush(out) == 0;
-  std::fclose(out);
+  Status flush_error = flushed ? Status::Ok() : StagingWriteError("write " + plain);
+  flushed = std::fclose(out) == 0 && flushed;
+  if (flush_error.ok() && !flushed) flush_error = StagingWriteError("close " + plain);
   AddCpu("decrypt", t0);
-  if (result.ok() && !flushed) result = Status::ResourceExhausted("staging disk full");
+  if (result.ok() && !flushed) result = flush_error;
   if (!result.ok()) {
     ::unlink(plain.c_str());
     // Suspect download: remove it so the retry fetches it again.

@@ -153,6 +153,78 @@ TEST_CASE("a multipart upload cut by kill -9 resumes from its recorded parts") {
   CHECK(VerifyWithBoto3(env, swift, suffix) == 0);
 }
 
+TEST_CASE("a storage bucket deleted under a running sync holds the books and stops, exit 1") {
+  Swift swift(GRIN_SOURCE_DIR);
+  SyncEnv env(30, 0.6, 43);
+  std::string suffix = std::to_string(::getpid()) + "nb";
+  UseSwift(env, swift, suffix);
+  const std::string bucket = "grin-raw-" + suffix;
+  // GRIN answers slowly, so the raw bucket the sync creates at its start is gone (boto3 deletes
+  // it as soon as it appears) before the first upload.
+  auto rule = fake::ParseFaultRule(
+      R"({"endpoint": "archive", "action": "slow_first_byte", "delay_ms": 2500})");
+  REQUIRE(rule.ok());
+  env.server->AddFault(*rule);
+  std::string script = (env.tmp.path() / "delete_bucket.py").string();
+  grin::testing::WriteFile(script, R"(import os, sys, time, boto3
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=os.environ["GRIN_S3_ENDPOINT"],
+    aws_access_key_id=os.environ["GRIN_S3_ACCESS_KEY"],
+    aws_secret_access_key=os.environ["GRIN_S3_SECRET_KEY"],
+    region_name=os.environ.get("GRIN_S3_REGION", "us-east-1"),
+    verify=os.environ["GRIN_S3_CA_FILE"], config=Config(s3={"addressing_style": "path"}))
+deadline = time.time() + 60
+while time.time() < deadline:
+    try:
+        s3.delete_bucket(Bucket=sys.argv[1])
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.02)
+sys.exit(1)
+)");
+  for (const auto& [k, v] : swift.vars()) setenv(k.c_str(), v.c_str(), 1);
+  int deleted = -1;
+  std::thread deleter([&] { deleted = RunProgram({"python3", script, bucket}); });
+  auto r = Cli(env.SyncArgs({"--queue", "converted", "--limit", "8"}));
+  deleter.join();
+  INFO(r.out << r.err);
+  REQUIRE(deleted == 0);
+  CHECK(r.code == 1);
+  const size_t last = r.err.rfind("grin-jobs sync:");
+  std::string err = last == std::string::npos ? "" : r.err.substr(last);
+  CHECK(err.find("storage bucket '" + bucket + "' does not exist") != std::string::npos);
+  CHECK(err.find("no book was failed") != std::string::npos);
+  CHECK(env.Uploaded().empty());
+  CHECK(env.Sql("SELECT count(*) FROM jobs WHERE status IN ('dead', 'retry', 'leased')") == 0);
+  CHECK(env.Sql("SELECT coalesce(sum(attempts), 0) FROM jobs") == 0);
+
+  // The same command creates the bucket again and completes.
+  env.server->ClearFaults();
+  auto again = Cli(env.SyncArgs({"--queue", "converted", "--limit", "8"}));
+  INFO(again.out << again.err);
+  CHECK(again.code == 0);
+  CHECK(env.Uploaded().size() == 8);
+}
+
+TEST_CASE("storage refusing the credentials (AccessDenied) stops before any book, one line") {
+  Swift swift(GRIN_SOURCE_DIR);
+  SyncEnv env(20, 0.6, 44);
+  std::string suffix = std::to_string(::getpid()) + "ad";
+  UseSwift(env, swift, suffix);
+  std::string creds = (env.tmp.path() / "aws_credentials").string();
+  grin::testing::WriteFile(creds, "[default]\naws_access_key_id = " +
+                                      swift.get("GRIN_S3_ACCESS_KEY") +
+                                      "\naws_secret_access_key = not-the-secret\n");
+  auto r = Cli(env.SyncArgs({"--queue", "converted", "--limit", "4"}));
+  INFO(r.out << r.err);
+  CHECK(r.code == 1);
+  CHECK(r.err.find('\n') == r.err.size() - 1);  // one line
+  CHECK(r.err.find("storage refused access to bucket 'grin-raw-" + suffix + "'") !=
+        std::string::npos);
+  CHECK(r.err.find("check the storage credentials") != std::string::npos);
+  CHECK(env.Sql("SELECT count(*) FROM jobs") == 0);
+}
+
 TEST_SUITE_END();
 
 }  // namespace

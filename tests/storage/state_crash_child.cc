@@ -2,18 +2,54 @@
 // random retryable failures, as fast as it can, until all are uploaded (exit 0). The parent
 // SIGKILLs it at random moments and restarts it.
 //   state_crash_child <db> <items> <normal|durable> <seed>
+// Hold mode, for crash streaks: claims POISON001 (the run's first job), then with "progress"
+// claims and completes one more job, with "forced" gives its leases back as a forced exit does,
+// with "still" does nothing more; says 'R' and waits to be killed.
+//   state_crash_child <db> hold <still|progress|forced> <seed>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "storage/sqlite_state_store.h"
+
+namespace {
+
+int Hold(const std::string& db, const std::string& mode, const std::string& seed) {
+  auto store = grin::storage::SqliteStateStore::Open(db, grin::storage::StateStoreOptions{});
+  if (!store.ok()) {
+    std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
+    return 1;
+  }
+  if (!(*store)->Enqueue({"POISON001"}).ok()) return 1;
+  if (!(*store)->Enqueue({"OTHER" + seed}).ok()) return 1;
+  auto poison = (*store)->Claim(grin::Stage::kPending, 1);
+  if (!poison.ok() || poison->size() != 1 || poison->front().barcode != "POISON001") {
+    std::fprintf(stderr, "POISON001 not claimable\n");
+    return 4;
+  }
+  if (mode == "progress") {
+    auto other = (*store)->Claim(grin::Stage::kPending, 1);
+    if (!other.ok() || other->size() != 1) return 1;
+    if (!(*store)->Complete(other->front(), grin::Stage::kUploaded).ok()) return 1;
+  } else if (mode == "forced") {
+    auto n = (*store)->ReleaseForExit();
+    if (!n.ok() || *n != 1) return 1;
+  }
+  std::fputc('R', stdout);
+  std::fflush(stdout);
+  for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 5) {
     std::fprintf(stderr, "usage: state_crash_child <db> <items> <normal|durable> <seed>\n");
     return 2;
   }
+  if (std::string(argv[2]) == "hold") return Hold(argv[1], argv[3], argv[4]);
   std::string db = argv[1];
   int items = std::atoi(argv[2]);
   grin::storage::StateStoreOptions o;
