@@ -63,6 +63,14 @@ struct ConversionRecord {
   std::vector<std::pair<std::string, std::string>> extra_columns = {};
 };
 
+// One book of GRIN's _failed list: why its conversion failed, in GRIN's words.
+struct ConvertFailure {
+  std::string barcode;
+  std::string date;    // ISO 8601
+  std::string info;
+  std::string detail;
+};
+
 class BookCatalog {
  public:
   virtual ~BookCatalog() = default;
@@ -100,6 +108,11 @@ class BookCatalog {
   // Stores _process outcomes (requested ones get processing_request_timestamp) and appends one
   // event per book, in one transaction.
   virtual Status RecordConversionRequests(const std::vector<ConversionRecord>& records) = 0;
+
+  // Replaces the books' GRIN conversion-failure fields with the current _failed list, in one
+  // transaction: books listed get their date, info and detail; books no longer listed are
+  // cleared. Books not in the catalog are ignored. Returns how many known books are listed.
+  virtual Result<int64_t> ReplaceConvertFailures(const std::vector<ConvertFailure>& failures) = 0;
 
   virtual Result<int64_t> CountBooks() = 0;
 };

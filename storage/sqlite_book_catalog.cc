@@ -433,6 +433,39 @@ Status SqliteBookCatalog::RecordConversionRequests(const std::vector<ConversionR
   return Status::Ok();
 }
 
+Result<int64_t> SqliteBookCatalog::ReplaceConvertFailures(
+    const std::vector<ConvertFailure>& failures) {
+  std::lock_guard<std::mutex> l(mu_);
+  int64_t listed = 0;
+  try {
+    const std::string now = NowIso();
+    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    db_->exec(
+        "UPDATE books SET grin_convert_failed_date = NULL, grin_convert_failed_info = NULL, "
+        "grin_detailed_convert_failed_info = NULL, updated_at = '" + now + "' "
+        "WHERE grin_convert_failed_date IS NOT NULL OR grin_convert_failed_info IS NOT NULL "
+        "OR grin_detailed_convert_failed_info IS NOT NULL");
+    SQLite::Statement set(*db_,
+                          "UPDATE books SET grin_convert_failed_date = NULLIF(?2, ''), "
+                          "grin_convert_failed_info = NULLIF(?3, ''), "
+                          "grin_detailed_convert_failed_info = NULLIF(?4, ''), updated_at = ?5 "
+                          "WHERE barcode = ?1");
+    for (const auto& f : failures) {
+      set.bind(1, f.barcode);
+      set.bind(2, f.date);
+      set.bind(3, f.info);
+      set.bind(4, f.detail);
+      set.bind(5, now);
+      listed += set.exec();
+      set.reset();
+    }
+    tx.commit();
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+  return listed;
+}
+
 Result<int64_t> SqliteBookCatalog::CountBooks() {
   std::lock_guard<std::mutex> l(mu_);
   try {

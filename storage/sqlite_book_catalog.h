@@ -42,6 +42,7 @@ class SqliteBookCatalog final : public BookCatalog {
   Result<std::vector<std::string>> ConversionCandidates(int limit,
                                                         bool retry_refused) override;
   Status RecordConversionRequests(const std::vector<ConversionRecord>& records) override;
+  Result<int64_t> ReplaceConvertFailures(const std::vector<ConvertFailure>& failures) override;
   Result<int64_t> CountBooks() override;
 
  private:

@@ -126,6 +126,10 @@ int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostr
   out << stats->asked << " books asked in " << stats->requests << " requests: " << stats->found
       << " enriched, " << stats->missing << " unknown to GRIN, " << stats->failed_barcodes
       << " failed (retried next run)\n";
+  if (stats->convert_failures >= 0) {
+    out << stats->convert_failures
+        << " books in GRIN's _failed list (Convert Failed Date/Info kept in books.db)\n";
+  }
   if (stats->skipped_rows > 0) {
     out << stats->skipped_rows
         << " reply rows skipped without a readable barcode (each one warned about above)\n";

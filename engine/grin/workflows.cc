@@ -141,6 +141,19 @@ Result<EnrichStats> EnrichBooks(GrinClient& client, BookCatalog& catalog,
                                 const EnrichOptions& options, Logger* logger) {
   if (!logger) logger = NullLogger::Default();
   EnrichStats stats;
+  if (options.convert_failures) {
+    Result<std::map<std::string, FailedBook>> failed = client.LoadKnownFailures();
+    if (!failed.ok()) {
+      if (failed.status().code() == StatusCode::kPermissionDenied) return failed.status();
+      logger->Log(LogLevel::kWarning, "grin.enrich.failed_list_unread",
+                  {{"error", failed.status().message()}});
+    } else {
+      std::vector<ConvertFailure> rows;
+      rows.reserve(failed->size());
+      for (const auto& [bc, f] : *failed) rows.push_back({bc, f.date, f.info, f.detail});
+      GRIN_ASSIGN_OR_RETURN(stats.convert_failures, catalog.ReplaceConvertFailures(rows));
+    }
+  }
   std::string after;
   const int concurrency = std::max(1, options.concurrency);
   while (options.limit == 0 || stats.asked < options.limit) {

@@ -61,6 +61,10 @@ struct EnrichOptions {
   int db_batch = 6'000;   // barcodes read from the catalog per round
   int concurrency = 5;    // _barcode_search requests in flight
   int64_t limit = 0;      // stop after this many barcodes (0 = all pending)
+  // Also read GRIN's _failed list (HTML) and keep each failed book's Convert Failed Date, Info
+  // and Detailed Info in books (BookCatalog::ReplaceConvertFailures). A failure to read it is
+  // warned about and counted, never fatal to the enrichment.
+  bool convert_failures = true;
 };
 struct EnrichStats {
   int64_t asked = 0;
@@ -70,6 +74,7 @@ struct EnrichStats {
   int64_t failed_barcodes = 0;
   int64_t requests = 0;
   int64_t skipped_rows = 0;  // reply rows without a barcode (warned about by the client)
+  int64_t convert_failures = -1;  // known books listed in _failed (-1: not read)
 };
 Result<EnrichStats> EnrichBooks(GrinClient& client, BookCatalog& catalog,
                                 const EnrichOptions& options, Logger* logger = nullptr);

@@ -6,8 +6,11 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 
 #include "engine/grin/workflows.h"
+#include "storage/books_export.h"
 #include "storage/sqlite_book_catalog.h"
 #include "tests/support/temp_dir.h"
 #include "tests/grin/grin_fixture.h"
@@ -191,6 +194,42 @@ TEST_CASE("_failed: read as HTML with GRIN's failure date, info and detail per b
     CHECK(it->second.date == GrinDateToIso(fake::FormatGrinDate(b.status_at)));
     CHECK_FALSE(it->second.info.empty());
   }
+}
+
+TEST_CASE("enrich: GRIN's failure date, info and detail land in books and the CSV") {
+  auto o = FakeOptions(200);
+  o.corpus.frac_failed = 0.2;
+  GrinEnv env(o, false);
+  Catalog c(env);
+  EnrichOptions eo;
+  auto st = EnrichBooks(*env.client, *c.cat, eo);
+  REQUIRE_MESSAGE(st.ok(), st.status().ToString());
+  fake::Corpus* corpus = env.server->corpus("TEST");
+  int64_t total = 0;
+  auto failed = corpus->List(fake::ConvertStatus::kFailed, 0, -1, &total);
+  REQUIRE_FALSE(failed.empty());
+  CHECK(st->convert_failures == static_cast<int64_t>(failed.size()));
+  fake::BookRecord b = corpus->Get(failed.front());
+  CHECK(c.Text("SELECT grin_convert_failed_info FROM books WHERE barcode = '" + b.barcode + "'") ==
+        b.failed_info);
+  CHECK(c.Text("SELECT grin_detailed_convert_failed_info FROM books WHERE barcode = '" +
+               b.barcode + "'") == b.failed_detail);
+  CHECK(c.Text("SELECT count(*) FROM books WHERE grin_convert_failed_date IS NOT NULL") ==
+        std::to_string(failed.size()));
+  const std::string csv_path = env.tmp.file("books.csv");
+  REQUIRE(storage::ExportBooksCsv(c.path, csv_path, false).ok());
+  std::ifstream in(csv_path);
+  std::string header;
+  std::getline(in, header);
+  CHECK(header.find("GRIN Convert Failed Date,GRIN Convert Failed Info,"
+                    "GRIN Detailed Convert Failed Info") != std::string::npos);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(all.find(b.failed_detail.substr(0, 20)) != std::string::npos);
+  // A book no longer in _failed (converted again) loses its failure fields on the next enrich.
+  corpus->SetStatus(failed.front(), fake::ConvertStatus::kConverted, env.server->NowSeconds());
+  REQUIRE(EnrichBooks(*env.client, *c.cat, eo).ok());
+  CHECK(c.Text("SELECT count(*) FROM books WHERE grin_convert_failed_info IS NOT NULL") ==
+        std::to_string(failed.size() - 1));
 }
 
 TEST_CASE("patience: 429 with Retry-After on a list page, many times over, resumes at that page") {
