@@ -172,7 +172,8 @@ Status GrinClient::ForEachListPage(const std::string& first_url,
                                    const std::function<Status(const ListPage&)>& fn,
                                    int max_pages) {
   auto fetch = [this](std::string url) -> Result<net::Response> {
-    // "Your request is unavailable" and 5xx are transient: up to 3 tries per page.
+    // 429/503/5xx and connection errors were already waited out by the transport with
+    // options_.patience; "Your request is unavailable" (a 200 page) gets up to 3 tries here.
     Status last;
     for (int attempt = 1; attempt <= 3; ++attempt) {
       net::Request req;
@@ -182,11 +183,9 @@ Status GrinClient::ForEachListPage(const std::string& first_url,
       MakePatient(&req, /*list=*/true);
       auto r = Send(std::move(req));
       if (!r.ok()) {
-        if (r.status().code() != StatusCode::kUnavailable) return r.status();
-        last = r.status();
+        return r.status();
       } else if (r->http_status != 200) {
-        last = r->ToStatus().WithContext("GRIN list page " + PageName(url));
-        if (last.code() != StatusCode::kUnavailable) return last;
+        return r->ToStatus().WithContext("GRIN list page " + PageName(url));
       } else {
         last = CheckUnavailablePage(*r, PageName(url));
         if (last.ok()) return r;

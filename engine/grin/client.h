@@ -125,6 +125,9 @@ class GrinClient {
 
   // Fetches HTML list pages from first_url, following Next links, calling fn once per page after
   // it parsed completely. Stops at the first error (fn's or a fetch/parse error naming the page).
+  // Each page is fetched with options().patience (429/503 with Retry-After waited out, so a long
+  // listing goes on from the page that was refused, never from page 1); the "unavailable" page
+  // gets 3 tries.
   // At most max_pages pages (0 = unlimited). The next page is fetched while fn runs. Rows without
   // a readable barcode are skipped and each warned about ("grin.list.row_skipped", with the
   // row's text); a full page (rows = its result_count) without a Next link is warned about

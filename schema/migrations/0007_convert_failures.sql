@@ -7,3 +7,6 @@
 ALTER TABLE books ADD COLUMN grin_convert_failed_date TEXT;
 ALTER TABLE books ADD COLUMN grin_convert_failed_info TEXT;
 ALTER TABLE books ADD COLUMN grin_detailed_convert_failed_info TEXT;
+
+-- job_counts re-derived, as 0005 and 0006 do (repairs counts left behind by jobs edited by hand).
+UPDATE job_counts SET n = (SELECT count(*) FROM jobs WHERE jobs.stage = job_counts.stage);
