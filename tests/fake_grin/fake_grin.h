@@ -97,6 +97,8 @@ struct FakeGrinOptions {
   bool converted_junk_lines = false;  // _converted?format=text: a header line, a bare barcode,
                                       // markup and a totals line among the file names
   size_t max_url_length = 8192;             // 414 above it
+  // Every reply carries a Date header: real time plus this offset (a skewed server clock).
+  int64_t date_offset_s = 0;
 };
 
 // Per-endpoint and per-barcode counters (grin-protocol.md §12.6).
@@ -149,6 +151,7 @@ class FakeGrinServer {
   void ClearFaults();
   std::vector<FaultRule> Faults() const;
   void AdvanceClock(int64_t seconds);
+  void SetDateOffset(int64_t seconds);  // the Date header's offset from real time, from now on
   int64_t NowSeconds() const;           // the virtual clock
   void Tick();                          // run due conversions now
   void RevokeAccessTokens();            // every issued access token stops working
