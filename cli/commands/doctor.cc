@@ -114,7 +114,9 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
     out << j.dump(2) << "\n";
   } else {
     for (const auto& c : checks) {
-      out << doctor::LevelName(c.level) << "  " << c.name << ": " << c.message;
+      std::string message = c.message;
+      while (!message.empty() && message.back() == '.') message.pop_back();
+      out << doctor::LevelName(c.level) << "  " << c.name << ": " << message;
       if (!c.fix.empty()) out << ". Fix: " << c.fix;
       out << "\n";
     }

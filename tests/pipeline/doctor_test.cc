@@ -234,6 +234,17 @@ TEST_CASE("doctor: a missing S3 bucket fails with the bucket named and how to cr
   CHECK(line.find("Fix: create the bucket 'grin-raw-" + suffix + "'") != std::string::npos);
   CHECK(StartsWith(Line(r, "clock storage"), "pass  "));  // Swift dates its replies
   CHECK(StartsWith(Line(r, "oauth"), "pass  "));
+  CHECK(line.find("..") == std::string::npos);
+
+  // Once sync has created the buckets, every bucket passes through the real signing path.
+  auto sync = Cli({"sync", "--run-dir", env.run});
+  REQUIRE_MESSAGE(sync.code == 0, sync.err);
+  r = Cli(DoctorArgs(env));
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  for (const char* name : {"storage raw", "storage full", "storage meta", "clock storage"}) {
+    CHECK_MESSAGE(StartsWith(Line(r, name), "pass  "), name);
+  }
 }
 
 TEST_CASE("CheckPassphrase: right, wrong and too few bytes of a real gpg archive") {
