@@ -67,6 +67,7 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
   TransferStackOptions tso;
   tso.logger = &logger;
   tso.grin_requests_per_second = 0;  // a handful of requests
+  tso.fail_fast = true;
   std::unique_ptr<TransferStack> stack;
   if (config->library_directory.empty()) {
     add({"oauth", Level::kFail, "run_config.json has no library_directory",

@@ -91,6 +91,13 @@ Result<std::unique_ptr<TransferStack>> OpenTransferStack(const std::string& run_
   // Two hosts (GRIN and storage) at full concurrency, so the total cap never closes a connection
   // one of them will need again (a new TLS handshake each time).
   topt.max_total_connections = 2 * topt.max_connections_per_host + 8;
+  if (options.fail_fast) {
+    topt.retry.max_attempts = 2;
+    topt.retry.max_retry_after_ms = 2'000;
+    topt.retry.max_delay_ms = 1'000;
+    topt.connect_timeout_ms = 10'000;
+    topt.low_speed_time_seconds = 15;
+  }
   topt.ca_file = config.ca_file;
   if (!storage_ca.empty() && storage_ca != config.ca_file) {
     if (config.ca_file.empty()) {

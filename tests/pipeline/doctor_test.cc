@@ -95,6 +95,16 @@ TEST_CASE("doctor: every check passes on a healthy run, reading only a prefix of
   for (const auto& c : doc["checks"]) CHECK_MESSAGE(c["status"] == "pass", c.dump());
 }
 
+TEST_CASE("doctor: listed in the help, bad usage is exit 2") {
+  auto h = Cli({"--help"});
+  CHECK(h.out.find("doctor") != std::string::npos);
+  auto d = Cli({"doctor", "--help"});
+  CHECK(d.code == 0);
+  CHECK(d.out.find("--staging-limit-mb") != std::string::npos);
+  CHECK(Cli({"doctor"}).code == 2);
+  CHECK(Cli({"doctor", "--run-dir", "/nonexistent", "--staging-limit-mb", "-1"}).code == 2);
+}
+
 TEST_CASE("doctor: a wrong passphrase fails its check from a 64 KiB prefix") {
   SyncEnv env(20, 0.6, 5, kImageBytes);
   WritePassphrase(env, "not the passphrase");
