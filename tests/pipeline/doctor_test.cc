@@ -136,6 +136,36 @@ TEST_CASE("doctor: a revoked sign-in fails the oauth check") {
   CHECK(StartsWith(Line(r, "storage raw"), "pass  "));  // the other checks still ran
 }
 
+TEST_CASE("doctor: an account not on GRIN's access list fails the oauth check with the fix") {
+  SyncEnv env(10, 0.6, 5);
+  auto rule = fake::ParseFaultRule(R"({"endpoint": "probe", "action": "status", "status": 403})");
+  REQUIRE(rule.ok());
+  env.server->AddFault(*rule);
+  auto r = Cli(DoctorArgs(env));
+  INFO(r.out << r.err);
+  CHECK(r.code == 1);
+  const std::string line = Line(r, "oauth");
+  CHECK(StartsWith(line, "fail  oauth: token refreshed for tester@example.org"));
+  CHECK(line.find("Fix: ask the library's GRIN contact to add tester@example.org to the access "
+                  "list of 'TEST'") != std::string::npos);
+}
+
+TEST_CASE("doctor: a GRIN that answers 503 with a long Retry-After fails in seconds") {
+  SyncEnv env(10, 0.6, 5);
+  auto rule = fake::ParseFaultRule(
+      R"({"endpoint": "grin", "action": "status", "status": 503, "retry_after": 3600})");
+  REQUIRE(rule.ok());
+  env.server->AddFault(*rule);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = Cli(DoctorArgs(env));
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  INFO(r.out << r.err);
+  CHECK(r.code == 1);
+  CHECK(StartsWith(Line(r, "oauth"), "fail  oauth: "));
+  CHECK(took < 20);
+}
+
 TEST_CASE("doctor: a storage folder that cannot be written fails the storage check") {
   SyncEnv env(10, 0.6, 5);
   // A file where the raw bucket's folder should be (root ignores permission bits).
