@@ -91,7 +91,7 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
                                       ? p["passphrase-file"].as<std::string>()
                                       : ""));
     } else {
-      add({"passphrase", Level::kWarn, "not checked: GRIN is not reachable with this sign-in",
+      add({"passphrase", Level::kWarn, "not checked: the oauth check failed",
            "fix the oauth check first"});
     }
     add_all(doctor::CheckStorage(*stack, *config, &storage_time));

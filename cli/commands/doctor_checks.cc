@@ -65,6 +65,9 @@ std::string GrinFix(const Status& s, const std::string& account, const std::stri
     }
     return "run `grin-jobs auth setup` (the saved sign-in was revoked or expired)";
   }
+  if (s.code() == StatusCode::kUnavailable) {
+    return "GRIN is busy or down (it answers 429 / 5xx): run doctor again in a few minutes";
+  }
   return "check the network and grin_base_url / grin_token_url in run_config.json";
 }
 
@@ -337,8 +340,9 @@ CheckResult CheckDiskSpace(const std::string& run_dir, const std::string& stagin
   };
   struct Place {
     std::string what;
-    fs::path path;
+    fs::path path;  // the nearest existing folder
     uint64_t needed;
+    std::string shown;
   };
   std::error_code ec;
   const uint64_t db_bytes = fs::exists(DbPath(run_dir), ec) ? fs::file_size(DbPath(run_dir), ec)
@@ -346,8 +350,9 @@ CheckResult CheckDiskSpace(const std::string& run_dir, const std::string& stagin
   // The database grows with the run, has a WAL beside it and a gzip backup written next to it
   // at the end of each sync: room for twice its size plus 64 MiB.
   const uint64_t db_needed = 2 * (ec ? 0 : db_bytes) + (64ull << 20);
-  std::vector<Place> places = {{"run dir", existing(run_dir), db_needed},
-                               {"staging", existing(staging_dir), staging_limit_bytes}};
+  std::vector<Place> places = {{"run dir", existing(run_dir), db_needed, run_dir},
+                               {"staging", existing(staging_dir), staging_limit_bytes,
+                                staging_dir}};
   std::string line;
   Level level = Level::kPass;
   std::string fix;
@@ -364,7 +369,7 @@ CheckResult CheckDiskSpace(const std::string& run_dir, const std::string& stagin
     const uint64_t free_bytes = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
     uint64_t needed = places[i].needed + (i == 1 && same_fs ? places[0].needed : 0);
     if (!line.empty()) line += "; ";
-    line += places[i].what + " " + places[i].path.string() + ": " + Mib(free_bytes) +
+    line += places[i].what + " " + places[i].shown + ": " + Mib(free_bytes) +
             " free, needs " + Mib(needed);
     if (i == 1 && staging_limit_bytes == 0) line += " (no staging limit set)";
     if (free_bytes < needed) {

@@ -163,6 +163,7 @@ TEST_CASE("doctor: a GRIN that answers 503 with a long Retry-After fails in seco
   INFO(r.out << r.err);
   CHECK(r.code == 1);
   CHECK(StartsWith(Line(r, "oauth"), "fail  oauth: "));
+  CHECK(Line(r, "oauth").find("Fix: GRIN is busy or down") != std::string::npos);
   CHECK(took < 20);
 }
 
