@@ -28,10 +28,12 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
       "Exit status: 0 no check failed (warnings allowed); 1 a check failed; 2 bad usage.");
   AddRunOptions(options);
   options.add_options()("json", "Print the checks as JSON")(
-      "passphrase-file", "The GPG passphrase file (default: gpg_passphrase.asc in the "
-                         "credentials directories)", cxxopts::value<std::string>())(
-      "staging-dir", "Staging directory sync will use (default <run>/staging)",
-      cxxopts::value<std::string>())(
+      "passphrase-file",
+      "The GPG passphrase file (default: gpg_passphrase.asc in the "
+      "credentials directories)",
+      cxxopts::value<std::string>())("staging-dir",
+                                     "Staging directory sync will use (default <run>/staging)",
+                                     cxxopts::value<std::string>())(
       "staging-limit-mb", "The staging limit sync will use (needs this much free space)",
       cxxopts::value<uint64_t>()->default_value("4096"))(
       "log-level", "debug, info, warning or error",
@@ -86,10 +88,9 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
     const bool grin_ok = oauth.level != Level::kFail;
     add(std::move(oauth));
     if (grin_ok) {
-      add(doctor::CheckPassphrase(*stack, *config,
-                                  p.count("passphrase-file")
-                                      ? p["passphrase-file"].as<std::string>()
-                                      : ""));
+      add(doctor::CheckPassphrase(
+          *stack, *config,
+          p.count("passphrase-file") ? p["passphrase-file"].as<std::string>() : ""));
     } else {
       add({"passphrase", Level::kWarn, "not checked: the oauth check failed",
            "fix the oauth check first"});
@@ -126,9 +127,8 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
       n_fail += c.level == Level::kFail;
       n_warn += c.level == Level::kWarn;
     }
-    out << (failed ? "doctor: " + std::to_string(n_fail) + " failed, " : "doctor: ok, ")
-        << n_warn << " warning" << (n_warn == 1 ? "" : "s") << ", " << checks.size()
-        << " checks.\n";
+    out << (failed ? "doctor: " + std::to_string(n_fail) + " failed, " : "doctor: ok, ") << n_warn
+        << " warning" << (n_warn == 1 ? "" : "s") << ", " << checks.size() << " checks.\n";
   }
   return failed ? kExitFailure : kExitOk;
 }

@@ -74,8 +74,7 @@ std::string GrinFix(const Status& s, const std::string& account, const std::stri
 // The fix for a storage probe failure on `bucket`.
 std::string StorageFix(const Status& s, const std::string& bucket, const RunConfig& config) {
   const std::string& m = s.message();
-  if (m.find("resolve host") != std::string::npos &&
-      m.find(bucket + ".") != std::string::npos) {
+  if (m.find("resolve host") != std::string::npos && m.find(bucket + ".") != std::string::npos) {
     return "the endpoint is addressed as <bucket>.<host> (virtual-hosted style) and that name "
            "does not resolve: set \"path_style\": true in run_config.json's storage block";
   }
@@ -119,10 +118,11 @@ CheckResult CheckOAuth(TransferStack& stack, ServerTime* grin_time) {
   const std::string dir = client.options().directory;
   Status s = tokens.ForceRefresh(tokens.CachedToken());
   if (!s.ok()) {
-    return Make("oauth", Level::kFail, "cannot refresh the GRIN access token: " + s.message(),
-                s.code() == StatusCode::kPermissionDenied || s.code() == StatusCode::kInvalidArgument
-                    ? "run `grin-jobs auth setup` (the refresh token was revoked or expired)"
-                    : GrinFix(s, "", dir));
+    return Make(
+        "oauth", Level::kFail, "cannot refresh the GRIN access token: " + s.message(),
+        s.code() == StatusCode::kPermissionDenied || s.code() == StatusCode::kInvalidArgument
+            ? "run `grin-jobs auth setup` (the refresh token was revoked or expired)"
+            : GrinFix(s, "", dir));
   }
   const int64_t expiry_s = tokens.expiry_micros() / 1'000'000;
   const std::string account = tokens.account();
@@ -137,8 +137,8 @@ CheckResult CheckOAuth(TransferStack& stack, ServerTime* grin_time) {
   auto r = client.Send(std::move(q));
   const double t1 = NowSeconds();
   if (!r.ok()) {
-    return Make("oauth", Level::kFail, token_line + "; GRIN refused '" + dir + "': " +
-                                           r.status().message(),
+    return Make("oauth", Level::kFail,
+                token_line + "; GRIN refused '" + dir + "': " + r.status().message(),
                 GrinFix(r.status(), account, dir));
   }
   NoteDate(r->headers, t0, t1, grin_time);
@@ -210,17 +210,18 @@ CheckResult CheckPassphrase(TransferStack& stack, const RunConfig& config,
                 "cannot fetch the first bytes of " + barcode + "'s archive: " + s.message(),
                 "fix the oauth check first; if it passes, run doctor again later");
   }
-  auto v = archive::CheckPassphrase(reinterpret_cast<const uint8_t*>(buf->data()), buf->size(),
-                                    *secret);
-  const std::string on = barcode + "'s archive (its first " + std::to_string(buf->size()) +
-                         " bytes)";
+  auto v =
+      archive::CheckPassphrase(reinterpret_cast<const uint8_t*>(buf->data()), buf->size(), *secret);
+  const std::string on =
+      barcode + "'s archive (its first " + std::to_string(buf->size()) + " bytes)";
   switch (v.verdict) {
     case archive::PassphraseCheck::Verdict::kOk:
       return Make("passphrase", Level::kPass, *path + " opens " + on);
     case archive::PassphraseCheck::Verdict::kWrong:
       return Make("passphrase", Level::kFail, *path + " does not open " + on + ": " + v.detail,
                   "put the library's GRIN passphrase (from the GRIN contact) on the first line "
-                  "of " + *path);
+                  "of " +
+                      *path);
     case archive::PassphraseCheck::Verdict::kUndecidable:
       break;
   }
@@ -239,19 +240,19 @@ std::vector<CheckResult> CheckStorage(TransferStack& stack, const RunConfig& con
                           std::to_string(static_cast<int64_t>(NowSeconds() * 1000));
   const std::string body = "grin-jobs doctor probe " + key + "\n";
   std::set<std::string> seen;
-  for (const auto& [role, bucket] : {std::pair{"raw", layout.bucket_raw},
-                                     std::pair{"full", layout.bucket_full},
-                                     std::pair{"meta", layout.bucket_meta}}) {
+  for (const auto& [role, bucket] :
+       {std::pair{"raw", layout.bucket_raw}, std::pair{"full", layout.bucket_full},
+        std::pair{"meta", layout.bucket_meta}}) {
     const std::string name = std::string("storage ") + role;
     if (!seen.insert(bucket).second) {
       out.push_back(Make(name, Level::kPass, "bucket '" + bucket + "' checked above"));
       continue;
     }
     auto fail = [&](const char* step, const Status& s) {
-      out.push_back(Make(name, Level::kFail,
-                         "bucket '" + bucket + "' on " + where + ": " + step + " failed: " +
-                             s.message(),
-                         StorageFix(s, bucket, config)));
+      out.push_back(
+          Make(name, Level::kFail,
+               "bucket '" + bucket + "' on " + where + ": " + step + " failed: " + s.message(),
+               StorageFix(s, bucket, config)));
     };
     // A local store's bucket is a folder sync creates as it starts; S3 buckets must exist.
     if (config.storage.value("type", "") == "local") {
@@ -290,8 +291,9 @@ std::vector<CheckResult> CheckStorage(TransferStack& stack, const RunConfig& con
                          "rewriting bodies)"));
       continue;
     }
-    out.push_back(Make(name, Level::kPass, "bucket '" + bucket + "' on " + where +
-                                               ": wrote, read back and deleted a probe object"));
+    out.push_back(Make(
+        name, Level::kPass,
+        "bucket '" + bucket + "' on " + where + ": wrote, read back and deleted a probe object"));
   }
   // The endpoint's Date, from an unsigned request (any S3 server dates its error replies too).
   std::string endpoint = config.storage.value("endpoint_url", "");
@@ -319,8 +321,8 @@ CheckResult CheckClock(const std::string& server, const ServerTime& time) {
   const double skew = std::round(static_cast<double>(time.server_s) + 0.5 - time.local_s);
   const double abs_skew = skew < 0 ? -skew : skew;
   std::string line = "this machine's clock is " + FormatDuration(abs_skew) +
-                     (skew > 0 ? " behind " : " ahead of ") + server + "'s (its Date: " +
-                     UtcTime(time.server_s) + ")";
+                     (skew > 0 ? " behind " : " ahead of ") + server +
+                     "'s (its Date: " + UtcTime(time.server_s) + ")";
   const std::string fix = "synchronise the clock (e.g. `timedatectl set-ntp true`, chrony)";
   if (abs_skew > 15 * 60) {
     return Make(name, Level::kFail, line + "; S3 refuses signatures more than 15 min off", fix);
@@ -345,14 +347,14 @@ CheckResult CheckDiskSpace(const std::string& run_dir, const std::string& stagin
     std::string shown;
   };
   std::error_code ec;
-  const uint64_t db_bytes = fs::exists(DbPath(run_dir), ec) ? fs::file_size(DbPath(run_dir), ec)
-                                                             : 0;
+  const uint64_t db_bytes =
+      fs::exists(DbPath(run_dir), ec) ? fs::file_size(DbPath(run_dir), ec) : 0;
   // The database grows with the run, has a WAL beside it and a gzip backup written next to it
   // at the end of each sync: room for twice its size plus 64 MiB.
   const uint64_t db_needed = 2 * (ec ? 0 : db_bytes) + (64ull << 20);
-  std::vector<Place> places = {{"run dir", existing(run_dir), db_needed, run_dir},
-                               {"staging", existing(staging_dir), staging_limit_bytes,
-                                staging_dir}};
+  std::vector<Place> places = {
+      {"run dir", existing(run_dir), db_needed, run_dir},
+      {"staging", existing(staging_dir), staging_limit_bytes, staging_dir}};
   std::string line;
   Level level = Level::kPass;
   std::string fix;
@@ -369,8 +371,8 @@ CheckResult CheckDiskSpace(const std::string& run_dir, const std::string& stagin
     const uint64_t free_bytes = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
     uint64_t needed = places[i].needed + (i == 1 && same_fs ? places[0].needed : 0);
     if (!line.empty()) line += "; ";
-    line += places[i].what + " " + places[i].shown + ": " + Mib(free_bytes) +
-            " free, needs " + Mib(needed);
+    line += places[i].what + " " + places[i].shown + ": " + Mib(free_bytes) + " free, needs " +
+            Mib(needed);
     if (i == 1 && staging_limit_bytes == 0) line += " (no staging limit set)";
     if (free_bytes < needed) {
       level = Level::kFail;
@@ -407,11 +409,11 @@ std::vector<CheckResult> CheckRunDb(const std::string& run_dir) {
                              " is newer than this build's " + std::to_string(latest),
                          "use the grin-jobs version that last wrote this run (or newer)"));
     } else {
-      out.push_back(Make("database", Level::kPass,
-                         db + ": quick_check ok, schema version " + std::to_string(version) +
-                             (version < latest ? " (the next sync migrates it to " +
-                                                     std::to_string(latest) + ")"
-                                               : " (current)")));
+      out.push_back(Make(
+          "database", Level::kPass,
+          db + ": quick_check ok, schema version " + std::to_string(version) +
+              (version < latest ? " (the next sync migrates it to " + std::to_string(latest) + ")"
+                                : " (current)")));
     }
   } catch (const std::exception& e) {
     out.push_back(Make("database", Level::kFail, db + ": " + e.what(),
@@ -441,8 +443,8 @@ CheckResult CheckQueue(TransferStack& stack) {
                 "fix the oauth check first");
   }
   const int64_t cap = grin_client::kQueueCap;
-  std::string line = FormatThousands(n) + " of " + FormatThousands(cap) +
-                     " books in GRIN's conversion queue";
+  std::string line =
+      FormatThousands(n) + " of " + FormatThousands(cap) + " books in GRIN's conversion queue";
   if (n >= cap) {
     return Make("queue", Level::kWarn, line + ": full, conversion requests will be refused",
                 "wait for GRIN to convert books (sync the converted queue meanwhile)");

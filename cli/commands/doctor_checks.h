@@ -15,7 +15,7 @@ enum class Level { kPass, kWarn, kFail };
 const char* LevelName(Level level);  // "pass" | "warn" | "fail"
 
 struct CheckResult {
-  std::string name;     // "oauth", "passphrase", "storage raw", "clock grin", ...
+  std::string name;  // "oauth", "passphrase", "storage raw", "clock grin", ...
   Level level = Level::kPass;
   std::string message;  // what was found; never a secret
   std::string fix;      // one line; "" when passing

@@ -14,8 +14,8 @@ PassphraseCheck CheckPassphrase(const uint8_t* prefix, size_t n, const Secret& p
   } else if (!s.ok()) {
     out.detail = s.message();
   } else if (!keyed) {
-    out.detail = "the first " + std::to_string(n) +
-                 " bytes end before the encrypted data's check bytes";
+    out.detail =
+        "the first " + std::to_string(n) + " bytes end before the encrypted data's check bytes";
   } else {
     out.verdict = PassphraseCheck::Verdict::kOk;
   }

@@ -55,9 +55,9 @@ Served ArchiveTraffic(const SyncEnv& env) {
 void WritePassphrase(const SyncEnv& env, const std::string& value) {
   const std::string path = env.server->state_dir() + "/gpg_passphrase.asc";
   grin::testing::WriteFile(path, value + "\n");
-  std::filesystem::permissions(path, std::filesystem::perms::owner_read |
-                                         std::filesystem::perms::owner_write,
-                               std::filesystem::perm_options::replace);
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+      std::filesystem::perm_options::replace);
 }
 
 TEST_CASE("doctor: every check passes on a healthy run, reading only a prefix of one archive") {
@@ -158,8 +158,7 @@ TEST_CASE("doctor: a GRIN that answers 503 with a long Retry-After fails in seco
   env.server->AddFault(*rule);
   const auto t0 = std::chrono::steady_clock::now();
   auto r = Cli(DoctorArgs(env));
-  const double took =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   INFO(r.out << r.err);
   CHECK(r.code == 1);
   CHECK(StartsWith(Line(r, "oauth"), "fail  oauth: "));
@@ -187,12 +186,14 @@ TEST_CASE("doctor: a skewed clock warns beyond a minute and fails beyond 15 minu
   auto r = Cli(DoctorArgs(env));
   INFO(r.out << r.err);
   CHECK(r.code == 0);
-  CHECK(StartsWith(Line(r, "clock GRIN"), "warn  clock GRIN: this machine's clock is 5m 0s behind GRIN's"));
+  CHECK(StartsWith(Line(r, "clock GRIN"),
+                   "warn  clock GRIN: this machine's clock is 5m 0s behind GRIN's"));
   CHECK(Line(r, "clock GRIN").find("behind GRIN's") != std::string::npos);
   env.server->SetDateOffset(-20 * 60);
   r = Cli(DoctorArgs(env));
   CHECK(r.code == 1);
-  CHECK(StartsWith(Line(r, "clock GRIN"), "fail  clock GRIN: this machine's clock is 20m 0s ahead of GRIN's"));
+  CHECK(StartsWith(Line(r, "clock GRIN"),
+                   "fail  clock GRIN: this machine's clock is 20m 0s ahead of GRIN's"));
   CHECK(Line(r, "clock GRIN").find("ahead of GRIN's") != std::string::npos);
   CHECK(Line(r, "clock GRIN").find("Fix: synchronise the clock") != std::string::npos);
 }
@@ -222,8 +223,7 @@ TEST_CASE("doctor: too little disk for the staging limit fails the disk check") 
   INFO(r.out << r.err);
   CHECK(r.code == 1);
   CHECK(StartsWith(Line(r, "disk"), "fail  disk: "));
-  CHECK(Line(r, "disk").find("staging " + mnt + ": 1 MiB free, needs 2 MiB") !=
-        std::string::npos);
+  CHECK(Line(r, "disk").find("staging " + mnt + ": 1 MiB free, needs 2 MiB") != std::string::npos);
   std::filesystem::remove(mnt + "/filler");
   r = Cli({"doctor", "--run-dir", env.run, "--staging-dir", mnt, "--staging-limit-mb", "1"});
   CHECK(StartsWith(Line(r, "disk"), "pass  disk: "));
@@ -248,13 +248,12 @@ TEST_CASE("doctor: a missing S3 bucket fails with the bucket named and how to cr
   SyncEnv env(10, 0.6, 5);
   grin::testing::SwiftServer swift(GRIN_SOURCE_DIR);
   std::string creds = (env.tmp.path() / "aws_credentials").string();
-  grin::testing::WriteFile(creds, "[default]\naws_access_key_id = " +
-                                      swift.get("GRIN_S3_ACCESS_KEY") +
-                                      "\naws_secret_access_key = " +
-                                      swift.get("GRIN_S3_SECRET_KEY") + "\n");
-  std::filesystem::permissions(creds, std::filesystem::perms::owner_read |
-                                          std::filesystem::perms::owner_write,
-                               std::filesystem::perm_options::replace);
+  grin::testing::WriteFile(
+      creds, "[default]\naws_access_key_id = " + swift.get("GRIN_S3_ACCESS_KEY") +
+                 "\naws_secret_access_key = " + swift.get("GRIN_S3_SECRET_KEY") + "\n");
+  std::filesystem::permissions(
+      creds, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+      std::filesystem::perm_options::replace);
   const std::string suffix = "doctor-missing-" + std::to_string(::getpid());
   auto cfg = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/run_config.json"));
   cfg["storage"] = {{"type", "s3"},
