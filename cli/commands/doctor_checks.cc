@@ -82,19 +82,22 @@ std::string StorageFix(const Status& s, const std::string& bucket, const RunConf
     return "set storage.ca_file in run_config.json to the CA that signed the endpoint's "
            "certificate";
   }
-  const bool local = config.storage.value("type", "") == "local";
+  if (s.code() == StatusCode::kNoSpace) return "free space where the storage folder lives";
+  if (config.storage.value("type", "") == "local") {
+    return "make the storage folder (bucket '" + bucket +
+           "') writable by this user: not a "
+           "read-only mount, a folder not a file, permissions and ownership; or choose another "
+           "with `grin-jobs init --storage-path`";
+  }
   if (s.code() == StatusCode::kNotFound) {
     return "create the bucket '" + bucket + "' (e.g. `aws s3 mb s3://" + bucket +
            "`) or name an existing one in run_config.json's storage block (bucket_raw, "
            "bucket_full, bucket_meta)";
   }
   if (s.code() == StatusCode::kPermissionDenied) {
-    return local ? "make the storage folder writable by this user (chmod / chown), or choose "
-                   "another with `grin-jobs init --storage-path`"
-                 : "give the storage credentials read, write and delete rights on bucket '" +
-                       bucket + "' (and check the key, secret and region)";
+    return "give the storage credentials read, write and delete rights on bucket '" + bucket +
+           "' (and check the key, secret and region)";
   }
-  if (s.code() == StatusCode::kNoSpace) return "free space where the storage folder lives";
   return "check endpoint_url, region, path_style and the credentials in run_config.json's "
          "storage block";
 }
