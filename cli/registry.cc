@@ -15,6 +15,7 @@ int RunEnrich(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunRequest(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunAuth(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunStorage(const std::vector<std::string>&, std::ostream&, std::ostream&);
+int RunDoctor(const std::vector<std::string>&, std::ostream&, std::ostream&);
 
 const std::vector<CommandInfo>& Commands() {
   static const std::vector<CommandInfo> kCommands = {
@@ -31,6 +32,8 @@ const std::vector<CommandInfo>& Commands() {
       {"request", "Request conversion of books from GRIN (_process), within the queue", RunRequest},
       {"storage", "Object storage: ls | head | cp | rm (S3, R2, MinIO or a local folder)",
        RunStorage},
+      {"doctor", "Check a run in seconds: GRIN sign-in, passphrase, buckets, clock, disk, DB",
+       RunDoctor},
   };
   return kCommands;
 }

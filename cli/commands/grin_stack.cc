@@ -1,6 +1,8 @@
 #include "cli/commands/grin_stack.h"
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <ostream>
 
 #include "cli/cli.h"
@@ -64,6 +66,81 @@ Result<std::unique_ptr<GrinStack>> OpenGrinStack(const std::string& run_dir,
   co.logger = options.logger;
   stack->client = std::make_unique<grin_client::GrinClient>(stack->transport.get(),
                                                             stack->tokens.get(), co);
+  return stack;
+}
+
+TransferStack::~TransferStack() {
+  objects.store.reset();
+  client.reset();
+  tokens.reset();
+  if (transport) transport->Shutdown();
+}
+
+Result<std::unique_ptr<TransferStack>> OpenTransferStack(const std::string& run_dir,
+                                                         const RunConfig& config,
+                                                         const TransferStackOptions& options) {
+  auto stack = std::make_unique<TransferStack>();
+  // One transport for everything; trust the GRIN and the storage CA if the run names them.
+  std::string storage_ca;
+  if (auto it = config.storage.find("ca_file"); it != config.storage.end() && it->is_string()) {
+    storage_ca = it->get<std::string>();
+  }
+  net::TransportOptions topt;
+  topt.logger = options.logger;
+  topt.max_connections_per_host = options.max_connections_per_host;
+  // Two hosts (GRIN and storage) at full concurrency, so the total cap never closes a connection
+  // one of them will need again (a new TLS handshake each time).
+  topt.max_total_connections = 2 * topt.max_connections_per_host + 8;
+  if (options.fail_fast) {
+    topt.retry.max_attempts = 2;
+    topt.retry.max_retry_after_ms = 2'000;
+    topt.retry.max_delay_ms = 1'000;
+    topt.connect_timeout_ms = 10'000;
+    topt.low_speed_time_seconds = 15;
+  }
+  topt.ca_file = config.ca_file;
+  if (!storage_ca.empty() && storage_ca != config.ca_file) {
+    if (config.ca_file.empty()) {
+      topt.ca_file = storage_ca;
+    } else {
+      std::string bundle = (std::filesystem::path(run_dir) / "ca-bundle.pem").string();
+      std::ofstream b(bundle, std::ios::trunc);
+      std::ifstream a1(config.ca_file), a2(storage_ca);
+      b << a1.rdbuf() << "\n" << a2.rdbuf();
+      topt.ca_file = bundle;
+    }
+  }
+  GRIN_ASSIGN_OR_RETURN(stack->transport, net::CurlTransport::Create(topt));
+  // GRIN is polite: request rate and bandwidth caps on its host only.
+  {
+    std::string base = config.grin_base_url;
+    auto scheme_end = base.find("://");
+    std::string rest = scheme_end == std::string::npos ? base : base.substr(scheme_end + 3);
+    std::string hostport = rest.substr(0, rest.find('/'));
+    if (hostport.find(':') == std::string::npos || hostport.back() == ']') {
+      hostport += base.rfind("https", 0) == 0 ? ":443" : ":80";
+    }
+    net::HostLimits gl;
+    gl.requests_per_second = options.grin_requests_per_second;
+    gl.bytes_per_second_down = options.grin_bytes_per_second;
+    stack->transport->SetHostLimits(hostport, gl);
+  }
+  const std::string creds_path = CredentialsDir(&config) + "/credentials.json";
+  GRIN_ASSIGN_OR_RETURN(grin_client::OAuthCredentials creds,
+                        grin_client::LoadCredentials(creds_path));
+  if (!config.grin_token_url.empty()) creds.token_uri = config.grin_token_url;
+  grin_client::TokenSource::Options tso;
+  tso.credentials_path = creds_path;
+  tso.logger = options.logger;
+  stack->tokens = std::make_unique<grin_client::TokenSource>(stack->transport.get(),
+                                                             std::move(creds), tso);
+  grin_client::ClientOptions co;
+  co.base_url = config.grin_base_url;
+  co.directory = config.library_directory;
+  co.logger = options.logger;
+  stack->client = std::make_unique<grin_client::GrinClient>(stack->transport.get(),
+                                                            stack->tokens.get(), co);
+  GRIN_ASSIGN_OR_RETURN(stack->objects, OpenObjectStore(config.storage, stack->transport.get()));
   return stack;
 }
 

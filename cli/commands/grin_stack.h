@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "cli/object_store_factory.h"
 #include "cli/run_config.h"
 #include "engine/base/logger.h"
 #include "engine/base/result.h"
@@ -44,6 +45,33 @@ struct GrinStack {
 Result<std::unique_ptr<GrinStack>> OpenGrinStack(const std::string& run_dir,
                                                  const GrinStackOptions& options,
                                                  bool* grin_side);
+
+struct TransferStackOptions {
+  Logger* logger = nullptr;
+  int max_connections_per_host = 8;
+  double grin_requests_per_second = 5;   // 0 = unlimited; GRIN's host only
+  double grin_bytes_per_second = 0;      // 0 = unlimited; GRIN's host only
+  // A preflight: at most 2 attempts per request, no Retry-After wait beyond 2 s, connections
+  // given up after 10 s and stalled transfers after 15 s (instead of minutes).
+  bool fail_fast = false;
+};
+
+// What sync (and doctor) talk through: one transport for GRIN and storage, trusting the run's
+// GRIN CA and its storage.ca_file (both: <run_dir>/ca-bundle.pem joins them), the token source
+// on credentials.json, the GRIN client and the run's object store. No run lock, no database.
+struct TransferStack {
+  std::unique_ptr<net::CurlTransport> transport;
+  std::unique_ptr<grin_client::TokenSource> tokens;
+  std::unique_ptr<grin_client::GrinClient> client;
+  OpenedObjectStore objects;
+  ~TransferStack();
+};
+
+// Builds a TransferStack for the run at run_dir from its loaded config. Errors: the transport,
+// credentials.json (missing, unreadable, open to others) or the storage block.
+Result<std::unique_ptr<TransferStack>> OpenTransferStack(const std::string& run_dir,
+                                                         const RunConfig& config,
+                                                         const TransferStackOptions& options);
 
 // Prints "grin-jobs <command>: <message>" for a failure talking to GRIN (auth, network, a
 // malformed reply): exit 1, or 3 for kBusy. (ReportError would call a malformed GRIN page or a

@@ -472,60 +472,17 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                                         "run_config.json has no library_directory; set it with "
                                         "`grin-jobs init --library-directory DIR`"));
   }
-  // One transport for everything; trust the GRIN and the storage CA if the run names them.
-  std::string storage_ca;
-  if (auto it = config->storage.find("ca_file"); it != config->storage.end() && it->is_string()) {
-    storage_ca = it->get<std::string>();
-  }
-  net::TransportOptions topt;
-  topt.logger = &logger;
-  topt.max_connections_per_host = std::max(8, p["workers"].as<int>() + 4);
-  // Two hosts (GRIN and storage) at full concurrency, so the total cap never closes a connection
-  // one of them will need again (a new TLS handshake each time).
-  topt.max_total_connections = 2 * topt.max_connections_per_host + 8;
-  topt.ca_file = config->ca_file;
-  if (!storage_ca.empty() && storage_ca != config->ca_file) {
-    if (config->ca_file.empty()) {
-      topt.ca_file = storage_ca;
-    } else {
-      std::string bundle = (fs::path(run_dir) / "ca-bundle.pem").string();
-      std::ofstream b(bundle, std::ios::trunc);
-      std::ifstream a1(config->ca_file), a2(storage_ca);
-      b << a1.rdbuf() << "\n" << a2.rdbuf();
-      topt.ca_file = bundle;
-    }
-  }
-  auto transport = net::CurlTransport::Create(topt);
-  if (!transport.ok()) return fail(transport.status());
-  // GRIN is polite: request rate and bandwidth caps on its host only.
-  {
-    std::string base = config->grin_base_url;
-    auto scheme_end = base.find("://");
-    std::string rest = scheme_end == std::string::npos ? base : base.substr(scheme_end + 3);
-    std::string hostport = rest.substr(0, rest.find('/'));
-    if (hostport.find(':') == std::string::npos || hostport.back() == ']') {
-      hostport += base.rfind("https", 0) == 0 ? ":443" : ":80";
-    }
-    net::HostLimits gl;
-    gl.requests_per_second = p["grin-rate"].as<double>();
-    gl.bytes_per_second_down = p["grin-bandwidth"].as<double>();
-    (*transport)->SetHostLimits(hostport, gl);
-  }
-  const std::string creds_path = CredentialsDir(&*config) + "/credentials.json";
-  auto creds = grin_client::LoadCredentials(creds_path);
-  if (!creds.ok()) return fail(creds.status());
-  if (!config->grin_token_url.empty()) creds->token_uri = config->grin_token_url;
-  grin_client::TokenSource::Options tso;
-  tso.credentials_path = creds_path;
+  // One transport for GRIN and storage, the token source, the GRIN client, the object store.
+  TransferStackOptions tso;
   tso.logger = &logger;
-  grin_client::TokenSource tokens(transport->get(), std::move(creds).value(), tso);
-  grin_client::ClientOptions co;
-  co.base_url = config->grin_base_url;
-  co.directory = config->library_directory;
-  co.logger = &logger;
-  grin_client::GrinClient client(transport->get(), &tokens, co);
-  auto objects = OpenObjectStore(config->storage, transport->get());
-  if (!objects.ok()) return fail(objects.status());
+  tso.max_connections_per_host = std::max(8, p["workers"].as<int>() + 4);
+  tso.grin_requests_per_second = p["grin-rate"].as<double>();
+  tso.grin_bytes_per_second = p["grin-bandwidth"].as<double>();
+  auto stack = OpenTransferStack(run_dir, *config, tso);
+  if (!stack.ok()) return fail(stack.status());
+  std::unique_ptr<net::CurlTransport>* transport = &(*stack)->transport;
+  grin_client::GrinClient& client = *(*stack)->client;
+  OpenedObjectStore* objects = &(*stack)->objects;
   if (!dry_run) {
     for (const auto& bucket : {objects->layout.bucket_raw, objects->layout.bucket_meta,
                                objects->layout.bucket_full}) {

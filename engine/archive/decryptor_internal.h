@@ -20,6 +20,13 @@ Result<std::unique_ptr<Decryptor>> NewNativeDecryptor(const DecryptOptions& opti
 // native backend refuses them with a clear reason.
 bool NativeCanDecrypt(const uint8_t* data, size_t n);
 
+// Feeds the first n bytes of a message to the native backend and pushes what it decrypted
+// through the plaintext layer: kPermissionDenied for a wrong passphrase, another error if the
+// backend cannot tell (or the bytes are not a message it reads); *keyed whether a session key
+// passed the check bytes.
+Status CheckPassphrasePrefix(const uint8_t* data, size_t n, const Secret& passphrase,
+                             bool* keyed);
+
 // The pre-native rule between the two external backends, by size and S2K count (measured
 // 2026-11-28; used by kAuto only for messages the native backend cannot decrypt).
 DecryptBackend ChooseExternalBackend(std::optional<uint64_t> size_hint,

@@ -278,6 +278,16 @@ class NativeDecryptor final : public Decryptor,
 
   DecryptBackend backend() const override { return DecryptBackend::kNative; }
 
+  // For CheckPassphrasePrefix: after Write() of a message's first bytes, pushes what was
+  // decrypted so far through the plaintext layer (so a key that passed the 2-byte check by chance
+  // is caught by the packets it decrypts to). Whether a key passed the check: keyed().
+  Status FlushPrefix() {
+    if (!failure_.ok()) return failure_;
+    if (keyed_ && fill_ > 0) failure_ = Release();
+    return failure_;
+  }
+  bool keyed() const { return keyed_; }
+
   Status Write(const uint8_t* data, size_t n) override {
     if (!failure_.ok()) return failure_;
     if (finished_) return Status::FailedPrecondition("Write after Finish");
@@ -587,6 +597,16 @@ Result<std::unique_ptr<Decryptor>> NewNativeDecryptor(const DecryptOptions& opti
                                                       ByteSink* sink) {
   return std::unique_ptr<Decryptor>(
       new NativeDecryptor(passphrase, sink, options.max_plaintext_bytes));
+}
+
+Status CheckPassphrasePrefix(const uint8_t* data, size_t n, const Secret& passphrase,
+                             bool* keyed) {
+  NullSink sink;
+  NativeDecryptor d(passphrase, &sink, 0);
+  Status s = d.Write(data, n);
+  if (s.ok()) s = d.FlushPrefix();
+  *keyed = d.keyed();
+  return s;
 }
 
 bool NativeCanDecrypt(const uint8_t* p, size_t n) {

@@ -102,6 +102,8 @@ struct FakeGrinOptions {
   bool process_padded_barcodes = false;  // reply barcodes padded with spaces ("TEST001 ")
   bool process_extra_columns = false;    // text reply with a third column, "Request Id"
   size_t max_url_length = 8192;             // 414 above it
+  // Every reply carries a Date header: real time plus this offset (a skewed server clock).
+  int64_t date_offset_s = 0;
 };
 
 // Per-endpoint and per-barcode counters (grin-protocol.md §12.6).
@@ -154,6 +156,7 @@ class FakeGrinServer {
   void ClearFaults();
   std::vector<FaultRule> Faults() const;
   void AdvanceClock(int64_t seconds);
+  void SetDateOffset(int64_t seconds);  // the Date header's offset from real time, from now on
   int64_t NowSeconds() const;           // the virtual clock
   void Tick();                          // run due conversions now
   void RevokeAccessTokens();            // every issued access token stops working

@@ -181,7 +181,14 @@ Status FakeGrinServer::Impl::Init() {
   http->set_read_timeout(30);
   http->set_write_timeout(30);
   http->set_payload_max_length(64 << 20);
+  date_offset = opt.date_offset_s;
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+    std::time_t t = static_cast<std::time_t>(std::time(nullptr) + date_offset.load());
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char date[40];
+    std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    res.set_header("Date", date);
     Dispatch(req, res);
   };
   http->Get(".*", handler);
@@ -639,6 +646,7 @@ int64_t FakeGrinServer::AddFault(FaultRule rule) {
 void FakeGrinServer::ClearFaults() { impl_->faults.Clear(); }
 std::vector<FaultRule> FakeGrinServer::Faults() const { return impl_->faults.List(); }
 void FakeGrinServer::AdvanceClock(int64_t seconds) { impl_->clock_offset += seconds; }
+void FakeGrinServer::SetDateOffset(int64_t seconds) { impl_->date_offset = seconds; }
 int64_t FakeGrinServer::NowSeconds() const { return impl_->Now(); }
 void FakeGrinServer::Tick() {
   for (auto& [d, corpus] : impl_->corpora) corpus->Tick(impl_->Now());

@@ -82,6 +82,7 @@ class FakeGrinServer::Impl {
   std::unique_ptr<ArchiveStore> archives;
   FaultSet faults;
   std::atomic<int64_t> clock_offset{0};
+  std::atomic<int64_t> date_offset{0};  // Date header: real time + this
 
   mutable std::mutex auth_mu;  // guards the token state below
   std::unordered_map<std::string, int64_t> access_tokens;  // token -> expiry (virtual s)
