@@ -379,6 +379,7 @@ Result<ProcessResult> GrinClient::Process(const std::vector<std::string>& barcod
     net::RetryOptions no_retry;
     no_retry.max_attempts = 1;
     req.retry = no_retry;
+    req.throttle_is_answer = true;  // ...nor slow down the host's archive downloads
     GRIN_ASSIGN_OR_RETURN(r, Send(std::move(req)));
     if (r.http_status < 500 || attempt >= 3) break;
     std::this_thread::sleep_for(std::chrono::seconds(attempt));

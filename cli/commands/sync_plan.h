@@ -1,0 +1,49 @@
+#pragma once
+// The conversion side of `grin-jobs sync` (issue 16 items 11-13): which of the run's books wait
+// for GRIN to convert them, waking those GRIN now lists in _converted, and the per-book plan
+// `sync --dry-run` prints. Read-only on the run database except through StateStore::Wake.
+
+#include <cstdint>
+#include <map>
+#include <ostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/base/result.h"
+#include "engine/state_store.h"
+
+namespace grin::cli {
+
+// A job as the run database holds it.
+struct JobState {
+  std::string stage;    // pending, checked, downloaded, uploaded
+  std::string status;   // ready, leased, retry, dead, awaiting
+  std::string reason;   // error_reason ("" if none)
+  int64_t since_micros = 0;  // failed_at: when it failed / started waiting (0 if none)
+};
+
+// The jobs of `barcodes` known to the run (absent: no job yet). Empty `barcodes` with
+// `all_unfinished`: every job not at `uploaded`.
+Result<std::map<std::string, JobState>> ReadJobStates(const std::string& db_path,
+                                                      const std::vector<std::string>& barcodes,
+                                                      bool all_unfinished);
+
+// The barcodes of the run's jobs awaiting conversion.
+Result<std::vector<std::string>> AwaitingBarcodes(const std::string& db_path);
+
+// What `sync --dry-run` is told to plan.
+struct PlanInput {
+  std::vector<std::string> books;             // in the order the run would take them
+  std::map<std::string, JobState> jobs;       // their jobs, if any
+  const std::set<std::string>* converted = nullptr;     // GRIN's _converted, if listed
+  const std::set<std::string>* known_failed = nullptr;  // GRIN's _failed, if listed
+  std::set<std::string> wake;                 // awaiting books the run would make ready
+  bool keep_done = false;                     // --force / --recheck
+  std::string per_book;                       // "download -> decrypt -> ... -> upload to X"
+};
+
+// Prints one line per book saying what the run would do with it, then the totals per action.
+void PrintPlan(std::ostream& out, const PlanInput& in);
+
+}  // namespace grin::cli
