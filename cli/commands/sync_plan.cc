@@ -96,9 +96,10 @@ void PrintPlan(std::ostream& out, const PlanInput& in) {
       why = "in GRIN's _failed list: dead by rule (known_conversion_failure)";
     } else if (listed || (in.converted == nullptr)) {
       action = "check";
-      why = std::string(j != nullptr && j->status == "awaiting"
-                            ? "awaiting conversion, now in _converted: ready again; "
-                            : "") +
+      why = std::string(j == nullptr || j->status != "awaiting"
+                            ? ""
+                            : listed ? "awaiting conversion, now in _converted: ready again; "
+                                     : "awaiting conversion, named: ready again; ") +
             (listed ? "check (GET or HEAD) -> " + in.per_book
                     : "check (HEAD): converted -> " + in.per_book +
                           "; not converted -> convert request (_process) -> awaiting");
