@@ -278,7 +278,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "and MARC, upload. Rerunning the same command continues exactly where it stopped. With no "
       "queue or barcodes, continues the jobs already in the run.\n\nExit status: 0 every selected "
       "book is stored, skipped by rule (a GRIN conversion failure, conversion not allowed) or "
-      "waiting for GRIN to convert it (it comes back by itself once _converted lists it); 1 the run "
+      "waiting for GRIN to convert it (it comes back by itself once _converted lists it); 1 "
+      "the run "
       "stopped on a failure that is not a book's (GRIN access, passphrase, TLS trust, storage "
       "access or bucket, a full disk: one line names the cause and the fix; no book is failed "
       "for it) or another error; 2 bad usage; 3 the run is locked by another process; 4 the run "
@@ -610,10 +611,11 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       }
     }
     std::set<std::string> known_failed;
-    bool failed_listed = any_unchecked && client.ForEachTextLine("failed", "", [&](const std::string& b) {
-                                            known_failed.insert(b);
-                                            return Status::Ok();
-                                          }).ok();
+    bool failed_listed = any_unchecked &&
+                         client.ForEachTextLine("failed", "", [&](const std::string& b) {
+                                 known_failed.insert(b);
+                                 return Status::Ok();
+                               }).ok();
     plan.converted = converted_listed ? &converted : nullptr;
     plan.known_failed = failed_listed ? &known_failed : nullptr;
     plan.per_book = std::string("download -> decrypt -> ") +
