@@ -554,12 +554,13 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   if (!explicit_barcodes.empty()) add_all(explicit_barcodes);
 
-  // Books waiting for GRIN's conversion come back once _converted lists them (or when named).
-  std::set<std::string> wake;
+  // Books waiting for GRIN's conversion come back once _converted lists them, when named, or
+  // (asked again) when GRIN was never asked: its queue was full, or their archive expired.
+  std::map<std::string, std::string> wake;  // barcode -> why
   {
-    auto awaiting = fs::exists(db_path) ? AwaitingBarcodes(db_path)
-                                        : Result<std::vector<std::string>>(
-                                              std::vector<std::string>{});
+    auto awaiting = fs::exists(db_path) ? AwaitingBooks(db_path)
+                                        : Result<std::map<std::string, std::string>>(
+                                              std::map<std::string, std::string>{});
     if (!awaiting.ok()) return ReportError(err, "sync", awaiting.status());
     if (!awaiting->empty() && !converted_listed) {
       Status s = client.ForEachTextLine("converted", "", [&](const std::string& b) {
@@ -576,8 +577,14 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       }
     }
     std::set<std::string> named(explicit_barcodes.begin(), explicit_barcodes.end());
-    for (const auto& b : *awaiting) {
-      if (converted.count(b) || named.count(b)) wake.insert(b);
+    for (const auto& [b, reason] : *awaiting) {
+      if (converted.count(b)) {
+        wake[b] = "now in _converted";
+      } else if (named.count(b)) {
+        wake[b] = "named";
+      } else if (AskAgain(reason)) {
+        wake[b] = "to ask GRIN again (" + reason + ")";
+      }
     }
   }
 
@@ -638,9 +645,20 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (!n.ok()) return db_fail(n.status());
   }
   if (!wake.empty()) {
-    auto woke = store->Wake(std::vector<std::string>(wake.begin(), wake.end()));
+    std::vector<std::string> listed, again;
+    for (const auto& [b, why] : wake) (converted.count(b) ? listed : again).push_back(b);
+    auto woke = store->Wake(listed);
     if (!woke.ok()) return db_fail(woke.status());
-    out << *woke << " books awaiting conversion are converted now (in _converted): ready again\n";
+    if (*woke > 0) {
+      out << *woke << " books awaiting conversion are converted now (in _converted): ready "
+                      "again\n";
+    }
+    auto asked = store->Wake(again);
+    if (!asked.ok()) return db_fail(asked.status());
+    if (*asked > 0) {
+      out << *asked << " books awaiting conversion that GRIN was not asked for (queue full) or "
+                       "whose archive expired: checked and asked again\n";
+    }
   }
   auto counts = store->Counts();
   if (!counts.ok()) return ReportError(err, "sync", counts.status());

@@ -49,17 +49,22 @@ Result<std::map<std::string, JobState>> ReadJobStates(const std::string& db_path
   return out;
 }
 
-Result<std::vector<std::string>> AwaitingBarcodes(const std::string& db_path) {
-  std::vector<std::string> out;
+Result<std::map<std::string, std::string>> AwaitingBooks(const std::string& db_path) {
+  std::map<std::string, std::string> out;
   GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
   try {
-    SQLite::Statement q(reader->db(),
-                        "SELECT barcode FROM jobs WHERE status = 'awaiting' ORDER BY barcode");
-    while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+    SQLite::Statement q(reader->db(), "SELECT barcode, coalesce(error_reason, '') FROM jobs "
+                                      "WHERE status = 'awaiting'");
+    while (q.executeStep()) out[q.getColumn(0).getString()] = q.getColumn(1).getString();
   } catch (const std::exception& e) {
     return Status::Internal(db_path + ": " + e.what());
   }
   return out;
+}
+
+bool AskAgain(const std::string& reason) {
+  return reason == "conversion_queue_full" || reason == "conversion_not_requested" ||
+         reason == "conversion_unanswered" || reason == "archive_expired";
 }
 
 void PrintPlan(std::ostream& out, const PlanInput& in) {
@@ -96,16 +101,18 @@ void PrintPlan(std::ostream& out, const PlanInput& in) {
       why = "in GRIN's _failed list: dead by rule (known_conversion_failure)";
     } else if (listed || (in.converted == nullptr)) {
       action = "check";
-      why = std::string(j == nullptr || j->status != "awaiting"
-                            ? ""
-                            : listed ? "awaiting conversion, now in _converted: ready again; "
-                                     : "awaiting conversion, named: ready again; ") +
+      auto w = in.wake.find(b);
+      why = std::string(w == in.wake.end() ? "" : "awaiting conversion, " + w->second +
+                                                      ": ready again; ") +
             (listed ? "check (GET or HEAD) -> " + in.per_book
                     : "check (HEAD): converted -> " + in.per_book +
                           "; not converted -> convert request (_process) -> awaiting");
     } else {
       action = "convert";
-      why = "not in _converted: check (HEAD), convert request (_process) -> awaiting "
+      auto w = in.wake.find(b);
+      why = std::string(w == in.wake.end() ? "" : "awaiting conversion, " + w->second +
+                                                      ": ready again; ") +
+            "not in _converted: check (HEAD), convert request (_process) -> awaiting "
             "conversion (a full GRIN queue stops requests: the rest wait, not requested)";
     }
     if (j != nullptr && j->status == "retry") why += " (retrying after: " + j->reason + ")";

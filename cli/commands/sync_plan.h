@@ -29,8 +29,12 @@ Result<std::map<std::string, JobState>> ReadJobStates(const std::string& db_path
                                                       const std::vector<std::string>& barcodes,
                                                       bool all_unfinished);
 
-// The barcodes of the run's jobs awaiting conversion.
-Result<std::vector<std::string>> AwaitingBarcodes(const std::string& db_path);
+// The run's jobs awaiting conversion: barcode -> why they wait (error_reason).
+Result<std::map<std::string, std::string>> AwaitingBooks(const std::string& db_path);
+
+// True for a reason to wait under which GRIN was never asked to convert the book (queue full,
+// requests stopped, no answer) or its archive expired: the next sync asks again.
+bool AskAgain(const std::string& awaiting_reason);
 
 // What `sync --dry-run` is told to plan.
 struct PlanInput {
@@ -38,7 +42,7 @@ struct PlanInput {
   std::map<std::string, JobState> jobs;       // their jobs, if any
   const std::set<std::string>* converted = nullptr;     // GRIN's _converted, if listed
   const std::set<std::string>* known_failed = nullptr;  // GRIN's _failed, if listed
-  std::set<std::string> wake;                 // awaiting books the run would make ready
+  std::map<std::string, std::string> wake;    // awaiting books the run makes ready -> why
   bool keep_done = false;                     // --force / --recheck
   std::string per_book;                       // "download -> decrypt -> ... -> upload to X"
 };

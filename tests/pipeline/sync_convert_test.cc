@@ -142,6 +142,15 @@ TEST_CASE("sync: one 429 from _process stops conversion requests for the run and
   // The host's adaptive limit was never lowered for GRIN (it would log net.slow_down).
   CHECK(text.find("net.slow_down") == std::string::npos);
   CHECK(text.find("conversion requests stopped for this run") != std::string::npos);
+
+  // The queue has room again: the next run asks GRIN for the books it could not ask for.
+  env.server->ClearFaults();
+  auto next = Cli(env.SyncArgs());
+  INFO(next.out, next.err);
+  CHECK(next.code == 0);
+  CHECK(ProcessRequests(env) == 1 + 8);
+  CHECK(env.Sql("SELECT count(*) FROM awaiting_conversion WHERE reason = "
+                "'conversion_requested'") == 8);
 }
 #endif
 
