@@ -94,6 +94,27 @@ TEST_CASE("sync: books asked to convert wait, visible in status and SQL, and com
   CHECK(ProcessRequests(env) == 3);
 }
 
+TEST_CASE("migration 0008: books earlier syncs made dead for a conversion request wait instead") {
+  SyncEnv env(30, 0.3);
+  auto fresh = BooksWith(env, ConvertStatus::kAvailable, 2);
+  REQUIRE(Cli(env.SyncArgs({"--barcodes", Join(fresh)})).code == 0);
+  {
+    // The database as a build before 0008 left it: the requested books dead.
+    SQLite::Database db(env.run + "/books.db", SQLite::OPEN_READWRITE);
+    db.exec("UPDATE jobs SET status = 'dead', error_class = 'permanent', attempts = 1");
+    db.exec("DROP VIEW awaiting_conversion");
+    db.exec("DROP INDEX jobs_awaiting");
+    db.exec("PRAGMA user_version = 7");
+  }
+  auto r = Cli(env.SyncArgs());
+  INFO(r.out, r.err);
+  CHECK(r.code == 0);
+  CHECK(env.Sql("SELECT count(*) FROM awaiting_conversion WHERE reason = "
+                "'conversion_requested'") == 2);
+  CHECK(env.Sql("SELECT count(*) FROM failed") == 0);
+  CHECK(env.Sql("SELECT count(*) FROM pending") == 2);
+}
+
 TEST_CASE("sync: awaiting books are picked up by a plain rerun of the run once GRIN lists them") {
   SyncEnv env(30, 0.3);
   auto fresh = BooksWith(env, ConvertStatus::kAvailable, 2);
