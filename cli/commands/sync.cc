@@ -563,10 +563,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                                               std::map<std::string, std::string>{});
     if (!awaiting.ok()) return ReportError(err, "sync", awaiting.status());
     if (!awaiting->empty() && !converted_listed) {
-      Status s = client.ForEachTextLine("converted", "", [&](const std::string& b) {
-        if (IsValidBarcode(b)) converted.insert(b);
-        return Status::Ok();
-      });
+      Status s = ListBarcodes(client, "converted", &converted);
       if (s.ok()) {
         converted_listed = true;
       } else {
@@ -576,55 +573,18 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
             << "); " << awaiting->size() << " books awaiting conversion keep waiting\n";
       }
     }
-    std::set<std::string> named(explicit_barcodes.begin(), explicit_barcodes.end());
-    for (const auto& [b, reason] : *awaiting) {
-      if (converted.count(b)) {
-        wake[b] = "now in _converted";
-      } else if (named.count(b)) {
-        wake[b] = "named";
-      } else if (AskAgain(reason)) {
-        wake[b] = "to ask GRIN again (" + reason + ")";
-      }
-    }
+    wake = ChooseWake(*awaiting, converted,
+                      std::set<std::string>(explicit_barcodes.begin(), explicit_barcodes.end()));
   }
 
   if (dry_run) {
     PlanInput plan;
-    plan.books = selected;
     plan.keep_done = keep_done;
     plan.wake = wake;
-    if (fs::exists(db_path)) {
-      auto jobs = ReadJobStates(db_path, selected, selected.empty());
-      if (!jobs.ok()) return ReportError(err, "sync", jobs.status());
-      plan.jobs = std::move(jobs).value();
-    }
-    if (selected.empty()) {
-      for (const auto& [b, j] : plan.jobs) plan.books.push_back(b);
-      std::sort(plan.books.begin(), plan.books.end());
-    }
-    bool any_unchecked = false;
-    for (const auto& b : plan.books) {
-      auto it = plan.jobs.find(b);
-      if (it == plan.jobs.end() || it->second.stage == "pending") any_unchecked = true;
-    }
-    // The lists the run itself would read: _converted (listed above when the selection asked for
-    // it or books wait) and _failed.
-    if (any_unchecked && !converted_listed) {
-      if (client.ForEachTextLine("converted", "", [&](const std::string& b) {
-            if (IsValidBarcode(b)) converted.insert(b);
-            return Status::Ok();
-          }).ok()) {
-        converted_listed = true;
-      }
-    }
     std::set<std::string> known_failed;
-    bool failed_listed = any_unchecked &&
-                         client.ForEachTextLine("failed", "", [&](const std::string& b) {
-                                 known_failed.insert(b);
-                                 return Status::Ok();
-                               }).ok();
-    plan.converted = converted_listed ? &converted : nullptr;
-    plan.known_failed = failed_listed ? &known_failed : nullptr;
+    Status ps = PreparePlan(db_path, selected, client, &converted, &converted_listed,
+                            &known_failed, &plan);
+    if (!ps.ok()) return ReportError(err, "sync", ps);
     plan.per_book = std::string("download -> decrypt -> ") +
                     (p.count("skip-extract-ocr") ? "" : "extract OCR -> ") +
                     (p.count("skip-extract-marc") ? "" : "extract MARC -> ") + "upload to " +

@@ -4,6 +4,9 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <algorithm>
+#include <filesystem>
+
 #include "engine/base/clock.h"
 #include "storage/state_reader.h"
 
@@ -65,6 +68,57 @@ Result<std::map<std::string, std::string>> AwaitingBooks(const std::string& db_p
 bool AskAgain(const std::string& reason) {
   return reason == "conversion_queue_full" || reason == "conversion_not_requested" ||
          reason == "conversion_unanswered" || reason == "archive_expired";
+}
+
+Status ListBarcodes(grin_client::GrinClient& client, std::string_view list,
+                    std::set<std::string>* out) {
+  return client.ForEachTextLine(list, "", [out](const std::string& b) {
+    if (IsValidBarcode(b)) out->insert(b);
+    return Status::Ok();
+  });
+}
+
+std::map<std::string, std::string> ChooseWake(const std::map<std::string, std::string>& awaiting,
+                                              const std::set<std::string>& converted,
+                                              const std::set<std::string>& named) {
+  std::map<std::string, std::string> wake;
+  for (const auto& [b, reason] : awaiting) {
+    if (converted.count(b)) {
+      wake[b] = "now in _converted";
+    } else if (named.count(b)) {
+      wake[b] = "named";
+    } else if (AskAgain(reason)) {
+      wake[b] = "to ask GRIN again (" + reason + ")";
+    }
+  }
+  return wake;
+}
+
+Status PreparePlan(const std::string& db_path, const std::vector<std::string>& selected,
+                   grin_client::GrinClient& client, std::set<std::string>* converted,
+                   bool* converted_listed, std::set<std::string>* known_failed, PlanInput* plan) {
+  plan->books = selected;
+  if (std::filesystem::exists(db_path)) {
+    auto jobs = ReadJobStates(db_path, selected, selected.empty());
+    if (!jobs.ok()) return jobs.status();
+    plan->jobs = std::move(jobs).value();
+  }
+  if (selected.empty()) {
+    for (const auto& [b, j] : plan->jobs) plan->books.push_back(b);
+    std::sort(plan->books.begin(), plan->books.end());
+  }
+  bool any_unchecked = false;
+  for (const auto& b : plan->books) {
+    auto it = plan->jobs.find(b);
+    if (it == plan->jobs.end() || it->second.stage == "pending") any_unchecked = true;
+  }
+  if (any_unchecked && !*converted_listed) {
+    *converted_listed = ListBarcodes(client, "converted", converted).ok();
+  }
+  const bool failed_listed = any_unchecked && ListBarcodes(client, "failed", known_failed).ok();
+  plan->converted = *converted_listed ? converted : nullptr;
+  plan->known_failed = failed_listed ? known_failed : nullptr;
+  return Status::Ok();
 }
 
 void PrintPlan(std::ostream& out, const PlanInput& in) {

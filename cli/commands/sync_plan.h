@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/base/result.h"
+#include "engine/grin/client.h"
 #include "engine/state_store.h"
 
 namespace grin::cli {
@@ -46,6 +47,23 @@ struct PlanInput {
   bool keep_done = false;                     // --force / --recheck
   std::string per_book;                       // "download -> decrypt -> ... -> upload to X"
 };
+
+// Adds the valid barcodes of GRIN's text list `list` ("converted", "failed") to *out.
+Status ListBarcodes(grin_client::GrinClient& client, std::string_view list,
+                    std::set<std::string>* out);
+
+// Which awaiting books (barcode -> reason) a sync makes ready, each with why: listed in
+// _converted, named on the command line, or AskAgain.
+std::map<std::string, std::string> ChooseWake(const std::map<std::string, std::string>& awaiting,
+                                              const std::set<std::string>& converted,
+                                              const std::set<std::string>& named);
+
+// Fills plan->books (the selection, or every unfinished job when it is empty) and plan->jobs,
+// and lists _converted (unless *converted_listed) and _failed when some book would be checked,
+// as the run would; a list GRIN does not give leaves that pointer null. Errors: the database.
+Status PreparePlan(const std::string& db_path, const std::vector<std::string>& selected,
+                   grin_client::GrinClient& client, std::set<std::string>* converted,
+                   bool* converted_listed, std::set<std::string>* known_failed, PlanInput* plan);
 
 // Prints one line per book saying what the run would do with it, then the totals per action.
 void PrintPlan(std::ostream& out, const PlanInput& in);
