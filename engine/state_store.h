@@ -81,6 +81,10 @@ struct StageCounts {
   int64_t leased = 0;
   int64_t retrying = 0;
   int64_t dead = 0;
+  // Jobs waiting for GRIN to convert their book (see Await), and since when the longest has
+  // waited (unix micros; 0 if none). Neither failed nor dead, never claimed.
+  int64_t awaiting = 0;
+  int64_t awaiting_since_micros = 0;
 };
 
 struct FailureSummary {
@@ -138,6 +142,18 @@ class StateStore {
   // Moves the named jobs that are not leased back to pending/ready with attempts reset
   // (e.g. `sync --force`, or re-checking ETags of finished books). Returns how many moved.
   virtual Result<int64_t> Reset(const ResetRequest& request) = 0;
+
+  // Fenced: the leased job waits for GRIN to convert its book (status `awaiting`, back at
+  // `pending`, attempts reset, its checkpoint dropped): it is not claimed, not failed and not
+  // dead until Wake() names it. `reason` says why (e.g. conversion_requested, archive_expired),
+  // detail_json ("" or a JSON object) what GRIN said; recorded with the time it started waiting
+  // and an event (outcome "awaiting_conversion"). kConflict if the lease is no longer held.
+  virtual Status Await(const WorkItem& item, std::string_view reason,
+                       std::string_view detail_json) = 0;
+
+  // The awaiting jobs among `barcodes` become ready (event "conversion_ready"); others are
+  // untouched. Returns how many woke.
+  virtual Result<int64_t> Wake(const std::vector<std::string>& barcodes) = 0;
 
   // Appends an event not tied to a lease (e.g. a run-level note). detail_json may be "".
   virtual Status AppendEvent(std::string_view barcode, std::string_view stage,

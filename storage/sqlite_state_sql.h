@@ -138,6 +138,23 @@ UPDATE jobs SET status = CASE WHEN attempts > 0 THEN 'retry' ELSE 'ready' END,
                 lease_run = NULL, updated_at = ?3
 WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased')sql";
 
+// Await (0008): the leased job waits for GRIN's conversion, back at pending with its attempts
+// reset; fenced on the token and the stage it was claimed at (job_counts stays exact).
+// ?1 job, ?2 token, ?3 claimed stage, ?4 reason, ?5 detail, ?6 now.
+inline constexpr const char* kAwaitSql = R"sql(
+UPDATE jobs SET stage = 'pending', status = 'awaiting', attempts = 0, next_attempt_at = 0,
+                lease_run = NULL, error_class = NULL, error_reason = ?4, error_detail = ?5,
+                failed_at = ?6, updated_at = ?6
+WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased' AND stage = ?3)sql";
+// Wake: an awaiting job becomes ready. ?1 barcode, ?2 now.
+inline constexpr const char* kWakeSql = R"sql(
+UPDATE jobs SET status = 'ready', next_attempt_at = 0, error_reason = NULL, error_detail = NULL,
+                failed_at = NULL, updated_at = ?2
+WHERE barcode = ?1 AND status = 'awaiting')sql";
+// How many wait, and since when the longest has waited (the partial index jobs_awaiting).
+inline constexpr const char* kAwaitingCountSql =
+    "SELECT count(*), coalesce(min(failed_at), 0) FROM jobs WHERE status = 'awaiting'";
+
 inline constexpr const char* kFencedLeaseSql =
     "SELECT 1 FROM jobs WHERE job_id = ?1 AND lease_token = ?2 AND status = 'leased'";
 inline constexpr const char* kSaveCheckpointSql = R"sql(

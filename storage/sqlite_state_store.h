@@ -96,6 +96,10 @@ class SqliteStateStore final : public StateStore {
   Status SaveCheckpoint(const WorkItem& item, std::string_view json) override;
   Result<int64_t> Requeue(const RequeueFilter& filter) override;
   Result<int64_t> Reset(const ResetRequest& request) override;
+  // Await and Wake: sqlite_state_store_await.cc.
+  Status Await(const WorkItem& item, std::string_view reason,
+               std::string_view detail_json) override;
+  Result<int64_t> Wake(const std::vector<std::string>& barcodes) override;
   Status AppendEvent(std::string_view barcode, std::string_view stage, std::string_view outcome,
                      std::string_view detail_json) override;
   Result<StageCounts> Counts() override;

@@ -33,6 +33,13 @@ Result<StageCounts> QueryStageCounts(SQLite::Database& db, const std::string& pa
       if (status == "retry") c.retrying += n;
       if (status == "dead") c.dead += n;
     }
+    {
+      SQLite::Statement a(db, state_sql::kAwaitingCountSql);
+      if (a.executeStep()) {
+        c.awaiting = a.getColumn(0).getInt64();
+        c.awaiting_since_micros = a.getColumn(1).getInt64();
+      }
+    }
     return c;  // tx rolls back: nothing was written
   } catch (const SQLite::Exception& e) {
     return FromSqliteException(e, path);

@@ -76,9 +76,13 @@ nlohmann::json ToJson(const std::string& run_dir, const Snapshot& s) {
   j["leased"] = s.counts.leased;
   j["retrying"] = s.counts.retrying;
   j["dead"] = s.counts.dead;
+  j["awaiting_conversion"] = s.counts.awaiting;
+  if (s.counts.awaiting > 0) {
+    j["awaiting_conversion_since"] = FormatIsoUtc(s.counts.awaiting_since_micros);
+  }
   double rate = s.rate;
   j["rate_books_per_s"] = rate;
-  int64_t remaining = s.counts.total - s.counts.at[3] - s.counts.dead;
+  int64_t remaining = s.counts.total - s.counts.at[3] - s.counts.dead - s.counts.awaiting;
   j["remaining"] = remaining;
   if (rate > 0) j["eta_s"] = static_cast<double>(remaining) / rate;
   j["failures"] = nlohmann::json::array();
@@ -109,6 +113,11 @@ void PrintText(std::ostream& out, const std::string& run_dir, const Snapshot& s)
   }
   out << "  in flight: " << FormatThousands(c.leased) << ", retrying: "
       << FormatThousands(c.retrying) << ", dead: " << FormatThousands(c.dead) << "\n";
+  if (c.awaiting > 0) {
+    out << "  awaiting GRIN's conversion: " << FormatThousands(c.awaiting) << " (since "
+        << FormatIsoUtc(c.awaiting_since_micros)
+        << "; a sync picks them up once _converted lists them)\n";
+  }
   if (!s.failures.empty()) {
     out << "failures by reason:\n";
     for (const auto& f : s.failures) {
@@ -124,7 +133,7 @@ void PrintText(std::ostream& out, const std::string& run_dir, const Snapshot& s)
     }
   }
   double rate = s.rate;
-  int64_t remaining = c.total - c.at[3] - c.dead;
+  int64_t remaining = c.total - c.at[3] - c.dead - c.awaiting;
   char line[160];
   if (rate > 0) {
     std::snprintf(line, sizeof line, "rate: %.2f books/s over the last 5 min; ETA %s for %s left\n",

@@ -22,6 +22,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands/grin_stack.h"
+#include "cli/commands/sync_plan.h"
 #include "cli/object_store_factory.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
@@ -200,29 +201,33 @@ Status SystemicOr(const Status& s, pipeline::FailureSource source, const std::st
 
 // Dead jobs among the books this sync covered (every job of the run when no queue or barcode
 // was given):
-// `by_rule` are the books GRIN cannot give us (a known conversion failure, a conversion
-// requested or under way, not allowed), `failed` the rest ("failed for good").
+// `by_rule` are the books GRIN will not give us (a known conversion failure, conversion not
+// allowed), `failed` the rest ("failed for good"). Books waiting for GRIN's conversion are not
+// dead (status awaiting): `awaiting` counts them.
 struct DeadBooks {
   int64_t failed = 0;
   int64_t by_rule = 0;
+  int64_t awaiting = 0;
   std::string first_failed;  // "BARCODE (reason)" of one failed book
 };
 
 Result<DeadBooks> CountDead(const std::string& db_path, bool whole_run,
                             const std::vector<std::string>& selected) {
-  static const std::set<std::string> kByRule = {
-      "known_conversion_failure", "conversion_requested", "conversion_in_process",
-      "conversion_already_available", "conversion_not_allowed"};
+  static const std::set<std::string> kByRule = {"known_conversion_failure",
+                                                "conversion_not_allowed"};
   std::set<std::string> covered(selected.begin(), selected.end());
   DeadBooks out;
   GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
   try {
-    SQLite::Statement q(reader->db(), "SELECT barcode, coalesce(error_reason, '') FROM jobs "
-                                      "WHERE status = 'dead' ORDER BY barcode");
+    SQLite::Statement q(reader->db(), "SELECT barcode, coalesce(error_reason, ''), status "
+                                      "FROM jobs WHERE status IN ('dead', 'awaiting') "
+                                      "ORDER BY barcode");
     while (q.executeStep()) {
       std::string b = q.getColumn(0).getString(), reason = q.getColumn(1).getString();
       if (!whole_run && covered.count(b) == 0) continue;
-      if (kByRule.count(reason)) {
+      if (q.getColumn(2).getString() == "awaiting") {
+        ++out.awaiting;
+      } else if (kByRule.count(reason)) {
         ++out.by_rule;
       } else if (out.failed++ == 0) {
         out.first_failed = b + " (" + reason + ")";
@@ -256,6 +261,8 @@ json StatsJson(const pipeline::SyncStats& s) {
               {"books_rebuilt_outputs", s.rebuilt},
               {"litter_removed", s.litter_removed},
               {"conversions_requested_during_sync", s.conversion_requested},
+              {"books_now_awaiting_conversion", s.awaiting_conversion},
+              {"conversion_requests_stopped", s.conversion_requests_stopped},
               {"books_dead", s.dead},
               {"retries_scheduled", s.retried},
               {"bytes_downloaded", s.bytes_downloaded},
@@ -275,10 +282,15 @@ void PrintSummary(std::ostream& out, const pipeline::SyncStats& s, const DeadBoo
   out << "Sync " << (s.interrupted ? "interrupted" : !s.fatal.empty() ? "stopped" : "finished")
       << " after " << FormatDuration(s.elapsed_s) << ": " << s.uploaded
       << " books stored or verified (" << s.synced << " transferred, " << s.skipped_etag
-      << " unchanged), " << s.conversion_requested << " conversions requested, " << dead.failed
-      << " failed for good, " << s.retried << " retries scheduled";
+      << " unchanged), " << s.conversion_requested << " conversions requested, "
+      << dead.awaiting << " awaiting conversion, " << dead.failed << " failed for good, "
+      << s.retried << " retries scheduled";
   if (s.held_back > 0) out << ", " << s.held_back << " held back unchanged";
   out << ".\n";
+  if (s.conversion_requests_stopped) {
+    out << "  GRIN's conversion queue is full (429): conversion requests stopped for this run; "
+           "books not requested wait for the next run.\n";
+  }
   auto line = [&](const char* name, const pipeline::StageTally& t) {
     out << "  " << name << ": " << t.completed << " completed, " << t.skipped << " skipped, "
         << t.failed << " failed";
@@ -310,7 +322,9 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "Copy books from GRIN into the run's storage: check ETags, download, decrypt, extract OCR "
       "and MARC, upload. Rerunning the same command continues exactly where it stopped. With no "
       "queue or barcodes, continues the jobs already in the run.\n\nExit status: 0 every selected "
-      "book is stored (or skipped by rule: a GRIN conversion failure or request); 1 the run "
+      "book is stored, skipped by rule (a GRIN conversion failure, conversion not allowed) or "
+      "waiting for GRIN to convert it (it comes back by itself once _converted lists it); 1 "
+      "the run "
       "stopped on a failure that is not a book's (GRIN access, passphrase, TLS trust, storage "
       "access or bucket, a full disk: one line names the cause and the fix; no book is failed "
       "for it) or another error; 2 bad usage; 3 the run is locked by another process; 4 the run "
@@ -514,6 +528,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   bool keep_done = p.count("force") || p.count("recheck");
   std::set<std::string> in_process;
   std::vector<std::string> unlisted_queues;
+  std::set<std::string> converted;  // GRIN's _converted, once listed (converted_listed)
+  bool converted_listed = false;
   for (const auto& q : queues) {
     std::vector<std::string> list;
     if (q == "converted") {
@@ -531,6 +547,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         unlisted_queues.push_back(q);
         continue;
       }
+      converted.insert(list.begin(), list.end());
+      converted_listed = true;
     } else {
       auto l = CatalogQueue(db_path, q);
       if (!l.ok()) return ReportError(err, "sync", l.status());
@@ -561,24 +579,46 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   if (!explicit_barcodes.empty()) add_all(explicit_barcodes);
 
-  if (dry_run) {
-    int64_t already = 0;
-    for (const auto& b : selected) already += done_before.count(b);
-    out << "Dry run: " << selected.size() << " books selected (" << already
-        << " already stored" << (keep_done ? ", to be checked again" : "") << ")";
-    if (selected.empty()) out << "; would continue the run's unfinished jobs";
-    out << ". Per book: check ETag (HEAD) -> download -> decrypt -> "
-        << (p.count("skip-extract-ocr") ? "" : "extract OCR -> ")
-        << (p.count("skip-extract-marc") ? "" : "extract MARC -> ") << "upload to "
-        << objects->store->Describe() << ". Nothing was changed.\n";
-    size_t shown = 0;
-    for (const auto& b : selected) {
-      if (shown++ == 20) {
-        out << "  ...\n";
-        break;
+  // Books waiting for GRIN's conversion come back once _converted lists them, when named, or
+  // (asked again) when GRIN was never asked: its queue was full, or their archive expired.
+  std::map<std::string, std::string> wake;  // barcode -> why
+  {
+    auto awaiting = fs::exists(db_path) ? AwaitingBooks(db_path)
+                                        : Result<std::map<std::string, std::string>>(
+                                              std::map<std::string, std::string>{});
+    if (!awaiting.ok()) return ReportError(err, "sync", awaiting.status());
+    if (!awaiting->empty() && !converted_listed) {
+      Status s = ListBarcodes(client, "converted", &converted);
+      if (s.ok()) {
+        converted_listed = true;
+      } else {
+        Status why = SystemicOr(s, pipeline::FailureSource::kGrin, "");
+        if (why.code() == StatusCode::kFailedPrecondition) return fail(why);
+        err << "grin-jobs sync: warning: could not list _converted (" << s.message()
+            << "); " << awaiting->size() << " books awaiting conversion keep waiting\n";
       }
-      out << "  " << b << (done_before.count(b) ? "  (stored)" : "") << "\n";
     }
+    wake = ChooseWake(*awaiting, converted,
+                      std::set<std::string>(explicit_barcodes.begin(), explicit_barcodes.end()));
+  }
+
+  if (dry_run) {
+    PlanInput plan;
+    plan.keep_done = keep_done;
+    plan.wake = wake;
+    std::set<std::string> known_failed;
+    Status ps = PreparePlan(db_path, selected, client, &converted, &converted_listed,
+                            &known_failed, &plan);
+    if (!ps.ok()) return ReportError(err, "sync", ps);
+    plan.per_book = std::string("download -> decrypt -> ") +
+                    (p.count("skip-extract-ocr") ? "" : "extract OCR -> ") +
+                    (p.count("skip-extract-marc") ? "" : "extract MARC -> ") + "upload to " +
+                    objects->store->Describe();
+    out << "Dry run: " << plan.books.size() << " books "
+        << (selected.empty() ? "unfinished in the run" : "selected")
+        << "; per book, what the run would do:\n";
+    PrintPlan(out, plan);
+    out << "Nothing was changed.\n";
     return kExitOk;
   }
 
@@ -595,13 +635,32 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     auto n = store->Reset(rr);
     if (!n.ok()) return db_fail(n.status());
   }
+  if (!wake.empty()) {
+    std::vector<std::string> listed, again;
+    for (const auto& [b, why] : wake) (converted.count(b) ? listed : again).push_back(b);
+    auto woke = store->Wake(listed);
+    if (!woke.ok()) return db_fail(woke.status());
+    if (*woke > 0) {
+      out << *woke << " books awaiting conversion are converted now (in _converted): ready "
+                      "again\n";
+    }
+    auto asked = store->Wake(again);
+    if (!asked.ok()) return db_fail(asked.status());
+    if (*asked > 0) {
+      out << *asked << " books awaiting conversion that GRIN was not asked for (queue full) or "
+                       "whose archive expired: checked and asked again\n";
+    }
+  }
   auto counts = store->Counts();
   if (!counts.ok()) return ReportError(err, "sync", counts.status());
-  int64_t open_jobs = counts->total - counts->at[3] - counts->dead;
+  int64_t open_jobs = counts->total - counts->at[3] - counts->dead - counts->awaiting;
   out << "Sync of " << run_dir << ": " << *added << " new jobs, " << open_jobs
-      << " to do, " << counts->at[3] << " already stored" << (open_jobs == 0 ? " — nothing to do"
-                                                                             : "")
-      << "\n";
+      << " to do, " << counts->at[3] << " already stored";
+  if (counts->awaiting > 0) {
+    out << ", " << counts->awaiting << " awaiting GRIN's conversion (since "
+        << FormatIsoUtc(counts->awaiting_since_micros) << ")";
+  }
+  out << (open_jobs == 0 ? " — nothing to do" : "") << "\n";
   out.flush();
 
   // ---- passphrase (only needed when there is work) ----
@@ -720,6 +779,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                   {"command_args", args}, {"sync", StatsJson(*stats)},
                   {"books_failed_for_good", dead->failed},
                   {"books_skipped_by_rule", dead->by_rule},
+                  {"books_awaiting_conversion", dead->awaiting},
                   {"queues_not_listed", unlisted_queues}};
   std::vector<json> hosts;
   for (const auto& h : (*transport)->HostStats()) {

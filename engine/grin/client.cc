@@ -391,6 +391,7 @@ Result<ProcessResult> GrinClient::Process(const std::vector<std::string>& barcod
     net::RetryOptions no_retry;
     no_retry.max_attempts = 1;
     req.retry = no_retry;
+    req.throttle_is_answer = true;  // ...nor slow down the host's archive downloads
     GRIN_ASSIGN_OR_RETURN(r, Send(std::move(req)));
     const std::optional<std::string> retry_after = net::FindHeader(r.headers, "Retry-After");
     if (r.http_status < 500 && !(r.http_status == 429 && retry_after)) break;

@@ -161,7 +161,9 @@ void CurlTransport::Impl::OnDone(CURL* easy, CURLcode code) {
   const bool response_ok = st.ok() && code == CURLE_OK;
   const bool throttled = response_ok && (status == 429 || status == 503);
   HostState* h = t->host;
-  if (throttled) {
+  if (throttled && t->req.throttle_is_answer) {
+    // Not about the host's load: neither slow down nor count it as a success.
+  } else if (throttled) {
     if (h->aimd.OnThrottled(now)) {
       log_->Log(LogLevel::kWarning, "net.slow_down",
                 {{"host", t->host_key}, {"limit", std::to_string(h->aimd.limit())}});

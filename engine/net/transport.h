@@ -132,6 +132,10 @@ struct Request {
   int64_t low_speed_time_seconds = -1;
   // Use a fresh connection and close it afterwards (benchmarks, tests).
   bool forbid_reuse = false;
+  // A 429/503 to this request is the endpoint's answer (GRIN's _process: its conversion queue
+  // is full), not the host asking for less: the host's adaptive limits (AIMD) are left alone,
+  // so archive downloads on the same host are not slowed by it.
+  bool throttle_is_answer = false;
   // Free-form label copied into logs (never the URL's query, which may carry credentials).
   std::string label;
 };

@@ -171,6 +171,12 @@ void SyncPipeline::Impl::StateStoreFailed(const Status& failed) {
 void SyncPipeline::Impl::FailItem(const WorkItem& w, StageTally& t, const Status& why, const std::string& reason,
               bool permanent) {
   if (HoldIfSystemic(w, why, reason)) return;
+  if (reason == "archive_missing" && why.code() == StatusCode::kNotFound) {
+    // GRIN listed or HEADed the archive, then had none for the GET (expired, evicted): the book
+    // waits for GRIN to convert it again, with the reason, rather than dying on the first try.
+    AwaitConversion(w, "archive_expired", json{{"error", why.message()}});
+    return;
+  }
   bool dead = permanent || !Retryable(why);
   json d = {{"error", why.message()}};
   Status s = store->Fail(w, dead ? ErrorClass::kPermanent : ErrorClass::kRetryable, reason,
@@ -284,7 +290,8 @@ Result<SyncStats> SyncPipeline::Run() {
     return Status::InvalidArgument("workers and per-stage concurrency must be at least 1");
   }
   GRIN_ASSIGN_OR_RETURN(StageCounts start, m.store->Counts());
-  m.stats.total = start.total - start.at[static_cast<int>(Stage::kUploaded)] - start.dead;
+  m.stats.total =
+      start.total - start.at[static_cast<int>(Stage::kUploaded)] - start.dead - start.awaiting;
   m.start_micros = m.clock->NowMicros();
   double cpu0 = ProcessCpuSeconds();
   m.RemoveLitter();
@@ -302,7 +309,8 @@ Result<SyncStats> SyncPipeline::Run() {
       m.stats.fatal = c.status().message();
       break;
     }
-    int64_t open = c->total - c->at[static_cast<int>(Stage::kUploaded)] - c->dead;
+    int64_t open =
+        c->total - c->at[static_cast<int>(Stage::kUploaded)] - c->dead - c->awaiting;
     int64_t n_held;
     {
       std::lock_guard<std::mutex> l(m.mu);

@@ -8,7 +8,10 @@
 //             `encrypted_etag`: equal -> done at once ("skipped_etag_match") when its OCR object
 //             and MARC columns are in place too, else those are rebuilt from the stored raw
 //             archive ("rebuilt_outputs", no GRIN download); 404 -> reconcile
-//             from storage, record a known conversion failure, or request conversion. Which
+//             from storage, record a known conversion failure, or request conversion (the
+//             book then waits, StateStore::Await, until a later sync finds it in _converted;
+//             the first 429 / queue full from _process stops conversion requests for the rest
+//             of the run, and never slows archive downloads). Which
 //             books storage holds comes from one listing of the raw bucket at the start (the
 //             inventory); only those are HEADed for their metadata.
 //             A book storage does not hold is not HEADed at all: its GET goes out at once and
@@ -128,6 +131,13 @@ struct SyncStats {
   int64_t rebuilt = 0;      // stored raw archive kept; missing OCR / MARC rebuilt from it
   int64_t litter_removed = 0;  // leftovers of interrupted earlier runs removed at the start
   int64_t conversion_requested = 0;
+  // Books that went to wait for GRIN's conversion during this run (StateStore::Await): asked
+  // for, already in process, refused for a full queue, not asked (conversion_requests_stopped),
+  // or listed as converted but without an archive (archive_expired). Neither done nor dead.
+  int64_t awaiting_conversion = 0;
+  // GRIN's conversion queue was full (a 429 from _process): no more _process requests were
+  // sent in this run; the remaining unconverted books wait as conversion_not_requested.
+  bool conversion_requests_stopped = false;
   int64_t dead = 0;
   int64_t retried = 0;
   int64_t bytes_downloaded = 0;

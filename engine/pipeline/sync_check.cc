@@ -92,28 +92,7 @@ std::optional<std::string> SyncPipeline::Impl::Check(const WorkItem& w) {
       Finished(false);
       return std::nullopt;
     }
-    auto p = grin->Process({w.barcode});
-    std::string reason;
-    json d = json::object();
-    if (!p.ok()) {
-      FailItem(w, stats.check, p.status(), "conversion_request_failed", false);
-      return std::nullopt;
-    }
-    if (p->queue_full) {
-      reason = "conversion_queue_full";
-    } else if (!p->rows.empty()) {
-      reason = "conversion_" + std::string(grin_client::ProcessOutcomeName(p->rows[0].outcome));
-      d["grin_status"] = p->rows[0].status;
-    } else {
-      reason = "conversion_unanswered";
-    }
-    (void)store->Fail(w, ErrorClass::kPermanent, reason, d.dump());
-    Tally(stats.check, "skipped", reason);
-    {
-      std::lock_guard<std::mutex> l(mu);
-      if (reason == "conversion_requested") ++stats.conversion_requested;
-    }
-    Finished(false);
+    RequestConversion(w);
     return std::nullopt;
   }
   // Converted. Compare with what storage holds.
@@ -169,6 +148,81 @@ std::optional<std::string> SyncPipeline::Impl::Check(const WorkItem& w) {
   }
   CompleteChecked(w, head->etag, head->size);
   return std::nullopt;
+}
+
+// --- conversion: GRIN has no archive for the book (issue 16 items 11, 12) ---
+
+void SyncPipeline::Impl::RequestConversion(const WorkItem& w) {
+  std::unique_lock<std::mutex> l(convert_mu);
+  if (conversion_stopped) {
+    l.unlock();
+    AwaitConversion(w, "conversion_not_requested", json::object());
+    return;
+  }
+  auto p = grin->Process({w.barcode});
+  if (p.ok() && p->queue_full) {
+    conversion_stopped = true;
+    l.unlock();
+    log->Log(LogLevel::kWarning, "sync.conversion_requests_stopped",
+             {{"barcode", w.barcode},
+              {"why", "GRIN's conversion queue is full (429); unconverted books wait for the "
+                      "next run"}});
+    {
+      std::lock_guard<std::mutex> g(mu);
+      stats.conversion_requests_stopped = true;
+    }
+    AwaitConversion(w, "conversion_queue_full", json::object());
+    return;
+  }
+  l.unlock();
+  if (!p.ok()) {
+    FailItem(w, stats.check, p.status(), "conversion_request_failed", false);
+    return;
+  }
+  if (p->rows.empty()) {
+    AwaitConversion(w, "conversion_unanswered", json::object());
+    return;
+  }
+  const auto& row = p->rows[0];
+  const std::string reason =
+      "conversion_" + std::string(grin_client::ProcessOutcomeName(row.outcome));
+  json d = {{"grin_status", row.status}};
+  using grin_client::ProcessOutcome;
+  if (row.outcome == ProcessOutcome::kNotAllowed || row.outcome == ProcessOutcome::kOther) {
+    // GRIN will not convert it: dead, skipped by rule (not allowed) or failed (unknown).
+    Status s = store->Fail(w, ErrorClass::kPermanent, reason, d.dump());
+    if (!s.ok() && s.code() != StatusCode::kConflict) StateStoreFailed(s);
+    Tally(stats.check, "skipped", reason);
+    if (s.ok()) {
+      std::lock_guard<std::mutex> g(mu);
+      ++stats.dead;
+    }
+    Finished(false);
+    return;
+  }
+  if (row.outcome == ProcessOutcome::kRequested) {
+    std::lock_guard<std::mutex> g(mu);
+    ++stats.conversion_requested;
+  }
+  AwaitConversion(w, reason, d);
+}
+
+void SyncPipeline::Impl::AwaitConversion(const WorkItem& w, const std::string& reason,
+                                         const json& detail) {
+  Status s = store->Await(w, reason, detail.empty() ? "" : detail.dump());
+  if (!s.ok() && s.code() != StatusCode::kConflict) {
+    StateStoreFailed(s);
+    return;
+  }
+  if (!s.ok()) return;  // lease lost: someone else owns the book now
+  Tally(stats.check, "skipped", reason);
+  log->Log(LogLevel::kInfo, "book.awaiting_conversion",
+           {{"barcode", w.barcode}, {"reason", reason}});
+  {
+    std::lock_guard<std::mutex> g(mu);
+    ++stats.awaiting_conversion;
+  }
+  Finished(false);
 }
 
 void SyncPipeline::Impl::CompleteChecked(const WorkItem& w, const std::string& etag, int64_t size) {

@@ -164,6 +164,18 @@ struct SyncPipeline::Impl {
   // has been completed, failed or released, and nullopt is returned.
   std::optional<std::string> Check(const WorkItem& w);
 
+  // --- conversion (GRIN has no archive for the book) ---
+
+  // Serialises _process requests, so the first 429 / queue full stops all the later ones.
+  std::mutex convert_mu;
+  bool conversion_stopped = false;  // guarded by convert_mu
+  // Asks GRIN to convert the book (unless requests stopped) and makes it wait (Await); a
+  // refusal that cannot change (not allowed, unknown) makes it dead, skipped by rule.
+  void RequestConversion(const WorkItem& w);
+  // The job waits for GRIN's conversion (StateStore::Await) with `reason`; counted, finished
+  // for this run.
+  void AwaitConversion(const WorkItem& w, const std::string& reason, const json& detail);
+
   // Completes a pending book to `checked`, handing GRIN's ETag and size to the download stage.
   void CompleteChecked(const WorkItem& w, const std::string& etag, int64_t size);
 

@@ -300,7 +300,8 @@ TEST_CASE("dry run changes nothing, bad input gives one line") {
   CHECK(q.code == cli::kExitUsage);
 }
 
-TEST_CASE("unconverted and failed books: conversion requested or known failure recorded") {
+TEST_CASE("unconverted and failed books: conversion requested (the book waits) or known failure "
+          "recorded") {
   SyncEnv env(40, /*frac_converted=*/0.3);
   auto collect = Cli({"collect", "--run-dir", env.run});
   REQUIRE_MESSAGE(collect.code == 0, collect.err);
@@ -317,7 +318,10 @@ TEST_CASE("unconverted and failed books: conversion requested or known failure r
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   int64_t uploaded = env.Sql("SELECT count(*) FROM uploaded");
-  int64_t requested = env.Sql("SELECT count(*) FROM failed WHERE reason LIKE 'conversion_%'");
+  // Books asked to convert (or already converting) wait: not failed, not dead.
+  int64_t requested = env.Sql("SELECT count(*) FROM awaiting_conversion WHERE reason LIKE "
+                              "'conversion_%'");
+  CHECK(env.Sql("SELECT count(*) FROM failed WHERE reason LIKE 'conversion_%'") == 0);
   int64_t known = env.Sql("SELECT count(*) FROM failed WHERE reason = 'known_conversion_failure'");
   CHECK(uploaded >= 8);
   CHECK(requested >= 1);
@@ -325,6 +329,8 @@ TEST_CASE("unconverted and failed books: conversion requested or known failure r
   CHECK(uploaded + requested + known == 40);
   // A failed or requested book never reads as uploaded.
   CHECK(env.Sql("SELECT count(*) FROM uploaded u JOIN failed f USING (barcode)") == 0);
+  CHECK(env.Sql("SELECT count(*) FROM uploaded u JOIN awaiting_conversion a USING (barcode)") ==
+        0);
 }
 
 }  // namespace

@@ -1,0 +1,186 @@
+// See sync_plan.h.
+#include "cli/commands/sync_plan.h"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "engine/base/clock.h"
+#include "storage/state_reader.h"
+
+namespace grin::cli {
+
+namespace {
+
+JobState RowState(SQLite::Statement& q) {
+  JobState j;
+  j.stage = q.getColumn(1).getString();
+  j.status = q.getColumn(2).getString();
+  j.reason = q.getColumn(3).getString();
+  j.since_micros = q.getColumn(4).getInt64();
+  return j;
+}
+
+constexpr const char* kJobColumns =
+    "SELECT barcode, stage, status, coalesce(error_reason, ''), coalesce(failed_at, 0) FROM jobs ";
+
+}  // namespace
+
+Result<std::map<std::string, JobState>> ReadJobStates(const std::string& db_path,
+                                                      const std::vector<std::string>& barcodes,
+                                                      bool all_unfinished) {
+  std::map<std::string, JobState> out;
+  GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
+  try {
+    if (barcodes.empty() && all_unfinished) {
+      SQLite::Statement q(reader->db(),
+                          std::string(kJobColumns) + "WHERE stage <> 'uploaded' ORDER BY job_id");
+      while (q.executeStep()) out[q.getColumn(0).getString()] = RowState(q);
+      return out;
+    }
+    SQLite::Statement q(reader->db(), std::string(kJobColumns) + "WHERE barcode = ?1");
+    for (const auto& b : barcodes) {
+      q.reset();
+      q.bind(1, b);
+      if (q.executeStep()) out[b] = RowState(q);
+    }
+  } catch (const std::exception& e) {
+    return Status::Internal(db_path + ": " + e.what());
+  }
+  return out;
+}
+
+Result<std::map<std::string, std::string>> AwaitingBooks(const std::string& db_path) {
+  std::map<std::string, std::string> out;
+  GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
+  try {
+    SQLite::Statement q(reader->db(), "SELECT barcode, coalesce(error_reason, '') FROM jobs "
+                                      "WHERE status = 'awaiting'");
+    while (q.executeStep()) out[q.getColumn(0).getString()] = q.getColumn(1).getString();
+  } catch (const std::exception& e) {
+    return Status::Internal(db_path + ": " + e.what());
+  }
+  return out;
+}
+
+bool AskAgain(const std::string& reason) {
+  return reason == "conversion_queue_full" || reason == "conversion_not_requested" ||
+         reason == "conversion_unanswered" || reason == "archive_expired";
+}
+
+Status ListBarcodes(grin_client::GrinClient& client, std::string_view list,
+                    std::set<std::string>* out) {
+  return client.ForEachTextLine(list, "", [out](const std::string& b) {
+    if (IsValidBarcode(b)) out->insert(b);
+    return Status::Ok();
+  });
+}
+
+std::map<std::string, std::string> ChooseWake(const std::map<std::string, std::string>& awaiting,
+                                              const std::set<std::string>& converted,
+                                              const std::set<std::string>& named) {
+  std::map<std::string, std::string> wake;
+  for (const auto& [b, reason] : awaiting) {
+    if (converted.count(b)) {
+      wake[b] = "now in _converted";
+    } else if (named.count(b)) {
+      wake[b] = "named";
+    } else if (AskAgain(reason)) {
+      wake[b] = "to ask GRIN again (" + reason + ")";
+    }
+  }
+  return wake;
+}
+
+Status PreparePlan(const std::string& db_path, const std::vector<std::string>& selected,
+                   grin_client::GrinClient& client, std::set<std::string>* converted,
+                   bool* converted_listed, std::set<std::string>* known_failed, PlanInput* plan) {
+  plan->books = selected;
+  if (std::filesystem::exists(db_path)) {
+    auto jobs = ReadJobStates(db_path, selected, selected.empty());
+    if (!jobs.ok()) return jobs.status();
+    plan->jobs = std::move(jobs).value();
+  }
+  if (selected.empty()) {
+    for (const auto& [b, j] : plan->jobs) plan->books.push_back(b);
+    std::sort(plan->books.begin(), plan->books.end());
+  }
+  bool any_unchecked = false;
+  for (const auto& b : plan->books) {
+    auto it = plan->jobs.find(b);
+    if (it == plan->jobs.end() || it->second.stage == "pending") any_unchecked = true;
+  }
+  if (any_unchecked && !*converted_listed) {
+    *converted_listed = ListBarcodes(client, "converted", converted).ok();
+  }
+  const bool failed_listed = any_unchecked && ListBarcodes(client, "failed", known_failed).ok();
+  plan->converted = *converted_listed ? converted : nullptr;
+  plan->known_failed = failed_listed ? known_failed : nullptr;
+  return Status::Ok();
+}
+
+void PrintPlan(std::ostream& out, const PlanInput& in) {
+  std::map<std::string, int64_t> totals;
+  for (const auto& b : in.books) {
+    auto it = in.jobs.find(b);
+    const JobState* j = it == in.jobs.end() ? nullptr : &it->second;
+    std::string action, why;
+    const bool listed = in.converted != nullptr && in.converted->count(b) > 0;
+    if (j != nullptr && j->status == "leased") {
+      action = "in flight";
+      why = "leased by another run: taken back when this run starts, then resumed at " + j->stage;
+    } else if (j != nullptr && j->stage == "uploaded" && !in.keep_done) {
+      action = "stored";
+      why = "skip";
+    } else if (j != nullptr && j->stage == "uploaded") {
+      action = "recheck";
+      why = "stored; check the ETag (HEAD), download again if it changed";
+    } else if (j != nullptr && j->status == "dead") {
+      action = "dead";
+      why = "skip (" + j->reason + "); `grin-jobs retry` requeues it";
+    } else if (j != nullptr && j->status == "awaiting" && in.wake.count(b) == 0) {
+      action = "awaiting";
+      why = "waiting for GRIN's conversion since " + FormatIsoUtc(j->since_micros) + " (" +
+            j->reason + "); skip until _converted lists it";
+    } else if (j != nullptr && j->stage == "checked") {
+      action = "download";
+      why = "resume: " + in.per_book;
+    } else if (j != nullptr && j->stage == "downloaded") {
+      action = "process";
+      why = "resume: decrypt the staged archive -> upload";
+    } else if (in.known_failed != nullptr && in.known_failed->count(b) && !in.keep_done) {
+      action = "skip";
+      why = "in GRIN's _failed list: dead by rule (known_conversion_failure)";
+    } else if (listed || (in.converted == nullptr)) {
+      action = "check";
+      auto w = in.wake.find(b);
+      why = std::string(w == in.wake.end() ? "" : "awaiting conversion, " + w->second +
+                                                      ": ready again; ") +
+            (listed ? "check (GET or HEAD) -> " + in.per_book
+                    : "check (HEAD): converted -> " + in.per_book +
+                          "; not converted -> convert request (_process) -> awaiting");
+    } else {
+      action = "convert";
+      auto w = in.wake.find(b);
+      why = std::string(w == in.wake.end() ? "" : "awaiting conversion, " + w->second +
+                                                      ": ready again; ") +
+            "not in _converted: check (HEAD), convert request (_process) -> awaiting "
+            "conversion (a full GRIN queue stops requests: the rest wait, not requested)";
+    }
+    if (j != nullptr && j->status == "retry") why += " (retrying after: " + j->reason + ")";
+    ++totals[action];
+    out << "  " << b << "  " << action << ": " << why << "\n";
+  }
+  out << "Plan:";
+  if (totals.empty()) out << " nothing to do";
+  bool first = true;
+  for (const auto& [action, n] : totals) {
+    out << (first ? " " : ", ") << n << " " << action;
+    first = false;
+  }
+  out << ".\n";
+}
+
+}  // namespace grin::cli
