@@ -58,7 +58,17 @@ struct EnrichedBook {
 struct ConversionRecord {
   std::string barcode;
   std::string outcome;
-  std::string grin_status;
+  std::string grin_status;  // GRIN's text, as given
+  // Reply columns beyond Barcode and Status, {header, value} (kept in the event's detail).
+  std::vector<std::pair<std::string, std::string>> extra_columns = {};
+};
+
+// One book of GRIN's _failed list: why its conversion failed, in GRIN's words.
+struct ConvertFailure {
+  std::string barcode;
+  std::string date;    // ISO 8601
+  std::string info;
+  std::string detail;
 };
 
 class BookCatalog {
@@ -88,12 +98,21 @@ class BookCatalog {
   virtual Status RecordEnrichmentFailure(const std::vector<std::string>& barcodes,
                                          const std::string& error) = 0;
 
-  // Up to `limit` books worth a conversion request, in barcode order: never requested, not
-  // converted, not refused before, grin_state not CHECKED_IN / NOT_AVAILABLE_FOR_DOWNLOAD.
-  virtual Result<std::vector<std::string>> ConversionCandidates(int limit) = 0;
+  // Up to `limit` books worth a conversion request: not converted, grin_state not CHECKED_IN /
+  // NOT_AVAILABLE_FOR_DOWNLOAD / CONVERTED, and never requested, accepted or refused before.
+  // Books never sent come first (barcode order); then books sent but left unanswered, oldest
+  // attempt first (the back of the queue). A refusal GRIN words in a way we do not know
+  // (outcome "other") is not asked again unless retry_refused (then it queues with the
+  // unanswered ones).
+  virtual Result<std::vector<std::string>> ConversionCandidates(int limit, bool retry_refused) = 0;
   // Stores _process outcomes (requested ones get processing_request_timestamp) and appends one
   // event per book, in one transaction.
   virtual Status RecordConversionRequests(const std::vector<ConversionRecord>& records) = 0;
+
+  // Replaces the books' GRIN conversion-failure fields with the current _failed list, in one
+  // transaction: books listed get their date, info and detail; books no longer listed are
+  // cleared. Books not in the catalog are ignored. Returns how many known books are listed.
+  virtual Result<int64_t> ReplaceConvertFailures(const std::vector<ConvertFailure>& failures) = 0;
 
   virtual Result<int64_t> CountBooks() = 0;
 };

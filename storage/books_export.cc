@@ -56,7 +56,11 @@ const std::vector<std::pair<std::string, std::string>>& Columns() {
       {"Storage Path", "storage_path"}, {"Last ETag Check", "last_etag_check"},
       {"Encrypted ETag", "encrypted_etag"}, {"Is Decrypted", "is_decrypted"},
       {"Sync Timestamp", "sync_timestamp"}, {"Created At", "created_at"},
-      {"Updated At", "updated_at"}};
+      {"Updated At", "updated_at"},
+      // After the reference tool's columns, so its positions stay: GRIN's _failed details (0007).
+      {"GRIN Convert Failed Date", "grin_convert_failed_date"},
+      {"GRIN Convert Failed Info", "grin_convert_failed_info"},
+      {"GRIN Detailed Convert Failed Info", "grin_detailed_convert_failed_info"}};
   return kColumns;
 }
 

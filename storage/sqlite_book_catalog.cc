@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 
 #include "storage/database.h"
 #include "storage/sqlite_status.h"
@@ -89,15 +90,25 @@ SELECT ?1, ?2, 1, ?3, ?4 WHERE EXISTS (SELECT 1 FROM books WHERE barcode = ?1)
 ON CONFLICT (barcode) DO UPDATE SET state = excluded.state, attempts = attempts + 1,
   last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error)";
 
+// Conversion candidates, part 1: books never sent to _process, in barcode order.
 constexpr const char* kCandidatesSql = R"(
 SELECT b.barcode FROM books b
 WHERE (b.processing_request_timestamp IS NULL OR b.processing_request_timestamp = '')
   AND (b.converted_date IS NULL OR b.converted_date = '')
   AND (b.grin_state IS NULL OR b.grin_state NOT IN ('CHECKED_IN', 'NOT_AVAILABLE_FOR_DOWNLOAD',
                                                     'CONVERTED'))
-  AND NOT EXISTS (SELECT 1 FROM conversion_request c WHERE c.barcode = b.barcode
-                  AND c.outcome IN ('requested', 'in_process', 'already_available', 'not_allowed'))
+  AND NOT EXISTS (SELECT 1 FROM conversion_request c WHERE c.barcode = b.barcode)
 ORDER BY b.barcode LIMIT ?1)";
+// Part 2: books sent before and left unanswered (and, with ?2, refused for a reason we do not
+// know), oldest attempt first: they wait at the back of the queue.
+constexpr const char* kRetryCandidatesSql = R"(
+SELECT b.barcode FROM conversion_request c JOIN books b ON b.barcode = c.barcode
+WHERE (c.outcome = 'unanswered' OR (?2 AND c.outcome = 'other'))
+  AND (b.processing_request_timestamp IS NULL OR b.processing_request_timestamp = '')
+  AND (b.converted_date IS NULL OR b.converted_date = '')
+  AND (b.grin_state IS NULL OR b.grin_state NOT IN ('CHECKED_IN', 'NOT_AVAILABLE_FOR_DOWNLOAD',
+                                                    'CONVERTED'))
+ORDER BY c.requested_at, c.barcode LIMIT ?1)";
 
 constexpr const char* kConversionSql = R"(
 INSERT INTO conversion_request (barcode, outcome, grin_status, attempts, requested_at)
@@ -109,7 +120,36 @@ constexpr const char* kRequestedSql =
     "UPDATE books SET processing_request_timestamp = ?2, updated_at = ?2 WHERE barcode = ?1";
 constexpr const char* kEventSql =
     "INSERT INTO events (at, barcode, stage, outcome, detail) "
-    "VALUES (?1, ?2, 'conversion', ?3, json_object('grin_status', ?4))";
+    "VALUES (?1, ?2, 'conversion', ?3, CASE WHEN ?5 IS NULL "
+    "THEN json_object('grin_status', ?4) "
+    "ELSE json_object('grin_status', ?4, 'grin_columns', json(?5)) END)";
+
+// {"Header": "value", ...} for the extra reply columns, or "" for none.
+std::string ExtraColumnsJson(const std::vector<std::pair<std::string, std::string>>& cols) {
+  if (cols.empty()) return "";
+  auto quote = [](const std::string& v) {
+    std::string q = "\"";
+    for (unsigned char ch : v) {
+      if (ch == '"' || ch == '\\') {
+        q += '\\';
+        q += static_cast<char>(ch);
+      } else if (ch < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+        q += buf;
+      } else {
+        q += static_cast<char>(ch);
+      }
+    }
+    return q + "\"";
+  };
+  std::string out = "{";
+  for (size_t i = 0; i < cols.size(); ++i) {
+    if (i) out += ",";
+    out += quote(cols[i].first) + ":" + quote(cols[i].second);
+  }
+  return out + "}";
+}
 
 bool KnownOutcome(const std::string& o) {
   static const char* kOutcomes[] = {"requested", "in_process", "already_available",
@@ -329,13 +369,20 @@ Status SqliteBookCatalog::RecordEnrichmentFailure(const std::vector<std::string>
   return Status::Ok();
 }
 
-Result<std::vector<std::string>> SqliteBookCatalog::ConversionCandidates(int limit) {
+Result<std::vector<std::string>> SqliteBookCatalog::ConversionCandidates(int limit,
+                                                                         bool retry_refused) {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<std::string> out;
   try {
     SQLite::Statement q(*db_, kCandidatesSql);
     q.bind(1, limit);
     while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+    if (static_cast<int>(out.size()) < limit) {
+      SQLite::Statement r(*db_, kRetryCandidatesSql);
+      r.bind(1, limit - static_cast<int>(out.size()));
+      r.bind(2, retry_refused ? 1 : 0);
+      while (r.executeStep()) out.push_back(r.getColumn(0).getString());
+    }
   } catch (const SQLite::Exception& e) {
     return FromSqliteException(e, path_);
   }
@@ -370,6 +417,12 @@ Status SqliteBookCatalog::RecordConversionRequests(const std::vector<ConversionR
       event.bind(2, r.barcode);
       event.bind(3, r.outcome);
       event.bind(4, r.grin_status);
+      const std::string extra = ExtraColumnsJson(r.extra_columns);
+      if (extra.empty()) {
+        event.bind(5);
+      } else {
+        event.bind(5, extra);
+      }
       event.exec();
       event.reset();
     }
@@ -378,6 +431,39 @@ Status SqliteBookCatalog::RecordConversionRequests(const std::vector<ConversionR
     return FromSqliteException(e, path_);
   }
   return Status::Ok();
+}
+
+Result<int64_t> SqliteBookCatalog::ReplaceConvertFailures(
+    const std::vector<ConvertFailure>& failures) {
+  std::lock_guard<std::mutex> l(mu_);
+  int64_t listed = 0;
+  try {
+    const std::string now = NowIso();
+    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    db_->exec(
+        "UPDATE books SET grin_convert_failed_date = NULL, grin_convert_failed_info = NULL, "
+        "grin_detailed_convert_failed_info = NULL, updated_at = '" + now + "' "
+        "WHERE grin_convert_failed_date IS NOT NULL OR grin_convert_failed_info IS NOT NULL "
+        "OR grin_detailed_convert_failed_info IS NOT NULL");
+    SQLite::Statement set(*db_,
+                          "UPDATE books SET grin_convert_failed_date = NULLIF(?2, ''), "
+                          "grin_convert_failed_info = NULLIF(?3, ''), "
+                          "grin_detailed_convert_failed_info = NULLIF(?4, ''), updated_at = ?5 "
+                          "WHERE barcode = ?1");
+    for (const auto& f : failures) {
+      set.bind(1, f.barcode);
+      set.bind(2, f.date);
+      set.bind(3, f.info);
+      set.bind(4, f.detail);
+      set.bind(5, now);
+      listed += set.exec();
+      set.reset();
+    }
+    tx.commit();
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+  return listed;
 }
 
 Result<int64_t> SqliteBookCatalog::CountBooks() {

@@ -39,8 +39,10 @@ class SqliteBookCatalog final : public BookCatalog {
                          const std::vector<std::string>& missing) override;
   Status RecordEnrichmentFailure(const std::vector<std::string>& barcodes,
                                  const std::string& error) override;
-  Result<std::vector<std::string>> ConversionCandidates(int limit) override;
+  Result<std::vector<std::string>> ConversionCandidates(int limit,
+                                                        bool retry_refused) override;
   Status RecordConversionRequests(const std::vector<ConversionRecord>& records) override;
+  Result<int64_t> ReplaceConvertFailures(const std::vector<ConvertFailure>& failures) override;
   Result<int64_t> CountBooks() override;
 
  private:

@@ -100,6 +100,10 @@ int RunCollect(const std::vector<std::string>& args, std::ostream& out, std::ost
       << " books listed: " << stats->counts.inserted << " new, " << stats->counts.updated
       << " updated, " << stats->counts.unchanged << " unchanged"
       << (stats->finished ? "" : " (not finished: rerun to continue)") << "\n";
+  if (stats->skipped_rows > 0) {
+    out << stats->skipped_rows
+        << " rows skipped without a readable barcode (each one warned about above)\n";
+  }
   return kExitOk;
 }
 
@@ -135,6 +139,14 @@ int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostr
   out << stats->asked << " books asked in " << stats->requests << " requests: " << stats->found
       << " enriched, " << stats->missing << " unknown to GRIN, " << stats->failed_barcodes
       << " failed (retried next run)\n";
+  if (stats->convert_failures >= 0) {
+    out << stats->convert_failures
+        << " books in GRIN's _failed list (Convert Failed Date/Info kept in books.db)\n";
+  }
+  if (stats->skipped_rows > 0) {
+    out << stats->skipped_rows
+        << " reply rows skipped without a readable barcode (each one warned about above)\n";
+  }
   return stats->failed_groups > 0 ? kExitFailure : kExitOk;
 }
 
@@ -147,7 +159,10 @@ int RunRequest(const std::vector<std::string>& args, std::ostream& out, std::ost
   options.add_options()("limit", "At most this many requests",
                         cxxopts::value<int64_t>()->default_value("100"))(
       "batch", "Barcodes per _process call", cxxopts::value<int>()->default_value("100"))(
-      "dry-run", "Show how many would be requested; send nothing");
+      "dry-run", "Show how many would be requested; send nothing")(
+      "retry-refused",
+      "Ask again for books GRIN refused for a reason grin-jobs does not recognise (by default "
+      "they are not re-sent; GRIN's text is kept)");
   OptionRules rules = GrinRules();
   rules.Int<int64_t>("limit", 1, kNoMax).Int<int>("batch", 1, 1000);
   cxxopts::ParseResult parsed;
@@ -159,6 +174,7 @@ int RunRequest(const std::vector<std::string>& args, std::ostream& out, std::ost
   o.limit = parsed["limit"].as<int64_t>();
   o.batch = static_cast<size_t>(parsed["batch"].as<int>());
   o.dry_run = parsed.count("dry-run") > 0;
+  o.retry_refused = parsed.count("retry-refused") > 0;
   bool grin_side = false;
   auto stack = OpenGrinStack(c.run_dir, c.stack, &grin_side);
   if (!stack.ok()) {

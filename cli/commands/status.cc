@@ -27,6 +27,9 @@ struct Snapshot {
   int64_t books = 0;
   int64_t recent = 0;  // reached uploaded in the last kRateWindowSeconds
   double rate = 0;     // books/s over that window (or since the first of them, if later)
+  // GRIN's _failed list as last read by `enrich`: books per Convert Failed Info, most first.
+  std::vector<std::pair<std::string, int64_t>> grin_failed;
+  int64_t grin_failed_books = 0;
 };
 
 Result<Snapshot> Take(storage::StateReader& reader) {
@@ -45,6 +48,19 @@ Result<Snapshot> Take(storage::StateReader& reader) {
     s.books = reader.db().execAndGet("SELECT count(*) FROM books").getInt64();
   } catch (const std::exception&) {
     s.books = 0;
+  }
+  try {
+    SQLite::Statement q(reader.db(),
+                        "SELECT coalesce(grin_convert_failed_info, ''), count(*) FROM books "
+                        "WHERE grin_convert_failed_date IS NOT NULL OR "
+                        "grin_convert_failed_info IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1");
+    while (q.executeStep()) {
+      const int64_t n = q.getColumn(1).getInt64();
+      s.grin_failed_books += n;
+      if (s.grin_failed.size() < 10) s.grin_failed.emplace_back(q.getColumn(0).getString(), n);
+    }
+  } catch (const std::exception&) {
+    // A schema before 0007: nothing to show.
   }
   return s;
 }
@@ -70,6 +86,11 @@ nlohmann::json ToJson(const std::string& run_dir, const Snapshot& s) {
     j["failures"].push_back({{"stage", f.stage}, {"reason", f.reason},
                              {"class", f.error_class}, {"dead", f.dead}, {"count", f.count}});
   }
+  j["grin_convert_failed_books"] = s.grin_failed_books;
+  j["grin_convert_failed_by_info"] = nlohmann::json::array();
+  for (const auto& [info, n] : s.grin_failed) {
+    j["grin_convert_failed_by_info"].push_back({{"info", info}, {"count", n}});
+  }
   return j;
 }
 
@@ -93,6 +114,13 @@ void PrintText(std::ostream& out, const std::string& run_dir, const Snapshot& s)
     for (const auto& f : s.failures) {
       out << "  " << f.stage << "  " << (f.reason.empty() ? "(none)" : f.reason) << "  "
           << f.error_class << (f.dead ? ", dead" : ", retrying") << "  " << f.count << "\n";
+    }
+  }
+  if (s.grin_failed_books > 0) {
+    out << "GRIN conversion failed for " << FormatThousands(s.grin_failed_books)
+        << " books (_failed, as of the last enrich; details in books_export.csv):\n";
+    for (const auto& [info, n] : s.grin_failed) {
+      out << "  " << (info.empty() ? "(no info)" : info) << "  " << n << "\n";
     }
   }
   double rate = s.rate;

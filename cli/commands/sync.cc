@@ -679,12 +679,12 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   // ---- known conversion failures ----
   pipeline::SyncOptions so;
   if (open_jobs > 0) {
-    Status fs_status = client.ForEachTextLine("failed", "", [&](const std::string& b) {
-      if (stopping()) return Status::Cancelled("interrupted");
-      so.known_failures[b] = pipeline::KnownFailure{};
-      return Status::Ok();
-    });
+    auto failed = client.LoadKnownFailures();  // HTML: keeps GRIN's date, info and detail
     if (stopping()) return interrupted();
+    Status fs_status = failed.status();
+    if (failed.ok()) {
+      for (const auto& [b, f] : *failed) so.known_failures[b] = {f.date, f.info, f.detail};
+    }
     if (!fs_status.ok()) {
       err << "grin-jobs sync: warning: could not load GRIN's _failed list (" << fs_status.message()
           << "); continuing without it\n";

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <random>
 #include <thread>
 
 namespace grin::grin_client {
@@ -88,6 +89,11 @@ std::string GrinClient::ListUrl(std::string_view list, int page_size) const {
   return DirectoryUrl() + "_" + std::string(list) + "?result_count=" + std::to_string(page_size);
 }
 
+void GrinClient::MakePatient(net::Request* request, bool list) const {
+  request->retry = options_.patience;
+  if (list) request->low_speed_time_seconds = options_.list_low_speed_time_seconds;
+}
+
 void GrinClient::AttachAuth(net::Request* request) const {
   if (!tokens_) return;
   TokenSource* tokens = tokens_;
@@ -156,6 +162,7 @@ Status GrinClient::Probe() {
   req.url = DirectoryUrl() + "?format=text&result_count=1";
   req.sink = net::ResponseSink::Memory(1 << 20);
   req.label = "grin.probe";
+  MakePatient(&req, /*list=*/true);
   GRIN_ASSIGN_OR_RETURN(net::Response r, Send(std::move(req)));
   if (r.http_status == 200) return Status::Ok();
   return r.ToStatus().WithContext("GRIN probe of " + DirectoryUrl());
@@ -165,20 +172,20 @@ Status GrinClient::ForEachListPage(const std::string& first_url,
                                    const std::function<Status(const ListPage&)>& fn,
                                    int max_pages) {
   auto fetch = [this](std::string url) -> Result<net::Response> {
-    // "Your request is unavailable" and 5xx are transient: up to 3 tries per page.
+    // 429/503/5xx and connection errors were already waited out by the transport with
+    // options_.patience; "Your request is unavailable" (a 200 page) gets up to 3 tries here.
     Status last;
     for (int attempt = 1; attempt <= 3; ++attempt) {
       net::Request req;
       req.url = url;
       req.sink = net::ResponseSink::Memory(options_.max_page_bytes);
       req.label = "grin.list";
+      MakePatient(&req, /*list=*/true);
       auto r = Send(std::move(req));
       if (!r.ok()) {
-        if (r.status().code() != StatusCode::kUnavailable) return r.status();
-        last = r.status();
+        return r.status();
       } else if (r->http_status != 200) {
-        last = r->ToStatus().WithContext("GRIN list page " + PageName(url));
-        if (last.code() != StatusCode::kUnavailable) return last;
+        return r->ToStatus().WithContext("GRIN list page " + PageName(url));
       } else {
         last = CheckUnavailablePage(*r, PageName(url));
         if (last.ok()) return r;
@@ -253,6 +260,7 @@ Status GrinClient::ForEachTextLine(std::string_view list, std::string_view extra
   if (!extra_query.empty()) req.url += "&" + std::string(extra_query);
   req.sink = net::ResponseSink::Memory(options_.max_page_bytes);
   req.label = "grin.text_list";
+  MakePatient(&req, /*list=*/true);
   const std::string what = PageName(req.url);
   GRIN_ASSIGN_OR_RETURN(net::Response r, Send(std::move(req)));
   if (r.http_status != 200) return r.ToStatus().WithContext("GRIN " + what);
@@ -313,6 +321,7 @@ Result<EnrichmentResult> GrinClient::BarcodeSearch(const std::vector<std::string
   req.url = url;
   req.sink = net::ResponseSink::Memory(64 << 20);
   req.label = "grin.barcode_search";
+  MakePatient(&req, /*list=*/false);
   const std::string what = "_barcode_search (" + std::to_string(barcodes.size()) + " barcodes)";
   GRIN_ASSIGN_OR_RETURN(net::Response r, Send(std::move(req)));
   if (r.http_status != 200) return r.ToStatus().WithContext("GRIN " + what);
@@ -370,18 +379,33 @@ Result<ProcessResult> GrinClient::Process(const std::vector<std::string>& barcod
   }
   const std::string what = "_process (" + std::to_string(barcodes.size()) + " barcodes)";
   net::Response r;
+  std::mt19937_64 rng(std::random_device{}());
+  std::uniform_real_distribution<double> u(0.0, 1.0);
   for (int attempt = 1;; ++attempt) {
     net::Request req;
     req.url = url;
     req.sink = net::ResponseSink::Memory(16 << 20);
     req.label = "grin.process";
-    // 429 means "queue full" here, never "retry": the transport must not retry it.
+    // Retries are decided here, not by the transport: a 429 without Retry-After is GRIN's full
+    // queue, never "retry".
     net::RetryOptions no_retry;
     no_retry.max_attempts = 1;
     req.retry = no_retry;
     GRIN_ASSIGN_OR_RETURN(r, Send(std::move(req)));
-    if (r.http_status < 500 || attempt >= 3) break;
-    std::this_thread::sleep_for(std::chrono::seconds(attempt));
+    const std::optional<std::string> retry_after = net::FindHeader(r.headers, "Retry-After");
+    if (r.http_status < 500 && !(r.http_status == 429 && retry_after)) break;
+    const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    net::RetryDecision d =
+        net::DecideRetry(options_.patience, attempt, 0, r.http_status,
+                         retry_after ? std::optional<std::string_view>(*retry_after)
+                                     : std::nullopt,
+                         now_us, u(rng), nullptr);
+    if (!d.retry) break;
+    logger_->Log(LogLevel::kWarning, "grin.process.retry",
+                 {{"request", what}, {"attempt", std::to_string(attempt)}, {"why", d.reason}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(d.delay_ms));
   }
   ProcessResult out;
   if (r.http_status == 429) {
@@ -396,6 +420,40 @@ Result<ProcessResult> GrinClient::Process(const std::vector<std::string>& barcod
   for (const auto& bc : barcodes) {
     if (!std::binary_search(answered.begin(), answered.end(), bc)) out.unanswered.push_back(bc);
   }
+  return out;
+}
+
+Result<std::map<std::string, FailedBook>> GrinClient::LoadKnownFailures(int page_size) {
+  std::map<std::string, FailedBook> out;
+  const std::string dir = options_.directory;
+  Status s = ForEachListPage(ListUrl("failed", page_size), [&](const ListPage& page) {
+    for (const auto& row : page.rows) {
+      const std::string bc = row.Barcode(dir);
+      if (!PlausibleBarcode(bc)) {
+        logger_->Log(LogLevel::kWarning, "grin.list.row_skipped",
+                     {{"page", PageName(page.url)}, {"reason", "implausible barcode"},
+                      {"row", row.Text()}});
+        continue;
+      }
+      // By label keyword: "Convert Failed Date", "Convert Failed Info", "Detailed Convert Failed
+      // Info" (labels may vary a little; the order of the columns may too).
+      FailedBook f;
+      for (size_t i = 0; row.keys && i < row.keys->size() && i < row.cells.size(); ++i) {
+        const std::string& k = (*row.keys)[i];
+        if (k.find("fail") == std::string::npos) continue;
+        if (k.find("detail") != std::string::npos) {
+          f.detail = row.cells[i];
+        } else if (k.find("date") != std::string::npos) {
+          f.date = GrinDateToIso(row.cells[i]);
+        } else if (k.find("info") != std::string::npos) {
+          f.info = row.cells[i];
+        }
+      }
+      out[bc] = std::move(f);
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s.WithContext("GRIN _failed list");
   return out;
 }
 

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,32 @@ struct ClientOptions {
   int max_redirects = 5;
   int64_t max_page_bytes = 512LL << 20;  // a list page larger than this is refused
   Logger* logger = nullptr;
+  // Patience with GRIN's rate limiting (grin-protocol.md §9): list pages and text lists, the
+  // directory probe, _barcode_search and _process are retried on 429 / 503 (honouring
+  // Retry-After up to max_retry_after_ms) and on 5xx / connection errors with full-jitter backoff
+  // over minutes. Archive HEAD/GET keep the transport's own policy. Tests shorten it.
+  net::RetryOptions patience = PatientRetry();
+  // Low-speed window (seconds, first byte included) of list requests: text lists can take
+  // minutes before their first byte. Archive requests keep the transport's tighter limit.
+  int64_t list_low_speed_time_seconds = 600;
+
+  // 12 attempts; throttled waits from 5 s doubling up to 5 min; a Retry-After up to 15 min.
+  static net::RetryOptions PatientRetry() {
+    net::RetryOptions r;
+    r.max_attempts = 12;
+    r.base_delay_ms = 1'000;
+    r.throttle_base_delay_ms = 5'000;
+    r.max_delay_ms = 300'000;
+    r.max_retry_after_ms = 900'000;
+    return r;
+  }
+};
+
+// One book of GRIN's _failed list, with GRIN's own words on why its conversion failed.
+struct FailedBook {
+  std::string date;    // "Convert Failed Date", ISO 8601 (GrinDateToIso)
+  std::string info;    // "Convert Failed Info"
+  std::string detail;  // "Detailed Convert Failed Info"
 };
 
 // One HTML list page, parsed completely (rows are delivered only for a page that parsed whole).
@@ -74,7 +101,9 @@ struct EnrichmentResult {
 };
 
 struct ProcessResult {
-  bool queue_full = false;          // HTTP 429: nothing in this batch was accepted
+  // HTTP 429 without a Retry-After (or still 429 once patience ran out): the queue is full and
+  // nothing in this batch was accepted.
+  bool queue_full = false;
   std::vector<ProcessRow> rows;     // one per barcode answered
   std::vector<std::string> unanswered;  // sent but absent from the reply
 };
@@ -96,6 +125,9 @@ class GrinClient {
 
   // Fetches HTML list pages from first_url, following Next links, calling fn once per page after
   // it parsed completely. Stops at the first error (fn's or a fetch/parse error naming the page).
+  // Each page is fetched with options().patience (429/503 with Retry-After waited out, so a long
+  // listing goes on from the page that was refused, never from page 1); the "unavailable" page
+  // gets 3 tries.
   // At most max_pages pages (0 = unlimited). The next page is fetched while fn runs. Rows without
   // a readable barcode are skipped and each warned about ("grin.list.row_skipped", with the
   // row's text); a full page (rows = its result_count) without a Next link is warned about
@@ -117,12 +149,19 @@ class GrinClient {
   // plausible barcode are skipped, counted and warned about ("grin.barcode_search.row_skipped").
   Result<EnrichmentResult> BarcodeSearch(const std::vector<std::string>& barcodes);
 
-  // One _process request (comma list). queue_full on 429; kInvalidArgument if the URL would
-  // exceed the bound.
+  // One _process request (comma list). A 429 with Retry-After, a 503 and other 5xx are waited
+  // out with options().patience; a 429 without Retry-After is queue_full at once (GRIN's full
+  // queue), as is one still refused when patience runs out. Reply barcodes are matched after
+  // trimming. kInvalidArgument if the URL would exceed the bound.
   Result<ProcessResult> Process(const std::vector<std::string>& barcodes);
   // Splits barcodes into _process batches of at most max_batch that fit the URL bound.
   std::vector<std::vector<std::string>> SplitForProcess(const std::vector<std::string>& barcodes,
                                                         size_t max_batch) const;
+
+  // GRIN's _failed list read as HTML pages of `page_size` rows (Next links followed), keyed by
+  // barcode, with each book's Convert Failed Date, Info and Detailed Info. Rows without a
+  // readable barcode are skipped and warned about, like every list.
+  Result<std::map<std::string, FailedBook>> LoadKnownFailures(int page_size = 10'000);
 
   // HEAD of an archive. kNotFound on 404.
   Result<ArchiveHead> HeadArchive(const std::string& barcode);
@@ -141,6 +180,8 @@ class GrinClient {
 
  private:
   void AttachAuth(net::Request* request) const;
+  // Marks a request to a list, the probe or _barcode_search as patient (see ClientOptions).
+  void MakePatient(net::Request* request, bool list) const;
   Status CheckUnavailablePage(const net::Response& r, const std::string& what) const;
 
   net::Transport* const transport_;

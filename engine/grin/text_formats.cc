@@ -205,32 +205,66 @@ Result<std::vector<ProcessRow>> ParseProcessReply(std::string_view body, const s
     GRIN_RETURN_IF_ERROR(ParseListPage(html, what, &page));
     for (const auto& cells : page.rows) {
       if (cells.size() < 2) continue;
-      ProcessRow r{cells[0], cells[1], ClassifyProcessStatus(cells[1])};
+      ProcessRow r{std::string(Trim(cells[0])), std::string(Trim(cells[1])),
+                   ClassifyProcessStatus(Trim(cells[1]))};
+      if (r.barcode.empty()) continue;
+      for (size_t i = 2; i < cells.size(); ++i) {
+        r.extra.emplace_back(i < page.keys.size() ? page.keys[i] : "column " + std::to_string(i + 1),
+                             cells[i]);
+      }
       rows.push_back(std::move(r));
     }
     return rows;
   }
-  bool header = false;
+  std::vector<std::string> names;
+  int barcode_col = -1, status_col = -1;
   LineSplitter lines([&](std::string_view line) {
-    if (!header) {
-      if (line != "Barcode\tStatus") {
-        return Status::DataLoss("malformed GRIN reply " + what +
-                                ": expected the header Barcode<TAB>Status");
+    if (names.empty()) {
+      size_t p = 0;
+      while (true) {
+        const size_t tab = line.find('\t', p);
+        names.emplace_back(Trim(line.substr(p, tab == std::string_view::npos ? tab : tab - p)));
+        const std::string low = Lower(names.back());
+        if (low == "barcode" && barcode_col < 0) barcode_col = static_cast<int>(names.size()) - 1;
+        if (low == "status" && status_col < 0) status_col = static_cast<int>(names.size()) - 1;
+        if (tab == std::string_view::npos) break;
+        p = tab + 1;
       }
-      header = true;
+      if (barcode_col < 0 || status_col < 0) {
+        return Status::DataLoss("malformed GRIN reply " + what +
+                                ": expected a header with Barcode and Status columns, got '" +
+                                std::string(line.substr(0, 80)) + "'");
+      }
       return Status::Ok();
     }
-    const size_t tab = line.find('\t');
+    std::vector<std::string_view> cells;
+    size_t p = 0;
+    while (true) {
+      const size_t tab = line.find('\t', p);
+      cells.push_back(line.substr(p, tab == std::string_view::npos ? tab : tab - p));
+      if (tab == std::string_view::npos) break;
+      p = tab + 1;
+    }
+    auto cell = [&](int i) {
+      return i < static_cast<int>(cells.size()) ? Trim(cells[static_cast<size_t>(i)])
+                                                : std::string_view();
+    };
     ProcessRow r;
-    r.barcode = std::string(line.substr(0, tab));
-    r.status = tab == std::string_view::npos ? "" : std::string(line.substr(tab + 1));
+    r.barcode = std::string(cell(barcode_col));
+    if (r.barcode.empty()) return Status::Ok();
+    r.status = std::string(cell(status_col));
     r.outcome = ClassifyProcessStatus(r.status);
+    for (size_t i = 0; i < cells.size(); ++i) {
+      if (static_cast<int>(i) == barcode_col || static_cast<int>(i) == status_col) continue;
+      r.extra.emplace_back(i < names.size() ? names[i] : "column " + std::to_string(i + 1),
+                           std::string(Trim(cells[i])));
+    }
     rows.push_back(std::move(r));
     return Status::Ok();
   });
   GRIN_RETURN_IF_ERROR(lines.Feed(body.data(), body.size()));
   GRIN_RETURN_IF_ERROR(lines.Finish());
-  if (!header) return Status::DataLoss("malformed GRIN reply " + what + ": empty");
+  if (names.empty()) return Status::DataLoss("malformed GRIN reply " + what + ": empty");
   return rows;
 }
 

@@ -75,13 +75,16 @@ std::string_view ProcessOutcomeName(ProcessOutcome o);  // "requested", "in_proc
 ProcessOutcome ClassifyProcessStatus(std::string_view status);
 
 struct ProcessRow {
-  std::string barcode;
-  std::string status;  // GRIN's text, as given
+  std::string barcode;  // trimmed of surrounding white space
+  std::string status;   // GRIN's text, as given (trimmed)
   ProcessOutcome outcome = ProcessOutcome::kOther;
+  // Columns beyond Barcode and Status, {header, value}, kept as GRIN sent them.
+  std::vector<std::pair<std::string, std::string>> extra;
 };
-// Parses the text reply ("Barcode\tStatus" header then rows) or, if it starts with '<', the HTML
-// one (status in div#Main table rows, td[2]//pre). kDataLoss naming `what` if the header is
-// wrong.
+// Parses the text reply (a header naming Barcode and Status columns, in any order and case,
+// possibly with more columns, then rows) or, if it starts with '<', the HTML one (status in
+// div#Main table rows, td[2]//pre). Barcodes are trimmed (GRIN may pad them); rows without a
+// barcode are skipped. kDataLoss naming `what` if the header lacks Barcode or Status.
 Result<std::vector<ProcessRow>> ParseProcessReply(std::string_view body, const std::string& what);
 
 // A _barcode_search ... mode=full reply (grin-protocol.md §5): a header naming a Barcode column,

@@ -141,6 +141,19 @@ Result<EnrichStats> EnrichBooks(GrinClient& client, BookCatalog& catalog,
                                 const EnrichOptions& options, Logger* logger) {
   if (!logger) logger = NullLogger::Default();
   EnrichStats stats;
+  if (options.convert_failures) {
+    Result<std::map<std::string, FailedBook>> failed = client.LoadKnownFailures();
+    if (!failed.ok()) {
+      if (failed.status().code() == StatusCode::kPermissionDenied) return failed.status();
+      logger->Log(LogLevel::kWarning, "grin.enrich.failed_list_unread",
+                  {{"error", failed.status().message()}});
+    } else {
+      std::vector<ConvertFailure> rows;
+      rows.reserve(failed->size());
+      for (const auto& [bc, f] : *failed) rows.push_back({bc, f.date, f.info, f.detail});
+      GRIN_ASSIGN_OR_RETURN(stats.convert_failures, catalog.ReplaceConvertFailures(rows));
+    }
+  }
   std::string after;
   const int concurrency = std::max(1, options.concurrency);
   while (options.limit == 0 || stats.asked < options.limit) {
@@ -202,8 +215,10 @@ Result<RequestStats> RequestConversions(GrinClient& client, BookCatalog& catalog
   if (want <= 0) return stats;
   // Ask for extra candidates: some may already be in process.
   GRIN_ASSIGN_OR_RETURN(std::vector<std::string> cands,
-                        catalog.ConversionCandidates(static_cast<int>(
-                            std::min<int64_t>(want + stats.in_process_before, 1'000'000))));
+                        catalog.ConversionCandidates(
+                            static_cast<int>(
+                                std::min<int64_t>(want + stats.in_process_before, 1'000'000)),
+                            options.retry_refused));
   std::vector<std::string> todo;
   std::vector<ConversionRecord> already;
   for (const auto& bc : cands) {
@@ -225,7 +240,7 @@ Result<RequestStats> RequestConversions(GrinClient& client, BookCatalog& catalog
     std::vector<ConversionRecord> records;
     for (const auto& row : r.rows) {
       const std::string outcome(ProcessOutcomeName(row.outcome));
-      records.push_back({row.barcode, outcome, row.status});
+      records.push_back({row.barcode, outcome, row.status, row.extra});
       ++stats.outcomes[outcome];
       if (row.outcome == ProcessOutcome::kRequested) --stats.free_after;
     }

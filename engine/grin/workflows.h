@@ -10,6 +10,8 @@
 //                       recorded as failed attempts and stay pending (retried next run).
 //   RequestConversions  _process in batches for candidates not already in _in_process, within
 //                       the queue's free space (50,000 - in process); 429 = queue full: stop.
+//                       Books never sent go first, unanswered ones after them; unknown refusals
+//                       are not re-sent unless retry_refused.
 //
 // Thread safety: each call uses its client and catalog from the calling thread (EnrichBooks also
 // from its own worker threads, which the client allows).
@@ -59,6 +61,10 @@ struct EnrichOptions {
   int db_batch = 6'000;   // barcodes read from the catalog per round
   int concurrency = 5;    // _barcode_search requests in flight
   int64_t limit = 0;      // stop after this many barcodes (0 = all pending)
+  // Also read GRIN's _failed list (HTML) and keep each failed book's Convert Failed Date, Info
+  // and Detailed Info in books (BookCatalog::ReplaceConvertFailures). A failure to read it is
+  // warned about and counted, never fatal to the enrichment.
+  bool convert_failures = true;
 };
 struct EnrichStats {
   int64_t asked = 0;
@@ -68,6 +74,7 @@ struct EnrichStats {
   int64_t failed_barcodes = 0;
   int64_t requests = 0;
   int64_t skipped_rows = 0;  // reply rows without a barcode (warned about by the client)
+  int64_t convert_failures = -1;  // known books listed in _failed (-1: not read)
 };
 Result<EnrichStats> EnrichBooks(GrinClient& client, BookCatalog& catalog,
                                 const EnrichOptions& options, Logger* logger = nullptr);
@@ -76,6 +83,9 @@ struct RequestOptions {
   int64_t limit = 100;
   size_t batch = 100;     // barcodes per _process call
   bool dry_run = false;   // report what would be requested, send nothing
+  // Ask again for books GRIN refused with a reason we do not recognise (outcome "other"); by
+  // default they are not re-sent (GRIN's text is kept in conversion_request.grin_status).
+  bool retry_refused = false;
 };
 struct RequestStats {
   int64_t in_process_before = 0;

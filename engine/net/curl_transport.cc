@@ -326,10 +326,15 @@ Status CurlTransport::Impl::SetupEasy(Transfer* t) {
                    opts_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
   if (opts_.http2) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts_.connect_timeout_ms));
-  if (opts_.low_speed_bytes_per_second > 0 && opts_.low_speed_time_seconds > 0) {
+  const int64_t low_speed_time =
+      r.low_speed_time_seconds >= 0 ? r.low_speed_time_seconds : opts_.low_speed_time_seconds;
+  if (opts_.low_speed_bytes_per_second > 0 && low_speed_time > 0) {
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT,
                      static_cast<long>(opts_.low_speed_bytes_per_second));
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(opts_.low_speed_time_seconds));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(low_speed_time));
+  } else {
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 0L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 0L);
   }
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, static_cast<long>(opts_.tcp_keepalive_idle_seconds));

@@ -125,6 +125,11 @@ struct Request {
   // Overrides TransportOptions::retry for this request. Retries only happen when the body is
   // Replayable() and the sink has not received bytes it cannot rewind.
   std::optional<RetryOptions> retry;
+  // Overrides the transport's low-speed window for this request, in seconds (a transfer moving
+  // fewer than the low-speed bytes/s this long fails with a timeout; the wait for the first byte
+  // counts). -1 = the transport's setting, 0 = no low-speed limit. For slow-to-start replies
+  // (GRIN's text lists can take minutes before their first byte).
+  int64_t low_speed_time_seconds = -1;
   // Use a fresh connection and close it afterwards (benchmarks, tests).
   bool forbid_reuse = false;
   // Free-form label copied into logs (never the URL's query, which may carry credentials).

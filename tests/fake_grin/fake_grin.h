@@ -96,6 +96,11 @@ struct FakeGrinOptions {
   bool search_empty_barcode_row = false;     // _barcode_search: an extra row with an empty Barcode
   bool converted_junk_lines = false;  // _converted?format=text: a header line, a bare barcode,
                                       // markup and a totals line among the file names
+  // _process replies (all off by default):
+  std::map<std::string, std::string> process_refusals;  // barcode -> GRIN's refusal text; the
+                                                        // book is not queued
+  bool process_padded_barcodes = false;  // reply barcodes padded with spaces ("TEST001 ")
+  bool process_extra_columns = false;    // text reply with a third column, "Request Id"
   size_t max_url_length = 8192;             // 414 above it
 };
 

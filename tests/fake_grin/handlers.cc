@@ -384,8 +384,29 @@ void FakeGrinServer::Impl::HandleProcess(RequestCtx& c) {
     for (const auto& bc : c.barcodes) ++BarcodeLocked(c.dir, bc).process;
   }
   std::vector<ProcessRow> rows;
-  if (!corpus->Process(c.barcodes, Now(), &rows)) {
+  std::vector<std::string> asked;
+  for (const auto& bc : c.barcodes) {
+    if (!opt.process_refusals.count(bc)) asked.push_back(bc);
+  }
+  if (!asked.empty() && !corpus->Process(asked, Now(), &rows)) {
     return SetErrorPage(c.res, 429, "The conversion queue is full.");
+  }
+  if (asked.size() != c.barcodes.size()) {
+    // Refused books answer with their refusal text, in request order.
+    std::vector<ProcessRow> all;
+    size_t k = 0;
+    for (const auto& bc : c.barcodes) {
+      auto refusal = opt.process_refusals.find(bc);
+      if (refusal != opt.process_refusals.end()) {
+        all.push_back({bc, refusal->second});
+      } else if (k < rows.size()) {
+        all.push_back(rows[k++]);
+      }
+    }
+    rows = std::move(all);
+  }
+  if (opt.process_padded_barcodes) {
+    for (auto& r : rows) r.barcode = " " + r.barcode + "  ";
   }
   if (c.Fired("process_short") && !rows.empty()) rows.pop_back();
   if (c.Fired("process_unknown")) {
@@ -403,8 +424,12 @@ void FakeGrinServer::Impl::HandleProcess(RequestCtx& c) {
     return;
   }
   const std::string eol = Eol();
-  std::string body = "Barcode\tStatus" + eol;
-  for (const auto& r : rows) body += r.barcode + "\t" + r.status + eol;
+  const bool extra = opt.process_extra_columns;
+  std::string body = std::string(extra ? "Barcode\tStatus\tRequest Id" : "Barcode\tStatus") + eol;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    body += rows[k].barcode + "\t" + rows[k].status +
+            (extra ? "\tR" + std::to_string(1000 + k) : std::string()) + eol;
+  }
   c.res.set_content(body, "text/plain; charset=utf-8");
 }
 

@@ -72,11 +72,13 @@ TEST_CASE("catalog: enrichment pending list, found, missing, failed, conversion 
         StatusCode::kInvalidArgument);
 
   // A1 is CHECKED_IN: not a candidate. Record outcomes for A2 and A3.
-  CHECK(*cat.ConversionCandidates(10) == std::vector<std::string>{"A2", "A3", "A4"});
+  CHECK(*cat.ConversionCandidates(10, false) == std::vector<std::string>{"A2", "A3", "A4"});
   REQUIRE(cat.RecordConversionRequests({{"A2", "requested", "Success"},
                                         {"A3", "not_allowed", "Not allowed to be downloaded"},
                                         {"A4", "other", "Other error"}}).ok());
-  CHECK(*cat.ConversionCandidates(10) == std::vector<std::string>{"A4"});
+  // An unknown refusal ("other") is not asked again unless retry_refused.
+  CHECK(cat.ConversionCandidates(10, false)->empty());
+  CHECK(*cat.ConversionCandidates(10, true) == std::vector<std::string>{"A4"});
   CHECK(cat.RecordConversionRequests({{"A4", "bogus", ""}}).code() ==
         StatusCode::kInvalidArgument);
 }

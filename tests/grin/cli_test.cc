@@ -158,6 +158,28 @@ TEST_CASE("cli: auth setup exchanges a consent code and saves 0600 credentials")
   CHECK(r.err.find("auth setup") != std::string::npos);
 }
 
+TEST_CASE("cli: enrich counts skipped reply rows and _failed, request --retry-refused") {
+  CliEnv env(60, 50'000, [](fake::FakeGrinOptions& o) {
+    o.search_empty_barcode_row = true;
+    o.corpus.frac_converted = 0;
+    o.corpus.frac_in_process = 0;
+    o.corpus.frac_not_allowed = 0;
+    o.corpus.frac_failed = 0.2;
+  });
+  REQUIRE(Cli({"collect", "--run-dir", env.run}).code == 0);
+  Run r = Cli({"enrich", "--run-dir", env.run});
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK(r.out.find("reply rows skipped without a readable barcode") != std::string::npos);
+  const int64_t failed = env.server->corpus("TEST")->Count(fake::ConvertStatus::kFailed);
+  CHECK(r.out.find(std::to_string(failed) + " books in GRIN's _failed list") != std::string::npos);
+  r = Cli({"status", "--run-dir", env.run});
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK(r.out.find("GRIN conversion failed for " + std::to_string(failed) + " books") !=
+        std::string::npos);
+  r = Cli({"request", "--run-dir", env.run, "--limit", "5", "--retry-refused"});
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+}
+
 TEST_CASE("cli: collect and sync --dry-run over the live site's page shapes") {
   // Linked Barcode / Title cells, select-all and totals rows, labels in sort links, a lower-case
   // "next page" link, and junk lines in _converted?format=text.
@@ -171,6 +193,8 @@ TEST_CASE("cli: collect and sync --dry-run over the live site's page shapes") {
   Run r = Cli({"collect", "--run-dir", env.run, "--page-size", "500"});
   REQUIRE_MESSAGE(r.code == 0, r.err);
   CHECK(r.out.find("3 pages") != std::string::npos);
+  // A select-all and a totals row per page, skipped and counted in the summary.
+  CHECK(r.out.find("6 rows skipped without a readable barcode") != std::string::npos);
   CHECK(r.out.find("1234 new") != std::string::npos);
   CHECK(env.Scalar("SELECT count(*) FROM books") == 1'234);
   CHECK(env.Scalar("SELECT count(*) FROM books WHERE title IS NULL OR title = '' OR "

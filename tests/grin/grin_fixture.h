@@ -24,8 +24,21 @@ inline fake::FakeGrinOptions FakeOptions(int64_t books) {
   return o;
 }
 
+// The client's patience with throttling, shortened for tests (the product waits minutes).
+inline net::RetryOptions FastPatience() {
+  net::RetryOptions r;
+  r.max_attempts = 12;
+  r.base_delay_ms = 5;
+  r.throttle_base_delay_ms = 10;
+  r.max_delay_ms = 100;
+  r.max_retry_after_ms = 5'000;
+  return r;
+}
+
 struct GrinEnv {
-  explicit GrinEnv(fake::FakeGrinOptions o, bool proactive = true, int64_t margin_s = 300) {
+  // low_speed_time_s > 0 sets the transport's low-speed window (archive requests keep it).
+  explicit GrinEnv(fake::FakeGrinOptions o, bool proactive = true, int64_t margin_s = 300,
+                   int64_t low_speed_time_s = 0) {
     auto s = fake::FakeGrinServer::Start(std::move(o));
     REQUIRE_MESSAGE(s.ok(), s.status().ToString());
     server = std::move(s).value();
@@ -35,6 +48,7 @@ struct GrinEnv {
     t.retry.throttle_base_delay_ms = 10;
     t.retry.max_delay_ms = 100;
     t.max_connections_per_host = 8;
+    if (low_speed_time_s > 0) t.low_speed_time_seconds = low_speed_time_s;
     auto tr = net::CurlTransport::Create(t);
     REQUIRE_MESSAGE(tr.ok(), tr.status().ToString());
     transport = std::move(tr).value();
@@ -52,6 +66,7 @@ struct GrinEnv {
     ClientOptions co;
     co.base_url = server->base_url();
     co.directory = "TEST";
+    co.patience = FastPatience();
     client = std::make_unique<GrinClient>(transport.get(), tokens.get(), co);
   }
   ~GrinEnv() {
