@@ -69,32 +69,34 @@ class SignalScope {
  public:
   static constexpr int kForceGraceMs = 3000;
 
-  explicit SignalScope(std::function<void()> on_force = {}) {
+  // Installed at the start of RunSync, so a signal during the listings is counted too.
+  SignalScope() {
     g_signals = 0;
     struct sigaction sa {};
     sa.sa_handler = OnSignal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
-    if (on_force) {
-      g_force_armed = true;
-      watcher_ = std::thread([this, on_force = std::move(on_force)] {
-        while (!stop_.load()) {
-          if (g_signals.load() >= 2) {
-            auto done = std::make_shared<std::atomic<bool>>(false);
-            std::thread([on_force, done] {
-              on_force();
-              done->store(true);
-            }).detach();
-            for (int i = 0; i < kForceGraceMs / 10 && !done->load(); ++i) {
-              std::this_thread::sleep_for(std::chrono::milliseconds(10));
-            }
-            _exit(130);
+  }
+  // From here on a second signal runs on_force first (once, before the pipeline starts).
+  void ArmForce(std::function<void()> on_force) {
+    g_force_armed = true;
+    watcher_ = std::thread([this, on_force = std::move(on_force)] {
+      while (!stop_.load()) {
+        if (g_signals.load() >= 2) {
+          auto done = std::make_shared<std::atomic<bool>>(false);
+          std::thread([on_force, done] {
+            on_force();
+            done->store(true);
+          }).detach();
+          for (int i = 0; i < kForceGraceMs / 10 && !done->load(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
           }
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          _exit(130);
         }
-      });
-    }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
   }
   ~SignalScope() {
     g_force_armed = false;
@@ -317,6 +319,15 @@ void PrintSummary(std::ostream& out, const pipeline::SyncStats& s, const DeadBoo
 }  // namespace
 
 int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  // A signal before the pipeline starts (listings, _failed, enqueue) ends the sync cleanly with
+  // 130 at the next phase boundary: nothing is leased or half-written yet.
+  SignalScope signals;
+  auto interrupted = [&err] {
+    err << "grin-jobs sync: interrupted before any book was started; rerun the same command to "
+           "continue\n";
+    return 130;
+  };
+  auto stopping = [] { return g_signals.load() > 0; };
   cxxopts::Options options(
       "grin-jobs sync",
       "Copy books from GRIN into the run's storage: check ETags, download, decrypt, extract OCR "
@@ -534,9 +545,11 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     std::vector<std::string> list;
     if (q == "converted") {
       Status s = client.ForEachTextLine("converted", "", [&](const std::string& b) {
+        if (stopping()) return Status::Cancelled("interrupted");
         if (IsValidBarcode(b)) list.push_back(b);
         return Status::Ok();
       });
+      if (stopping()) return interrupted();
       if (!s.ok()) {
         // GRIN refusing us (or an untrusted TLS peer) stops here; any other listing failure
         // skips the queue and the run ends with exit 5.
@@ -555,9 +568,11 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       list = *l;
       if (in_process.empty()) {
         (void)client.ForEachTextLine("in_process", "", [&](const std::string& b) {
+          if (stopping()) return Status::Cancelled("interrupted");
           in_process.insert(b);
           return Status::Ok();
         });
+        if (stopping()) return interrupted();
       }
       list.erase(std::remove_if(list.begin(), list.end(),
                                 [&](const std::string& b) { return in_process.count(b) > 0; }),
@@ -622,6 +637,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return kExitOk;
   }
 
+  if (stopping()) return interrupted();
   auto added = store->Enqueue(selected);
   if (!added.ok()) return db_fail(added.status());
   // Named books (--barcodes, --barcodes-file) run alone: the run's other open jobs wait for a
@@ -680,6 +696,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   pipeline::SyncOptions so;
   if (open_jobs > 0) {
     auto failed = client.LoadKnownFailures();  // HTML: keeps GRIN's date, info and detail
+    if (stopping()) return interrupted();
     Status fs_status = failed.status();
     if (failed.ok()) {
       for (const auto& [b, f] : *failed) so.known_failures[b] = {f.date, f.info, f.detail};
@@ -761,7 +778,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   };
   // A second Ctrl-C leaves at once, but first gives the books in flight back to the run so the
   // next run does not count them as crashed (crash_loop).
-  SignalScope signals([st = store.get()] { (void)st->ReleaseForExit(); });
+  if (stopping()) return interrupted();
+  signals.ArmForce([st = store.get()] { (void)st->ReleaseForExit(); });
   so.stop = &g_signals;
   pipeline::SyncPipeline pipe(store.get(), objects->store.get(), &client, transport->get(),
                               &passphrase, so);

@@ -66,6 +66,11 @@ Result<grin_client::ArchiveHead> SyncPipeline::Impl::DownloadTo(const std::strin
       std::lock_guard<std::mutex> l(mu);
       stats.bytes_downloaded += resp.bytes_down;
     }
+    if (have > 0 && resp.http_status == 416) {
+      // The partial does not fit the archive GRIN has now (it is stale): start again from zero.
+      have = 0;
+      continue;
+    }
     auto head = grin->CheckArchiveResponse(resp);
     if (!head.ok()) return head.status();
     if (have > 0 && resp.http_status == 200) {

@@ -178,6 +178,10 @@ void FakeGrinServer::Impl::HandleArchive(RequestCtx& c, bool is_blob) {
   if (opt.range_support && !range.empty() && !head) {
     const std::string if_range = c.req.get_header_value("If-Range");
     const bool valid = if_range.empty() || if_range == etag || if_range == last_modified;
+    if (c.Fired("unsatisfiable")) {
+      c.res.set_header("Content-Range", "bytes */" + std::to_string(plan.size));
+      return SetErrorPage(c.res, 416, "Range Not Satisfiable");
+    }
     if (valid) {
       uint64_t rb = 0, re = 0;
       if (!ParseRange(range, plan.size, &rb, &re)) {

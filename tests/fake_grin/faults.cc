@@ -14,7 +14,7 @@ const std::set<std::string>& KnownActions() {
       "status", "unavailable", "service_login", "slow_first_byte", "throttle",
       "stall", "truncate", "corrupt", "wrong_length", "etag", "drop_next",
       "process_short", "process_unknown", "malformed", "bad_row", "reset", "global_throttle",
-      "reconvert", "expire", "invalid_grant", "shift_rows", "empty"};
+      "reconvert", "expire", "invalid_grant", "shift_rows", "empty", "unsatisfiable"};
   return k;
 }
 

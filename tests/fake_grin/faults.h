@@ -48,6 +48,8 @@
 //   malformed        list pages: 200 with HTML that has no results table; text/TSV replies: a
 //                    body whose header is not GRIN's
 //   bad_row          HTML list pages: the middle row carries an impossible barcode
+//   unsatisfiable    ranged archive GETs (range_support on): 416 with Content-Range bytes */size,
+//                    as if the range started past the end (a request without Range is unchanged)
 //
 // Thread safety: FaultSet may be used from any thread.
 

@@ -275,6 +275,25 @@ TEST_CASE("leases of an earlier run are taken back at once when a new run opens"
   CHECK(f.Query("SELECT count(*) FROM events WHERE outcome='reclaimed'") == 2);
 }
 
+TEST_CASE("a reclaimed event names the run that held the lease") {
+  Fixture f;
+  int64_t first_run = 0;
+  {
+    auto store = f.Open();
+    first_run = store->run_id();
+    REQUIRE(first_run > 0);
+    REQUIRE(store->Enqueue({"HHH001"}).ok());
+    REQUIRE(store->Claim(Stage::kPending, 1).value().size() == 1);
+  }
+  auto store = f.Open();
+  REQUIRE(store->reclaimed_at_open() == 1);
+  REQUIRE(store->Flush().ok());
+  CHECK(f.Query("SELECT count(*) FROM events WHERE outcome='reclaimed' AND barcode='HHH001'") ==
+        1);
+  CHECK(f.Query("SELECT json_extract(detail, '$.from_run') FROM events "
+                "WHERE outcome='reclaimed' AND barcode='HHH001'") == first_run);
+}
+
 TEST_CASE("an item reclaimed too often is dead (crash_loop), not retried forever") {
   Fixture f;
   for (int i = 0; i < 7; ++i) {
