@@ -9,6 +9,7 @@
 //   3  the run is in use by another process (its lock is held)
 //   4  the run's database cannot be used (missing, corrupt, newer schema, unwritable)
 //   5  the run finished but some selected books ended dead, or a queue could not be listed
+//   130  sync was interrupted (Ctrl-C) before every selected book was done
 
 #include <ostream>
 #include <string>
@@ -24,6 +25,8 @@ inline constexpr int kExitDatabase = 4;
 // The run finished, but some selected books ended dead (failed for good) or a queue could not
 // be listed: the operator has books to look at (`grin-jobs status`, `retry`).
 inline constexpr int kExitBooksFailed = 5;
+// sync was interrupted (Ctrl-C) before every selected book was done: rerun to continue.
+inline constexpr int kExitInterrupted = 130;
 
 // args excludes the program name. Never throws.
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

@@ -325,7 +325,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   auto interrupted = [&err] {
     err << "grin-jobs sync: interrupted before any book was started; rerun the same command to "
            "continue\n";
-    return 130;
+    return kExitInterrupted;
   };
   auto stopping = [] { return g_signals.load() > 0; };
   cxxopts::Options options(
@@ -340,7 +340,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "access or bucket, a full disk: one line names the cause and the fix; no book is failed "
       "for it) or another error; 2 bad usage; 3 the run is locked by another process; 4 the run "
       "database is unusable; 5 the run finished but books ended failed for good, or a queue "
-      "could not be listed.");
+      "could not be listed; 130 interrupted (Ctrl-C) with books not done yet: rerun the same "
+      "command.");
   AddRunOptions(options);
   options.add_options("input")(
       "queue", "converted, previous or unconverted (repeatable; in order)",
@@ -862,6 +863,18 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (!teardown_errors.empty()) {
     err << "grin-jobs sync: teardown completed with errors: " << teardown_errors.front() << "\n";
     return kExitFailure;
+  }
+  if (stats->interrupted) {
+    // Drained on Ctrl-C: exit 0 still means every selected book is done, so only when nothing
+    // was left to do when the signal came.
+    auto left = store->Counts();
+    int64_t open = left.ok() ? left->total - left->at[3] - left->dead - left->awaiting : 1;
+    if (open > 0) {
+      err << "grin-jobs sync: interrupted; " << (left.ok() ? std::to_string(open) : "some")
+          << " book" << (open == 1 ? "" : "s")
+          << " not done yet — rerun the same command to continue\n";
+      return kExitInterrupted;
+    }
   }
   if (dead->failed > 0 || !unlisted_queues.empty()) {
     err << "grin-jobs sync: finished, but ";
