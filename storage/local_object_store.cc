@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -148,9 +149,43 @@ std::string TempPath(const std::string& dir) {
   return dir + "/" + std::string(kTmpPrefix) + WriterIdentity() + "-" + RandomHex(8);
 }
 
-// True if a temp file named `name` (".grin-tmp-...") was written by a process of this host that
-// no longer exists. Names without a writer (older versions) or from other hosts: false.
-bool WriterGone(std::string_view name) {
+// When process `pid` of this host started (seconds since the epoch), from /proc; nullopt if
+// unknown. Pids are reused (pid_max is often 32768): a live process that started after a temp
+// file was last written cannot be its writer.
+std::optional<double> ProcessStartedAt(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return std::nullopt;
+  size_t paren = line.rfind(')');
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(paren + 1));
+  std::string field;
+  // After "pid (comm)": state is field 3; starttime (clock ticks since boot) is field 22.
+  for (int i = 3; i <= 22; ++i) {
+    if (!(fields >> field)) return std::nullopt;
+  }
+  static const double boot = [] {
+    std::ifstream s("/proc/stat");
+    std::string key;
+    double value = -1;
+    while (s >> key) {
+      if (key == "btime") {
+        s >> value;
+        break;
+      }
+    }
+    return value;
+  }();
+  long ticks = ::sysconf(_SC_CLK_TCK);
+  if (boot < 0 || ticks <= 0) return std::nullopt;
+  return boot + std::strtod(field.c_str(), nullptr) / static_cast<double>(ticks);
+}
+
+// True if a temp file named `name` (".grin-tmp-...") last written at `written` (seconds since
+// the epoch) was written by a process of this host that no longer exists — or whose pid now
+// belongs to a process started after that write. Names without a writer (older versions) or
+// from other hosts: false.
+bool WriterGone(std::string_view name, double written) {
   name.remove_prefix(kTmpPrefix.size());
   size_t at = name.find('@'), dash = name.rfind('-');
   if (at == std::string_view::npos || dash == std::string_view::npos || dash < at || at == 0) {
@@ -166,7 +201,9 @@ bool WriterGone(std::string_view name) {
   if (parsed <= 0 || parsed > 0x7fffffff) return false;
   auto pid = static_cast<pid_t>(parsed);
   if (pid == ::getpid()) return false;
-  return ::kill(pid, 0) != 0 && errno == ESRCH;
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+  auto started = ProcessStartedAt(pid);
+  return started && *started > written + 2;  // 2 s: the clocks' granularity and skew
 }
 
 Status FsyncPath(const std::string& path, bool directory) {
@@ -443,7 +480,11 @@ Result<int64_t> LocalObjectStore::RemoveAbandonedTemporaries(const std::string& 
     if (rel.compare(0, within.size(), within) != 0) continue;
     auto age = now - it->last_write_time(fec);
     bool old = !fec && age > std::chrono::seconds(kAbandonedAfterSeconds);
-    if (!WriterGone(name) && !old) continue;
+    struct stat st {};
+    double written = ::stat(it->path().c_str(), &st) == 0
+                         ? static_cast<double>(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec / 1e9
+                         : 0;
+    if (!WriterGone(name, written) && !old) continue;
     if (fs::remove(it->path(), fec)) ++removed;
   }
   if (ec) return Status::Internal("scan " + bucket + " for temporary files: " + ec.message());

@@ -4,8 +4,8 @@
 //     from the .gpg by the process stage) and `<BARCODE>_ocr.jsonl.gz[.part]` OCR spill files
 //     (always rebuilt). The staging directory belongs to the run, which one process holds at a
 //     time (the run lock), so nothing in it is in use at the start.
-//   - storage: temporary objects of interrupted writes in the raw and full buckets, which the
-//     store removes only when their writer is clearly gone (ObjectStore::
+//   - storage: temporary objects of interrupted writes in the raw, full and meta buckets,
+//     which the store removes only when their writer is clearly gone (ObjectStore::
 //     RemoveAbandonedTemporaries; storage may be shared with other processes); and multipart
 //     uploads of this run's books that no job checkpoint records (a recorded one is resumed
 //     by its job; uploads of books that are not jobs of this run may be another run's).
@@ -88,7 +88,8 @@ void SyncPipeline::Impl::RemoveLitter() {
   }
   const std::string probe = "BARCODE";
   for (const ObjectLocation& loc :
-       {RawArchiveLocation(opt.layout, probe), FullTextLocation(opt.layout, probe)}) {
+       {RawArchiveLocation(opt.layout, probe), FullTextLocation(opt.layout, probe),
+        MetaLocation(opt.layout, probe)}) {  // meta: its timestamped/ copies too (recursive)
     std::string prefix = loc.key.substr(0, loc.key.find(probe));
     auto n = objects->RemoveAbandonedTemporaries(loc.bucket, prefix);
     if (!n.ok()) {

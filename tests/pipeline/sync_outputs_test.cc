@@ -195,6 +195,8 @@ TEST_CASE("a run removes the litter of killed earlier runs and leaves real objec
   // Storage: writers killed mid-put of a raw archive and an OCR file (over stored books).
   std::string raw_tmp = KilledPut(env.storage, "raw", b[0] + "/" + b[0] + ".tar.gz");
   std::string full_tmp = KilledPut(env.storage, "full", b[1] + "_ocr.jsonl.gz");
+  // ... and of a meta object (the teardown's backup upload, killed by chaos).
+  std::string meta_tmp = KilledPut(env.storage, "meta", "books_latest.db.gz");
   // A temp file of a writer that is alive (this process) is not litter.
   std::string live_tmp = env.storage + "/raw/" + b[2] + "/.grin-tmp-" + std::to_string(::getpid()) +
                          "@" + [] {
@@ -230,6 +232,7 @@ TEST_CASE("a run removes the litter of killed earlier runs and leaves real objec
   CHECK(env.Uploaded().size() == 7);  // --limit counts books not stored yet
   CHECK_FALSE(std::filesystem::exists(raw_tmp));
   CHECK_FALSE(std::filesystem::exists(full_tmp));
+  CHECK_FALSE(std::filesystem::exists(meta_tmp));
   CHECK(std::filesystem::exists(live_tmp));
   for (const auto& e : std::filesystem::directory_iterator(staging)) {
     CHECK_MESSAGE(false, "left in staging: " << e.path().string());

@@ -4,7 +4,9 @@
 
 #include <doctest/doctest.h>
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -288,6 +290,16 @@ TEST_CASE("local store: abandoned temp files go, a live or recent writer's stay,
   std::string old_other = make(".grin-tmp-2147483647@elsewhere-4567", 2 * 24 * 3600);
   std::string old_unnamed = make(".grin-tmp-0123456789abcdef", 2 * 24 * 3600);
   std::string recent_unnamed = make(".grin-tmp-fedcba9876543210", 60);
+  // A pid reused by a process started after the file was last written is not its writer; the
+  // same live process with a file written after it started may be.
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  std::string reused = make(".grin-tmp-" + std::to_string(child) + "@" + me + "-01", 3600);
+  std::string child_live = make(".grin-tmp-" + std::to_string(child) + "@" + me + "-02", 0);
   // Outside the prefix: not looked at.
   REQUIRE(store->Put("raw", "other/B2.tar.gz", body, PutOptions{}).ok());
   std::string outside = dir.file("store") + "/raw/other/.grin-tmp-2147483647@" + me + "-11";
@@ -295,7 +307,11 @@ TEST_CASE("local store: abandoned temp files go, a live or recent writer's stay,
 
   auto n = store->RemoveAbandonedTemporaries("raw", "lib/");
   REQUIRE(n.ok());
-  CHECK(*n == 3);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  CHECK(*n == 4);
+  CHECK_FALSE(fs::exists(reused));
+  CHECK(fs::exists(child_live));
   CHECK_FALSE(fs::exists(gone));
   CHECK_FALSE(fs::exists(old_other));
   CHECK_FALSE(fs::exists(old_unnamed));
