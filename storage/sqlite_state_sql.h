@@ -96,7 +96,7 @@ inline constexpr const char* kAddScopeSql =
     "INSERT OR IGNORE INTO temp.claim_scope(barcode) VALUES (?1)";
 // Counts() of a scoped run, on the read connection: ?1 = the scope as a JSON array.
 inline constexpr const char* kScopedCountsSql = R"sql(
-SELECT stage, status, count(*) FROM jobs
+SELECT stage, status, count(*), coalesce(min(failed_at), 0) FROM jobs
 WHERE barcode IN (SELECT value FROM json_each(?1)) GROUP BY stage, status)sql";
 
 // O(1) whatever the table's size (count(*) would walk every in-flight checkpoint).

@@ -62,6 +62,11 @@ Result<StageCounts> QueryScopedStageCounts(SQLite::Database& db, const std::stri
       if (status == "leased") c.leased += n;
       if (status == "retry") c.retrying += n;
       if (status == "dead") c.dead += n;
+      if (status == "awaiting") {
+        int64_t since = q.getColumn(3).getInt64();
+        if (c.awaiting == 0 || since < c.awaiting_since_micros) c.awaiting_since_micros = since;
+        c.awaiting += n;
+      }
     }
     return c;
   } catch (const SQLite::Exception& e) {

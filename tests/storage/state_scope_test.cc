@@ -112,6 +112,25 @@ TEST_CASE("a scope limits Claim and Counts to the named books, and lifts") {
   CHECK(store->SetScope({"bad barcode!"}).code() == StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("scoped Counts count a named book awaiting conversion as awaiting, not open") {
+  // A sync of named books whose book went to wait for GRIN's conversion must end: the pipeline
+  // ends when total - uploaded - dead - awaiting is 0 (it hung when the scoped count left
+  // awaiting out).
+  Fixture f;
+  auto store = f.Open();
+  REQUIRE(store->Enqueue({"WAIT0001", "WAIT0002", "WAIT0003"}).ok());
+  REQUIRE(store->SetScope({"WAIT0001", "WAIT0002"}).ok());
+  auto items = store->Claim(Stage::kPending, 10).value();
+  REQUIRE(items.size() == 2);
+  REQUIRE(store->Await(items[0], "conversion_requested", "{}").ok());
+  REQUIRE(store->Complete(items[1], Stage::kUploaded).ok());
+  auto c = store->Counts().value();
+  CHECK(c.total == 2);
+  CHECK(c.awaiting == 1);
+  CHECK(c.awaiting_since_micros > 0);
+  CHECK(c.total - c.at[3] - c.dead - c.awaiting == 0);
+}
+
 TEST_CASE("a full database is kNoSpace to the writer's callers, and the store stays usable") {
   Fixture f;
   {
