@@ -784,7 +784,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   so.stop = &g_signals;
   pipeline::SyncPipeline pipe(store.get(), objects->store.get(), &client, transport->get(),
                               &passphrase, so);
-  auto stats = open_jobs > 0 ? pipe.Run() : Result<pipeline::SyncStats>(pipeline::SyncStats{});
+  auto stats = open_jobs > 0 ? pipe.Run() : Result<pipeline::SyncStats>(pipe.RemoveLitterOnly());
   if (tty) out << "\n";
   if (!stats.ok()) return fail(stats.status());
   auto dead = CountDead(db_path, queues.empty() && explicit_barcodes.empty(), selected);

@@ -277,6 +277,12 @@ SyncPipeline::SyncPipeline(StateStore* store, ObjectStore* objects,
 
 SyncPipeline::~SyncPipeline() = default;
 
+SyncStats SyncPipeline::RemoveLitterOnly() {
+  impl_->RemoveLitter();
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return impl_->stats;
+}
+
 Result<SyncStats> SyncPipeline::Run() {
   Impl& m = *impl_;
   if (m.opt.staging_dir.empty()) return Status::InvalidArgument("sync needs a staging directory");

@@ -167,7 +167,12 @@ class SyncPipeline {
   SyncPipeline& operator=(const SyncPipeline&) = delete;
 
   // Runs until every job is uploaded or dead, the stop flag is raised, or a fatal error.
+  // Removes what interrupted earlier runs left first (see sync_litter.cc).
   Result<SyncStats> Run();
+
+  // For a run with nothing to do: only removes what interrupted earlier runs left (a run
+  // killed in its teardown leaves temporary objects in the meta bucket). Not with Run().
+  SyncStats RemoveLitterOnly();
 
  private:
   struct Impl;
