@@ -67,15 +67,7 @@ OptionRules& OptionRules::Number(const char* name, double min, double max, const
   if (note != nullptr) allowed += std::string(" (") + note + ")";
   std::string n = name;
   return Add(Rule{n, allowed,
-                  [](const std::string& text) {
-                    try {
-                      double v;
-                      cxxopts::values::parse_value(text, v);
-                      return true;
-                    } catch (const std::exception&) {
-                      return false;
-                    }
-                  },
+                  ParsesAs<double>(),
                   [n, allowed, min, max](const cxxopts::ParseResult& p) {
                     if (p.count(n) == 0 && !p[n].has_default()) return Status::Ok();
                     double v = p[n].as<double>();

@@ -81,21 +81,27 @@ class OptionRules {
 // Describes the range for messages: "a whole number from 1 to 256", "... of at least 1".
 std::string DescribeIntRange(int64_t min, int64_t max, const char* note);
 
+// The `parses` of a rule for a value of type T: whether the option parser can read `text` as T.
+template <typename T>
+std::function<bool(const std::string&)> ParsesAs() {
+  return [](const std::string& text) {
+    try {
+      T v;
+      cxxopts::values::parse_value(text, v);
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+}
+
 template <typename T>
 OptionRules& OptionRules::Int(const char* name, int64_t min, int64_t max, const char* note) {
   std::string allowed = "use " + DescribeIntRange(min, max, note);
   std::string n = name;
   return Add(Rule{
       n, allowed,
-      [](const std::string& text) {
-        try {
-          T v;
-          cxxopts::values::parse_value(text, v);
-          return true;
-        } catch (const std::exception&) {
-          return false;
-        }
-      },
+      ParsesAs<T>(),
       [n, allowed, min, max](const cxxopts::ParseResult& p) {
         if (p.count(n) == 0 && !p[n].has_default()) return Status::Ok();
         T v = p[n].as<T>();
