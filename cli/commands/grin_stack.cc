@@ -138,6 +138,7 @@ Result<std::unique_ptr<TransferStack>> OpenTransferStack(const std::string& run_
   co.base_url = config.grin_base_url;
   co.directory = config.library_directory;
   co.logger = options.logger;
+  if (options.grin_list_attempts > 0) co.patience.max_attempts = options.grin_list_attempts;
   stack->client = std::make_unique<grin_client::GrinClient>(stack->transport.get(),
                                                             stack->tokens.get(), co);
   GRIN_ASSIGN_OR_RETURN(stack->objects, OpenObjectStore(config.storage, stack->transport.get()));

@@ -51,6 +51,7 @@ struct TransferStackOptions {
   int max_connections_per_host = 8;
   double grin_requests_per_second = 5;   // 0 = unlimited; GRIN's host only
   double grin_bytes_per_second = 0;      // 0 = unlimited; GRIN's host only
+  int grin_list_attempts = 0;            // GRIN list requests' patience; 0 = the client's default
   // A preflight: at most 2 attempts per request, no Retry-After wait beyond 2 s, connections
   // given up after 10 s and stalled transfers after 15 s (instead of minutes).
   bool fail_fast = false;

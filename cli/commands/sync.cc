@@ -387,12 +387,16 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "stop-after-systemic", "Stop after this many consecutive books failed for a reason that is "
       "not theirs (GRIN access, TLS trust, storage access or bucket, a full disk); such books "
       "are kept as they were, never failed", cxxopts::value<int>()->default_value("3"))(
+      "grin-list-attempts", "Attempts for a GRIN list request refused with 429 or 5xx, waited "
+      "out patiently (backoff from 1-5 s doubling up to 5 min; Retry-After honoured)",
+      cxxopts::value<int>()->default_value("12"))(
       "log-level", "debug, info, warning or error",
       cxxopts::value<std::string>()->default_value("warning"));
   // Every value checked before any work (the database, the lock, the network): exit 2.
   constexpr int64_t kMaxMb = int64_t{1} << 24;  // 16 TiB: MB << 20 stays far from overflow
   OptionRules rules;
   rules.Int<int64_t>("limit", 1, kNoMax)
+      .Int<int>("grin-list-attempts", 1, 100)
       .Int<int>("workers", 1, 512)
       .Int<int>("check-concurrency", 1, 512)
       .Int<int>("download-concurrency", 1, 512)
@@ -504,6 +508,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   tso.max_connections_per_host = std::max(8, p["workers"].as<int>() + 4);
   tso.grin_requests_per_second = p["grin-rate"].as<double>();
   tso.grin_bytes_per_second = p["grin-bandwidth"].as<double>();
+  tso.grin_list_attempts = p["grin-list-attempts"].as<int>();
   auto stack = OpenTransferStack(run_dir, *config, tso);
   if (!stack.ok()) return fail(stack.status());
   std::unique_ptr<net::CurlTransport>* transport = &(*stack)->transport;

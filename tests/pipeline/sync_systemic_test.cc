@@ -162,7 +162,8 @@ TEST_CASE("GRIN 403 on the converted listing stops with exit 1, another listing 
 
   env.server->ClearFaults();
   AddFault(env, R"({"endpoint": "converted", "status": 500})");
-  auto m = Cli(env.SyncArgs({"--queue", "converted"}));
+  // Two attempts, not the dozen over many minutes a real GRIN's listing gets.
+  auto m = Cli(env.SyncArgs({"--queue", "converted", "--grin-list-attempts", "2"}));
   INFO(m.out << m.err);
   CHECK(m.code == 5);
   CHECK(m.err.find("could not be listed") != std::string::npos);
