@@ -1,7 +1,9 @@
 // The check stage of SyncPipeline (see sync.h, sync_impl.h).
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_set>
 #include <utility>
 
@@ -248,11 +250,26 @@ bool SyncPipeline::Impl::GetWithoutHead(const WorkItem& w) const {
   return inventory->count(RawArchiveLocation(opt.layout, w.barcode).key) == 0;
 }
 
+bool SyncPipeline::Impl::WaitForDownloadSlot() {
+  while (!TryTake(kDownload)) {
+    if (Stopping()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
 void SyncPipeline::Impl::CheckBook(const WorkItem& w, Work& held) {
   StreamMemory mem;
-  if (GetWithoutHead(w) && TryTake(kDownload)) {
-    // Memory for a book like the last one, taken now if it is free (else the HEAD path, which
-    // waits for memory before its GET); StreamBook adjusts it to the response's Content-Length.
+  if (GetWithoutHead(w)) {
+    // A new book: its GET answers "converted?" and "which ETag?" at once, so the check waits
+    // for a download slot rather than spend a second GRIN request on a HEAD (GRIN's request
+    // rate bounds a real run). Memory for a book like the last one, taken now if it is free
+    // (else the HEAD path, which waits for memory before its GET); StreamBook adjusts it to the
+    // response's Content-Length.
+    if (!WaitForDownloadSlot()) {
+      (void)store->Release(w);  // stopping: the next run picks it up
+      return;
+    }
     const uint64_t reserve = StreamReserve(last_archive_size.load());
     if (budget->Acquire(reserve, [] { return true; })) {
       mem.reserved = reserve;

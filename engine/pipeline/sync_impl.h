@@ -260,12 +260,15 @@ struct SyncPipeline::Impl {
   // has the archive and how large it is. Saves one GRIN request and two state transitions per
   // new book. Needs the inventory (else storage might hold it) and streaming.
   // So that GETs are not started only to be dropped, the last archive seen (by a HEAD or a GET)
-  // must have been streamable; CheckBook then reserves memory for one like it before the GET,
-  // without waiting (no room: the HEAD path, which waits for memory before its GET).
+  // must have been streamable; CheckBook then waits for a download slot (a HEAD meanwhile would
+  // be a second GRIN request for the book) and reserves memory for one like it before the GET,
+  // without waiting for memory (no room: the HEAD path, which waits for memory before its GET).
   // Only for books like the last one up to this size: past it a HEAD costs little next to the
   // transfer, and knowing the exact size before the GET keeps the memory reservation exact.
   static constexpr uint64_t kGetOnlyMaxBytes = 16 * kMiB;
   bool GetWithoutHead(const WorkItem& w) const;
+  // Takes a download slot, waiting while all are busy; false if the run stops first.
+  bool WaitForDownloadSlot();
 
   void CheckBook(const WorkItem& w, Work& held);
 

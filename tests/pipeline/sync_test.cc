@@ -98,6 +98,29 @@ TEST_CASE("a book storage lacks is fetched with one GET and no HEAD") {
                 "encrypted_etag IS NOT NULL") == 8);
 }
 
+TEST_CASE("with more workers than download slots a new book still costs one GRIN request") {
+  // Workers beyond the download slots used to HEAD the next new books (and file them as
+  // checked for a later GET): two GRIN requests per book where one answers both questions, at a
+  // time when GRIN's request rate bounds the run.
+  SyncEnv env(60);
+  auto r = Cli(env.SyncArgs({"--queue", "converted", "--limit", "40", "--workers", "8",
+                             "--check-concurrency", "4", "--download-concurrency", "2"}));
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  auto up = env.Uploaded();
+  REQUIRE(up.size() == 40);
+  auto st = env.server->Stats();
+  int heads = 0;
+  for (const auto& b : up) {
+    CAPTURE(b);
+    heads += st.barcodes["TEST/" + b].heads;
+    CHECK(st.barcodes["TEST/" + b].gets == 1);
+  }
+  // Only the books checked before any archive size was seen are HEADed: at most one per check
+  // slot.
+  CHECK(heads <= 4);
+}
+
 TEST_CASE("a GET that shows a book too large to stream is dropped and the book staged") {
   // Archives of 2-5 pages of 300 kB: some under --stream-max-mb 1, some over.
   SyncEnv env(24, 0.8, 11, /*image_bytes=*/300000);
