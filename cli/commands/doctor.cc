@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/commands/doctor_capture.h"
 #include "cli/commands/doctor_checks.h"
 #include "cli/commands/grin_stack.h"
 #include "cli/run_config.h"
@@ -37,7 +38,13 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
       "staging-limit-mb", "The staging limit sync will use (needs this much free space)",
       cxxopts::value<uint64_t>()->default_value("4096"))(
       "log-level", "debug, info, warning or error",
-      cxxopts::value<std::string>()->default_value("error"));
+      cxxopts::value<std::string>()->default_value("error"))(
+      "capture",
+      "Also write a sample pack of what GRIN sends into DIR (new or empty): the first page of "
+      "each list (HTML and text), a _barcode_search reply for three books, the HEAD and GET "
+      "response headers of one converted archive (downloaded whole), its OpenPGP packets and "
+      "tar member list. Secrets redacted; send it with any report of a parse failure",
+      cxxopts::value<std::string>(), "DIR");
   OptionRules rules;
   rules.Int<uint64_t>("staging-limit-mb", 0, int64_t{1} << 24, "0 = no limit")
       .OneOf("log-level", {"debug", "info", "warning", "error"})
@@ -101,6 +108,20 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
       add(doctor::CheckClock("storage", storage_time));
     }
     if (grin_ok) add(doctor::CheckQueue(*stack));
+    if (p.count("capture")) {
+      if (grin_ok) {
+        add(doctor::CaptureSamplePack(
+            *stack, *config,
+            p.count("passphrase-file") ? p["passphrase-file"].as<std::string>() : "",
+            p["capture"].as<std::string>()));
+      } else {
+        add({"capture", Level::kFail, "not captured: the oauth check failed",
+             "fix the oauth check first"});
+      }
+    }
+  } else if (p.count("capture")) {
+    add({"capture", Level::kFail, "not captured: GRIN could not be reached",
+         "fix the failing checks above first"});
   }
 
   bool failed = false;

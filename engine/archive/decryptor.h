@@ -33,6 +33,7 @@
 #include <string_view>
 
 #include "engine/archive/sink.h"
+#include "engine/archive/message_outline.h"
 #include "engine/base/result.h"
 #include "engine/base/status.h"
 
@@ -75,6 +76,9 @@ struct DecryptOptions {
   // GNUPGHOME for gpg; empty = a private 0700 directory created once per process under $TMPDIR
   // and removed at exit. gpg only creates an empty keybox there; no agent is started.
   std::string gnupg_home;
+  // Filled with the message's packets as they are read (message_outline.h); not owned, must
+  // outlive the decryptor. The native backend fills it; gpg and rnp leave it untouched.
+  MessageOutline* outline = nullptr;
 };
 
 class Decryptor {

@@ -52,6 +52,7 @@ class LiteralOutput {
   // Accounts n decompressed bytes against the plaintext bound.
   virtual Status CountInflated(size_t n) = 0;
   int literals = 0;
+  MessageOutline* outline = nullptr;  // DecryptOptions::outline
 };
 
 class Decompressor;
@@ -73,6 +74,7 @@ class PlainLayer final : public PacketReader::Handler {
   std::array<uint8_t, 2> lit_head_{};
   size_t lit_head_len_ = 0;
   size_t lit_skip_ = 0;  // header bytes still to skip after the first two
+  size_t lit_seen_ = 0;  // of those, skipped so far (name, then the 4-byte date)
   std::unique_ptr<Decompressor> decompressor_;
   uint64_t skipped_ = 0;
 };
@@ -92,6 +94,7 @@ class Decompressor {
     if (algo_ < 0) {
       algo_ = *data++;
       --n;
+      if (out_->outline) out_->outline->compression = algo_;
       GRIN_RETURN_IF_ERROR(Start());
     }
     if (n == 0) return Status();
@@ -210,6 +213,7 @@ Status PlainLayer::OnPacketStart(int tag, std::optional<uint64_t>) {
       if (out_->literals++ > 0) return Status::DataLoss("more than one literal data packet");
       lit_head_len_ = 0;
       lit_skip_ = 0;
+      lit_seen_ = 0;
       return Status();
     case kTagCompressed:
       if (depth_ > 0) return Status::DataLoss("nested compressed data packets are not supported");
@@ -232,9 +236,21 @@ Status PlainLayer::OnPacketBody(const uint8_t* data, size_t n) {
       while (lit_head_len_ < 2 && n > 0) {
         lit_head_[lit_head_len_++] = *data++;
         --n;
-        if (lit_head_len_ == 2) lit_skip_ = size_t{lit_head_[1]} + 4;  // name + date
+        if (lit_head_len_ == 2) {
+          lit_skip_ = size_t{lit_head_[1]} + 4;  // name + date
+          if (out_->outline) out_->outline->literal_format = static_cast<char>(lit_head_[0]);
+        }
       }
       size_t skip = std::min(lit_skip_, n);
+      if (out_->outline) {
+        for (size_t i = 0; i < skip; ++i, ++lit_seen_) {
+          if (lit_seen_ < lit_head_[1]) {
+            out_->outline->literal_name += static_cast<char>(data[i]);
+          } else {
+            out_->outline->literal_date = (out_->outline->literal_date << 8) | data[i];
+          }
+        }
+      }
       lit_skip_ -= skip;
       data += skip;
       n -= skip;
@@ -268,13 +284,16 @@ class NativeDecryptor final : public Decryptor,
                               private PacketReader::Handler,
                               private LiteralOutput {
  public:
-  NativeDecryptor(const Secret& passphrase, ByteSink* sink, uint64_t max_plaintext)
+  NativeDecryptor(const Secret& passphrase, ByteSink* sink, uint64_t max_plaintext,
+                  MessageOutline* message_outline = nullptr)
       : passphrase_(passphrase.Clone()),
         sink_(sink),
         max_plaintext_(max_plaintext),
         outer_(this, "message"),
         plain_(this, 0),
-        inner_(&plain_, "encrypted data") {}
+        inner_(&plain_, "encrypted data") {
+    outline = message_outline;
+  }
 
   DecryptBackend backend() const override { return DecryptBackend::kNative; }
 
@@ -403,6 +422,7 @@ class NativeDecryptor final : public Decryptor,
     if (CRYPTO_memcmp(digest, mdc + 2, 20) != 0) {
       return Status::DataLoss("integrity check (MDC) failed: corrupt or tampered message");
     }
+    if (outline) outline->mdc_verified = true;
     return Wrap(inner_.End().WithContext("decrypted data"));
   }
 
@@ -422,6 +442,7 @@ class NativeDecryptor final : public Decryptor,
   }
 
   Status SelectKey() {
+    if (outline) outline->seipd_version = head_[0];
     if (head_[0] != 1) {
       return Status::DataLoss(
           head_[0] == 2 ? "SEIPD v2 (AEAD) is not supported by the native backend (use rnp)"
@@ -453,6 +474,10 @@ class NativeDecryptor final : public Decryptor,
     GRIN_ASSIGN_OR_RETURN(S2k s2k, ParseS2k(p.data() + 2, p.size() - 2, &used));
     const uint8_t* esk = p.data() + 2 + used;
     size_t esk_len = p.size() - 2 - used;
+    if (outline) {
+      outline->key_packets.push_back(
+          {p[0], kek_cipher->name, s2k.type, s2k.hash, s2k.count, esk_len > 0});
+    }
     std::array<uint8_t, 32> kek{};
     std::array<uint8_t, 64> session{};
     GRIN_RETURN_IF_ERROR(DeriveKey(s2k, passphrase_.reveal(), kek.data(), kek_cipher->key_len));
@@ -479,6 +504,7 @@ class NativeDecryptor final : public Decryptor,
       }
     }
     if (s.ok()) s = cfb_.Init(*cipher, session.data());
+    if (s.ok() && outline) outline->session_cipher = cipher->name;
     if (s.ok()) {
       // The quick check: the prefix's last two bytes repeat the two before them.
       size_t bs = cipher->block_len;
@@ -596,7 +622,7 @@ Result<std::unique_ptr<Decryptor>> NewNativeDecryptor(const DecryptOptions& opti
                                                       const Secret& passphrase,
                                                       ByteSink* sink) {
   return std::unique_ptr<Decryptor>(
-      new NativeDecryptor(passphrase, sink, options.max_plaintext_bytes));
+      new NativeDecryptor(passphrase, sink, options.max_plaintext_bytes, options.outline));
 }
 
 Status CheckPassphrasePrefix(const uint8_t* data, size_t n, const Secret& passphrase,

@@ -105,7 +105,7 @@ void GrinClient::AttachAuth(net::Request* request) const {
   };
 }
 
-Result<net::Response> GrinClient::Send(net::Request request) {
+Result<net::Response> GrinClient::Send(net::Request request, std::vector<net::Response>* hops) {
   bool refreshed = false;
   int redirects = 0;
   for (int round = 0; round < options_.max_redirects + 3; ++round) {
@@ -117,6 +117,7 @@ Result<net::Response> GrinClient::Send(net::Request request) {
     if (tokens_) SetHeader(&attempt.headers, "Authorization", "Bearer " + token);
     AttachAuth(&attempt);
     net::Response r = transport_->SubmitFuture(std::move(attempt)).get();
+    if (hops) hops->push_back(r);
     if (!r.transport_status.ok()) {
       return r.transport_status.WithContext("GRIN " + PageName(request.url));
     }

@@ -175,8 +175,9 @@ class GrinClient {
   Result<ArchiveHead> CheckArchiveResponse(const net::Response& response) const;
 
   // Sends one request with auth, redirect and refresh handling (memory sink). Returns the final
-  // response; only transport failures and auth refusals become errors.
-  Result<net::Response> Send(net::Request request);
+  // response; only transport failures and auth refusals become errors. hops, if given, receives
+  // every response on the way, redirects and refused tokens included, the final one last.
+  Result<net::Response> Send(net::Request request, std::vector<net::Response>* hops = nullptr);
 
  private:
   void AttachAuth(net::Request* request) const;

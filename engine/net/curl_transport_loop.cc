@@ -144,6 +144,13 @@ void CurlTransport::Impl::OnDone(CURL* easy, CURLcode code) {
   curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &tm[4]);
   curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &eff);
   if (eff) t->resp.effective_url = eff;
+  long version = 0;
+  curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
+  t->resp.http_version = version == CURL_HTTP_VERSION_1_0   ? "HTTP/1.0"
+                         : version == CURL_HTTP_VERSION_1_1 ? "HTTP/1.1"
+                         : version == CURL_HTTP_VERSION_2_0 ? "HTTP/2"
+                         : version == CURL_HTTP_VERSION_3   ? "HTTP/3"
+                                                            : "";
   curl_multi_remove_handle(multi_.get(), easy);
   t->state = Transfer::State::kQueued;
   t->host->in_flight--;

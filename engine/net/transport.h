@@ -156,6 +156,7 @@ struct Response {
   Status transport_status;  // see the outcome contract at the top of this file
   int curl_code = 0;        // CURLcode of the last attempt (0 = CURLE_OK)
   int http_status = 0;      // 0 if no response line was received
+  std::string http_version;  // of the final response: "HTTP/1.1", "HTTP/2", ...; "" if none
   Headers headers;          // of the final response (interim 1xx and earlier attempts dropped)
   std::string body;         // ResponseSink::kMemory, or a non-2xx reply's body (see ResponseSink)
   int64_t bytes_down = 0;   // body bytes received in the last attempt

@@ -10,6 +10,7 @@
 
 #include "engine/archive/decryptor.h"
 #include "engine/archive/decryptor_internal.h"
+#include "engine/archive/openpgp_crypto.h"
 #include "tests/archive/fixtures.h"
 
 namespace grin::archive {
@@ -421,6 +422,99 @@ TEST_CASE("native: Write after a failure and Finish twice repeat the reason") {
   CHECK((*d)->Finish().code() == StatusCode::kPermissionDenied);
   CHECK((*d)->Finish().code() == StatusCode::kPermissionDenied);
   CHECK((*d)->backend() == DecryptBackend::kNative);
+}
+
+}  // namespace
+}  // namespace grin::archive
+
+namespace grin::archive {
+namespace {
+
+// gpg's own account of a message (`gpg --list-packets`), to check MessageOutline against.
+struct GpgPackets {
+  int cipher = -1, s2k = -1, hash = -1, compress_algo = -1;
+  uint64_t count = 0;
+  int64_t created = -1;
+  char mode = 0;
+};
+
+GpgPackets ListPackets(const std::string& ct) {
+  auto r = testing::RunProcess({"gpg", "--homedir", testing::TestGnupgHome(), "--batch",
+                                "--pinentry-mode", "loopback", "--passphrase-fd", "3",
+                                "--list-packets"},
+                               ct, std::string(testing::kPassphrase) + "\n");
+  REQUIRE(r.ok());
+  GpgPackets g;
+  const std::string& o = r->out;
+  auto num_after = [&o](const std::string& key) -> int64_t {
+    size_t at = o.find(key);
+    return at == std::string::npos ? -1 : std::stoll(o.substr(at + key.size()));
+  };
+  g.cipher = static_cast<int>(num_after("cipher "));
+  g.s2k = static_cast<int>(num_after("s2k "));
+  g.hash = static_cast<int>(num_after("hash "));
+  g.compress_algo = static_cast<int>(num_after(":compressed packet: algo="));
+  int64_t count = num_after("count ");
+  g.count = count < 0 ? 0 : static_cast<uint64_t>(count);
+  g.created = num_after("created ");
+  size_t m = o.find("mode ");
+  if (m != std::string::npos) g.mode = o[m + 5];
+  return g;
+}
+
+TEST_CASE("native: the message outline matches gpg --list-packets") {
+  const std::string plain = SomePlaintext(64 * 1024);
+  struct Variant {
+    const char* cipher;
+    int mode;
+    const char* digest;
+    const char* compress;
+  };
+  for (const Variant& v : {Variant{"AES256", 3, "SHA1", "ZIP"}, Variant{"AES128", 3, "SHA256", "none"},
+                           Variant{"CAST5", 1, "SHA1", "ZLIB"},
+                           Variant{"CAMELLIA256", 3, "SHA512", "BZIP2"}}) {
+    CAPTURE(v.cipher);
+    CAPTURE(v.compress);
+    GpgParams p;
+    p.cipher = v.cipher;
+    p.s2k_mode = v.mode;
+    p.s2k_digest = v.digest;
+    p.compress = v.compress;
+    auto ct = CachedGpgEncrypt(plain, p);
+    REQUIRE_MESSAGE(ct.ok(), ct.status().ToString());
+    MessageOutline outline;
+    DecryptOptions o;
+    o.backend = DecryptBackend::kNative;
+    o.outline = &outline;
+    Secret pass(testing::kPassphrase);
+    StringSink out;
+    auto d = NewDecryptor(o, pass, &out);
+    REQUIRE(d.ok());
+    REQUIRE((*d)->Write(reinterpret_cast<const uint8_t*>(ct->data()), ct->size()).ok());
+    REQUIRE((*d)->Finish().ok());
+    REQUIRE(out.data() == plain);
+
+    GpgPackets g = ListPackets(*ct);
+    REQUIRE(outline.key_packets.size() == 1);
+    const auto& k = outline.key_packets[0];
+    auto cipher = internal::FindCipher(g.cipher);
+    REQUIRE(cipher.ok());
+    CHECK(k.version == 4);
+    CHECK(k.cipher == (*cipher)->name);
+    CHECK(outline.session_cipher == (*cipher)->name);
+    CHECK(k.s2k_type == g.s2k);
+    CHECK(k.s2k_hash == g.hash);
+    if (g.s2k == 3) CHECK(k.s2k_count == g.count);
+    CHECK(outline.seipd_version == 1);
+    CHECK(outline.mdc_verified);
+    CHECK(outline.compression == g.compress_algo);
+    CHECK(outline.literal_format == g.mode);
+    CHECK(static_cast<int64_t>(outline.literal_date) == g.created);
+    const std::string text = DescribeOutline(outline);
+    CHECK(text.find(std::string("cipher ") + (*cipher)->name) != std::string::npos);
+    CHECK((text.find("compressed data packet") != std::string::npos) == (g.compress_algo >= 0));
+    CHECK(text.find("MDC verified") != std::string::npos);
+  }
 }
 
 }  // namespace
