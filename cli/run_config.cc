@@ -59,7 +59,25 @@ Result<RunConfig> LoadRunConfig(const std::string& run_dir) {
       return Status::InvalidArgument(path + ": field '" + obj + "' must be an object");
     }
   }
-  if (j.contains("storage") && j["storage"].is_object()) c.storage = j["storage"];
+  if (j.contains("storage") && j["storage"].is_object()) {
+    // The commands read these as strings (object_store_factory, doctor): a number or a list
+    // there must be refused here, naming the field, not silently replaced by a default (a type
+    // of 5 read as "local") nor thrown as a JSON exception later.
+    const nlohmann::json& st = j["storage"];
+    for (const char* key : {"type", "base_path", "endpoint_url", "region", "bucket_raw",
+                            "bucket_meta", "bucket_full", "prefix", "credentials_file", "profile",
+                            "ca_file"}) {
+      auto it = st.find(key);
+      if (it != st.end() && !it->is_string()) {
+        return Status::InvalidArgument(path + ": field 'storage." + key + "' must be a string");
+      }
+    }
+    if (auto it = st.find("path_style");
+        it != st.end() && !it->is_boolean() && !it->is_string() && !it->is_null()) {
+      return Status::InvalidArgument(path + ": field 'storage.path_style' must be true or false");
+    }
+    c.storage = st;
+  }
   if (j.contains("sync") && j["sync"].is_object()) c.sync = j["sync"];
   return c;
 }
