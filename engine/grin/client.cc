@@ -300,12 +300,15 @@ class TextStream {
     cv_.notify_one();
     return len;
   }
-  // Transport thread, before a retry: the body starts again (lines already taken stay taken).
+  // Transport thread, before a retry: the body starts again. The lines already received are
+  // not delivered twice: the retried body's first lines, as many as were received before, are
+  // skipped (GRIN sends a list in the same order each time).
   bool Rewind() {
     std::lock_guard<std::mutex> l(mu_);
     splitter_ = LineSplitter(SplitterFn());
     head_.clear();
-    ++rewinds_;
+    skip_ = std::max(skip_, emitted_);
+    emitted_ = 0;
     return true;
   }
   void OnSubmit(net::RequestId id) {
@@ -367,6 +370,7 @@ class TextStream {
  private:
   LineSplitter::LineFn SplitterFn() {
     return [this](std::string_view line) {
+      if (emitted_++ < skip_) return Status::Ok();
       queued_bytes_ += line.size() + 32;
       queue_.emplace_back(line);
       return Status::Ok();
@@ -383,7 +387,8 @@ class TextStream {
   size_t queued_bytes_ = 0;
   std::string head_;
   int64_t bytes_ = 0;
-  int rewinds_ = 0;
+  int64_t emitted_ = 0;  // lines split from the body in this attempt
+  int64_t skip_ = 0;     // lines received by earlier attempts
   net::RequestId id_ = 0;
   bool paused_ = false;
   bool stop_ = false;

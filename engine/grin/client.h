@@ -147,8 +147,8 @@ class GrinClient {
   // text_list_buffer_bytes, whatever the list's length) and fn runs on the calling thread while
   // the transfer goes on. A list request has the list low-speed window, so a reply slow to start
   // or arriving in bursts is waited for. fn returning an error stops the transfer and is returned.
-  // If a broken transfer is retried, the list is read again from its start, so fn may see a
-  // barcode more than once: fn must be idempotent (collect into a set).
+  // A broken transfer is retried (options().patience) and goes on after the lines already read,
+  // so each line is delivered once as long as GRIN sends the list in the same order.
   Status ForEachTextLine(std::string_view list, std::string_view extra_query,
                          const std::function<Status(const std::string& barcode)>& fn,
                          int64_t* ignored = nullptr);

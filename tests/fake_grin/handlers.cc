@@ -145,11 +145,15 @@ void FakeGrinServer::Impl::ServeSyntheticConverted(RequestCtx& c) {
   const int64_t burst = std::max<int64_t>(1, opt.synthetic_converted_burst);
   const int pause_ms = opt.synthetic_converted_pause_ms;
   const std::string eol = Eol();
-  // The provider is called again after each write; `next` is the next line to send.
+  // The provider is called again after each write; `next` is the next line to send. A
+  // "truncate" fault closes the connection once at_byte bytes were sent (no final chunk).
   auto next = std::make_shared<int64_t>(0);
+  const FaultRule* cut = c.Fired("truncate");
+  const int64_t cut_at = cut ? cut->at_byte : -1;
   c.res.set_chunked_content_provider(
       "text/plain; charset=utf-8",
-      [this, total, burst, pause_ms, eol, next](size_t, httplib::DataSink& sink) {
+      [this, total, burst, pause_ms, eol, next, cut_at](size_t offset, httplib::DataSink& sink) {
+        if (cut_at >= 0 && static_cast<int64_t>(offset) >= cut_at) return false;
         if (*next >= total) {
           sink.done();
           return true;

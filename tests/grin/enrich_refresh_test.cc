@@ -55,6 +55,42 @@ EnrichStats Enrich(GrinEnv& env, Catalog& cat, EnrichOptions o = {}) {
   return *s;
 }
 
+TEST_SUITE("unit") {
+
+TEST_CASE("enrich refresh: migration 0009 gives books already missing their first wait") {
+  grin::testing::TempDir tmp;
+  const std::string path = tmp.file("books.db");
+  FakeClock clock;
+  {
+    auto c = storage::SqliteBookCatalog::Open(path, &clock);
+    REQUIRE(c.ok());
+    CollectedBook a, b;
+    a.barcode = "A1";
+    b.barcode = "B1";
+    REQUIRE((*c)->ApplyCollectedPage({a, b}, false, CollectCursor{"TEST", "", 0, 0, false}).ok());
+    REQUIRE((*c)->ApplyEnrichment({{"A1", {{"grin_state", "CONVERTED"}}}}, {"B1"}).ok());
+  }
+  {
+    // The database as 0008 left it: no backoff columns, missing books without a next ask.
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec("DROP INDEX book_enrichment_missing_due; DROP INDEX books_enriched;"
+            "ALTER TABLE book_enrichment DROP COLUMN next_ask_at;"
+            "ALTER TABLE book_enrichment DROP COLUMN missing_count; PRAGMA user_version = 8");
+  }
+  auto c = storage::SqliteBookCatalog::Open(path, &clock);
+  REQUIRE_MESSAGE(c.ok(), c.status().ToString());
+  CHECK(Text(path, "SELECT missing_count || ' ' || next_ask_at FROM book_enrichment "
+                   "WHERE barcode = 'B1'") ==
+        "1 " + FormatIsoUtc(clock.NowMicros() + kDay * 1'000'000));
+  CHECK(Text(path, "SELECT missing_count || ' ' || COALESCE(next_ask_at, '-') FROM "
+                   "book_enrichment WHERE barcode = 'A1'") == "0 -");
+  CHECK((*c)->PendingEnrichment("", 10)->empty());
+  clock.AdvanceSeconds(kDay + 1);
+  CHECK(*(*c)->PendingEnrichment("", 10) == std::vector<std::string>{"B1"});
+}
+
+}  // TEST_SUITE
+
 TEST_SUITE("integration") {
 
 TEST_CASE("enrich refresh: books GRIN did not know are asked again with backoff, up to 30 days") {

@@ -105,6 +105,32 @@ TEST_CASE("text stream: a list held whole would exceed the buffer, streamed it d
   CHECK(distinct == 200'000);
 }
 
+TEST_CASE("text stream: a transfer broken mid-list is retried and goes on, each line once") {
+  GrinEnv env(Synthetic(300'000, 300'000, 0), false);
+  fake::FaultRule cut;
+  cut.endpoint = "converted";
+  cut.action = "truncate";
+  cut.at_byte = 3 << 20;  // ~130,000 lines in
+  cut.times = 1;
+  env.server->AddFault(cut);
+  auto client = SmallBufferClient(env, 60);
+  std::vector<bool> seen(300'000, false);
+  int64_t delivered = 0, distinct = 0;
+  Status s = client->ForEachTextLine("converted", "", [&](const std::string& bc) {
+    ++delivered;
+    const int64_t i = SyntheticIndex(bc);
+    if (i >= 0 && i < 300'000 && !seen[static_cast<size_t>(i)]) {
+      seen[static_cast<size_t>(i)] = true;
+      ++distinct;
+    }
+    return Status::Ok();
+  });
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(env.server->Stats().endpoints["converted"].requests == 2);  // the break really happened
+  CHECK(distinct == 300'000);
+  CHECK(delivered == 300'000);
+}
+
 TEST_CASE("text stream: a reader that stops early stops the transfer and gets its own error") {
   GrinEnv env(Synthetic(1'000'000, 100'000, 1'000), false);
   auto client = SmallBufferClient(env, 60);
