@@ -20,3 +20,6 @@ CREATE INDEX book_enrichment_missing_due ON book_enrichment(barcode, next_ask_at
 -- `enrich --refresh --older-than DAYS`: enriched books by barcode.
 CREATE INDEX books_enriched ON books(barcode, enrichment_timestamp)
   WHERE enrichment_timestamp IS NOT NULL;
+
+-- As 0004 and 0008 do: job_counts recounted from jobs (it must equal them after any upgrade).
+UPDATE job_counts SET n = (SELECT count(*) FROM jobs WHERE jobs.stage = job_counts.stage);
