@@ -86,12 +86,41 @@ class BookCatalog {
       const std::string& library_directory) = 0;
   virtual Status ClearCollectCursor(const std::string& library_directory) = 0;
 
-  // Up to `limit` barcodes still to enrich (never enriched, not known missing), in barcode order,
-  // strictly after `after` ("" = from the start).
-  virtual Result<std::vector<std::string>> PendingEnrichment(const std::string& after,
-                                                             int limit) = 0;
+  // Which books an enrichment round asks GRIN about (EnrichmentCandidates):
+  //   - books never enriched (or whose last attempt failed), unless known missing;
+  //   - books GRIN did not know ('missing') whose next ask is due: asked again after 1 day,
+  //     then 2, 4, 8, 16 and 30 days (ApplyEnrichment keeps the count and the time);
+  //   - with refresh: also books enriched at or before refresh_before (ISO 8601 UTC; "" = now,
+  //     i.e. every enriched book), and missing books last asked at or before it.
+  struct EnrichSelection {
+    bool refresh = false;
+    std::string refresh_before;
+  };
+  enum class EnrichKind { kNew, kRefresh, kMissingAgain };
+  struct EnrichCandidate {
+    std::string barcode;
+    EnrichKind kind = EnrichKind::kNew;
+  };
+  // Up to `limit` candidates in barcode order, strictly after `after` ("" = from the start).
+  virtual Result<std::vector<EnrichCandidate>> EnrichmentCandidates(
+      const std::string& after, int limit, const EnrichSelection& selection) = 0;
+  // The barcodes of EnrichmentCandidates without refresh (a plain `enrich`).
+  Result<std::vector<std::string>> PendingEnrichment(const std::string& after, int limit) {
+    GRIN_ASSIGN_OR_RETURN(auto c, EnrichmentCandidates(after, limit, EnrichSelection{}));
+    std::vector<std::string> out;
+    out.reserve(c.size());
+    for (auto& e : c) out.push_back(std::move(e.barcode));
+    return out;
+  }
+  // Books GRIN did not know at their last ask: how many, and the earliest next ask ("" if none).
+  struct MissingSummary {
+    int64_t books = 0;
+    std::string next_ask_at;
+  };
+  virtual Result<MissingSummary> MissingEnrichment() = 0;
   // Stores found rows (non-empty values replace old ones; enrichment_timestamp = now) and marks
-  // missing barcodes, in one transaction.
+  // missing barcodes (one more 'missing' answer in a row; next ask 1 day later, doubling up to
+  // 30 days), in one transaction.
   virtual Status ApplyEnrichment(const std::vector<EnrichedBook>& found,
                                  const std::vector<std::string>& missing) = 0;
   // Records a failed attempt for each barcode; they stay pending.

@@ -110,6 +110,36 @@ class Writer {
 
 }  // namespace
 
+static bool IsGrinDateColumn(const std::string& column) {
+  static const char* const kGrinDates[] = {
+      "scanned_date",       "converted_date",           "downloaded_date",
+      "processed_date",     "analyzed_date",            "ocr_date",
+      "grin_check_in_date", "grin_allow_download_updated_date",
+      "grin_viewability_updated_date", "grin_convert_failed_date"};
+  for (const char* c : kGrinDates) {
+    if (column == c) return true;
+  }
+  return false;
+}
+
+std::string IsoToGrinDate(const std::string& v) {
+  auto digits = [&v](size_t pos, size_t n) {
+    for (size_t i = pos; i < pos + n; ++i) {
+      if (v[i] < '0' || v[i] > '9') return false;
+    }
+    return true;
+  };
+  if (v.size() != 19 || !digits(0, 4) || v[4] != '-' || !digits(5, 2) || v[7] != '-' ||
+      !digits(8, 2) || v[10] != 'T' || !digits(11, 2) || v[13] != ':' || !digits(14, 2) ||
+      v[16] != ':' || !digits(17, 2)) {
+    return v;
+  }
+  std::string out = v.substr(0, 4) + "/" + v.substr(5, 2) + "/" + v.substr(8, 2) + " " +
+                    v.substr(11, 5);
+  if (v.compare(17, 2, "00") != 0) out += v.substr(16, 3);
+  return out;
+}
+
 const std::vector<std::string>& BooksCsvHeaders() {
   static const std::vector<std::string> kHeaders = [] {
     std::vector<std::string> h;
@@ -120,7 +150,11 @@ const std::vector<std::string>& BooksCsvHeaders() {
 }
 
 Result<int64_t> ExportBooksCsv(const std::string& db_path, const std::string& out_path,
-                               bool gzip) {
+                               bool gzip, CsvDateFormat dates) {
+  std::vector<bool> grin_date(Columns().size(), false);
+  for (size_t i = 0; i < Columns().size(); ++i) {
+    grin_date[i] = dates == CsvDateFormat::kGrin && IsGrinDateColumn(Columns()[i].second);
+  }
   DatabaseOptions ro;
   ro.read_only = true;
   GRIN_ASSIGN_OR_RETURN(auto db, OpenDatabase(db_path, ro));
@@ -149,6 +183,8 @@ Result<int64_t> ExportBooksCsv(const std::string& db_path, const std::string& ou
         if (c.isNull()) continue;
         if (Columns()[static_cast<size_t>(i)].second == "is_decrypted") {
           line += c.getInt() ? "TRUE" : "FALSE";
+        } else if (grin_date[static_cast<size_t>(i)]) {
+          AppendCsvField(&line, IsoToGrinDate(c.getString()));
         } else {
           AppendCsvField(&line, c.getString());
         }

@@ -15,9 +15,24 @@ namespace grin::storage {
 // The CSV header line's fields, in order.
 const std::vector<std::string>& BooksCsvHeaders();
 
+// How the CSV writes the dates that come from GRIN (Scanned, Converted, Downloaded, Processed,
+// Analyzed and OCR Date; GRIN Check-In, Allow Download Updated, Viewability Updated and Convert
+// Failed Date). The database always keeps ISO 8601 ("2009-12-23T18:41:00").
+//   kIso   as stored: "2009-12-23T18:41:00" (the default).
+//   kGrin  GRIN's own text: "2009/12/23 18:41" (":SS" added only if the seconds are not 0).
+// Timestamps grin-jobs itself writes (Processing Request Timestamp, Enrichment Timestamp, Last
+// ETag Check, Sync Timestamp, MARC Extraction Timestamp, Created At, Updated At) stay ISO 8601
+// in both; a stored value that is not an ISO date is written as stored.
+enum class CsvDateFormat { kIso, kGrin };
+
+// "2009-12-23T18:41:00" -> "2009/12/23 18:41"; "2009-12-23T18:41:07" -> "2009/12/23 18:41:07";
+// anything that is not "YYYY-MM-DDTHH:MM:SS" is returned as given.
+std::string IsoToGrinDate(const std::string& iso);
+
 // Writes every books row (ordered by barcode) to out_path; gzip level 1 when gzip is true.
 // Returns the number of rows.
-Result<int64_t> ExportBooksCsv(const std::string& db_path, const std::string& out_path, bool gzip);
+Result<int64_t> ExportBooksCsv(const std::string& db_path, const std::string& out_path, bool gzip,
+                               CsvDateFormat dates = CsvDateFormat::kIso);
 
 // Copies the database with the online-backup API into out_path, gzip level 1. If books is not
 // null it gets the number of rows in the copy's books table.

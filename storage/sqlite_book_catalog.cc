@@ -57,12 +57,30 @@ constexpr const char* kGetCursorSql =
     "WHERE library_directory = ?1";
 constexpr const char* kDeleteCursorSql = "DELETE FROM collect_cursor WHERE library_directory = ?1";
 
+// Enrichment candidates, three keyset-paged parts merged by barcode. Part 1: never enriched (or
+// last attempt failed), not known missing.
 constexpr const char* kPendingEnrichmentSql = R"(
 SELECT b.barcode FROM books b
 WHERE b.enrichment_timestamp IS NULL AND b.barcode > ?1
   AND NOT EXISTS (SELECT 1 FROM book_enrichment e
                   WHERE e.barcode = b.barcode AND e.state = 'missing')
 ORDER BY b.barcode LIMIT ?2)";
+// Part 2: missing books due again (?3 = now), or with refresh (?4) last asked at or before ?5.
+constexpr const char* kMissingDueSql = R"(
+SELECT e.barcode FROM book_enrichment e
+WHERE e.state = 'missing' AND e.barcode > ?1
+  AND (e.next_ask_at IS NULL OR e.next_ask_at <= ?3 OR (?4 AND e.last_attempt_at <= ?5))
+ORDER BY e.barcode LIMIT ?2)";
+// Part 3 (refresh): enriched books, enriched at or before ?3, not missing since.
+constexpr const char* kRefreshDueSql = R"(
+SELECT b.barcode FROM books b
+WHERE b.enrichment_timestamp IS NOT NULL AND b.barcode > ?1 AND b.enrichment_timestamp <= ?3
+  AND NOT EXISTS (SELECT 1 FROM book_enrichment e
+                  WHERE e.barcode = b.barcode AND e.state = 'missing')
+ORDER BY b.barcode LIMIT ?2)";
+
+constexpr const char* kMissingSummarySql =
+    "SELECT count(*), COALESCE(min(next_ask_at), '') FROM book_enrichment WHERE state = 'missing'";
 
 // The enrichment columns, in bind order ?2..?25 of kEnrichSql.
 constexpr std::array<const char*, 24> kEnrichColumns = {
@@ -84,11 +102,28 @@ std::string EnrichSql() {
   return sql;
 }
 
+// 'found' or 'failed'. Found clears the missing streak; failed keeps it.
 constexpr const char* kEnrichmentStateSql = R"(
 INSERT INTO book_enrichment (barcode, state, attempts, last_attempt_at, last_error)
 SELECT ?1, ?2, 1, ?3, ?4 WHERE EXISTS (SELECT 1 FROM books WHERE barcode = ?1)
 ON CONFLICT (barcode) DO UPDATE SET state = excluded.state, attempts = attempts + 1,
-  last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error)";
+  last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error,
+  missing_count = CASE WHEN excluded.state = 'found' THEN 0 ELSE missing_count END,
+  next_ask_at = NULL)";
+// 'missing': one more answer in a row; the next ask 1 day after the first, then 2, 4, 8, 16 and
+// 30 days (the SET expressions see the row as it was).
+constexpr const char* kEnrichmentMissingSql = R"(
+INSERT INTO book_enrichment (barcode, state, attempts, last_attempt_at, last_error, missing_count,
+                             next_ask_at)
+SELECT ?1, 'missing', 1, ?2, ?3, 1, strftime('%Y-%m-%dT%H:%M:%SZ', ?2, '+1 days')
+WHERE EXISTS (SELECT 1 FROM books WHERE barcode = ?1)
+ON CONFLICT (barcode) DO UPDATE SET state = 'missing', attempts = attempts + 1,
+  last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error,
+  missing_count = CASE WHEN state = 'missing' THEN missing_count + 1 ELSE 1 END,
+  next_ask_at = strftime('%Y-%m-%dT%H:%M:%SZ', excluded.last_attempt_at,
+                         '+' || (CASE WHEN state = 'missing'
+                                      THEN min(30, 1 << min(missing_count, 5)) ELSE 1 END)
+                             || ' days'))";
 
 // Conversion candidates, part 1: books never sent to _process, in barcode order.
 constexpr const char* kCandidatesSql = R"(
@@ -282,19 +317,52 @@ Status SqliteBookCatalog::ClearCollectCursor(const std::string& dir) {
   return Status::Ok();
 }
 
-Result<std::vector<std::string>> SqliteBookCatalog::PendingEnrichment(const std::string& after,
-                                                                      int limit) {
+Result<std::vector<BookCatalog::EnrichCandidate>> SqliteBookCatalog::EnrichmentCandidates(
+    const std::string& after, int limit, const EnrichSelection& selection) {
   std::lock_guard<std::mutex> l(mu_);
-  std::vector<std::string> out;
+  std::vector<EnrichCandidate> out;
+  const std::string now = NowIso();
+  const std::string before = selection.refresh_before.empty() ? now : selection.refresh_before;
   try {
-    SQLite::Statement q(*db_, kPendingEnrichmentSql);
-    q.bind(1, after);
-    q.bind(2, limit);
-    while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+    auto part = [&](const char* sql, EnrichKind kind, bool with_now) {
+      SQLite::Statement q(*db_, sql);
+      q.bind(1, after);
+      q.bind(2, limit);
+      if (with_now) {
+        q.bind(3, kind == EnrichKind::kRefresh ? before : now);
+        if (kind == EnrichKind::kMissingAgain) {
+          q.bind(4, selection.refresh ? 1 : 0);
+          q.bind(5, before);
+        }
+      }
+      while (q.executeStep()) out.push_back({q.getColumn(0).getString(), kind});
+    };
+    part(kPendingEnrichmentSql, EnrichKind::kNew, false);
+    part(kMissingDueSql, EnrichKind::kMissingAgain, true);
+    if (selection.refresh) part(kRefreshDueSql, EnrichKind::kRefresh, true);
   } catch (const SQLite::Exception& e) {
     return FromSqliteException(e, path_);
   }
+  // The parts are disjoint and each in barcode order: merge, keep the first `limit`.
+  std::sort(out.begin(), out.end(),
+            [](const EnrichCandidate& a, const EnrichCandidate& b) { return a.barcode < b.barcode; });
+  if (static_cast<int>(out.size()) > limit) out.resize(static_cast<size_t>(std::max(0, limit)));
   return out;
+}
+
+Result<BookCatalog::MissingSummary> SqliteBookCatalog::MissingEnrichment() {
+  std::lock_guard<std::mutex> l(mu_);
+  MissingSummary m;
+  try {
+    SQLite::Statement q(*db_, kMissingSummarySql);
+    if (q.executeStep()) {
+      m.books = q.getColumn(0).getInt64();
+      m.next_ask_at = q.getColumn(1).getString();
+    }
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, path_);
+  }
+  return m;
 }
 
 Status SqliteBookCatalog::ApplyEnrichment(const std::vector<EnrichedBook>& found,
@@ -331,13 +399,13 @@ Status SqliteBookCatalog::ApplyEnrichment(const std::vector<EnrichedBook>& found
       state.exec();
       state.reset();
     }
+    SQLite::Statement miss(*db_, kEnrichmentMissingSql);
     for (const auto& bc : missing) {
-      state.bind(1, bc);
-      state.bind(2, "missing");
-      state.bind(3, now);
-      state.bind(4, "not in the _barcode_search reply");
-      state.exec();
-      state.reset();
+      miss.bind(1, bc);
+      miss.bind(2, now);
+      miss.bind(3, "not in the _barcode_search reply");
+      miss.exec();
+      miss.reset();
     }
     tx.commit();
   } catch (const SQLite::Exception& e) {

@@ -34,7 +34,9 @@ class SqliteBookCatalog final : public BookCatalog {
                                           const CollectCursor& cursor) override;
   Result<std::optional<CollectCursor>> LoadCollectCursor(const std::string& dir) override;
   Status ClearCollectCursor(const std::string& dir) override;
-  Result<std::vector<std::string>> PendingEnrichment(const std::string& after, int limit) override;
+  Result<std::vector<EnrichCandidate>> EnrichmentCandidates(
+      const std::string& after, int limit, const EnrichSelection& selection) override;
+  Result<MissingSummary> MissingEnrichment() override;
   Status ApplyEnrichment(const std::vector<EnrichedBook>& found,
                          const std::vector<std::string>& missing) override;
   Status RecordEnrichmentFailure(const std::vector<std::string>& barcodes,

@@ -14,9 +14,13 @@ int RunExport(const std::vector<std::string>& args, std::ostream& out, std::ostr
                            "order). Works at any stage, also while a sync runs.");
   AddRunOptions(options);
   options.add_options()("output", "Output file (default <run>/books_export.csv)",
-                        cxxopts::value<std::string>())("gzip", "gzip the output (level 1)");
+                        cxxopts::value<std::string>())("gzip", "gzip the output (level 1)")(
+      "date-format",
+      "Dates that come from GRIN: iso (2009-12-23T18:41:00, as stored) or grin (2009/12/23 "
+      "18:41, GRIN's own text); grin-jobs' own timestamps stay ISO 8601",
+      cxxopts::value<std::string>()->default_value("iso"));
   OptionRules rules;
-  rules.WritableFile("output");
+  rules.WritableFile("output").OneOf("date-format", {"iso", "grin"});
   cxxopts::ParseResult parsed;
   int code = 0;
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
@@ -28,7 +32,10 @@ int RunExport(const std::vector<std::string>& args, std::ostream& out, std::ostr
                          : (std::filesystem::path(*run_dir) /
                             (gz ? "books_export.csv.gz" : "books_export.csv"))
                                .string();
-  auto rows = storage::ExportBooksCsv(DbPath(*run_dir), path, gz);
+  const storage::CsvDateFormat dates = parsed["date-format"].as<std::string>() == "grin"
+                                           ? storage::CsvDateFormat::kGrin
+                                           : storage::CsvDateFormat::kIso;
+  auto rows = storage::ExportBooksCsv(DbPath(*run_dir), path, gz, dates);
   if (!rows.ok() && rows.status().code() == StatusCode::kPermissionDenied &&
       !parsed.count("output")) {
     // E.g. a read-only copy of a run: the database reads fine, the run folder takes no file.

@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "cli/commands/grin_stack.h"
 #include "cli/run_context.h"
+#include "engine/base/clock.h"
 #include "engine/grin/workflows.h"
 
 namespace grin::cli {
@@ -111,14 +112,23 @@ int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostr
   cxxopts::Options options("grin-jobs enrich",
                            "Fill GRIN's per-book metadata (state, viewability, dates, scores) "
                            "from _barcode_search into books.db. Barcodes GRIN does not know are "
-                           "marked missing; failed requests are retried on the next run.");
+                           "marked missing and asked again by a later run (after 1 day, then 2, "
+                           "4, 8, 16, 30 days); failed requests are retried on the next run. "
+                           "--refresh asks again about books already enriched.");
   AddRunOptions(options);
   AddGrinOptions(options);
   options.add_options()("limit", "At most this many books (0 = all pending)",
                         cxxopts::value<int64_t>()->default_value("0"))(
-      "concurrency", "_barcode_search requests in flight", cxxopts::value<int>()->default_value("5"));
+      "concurrency", "_barcode_search requests in flight", cxxopts::value<int>()->default_value("5"))(
+      "refresh",
+      "Also ask again about books already enriched (GRIN's state and viewability change), and "
+      "about books GRIN did not know, whatever their wait")(
+      "older-than",
+      "With --refresh: only books enriched (or last asked) more than this many days ago",
+      cxxopts::value<int64_t>());
   OptionRules rules = GrinRules();
-  rules.Int<int64_t>("limit", 0, kNoMax, "0 = all pending").Int<int>("concurrency", 1, 64);
+  rules.Int<int64_t>("limit", 0, kNoMax, "0 = all pending").Int<int>("concurrency", 1, 64)
+      .Int<int64_t>("older-than", 0, 100'000);
   cxxopts::ParseResult parsed;
   int code = 0;
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
@@ -126,6 +136,15 @@ int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!ParseCommon("enrich", parsed, err, &c, &code)) return code;
   grin_client::EnrichOptions o;
   o.limit = parsed["limit"].as<int64_t>();
+  o.refresh = parsed.count("refresh") > 0;
+  if (parsed.count("older-than")) {
+    if (!o.refresh) {
+      err << "grin-jobs enrich: --older-than needs --refresh (e.g. --refresh --older-than 30)\n";
+      return kExitUsage;
+    }
+    const int64_t days = parsed["older-than"].as<int64_t>();
+    o.refresh_before = FormatIsoUtc(SystemClock::Default()->NowMicros() - days * 86'400'000'000LL);
+  }
   o.concurrency = parsed["concurrency"].as<int>();
   c.stack.max_connections = std::max(1, o.concurrency);
   bool grin_side = false;
@@ -139,6 +158,19 @@ int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostr
   out << stats->asked << " books asked in " << stats->requests << " requests: " << stats->found
       << " enriched, " << stats->missing << " unknown to GRIN, " << stats->failed_barcodes
       << " failed (retried next run)\n";
+  if (o.refresh) {
+    out << stats->refresh_asked << " enriched books asked again (--refresh"
+        << (o.refresh_before.empty() ? "" : ", enriched before " + o.refresh_before) << "): "
+        << stats->refreshed << " refreshed\n";
+  }
+  if (stats->missing_asked > 0) {
+    out << stats->missing_asked << " books GRIN did not know asked again: "
+        << stats->missing_found << " known now, " << stats->still_missing << " still unknown\n";
+  }
+  if (auto m = (*stack)->catalog->MissingEnrichment(); m.ok() && m->books > 0) {
+    out << m->books << " books unknown to GRIN wait to be asked again (next from "
+        << m->next_ask_at << "; --refresh asks them now)\n";
+  }
   if (stats->convert_failures >= 0) {
     out << stats->convert_failures
         << " books in GRIN's _failed list (Convert Failed Date/Info kept in books.db)\n";

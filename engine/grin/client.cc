@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
 #include <future>
 #include <random>
 #include <thread>
@@ -106,6 +110,12 @@ void GrinClient::AttachAuth(net::Request* request) const {
 }
 
 Result<net::Response> GrinClient::Send(net::Request request, std::vector<net::Response>* hops) {
+  return SendWatched(std::move(request), nullptr, hops);
+}
+
+Result<net::Response> GrinClient::SendWatched(
+    net::Request request, const std::function<void(net::RequestId)>& on_submit,
+    std::vector<net::Response>* hops) {
   bool refreshed = false;
   int redirects = 0;
   for (int round = 0; round < options_.max_redirects + 3; ++round) {
@@ -116,7 +126,12 @@ Result<net::Response> GrinClient::Send(net::Request request, std::vector<net::Re
     net::Request attempt = request;
     if (tokens_) SetHeader(&attempt.headers, "Authorization", "Bearer " + token);
     AttachAuth(&attempt);
-    net::Response r = transport_->SubmitFuture(std::move(attempt)).get();
+    auto promise = std::make_shared<std::promise<net::Response>>();
+    std::future<net::Response> done = promise->get_future();
+    const net::RequestId id = transport_->Submit(
+        std::move(attempt), [promise](net::Response resp) { promise->set_value(std::move(resp)); });
+    if (on_submit) on_submit(id);
+    net::Response r = done.get();
     if (hops) hops->push_back(r);
     if (!r.transport_status.ok()) {
       return r.transport_status.WithContext("GRIN " + PageName(request.url));
@@ -253,33 +268,193 @@ Status GrinClient::ForEachListPage(const std::string& first_url,
   }
 }
 
+namespace {
+
+// The body of a streamed text list between the transport thread (Write, on each chunk) and the
+// reading thread (Next): complete lines wait in a queue of at most `cap` bytes; beyond it the
+// transfer is paused until the reader has taken them (then Resume). Only the first kHeadBytes of
+// the body are kept, to recognise GRIN's "unavailable" page.
+class TextStream {
+ public:
+  static constexpr size_t kHeadBytes = 64 << 10;
+  TextStream(net::Transport* transport, size_t cap, size_t max_line)
+      : transport_(transport), cap_(cap), max_line_(max_line), splitter_(SplitterFn()) {}
+
+  // Transport thread.
+  size_t Write(const char* data, size_t len) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stop_) return net::kBodyAbort;
+    if (queued_bytes_ >= cap_) {
+      paused_ = true;
+      return net::kBodyPause;
+    }
+    if (head_.size() < kHeadBytes) head_.append(data, std::min(len, kHeadBytes - head_.size()));
+    bytes_ += static_cast<int64_t>(len);
+    Status s = splitter_.Feed(data, len);
+    if (s.ok() && splitter_.partial_size() > max_line_) {
+      s = Status::DataLoss("a line longer than " + std::to_string(max_line_) + " bytes");
+    }
+    if (!s.ok()) {
+      error_ = s;
+      stop_ = true;
+      return net::kBodyAbort;
+    }
+    cv_.notify_one();
+    return len;
+  }
+  // Transport thread, before a retry: the body starts again. The lines already received are
+  // not delivered twice: the retried body's first lines, as many as were received before, are
+  // skipped (GRIN sends a list in the same order each time).
+  bool Rewind() {
+    std::lock_guard<std::mutex> l(mu_);
+    splitter_ = LineSplitter(SplitterFn());
+    head_.clear();
+    skip_ = std::max(skip_, emitted_);
+    emitted_ = 0;
+    return true;
+  }
+  void OnSubmit(net::RequestId id) {
+    std::lock_guard<std::mutex> l(mu_);
+    id_ = id;
+    cv_.notify_one();  // a transfer paused before its id was known can be resumed now
+  }
+  // The request completed (any outcome); the last partial line is a line if it went well.
+  void Finish(bool ok) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (ok && !stop_) {
+      Status s = splitter_.Finish();
+      if (!s.ok()) error_ = s;
+    }
+    done_ = true;
+    cv_.notify_one();
+  }
+  // Reader: moves the lines received so far into *out (waiting for some); false once the
+  // transfer is over and every line was taken.
+  bool Next(std::deque<std::string>* out) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return !queue_.empty() || done_ || (paused_ && id_ != 0); });
+    if (queue_.empty() && done_) return false;
+    out->clear();
+    out->swap(queue_);
+    queued_bytes_ = 0;
+    if (paused_ && id_ != 0) {
+      paused_ = false;
+      const net::RequestId id = id_;
+      l.unlock();
+      transport_->Resume(id);
+    }
+    return true;
+  }
+  // Reader: stop the transfer (fn failed).
+  void Stop() {
+    net::RequestId id;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+      id = id_;
+      paused_ = false;
+    }
+    if (id != 0) transport_->Cancel(id);
+  }
+  Status error() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return error_;
+  }
+  std::string head() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return head_;
+  }
+  int64_t bytes() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return bytes_;
+  }
+
+ private:
+  LineSplitter::LineFn SplitterFn() {
+    return [this](std::string_view line) {
+      if (emitted_++ < skip_) return Status::Ok();
+      queued_bytes_ += line.size() + 32;
+      queue_.emplace_back(line);
+      return Status::Ok();
+    };
+  }
+
+  net::Transport* const transport_;
+  const size_t cap_;
+  const size_t max_line_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  LineSplitter splitter_;
+  std::deque<std::string> queue_;
+  size_t queued_bytes_ = 0;
+  std::string head_;
+  int64_t bytes_ = 0;
+  int64_t emitted_ = 0;  // lines split from the body in this attempt
+  int64_t skip_ = 0;     // lines received by earlier attempts
+  net::RequestId id_ = 0;
+  bool paused_ = false;
+  bool stop_ = false;
+  bool done_ = false;
+  Status error_;
+};
+
+}  // namespace
+
 Status GrinClient::ForEachTextLine(std::string_view list, std::string_view extra_query,
                                    const std::function<Status(const std::string&)>& fn,
                                    int64_t* ignored) {
   net::Request req;
   req.url = DirectoryUrl() + "_" + std::string(list) + "?format=text";
   if (!extra_query.empty()) req.url += "&" + std::string(extra_query);
-  req.sink = net::ResponseSink::Memory(options_.max_page_bytes);
   req.label = "grin.text_list";
   MakePatient(&req, /*list=*/true);
   const std::string what = PageName(req.url);
-  GRIN_ASSIGN_OR_RETURN(net::Response r, Send(std::move(req)));
-  if (r.http_status != 200) return r.ToStatus().WithContext("GRIN " + what);
-  GRIN_RETURN_IF_ERROR(CheckUnavailablePage(r, what));
+  // Streamed: the body is split into lines as it arrives and never held whole, so a list of
+  // millions of lines costs a bounded buffer, however slowly GRIN sends it.
+  auto stream = std::make_shared<TextStream>(
+      transport_, static_cast<size_t>(options_.text_list_buffer_bytes),
+      static_cast<size_t>(std::max<int64_t>(options_.max_page_bytes, 1)));
+  req.sink = net::ResponseSink::Callback(
+      [stream](const char* data, size_t len) { return stream->Write(data, len); },
+      [stream] { return stream->Rewind(); });
+  auto sent = std::async(std::launch::async, [this, stream, r = std::move(req)]() mutable {
+    Result<net::Response> out =
+        SendWatched(std::move(r), [stream](net::RequestId id) { stream->OnSubmit(id); });
+    stream->Finish(out.ok() && out->transport_status.ok() && out->http_status == 200);
+    return out;
+  });
+
   const std::string dir = options_.directory;
   int64_t skipped = 0;
   std::string first_skipped;
-  LineSplitter lines([&](std::string_view line) {
-    std::string bc = BarcodeOfListEntry(list, line, dir);
-    if (bc.empty()) {
-      if (skipped++ == 0) first_skipped = std::string(line.substr(0, 120));
-      return Status::Ok();
+  Status fn_status;
+  std::deque<std::string> lines;
+  while (stream->Next(&lines)) {
+    if (!fn_status.ok()) continue;  // drain until the cancelled transfer completes
+    for (const std::string& line : lines) {
+      std::string bc = BarcodeOfListEntry(list, line, dir);
+      if (bc.empty()) {
+        if (skipped++ == 0) first_skipped = line.substr(0, 120);
+        continue;
+      }
+      fn_status = fn(bc);
+      if (!fn_status.ok()) {
+        stream->Stop();
+        break;
+      }
     }
-    return fn(bc);
-  });
-  Status s = lines.Feed(r.body.data(), r.body.size());
-  if (s.ok()) s = lines.Finish();
+  }
+  Result<net::Response> r = sent.get();
   if (ignored) *ignored = skipped;
+  if (!fn_status.ok()) return fn_status;
+  if (!stream->error().ok()) return stream->error().WithContext("GRIN " + what);
+  if (!r.ok()) return r.status();
+  if (r->http_status != 200) return r->ToStatus().WithContext("GRIN " + what);
+  if (!r->transport_status.ok()) return r->transport_status.WithContext("GRIN " + what);
+  net::Response head;
+  head.http_status = 200;
+  head.body = stream->head();
+  GRIN_RETURN_IF_ERROR(CheckUnavailablePage(head, what));
   if (skipped > 0) {
     logger_->Log(LogLevel::kWarning, "grin.text_list.lines_ignored",
                  {{"list", "_" + std::string(list)},
@@ -288,7 +463,7 @@ Status GrinClient::ForEachTextLine(std::string_view list, std::string_view extra
                   {"note", list == "converted" ? "lines without .tar.gz.gpg are not archives"
                                                : "lines without a barcode"}});
   }
-  return s;
+  return Status::Ok();
 }
 
 std::vector<std::vector<std::string>> GrinClient::SplitForSearch(

@@ -44,7 +44,11 @@ struct ClientOptions {
   std::string directory;           // e.g. "Harvard"; case-sensitive
   size_t max_url_length = 7'500;   // _barcode_search / _process URLs
   int max_redirects = 5;
-  int64_t max_page_bytes = 512LL << 20;  // a list page larger than this is refused
+  int64_t max_page_bytes = 512LL << 20;  // an HTML list page (or a text-list line) larger than
+                                         // this is refused
+  // Text lists are streamed, never held whole: at most this many bytes of received lines wait
+  // for the reader before the transfer is paused.
+  int64_t text_list_buffer_bytes = 4LL << 20;
   Logger* logger = nullptr;
   // Patience with GRIN's rate limiting (grin-protocol.md §9): list pages and text lists, the
   // directory probe, _barcode_search and _process are retried on 429 / 503 (honouring
@@ -139,6 +143,12 @@ class GrinClient {
   // (BarcodeOfListEntry). Lines that are not entries (in _converted: lines without
   // ".tar.gz.gpg") are ignored and counted into *ignored, with one warning per call
   // ("grin.text_list.lines_ignored", count and the first such line).
+  // The body is streamed: lines are read as they arrive (memory bounded by
+  // text_list_buffer_bytes, whatever the list's length) and fn runs on the calling thread while
+  // the transfer goes on. A list request has the list low-speed window, so a reply slow to start
+  // or arriving in bursts is waited for. fn returning an error stops the transfer and is returned.
+  // A broken transfer is retried (options().patience) and goes on after the lines already read,
+  // so each line is delivered once as long as GRIN sends the list in the same order.
   Status ForEachTextLine(std::string_view list, std::string_view extra_query,
                          const std::function<Status(const std::string& barcode)>& fn,
                          int64_t* ignored = nullptr);
@@ -180,6 +190,10 @@ class GrinClient {
   Result<net::Response> Send(net::Request request, std::vector<net::Response>* hops = nullptr);
 
  private:
+  // Send, calling on_submit (if set) with the transport's id of each request it submits.
+  Result<net::Response> SendWatched(net::Request request,
+                                    const std::function<void(net::RequestId)>& on_submit,
+                                    std::vector<net::Response>* hops = nullptr);
   void AttachAuth(net::Request* request) const;
   // Marks a request to a list, the probe or _barcode_search as patient (see ClientOptions).
   void MakePatient(net::Request* request, bool list) const;

@@ -28,6 +28,8 @@ class LineSplitter {
   explicit LineSplitter(LineFn fn) : fn_(std::move(fn)) {}
   Status Feed(const char* data, size_t len);
   Status Finish();
+  // Bytes of the line not finished yet (held until its end arrives).
+  size_t partial_size() const { return partial_.size(); }
 
  private:
   Status Emit(std::string_view line);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <future>
 #include <set>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace grin::grin_client {
@@ -159,9 +160,26 @@ Result<EnrichStats> EnrichBooks(GrinClient& client, BookCatalog& catalog,
   while (options.limit == 0 || stats.asked < options.limit) {
     int want = options.db_batch;
     if (options.limit > 0) want = static_cast<int>(std::min<int64_t>(want, options.limit - stats.asked));
-    GRIN_ASSIGN_OR_RETURN(std::vector<std::string> pending, catalog.PendingEnrichment(after, want));
-    if (pending.empty()) break;
-    after = pending.back();
+    BookCatalog::EnrichSelection selection;
+    selection.refresh = options.refresh;
+    selection.refresh_before = options.refresh_before;
+    GRIN_ASSIGN_OR_RETURN(std::vector<BookCatalog::EnrichCandidate> candidates,
+                          catalog.EnrichmentCandidates(after, want, selection));
+    if (candidates.empty()) break;
+    after = candidates.back().barcode;
+    std::vector<std::string> pending;
+    std::unordered_map<std::string, BookCatalog::EnrichKind> kind;
+    pending.reserve(candidates.size());
+    for (auto& c : candidates) {
+      if (c.kind == BookCatalog::EnrichKind::kRefresh) ++stats.refresh_asked;
+      if (c.kind == BookCatalog::EnrichKind::kMissingAgain) ++stats.missing_asked;
+      if (c.kind != BookCatalog::EnrichKind::kNew) kind[c.barcode] = c.kind;
+      pending.push_back(std::move(c.barcode));
+    }
+    auto kind_of = [&kind](const std::string& bc) {
+      auto it = kind.find(bc);
+      return it == kind.end() ? BookCatalog::EnrichKind::kNew : it->second;
+    };
     stats.asked += static_cast<int64_t>(pending.size());
     auto groups = client.SplitForSearch(pending);
     Status fatal;
@@ -190,6 +208,14 @@ Result<EnrichStats> EnrichBooks(GrinClient& client, BookCatalog& catalog,
         found.reserve(r->found.size());
         for (auto& row : r->found) found.push_back(EnrichedBook{row.barcode, std::move(row.columns)});
         GRIN_RETURN_IF_ERROR(catalog.ApplyEnrichment(found, r->missing));
+        for (const auto& b : found) {
+          const auto bk = kind_of(b.barcode);
+          if (bk == BookCatalog::EnrichKind::kRefresh) ++stats.refreshed;
+          if (bk == BookCatalog::EnrichKind::kMissingAgain) ++stats.missing_found;
+        }
+        for (const auto& bc : r->missing) {
+          if (kind_of(bc) == BookCatalog::EnrichKind::kMissingAgain) ++stats.still_missing;
+        }
         stats.found += static_cast<int64_t>(found.size());
         stats.missing += static_cast<int64_t>(r->missing.size());
         stats.skipped_rows += r->skipped_rows;

@@ -6,8 +6,9 @@
 //                       together with the resume cursor, so an interrupted collect resumes at the
 //                       first page not written and a malformed page writes nothing.
 //   EnrichBooks         _barcode_search in URL-bounded groups, `concurrency` at a time; found rows
-//                       update books, missing barcodes are marked missing, failed groups are
-//                       recorded as failed attempts and stay pending (retried next run).
+//                       update books, missing barcodes are marked missing (asked again later,
+//                       with backoff), failed groups are recorded as failed attempts and stay
+//                       pending (retried next run); with refresh, enriched books are asked again.
 //   RequestConversions  _process in batches for candidates not already in _in_process, within
 //                       the queue's free space (50,000 - in process); 429 = queue full: stop.
 //                       Books never sent go first, unanswered ones after them; unknown refusals
@@ -61,6 +62,11 @@ struct EnrichOptions {
   int db_batch = 6'000;   // barcodes read from the catalog per round
   int concurrency = 5;    // _barcode_search requests in flight
   int64_t limit = 0;      // stop after this many barcodes (0 = all pending)
+  // Ask again about books already enriched (GRIN's state and viewability change): those
+  // enriched at or before refresh_before (ISO 8601 UTC; "" = all of them). Missing books last
+  // asked at or before it are asked too, whatever their backoff.
+  bool refresh = false;
+  std::string refresh_before;
   // Also read GRIN's _failed list (HTML) and keep each failed book's Convert Failed Date, Info
   // and Detailed Info in books (BookCatalog::ReplaceConvertFailures). A failure to read it is
   // warned about and counted, never fatal to the enrichment.
@@ -75,6 +81,14 @@ struct EnrichStats {
   int64_t requests = 0;
   int64_t skipped_rows = 0;  // reply rows without a barcode (warned about by the client)
   int64_t convert_failures = -1;  // known books listed in _failed (-1: not read)
+  // Of `asked`: books enriched before and asked again (--refresh), and how many GRIN answered.
+  int64_t refresh_asked = 0;
+  int64_t refreshed = 0;
+  // Of `asked`: books GRIN did not know before, asked again (backoff due, or --refresh); how
+  // many it knows now, and how many it still does not.
+  int64_t missing_asked = 0;
+  int64_t missing_found = 0;
+  int64_t still_missing = 0;
 };
 Result<EnrichStats> EnrichBooks(GrinClient& client, BookCatalog& catalog,
                                 const EnrichOptions& options, Logger* logger = nullptr);

@@ -148,11 +148,41 @@ BookRecord Corpus::Get(int64_t i) const {
       if (b.state == "PREVIOUSLY_DOWNLOADED") b.downloaded = b.ocr + 86400 * 30;
       break;
   }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto it = overrides_.find(i); it != overrides_.end()) {
+      if (!it->second.state.empty()) b.state = it->second.state;
+      if (!it->second.viewability.empty()) b.viewability = it->second.viewability;
+    }
+  }
   if (b.status == ConvertStatus::kFailed) {
     b.failed_info = "Conversion failed";
     b.failed_detail = "Missing page images " + std::to_string(1 + Hash(i, 34) % 200);
   }
   return b;
+}
+
+bool Corpus::SetSearchOverride(int64_t index, const std::string& state,
+                               const std::string& viewability) {
+  if (index < 0 || index >= options_.size) return false;
+  std::lock_guard<std::mutex> l(mu_);
+  Override& o = overrides_[index];
+  o.state = state;
+  o.viewability = viewability;
+  return true;
+}
+
+bool Corpus::SetUnknownToSearch(int64_t index, bool unknown) {
+  if (index < 0 || index >= options_.size) return false;
+  std::lock_guard<std::mutex> l(mu_);
+  overrides_[index].unknown = unknown;
+  return true;
+}
+
+bool Corpus::UnknownToSearch(int64_t index) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = overrides_.find(index);
+  return it != overrides_.end() && it->second.unknown;
 }
 
 void Corpus::RebuildListsLocked() {

@@ -13,6 +13,7 @@
 // Thread safety: every method may be called from any thread; one mutex guards mutable state.
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -100,6 +101,14 @@ class Corpus {
   // Admin: sets a status directly.
   bool SetStatus(int64_t index, ConvertStatus s, int64_t now_s);
 
+  // Admin: what _barcode_search says of book `index` from now on (issue 16 item 9: enrichment goes
+  // stale). A non-empty state or viewability replaces the generated one (in every reply that
+  // shows it); unknown = true makes _barcode_search leave the book out, as GRIN does for a
+  // barcode it does not know (false brings it back). False if the index is unknown.
+  bool SetSearchOverride(int64_t index, const std::string& state, const std::string& viewability);
+  bool SetUnknownToSearch(int64_t index, bool unknown);
+  bool UnknownToSearch(int64_t index) const;
+
   // Seconds since the epoch of a deterministic pseudo-random value; exposed for the archive
   // builder, which needs the same per-book randomness.
   uint64_t Hash(int64_t index, uint64_t salt) const;
@@ -119,6 +128,11 @@ class Corpus {
 
   mutable std::mutex mu_;
   std::vector<Dyn> dyn_;
+  struct Override {
+    std::string state, viewability;
+    bool unknown = false;
+  };
+  std::map<int64_t, Override> overrides_;
   std::vector<uint32_t> lists_[kConvertStatusCount];
   int64_t counts_[kConvertStatusCount] = {0, 0, 0, 0, 0};
   bool lists_dirty_ = true;

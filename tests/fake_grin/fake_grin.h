@@ -96,6 +96,13 @@ struct FakeGrinOptions {
   bool search_empty_barcode_row = false;     // _barcode_search: an extra row with an empty Barcode
   bool converted_junk_lines = false;  // _converted?format=text: a header line, a bare barcode,
                                       // markup and a totals line among the file names
+  // A very large, slow _converted?format=text (off by default): when > 0, the text list is this
+  // many synthetic lines "SYN<9 digits>.tar.gz.gpg" (not books of the corpus), sent chunked in
+  // bursts of synthetic_converted_burst lines, each burst (the first too) after
+  // synthetic_converted_pause_ms of silence (a GRIN that thinks, then sends).
+  int64_t synthetic_converted_lines = 0;
+  int64_t synthetic_converted_burst = 250'000;
+  int synthetic_converted_pause_ms = 0;
   // _process replies (all off by default):
   std::map<std::string, std::string> process_refusals;  // barcode -> GRIN's refusal text; the
                                                         // book is not queued

@@ -1,6 +1,7 @@
 // FakeGrinServer: the GRIN endpoints (grin-protocol.md §12.4).
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -133,6 +134,49 @@ void FakeGrinServer::Impl::HandleProbe(RequestCtx& c) {
   c.res.set_content(body, c.req.get_param_value("format") == "text" ? "text/plain" : "text/html");
 }
 
+static std::string SyntheticConvertedBarcode(int64_t i) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "SYN%09lld", static_cast<long long>(i));
+  return buf;
+}
+
+void FakeGrinServer::Impl::ServeSyntheticConverted(RequestCtx& c) {
+  const int64_t total = opt.synthetic_converted_lines;
+  const int64_t burst = std::max<int64_t>(1, opt.synthetic_converted_burst);
+  const int pause_ms = opt.synthetic_converted_pause_ms;
+  const std::string eol = Eol();
+  // The provider is called again after each write; `next` is the next line to send. A
+  // "truncate" fault closes the connection once at_byte bytes were sent (no final chunk).
+  auto next = std::make_shared<int64_t>(0);
+  const FaultRule* cut = c.Fired("truncate");
+  const int64_t cut_at = cut ? cut->at_byte : -1;
+  c.res.set_chunked_content_provider(
+      "text/plain; charset=utf-8",
+      [this, total, burst, pause_ms, eol, next, cut_at](size_t offset, httplib::DataSink& sink) {
+        if (cut_at >= 0 && static_cast<int64_t>(offset) >= cut_at) return false;
+        if (*next >= total) {
+          sink.done();
+          return true;
+        }
+        if (*next % burst == 0 && pause_ms > 0) {  // silence before every burst, the first too
+          std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+        }
+        // Up to 4,096 lines per write, never across a burst boundary.
+        const int64_t end = std::min({total, *next + 4'096, (*next / burst + 1) * burst});
+        std::string chunk;
+        chunk.reserve(static_cast<size_t>(end - *next) * 24);
+        for (int64_t i = *next; i < end; ++i) {
+          chunk += SyntheticConvertedBarcode(i) + ".tar.gz.gpg" + eol;
+        }
+        *next = end;
+        {
+          std::lock_guard<std::mutex> l(stats_mu);
+          stats.bytes_served += static_cast<int64_t>(chunk.size());
+        }
+        return sink.write(chunk.data(), chunk.size());
+      });
+}
+
 void FakeGrinServer::Impl::HandleList(RequestCtx& c) {
   Corpus* corpus = corpora[c.dir].get();
   const auto& q = c.req;
@@ -178,6 +222,10 @@ void FakeGrinServer::Impl::HandleList(RequestCtx& c) {
     return;
   }
 
+  if (text && kind == "converted" && opt.synthetic_converted_lines > 0) {
+    ServeSyntheticConverted(c);
+    return;
+  }
   if (text) {
     std::string body;
     body.reserve(idx.size() * 24);
@@ -336,7 +384,7 @@ void FakeGrinServer::Impl::HandleBarcodeSearch(RequestCtx& c) {
       ++BarcodeLocked(c.dir, up).searched;
     }
     auto idx = corpus->IndexOf(up);
-    if (!idx) continue;  // unknown barcodes are simply absent
+    if (!idx || corpus->UnknownToSearch(*idx)) continue;  // unknown barcodes are simply absent
     BookRecord b = corpus->Get(*idx);
     for (size_t k = 0; k < cols.size(); ++k) {
       if (k) body += '\t';

@@ -62,6 +62,7 @@ class FakeGrinServer::Impl {
   // handlers.cc
   void HandleProbe(RequestCtx& c);
   void HandleList(RequestCtx& c);
+  void ServeSyntheticConverted(RequestCtx& c);  // synthetic_converted_lines
   void HandleBarcodeSearch(RequestCtx& c);
   void HandleMonthlyReport(RequestCtx& c);
   void HandleProcess(RequestCtx& c);
