@@ -109,7 +109,7 @@ void WriteFile(const std::string& path, const std::string& data) {
   std::ofstream(path, std::ios::binary) << data;
 }
 
-int MakeLocal(const std::string& run, const std::string& storage_dir, int64_t n) {
+int MakeLocal(const std::string& storage_dir, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     std::string b = Barcode(i), body = Body(i), d = Sha(body);
     fs::create_directories(storage_dir + "/raw/" + b);
@@ -224,7 +224,7 @@ int main(int argc, char** argv) {
     double t0 = Now();
     if (MakeState(a[1], std::stoll(a[3])) != 0) return 1;
     double t1 = Now();
-    if (MakeLocal(a[1], a[2], std::stoll(a[3])) != 0) return 1;
+    if (MakeLocal(a[2], std::stoll(a[3])) != 0) return 1;
     std::printf("made %s books: state %.1f s, objects %.1f s\n", a[3].c_str(), t1 - t0, Now() - t1);
     return 0;
   }
