@@ -9,6 +9,7 @@
 //   3  the run is in use by another process (its lock is held)
 //   4  the run's database cannot be used (missing, corrupt, newer schema, unwritable)
 //   5  the run finished but some selected books ended dead, or a queue could not be listed
+//   6  verify: some done book's storage does not match its state (run with --requeue, then sync)
 //   130  sync was interrupted (Ctrl-C) before every selected book was done
 
 #include <ostream>
@@ -25,6 +26,10 @@ inline constexpr int kExitDatabase = 4;
 // The run finished, but some selected books ended dead (failed for good) or a queue could not
 // be listed: the operator has books to look at (`grin-jobs status`, `retry`).
 inline constexpr int kExitBooksFailed = 5;
+// verify found a done book whose storage does not match its state (a raw archive missing, of
+// the wrong size or digest; an OCR object or MARC columns missing): `verify --requeue`, then
+// `sync`, redoes them. Unknown objects and litter alone do not make it fail.
+inline constexpr int kExitVerifyMismatch = 6;
 // sync was interrupted (Ctrl-C) before every selected book was done: rerun to continue.
 inline constexpr int kExitInterrupted = 130;
 

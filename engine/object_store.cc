@@ -199,17 +199,26 @@ Result<PutResult> ObjectStore::Upload(const std::string& bucket, const std::stri
   return first_error.WithContext("multipart upload of " + key);
 }
 
-Result<std::vector<ObjectInfo>> ObjectStore::ListAll(const std::string& bucket,
-                                                     const std::string& prefix) {
-  std::vector<ObjectInfo> all;
+Status ObjectStore::ForEachObject(const std::string& bucket, const std::string& prefix,
+                                  const std::function<Status(const ObjectInfo&)>& fn) {
   std::string token;
   for (;;) {
     GRIN_ASSIGN_OR_RETURN(ListPage page, List(bucket, prefix, token, 1000));
-    for (auto& o : page.objects) all.push_back(std::move(o));
+    for (const auto& o : page.objects) GRIN_RETURN_IF_ERROR(fn(o));
     if (page.next_token.empty()) break;
     if (page.next_token == token) return Status::Internal("list: continuation token repeated");
     token = page.next_token;
   }
+  return Status::Ok();
+}
+
+Result<std::vector<ObjectInfo>> ObjectStore::ListAll(const std::string& bucket,
+                                                     const std::string& prefix) {
+  std::vector<ObjectInfo> all;
+  GRIN_RETURN_IF_ERROR(ForEachObject(bucket, prefix, [&all](const ObjectInfo& o) {
+    all.push_back(o);
+    return Status::Ok();
+  }));
   return all;
 }
 

@@ -308,7 +308,15 @@ class ObjectStore {
     return std::vector<PendingUpload>{};
   }
 
-  // Lists every key under prefix, following continuation tokens.
+  // Calls fn for every object under prefix, in key order, as List() describes them (key, size,
+  // ETag; no user metadata), and stops at fn's first error, which it returns. The default follows
+  // List()'s continuation tokens (one request per 1,000 keys on S3); a store that can list
+  // everything in one pass (the local folder, whose List() walks the whole bucket per page)
+  // overrides it. Verification and inventories of a million objects use this.
+  virtual Status ForEachObject(const std::string& bucket, const std::string& prefix,
+                               const std::function<Status(const ObjectInfo&)>& fn);
+
+  // Lists every key under prefix (ForEachObject into a vector).
   Result<std::vector<ObjectInfo>> ListAll(const std::string& bucket, const std::string& prefix);
 };
 

@@ -529,6 +529,45 @@ Result<ListPage> LocalObjectStore::List(const std::string& bucket, const std::st
   return page;
 }
 
+Status LocalObjectStore::ForEachObject(const std::string& bucket, const std::string& prefix,
+                                       const std::function<Status(const ObjectInfo&)>& fn) {
+  GRIN_ASSIGN_OR_RETURN(std::string dir, BucketPath(bucket));
+  if (!fs::is_directory(dir)) return Status::NotFound("no such bucket: " + bucket);
+  // Only the folder the prefix reaches into is walked: prefix up to its last '/'.
+  size_t slash = prefix.rfind('/');
+  std::string within = slash == std::string::npos ? "" : prefix.substr(0, slash);
+  std::string root = within.empty() ? dir : dir + "/" + within;
+  if (!within.empty()) {
+    GRIN_RETURN_IF_ERROR(ValidateObjectKey(within));
+    if (!fs::is_directory(root)) return Status::Ok();
+  }
+  std::vector<std::string> keys;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    std::error_code fec;
+    if (!it->is_regular_file(fec)) continue;
+    std::string name = it->path().filename().string();
+    if (name.rfind(kReservedPrefix, 0) == 0 || EndsWith(name, kMetaSuffix)) continue;
+    std::string key = it->path().string().substr(dir.size() + 1);
+    if (key.compare(0, prefix.size(), prefix) != 0) continue;
+    keys.push_back(std::move(key));
+  }
+  if (ec) return Status::Internal("list " + bucket + ": " + ec.message());
+  std::sort(keys.begin(), keys.end());
+  for (const std::string& key : keys) {
+    std::string path = dir + "/" + key;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) continue;  // deleted meanwhile
+    auto meta = ReadMeta(path);
+    ObjectInfo info = InfoFrom(key, static_cast<uint64_t>(st.st_size),
+                               meta.ok() ? *meta : nlohmann::json::object(), st);
+    info.metadata.clear();
+    GRIN_RETURN_IF_ERROR(fn(info));
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<DeleteFailure>> LocalObjectStore::DeleteMany(
     const std::string& bucket, const std::vector<std::string>& keys) {
   GRIN_ASSIGN_OR_RETURN(std::string dir, BucketPath(bucket));

@@ -43,6 +43,9 @@ class LocalObjectStore final : public ObjectStore {
                          std::optional<ByteRange> range = {}) override;
   Result<ListPage> List(const std::string& bucket, const std::string& prefix,
                         const std::string& token, int max_keys = 1000) override;
+  // One walk of the folders under prefix (List() walks the whole bucket for every page).
+  Status ForEachObject(const std::string& bucket, const std::string& prefix,
+                       const std::function<Status(const ObjectInfo&)>& fn) override;
   Result<std::vector<DeleteFailure>> DeleteMany(const std::string& bucket,
                                                 const std::vector<std::string>& keys) override;
   Result<std::string> BeginMultipart(const std::string& bucket, const std::string& key,

@@ -309,8 +309,6 @@ struct SyncPipeline::Impl {
   // At the start: removes staging files no job will resume (see SyncOptions::job_view), OCR
   // spill files, and abandoned temporary objects in the raw and full buckets.
   void RemoveLitter();
-  // Aborts multipart uploads of raw archives that no job of this run will resume.
-  int64_t AbortAbandonedUploads();
 
   // --- the worker loop ---
 
