@@ -80,7 +80,7 @@ Result<OpenedStore> OpenStore(const cxxopts::ParseResult& p) {
   OpenedStore out;
   if (JsonString(cfg, "type") != "local") {
     net::TransportOptions to;
-    to.ca_file = JsonString(cfg, "ca_file");
+    to.ca_file = StorageCaFile(cfg);  // --ca-file, else AWS_CA_BUNDLE, else ~/.aws/config
     GRIN_ASSIGN_OR_RETURN(out.transport, net::CurlTransport::Create(to));
   }
   GRIN_ASSIGN_OR_RETURN(OpenedObjectStore opened, OpenObjectStore(cfg, out.transport.get()));
