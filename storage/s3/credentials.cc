@@ -133,11 +133,13 @@ Result<ResolvedCredentials> ResolveCredentials(const CredentialRequest& request,
   std::string shared = env("AWS_SHARED_CREDENTIALS_FILE").value_or("");
   auto home = env("HOME");
   if (shared.empty() && home) shared = *home + "/.aws/credentials";
+  Status shared_error;  // the credentials file exists but lacks the profile
   if (!shared.empty()) {
     auto r = from_file(shared, false);
     if (r.ok()) return r;
     // The file exists and holds the profile, but without both keys: say so.
     if (r.status().code() != StatusCode::kNotFound && !request.r2) return r;
+    if (r.status().message().find("cannot read") == std::string::npos) shared_error = r.status();
   }
   // botocore also reads keys from the config file's profile.
   std::string config = env("AWS_CONFIG_FILE").value_or("");
@@ -154,6 +156,7 @@ Result<ResolvedCredentials> ResolveCredentials(const CredentialRequest& request,
     auto r = from_file(*home + "/.config/grin-transfer/r2_credentials.json", true);
     if (r.ok()) return r;
   }
+  if (!shared_error.ok() && !request.r2) return shared_error;
   return Status::NotFound(
       "no S3 credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, pass --credentials-file, "
       "or create ~/.aws/credentials");

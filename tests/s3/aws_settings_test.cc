@@ -136,6 +136,27 @@ TEST_CASE("region, endpoint, addressing and CA: run config > env > ~/.aws/config
   CHECK_FALSE(r->path_style);
 }
 
+TEST_CASE("keys in the ~/.aws/config profile are found when ~/.aws/credentials lacks them") {
+  TempDir home;
+  std::filesystem::create_directories(home.path() / ".aws");
+  WriteFile(home.path() / ".aws/config",
+            "[profile cfg]\nregion = eu-north-1\naws_access_key_id = AKIDCONFIGFILE01\n"
+            "aws_secret_access_key = config-secret\n");
+  WriteFile(home.path() / ".aws/credentials", "[other]\naws_access_key_id = X\n"
+                                              "aws_secret_access_key = Y\n");
+  auto env = Env({{"HOME", home.path().string()}, {"AWS_PROFILE", "cfg"}});
+  auto c = s3::ResolveCredentials(s3::CredentialRequest{}, env);
+  REQUIRE_MESSAGE(c.ok(), c.status().ToString());
+  CHECK(c->credentials.access_key_id == "AKIDCONFIGFILE01");
+  CHECK(c->source.find(".aws/config") != std::string::npos);
+  // The credentials file's profile, when it has one, comes first.
+  WriteFile(home.path() / ".aws/credentials", "[cfg]\naws_access_key_id = AKIDCREDFILE0001\n"
+                                              "aws_secret_access_key = Y\n");
+  c = s3::ResolveCredentials(s3::CredentialRequest{}, env);
+  REQUIRE(c.ok());
+  CHECK(c->credentials.access_key_id == "AKIDCREDFILE0001");
+}
+
 TEST_CASE("path style is chosen for IP-address and localhost endpoints, as botocore does") {
   auto style = [](nlohmann::json cfg) {
     auto r = ResolveStorage(cfg, Env({}));
