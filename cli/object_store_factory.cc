@@ -126,6 +126,32 @@ const std::vector<std::string>& StorageConfigKeys() {
   return keys;
 }
 
+Status CheckStorageValue(const std::string& key, const std::string& value) {
+  const auto& keys = StorageConfigKeys();
+  if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
+    std::string all;
+    for (const auto& k : keys) all += (all.empty() ? "" : ", ") + k;
+    return Status::InvalidArgument("storage setting '" + key.substr(0, 100) +
+                                   "' is unknown; use one of " + all);
+  }
+  if (key == "path_style") {
+    auto r = Addressing(nlohmann::json{{"path_style", value}}, s3::AwsProfileConfig{});
+    if (!r.ok()) {
+      return Status::InvalidArgument("path_style '" + value.substr(0, 50) +
+                                     "': use true, false or auto");
+    }
+  }
+  if (key == "endpoint_url") {
+    auto ep = s3::ParseEndpoint(value);
+    if (!ep.ok()) {
+      return Status::InvalidArgument("endpoint_url '" + value.substr(0, 200) +
+                                     "': use http(s)://host[:port], e.g. "
+                                     "https://<account>.r2.cloudflarestorage.com");
+    }
+  }
+  return Status::Ok();
+}
+
 std::string StorageConfigHelp() {
   std::string out;
   for (const auto& e : kKeys) {

@@ -40,6 +40,11 @@ namespace grin::cli {
 // is refused by init/config. The one list: keep it in step with ResolveStorage.
 const std::vector<std::string>& StorageConfigKeys();
 
+// Checks one storage setting's value as `init --storage-config KEY=VALUE` (or `config set`) gives
+// it: an unknown key, a path_style other than true/false/auto, an endpoint_url that is not
+// http(s)://host[:port][/]: kInvalidArgument naming the key, the value and what is allowed.
+Status CheckStorageValue(const std::string& key, const std::string& value);
+
 // One line per key for `init --help`: "endpoint_url: ..., path_style: true|false|auto ...".
 std::string StorageConfigHelp();
 

@@ -40,6 +40,10 @@ Status CheckInitValues(const cxxopts::ParseResult& parsed) {
     return Status::InvalidArgument("--grin-base-url '" + url.substr(0, 200) +
                                    "': use an http:// or https:// URL");
   }
+  if (parsed.count("endpoint-url")) {
+    Status e = CheckStorageValue("endpoint_url", parsed["endpoint-url"].as<std::string>());
+    if (!e.ok()) return Status::InvalidArgument("--endpoint-url: " + e.message());
+  }
   if (parsed.count("storage-config") == 0) return Status::Ok();
   std::set<std::string> seen;
   for (const auto& kv : parsed["storage-config"].as<std::vector<std::string>>()) {
@@ -56,6 +60,8 @@ Status CheckInitValues(const cxxopts::ParseResult& parsed) {
       return Status::InvalidArgument("--storage-config '" + kv.substr(0, 200) +
                                      "': unknown key '" + key + "'; use one of " + keys);
     }
+    Status value_ok = CheckStorageValue(key, kv.substr(eq + 1));
+    if (!value_ok.ok()) return Status::InvalidArgument("--storage-config " + value_ok.message());
     if (!seen.insert(key).second) {
       return Status::InvalidArgument("--storage-config " + key + " is given twice; give it once");
     }

@@ -194,6 +194,18 @@ TEST_CASE("the storage keys live in one list, path_style among them, each with i
     CHECK(StorageConfigHelp().find(std::string(k) + ": ") != std::string::npos);
   }
   CHECK(std::find(keys.begin(), keys.end(), "pathstyle") == keys.end());
+  CHECK(CheckStorageValue("path_style", "auto").ok());
+  CHECK(CheckStorageValue("endpoint_url", "https://127.0.0.1:9000").ok());
+  CHECK(CheckStorageValue("pathstyle", "true").message().find("unknown") != std::string::npos);
+  CHECK(CheckStorageValue("path_style", "yes").message() ==
+        "path_style 'yes': use true, false or auto");
+  CHECK_FALSE(CheckStorageValue("endpoint_url", "127.0.0.1:9000").ok());
+  TempDir runs;
+  std::ostringstream o2, e2;
+  CHECK(RunCli({"init", "--run-dir", runs.file("r"), "--storage", "s3", "--storage-config",
+                "path_style=yes"}, o2, e2) != 0);
+  CHECK(e2.str().find("path_style 'yes': use true, false or auto") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(runs.file("r")));
   std::ostringstream out, err;
   CHECK(RunCli({"init", "--help"}, out, err) == 0);
   CHECK(out.str().find("path_style: true") != std::string::npos);
