@@ -10,6 +10,9 @@
 // Remote: meta/books_latest.db.gz carries user metadata "books" = N. Before it is replaced by a
 // backup with fewer books (or when the stored one's count is unknown), the stored one is copied
 // to meta/books_latest_kept_<YYYYmmdd_HHMMSS>.db.gz and the caller gets a one-line warning.
+// Keys are built from the layout passed in: sync passes the run's meta layout
+// (cli::RunMetaLayout, prefix "<run name>/"), so the comparison, the kept copies and the
+// timestamped copies are per run, and runs sharing a meta bucket never replace each other's.
 
 #include <cstdint>
 #include <string>

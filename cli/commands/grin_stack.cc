@@ -81,10 +81,8 @@ Result<std::unique_ptr<TransferStack>> OpenTransferStack(const std::string& run_
                                                          const TransferStackOptions& options) {
   auto stack = std::make_unique<TransferStack>();
   // One transport for everything; trust the GRIN and the storage CA if the run names them.
-  std::string storage_ca;
-  if (auto it = config.storage.find("ca_file"); it != config.storage.end() && it->is_string()) {
-    storage_ca = it->get<std::string>();
-  }
+  // storage.ca_file, else AWS_CA_BUNDLE, else ~/.aws/config's ca_bundle (object_store_factory.h).
+  std::string storage_ca = StorageCaFile(config.storage);
   net::TransportOptions topt;
   topt.logger = options.logger;
   topt.max_connections_per_host = options.max_connections_per_host;

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "cli/cli.h"
+#include "cli/object_store_factory.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
 #include "storage/database.h"
@@ -15,10 +16,7 @@
 namespace grin::cli {
 namespace {
 
-constexpr const char* kStorageConfigKeys[] = {
-    "endpoint_url", "region",           "bucket_raw", "bucket_meta", "bucket_full",
-    "prefix",       "credentials_file", "profile",    "ca_file",     "path_style",
-    "base_path"};
+const std::vector<std::string>& kStorageConfigKeys = StorageConfigKeys();  // the one list
 
 // --library-directory, --grin-base-url and each --storage-config: kInvalidArgument naming the
 // option, the value and what is allowed.
@@ -42,6 +40,10 @@ Status CheckInitValues(const cxxopts::ParseResult& parsed) {
     return Status::InvalidArgument("--grin-base-url '" + url.substr(0, 200) +
                                    "': use an http:// or https:// URL");
   }
+  if (parsed.count("endpoint-url")) {
+    Status e = CheckStorageValue("endpoint_url", parsed["endpoint-url"].as<std::string>());
+    if (!e.ok()) return Status::InvalidArgument("--endpoint-url: " + e.message());
+  }
   if (parsed.count("storage-config") == 0) return Status::Ok();
   std::set<std::string> seen;
   for (const auto& kv : parsed["storage-config"].as<std::vector<std::string>>()) {
@@ -54,10 +56,12 @@ Status CheckInitValues(const cxxopts::ParseResult& parsed) {
     if (std::find(std::begin(kStorageConfigKeys), std::end(kStorageConfigKeys), key) ==
         std::end(kStorageConfigKeys)) {
       std::string keys;
-      for (const char* k : kStorageConfigKeys) keys += std::string(keys.empty() ? "" : ", ") + k;
+      for (const auto& k : kStorageConfigKeys) keys += (keys.empty() ? "" : ", ") + k;
       return Status::InvalidArgument("--storage-config '" + kv.substr(0, 200) +
                                      "': unknown key '" + key + "'; use one of " + keys);
     }
+    Status value_ok = CheckStorageValue(key, kv.substr(eq + 1));
+    if (!value_ok.ok()) return Status::InvalidArgument("--storage-config " + value_ok.message());
     if (!seen.insert(key).second) {
       return Status::InvalidArgument("--storage-config " + key + " is given twice; give it once");
     }
@@ -82,9 +86,11 @@ int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       cxxopts::value<std::string>()->default_value("local"))(
       "storage-path", "Base folder for local storage", cxxopts::value<std::string>())(
       "storage-config", "Storage setting key=value (repeatable; the value is taken whole, "
-      "commas included): endpoint_url, region, bucket_raw, bucket_meta, bucket_full, prefix, "
-      "credentials_file, profile, ca_file, path_style, base_path",
-      cxxopts::value<std::vector<std::string>>());
+      "commas included). " + StorageConfigHelp() + ". Unset S3 settings come from AWS_REGION, "
+      "AWS_ENDPOINT_URL_S3, AWS_CA_BUNDLE, AWS_PROFILE, ~/.aws/config and ~/.aws/credentials",
+      cxxopts::value<std::vector<std::string>>())(
+      "endpoint-url", "S3/R2/MinIO endpoint (same as --storage-config endpoint_url=URL)",
+      cxxopts::value<std::string>());
   OptionRules rules;
   rules.OneOf("storage", {"local", "s3", "r2", "minio"}).DirOrAbsent("storage-path");
   cxxopts::ParseResult parsed;
@@ -130,6 +136,9 @@ int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       auto eq = kv.find('=');  // CheckInitValues made sure there is one
       config.storage[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
+  }
+  if (parsed.count("endpoint-url")) {
+    config.storage["endpoint_url"] = parsed["endpoint-url"].as<std::string>();
   }
   if (type == "local" && !config.storage.contains("base_path")) {
     config.storage["base_path"] = (std::filesystem::path(*run_dir) / "storage").string();

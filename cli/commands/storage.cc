@@ -80,7 +80,7 @@ Result<OpenedStore> OpenStore(const cxxopts::ParseResult& p) {
   OpenedStore out;
   if (JsonString(cfg, "type") != "local") {
     net::TransportOptions to;
-    to.ca_file = JsonString(cfg, "ca_file");
+    to.ca_file = StorageCaFile(cfg);  // --ca-file, else AWS_CA_BUNDLE, else ~/.aws/config
     GRIN_ASSIGN_OR_RETURN(out.transport, net::CurlTransport::Create(to));
   }
   GRIN_ASSIGN_OR_RETURN(OpenedObjectStore opened, OpenObjectStore(cfg, out.transport.get()));
@@ -319,7 +319,8 @@ int RunStorage(const std::vector<std::string>& args, std::ostream& out, std::ost
       cxxopts::value<std::string>())("region", "Signing region (auto for R2)",
                                      cxxopts::value<std::string>())(
       "virtual-host", "Virtual-host addressing (bucket.host) instead of path style")(
-      "path-style", "Path-style addressing (host/bucket; default for r2 and minio, not for s3)")(
+      "path-style", "Path-style addressing (host/bucket; the default for r2, minio and IP or "
+                    "localhost endpoints, else from ~/.aws/config addressing_style)")(
       "bucket-raw", "Bucket for raw archives", cxxopts::value<std::string>())(
       "bucket-meta", "Bucket for run metadata", cxxopts::value<std::string>())(
       "bucket-full", "Bucket for OCR text", cxxopts::value<std::string>())(

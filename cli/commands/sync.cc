@@ -439,6 +439,10 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   };
   auto config = LoadRunConfig(run_dir);
   if (!config.ok()) return ReportError(err, "sync", config.status());
+  // The run's files in the meta bucket live under "<run name>/" (a bad name stops here, not at
+  // teardown hours later).
+  auto run_meta_name = RunMetaName(config->run_name, run_dir);
+  if (!run_meta_name.ok()) return ReportError(err, "sync", run_meta_name.status());
   LogLevel level;
   if (!ParseLogLevel(p["log-level"].as<std::string>(), &level)) {
     return ReportError(err, "sync", Status::InvalidArgument("--log-level: use debug, info, "
@@ -798,6 +802,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
 
   // ---- teardown ----
   int64_t now = SystemClock::Default()->NowMicros();
+  const StorageLayout meta_layout = RunMetaLayout(objects->layout, *run_meta_name);
   std::vector<std::string> teardown_errors;
   json summary = {{"run_dir", run_dir}, {"finished_at", FormatIsoUtc(now)},
                   {"command_args", args}, {"sync", StatsJson(*stats)},
@@ -822,8 +827,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (!rows_gz.ok()) {
       teardown_errors.push_back("CSV export: " + rows_gz.status().message());
     } else {
-      for (const auto& loc : {LatestCsvLocation(objects->layout),
-                              TimestampedMetaLocation(objects->layout, now, "books.csv.gz")}) {
+      for (const auto& loc : {LatestCsvLocation(meta_layout),
+                              TimestampedMetaLocation(meta_layout, now, "books.csv.gz")}) {
         Status s = UploadFile(*objects->store, loc, gz, "application/gzip");
         if (!s.ok()) teardown_errors.push_back(s.message());
       }
@@ -839,7 +844,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       teardown_errors.push_back("database backup: " + backup.status().message());
     } else {
       summary["backup_books"] = backup->books;
-      auto warning = storage::PublishLatestBackup(*objects->store, objects->layout, *backup, now,
+      auto warning = storage::PublishLatestBackup(*objects->store, meta_layout, *backup, now,
                                                   dir);
       if (!warning.ok()) {
         teardown_errors.push_back(warning.status().message());
@@ -856,9 +861,11 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     std::ofstream f(path, std::ios::trunc);
     f << summary.dump(2) << "\n";
     f.close();
-    Status u = UploadFile(*objects->store, MetaLocation(objects->layout, "process_summary.json"),
-                          path, "application/json");
-    if (!u.ok()) teardown_errors.push_back(u.message());
+    for (const auto& loc : {MetaLocation(meta_layout, "process_summary.json"),
+                            TimestampedMetaLocation(meta_layout, now, "process_summary.json")}) {
+      Status u = UploadFile(*objects->store, loc, path, "application/json");
+      if (!u.ok()) teardown_errors.push_back(u.message());
+    }
   }
   (*transport)->Shutdown();
   if (!stats->fatal.empty()) {

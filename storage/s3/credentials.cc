@@ -133,16 +133,30 @@ Result<ResolvedCredentials> ResolveCredentials(const CredentialRequest& request,
   std::string shared = env("AWS_SHARED_CREDENTIALS_FILE").value_or("");
   auto home = env("HOME");
   if (shared.empty() && home) shared = *home + "/.aws/credentials";
+  Status shared_error;  // the credentials file exists but lacks the profile
   if (!shared.empty()) {
     auto r = from_file(shared, false);
     if (r.ok()) return r;
-    bool unreadable = r.status().message().find("cannot read") != std::string::npos;
-    if (!unreadable && !request.r2) return r;  // the file exists but the profile is unusable
+    // The file exists and holds the profile, but without both keys: say so.
+    if (r.status().code() != StatusCode::kNotFound && !request.r2) return r;
+    if (r.status().message().find("cannot read") == std::string::npos) shared_error = r.status();
+  }
+  // botocore also reads keys from the config file's profile.
+  std::string config = env("AWS_CONFIG_FILE").value_or("");
+  if (config.empty() && home) config = *home + "/.aws/config";
+  if (!config.empty()) {
+    auto r = from_file(config, false);
+    if (r.ok()) {
+      r->endpoint_url.clear();  // the config file's settings are resolved by the caller
+      r->region.clear();
+      return r;
+    }
   }
   if (request.r2 && home) {
     auto r = from_file(*home + "/.config/grin-transfer/r2_credentials.json", true);
     if (r.ok()) return r;
   }
+  if (!shared_error.ok() && !request.r2) return shared_error;
   return Status::NotFound(
       "no S3 credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, pass --credentials-file, "
       "or create ~/.aws/credentials");

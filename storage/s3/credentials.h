@@ -6,7 +6,9 @@
 //   2. the environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN;
 //   3. the AWS shared credentials file ($AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials),
 //      profile = the given one, else $AWS_PROFILE, else "default";
-//   4. for R2, ~/.config/grin-transfer/r2_credentials.json (the reference tool's location).
+//   4. the AWS config file ($AWS_CONFIG_FILE or ~/.aws/config), the same profile's
+//      aws_access_key_id / aws_secret_access_key (as botocore reads them);
+//   5. for R2, ~/.config/grin-transfer/r2_credentials.json (the reference tool's location).
 // Secrets never appear in a Status message or in Describe().
 //
 // Thread safety: plain functions; the environment lookup is injected for tests.

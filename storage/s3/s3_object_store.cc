@@ -242,7 +242,17 @@ Result<net::Response> S3ObjectStore::Execute(const Call& call) {
     net::Response resp = transport_->SubmitFuture(std::move(req)).get();
     if (!sink_error->ok()) return *sink_error;
     if (!resp.transport_status.ok()) {
-      return resp.transport_status.WithContext(call.what);
+      Status st = resp.transport_status.WithContext(call.what);
+      constexpr int kCouldntResolveHost = 6;  // CURLE_COULDNT_RESOLVE_HOST
+      if (resp.curl_code == kCouldntResolveHost && !config_.path_style && !call.bucket.empty()) {
+        // Virtual-host style needs a DNS name "<bucket>.<host>"; many private endpoints lack one.
+        st = Status(st.code(), st.message() + "; " + host +
+                                   " is the virtual-host style name of bucket " + call.bucket +
+                                   ": if the endpoint has no such DNS names, use path style "
+                                   "(storage.path_style true in run_config.json, or init "
+                                   "--storage-config path_style=true)");
+      }
+      return st;
     }
     const std::string& body = resp.body;
     if (resp.http_status >= 200 && resp.http_status < 300) return resp;

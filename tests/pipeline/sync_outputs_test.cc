@@ -196,7 +196,7 @@ TEST_CASE("a run removes the litter of killed earlier runs and leaves real objec
   std::string raw_tmp = KilledPut(env.storage, "raw", b[0] + "/" + b[0] + ".tar.gz");
   std::string full_tmp = KilledPut(env.storage, "full", b[1] + "_ocr.jsonl.gz");
   // ... and of a meta object (the teardown's backup upload, killed by chaos).
-  std::string meta_tmp = KilledPut(env.storage, "meta", "books_latest.db.gz");
+  std::string meta_tmp = KilledPut(env.storage, "meta", "run/books_latest.db.gz");
   // A temp file of a writer that is alive (this process) is not litter.
   std::string live_tmp = env.storage + "/raw/" + b[2] + "/.grin-tmp-" + std::to_string(::getpid()) +
                          "@" + [] {
@@ -254,7 +254,7 @@ TEST_CASE("a run removes the litter of killed earlier runs and leaves real objec
   // A run killed in its teardown (the meta uploads) leaves a temp object; the next run has no
   // book to do, and still removes it.
   const std::set<std::string> seven = env.Uploaded();
-  std::string teardown_tmp = KilledPut(env.storage, "meta", "books_latest.csv.gz");
+  std::string teardown_tmp = KilledPut(env.storage, "meta", "run/books_latest.csv.gz");
   std::string list;
   for (const auto& x : seven) list += (list.empty() ? "" : ",") + x;
   auto idle = Cli(env.SyncArgs({"--barcodes", list}));

@@ -75,7 +75,7 @@ TEST_CASE("sync never replaces books_latest.db.gz with a backup holding fewer bo
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   CHECK(r.err.find("warning") == std::string::npos);
-  std::string meta = env.storage + "/meta";
+  std::string meta = env.storage + "/meta/run";  // the run's meta scope (its name: "run")
   auto info = nlohmann::json::parse(
       grin::testing::ReadFile(meta + "/books_latest.db.gz.grin-meta.json"));
   CHECK(info["metadata"]["books"] == "4");
@@ -89,8 +89,8 @@ TEST_CASE("sync never replaces books_latest.db.gz with a backup holding fewer bo
   INFO(again.out << again.err);
   REQUIRE(again.code == 0);
   // Before: books_latest.db.gz was overwritten with the 1-book backup and nothing said so.
-  CHECK(again.err.find("warning: meta/books_latest.db.gz: the new backup holds 1 books, the "
-                       "stored one 4; kept the stored one as meta/books_latest_kept_") !=
+  CHECK(again.err.find("warning: meta/run/books_latest.db.gz: the new backup holds 1 books, the "
+                       "stored one 4; kept the stored one as meta/run/books_latest_kept_") !=
         std::string::npos);
   int kept = 0;
   for (const auto& e : std::filesystem::directory_iterator(meta)) {
@@ -175,10 +175,10 @@ TEST_CASE("on S3 (Swift) too, the backup holding more books is kept, checked wit
   INFO(again.out << again.err);
   REQUIRE(again.code == 0);
   CHECK(again.err.find("the new backup holds 1 books, the stored one 3; kept the stored one as "
-                       "grin-meta-" + suffix + "/books_latest_kept_") != std::string::npos);
+                       "grin-meta-" + suffix + "/run/books_latest_kept_") != std::string::npos);
   for (const auto& [k, v] : swift.vars()) setenv(k.c_str(), v.c_str(), 1);
   CHECK(RunProgram({"python3", std::string(GRIN_SOURCE_DIR) + "/tests/pipeline/verify_backup_kept.py",
-                    "grin-meta-" + suffix, "1", "3", env.tmp.path().string()}) == 0);
+                    "grin-meta-" + suffix, "1", "3", env.tmp.path().string(), "run"}) == 0);
 }
 
 }  // namespace

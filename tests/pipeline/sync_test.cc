@@ -52,8 +52,8 @@ TEST_CASE("sync stores converted books verified, and a rerun downloads nothing")
   int64_t rows = std::count(csv.begin(), csv.end(), '\n');
   CHECK(rows == env.Sql("SELECT count(*) FROM books") + 1);
   CHECK(std::filesystem::exists(env.run + "/process_summary.json"));
-  CHECK(std::filesystem::exists(env.storage + "/meta/books_latest.csv.gz"));
-  CHECK(std::filesystem::exists(env.storage + "/meta/books_latest.db.gz"));
+  CHECK(std::filesystem::exists(env.storage + "/meta/run/books_latest.csv.gz"));
+  CHECK(std::filesystem::exists(env.storage + "/meta/run/books_latest.db.gz"));
 
   // --limit picks the first books in barcode order, deterministically.
   int64_t total = 0;

@@ -1,6 +1,6 @@
 """Checks, with boto3 (an independent S3 client), the database backups a sync kept on S3:
-  verify_backup_kept.py <meta_bucket> <latest_books> <kept_books> <scratch_dir>
-books_latest.db.gz must hold <latest_books> books and carry metadata books=<latest_books>; exactly
+  verify_backup_kept.py <meta_bucket> <latest_books> <kept_books> <scratch_dir> [<run_name>]
+Keys are under "<run_name>/" (the run's meta scope) when given. books_latest.db.gz must hold <latest_books> books and carry metadata books=<latest_books>; exactly
 one books_latest_kept_*.db.gz must hold <kept_books> books with metadata books=<kept_books>.
 Exit 0 when all holds, else 1 with the problems on stderr."""
 import gzip
@@ -23,6 +23,7 @@ def books_in(s3, bucket, key, scratch):
 
 def main():
     bucket, latest_books, kept_books, scratch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    scope = sys.argv[5] + "/" if len(sys.argv) > 5 else ""
     s3 = boto3.client(
         "s3",
         endpoint_url=os.environ["GRIN_S3_ENDPOINT"],
@@ -33,13 +34,13 @@ def main():
         config=Config(s3={"addressing_style": "path"}),
     )
     problems = []
-    head = s3.head_object(Bucket=bucket, Key="books_latest.db.gz")
+    head = s3.head_object(Bucket=bucket, Key=scope + "books_latest.db.gz")
     if head["Metadata"].get("books") != str(latest_books):
         problems.append(f"books_latest.db.gz metadata {head['Metadata']!r}")
-    if books_in(s3, bucket, "books_latest.db.gz", scratch) != latest_books:
+    if books_in(s3, bucket, scope + "books_latest.db.gz", scratch) != latest_books:
         problems.append("books_latest.db.gz holds the wrong number of books")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-            if o["Key"].startswith("books_latest_kept_")]
+            if o["Key"].startswith(scope + "books_latest_kept_")]
     if len(keys) != 1:
         problems.append(f"kept backups: {keys!r}")
     for key in keys:
