@@ -139,6 +139,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const MetricsListenO
 
 MetricsServer::~MetricsServer() {
   if (thread_.joinable()) {
+    if (options_.linger_seconds > 0 && options_.on_linger) options_.on_linger();
     auto until = std::chrono::steady_clock::now() +
                  std::chrono::duration<double>(options_.linger_seconds);
     while (std::chrono::steady_clock::now() < until &&

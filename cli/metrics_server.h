@@ -8,6 +8,7 @@
 // Thread safety: Start and the destructor from one thread; port() and url() from any.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -27,6 +28,8 @@ struct MetricsListenOptions {
   // final values), or until *stop becomes non-zero.
   double linger_seconds = 0;
   const std::atomic<int>* stop = nullptr;
+  // Called once when the linger starts (e.g. to flush what the command printed).
+  std::function<void()> on_linger;
 };
 
 // Checks the address's form and the loopback rule without binding: InvalidArgument with the

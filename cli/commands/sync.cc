@@ -33,6 +33,7 @@
 #include "engine/net/transport_metrics.h"
 #include "engine/pipeline/circuit_breaker.h"
 #include "engine/pipeline/sync.h"
+#include "engine/pipeline/sync_metrics.h"
 #include "storage/backup_policy.h"
 #include "storage/books_export.h"
 #include "storage/sqlite_state_store.h"
@@ -539,6 +540,9 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     mo.allow_remote = p.count("metrics-allow-remote") > 0;
     mo.linger_seconds = p["metrics-linger"].as<double>();
     mo.stop = &g_signals;
+    mo.on_linger = [&out, linger = mo.linger_seconds] {
+      out << "Metrics: still served for " << linger << " s (Ctrl-C ends it)\n" << std::flush;
+    };
     auto started = MetricsServer::Start(mo, &metrics);
     if (!started.ok()) return fail(started.status());
     metrics_server = std::move(started).value();
@@ -708,6 +712,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   auto counts = store->Counts();
   if (!counts.ok()) return ReportError(err, "sync", counts.status());
   int64_t open_jobs = counts->total - counts->at[3] - counts->dead - counts->awaiting;
+  if (metrics_server) pipeline::ExportStageCounts(*counts, &metrics);
   out << "Sync of " << run_dir << ": " << *added << " new jobs, " << open_jobs
       << " to do, " << counts->at[3] << " already stored";
   if (counts->awaiting > 0) {

@@ -188,6 +188,26 @@ Metrics::Histogram* Metrics::GetHistogram(std::string_view name, std::string_vie
   return slot.get();
 }
 
+void Metrics::SetGaugeFamily(std::string_view name, std::string_view help,
+                             const std::vector<std::pair<Labels, double>>& values) {
+  std::lock_guard<std::mutex> l(mu_);
+  Family* f = FamilyLocked(name, help, Type::kGauge);
+  if (f == nullptr) return;
+  std::map<std::string, double> next;
+  for (const auto& [labels, v] : values) {
+    std::string key;
+    if (FormatLabels(labels, &key)) next[key] = v;
+  }
+  for (auto& [key, g] : f->gauges) {
+    if (next.count(key) == 0) g->Set(0);
+  }
+  for (const auto& [key, v] : next) {
+    auto& slot = f->gauges[key];
+    if (!slot) slot = std::make_unique<Gauge>();
+    slot->Set(v);
+  }
+}
+
 int Metrics::AddRefresher(std::function<void()> fn) {
   std::lock_guard<std::mutex> l(refresh_mu_);
   int id = next_refresher_++;

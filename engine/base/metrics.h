@@ -84,6 +84,12 @@ class Metrics {
   Histogram* GetHistogram(std::string_view name, std::string_view help, std::vector<double> bounds,
                           const Labels& labels = {});
 
+  // Sets the gauge family `name` to exactly `values` in one step (a Render() never sees half of
+  // it): the series listed get their values, every other series of the family is set to 0 (a
+  // label set that went away, e.g. a failure reason no job has any more).
+  void SetGaugeFamily(std::string_view name, std::string_view help,
+                      const std::vector<std::pair<Labels, double>>& values);
+
   // Runs `fn` before every Render() until RemoveRefresher(id). `fn` must not call Render().
   int AddRefresher(std::function<void()> fn);
   // Once this returns, the refresher is not running and never runs again.

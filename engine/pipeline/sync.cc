@@ -98,6 +98,8 @@ void SyncPipeline::Impl::RefreshMetrics() {
   ExportPipelineGauges(g, opt.metrics);
   auto c = store->Counts();
   if (c.ok()) ExportStageCounts(*c, opt.metrics);
+  auto failures = store->Failures();
+  if (failures.ok()) ExportFailures(*failures, opt.metrics);
 }
 
 void SyncPipeline::Impl::Finished(bool uploaded_now) {

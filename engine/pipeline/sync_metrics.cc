@@ -49,6 +49,20 @@ void ExportStageCounts(const StageCounts& c, Metrics* m) {
            static_cast<double>(c.awaiting));
 }
 
+void ExportFailures(const std::vector<FailureSummary>& failures, Metrics* m) {
+  std::vector<std::pair<Metrics::Labels, double>> values;
+  for (const auto& f : failures) {
+    values.push_back({{{"stage", f.stage},
+                       {"reason", f.reason},
+                       {"class", f.error_class},
+                       {"dead", f.dead ? "true" : "false"}},
+                      static_cast<double>(f.count)});
+  }
+  m->SetGaugeFamily("grin_jobs_jobs_failed",
+                    "Failed jobs now (retrying or dead), by stage, reason and error class",
+                    values);
+}
+
 void ExportSyncStats(const SyncStats& s, Metrics* m) {
   ExportTally(m, "check", s.check);
   ExportTally(m, "download", s.download);

@@ -17,6 +17,10 @@ namespace grin::pipeline {
 // DB-derivable subset, shared by sync and status.
 void ExportStageCounts(const StageCounts& counts, Metrics* metrics);
 
+// Failed jobs now, by stage, reason, error class and whether they are dead:
+// grin_jobs_jobs_failed{stage,reason,class,dead} (DB-derivable too).
+void ExportFailures(const std::vector<FailureSummary>& failures, Metrics* metrics);
+
 // The run's tallies so far (SyncStats, cumulative since the sync started):
 // grin_jobs_books_total{stage,outcome}, grin_jobs_book_failures_total{stage,reason},
 // grin_jobs_books_finished_total{result}, grin_jobs_{downloaded,uploaded}_bytes_total,
