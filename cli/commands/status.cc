@@ -14,6 +14,8 @@
 #include "cli/run_context.h"
 #include "engine/base/clock.h"
 #include "engine/base/format.h"
+#include "engine/base/metrics.h"
+#include "engine/pipeline/sync_metrics.h"
 #include "storage/state_reader.h"
 
 namespace grin::cli {
@@ -155,6 +157,9 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
                            "runs.");
   AddRunOptions(options);
   options.add_options()("json", "Print JSON instead of text")(
+      "metrics", "Print the run's job counts as Prometheus metrics (text format; the "
+                 "database-derived subset of what sync --metrics-listen serves, for cron and "
+                 "node_exporter's textfile collector)")(
       "watch", "Repeat every N seconds until interrupted", cxxopts::value<double>())(
       "count", "With --watch: stop after N reports", cxxopts::value<int>());
   OptionRules rules;
@@ -167,6 +172,10 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   auto reader = storage::StateReader::Open(DbPath(*run_dir));
   if (!reader.ok()) return ReportError(err, "status", reader.status());
   bool json = parsed.count("json") > 0;
+  bool metrics = parsed.count("metrics") > 0;
+  if (json && metrics) {
+    return ReportError(err, "status", Status::InvalidArgument("give --json or --metrics, not both"));
+  }
   double every = parsed.count("watch") ? parsed["watch"].as<double>() : 0;
   int count = parsed.count("count") ? parsed["count"].as<int>() : (every > 0 ? -1 : 1);
   if (every < 0 || (parsed.count("watch") && every < 0.05)) {
@@ -176,7 +185,12 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
     if (i > 0) std::this_thread::sleep_for(std::chrono::duration<double>(every));
     auto snap = Take(**reader);
     if (!snap.ok()) return ReportError(err, "status", snap.status());
-    if (json) {
+    if (metrics) {
+      Metrics m;
+      pipeline::ExportStageCounts(snap->counts, &m);
+      pipeline::ExportFailures(snap->failures, &m);
+      out << m.Render();
+    } else if (json) {
       out << ToJson(*run_dir, *snap).dump() << "\n";
     } else {
       PrintText(out, *run_dir, *snap);

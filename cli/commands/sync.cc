@@ -23,13 +23,17 @@
 #include "cli/cli.h"
 #include "cli/commands/grin_stack.h"
 #include "cli/commands/sync_plan.h"
+#include "cli/metrics_server.h"
 #include "cli/object_store_factory.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
 #include "engine/archive/passphrase.h"
 #include "engine/base/format.h"
+#include "engine/base/metrics.h"
+#include "engine/net/transport_metrics.h"
 #include "engine/pipeline/circuit_breaker.h"
 #include "engine/pipeline/sync.h"
+#include "engine/pipeline/sync_metrics.h"
 #include "storage/backup_policy.h"
 #include "storage/books_export.h"
 #include "storage/sqlite_state_store.h"
@@ -392,6 +396,15 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       cxxopts::value<int>()->default_value("12"))(
       "log-level", "debug, info, warning or error",
       cxxopts::value<std::string>()->default_value("warning"));
+  options.add_options("metrics")(
+      "metrics-listen", "Serve Prometheus metrics at http://ADDR/metrics while the sync runs: "
+      "PORT or HOST:PORT (loopback; port 0 picks a free one and prints it)",
+      cxxopts::value<std::string>())(
+      "metrics-allow-remote", "Let --metrics-listen bind a non-loopback address (no "
+      "authentication)")(
+      "metrics-linger", "Keep serving metrics this many seconds after the sync ends (a last "
+      "scrape sees the final values; Ctrl-C ends it)",
+      cxxopts::value<double>()->default_value("0"));
   // Every value checked before any work (the database, the lock, the network): exit 2.
   constexpr int64_t kMaxMb = int64_t{1} << 24;  // 16 TiB: MB << 20 stays far from overflow
   OptionRules rules;
@@ -415,7 +428,12 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       .Satisfies("barcodes-file",
                  [](const std::string& path) { return ReadBarcodesFile(path).status(); })
       .ReadableFile("passphrase-file")
-      .DirOrAbsent("staging-dir");
+      .DirOrAbsent("staging-dir")
+      .Number("metrics-linger", 0, 86'400, "seconds")
+      .Satisfies("metrics-listen", [&args](const std::string& v) {
+        bool remote = std::find(args.begin(), args.end(), "--metrics-allow-remote") != args.end();
+        return ValidateMetricsAddress(v, remote);
+      });
   cxxopts::ParseResult p;
   int code = 0;
   if (!ParseArgs(options, args, out, err, &p, &code, &rules)) return code;
@@ -516,6 +534,24 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   auto stack = OpenTransferStack(run_dir, *config, tso);
   if (!stack.ok()) return fail(stack.status());
   std::unique_ptr<net::CurlTransport>* transport = &(*stack)->transport;
+  // Prometheus metrics (docs/metrics.md): served until this function returns (after the linger).
+  Metrics metrics;
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (p.count("metrics-listen")) {
+    net::AddTransportRefresher(transport->get(), &metrics);
+    MetricsListenOptions mo;
+    mo.address = p["metrics-listen"].as<std::string>();
+    mo.allow_remote = p.count("metrics-allow-remote") > 0;
+    mo.linger_seconds = p["metrics-linger"].as<double>();
+    mo.stop = &g_signals;
+    mo.on_linger = [&out, linger = mo.linger_seconds] {
+      out << "Metrics: still served for " << linger << " s (Ctrl-C ends it)\n" << std::flush;
+    };
+    auto started = MetricsServer::Start(mo, &metrics);
+    if (!started.ok()) return fail(started.status());
+    metrics_server = std::move(started).value();
+    out << "Metrics: " << metrics_server->url() << "\n" << std::flush;
+  }
   grin_client::GrinClient& client = *(*stack)->client;
   OpenedObjectStore* objects = &(*stack)->objects;
   if (!dry_run) {
@@ -680,6 +716,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   auto counts = store->Counts();
   if (!counts.ok()) return ReportError(err, "sync", counts.status());
   int64_t open_jobs = counts->total - counts->at[3] - counts->dead - counts->awaiting;
+  if (metrics_server) pipeline::ExportStageCounts(*counts, &metrics);
   out << "Sync of " << run_dir << ": " << *added << " new jobs, " << open_jobs
       << " to do, " << counts->at[3] << " already stored";
   if (counts->awaiting > 0) {
@@ -791,6 +828,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (stopping()) return interrupted();
   signals.ArmForce([st = store.get()] { (void)st->ReleaseForExit(); });
   so.stop = &g_signals;
+  if (metrics_server) so.metrics = &metrics;
   pipeline::SyncPipeline pipe(store.get(), objects->store.get(), &client, transport->get(),
                               &passphrase, so);
   auto stats = open_jobs > 0 ? pipe.Run() : Result<pipeline::SyncStats>(pipe.RemoveLitterOnly());

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/pipeline/sync_impl.h"
+#include "engine/pipeline/sync_metrics.h"
 
 namespace grin::pipeline {
 namespace {
@@ -76,6 +77,29 @@ void SyncPipeline::Impl::Tally(StageTally& t, const char* kind, const std::strin
   else if (std::string(kind) == "skipped") ++t.skipped;
   else ++t.failed;
   if (!reason.empty()) ++t.reasons[reason];
+}
+
+void SyncPipeline::Impl::RefreshMetrics() {
+  if (opt.metrics == nullptr) return;
+  SyncStats snapshot;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    snapshot = stats;
+  }
+  ExportSyncStats(snapshot, opt.metrics);
+  PipelineGauges g;
+  g.in_flight = in_flight.load();
+  g.check = slots[kCheck].load();
+  g.download = slots[kDownload].load();
+  g.process = slots[kProcess].load();
+  g.memory_in_use = budget->in_use();
+  g.memory_capacity = opt.memory_limit_bytes;
+  g.memory_idle = budget->idle_bytes();
+  ExportPipelineGauges(g, opt.metrics);
+  auto c = store->Counts();
+  if (c.ok()) ExportStageCounts(*c, opt.metrics);
+  auto failures = store->Failures();
+  if (failures.ok()) ExportFailures(*failures, opt.metrics);
 }
 
 void SyncPipeline::Impl::Finished(bool uploaded_now) {
@@ -239,12 +263,16 @@ bool SyncPipeline::Impl::RunOne() {
     ++in_flight;
     const WorkItem& w = items->front();
     Work held = work;
+    const int64_t began = clock->NowMicros();
     if (work == kCheck) {
       CheckBook(w, held);
     } else if (work == kDownload) {
       DownloadOrStream(w, held);
     } else {
       Process(w);
+    }
+    if (stage_seconds[work] != nullptr) {
+      stage_seconds[work]->Observe(static_cast<double>(clock->NowMicros() - began) / 1e6);
     }
     --in_flight;
     --slots[held];
@@ -273,12 +301,18 @@ SyncPipeline::SyncPipeline(StateStore* store, ObjectStore* objects,
   impl_->log = impl_->opt.logger ? impl_->opt.logger : NullLogger::Default();
   impl_->budget = std::make_unique<MemoryBudget>(impl_->opt.memory_limit_bytes);
   impl_->breaker = std::make_unique<CircuitBreaker>(impl_->opt.stop_after_systemic);
+  if (Metrics* m = impl_->opt.metrics) {
+    impl_->stage_seconds[Impl::kCheck] = StageDurationHistogram(m, "check");
+    impl_->stage_seconds[Impl::kDownload] = StageDurationHistogram(m, "download");
+    impl_->stage_seconds[Impl::kProcess] = StageDurationHistogram(m, "process");
+  }
 }
 
 SyncPipeline::~SyncPipeline() = default;
 
 SyncStats SyncPipeline::RemoveLitterOnly() {
   impl_->RemoveLitter();
+  impl_->RefreshMetrics();
   std::lock_guard<std::mutex> l(impl_->mu);
   return impl_->stats;
 }
@@ -305,8 +339,13 @@ Result<SyncStats> SyncPipeline::Run() {
   std::vector<std::thread> workers;
   for (int i = 0; i < m.opt.workers; ++i) workers.emplace_back([&m] { m.Worker(); });
   // Coordinator: end the run when nothing is left (or on stop / fatal error).
+  m.RefreshMetrics();
   for (;;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (m.opt.metrics && m.clock->NowMicros() - m.metrics_refreshed_micros >= 1'000'000) {
+      m.metrics_refreshed_micros = m.clock->NowMicros();
+      m.RefreshMetrics();
+    }
     if (m.Stopping()) break;
     if (m.in_flight.load() > 0) continue;
     auto c = m.store->Counts();
@@ -327,21 +366,26 @@ Result<SyncStats> SyncPipeline::Run() {
   bool stop_requested = m.opt.stop && m.opt.stop->load() != 0;
   m.finish = true;
   for (auto& t : workers) t.join();
-  std::lock_guard<std::mutex> l(m.mu);
-  // Jobs held back for a systemic failure go back as they were: no attempt counted.
-  for (const WorkItem& w : m.held_items) (void)m.store->Release(w);
-  m.stats.held_back = static_cast<int64_t>(m.held_items.size());
-  std::string cause = m.breaker->cause();
-  if (m.stats.fatal.empty() && (m.breaker->tripped() || !m.held_items.empty())) {
-    m.stats.fatal = cause;
+  SyncStats result;
+  {
+    std::lock_guard<std::mutex> l(m.mu);
+    // Jobs held back for a systemic failure go back as they were: no attempt counted.
+    for (const WorkItem& w : m.held_items) (void)m.store->Release(w);
+    m.stats.held_back = static_cast<int64_t>(m.held_items.size());
+    std::string cause = m.breaker->cause();
+    if (m.stats.fatal.empty() && (m.breaker->tripped() || !m.held_items.empty())) {
+      m.stats.fatal = cause;
+    }
+    m.stats.interrupted = stop_requested;
+    m.stats.elapsed_s = static_cast<double>(m.clock->NowMicros() - m.start_micros) / 1e6;
+    double workers_cpu = 0;
+    for (const auto& [key, seconds] : m.stats.cpu_s) workers_cpu += seconds;
+    m.stats.cpu_s["process"] = ProcessCpuSeconds() - cpu0;
+    m.stats.cpu_s["other_threads"] = m.stats.cpu_s["process"] - workers_cpu;
+    result = m.stats;
   }
-  m.stats.interrupted = stop_requested;
-  m.stats.elapsed_s = static_cast<double>(m.clock->NowMicros() - m.start_micros) / 1e6;
-  double workers_cpu = 0;
-  for (const auto& [key, seconds] : m.stats.cpu_s) workers_cpu += seconds;
-  m.stats.cpu_s["process"] = ProcessCpuSeconds() - cpu0;
-  m.stats.cpu_s["other_threads"] = m.stats.cpu_s["process"] - workers_cpu;
-  return m.stats;
+  m.RefreshMetrics();  // the final values, after the held books went back
+  return result;
 }
 
 }  // namespace grin::pipeline

@@ -48,6 +48,7 @@
 #include "engine/archive/book.h"
 #include "engine/base/clock.h"
 #include "engine/base/logger.h"
+#include "engine/base/metrics.h"
 #include "engine/grin/client.h"
 #include "engine/net/transport.h"
 #include "engine/object_store.h"
@@ -113,6 +114,10 @@ struct SyncOptions {
   std::string state_store_path;  // named in messages about the state store ("" = not named)
   Clock* clock = nullptr;
   Logger* logger = nullptr;
+  // Prometheus metrics (sync_metrics.h): the tallies, books in flight, memory budget and the
+  // run's job counts, refreshed about every second and once more when Run() returns, and the
+  // per-stage latency histograms. nullptr: none. Must outlive Run().
+  Metrics* metrics = nullptr;
 };
 
 struct StageTally {

@@ -138,6 +138,12 @@ struct SyncPipeline::Impl {
 
   void Tally(StageTally& t, const char* kind, const std::string& reason);
 
+  // --- metrics (opt.metrics; sync_metrics.h) ---
+  Metrics::Histogram* stage_seconds[3] = {nullptr, nullptr, nullptr};  // by Work
+  int64_t metrics_refreshed_micros = 0;  // coordinator thread only
+  // Copies the tallies, gauges and the store's job counts into opt.metrics (no-op without).
+  void RefreshMetrics();
+
   void Finished(bool uploaded_now);
 
   void FailItem(const WorkItem& w, StageTally& t, const Status& why, const std::string& reason,
