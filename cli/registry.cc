@@ -16,6 +16,7 @@ int RunRequest(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunAuth(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunStorage(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunDoctor(const std::vector<std::string>&, std::ostream&, std::ostream&);
+int RunReport(const std::vector<std::string>&, std::ostream&, std::ostream&);
 
 const std::vector<CommandInfo>& Commands() {
   static const std::vector<CommandInfo> kCommands = {
@@ -34,6 +35,7 @@ const std::vector<CommandInfo>& Commands() {
        RunStorage},
       {"doctor", "Check a run in seconds: GRIN sign-in, passphrase, buckets, clock, disk, DB",
        RunDoctor},
+      {"report", "Write the run's HTML report (charts over time, failures, ETA)", RunReport},
   };
   return kCommands;
 }

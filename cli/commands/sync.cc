@@ -25,6 +25,7 @@
 #include "cli/commands/grin_stack.h"
 #include "cli/commands/sync_plan.h"
 #include "cli/live_bar.h"
+#include "cli/report_html.h"
 #include "cli/object_store_factory.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
@@ -863,6 +864,17 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     Status u = UploadFile(*objects->store, MetaLocation(objects->layout, "process_summary.json"),
                           path, "application/json");
     if (!u.ok()) teardown_errors.push_back(u.message());
+  }
+  {
+    // The HTML report (regenerable with `grin-jobs report`): a failure is a warning, not a
+    // failed run.
+    std::string path = (fs::path(run_dir) / "report.html").string();
+    Status r = WriteRunReport(run_dir, path);
+    if (r.ok()) {
+      r = UploadFile(*objects->store, MetaLocation(objects->layout, "report.html"), path,
+                     "text/html");
+    }
+    if (!r.ok()) err << "grin-jobs sync: warning: the HTML report: " << r.message() << "\n";
   }
   (*transport)->Shutdown();
   if (!stats->fatal.empty()) {
