@@ -94,6 +94,38 @@ TEST_CASE("sync's live bar on a 200-column terminal") {
   SyncOnTerminal(200, false);
 }
 
+TEST_CASE("sync's live bar follows a terminal resized while it runs (SIGWINCH)") {
+  pipeline::testing::SyncEnv env(16, 0.8);
+  auto rule = fake::ParseFaultRule(
+      R"({"endpoint": "archive_get", "action": "slow_first_byte", "delay_ms": 250})");
+  REQUIRE(rule.ok());
+  env.server->AddFault(*rule);
+  auto args = env.SyncArgs({"--queue", "converted"});
+  args.insert(args.begin(), GRIN_JOBS_BIN);
+  bool resized = false;
+  auto run = RunOnPty(args, 200, 50, {"TERM=xterm", "COLUMNS="}, 120,
+                      [&resized](int master, const std::string& out) {
+                        if (resized || out.find("books/s") == std::string::npos) return;
+                        struct winsize ws{};
+                        ws.ws_col = 50;
+                        ws.ws_row = 50;
+                        REQUIRE(ioctl(master, TIOCSWINSZ, &ws) == 0);  // the kernel sends SIGWINCH
+                        resized = true;
+                      });
+  CAPTURE(run.output);
+  REQUIRE(run.code == 0);
+  REQUIRE(resized);
+  TermModel term(200, 50);
+  term.Feed(run.output);
+  int bars = 0;
+  for (const auto& l : term.Screen()) {
+    if (!IsBar(l)) continue;
+    ++bars;
+    CHECK_MESSAGE(TermModel::Columns(l) < 50, l);
+  }
+  CHECK(bars == 1);
+}
+
 TEST_CASE("live bar text: fits every width, drops details first") {
   pipeline::ProgressSnapshot s;
   s.done = 123'456;
