@@ -159,14 +159,18 @@ Result<ReportData> LoadReportData(const std::string& run_dir) {
 
     // The slowest books: from their last lease to their upload.
     {
+      // The ten first (the sort reads jobs only), then their bytes.
       SQLite::Statement q(
-          db, "SELECT j.barcode, coalesce(b.title, ''), (j.updated_at - j.leased_at) / 1e6, "
+          db, "SELECT s.barcode, s.title, s.secs, "
               "coalesce((SELECT json_extract(e.detail, '$.bytes') FROM events e "
-              "WHERE e.barcode = j.barcode AND e.stage = 'uploaded' "
+              "WHERE e.barcode = s.barcode AND e.stage = 'uploaded' "
               "ORDER BY e.event_id DESC LIMIT 1), 0) "
+              "FROM (SELECT j.barcode, coalesce(b.title, '') AS title, "
+              "(j.updated_at - j.leased_at) / 1e6 AS secs "
               "FROM jobs j LEFT JOIN books b ON b.barcode = j.barcode "
               "WHERE j.stage = 'uploaded' AND j.leased_at IS NOT NULL "
-              "ORDER BY j.updated_at - j.leased_at DESC, j.barcode LIMIT 10");
+              "ORDER BY j.updated_at - j.leased_at DESC, j.barcode LIMIT 10) s "
+              "ORDER BY s.secs DESC, s.barcode");
       while (q.executeStep()) {
         r.slowest.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(),
                              q.getColumn(2).getDouble(), q.getColumn(3).getInt64()});
