@@ -10,6 +10,7 @@ namespace grin::cli {
 namespace {
 
 constexpr double kW = 720, kLeft = 64, kRight = 16, kTop = 28, kBottom = 40;
+constexpr double kPlotBottom = 220;  // the x axis; ticks and legend below it
 const char* const kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
                                "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
@@ -78,8 +79,8 @@ std::string ChartSvg(const ChartSpec& spec) {
   }
   const double y_max = NiceCeil(max_v);
   const size_t legend_rows = (spec.series.size() + 3) / 4;
-  const double height = 220 + kBottom + 14.0 * static_cast<double>(legend_rows);
-  const double pw = kW - kLeft - kRight, ph = 220 - kTop;
+  const double height = kPlotBottom + kBottom + 14.0 * static_cast<double>(legend_rows);
+  const double pw = kW - kLeft - kRight, ph = kPlotBottom - kTop;
   auto x_of = [&](size_t i) {
     return kLeft + (n > 1 ? pw * static_cast<double>(i) / static_cast<double>(n - 1) : pw / 2);
   };
@@ -105,7 +106,7 @@ std::string ChartSvg(const ChartSpec& spec) {
     std::vector<size_t> ticks = {0, n / 2, n - 1};
     ticks.erase(std::unique(ticks.begin(), ticks.end()), ticks.end());
     for (size_t i : ticks) {
-      o += "<text class=\"tick\" x=\"" + Px(x_of(i)) + "\" y=\"" + Num(220 + 16) +
+      o += "<text class=\"tick\" x=\"" + Px(x_of(i)) + "\" y=\"" + Num(kPlotBottom + 16) +
            "\" text-anchor=\"" + (i == 0 ? "start" : i + 1 == n ? "end" : "middle") + "\">" +
            HtmlEscape(TimeLabel(spec.t0_s + spec.step_s * static_cast<double>(i), span)) +
            "</text>";
@@ -137,7 +138,7 @@ std::string ChartSvg(const ChartSpec& spec) {
     o += "</g>";
     // Legend: rows of four under the time axis.
     const double lx = kLeft + 165.0 * static_cast<double>(si % 4);
-    const double ly = 220 + kBottom + 14.0 * static_cast<double>(si / 4) - 4;
+    const double ly = kPlotBottom + kBottom + 14.0 * static_cast<double>(si / 4) - 4;
     o += "<text class=\"legend\" x=\"" + Px(lx) + "\" y=\"" + Px(ly) + "\" fill=\"" + color +
          "\">&#9632; " + HtmlEscape(Clip(s.name, 26)) + "</text>";
   }
