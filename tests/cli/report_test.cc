@@ -253,5 +253,16 @@ TEST_CASE("report: sync writes it at its end and stores it with the backup") {
   CHECK(page.dom.find("127.0.0.1") != std::string::npos);
 }
 
+TEST_CASE("report: a folder without a run database is one clear line, no file written") {
+  grin::testing::TempDir tmp;
+  const std::string out = tmp.file("report.html");
+  auto r = pipeline::testing::Cli({"report", "--run-dir", tmp.path().string(), "-o", out});
+  CHECK(r.code == 4);
+  CHECK(r.err.rfind("grin-jobs report: ", 0) == 0);
+  CHECK(r.err.find("books.db") != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK_FALSE(std::filesystem::exists(out));
+}
+
 }  // namespace
 }  // namespace grin::cli
