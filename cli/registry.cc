@@ -18,6 +18,8 @@ int RunStorage(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunDoctor(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunVerify(const std::vector<std::string>&, std::ostream&, std::ostream&);
 
+int RunReport(const std::vector<std::string>&, std::ostream&, std::ostream&);
+
 const std::vector<CommandInfo>& Commands() {
   static const std::vector<CommandInfo> kCommands = {
       {"init", "Create a run directory with its database and run_config.json", RunInit},
@@ -36,6 +38,8 @@ const std::vector<CommandInfo>& Commands() {
       {"doctor", "Check a run in seconds: GRIN sign-in, passphrase, buckets, clock, disk, DB",
        RunDoctor},
       {"verify", "Check storage against the run's state; --deep hashes, --requeue redoes", RunVerify},
+
+      {"report", "Write the run's HTML report (charts over time, failures, ETA)", RunReport},
   };
   return kCommands;
 }

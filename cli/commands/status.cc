@@ -3,10 +3,14 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "cli/cli.h"
@@ -148,6 +152,25 @@ void PrintText(std::ostream& out, const std::string& run_dir, const Snapshot& s)
   out << line;
 }
 
+// One --watch frame on a terminal, redrawn in place like watch(1): cursor home, each line
+// followed by erase-to-end-of-line, then erase the rest of the screen (the first frame clears the
+// screen first). Off a terminal the reports are simply printed one after the other.
+void PrintFrame(std::ostream& out, const std::string& report, double every, bool first) {
+  out << (first ? "\033[H\033[2J" : "\033[H");
+  char head[96];
+  std::snprintf(head, sizeof head, "every %gs, updated %s (Ctrl-C to stop)", every,
+                FormatIsoUtc(SystemClock::Default()->NowMicros()).c_str());
+  out << head << "\033[K\n";
+  size_t pos = 0;
+  while (pos < report.size()) {
+    size_t nl = report.find('\n', pos);
+    if (nl == std::string::npos) nl = report.size();
+    out << report.substr(pos, nl - pos) << "\033[K\n";
+    pos = nl + 1;
+  }
+  out << "\033[J";
+}
+
 }  // namespace
 
 int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -160,7 +183,8 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
       "metrics", "Print the run's job counts as Prometheus metrics (text format; the "
                  "database-derived subset of what sync --metrics-listen serves, for cron and "
                  "node_exporter's textfile collector)")(
-      "watch", "Repeat every N seconds until interrupted", cxxopts::value<double>())(
+      "watch", "Repeat every N seconds until interrupted (on a terminal: redrawn in place)",
+      cxxopts::value<double>())(
       "count", "With --watch: stop after N reports", cxxopts::value<int>());
   OptionRules rules;
   rules.Number("watch", 0.05, 86'400, "seconds").Int<int>("count", 1, 1'000'000'000);
@@ -181,6 +205,7 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (every < 0 || (parsed.count("watch") && every < 0.05)) {
     return ReportError(err, "status", Status::InvalidArgument("--watch needs at least 0.05 s"));
   }
+  const bool redraw = !json && !metrics && every > 0 && &out == &std::cout && ::isatty(STDOUT_FILENO);
   for (int i = 0; count < 0 || i < count; ++i) {
     if (i > 0) std::this_thread::sleep_for(std::chrono::duration<double>(every));
     auto snap = Take(**reader);
@@ -192,6 +217,10 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
       out << m.Render();
     } else if (json) {
       out << ToJson(*run_dir, *snap).dump() << "\n";
+    } else if (redraw) {
+      std::ostringstream report;
+      PrintText(report, *run_dir, *snap);
+      PrintFrame(out, report.str(), every, i == 0);
     } else {
       PrintText(out, *run_dir, *snap);
     }

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <functional>
 #include <set>
@@ -24,6 +25,9 @@
 #include "cli/commands/grin_stack.h"
 #include "cli/commands/sync_plan.h"
 #include "cli/metrics_server.h"
+
+#include "cli/live_bar.h"
+#include "cli/report_html.h"
 #include "cli/object_store_factory.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
@@ -466,7 +470,13 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return ReportError(err, "sync", Status::InvalidArgument("--log-level: use debug, info, "
                                                             "warning or error"));
   }
-  StderrLogger logger(level);
+  StderrLogger stderr_logger(level);
+  // On a terminal the live bar owns stdout's last line: log lines are written above it.
+  const bool tty = ::isatty(STDOUT_FILENO) && &out == &std::cout;
+  std::optional<LiveBar> bar;
+  if (tty) bar.emplace(out, STDOUT_FILENO);
+  LiveBarLogger bar_logger(&stderr_logger, bar ? &*bar : nullptr);
+  Logger& logger = bar ? static_cast<Logger&>(bar_logger) : stderr_logger;
   if (p["stop-after-systemic"].as<int>() < 1) {
     return ReportError(err, "sync",
                        Status::InvalidArgument("--stop-after-systemic: give 1 or more"));
@@ -813,16 +823,12 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     logger.Log(LogLevel::kInfo, "sync.litter_removed", {{"export_temporaries", std::to_string(n)}});
   }
   so.logger = &logger;
-  bool tty = ::isatty(STDOUT_FILENO) && &out == &std::cout;
-  so.progress_bar = tty;
-  so.progress_every = tty ? 1 : 20;
-  so.on_progress = [&out, tty](const std::string& line) {
-    if (tty) {
-      out << "\r\033[K" << line << std::flush;
-    } else {
-      out << line << "\n" << std::flush;
-    }
-  };
+  so.progress_every = 20;
+  if (bar) {
+    so.on_snapshot = [&bar](const pipeline::ProgressSnapshot& s) { bar->Update(s); };
+  } else {
+    so.on_progress = [&out](const std::string& line) { out << line << "\n" << std::flush; };
+  }
   // A second Ctrl-C leaves at once, but first gives the books in flight back to the run so the
   // next run does not count them as crashed (crash_loop).
   if (stopping()) return interrupted();
@@ -832,7 +838,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   pipeline::SyncPipeline pipe(store.get(), objects->store.get(), &client, transport->get(),
                               &passphrase, so);
   auto stats = open_jobs > 0 ? pipe.Run() : Result<pipeline::SyncStats>(pipe.RemoveLitterOnly());
-  if (tty) out << "\n";
+  if (bar) bar->Finish();
   if (!stats.ok()) return fail(stats.status());
   auto dead = CountDead(db_path, queues.empty() && explicit_barcodes.empty(), selected);
   if (!dead.ok()) return ReportError(err, "sync", dead.status());
@@ -904,6 +910,17 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       Status u = UploadFile(*objects->store, loc, path, "application/json");
       if (!u.ok()) teardown_errors.push_back(u.message());
     }
+  }
+  {
+    // The HTML report (regenerable with `grin-jobs report`): a failure is a warning, not a
+    // failed run.
+    std::string path = (fs::path(run_dir) / "report.html").string();
+    Status r = WriteRunReport(run_dir, path);
+    if (r.ok()) {
+      r = UploadFile(*objects->store, MetaLocation(meta_layout, "report.html"), path,
+                     "text/html");
+    }
+    if (!r.ok()) err << "grin-jobs sync: warning: the HTML report: " << r.message() << "\n";
   }
   (*transport)->Shutdown();
   if (!stats->fatal.empty()) {

@@ -43,15 +43,4 @@ std::string FormatProgressLine(const ProgressSnapshot& s, double rate) {
   return line;
 }
 
-std::string FormatProgressBar(const ProgressSnapshot& s, double rate, int width) {
-  double frac = s.total > 0 ? static_cast<double>(s.done) / static_cast<double>(s.total) : 0.0;
-  int filled = static_cast<int>(frac * width + 0.5);
-  std::string bar = "[" + std::string(static_cast<size_t>(filled), '#') +
-                    std::string(static_cast<size_t>(width - filled), '.') + "] ";
-  char mbs[48];
-  double mb_per_s = s.elapsed_s > 0 ? static_cast<double>(s.bytes) / 1e6 / s.elapsed_s : 0.0;
-  std::snprintf(mbs, sizeof mbs, " %.1f MB/s", mb_per_s);
-  return bar + FormatProgressLine(s, rate) + mbs;
-}
-
 }  // namespace grin::pipeline

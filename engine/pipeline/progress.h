@@ -22,7 +22,7 @@ struct ProgressSnapshot {
   int processing = 0;
   int64_t waiting_download = 0;
   int64_t waiting_process = 0;
-  int64_t bytes = 0;  // archive bytes downloaded so far (for the TTY line's MB/s)
+  int64_t bytes = 0;  // archive bytes downloaded so far (for the terminal bar's MB/s)
 };
 
 class ProgressTracker {
@@ -40,8 +40,5 @@ class ProgressTracker {
 
 // The progress line for a snapshot and a rate (books/s).
 std::string FormatProgressLine(const ProgressSnapshot& s, double rate);
-
-// The live line for a terminal: a bar, then the same facts plus MB/s.
-std::string FormatProgressBar(const ProgressSnapshot& s, double rate, int width = 24);
 
 }  // namespace grin::pipeline

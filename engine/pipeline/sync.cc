@@ -104,13 +104,14 @@ void SyncPipeline::Impl::RefreshMetrics() {
 
 void SyncPipeline::Impl::Finished(bool uploaded_now) {
   std::string line;
+  std::optional<ProgressSnapshot> snap;
   {
     std::lock_guard<std::mutex> l(mu);
     ++stats.done;
     if (uploaded_now) ++stats.uploaded;
     bool last = stats.done >= stats.total;
-    if (opt.on_progress &&
-        (stats.done - last_progress_done >= opt.progress_every || last)) {
+    if (opt.on_snapshot ||
+        (opt.on_progress && (stats.done - last_progress_done >= opt.progress_every || last))) {
       last_progress_done = stats.done;
       double t = static_cast<double>(clock->NowMicros() - start_micros) / 1e6;
       double rate = tracker.Record(t, stats.done);
@@ -127,9 +128,14 @@ void SyncPipeline::Impl::Finished(bool uploaded_now) {
         s.waiting_process = std::max<int64_t>(0, c->at[2] - slots[kProcess].load());
       }
       s.bytes = stats.bytes_downloaded;
-      line = opt.progress_bar ? FormatProgressBar(s, rate) : FormatProgressLine(s, rate);
+      if (opt.on_snapshot) {
+        snap = s;
+      } else {
+        line = FormatProgressLine(s, rate);
+      }
     }
   }
+  if (snap) opt.on_snapshot(*snap);
   if (!line.empty()) opt.on_progress(line);
 }
 

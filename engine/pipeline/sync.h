@@ -51,6 +51,7 @@
 #include "engine/base/metrics.h"
 #include "engine/grin/client.h"
 #include "engine/net/transport.h"
+#include "engine/pipeline/progress.h"
 #include "engine/object_store.h"
 #include "engine/state_store.h"
 
@@ -103,7 +104,9 @@ struct SyncOptions {
   std::function<Result<std::optional<JobView>>(const std::string& barcode)> job_view;
   int progress_every = 20;                             // books between progress lines
   std::function<void(const std::string& line)> on_progress;  // may be empty
-  bool progress_bar = false;  // on_progress gets the terminal bar (with MB/s) instead of the line
+  // A live display (the CLI's terminal bar): when set, gets the snapshot of every finished book
+  // instead of on_progress getting lines.
+  std::function<void(const ProgressSnapshot&)> on_snapshot;
   const std::atomic<int>* stop = nullptr;              // non-zero: drain and return
   // Systemic failures (not the book's fault: GRIN auth, wrong passphrase, TLS trust, storage
   // access or bucket, a full disk; see circuit_breaker.h) never fail a book: its job is kept as

@@ -25,9 +25,6 @@ TEST_CASE("progress line in the reference tool's format") {
   CHECK(FormatProgressLine(s, 0) ==
         "20/20 (100.0%) - 0.0 books/sec - elapsed: 12.3s [downloads: 3/5, processing: 23, "
         "waiting to download: 100, waiting to be processed: 0]");
-  s.bytes = 24'680'000;
-  CHECK(FormatProgressBar(s, 1.6, 10).rfind("[##########] 20/20", 0) == 0);
-  CHECK(FormatProgressBar(s, 1.6, 10).find(" 2.0 MB/s") != std::string::npos);
 }
 
 TEST_CASE("rate: overall before two points, then a smoothed window") {
