@@ -73,7 +73,7 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
   std::unique_ptr<TransferStack> stack;
   if (config->library_directory.empty()) {
     add({"oauth", Level::kFail, "run_config.json has no library_directory",
-         "set it with `grin-jobs init --library-directory DIR`"});
+         "set it with `grin-jobs config set library_directory DIR`"});
   } else if (auto s = OpenTransferStack(run_dir, *config, tso); !s.ok()) {
     add({"setup", Level::kFail, s.status().message(),
          s.status().message().find("credentials") != std::string::npos
