@@ -467,6 +467,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (!stack.ok()) return fail(stack.status());
   std::unique_ptr<net::CurlTransport>* transport = &(*stack)->transport;
   grin_client::GrinClient& client = *(*stack)->client;
+  out << "GRIN token: " << Describe((*stack)->token) << "\n";
+  if ((*stack)->r2_keys) out << "R2 keys: " << Describe(*(*stack)->r2_keys) << "\n";
   OpenedObjectStore* objects = &(*stack)->objects;
   if (!dry_run) {
     for (const auto& bucket : {objects->layout.bucket_raw, objects->layout.bucket_meta,
@@ -647,7 +649,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                                         ? p["passphrase-file"].as<std::string>()
                                         : "");
     if (!path.ok()) return fail(path.status());
-    logger.Log(LogLevel::kInfo, "credentials.passphrase", {{"path", Describe(*path)}});
+    out << "GPG passphrase: " << Describe(*path) << "\n";
     auto secret = archive::ReadPassphraseFile(path->path);
     if (!secret.ok()) return fail(secret.status());
     passphrase = std::move(secret).value();
