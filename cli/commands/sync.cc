@@ -343,7 +343,9 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "for it) or another error; 2 bad usage; 3 the run is locked by another process; 4 the run "
       "database is unusable; 5 the run finished but books ended failed for good, or a queue "
       "could not be listed; 130 interrupted (Ctrl-C) with books not done yet: rerun the same "
-      "command.");
+      "command.\n\nOptions not on the command line come from the run's stored defaults "
+      "(`grin-jobs config set sync.KEY VALUE`, e.g. sync.queue converted; `grin-jobs config "
+      "show`); a flag given here overrides them for this run only.");
   AddRunOptions(options);
   OptionRules rules;
   AddSyncOptions(options, rules);
