@@ -12,6 +12,12 @@
 namespace grin::cli {
 namespace {
 
+// A string field of a JSON object; "" when absent or not a string.
+std::string Field(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 int Show(const std::string& run_dir, const RunConfig& config, const std::string& flag_dir,
          std::ostream& out) {
   out << "run " << run_dir << " (" << ConfigPath(run_dir) << ")\n";
@@ -31,24 +37,21 @@ int Show(const std::string& run_dir, const RunConfig& config, const std::string&
     const char* label;
     Result<FoundSecret> found;
   };
-  auto passphrase_file = config.sync.value("passphrase_file", nlohmann::json(""));
   std::vector<Line> lines;
   lines.push_back({"OAuth client", search.Find(SecretKind::kClientSecret)});
   lines.push_back({"GRIN token", search.Find(SecretKind::kToken)});
   lines.push_back({"GPG passphrase",
-                   search.FindPassphrase(passphrase_file.is_string()
-                                             ? passphrase_file.get<std::string>()
-                                             : "")});
-  if (config.storage.value("type", "") == "r2") {
+                   search.FindPassphrase(Field(config.sync, "passphrase_file"))});
+  if (Field(config.storage, "type") == "r2") {
     std::optional<FoundSecret> r2;
     WithStorageCredentials(config.storage, search, &r2);
     if (r2) {
       lines.push_back({"R2 keys", *r2});
-    } else if (config.storage.value("credentials_file", "").empty()) {
+    } else if (Field(config.storage, "credentials_file").empty()) {
       lines.push_back({"R2 keys", search.Find(SecretKind::kR2Keys)});
     } else {
       lines.push_back({"R2 keys",
-                       FoundSecret{config.storage.value("credentials_file", ""),
+                       FoundSecret{Field(config.storage, "credentials_file"),
                                    "storage.credentials_file"}});
     }
   }

@@ -29,8 +29,8 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
   AddRunOptions(options);
   options.add_options()("json", "Print the checks as JSON")(
       "passphrase-file",
-      "The GPG passphrase file (default: gpg_passphrase.asc in the "
-      "credentials directories)",
+      "The GPG passphrase file (default: the run's sync.passphrase_file, else "
+      "gpg_passphrase.asc found in the credentials search order, docs/configuration.md)",
       cxxopts::value<std::string>())("staging-dir",
                                      "Staging directory sync will use (default <run>/staging)",
                                      cxxopts::value<std::string>())(
@@ -90,7 +90,10 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
     if (grin_ok) {
       add(doctor::CheckPassphrase(
           *stack, *config,
-          p.count("passphrase-file") ? p["passphrase-file"].as<std::string>() : ""));
+          p.count("passphrase-file") ? p["passphrase-file"].as<std::string>()
+          : config->sync.contains("passphrase_file") && config->sync["passphrase_file"].is_string()
+              ? config->sync["passphrase_file"].get<std::string>()
+              : std::string()));
     } else {
       add({"passphrase", Level::kWarn, "not checked: the oauth check failed",
            "fix the oauth check first"});
