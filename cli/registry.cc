@@ -4,6 +4,7 @@ namespace grin::cli {
 
 // Declared here, defined in cli/commands/<name>.cc.
 int RunInit(const std::vector<std::string>&, std::ostream&, std::ostream&);
+int RunConfigCommand(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunStatus(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunSql(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunRetry(const std::vector<std::string>&, std::ostream&, std::ostream&);
@@ -23,6 +24,8 @@ int RunReport(const std::vector<std::string>&, std::ostream&, std::ostream&);
 const std::vector<CommandInfo>& Commands() {
   static const std::vector<CommandInfo> kCommands = {
       {"init", "Create a run directory with its database and run_config.json", RunInit},
+      {"config", "A run's settings: `config show`, `config set KEY VALUE` (validated), `unset`",
+       RunConfigCommand},
       {"status", "Show a run's progress: stages, failures, rate, ETA (read-only)", RunStatus},
       {"sql", "Run a read-only SQL query on a run's database", RunSql},
       {"retry", "Requeue failed or dead jobs", RunRetry},

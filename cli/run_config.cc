@@ -49,14 +49,17 @@ Result<RunConfig> LoadRunConfig(const std::string& run_dir) {
   for (const auto& f : fields) {
     if (!j.contains(f.name) || j[f.name].is_null()) continue;
     if (!j[f.name].is_string()) {
-      return Status::InvalidArgument(path + ": field '" + f.name + "' must be a string");
+      return Status::InvalidArgument(path + ": field '" + f.name + "' must be a string; set it "
+                                     "with `grin-jobs config set " + f.name + " VALUE`");
     }
     *f.dst = j[f.name].get<std::string>();
   }
   for (const char* obj : {"storage", "sync"}) {
     if (!j.contains(obj) || j[obj].is_null()) continue;
     if (!j[obj].is_object()) {
-      return Status::InvalidArgument(path + ": field '" + obj + "' must be an object");
+      return Status::InvalidArgument(path + ": field '" + obj + "' must be an object (of " +
+                                     obj + ".KEY settings, see `grin-jobs config --help`); fix "
+                                     "the file by hand or recreate the run with `grin-jobs init`");
     }
   }
   if (j.contains("storage") && j["storage"].is_object()) {

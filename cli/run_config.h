@@ -1,7 +1,9 @@
 #pragma once
 // A run: a directory holding books.db, run_config.json, the lock, backups/ and staging/.
-// run_config.json fixes a run's settings at `init` (or `collect`) time; later commands read it.
-// Secrets never go in it (credentials are referenced by path).
+// run_config.json holds a run's settings: written by `init`, changed by `grin-jobs config set`
+// (cli/commands/settings.h knows every key and its rule); later commands read it. "sync" holds
+// sync's stored defaults (sync.workers, sync.queue, ...). Secrets never go in it (credentials are
+// found by cli/credentials_search.h; the config only names paths).
 //
 // {
 //   "run_name": "...", "library_directory": "Harvard",
@@ -11,7 +13,7 @@
 //               "region": "...", "path_style": true, "bucket_raw": "...", "bucket_meta": "...",
 //               "bucket_full": "...", "prefix": "", "credentials_file": "...", "profile": "...",
 //               "ca_file": "..."},
-//   "sync": {...}
+//   "sync": {"queue": ["converted"], "workers": 16, "grin_rate": 2.5, "durable": true, ...}
 // }
 
 #include <string>

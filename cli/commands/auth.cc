@@ -13,12 +13,18 @@
 
 #include "cli/cli.h"
 #include "cli/commands/grin_stack.h"
+#include "cli/credentials_search.h"
 #include "cli/run_context.h"
 
 namespace grin::cli {
 namespace {
 
 using grin_client::OAuthCredentials;
+
+// --credentials-dir, "" when not given.
+std::string FlagDir(const cxxopts::ParseResult& parsed) {
+  return parsed.count("credentials-dir") ? parsed["credentials-dir"].as<std::string>() : "";
+}
 
 std::string RandomState() {
   std::random_device rd;
@@ -100,10 +106,17 @@ int Setup(const cxxopts::ParseResult& parsed, std::ostream& out, std::ostream& e
     if (!c.ok()) return ReportGrinError(err, "auth setup", c.status());
     config = std::make_unique<RunConfig>(*c);
   }
-  const std::string dir = CredentialsDir(config.get());
-  const std::string secret_path = parsed.count("client-secret")
-                                      ? parsed["client-secret"].as<std::string>()
-                                      : dir + "/client_secret.json";
+  const CredentialsSearch search(FlagDir(parsed), config.get());
+  const std::string dir = search.WriteDir().path;
+  std::string secret_path;
+  if (parsed.count("client-secret")) {
+    secret_path = parsed["client-secret"].as<std::string>();
+  } else {
+    auto found = search.Find(SecretKind::kClientSecret);
+    if (!found.ok()) return ReportGrinError(err, "auth setup", found.status());
+    out << "OAuth client: " << Describe(*found) << "\n";
+    secret_path = found->path;
+  }
   auto secret = grin_client::LoadClientSecret(secret_path);
   if (!secret.ok()) return ReportGrinError(err, "auth setup", secret.status());
   std::string token_uri = secret->token_uri;
@@ -227,10 +240,12 @@ int ShowStatus(const cxxopts::ParseResult& parsed, std::ostream& out, std::ostre
     if (!c.ok()) return ReportGrinError(err, "auth status", c.status());
     config = std::make_unique<RunConfig>(*c);
   }
-  const std::string path = CredentialsDir(config.get()) + "/credentials.json";
+  auto found = CredentialsSearch(FlagDir(parsed), config.get()).Find(SecretKind::kToken);
+  if (!found.ok()) return ReportGrinError(err, "auth status", found.status());
+  const std::string path = found->path;
   auto creds = grin_client::LoadCredentials(path);
   if (!creds.ok()) return ReportGrinError(err, "auth status", creds.status());
-  out << "credentials: " << path << "\n";
+  out << "credentials: " << Describe(*found) << "\n";
   out << "account: " << (creds->account.empty() ? "(unknown until the next refresh)" : creds->account)
       << "\n";
   out << "refresh token: present\n";
@@ -258,7 +273,12 @@ int RunAuth(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   AddRunOptions(options);
   const char* env_port = std::getenv("GRIN_OAUTH_PORT");
   options.add_options()("action", "setup or status", cxxopts::value<std::string>())(
-      "client-secret", "Google client secret JSON (default <credentials dir>/client_secret.json)",
+      "client-secret", "Google client secret JSON (default: client_secret.json found in the "
+      "credentials search order, see --credentials-dir)",
+      cxxopts::value<std::string>())(
+      "credentials-dir", "Look here first for client_secret.json and credentials.json, and save "
+      "credentials.json here; then the run's credentials_dir, $GRIN_JOBS_CONFIG_DIR, "
+      "$GRIN_CREDENTIALS_DIR, ~/.config/grin-jobs, ~/.config/grin-transfer",
       cxxopts::value<std::string>())(
       "port", "Loopback port for the browser redirect (0 = any free port)",
       cxxopts::value<int>()->default_value(env_port && *env_port ? env_port : "58432"))(
@@ -274,6 +294,7 @@ int RunAuth(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   rules.Int<int>("port", 0, 65535, "0 = any free port")
       .Int<int>("timeout", 1, 86'400, "seconds")
       .ReadableFile("client-secret")
+      .DirOrAbsent("credentials-dir")
       .ReadableFile("ca-file");
   cxxopts::ParseResult parsed;
   int code = 0;

@@ -30,8 +30,8 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
   AddRunOptions(options);
   options.add_options()("json", "Print the checks as JSON")(
       "passphrase-file",
-      "The GPG passphrase file (default: gpg_passphrase.asc in the "
-      "credentials directories)",
+      "The GPG passphrase file (default: the run's sync.passphrase_file, else "
+      "gpg_passphrase.asc found in the credentials search order, docs/configuration.md)",
       cxxopts::value<std::string>())("staging-dir",
                                      "Staging directory sync will use (default <run>/staging)",
                                      cxxopts::value<std::string>())(
@@ -80,7 +80,7 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
   std::unique_ptr<TransferStack> stack;
   if (config->library_directory.empty()) {
     add({"oauth", Level::kFail, "run_config.json has no library_directory",
-         "set it with `grin-jobs init --library-directory DIR`"});
+         "set it with `grin-jobs config set library_directory DIR`"});
   } else if (auto s = OpenTransferStack(run_dir, *config, tso); !s.ok()) {
     add({"setup", Level::kFail, s.status().message(),
          s.status().message().find("credentials") != std::string::npos
@@ -97,7 +97,10 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
     if (grin_ok) {
       add(doctor::CheckPassphrase(
           *stack, *config,
-          p.count("passphrase-file") ? p["passphrase-file"].as<std::string>() : ""));
+          p.count("passphrase-file") ? p["passphrase-file"].as<std::string>()
+          : config->sync.contains("passphrase_file") && config->sync["passphrase_file"].is_string()
+              ? config->sync["passphrase_file"].get<std::string>()
+              : std::string()));
     } else {
       add({"passphrase", Level::kWarn, "not checked: the oauth check failed",
            "fix the oauth check first"});

@@ -87,7 +87,7 @@ std::string StorageFix(const Status& s, const std::string& bucket, const RunConf
     return "make the storage folder (bucket '" + bucket +
            "') writable by this user: not a "
            "read-only mount, a folder not a file, permissions and ownership; or choose another "
-           "with `grin-jobs init --storage-path`";
+           "with `grin-jobs config set storage.base_path DIR`";
   }
   if (s.code() == StatusCode::kNotFound) {
     return "create the bucket '" + bucket + "' (e.g. `aws s3 mb s3://" + bucket +
@@ -150,7 +150,7 @@ CheckResult CheckOAuth(TransferStack& stack, ServerTime* grin_time) {
                 token_line + "; GRIN answered HTTP " + std::to_string(r->http_status) +
                     " for the library directory '" + dir + "'",
                 r->http_status == 404 ? "check library_directory in run_config.json (it is "
-                                        "case-sensitive; `grin-jobs init --library-directory`)"
+                                        "case-sensitive; `grin-jobs config set library_directory DIR`)"
                                       : GrinFix(r->ToStatus(), account, dir));
   }
   return Make("oauth", Level::kPass, token_line + "; GRIN lists '" + dir + "' for this account");
@@ -158,14 +158,13 @@ CheckResult CheckOAuth(TransferStack& stack, ServerTime* grin_time) {
 
 CheckResult CheckPassphrase(TransferStack& stack, const RunConfig& config,
                             const std::string& passphrase_file) {
-  auto search = archive::PassphraseSearch::FromEnvironment(passphrase_file, config.credentials_dir);
-  auto path = archive::FindPassphraseFile(search);
-  if (!path.ok()) {
-    return Make("passphrase", Level::kFail, path.status().message(),
-                "put the library's GRIN passphrase on the first line of " +
-                    std::string(archive::kPassphraseFileName) +
-                    " in the credentials directory (chmod 600), or give --passphrase-file");
+  auto found = CredentialsSearch("", &config).FindPassphrase(passphrase_file);
+  if (!found.ok()) {
+    return Make("passphrase", Level::kFail, found.status().message(),
+                "put the library's GRIN passphrase on the first line of "
+                "~/.config/grin-jobs/gpg_passphrase.asc (chmod 600), or give --passphrase-file");
   }
+  auto path = Result<std::string>(found->path);
   auto secret = archive::ReadPassphraseFile(*path);
   if (!secret.ok()) {
     return Make("passphrase", Level::kFail, secret.status().message(),

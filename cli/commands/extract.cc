@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "cli/credentials_search.h"
 #include "cli/option_rules.h"
 #include "engine/archive/book.h"
 #include "engine/archive/ocr.h"
@@ -144,10 +145,13 @@ int RunExtract(const std::vector<std::string>& args, std::ostream& out, std::ost
   options.positional_help("FILE.tar.gz[.gpg]...");
   options.add_options()
       ("o,output-dir", "Directory for the outputs", cxxopts::value<std::string>()->default_value("."))
-      ("p,passphrase-file", "Passphrase file (default: gpg_passphrase.asc in $GRIN_CREDENTIALS_DIR, "
-       "the secrets dir, ~/.config/grin-transfer, ~, ~/.grin, ~/.config)",
+      ("p,passphrase-file", "Passphrase file (default: gpg_passphrase.asc in --credentials-dir, "
+       "$GRIN_JOBS_CONFIG_DIR, $GRIN_CREDENTIALS_DIR, ~/.config/grin-jobs, "
+       "~/.config/grin-transfer)",
        cxxopts::value<std::string>()->default_value(""))
-      ("secrets-dir", "Directory searched instead of ~/.config/grin-transfer",
+      ("credentials-dir", "Directory searched first for gpg_passphrase.asc",
+       cxxopts::value<std::string>()->default_value(""))
+      ("secrets-dir", "The reference tool's name for --credentials-dir",
        cxxopts::value<std::string>()->default_value(""))
       ("backend", "Decryption backend: auto, native, gpg or rnp",
        cxxopts::value<std::string>()->default_value("auto"))
@@ -158,6 +162,7 @@ int RunExtract(const std::vector<std::string>& args, std::ostream& out, std::ost
   OptionRules rules;
   rules.DirOrAbsent("output-dir")
       .ReadableFile("passphrase-file")
+      .ExistingDir("credentials-dir")
       .ExistingDir("secrets-dir")
       .OneOf("backend", {"auto", "native", "gpg", "rnp"});
   std::vector<const char*> argv = {"extract"};
@@ -201,11 +206,12 @@ int RunExtract(const std::vector<std::string>& args, std::ostream& out, std::ost
   bool any_encrypted = false;
   for (const auto& f : files) any_encrypted |= f.size() > 4 && f.substr(f.size() - 4) == ".gpg";
   if (any_encrypted) {
-    auto search = PassphraseSearch::FromEnvironment(parsed["passphrase-file"].as<std::string>(),
-                                                    parsed["secrets-dir"].as<std::string>());
-    auto path = FindPassphraseFile(search);
+    std::string dir = parsed["credentials-dir"].as<std::string>();
+    if (dir.empty()) dir = parsed["secrets-dir"].as<std::string>();
+    auto path = CredentialsSearch(dir, nullptr)
+                    .FindPassphrase(parsed["passphrase-file"].as<std::string>());
     if (path.ok()) {
-      auto secret = ReadPassphraseFile(*path);
+      auto secret = ReadPassphraseFile(path->path);
       if (secret.ok()) {
         passphrase = std::move(secret).value();
       } else {

@@ -9,13 +9,6 @@
 
 namespace grin::cli {
 
-std::string CredentialsDir(const RunConfig* config) {
-  if (config && !config->credentials_dir.empty()) return config->credentials_dir;
-  if (const char* env = std::getenv("GRIN_CREDENTIALS_DIR"); env && *env) return env;
-  const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : ".") + "/.config/grin-jobs";
-}
-
 GrinStack::~GrinStack() {
   client.reset();
   tokens.reset();
@@ -36,7 +29,7 @@ Result<std::unique_ptr<GrinStack>> OpenGrinStack(const std::string& run_dir,
   GRIN_ASSIGN_OR_RETURN(stack->config, LoadRunConfig(run_dir));
   if (stack->config.library_directory.empty()) {
     return Status::InvalidArgument("run_config.json has no library_directory; set it with "
-                                   "`grin-jobs init --library-directory DIR`");
+                                   "`grin-jobs config set library_directory DIR`");
   }
   GRIN_ASSIGN_OR_RETURN(storage::RunLock lock, storage::RunLock::Acquire(DbPath(run_dir)));
   stack->lock = std::make_unique<storage::RunLock>(std::move(lock));
@@ -51,7 +44,12 @@ Result<std::unique_ptr<GrinStack>> OpenGrinStack(const std::string& run_dir,
   t.logger = options.logger;
   GRIN_ASSIGN_OR_RETURN(stack->transport, net::CurlTransport::Create(t));
 
-  const std::string creds_path = CredentialsDir(&stack->config) + "/credentials.json";
+  CredentialsSearch search(options.credentials_dir, &stack->config);
+  GRIN_ASSIGN_OR_RETURN(FoundSecret token, search.Find(SecretKind::kToken));
+  if (options.logger != nullptr) {
+    options.logger->Log(LogLevel::kInfo, "credentials.token", {{"path", Describe(token)}});
+  }
+  const std::string creds_path = token.path;
   GRIN_ASSIGN_OR_RETURN(grin_client::OAuthCredentials creds,
                         grin_client::LoadCredentials(creds_path));
   if (!stack->config.grin_token_url.empty()) creds.token_uri = stack->config.grin_token_url;
@@ -123,7 +121,12 @@ Result<std::unique_ptr<TransferStack>> OpenTransferStack(const std::string& run_
     gl.bytes_per_second_down = options.grin_bytes_per_second;
     stack->transport->SetHostLimits(hostport, gl);
   }
-  const std::string creds_path = CredentialsDir(&config) + "/credentials.json";
+  CredentialsSearch search(options.credentials_dir, &config);
+  GRIN_ASSIGN_OR_RETURN(stack->token, search.Find(SecretKind::kToken));
+  if (options.logger != nullptr) {
+    options.logger->Log(LogLevel::kInfo, "credentials.token", {{"path", Describe(stack->token)}});
+  }
+  const std::string creds_path = stack->token.path;
   GRIN_ASSIGN_OR_RETURN(grin_client::OAuthCredentials creds,
                         grin_client::LoadCredentials(creds_path));
   if (!config.grin_token_url.empty()) creds.token_uri = config.grin_token_url;
@@ -139,7 +142,11 @@ Result<std::unique_ptr<TransferStack>> OpenTransferStack(const std::string& run_
   if (options.grin_list_attempts > 0) co.patience.max_attempts = options.grin_list_attempts;
   stack->client = std::make_unique<grin_client::GrinClient>(stack->transport.get(),
                                                             stack->tokens.get(), co);
-  GRIN_ASSIGN_OR_RETURN(stack->objects, OpenObjectStore(config.storage, stack->transport.get()));
+  nlohmann::json storage_cfg = WithStorageCredentials(config.storage, search, &stack->r2_keys);
+  if (stack->r2_keys && options.logger != nullptr) {
+    options.logger->Log(LogLevel::kInfo, "credentials.r2", {{"path", Describe(*stack->r2_keys)}});
+  }
+  GRIN_ASSIGN_OR_RETURN(stack->objects, OpenObjectStore(storage_cfg, stack->transport.get()));
   return stack;
 }
 

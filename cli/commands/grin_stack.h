@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "cli/credentials_search.h"
 #include "cli/object_store_factory.h"
 #include "cli/run_config.h"
 #include "engine/base/logger.h"
@@ -17,15 +18,12 @@
 
 namespace grin::cli {
 
-// Where credentials.json and client_secret.json live: the run config's credentials_dir, else
-// $GRIN_CREDENTIALS_DIR, else ~/.config/grin-jobs.
-std::string CredentialsDir(const RunConfig* config);
-
 struct GrinStackOptions {
   double requests_per_second = 5;   // GRIN control calls (reference-tool.md §3.4)
   int max_connections = 5;
   bool open_catalog = true;
   Logger* logger = nullptr;
+  std::string credentials_dir;      // --credentials-dir; "" = the run's, then the search order
 };
 
 // Owns everything a GRIN command needs, in destruction-safe order.
@@ -52,6 +50,7 @@ struct TransferStackOptions {
   double grin_requests_per_second = 5;   // 0 = unlimited; GRIN's host only
   double grin_bytes_per_second = 0;      // 0 = unlimited; GRIN's host only
   int grin_list_attempts = 0;            // GRIN list requests' patience; 0 = the client's default
+  std::string credentials_dir;           // --credentials-dir; "" = the run's, then the search order
   // A preflight: at most 2 attempts per request, no Retry-After wait beyond 2 s, connections
   // given up after 10 s and stalled transfers after 15 s (instead of minutes).
   bool fail_fast = false;
@@ -60,7 +59,10 @@ struct TransferStackOptions {
 // What sync (and doctor) talk through: one transport for GRIN and storage, trusting the run's
 // GRIN CA and its storage.ca_file (both: <run_dir>/ca-bundle.pem joins them), the token source
 // on credentials.json, the GRIN client and the run's object store. No run lock, no database.
+// Secret files are found by cli/credentials_search.h; `token` and `r2_keys` say which were used.
 struct TransferStack {
+  FoundSecret token;
+  std::optional<FoundSecret> r2_keys;
   std::unique_ptr<net::CurlTransport> transport;
   std::unique_ptr<grin_client::TokenSource> tokens;
   std::unique_ptr<grin_client::GrinClient> client;
@@ -69,7 +71,8 @@ struct TransferStack {
 };
 
 // Builds a TransferStack for the run at run_dir from its loaded config. Errors: the transport,
-// credentials.json (missing, unreadable, open to others) or the storage block.
+// credentials.json (not found in the search order, unreadable, open to others) or the storage
+// block.
 Result<std::unique_ptr<TransferStack>> OpenTransferStack(const std::string& run_dir,
                                                          const RunConfig& config,
                                                          const TransferStackOptions& options);

@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
 #include "cli/cli.h"
 #include "cli/object_store_factory.h"
+#include "cli/commands/settings.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
 #include "storage/database.h"
@@ -18,33 +20,28 @@ namespace {
 
 const std::vector<std::string>& kStorageConfigKeys = StorageConfigKeys();  // the one list
 
-// --library-directory, --grin-base-url and each --storage-config: kInvalidArgument naming the
-// option, the value and what is allowed.
-Status CheckInitValues(const cxxopts::ParseResult& parsed) {
-  if (parsed.count("library-directory")) {
-    const std::string dir = parsed["library-directory"].as<std::string>();
-    bool ok = !dir.empty() && dir.size() <= 100 && dir != "." && dir != ".." &&
-              std::all_of(dir.begin(), dir.end(), [](char c) {
-                return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
-                       c == '.';
-              });
-    if (!ok) {
-      return Status::InvalidArgument("--library-directory '" + dir.substr(0, 100) +
-                                     "': use GRIN's directory name (letters, digits, '-', '_', "
-                                     "'.'), e.g. Harvard");
-    }
-  }
-  const std::string url = parsed["grin-base-url"].as<std::string>();
-  if ((url.rfind("https://", 0) != 0 && url.rfind("http://", 0) != 0) ||
-      url.find_first_of(" \t\r\n") != std::string::npos) {
-    return Status::InvalidArgument("--grin-base-url '" + url.substr(0, 200) +
-                                   "': use an http:// or https:// URL");
-  }
-  if (parsed.count("endpoint-url")) {
-    Status e = CheckStorageValue("endpoint_url", parsed["endpoint-url"].as<std::string>());
-    if (!e.ok()) return Status::InvalidArgument("--endpoint-url: " + e.message());
-  }
-  if (parsed.count("storage-config") == 0) return Status::Ok();
+// The settings init's flags give, as run_config.json stores them (cli/commands/settings.h):
+// each checked by its setting's rule, kInvalidArgument naming the option, the value and what is
+// allowed. Only flags given on the command line (and --storage, whose default is local).
+Result<std::vector<std::pair<std::string, nlohmann::json>>> InitSettings(
+    const cxxopts::ParseResult& parsed) {
+  std::vector<std::pair<std::string, nlohmann::json>> out;
+  auto add = [&](const char* flag, const std::string& key) -> Status {
+    if (parsed.count(flag) == 0) return Status::Ok();
+    const std::string v = parsed[flag].as<std::string>();
+    GRIN_ASSIGN_OR_RETURN(nlohmann::json j,
+                          ParseSetting(key, v, std::string("--") + flag + " '" +
+                                                   v.substr(0, 200) + "'"));
+    out.emplace_back(key, j);
+    return Status::Ok();
+  };
+  GRIN_RETURN_IF_ERROR(add("library-directory", "library_directory"));
+  GRIN_RETURN_IF_ERROR(add("grin-base-url", "grin_base_url"));
+  GRIN_RETURN_IF_ERROR(add("credentials-dir", "credentials_dir"));
+  GRIN_RETURN_IF_ERROR(add("storage", "storage.type"));
+  GRIN_RETURN_IF_ERROR(add("storage-path", "storage.base_path"));
+  GRIN_RETURN_IF_ERROR(add("endpoint-url", "storage.endpoint_url"));
+  if (parsed.count("storage-config") == 0) return out;
   std::set<std::string> seen;
   for (const auto& kv : parsed["storage-config"].as<std::vector<std::string>>()) {
     auto eq = kv.find('=');
@@ -65,8 +62,37 @@ Status CheckInitValues(const cxxopts::ParseResult& parsed) {
     if (!seen.insert(key).second) {
       return Status::InvalidArgument("--storage-config " + key + " is given twice; give it once");
     }
+    if (key == "endpoint_url" && parsed.count("endpoint-url")) {
+      return Status::InvalidArgument("--storage-config endpoint_url and --endpoint-url name the "
+                                     "same setting; give one");
+    }
+    if (key == "base_path" && parsed.count("storage-path")) {
+      return Status::InvalidArgument("--storage-config base_path and --storage-path name the same "
+                                     "setting; give one");
+    }
+    GRIN_ASSIGN_OR_RETURN(
+        nlohmann::json j,
+        ParseSetting("storage." + key, kv.substr(eq + 1),
+                     "--storage-config '" + kv.substr(0, 200) + "'"));
+    out.emplace_back("storage." + key, j);
   }
-  return Status::Ok();
+  return out;
+}
+
+// Shell-quoted for a command the user can paste.
+std::string Quoted(const std::string& v) {
+  bool plain = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-_./:=,@+", c) != nullptr;
+  });
+  if (plain) return v;
+  std::string q = "'";
+  for (char c : v) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string Text(const nlohmann::json& j) {
+  if (j.is_null()) return "(not set)";
+  return j.is_string() ? j.get<std::string>() : j.dump();
 }
 
 }  // namespace
@@ -75,11 +101,16 @@ int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   cxxopts::Options options("grin-jobs init",
                            "Create a run: a directory holding books.db (the job state) and "
                            "run_config.json (settings later commands read). Running it again on "
-                           "an existing run upgrades its database schema and changes nothing "
-                           "else.");
+                           "an existing run upgrades its database schema; flags that differ from "
+                           "the run's settings are refused (exit 2): change a setting with "
+                           "`grin-jobs config set KEY VALUE`, see them with `grin-jobs config "
+                           "show`.");
   AddRunOptions(options);
   options.add_options()("library-directory", "GRIN library directory (e.g. Harvard)",
                         cxxopts::value<std::string>())(
+      "credentials-dir", "Where this run's secret files are looked for first (stored as "
+      "credentials_dir; then $GRIN_JOBS_CONFIG_DIR, $GRIN_CREDENTIALS_DIR, ~/.config/grin-jobs, "
+      "~/.config/grin-transfer)", cxxopts::value<std::string>())(
       "grin-base-url", "GRIN base URL", cxxopts::value<std::string>()->default_value(
                                             kDefaultGrinBaseUrl))(
       "storage", "Storage type: local, s3, r2 or minio",
@@ -99,8 +130,34 @@ int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   auto run_dir = ResolveRunDir(parsed);
   if (!run_dir.ok()) return ReportError(err, "init", run_dir.status());
   // Every value is checked before the run directory, its lock or its database are touched.
-  Status checked = CheckInitValues(parsed);
-  if (!checked.ok()) return ReportError(err, "init", checked);
+  auto settings = InitSettings(parsed);
+  if (!settings.ok()) return ReportError(err, "init", settings.status());
+  // An existing run keeps its settings: a flag that would change one is refused, naming the
+  // command that changes it (never silently ignored).
+  if (std::filesystem::exists(ConfigPath(*run_dir))) {
+    auto existing = LoadRunConfig(*run_dir);
+    if (!existing.ok()) return ReportError(err, "init", existing.status());
+    std::string differ;
+    for (const auto& [key, value] : *settings) {
+      nlohmann::json now = GetSetting(*existing, key);
+      if (key == "storage.type" && now.is_null()) now = "local";
+      if (now == value) continue;
+      // A path stored as given by an older init (relative) names the same place.
+      if (now.is_string() && value.is_string() &&
+          std::filesystem::absolute(now.get<std::string>()).lexically_normal().string() ==
+              value.get<std::string>()) {
+        continue;
+      }
+      differ += std::string(differ.empty() ? "" : "; ") + key + " is '" + Text(now) + "', not '" +
+                Text(value) + "': `grin-jobs config set --run-dir " + Quoted(*run_dir) + " " +
+                key + " " + Quoted(Text(value)) + "`";
+    }
+    if (!differ.empty()) {
+      err << "grin-jobs init: run " << *run_dir << " already exists with other settings (init "
+          << "changes none): " << differ << "\n";
+      return kExitUsage;
+    }
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(*run_dir, ec);
@@ -124,23 +181,12 @@ int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   RunConfig config;
   config.run_name = std::filesystem::path(*run_dir).filename().string();
-  if (parsed.count("library-directory")) {
-    config.library_directory = parsed["library-directory"].as<std::string>();
+  for (const auto& [key, value] : *settings) {
+    Status set = SetSetting(&config, key, value);
+    if (!set.ok()) return ReportError(err, "init", set);
   }
-  config.grin_base_url = parsed["grin-base-url"].as<std::string>();
-  std::string type = parsed["storage"].as<std::string>();
-  config.storage["type"] = type;
-  if (parsed.count("storage-path")) config.storage["base_path"] = parsed["storage-path"].as<std::string>();
-  if (parsed.count("storage-config")) {
-    for (const auto& kv : parsed["storage-config"].as<std::vector<std::string>>()) {
-      auto eq = kv.find('=');  // CheckInitValues made sure there is one
-      config.storage[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
-  }
-  if (parsed.count("endpoint-url")) {
-    config.storage["endpoint_url"] = parsed["endpoint-url"].as<std::string>();
-  }
-  if (type == "local" && !config.storage.contains("base_path")) {
+  if (!config.storage.contains("type")) config.storage["type"] = "local";
+  if (config.storage["type"] == "local" && !config.storage.contains("base_path")) {
     config.storage["base_path"] = (std::filesystem::path(*run_dir) / "storage").string();
   }
   Status s = SaveRunConfig(*run_dir, config);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/credentials_search.h"
 #include "cli/option_rules.h"
 #include "cli/run_config.h"
 #include "cli/object_store_factory.h"
@@ -53,10 +54,12 @@ std::string JsonString(const nlohmann::json& j, const char* key) {
 // same factory sync uses.
 Result<OpenedStore> OpenStore(const cxxopts::ParseResult& p) {
   nlohmann::json cfg = nlohmann::json::object();
+  std::optional<RunConfig> run;
   if (p.count("run-dir") || p.count("run-name")) {
     GRIN_ASSIGN_OR_RETURN(std::string run_dir, ResolveRunDir(p));
     GRIN_ASSIGN_OR_RETURN(RunConfig rc, LoadRunConfig(run_dir));
     if (rc.storage.is_object()) cfg = rc.storage;
+    run = std::move(rc);
   }
   static constexpr std::pair<const char*, const char*> kFlags[] = {
       {"storage", "type"},           {"storage-path", "base_path"},
@@ -83,6 +86,8 @@ Result<OpenedStore> OpenStore(const cxxopts::ParseResult& p) {
     to.ca_file = StorageCaFile(cfg);  // --ca-file, else AWS_CA_BUNDLE, else ~/.aws/config
     GRIN_ASSIGN_OR_RETURN(out.transport, net::CurlTransport::Create(to));
   }
+  // R2 keys follow the one credentials search order (cli/credentials_search.h).
+  cfg = WithStorageCredentials(cfg, CredentialsSearch("", run ? &*run : nullptr));
   GRIN_ASSIGN_OR_RETURN(OpenedObjectStore opened, OpenObjectStore(cfg, out.transport.get()));
   out.store = std::move(opened.store);
   out.layout = opened.layout;

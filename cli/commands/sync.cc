@@ -23,6 +23,8 @@
 
 #include "cli/cli.h"
 #include "cli/commands/grin_stack.h"
+#include "cli/commands/settings.h"
+#include "cli/commands/sync_options.h"
 #include "cli/commands/sync_plan.h"
 #include "cli/metrics_server.h"
 
@@ -349,57 +351,12 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "for it) or another error; 2 bad usage; 3 the run is locked by another process; 4 the run "
       "database is unusable; 5 the run finished but books ended failed for good, or a queue "
       "could not be listed; 130 interrupted (Ctrl-C) with books not done yet: rerun the same "
-      "command.");
+      "command.\n\nOptions not on the command line come from the run's stored defaults "
+      "(`grin-jobs config set sync.KEY VALUE`, e.g. sync.queue converted; `grin-jobs config "
+      "show`); a flag given here overrides them for this run only.");
   AddRunOptions(options);
-  options.add_options("input")(
-      "queue", "converted, previous or unconverted (repeatable; in order)",
-      cxxopts::value<std::vector<std::string>>())(
-      "barcodes", "Comma-separated barcodes", cxxopts::value<std::string>())(
-      "barcodes-file", "File with one barcode per line (# comments)",
-      cxxopts::value<std::string>())(
-      "limit", "At most N books per queue (in barcode order)", cxxopts::value<int64_t>())(
-      "force", "Download again even when the stored ETag matches")(
-      "recheck", "Check the ETags of selected books already stored (a changed archive is "
-                 "downloaded again)")(
-      "dry-run", "Print the plan; change nothing");
-  options.add_options("pipeline")(
-      "workers", "Worker threads", cxxopts::value<int>()->default_value("8"))(
-      "check-concurrency", "GRIN HEAD checks in flight", cxxopts::value<int>()->default_value("2"))(
-      "download-concurrency", "GRIN downloads in flight",
-      cxxopts::value<int>()->default_value("4"))(
-      "grin-rate", "GRIN requests per second (0 = unlimited)",
-      cxxopts::value<double>()->default_value("5"))(
-      "grin-bandwidth", "GRIN download bytes per second (0 = unlimited)",
-      cxxopts::value<double>()->default_value("0"))(
-      "staging-dir", "Staging directory (default <run>/staging)", cxxopts::value<std::string>())(
-      "staging-limit-mb", "Pause downloads while staging holds more than this (0 = no limit)",
-      cxxopts::value<uint64_t>()->default_value("4096"))(
-      "stream-max-mb", "Stream books up to this size (decrypt while downloading, no staging); "
-      "larger ones are staged (0 = stage every book)",
-      cxxopts::value<uint64_t>()->default_value("128"))(
-      "memory-limit-mb", "Memory for streamed books in flight (peak RSS is about this plus "
-      "~80 MiB): streamed books wait for it; a book larger than it is staged",
-      cxxopts::value<uint64_t>()->default_value("512"))(
-      "no-inventory", "HEAD every book in storage instead of listing the raw bucket once")(
-      "multipart-threshold-mb", "Upload archives of this size or more in parts (resumable)",
-      cxxopts::value<uint64_t>()->default_value("64"))(
-      "decrypt-backend", "auto, native, gpg or rnp", cxxopts::value<std::string>()->default_value("auto"))(
-      "passphrase-file", "The GPG passphrase file (default: gpg_passphrase.asc in the "
-                         "credentials directories)", cxxopts::value<std::string>())(
-      "skip-extract-ocr", "Do not extract or upload OCR text")(
-      "skip-extract-marc", "Do not extract MARC metadata")(
-      "skip-csv-export", "No CSV export at the end")(
-      "durable", "synchronous=FULL: survive power loss, at some speed cost")(
-      "retry-base-ms", "First retry of a failed book after up to this long (full jitter, "
-      "doubling, at most 60 s; 5 attempts)", cxxopts::value<int64_t>()->default_value("2000"))(
-      "stop-after-systemic", "Stop after this many consecutive books failed for a reason that is "
-      "not theirs (GRIN access, TLS trust, storage access or bucket, a full disk); such books "
-      "are kept as they were, never failed", cxxopts::value<int>()->default_value("3"))(
-      "grin-list-attempts", "Attempts for a GRIN list request refused with 429 or 5xx, waited "
-      "out patiently (backoff from 1-5 s doubling up to 5 min; Retry-After honoured)",
-      cxxopts::value<int>()->default_value("12"))(
-      "log-level", "debug, info, warning or error",
-      cxxopts::value<std::string>()->default_value("warning"));
+  OptionRules rules;
+  AddSyncOptions(options, rules);
   options.add_options("metrics")(
       "metrics-listen", "Serve Prometheus metrics at http://ADDR/metrics while the sync runs: "
       "PORT or HOST:PORT (loopback; port 0 picks a free one and prints it)",
@@ -409,30 +366,14 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "metrics-linger", "Keep serving metrics this many seconds after the sync ends (a last "
       "scrape sees the final values; Ctrl-C ends it)",
       cxxopts::value<double>()->default_value("0"));
+  options.add_options("pipeline")("log-level", "debug, info, warning or error",
+                                  cxxopts::value<std::string>()->default_value("warning"));
   // Every value checked before any work (the database, the lock, the network): exit 2.
-  constexpr int64_t kMaxMb = int64_t{1} << 24;  // 16 TiB: MB << 20 stays far from overflow
-  OptionRules rules;
-  rules.Int<int64_t>("limit", 1, kNoMax)
-      .Int<int>("grin-list-attempts", 1, 100)
-      .Int<int>("workers", 1, 512)
-      .Int<int>("check-concurrency", 1, 512)
-      .Int<int>("download-concurrency", 1, 512)
-      .Number("grin-rate", 0, 1e6, "requests per second; 0 = unlimited")
-      .Number("grin-bandwidth", 0, 1e12, "bytes per second; 0 = unlimited")
-      .Int<uint64_t>("staging-limit-mb", 0, kMaxMb, "0 = no limit")
-      .Int<uint64_t>("stream-max-mb", 0, kMaxMb, "0 = stage every book")
-      .Int<uint64_t>("memory-limit-mb", 1, kMaxMb)
-      .Int<uint64_t>("multipart-threshold-mb", 5, 5 << 20, "S3 parts are at least 5 MiB")
-      .Int<int64_t>("retry-base-ms", 1, 60'000)
-      .EachOneOf("queue", {"converted", "previous", "unconverted"})
-      .OneOf("decrypt-backend", {"auto", "native", "gpg", "rnp"})
-      .OneOf("log-level", {"debug", "info", "warning", "error"})
+  rules.OneOf("log-level", {"debug", "info", "warning", "error"})
       .Satisfies("barcodes", [](const std::string& v) { return SplitBarcodes(v).status(); })
       .ReadableFile("barcodes-file")
       .Satisfies("barcodes-file",
                  [](const std::string& path) { return ReadBarcodesFile(path).status(); })
-      .ReadableFile("passphrase-file")
-      .DirOrAbsent("staging-dir")
       .Number("metrics-linger", 0, 86'400, "seconds")
       .Satisfies("metrics-listen", [&args](const std::string& v) {
         bool remote = std::find(args.begin(), args.end(), "--metrics-allow-remote") != args.end();
@@ -444,6 +385,20 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   auto run_dir_r = ResolveRunDir(p);
   if (!run_dir_r.ok()) return ReportError(err, "sync", run_dir_r.status());
   const std::string run_dir = *run_dir_r;
+  auto config = LoadRunConfig(run_dir);
+  if (!config.ok()) return ReportError(err, "sync", config.status());
+  // The run's stored defaults (`grin-jobs config set sync.KEY VALUE`) for every option the
+  // command line does not give; the command line wins, for this run only.
+  {
+    auto stored = StoredSyncArgs(*config, p);
+    if (!stored.ok()) return ReportError(err, "sync", stored.status());
+    if (!stored->empty()) {
+      std::vector<std::string> merged = args;
+      merged.insert(merged.end(), stored->begin(), stored->end());
+      Status reparsed = ReparseArgs(options, merged, rules, &p);
+      if (!reparsed.ok()) return ReportError(err, "sync", reparsed);
+    }
+  }
   // Failures that are not about the run database (GRIN, storage, credentials): exit 1.
   auto fail = [&err](const Status& st) {
     err << "grin-jobs sync: " << st.message() << "\n";
@@ -459,12 +414,12 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     err << "grin-jobs sync: " << f.cause << "\n";
     return kExitFailure;
   };
-  auto config = LoadRunConfig(run_dir);
-  if (!config.ok()) return ReportError(err, "sync", config.status());
   // The run's files in the meta bucket live under "<run name>/" (a bad name stops here, not at
   // teardown hours later).
   auto run_meta_name = RunMetaName(config->run_name, run_dir);
   if (!run_meta_name.ok()) return ReportError(err, "sync", run_meta_name.status());
+  const std::string credentials_dir =
+      p.count("credentials-dir") ? p["credentials-dir"].as<std::string>() : "";
   LogLevel level;
   if (!ParseLogLevel(p["log-level"].as<std::string>(), &level)) {
     return ReportError(err, "sync", Status::InvalidArgument("--log-level: use debug, info, "
@@ -532,7 +487,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (config->library_directory.empty()) {
     return ReportError(err, "sync", Status::InvalidArgument(
                                         "run_config.json has no library_directory; set it with "
-                                        "`grin-jobs init --library-directory DIR`"));
+                                        "`grin-jobs config set library_directory DIR`"));
   }
   // One transport for GRIN and storage, the token source, the GRIN client, the object store.
   TransferStackOptions tso;
@@ -541,6 +496,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   tso.grin_requests_per_second = p["grin-rate"].as<double>();
   tso.grin_bytes_per_second = p["grin-bandwidth"].as<double>();
   tso.grin_list_attempts = p["grin-list-attempts"].as<int>();
+  tso.credentials_dir = credentials_dir;
   auto stack = OpenTransferStack(run_dir, *config, tso);
   if (!stack.ok()) return fail(stack.status());
   std::unique_ptr<net::CurlTransport>* transport = &(*stack)->transport;
@@ -563,6 +519,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     out << "Metrics: " << metrics_server->url() << "\n" << std::flush;
   }
   grin_client::GrinClient& client = *(*stack)->client;
+  out << "GRIN token: " << Describe((*stack)->token) << "\n";
+  if ((*stack)->r2_keys) out << "R2 keys: " << Describe(*(*stack)->r2_keys) << "\n";
   OpenedObjectStore* objects = &(*stack)->objects;
   if (!dry_run) {
     for (const auto& bucket : {objects->layout.bucket_raw, objects->layout.bucket_meta,
@@ -739,12 +697,13 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   // ---- passphrase (only needed when there is work) ----
   archive::Secret passphrase;
   if (open_jobs > 0) {
-    auto search = archive::PassphraseSearch::FromEnvironment(
-        p.count("passphrase-file") ? p["passphrase-file"].as<std::string>() : "",
-        config->credentials_dir);
-    auto path = archive::FindPassphraseFile(search);
+    auto path = CredentialsSearch(credentials_dir, &*config)
+                    .FindPassphrase(p.count("passphrase-file")
+                                        ? p["passphrase-file"].as<std::string>()
+                                        : "");
     if (!path.ok()) return fail(path.status());
-    auto secret = archive::ReadPassphraseFile(*path);
+    out << "GPG passphrase: " << Describe(*path) << "\n";
+    auto secret = archive::ReadPassphraseFile(path->path);
     if (!secret.ok()) return fail(secret.status());
     passphrase = std::move(secret).value();
   }
