@@ -35,12 +35,9 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
                                      "Staging directory sync will use (default <run>/staging)",
                                      cxxopts::value<std::string>())(
       "staging-limit-mb", "The staging limit sync will use (needs this much free space)",
-      cxxopts::value<uint64_t>()->default_value("4096"))(
-      "log-level", "debug, info, warning or error",
-      cxxopts::value<std::string>()->default_value("error"));
+      cxxopts::value<uint64_t>()->default_value("4096"));
   OptionRules rules;
   rules.Int<uint64_t>("staging-limit-mb", 0, int64_t{1} << 24, "0 = no limit")
-      .OneOf("log-level", {"debug", "info", "warning", "error"})
       .ReadableFile("passphrase-file")
       .DirOrAbsent("staging-dir");
   cxxopts::ParseResult p;
@@ -49,11 +46,11 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
   auto run_dir_r = ResolveRunDir(p);
   if (!run_dir_r.ok()) return ReportError(err, "doctor", run_dir_r.status());
   const std::string run_dir = *run_dir_r;
+  // <run>/logs/doctor-*.log; with --json, its "Log:" lines go to stderr.
+  CommandLog log("doctor", run_dir, p, out, err, p.count("json") ? &err : &out);
+  Logger& logger = *log.logger();
   auto config = LoadRunConfig(run_dir);
   if (!config.ok()) return ReportError(err, "doctor", config.status());
-  LogLevel level;
-  ParseLogLevel(p["log-level"].as<std::string>(), &level);
-  StderrLogger logger(level);
   const std::string staging_dir = p.count("staging-dir")
                                       ? p["staging-dir"].as<std::string>()
                                       : (std::filesystem::path(run_dir) / "staging").string();

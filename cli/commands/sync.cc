@@ -389,9 +389,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "are kept as they were, never failed", cxxopts::value<int>()->default_value("3"))(
       "grin-list-attempts", "Attempts for a GRIN list request refused with 429 or 5xx, waited "
       "out patiently (backoff from 1-5 s doubling up to 5 min; Retry-After honoured)",
-      cxxopts::value<int>()->default_value("12"))(
-      "log-level", "debug, info, warning or error",
-      cxxopts::value<std::string>()->default_value("warning"));
+      cxxopts::value<int>()->default_value("12"));
   // Every value checked before any work (the database, the lock, the network): exit 2.
   constexpr int64_t kMaxMb = int64_t{1} << 24;  // 16 TiB: MB << 20 stays far from overflow
   OptionRules rules;
@@ -409,7 +407,6 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       .Int<int64_t>("retry-base-ms", 1, 60'000)
       .EachOneOf("queue", {"converted", "previous", "unconverted"})
       .OneOf("decrypt-backend", {"auto", "native", "gpg", "rnp"})
-      .OneOf("log-level", {"debug", "info", "warning", "error"})
       .Satisfies("barcodes", [](const std::string& v) { return SplitBarcodes(v).status(); })
       .ReadableFile("barcodes-file")
       .Satisfies("barcodes-file",
@@ -422,6 +419,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   auto run_dir_r = ResolveRunDir(p);
   if (!run_dir_r.ok()) return ReportError(err, "sync", run_dir_r.status());
   const std::string run_dir = *run_dir_r;
+  CommandLog log("sync", run_dir, p, out, err);  // <run>/logs/sync-*.log and the console
+  Logger& logger = *log.logger();
   // Failures that are not about the run database (GRIN, storage, credentials): exit 1.
   auto fail = [&err](const Status& st) {
     err << "grin-jobs sync: " << st.message() << "\n";
@@ -439,12 +438,6 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   };
   auto config = LoadRunConfig(run_dir);
   if (!config.ok()) return ReportError(err, "sync", config.status());
-  LogLevel level;
-  if (!ParseLogLevel(p["log-level"].as<std::string>(), &level)) {
-    return ReportError(err, "sync", Status::InvalidArgument("--log-level: use debug, info, "
-                                                            "warning or error"));
-  }
-  StderrLogger logger(level);
   if (p["stop-after-systemic"].as<int>() < 1) {
     return ReportError(err, "sync",
                        Status::InvalidArgument("--stop-after-systemic: give 1 or more"));
@@ -683,6 +676,10 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         << FormatIsoUtc(counts->awaiting_since_micros) << ")";
   }
   out << (open_jobs == 0 ? " — nothing to do" : "") << "\n";
+  if (open_jobs == 0) {
+    PrintRecheckHint(out, db_path, run_dir, !queues.empty() || !explicit_barcodes.empty(),
+                     SystemClock::Default()->NowMicros());
+  }
   out.flush();
 
   // ---- passphrase (only needed when there is work) ----
