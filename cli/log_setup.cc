@@ -21,6 +21,7 @@ namespace grin::cli {
 namespace fs = std::filesystem;
 
 // Copies each whole line written through it into a logger, and passes every byte on to `dest`.
+// At `level`; for kError (stderr), a line holding "warning:" at kWarning.
 // A line ended by '\r' (a progress line about to be redrawn) is logged at most once a minute;
 // terminal escape sequences are dropped from logged lines. Thread-safe.
 class LineTeeBuf : public std::streambuf {
@@ -92,7 +93,12 @@ class LineTeeBuf : public std::streambuf {
     }
     line_.clear();
     if (text.find_first_not_of(" \t") == std::string::npos) return;
-    log_->Log(level_, event_, {{"text", text}});
+    // stderr: a line saying "warning:" is a warning, any other an error.
+    LogLevel level = level_;
+    if (level == LogLevel::kError && text.find("warning:") != std::string::npos) {
+      level = LogLevel::kWarning;
+    }
+    log_->Log(level, event_, {{"text", text}});
   }
 
   std::mutex mu_;
@@ -306,7 +312,7 @@ CommandLog::CommandLog(std::string command, const std::string& run_dir,
   out_buf_ = out_.rdbuf(out_tee_.get());
   if (&err_ != &out_) {
     err_tee_ =
-        std::make_unique<LineTeeBuf>(err_.rdbuf(), file_.get(), LogLevel::kWarning, "stderr");
+        std::make_unique<LineTeeBuf>(err_.rdbuf(), file_.get(), LogLevel::kError, "stderr");
     err_buf_ = err_.rdbuf(err_tee_.get());
   }
 }

@@ -258,6 +258,25 @@ TEST_CASE("logs: --log-keep N keeps the newest N of the command, and never a log
   CHECK(Contains(grin::testing::ReadFile(printed[4]), " INFO log.rotated removed=1 kept=3"));
 }
 
+TEST_CASE("logs: the error that stops a sync is in its log, at --log-level error too") {
+  SyncEnv env(20);
+  // A wrong passphrase stops the run (exit 1) with one line on stderr.
+  grin::testing::WriteFile(env.server->state_dir() + "/gpg_passphrase.asc", "not it\n");
+  for (const char* level : {"info", "error"}) {
+    CAPTURE(level);
+    auto r = Cli(env.SyncArgs({"--queue", "converted", "--limit", "2", "--log-level", level}));
+    INFO(r.out << r.err);
+    CHECK(r.code == 1);
+    auto err = Lines(r.err);
+    REQUIRE(!err.empty());
+    const std::string log = grin::testing::ReadFile(LogPath(r));
+    INFO(log);
+    CHECK(Contains(log, " ERROR stderr text=\"" + err.back().substr(0, 40)));
+    CHECK(Contains(log, " INFO ") == (std::string(level) == "info"));
+    CHECK(!Contains(log, "not it"));  // the passphrase tried
+  }
+}
+
 TEST_CASE("logs: a log file that cannot be made costs one warning, the sync goes on") {
   SyncEnv env(20);
   grin::testing::WriteFile(env.run + "/logs", "not a directory\n");
