@@ -11,16 +11,16 @@
 // What a command prints on stdout (its plan, progress and summary) is the same either way.
 //
 // The log file: <run>/logs/<command>-<UTC YYYYMMDDTHHMMSSZ>[-N].log, one per invocation (-N when
-// the second is taken), created 0600. Its lines: "<UTC time> <LEVEL> <event> key=value ...",
-// with the events the engine logs at --log-level, "command.started" / "command.finished", and
-// every line the command printed: stdout as INFO "stdout text=...", stderr as ERROR
-// "stderr text=..." (WARN for a line saying "warning:"). Secrets never reach it (see FormatLogLine / RedactLogValue in
+// the second is taken), created 0600. Its lines: "<UTC time> <LEVEL> <event> key=value ...", with
+// the events the engine logs at --log-level, "command.started" / "command.finished", and every line
+// the command printed: stdout as INFO "stdout text=...", stderr as ERROR "stderr text=..." (WARN
+// for a line saying "warning:"). Secrets never reach it (see FormatLogLine / RedactLogValue in
 // engine/base/logger.h). Rotation by count: after opening its file a command keeps the newest
-// --log-keep files of that command and removes older ones; a file another process still writes
-// (it holds an flock on its own log) is never removed. A log that cannot be created (run dir
-// not writable, disk full) costs one warning line and the command goes on; a line that cannot
-// be written later is dropped and counted (one warning on the console, the count in the final
-// "Log:" line): logging never stops a run.
+// --log-keep files of that command and removes older ones; a file another process still writes (it
+// holds an flock on its own log) is never removed. A log that cannot be created (run dir not
+// writable, disk full) costs one warning line and the command goes on; a line that cannot be
+// written later is dropped and counted (one warning on the console, the count in the final "Log:"
+// line): logging never stops a run.
 
 #include <cstdint>
 #include <memory>

@@ -246,7 +246,8 @@ void PrintRecheckHint(std::ostream& out, const std::string& db_path, const std::
                       bool selection_given, int64_t now_micros) {
   auto c = ReadEtagChecks(db_path);
   if (!c.ok() || c->stored == 0) return;
-  const std::string books = std::to_string(c->stored) + " stored book" + (c->stored == 1 ? "" : "s");
+  const std::string books =
+      std::to_string(c->stored) + " stored book" + (c->stored == 1 ? "" : "s");
   if (c->checked == 0) {
     out << "No ETag check is recorded for the " << books << ".";
   } else {

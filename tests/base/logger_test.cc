@@ -152,7 +152,8 @@ TEST_CASE("FileLogger: lines from many threads never interleave") {
   auto lines = Lines(testing::ReadFile(path));
   CHECK(lines.size() == 8 * 500);
   const std::regex shape(
-      R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO t\.line thread=(\d) i=\d+ pad=([a-h])\2{299})");
+      R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO )"
+      R"(t\.line thread=(\d) i=\d+ pad=([a-h])\2{299})");
   int bad = 0;
   for (const auto& l : lines) {
     std::smatch m;

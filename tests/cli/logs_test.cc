@@ -94,7 +94,8 @@ std::string Join(const std::vector<std::string>& v) {
 // ("WARN book.failed") and its retry stores it.
 void FailOnce(SyncEnv& env, const std::string& barcode) {
   auto rule = fake::ParseFaultRule(R"({"endpoint": "archive_get", "barcode": ")" + barcode +
-                                   R"(", "times": 1, "action": "wrong_length", "length_delta": -700})");
+                                   R"(", "times": 1, "action": "wrong_length", )"
+                                   R"("length_delta": -700})");
   REQUIRE(rule.ok());
   env.server->AddFault(*rule);
 }
@@ -130,7 +131,8 @@ TEST_CASE("logs: sync writes <run>/logs/sync-<UTC>.log at info, its path printed
   const std::string log = grin::testing::ReadFile(path);
   INFO(log);
   const std::regex shape(
-      R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARN|ERROR) [a-z_]+(\.[a-z_]+)*( [a-z_]+=\S.*)?)");
+      R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARN|ERROR) )"
+      R"([a-z_]+(\.[a-z_]+)*( [a-z_]+=\S.*)?)");
   auto lines = Lines(log);
   REQUIRE(lines.size() >= 4);
   for (const auto& l : lines) {
