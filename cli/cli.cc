@@ -16,6 +16,10 @@ void PrintHelp(std::ostream& out) {
     name.resize(10, ' ');
     out << "  " << name << c.summary << "\n";
   }
+  out << "\nEvery command also takes -q (console: errors only), -v (console: every event the log\n"
+         "file gets), --log-level debug|info|warning|error (the log file's level; info) and\n"
+         "--log-keep N (20). sync, collect, enrich, request and doctor write\n"
+         "<run>/logs/<command>-<UTC time>.log and print its path.\n";
   out << "\nExit codes: 0 success; 1 operation failed; 2 usage error; 3 run in use by another\n"
          "process; 4 run database unusable (missing, corrupt, newer schema, unwritable).\n";
 }

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cli/cli.h"
+#include "cli/log_setup.h"
 
 namespace grin::cli {
 
@@ -53,6 +54,7 @@ bool ParseArgs(cxxopts::Options& options, const std::vector<std::string>& args,
                std::ostream& out, std::ostream& err, cxxopts::ParseResult* parsed,
                int* exit_code, const OptionRules* rules) {
   options.add_options()("h,help", "Show this help");
+  AddLogOptions(options);
   std::vector<std::string> storage;
   storage.push_back(options.program());
   storage.insert(storage.end(), args.begin(), args.end());
@@ -62,6 +64,7 @@ bool ParseArgs(cxxopts::Options& options, const std::vector<std::string>& args,
     *parsed = options.parse(static_cast<int>(argv.size()), argv.data());
   } catch (const std::exception& e) {
     std::string why = rules != nullptr ? rules->ExplainParseError(args) : "";
+    if (why.empty()) why = LogRules().ExplainParseError(args);
     err << options.program() << ": " << (why.empty() ? e.what() + std::string("; see --help") : why)
         << "\n";
     *exit_code = kExitUsage;
@@ -70,6 +73,11 @@ bool ParseArgs(cxxopts::Options& options, const std::vector<std::string>& args,
   if (parsed->count("help")) {
     out << options.help();
     *exit_code = kExitOk;
+    return false;
+  }
+  if (Status s = CheckLogOptions(*parsed); !s.ok()) {
+    err << options.program() << ": " << s.message() << "\n";
+    *exit_code = kExitUsage;
     return false;
   }
   if (rules != nullptr) {

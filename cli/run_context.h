@@ -5,6 +5,7 @@
 #include <ostream>
 #include <string>
 
+#include "cli/log_setup.h"     // CommandLog: the run's log file and the console
 #include "cli/option_rules.h"  // includes cxxopts (never splitting values at ',')
 #include "engine/base/result.h"
 
@@ -21,8 +22,10 @@ Result<std::string> ResolveRunDir(const cxxopts::ParseResult& parsed);
 // (kBusy -> 3; kDataLoss / kFailedPrecondition / kNotFound on the DB -> 4; else 1).
 int ReportError(std::ostream& err, const char* command, const Status& status);
 
-// Parses args with cxxopts; on a parse error prints one line and returns false with *exit_code
-// set to kExitUsage; on --help prints the help and returns false with *exit_code = 0.
+// Parses args with cxxopts, after adding --help and the logging options every command takes
+// (-q, -v, --log-level, --log-keep: cli/log_setup.h; checked here too). On a parse error prints
+// one line and returns false with *exit_code set to kExitUsage; on --help prints the help and
+// returns false with *exit_code = 0.
 // With `rules`, option values are then checked against them (a broken rule: one line naming the
 // option and what it allows, kExitUsage), and a value cxxopts cannot parse is explained by its
 // rule. Call it before any work, so a bad value never opens the database or the network.

@@ -37,8 +37,6 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
                                      cxxopts::value<std::string>())(
       "staging-limit-mb", "The staging limit sync will use (needs this much free space)",
       cxxopts::value<uint64_t>()->default_value("4096"))(
-      "log-level", "debug, info, warning or error",
-      cxxopts::value<std::string>()->default_value("error"))(
       "capture",
       "Also write a sample pack of what GRIN sends into DIR (new or empty): the first page of "
       "each list (HTML and text), a _barcode_search reply for three books, the HEAD and GET "
@@ -47,7 +45,6 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
       cxxopts::value<std::string>(), "DIR");
   OptionRules rules;
   rules.Int<uint64_t>("staging-limit-mb", 0, int64_t{1} << 24, "0 = no limit")
-      .OneOf("log-level", {"debug", "info", "warning", "error"})
       .ReadableFile("passphrase-file")
       .DirOrAbsent("staging-dir");
   cxxopts::ParseResult p;
@@ -56,11 +53,11 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
   auto run_dir_r = ResolveRunDir(p);
   if (!run_dir_r.ok()) return ReportError(err, "doctor", run_dir_r.status());
   const std::string run_dir = *run_dir_r;
+  // <run>/logs/doctor-*.log; with --json, its "Log:" lines go to stderr.
+  CommandLog log("doctor", run_dir, p, out, err, p.count("json") ? &err : &out);
+  Logger& logger = *log.logger();
   auto config = LoadRunConfig(run_dir);
   if (!config.ok()) return ReportError(err, "doctor", config.status());
-  LogLevel level;
-  ParseLogLevel(p["log-level"].as<std::string>(), &level);
-  StderrLogger logger(level);
   const std::string staging_dir = p.count("staging-dir")
                                       ? p["staging-dir"].as<std::string>()
                                       : (std::filesystem::path(run_dir) / "staging").string();

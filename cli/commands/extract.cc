@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "cli/credentials_search.h"
+#include "cli/log_setup.h"
 #include "cli/option_rules.h"
 #include "engine/archive/book.h"
 #include "engine/archive/ocr.h"
@@ -159,6 +160,7 @@ int RunExtract(const std::vector<std::string>& args, std::ostream& out, std::ost
       ("h,help", "Show this help")
       ("files", "Archives", cxxopts::value<std::vector<std::string>>());
   options.parse_positional({"files"});
+  AddLogOptions(options);  // accepted like every command's; extract logs nothing
   OptionRules rules;
   rules.DirOrAbsent("output-dir")
       .ReadableFile("passphrase-file")
@@ -178,7 +180,7 @@ int RunExtract(const std::vector<std::string>& args, std::ostream& out, std::ost
     out << options.help();
     return kExitOk;
   }
-  if (Status s = rules.Check(parsed); !s.ok()) {
+  if (Status s = rules.Check(parsed); !s.ok() || !(s = CheckLogOptions(parsed)).ok()) {
     err << "grin-jobs extract: " << s.message() << "\n";
     return kExitUsage;
   }

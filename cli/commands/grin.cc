@@ -15,39 +15,32 @@ constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
 
 void AddGrinOptions(cxxopts::Options& options) {
   options.add_options("grin")("rate", "GRIN requests per second (all requests of this command)",
-                              cxxopts::value<double>()->default_value("5"))(
-      "log-level", "debug, info, warning or error", cxxopts::value<std::string>()->default_value("warning"));
+                              cxxopts::value<double>()->default_value("5"));
 }
 
 // The rules of AddGrinOptions' options; commands add their own.
 OptionRules GrinRules() {
   OptionRules rules;
-  rules.Number("rate", 0.001, 1e6).OneOf("log-level", {"debug", "info", "warning", "error"});
+  rules.Number("rate", 0.001, 1e6);
   return rules;
 }
 
 struct Common {
   std::string run_dir;
   GrinStackOptions stack;
-  std::unique_ptr<StderrLogger> logger;
+  std::unique_ptr<CommandLog> log;  // <run>/logs/<command>-*.log and the console
 };
 
-bool ParseCommon(const char* command, const cxxopts::ParseResult& parsed, std::ostream& err,
-                 Common* c, int* code) {
+bool ParseCommon(const char* command, const cxxopts::ParseResult& parsed, std::ostream& out,
+                 std::ostream& err, Common* c, int* code) {
   auto run_dir = ResolveRunDir(parsed);
   if (!run_dir.ok()) {
     *code = ReportError(err, command, run_dir.status());
     return false;
   }
   c->run_dir = *run_dir;
-  LogLevel level;
-  if (!ParseLogLevel(parsed["log-level"].as<std::string>(), &level)) {
-    err << "grin-jobs " << command << ": --log-level must be debug, info, warning or error\n";
-    *code = kExitUsage;
-    return false;
-  }
-  c->logger = std::make_unique<StderrLogger>(level);
-  c->stack.logger = c->logger.get();
+  c->log = std::make_unique<CommandLog>(command, c->run_dir, parsed, out, err);
+  c->stack.logger = c->log->logger();
   c->stack.requests_per_second = parsed["rate"].as<double>();
   if (c->stack.requests_per_second <= 0) {
     err << "grin-jobs " << command << ": --rate must be positive\n";
@@ -78,7 +71,7 @@ int RunCollect(const std::vector<std::string>& args, std::ostream& out, std::ost
   int code = 0;
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   Common c;
-  if (!ParseCommon("collect", parsed, err, &c, &code)) return code;
+  if (!ParseCommon("collect", parsed, out, err, &c, &code)) return code;
   bool grin_side = false;
   auto stack = OpenGrinStack(c.run_dir, c.stack, &grin_side);
   if (!stack.ok()) {
@@ -133,7 +126,7 @@ int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostr
   int code = 0;
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   Common c;
-  if (!ParseCommon("enrich", parsed, err, &c, &code)) return code;
+  if (!ParseCommon("enrich", parsed, out, err, &c, &code)) return code;
   grin_client::EnrichOptions o;
   o.limit = parsed["limit"].as<int64_t>();
   o.refresh = parsed.count("refresh") > 0;
@@ -153,7 +146,7 @@ int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostr
     return grin_side ? ReportGrinError(err, "enrich", stack.status())
                      : ReportError(err, "enrich", stack.status());
   }
-  auto stats = grin_client::EnrichBooks(*(*stack)->client, *(*stack)->catalog, o, c.logger.get());
+  auto stats = grin_client::EnrichBooks(*(*stack)->client, *(*stack)->catalog, o, c.log->logger());
   if (!stats.ok()) return ReportGrinError(err, "enrich", stats.status());
   out << stats->asked << " books asked in " << stats->requests << " requests: " << stats->found
       << " enriched, " << stats->missing << " unknown to GRIN, " << stats->failed_barcodes
@@ -201,7 +194,7 @@ int RunRequest(const std::vector<std::string>& args, std::ostream& out, std::ost
   int code = 0;
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   Common c;
-  if (!ParseCommon("request", parsed, err, &c, &code)) return code;
+  if (!ParseCommon("request", parsed, out, err, &c, &code)) return code;
   grin_client::RequestOptions o;
   o.limit = parsed["limit"].as<int64_t>();
   o.batch = static_cast<size_t>(parsed["batch"].as<int>());

@@ -366,10 +366,8 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "metrics-linger", "Keep serving metrics this many seconds after the sync ends (a last "
       "scrape sees the final values; Ctrl-C ends it)",
       cxxopts::value<double>()->default_value("0"));
-  options.add_options("pipeline")("log-level", "debug, info, warning or error",
-                                  cxxopts::value<std::string>()->default_value("warning"));
   // Every value checked before any work (the database, the lock, the network): exit 2.
-  rules.OneOf("log-level", {"debug", "info", "warning", "error"})
+  rules
       .Satisfies("barcodes", [](const std::string& v) { return SplitBarcodes(v).status(); })
       .ReadableFile("barcodes-file")
       .Satisfies("barcodes-file",
@@ -399,6 +397,7 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       if (!reparsed.ok()) return ReportError(err, "sync", reparsed);
     }
   }
+  CommandLog log("sync", run_dir, p, out, err);  // <run>/logs/sync-*.log and the console
   // Failures that are not about the run database (GRIN, storage, credentials): exit 1.
   auto fail = [&err](const Status& st) {
     err << "grin-jobs sync: " << st.message() << "\n";
@@ -420,18 +419,12 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (!run_meta_name.ok()) return ReportError(err, "sync", run_meta_name.status());
   const std::string credentials_dir =
       p.count("credentials-dir") ? p["credentials-dir"].as<std::string>() : "";
-  LogLevel level;
-  if (!ParseLogLevel(p["log-level"].as<std::string>(), &level)) {
-    return ReportError(err, "sync", Status::InvalidArgument("--log-level: use debug, info, "
-                                                            "warning or error"));
-  }
-  StderrLogger stderr_logger(level);
   // On a terminal the live bar owns stdout's last line: log lines are written above it.
   const bool tty = ::isatty(STDOUT_FILENO) && &out == &std::cout;
   std::optional<LiveBar> bar;
   if (tty) bar.emplace(out, STDOUT_FILENO);
-  LiveBarLogger bar_logger(&stderr_logger, bar ? &*bar : nullptr);
-  Logger& logger = bar ? static_cast<Logger&>(bar_logger) : stderr_logger;
+  LiveBarLogger bar_logger(log.logger(), bar ? &*bar : nullptr);
+  Logger& logger = bar ? static_cast<Logger&>(bar_logger) : *log.logger();
   if (p["stop-after-systemic"].as<int>() < 1) {
     return ReportError(err, "sync",
                        Status::InvalidArgument("--stop-after-systemic: give 1 or more"));
@@ -692,6 +685,10 @@ int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         << FormatIsoUtc(counts->awaiting_since_micros) << ")";
   }
   out << (open_jobs == 0 ? " — nothing to do" : "") << "\n";
+  if (open_jobs == 0) {
+    PrintRecheckHint(out, db_path, run_dir, !queues.empty() || !explicit_barcodes.empty(),
+                     SystemClock::Default()->NowMicros());
+  }
   out.flush();
 
   // ---- passphrase (only needed when there is work) ----

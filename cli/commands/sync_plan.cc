@@ -5,9 +5,14 @@
 #include <SQLiteCpp/Statement.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
 
 #include "engine/base/clock.h"
+#include "engine/base/format.h"
 #include "storage/state_reader.h"
 
 namespace grin::cli {
@@ -181,6 +186,87 @@ void PrintPlan(std::ostream& out, const PlanInput& in) {
     first = false;
   }
   out << ".\n";
+}
+
+Result<EtagChecks> ReadEtagChecks(const std::string& db_path) {
+  EtagChecks c;
+  GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
+  try {
+    SQLite::Statement q(reader->db(),
+                        "SELECT count(*), count(b.last_etag_check), "
+                        "coalesce(max(b.last_etag_check), ''), "
+                        "coalesce(min(b.last_etag_check), '') "
+                        "FROM jobs j LEFT JOIN books b ON b.barcode = j.barcode "
+                        "WHERE j.stage = 'uploaded'");
+    if (q.executeStep()) {
+      c.stored = q.getColumn(0).getInt64();
+      c.checked = q.getColumn(1).getInt64();
+      c.newest = q.getColumn(2).getString();
+      c.oldest = q.getColumn(3).getString();
+    }
+  } catch (const std::exception& e) {
+    return Status::Internal(db_path + ": " + e.what());
+  }
+  return c;
+}
+
+namespace {
+
+// "2026-12-05T03:45:00Z" (or with milliseconds) -> micros; -1 if it does not parse.
+int64_t ParseIsoUtc(const std::string& iso) {
+  std::tm tm{};
+  int y, mo, d, h, mi, s;
+  if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &s) != 6) {
+    return -1;
+  }
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  return static_cast<int64_t>(timegm(&tm)) * 1'000'000;
+}
+
+// A word of the shell: quoted when it holds anything but [A-Za-z0-9_./:=,+-].
+std::string ShellWord(const std::string& w) {
+  bool plain = !w.empty() && std::all_of(w.begin(), w.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           (c != '\0' && std::strchr("_./:=,+-", c) != nullptr);
+  });
+  if (plain) return w;
+  std::string q = "'";
+  for (char c : w) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+}  // namespace
+
+void PrintRecheckHint(std::ostream& out, const std::string& db_path, const std::string& run_dir,
+                      bool selection_given, int64_t now_micros) {
+  auto c = ReadEtagChecks(db_path);
+  if (!c.ok() || c->stored == 0) return;
+  const std::string books =
+      std::to_string(c->stored) + " stored book" + (c->stored == 1 ? "" : "s");
+  if (c->checked == 0) {
+    out << "No ETag check is recorded for the " << books << ".";
+  } else {
+    out << "ETags of the " << books << " were last checked " << c->newest;
+    if (int64_t t = ParseIsoUtc(c->newest); t > 0 && now_micros >= t) {
+      out << " (" << FormatDuration(static_cast<double>(now_micros - t) / 1e6) << " ago)";
+    }
+    if (c->oldest != c->newest) out << "; the oldest check " << c->oldest;
+    if (c->checked < c->stored) out << "; " << c->stored - c->checked << " never checked";
+    out << ".";
+  }
+  out << " A stored book is not checked against GRIN again unless asked; to check";
+  if (selection_given) {
+    out << " the selected ones (a changed archive is downloaded again), rerun the same command "
+           "with --recheck\n";
+  } else {
+    out << " them (a changed archive is downloaded again): grin-jobs sync --run-dir "
+        << ShellWord(run_dir) << " --queue converted --recheck\n";
+  }
 }
 
 }  // namespace grin::cli

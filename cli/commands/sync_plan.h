@@ -68,4 +68,22 @@ Status PreparePlan(const std::string& db_path, const std::vector<std::string>& s
 // Prints one line per book saying what the run would do with it, then the totals per action.
 void PrintPlan(std::ostream& out, const PlanInput& in);
 
+// When the GRIN ETags of the run's stored books (jobs at `uploaded`) were checked, from
+// books.last_etag_check (set by every check: the run that stored a book, or a --recheck).
+struct EtagChecks {
+  int64_t stored = 0;   // books stored
+  int64_t checked = 0;  // of them, with a check recorded
+  std::string newest;   // ISO 8601 UTC; "" if none
+  std::string oldest;
+};
+Result<EtagChecks> ReadEtagChecks(const std::string& db_path);
+
+// For a sync that found nothing to do: says when the stored books' ETags were last checked
+// (a stored book is not checked again unless asked) and the command that checks them:
+// the same command with --recheck when it selected books (`selection_given`), else
+// `grin-jobs sync --run-dir RUN --queue converted --recheck`. Prints nothing when no book is
+// stored or the database cannot be read (it is only a hint).
+void PrintRecheckHint(std::ostream& out, const std::string& db_path, const std::string& run_dir,
+                      bool selection_given, int64_t now_micros);
+
 }  // namespace grin::cli

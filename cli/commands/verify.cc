@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "cli/log_setup.h"
 #include "cli/object_store_factory.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
@@ -66,12 +67,9 @@ int RunVerify(const std::vector<std::string>& args, std::ostream& out, std::ostr
       "skip-extract-ocr", "The run's syncs skip OCR: expect no OCR objects")(
       "skip-extract-marc", "The run's syncs skip MARC: expect no MARC columns")(
       "deep-concurrency", "Downloads in flight with --deep",
-      cxxopts::value<int>()->default_value("4"))(
-      "log-level", "debug, info, warning or error",
-      cxxopts::value<std::string>()->default_value("warning"));
+      cxxopts::value<int>()->default_value("4"));
   OptionRules rules;
-  rules.Int<int>("deep-concurrency", 1, 64, "1 to 64")
-      .OneOf("log-level", {"debug", "info", "warning", "error"});
+  rules.Int<int>("deep-concurrency", 1, 64, "1 to 64");
   cxxopts::ParseResult p;
   int code = 0;
   if (!ParseArgs(options, args, out, err, &p, &code, &rules)) return code;
@@ -79,9 +77,8 @@ int RunVerify(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!run_dir.ok()) return ReportError(err, "verify", run_dir.status());
   auto config = LoadRunConfig(*run_dir);
   if (!config.ok()) return ReportError(err, "verify", config.status());
-  LogLevel level;
-  ParseLogLevel(p["log-level"].as<std::string>(), &level);
-  StderrLogger logger(level);
+  CommandLog log("verify", *run_dir, p, out, err, p.count("json") ? &err : &out);
+  Logger& logger = *log.logger();
   const std::string db_path = DbPath(*run_dir);
 
   // The run lock (no sync changes the run meanwhile; litter is only removed under it).
