@@ -42,7 +42,7 @@ TEST_CASE("config set checks each value by its option's rule and refuses unknown
            {{"sync.passphrase_file", tmp.file("nope")}, "no such file"},
            {{"sync.barcodes", "ABC123"}, "unknown setting 'sync.barcodes'"},
            {{"storage.type", "gcs"}, "use local, s3, r2 or minio"},
-           {{"storage.path_style", "maybe"}, "use true or false"},
+           {{"storage.path_style", "maybe"}, "use true, false or auto"},
            {{"storage.pathstyle", "true"}, "unknown setting 'storage.pathstyle'; use one of"},
            {{"storage.endpoint_url", "127.0.0.1:9000"}, "use an http:// or https:// URL"},
            {{"library_directory", "a b"}, "use GRIN's directory name"},
@@ -89,7 +89,9 @@ TEST_CASE("init refuses unknown storage keys and bad storage values") {
     auto r = Cli({"init", "--run-dir", tmp.file("r"), "--storage", "s3", "--storage-config", kv});
     CHECK(r.code == kExitUsage);
     CHECK(OneLine(r.err));
-    CHECK(r.err.find(std::string("--storage-config '") + kv + "'") != std::string::npos);
+    const std::string key = std::string(kv).substr(0, std::string(kv).find('='));
+    CHECK(r.err.find("--storage-config ") != std::string::npos);
+    CHECK(r.err.find(key) != std::string::npos);
     CHECK(!std::filesystem::exists(tmp.file("r")));
   }
   auto ok = Cli({"init", "--run-dir", tmp.file("r"), "--storage", "s3", "--storage-config",

@@ -233,7 +233,7 @@ TEST_CASE("cli: enrich --refresh, --older-than, and unknown books asked again in
   REQUIRE(corpus->SetUnknownToSearch(2, false));
   r = Cli({"enrich", "--run-dir", run});
   REQUIRE_MESSAGE(r.code == 0, r.err);
-  CHECK(r.out.rfind("0 books asked", 0) == 0);
+  CHECK((r.out.rfind("0 books asked", 0) == 0 || r.out.find("\n0 books asked") != std::string::npos));
   // Enriched just now: not older than 3 days.
   r = Cli({"enrich", "--run-dir", run, "--refresh", "--older-than", "3"});
   REQUIRE_MESSAGE(r.code == 0, r.err);

@@ -104,6 +104,11 @@ TEST_CASE("migration 0008: books earlier syncs made dead for a conversion reques
     db.exec("UPDATE jobs SET status = 'dead', error_class = 'permanent', attempts = 1");
     db.exec("DROP VIEW awaiting_conversion");
     db.exec("DROP INDEX jobs_awaiting");
+    // ... and without what 0009 added.
+    db.exec("DROP INDEX book_enrichment_missing_due");
+    db.exec("DROP INDEX books_enriched");
+    db.exec("ALTER TABLE book_enrichment DROP COLUMN missing_count");
+    db.exec("ALTER TABLE book_enrichment DROP COLUMN next_ask_at");
     db.exec("PRAGMA user_version = 7");
   }
   auto r = Cli(env.SyncArgs());
