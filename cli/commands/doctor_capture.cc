@@ -10,6 +10,7 @@
 #include <regex>
 #include <nlohmann/json.hpp>
 
+#include "cli/credentials_search.h"
 #include "engine/archive/decryptor.h"
 #include "engine/archive/message_outline.h"
 #include "engine/archive/passphrase.h"
@@ -342,18 +343,16 @@ CheckResult CaptureSamplePack(TransferStack& stack, const RunConfig& config,
       pack.Record(file, entry);
     }
   }
-  bool described = false;
   if (have_archive) {
     const std::string tmp = (fs::path(dir) / ".archive.part").string();
-    auto search = archive::PassphraseSearch::FromEnvironment(passphrase_file, config.credentials_dir);
-    auto path = archive::FindPassphraseFile(search);
-    auto secret = path.ok() ? archive::ReadPassphraseFile(*path)
-                            : Result<archive::Secret>(path.status());
+    // The one credentials search every command uses (cli/credentials_search.h).
+    auto found = CredentialsSearch("", &config).FindPassphrase(passphrase_file);
+    auto secret = found.ok() ? archive::ReadPassphraseFile(found->path)
+                             : Result<archive::Secret>(found.status());
     if (!secret.ok()) {
       pack.Error("archive/packets.txt, archive/tar.txt: left out: " + secret.status().message());
     } else {
       DescribeArchive(pack, tmp, (fs::path(dir) / ".archive.tar.gz.part").string(), *secret);
-      described = true;
     }
     ::unlink(tmp.c_str());
   }
@@ -371,7 +370,6 @@ CheckResult CaptureSamplePack(TransferStack& stack, const RunConfig& config,
                 " part(s) missing (first: " + pack.errors().front() + ")",
             "see manifest.json's errors; fix the failing checks above and capture again"};
   }
-  (void)described;
   return {"capture", Level::kPass, dir + " holds the sample pack (see its README.txt)", ""};
 }
 

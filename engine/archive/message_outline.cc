@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "engine/base/format.h"
+
 namespace grin::archive {
 namespace {
 
@@ -37,19 +39,6 @@ std::string CompressionName(int a) {
   return "algorithm " + std::to_string(a);
 }
 
-std::string Escaped(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\x%02x", c);
-      out += b;
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -72,7 +61,7 @@ std::string DescribeOutline(const MessageOutline& o) {
   }
   if (o.literal_format != 0) {
     out += std::string("literal data packet (tag 11): format '") + o.literal_format +
-           "', name \"" + Escaped(o.literal_name) + "\", date " +
+           "', name \"" + EscapeNonPrintable(o.literal_name) + "\", date " +
            std::to_string(o.literal_date) + "\n";
   }
   return out;

@@ -7,6 +7,8 @@
 #include <ctime>
 #include <memory>
 
+#include "engine/base/format.h"
+
 namespace grin::archive {
 namespace {
 
@@ -23,19 +25,6 @@ char TypeOf(struct archive_entry* e) {
   return '?';
 }
 
-std::string Escaped(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c != 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\x%02x", c);
-      out += b;
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -90,7 +79,7 @@ std::string FormatTarListing(const TarListing& l) {
     std::tm tm{};
     if (gmtime_r(&t, &tm)) std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     out += std::string(1, e.type) + " " + std::to_string(e.size) + " " + when + " " +
-           Escaped(e.name) + "\n";
+           EscapeNonPrintable(e.name, /*escape_high=*/false) + "\n";
   }
   if (l.members > static_cast<int64_t>(l.entries.size())) {
     out += "# ... " + std::to_string(l.members - static_cast<int64_t>(l.entries.size())) +

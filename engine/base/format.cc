@@ -36,4 +36,18 @@ std::string FormatThousands(int64_t n) {
   return out;
 }
 
+std::string EscapeNonPrintable(const std::string& s, bool escape_high) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c != 0x7f && c != '\\' && (c < 0x80 || !escape_high)) {
+      out += static_cast<char>(c);
+    } else {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      out += b;
+    }
+  }
+  return out;
+}
+
 }  // namespace grin

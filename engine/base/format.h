@@ -13,4 +13,8 @@ std::string FormatDuration(double seconds);
 // 1234567 -> "1,234,567".
 std::string FormatThousands(int64_t n);
 
+// s with control bytes, DEL, bytes >= 0x80 (if escape_high) and backslashes as "\xNN": a name
+// from an untrusted file shown on one line.
+std::string EscapeNonPrintable(const std::string& s, bool escape_high = true);
+
 }  // namespace grin
