@@ -135,7 +135,7 @@ void FakeGrinServer::Impl::HandleProbe(RequestCtx& c) {
 }
 
 static std::string SyntheticConvertedBarcode(int64_t i) {
-  char buf[16];
+  char buf[32];  // "SYN" + up to 20 digits and a sign: no truncation at any int64
   std::snprintf(buf, sizeof buf, "SYN%09lld", static_cast<long long>(i));
   return buf;
 }
