@@ -221,8 +221,9 @@ struct SyncPipeline::Impl {
   archive::BookOptions BookOptionsFor(const std::string& barcode, int64_t size,
                                       archive::ByteSink* sink) const;
 
-  // Records a failed decrypt / extract. Returns true if the downloaded bytes are suspect.
-  bool FailProcessing(const WorkItem& w, StageTally& t, const Status& s);
+  // Records a failed decrypt / extract (the reason follows the status code). Releases the book:
+  // remove its per-book files before calling.
+  void FailProcessing(const WorkItem& w, StageTally& t, const Status& s);
 
   // Uploads the decrypted archive (and the OCR JSONL) and completes the job to `uploaded` in the
   // same transaction as the book's storage facts and MARC fields. Returns true when the book is

@@ -149,30 +149,31 @@ archive::BookOptions SyncPipeline::Impl::BookOptionsFor(const std::string& barco
   return bo;
 }
 
-bool SyncPipeline::Impl::FailProcessing(const WorkItem& w, StageTally& t, const Status& s) {
+void SyncPipeline::Impl::FailProcessing(const WorkItem& w, StageTally& t, const Status& s) {
   if (s.code() == StatusCode::kPermissionDenied) {
     FailItem(w, t, s, "decrypt_wrong_passphrase", true);
-    return false;
-  }
-  if (s.code() == StatusCode::kDataLoss) {
+  } else if (s.code() == StatusCode::kDataLoss) {
     FailItem(w, t, s, "archive_invalid", false);
-    return true;
+  } else {
+    FailItem(w, t, s, "process_failed", false);
   }
-  FailItem(w, t, s, "process_failed", false);
-  return false;
 }
 
 bool SyncPipeline::Impl::StoreBook(const WorkItem& w, const json& cp, const std::string& etag, int64_t size,
                const ByteSource& plain, const archive::BookResult& r) {
   CpuScope account(this, "upload");
-  struct DropSpill {  // the OCR spill file, if any, whatever happens (PutOcr removes it too)
-    const archive::BookResult& r;
-    ~DropSpill() {
-      if (r.extraction && !r.extraction->ocr_jsonl_gz_path.empty()) {
-        ::unlink(r.extraction->ocr_jsonl_gz_path.c_str());
-      }
+  // The OCR spill file, if any, goes whatever happens (PutOcr removes it too), and before a
+  // failure releases the book: the spill path is the book's, and its retry may start at once.
+  auto drop_spill = [&r] {
+    if (r.extraction && !r.extraction->ocr_jsonl_gz_path.empty()) {
+      ::unlink(r.extraction->ocr_jsonl_gz_path.c_str());
     }
-  } drop_spill{r};
+  };
+  auto fail = [&](const Status& s, const char* reason, bool permanent) {
+    drop_spill();
+    FailItem(w, stats.process, s, reason, permanent);
+    return false;
+  };
   std::string now = NowIso();
   auto raw = RawArchiveLocation(opt.layout, w.barcode);
   UploadOptions uo;
@@ -188,18 +189,15 @@ bool SyncPipeline::Impl::StoreBook(const WorkItem& w, const json& cp, const std:
   uo.journal = &journal;
   auto put = objects->Upload(raw.bucket, raw.key, plain, uo);
   if (!put.ok()) {
-    FailItem(w, stats.process, put.status(), "upload_failed",
-             put.status().code() == StatusCode::kPermissionDenied);
-    return false;
+    return fail(put.status(), "upload_failed",
+                put.status().code() == StatusCode::kPermissionDenied);
   }
   if (put->size != r.archive_bytes || (!put->md5_hex.empty() && !r.md5_hex.empty() &&
                                        put->md5_hex != r.md5_hex)) {
-    FailItem(w, stats.process,
-             Status::DataLoss("storage holds " + std::to_string(put->size) +
+    return fail(Status::DataLoss("storage holds " + std::to_string(put->size) +
                               " bytes / md5 " + put->md5_hex + " for " + w.barcode +
                               ", expected " + std::to_string(r.archive_bytes) + " / " + r.md5_hex),
-             "upload_mismatch", false);
-    return false;
+                "upload_mismatch", false);
   }
   int64_t uploaded_bytes = static_cast<int64_t>(put->size);
   BookFields fields = {{"encrypted_etag", etag},
@@ -216,10 +214,7 @@ bool SyncPipeline::Impl::StoreBook(const WorkItem& w, const json& cp, const std:
     detail["pages"] = x.page_count;
     if (!opt.skip_ocr) {
       auto fput = PutOcr(w.barcode, x, now);
-      if (!fput.ok()) {
-        FailItem(w, stats.process, fput.status(), "ocr_upload_failed", false);
-        return false;
-      }
+      if (!fput.ok()) return fail(fput.status(), "ocr_upload_failed", false);
       uploaded_bytes += static_cast<int64_t>(fput->size);
     }
     if (!opt.skip_marc && x.marc) {
@@ -238,6 +233,7 @@ bool SyncPipeline::Impl::StoreBook(const WorkItem& w, const json& cp, const std:
   c.to = Stage::kUploaded;
   c.detail_json = detail.dump();
   c.book_fields = std::move(fields);
+  drop_spill();
   CompleteItem(w, c, stats.process, "completed", "");
   return true;
 }
@@ -294,8 +290,11 @@ void SyncPipeline::Impl::Process(const WorkItem& w) {
   if (result.ok() && !flushed) result = flush_error;
   if (!result.ok()) {
     ::unlink(plain.c_str());
-    // Suspect download: remove it so the retry fetches it again.
-    if (FailProcessing(w, stats.process, result.status())) ::unlink(gpg.c_str());
+    // A body that does not decrypt is suspect: remove it so the retry fetches it again. Before
+    // the book is released: a worker may claim the retry at once, and must not find the file
+    // there when it checks and gone when it reads.
+    if (result.status().code() == StatusCode::kDataLoss) ::unlink(gpg.c_str());
+    FailProcessing(w, stats.process, result.status());
     return;
   }
   auto src = FileSource::Open(plain);
