@@ -4,12 +4,25 @@
 
 #include "cli/command.h"
 
+#ifndef GRIN_JOBS_VERSION
+#error "GRIN_JOBS_VERSION (the project's version) is set by cli/CMakeLists.txt"
+#endif
+
 namespace grin::cli {
 namespace {
 
+const CommandInfo* FindCommand(const std::string& name) {
+  for (const auto& c : Commands()) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
 void PrintHelp(std::ostream& out) {
   out << "grin-jobs: move a library's Google Books corpus from GRIN into its own storage.\n\n"
-         "Usage: grin-jobs <command> [options]   (grin-jobs <command> --help for details)\n\n"
+         "Usage: grin-jobs <command> [options]\n"
+         "       grin-jobs help COMMAND   (the same as grin-jobs COMMAND --help)\n"
+         "       grin-jobs -V | --version\n\n"
          "Commands:\n";
   for (const auto& c : Commands()) {
     std::string name = c.name;
@@ -26,25 +39,53 @@ void PrintHelp(std::ostream& out) {
 
 }  // namespace
 
-int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+// `help [COMMAND]`: the top-level help, or COMMAND's own --help.
+int RunHelp(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) {
     PrintHelp(out);
-    return args.empty() ? kExitUsage : kExitOk;
-  }
-  if (args[0] == "--version") {
-    out << "grin-jobs 0.1.0\n";
     return kExitOk;
   }
-  for (const auto& c : Commands()) {
-    if (args[0] == c.name) {
-      std::vector<std::string> rest(args.begin() + 1, args.end());
-      try {
-        return c.run(rest, out, err);
-      } catch (const std::exception& e) {
-        // Last resort: commands report expected failures themselves.
-        err << "grin-jobs " << c.name << ": " << e.what() << "\n";
-        return kExitFailure;
-      }
+  if (args.size() > 1) {
+    err << "grin-jobs help: give one command, e.g. 'grin-jobs help sync'\n";
+    return kExitUsage;
+  }
+  const CommandInfo* c = FindCommand(args[0]);
+  if (c == nullptr) {
+    err << "grin-jobs help: unknown command '" << args[0] << "'; run 'grin-jobs --help'\n";
+    return kExitUsage;
+  }
+  return c->run({"--help"}, out, err);
+}
+
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) {
+    PrintHelp(out);
+    return kExitUsage;
+  }
+  if (args[0] == "--help" || args[0] == "-h") {
+    PrintHelp(out);
+    return kExitOk;
+  }
+  if (args[0] == "--version" || args[0] == "-V") {
+    out << "grin-jobs " << GRIN_JOBS_VERSION << "\n";
+    return kExitOk;
+  }
+  if (args[0] == "help") {
+    try {
+      return RunHelp({args.begin() + 1, args.end()}, out, err);
+    } catch (const std::exception& e) {
+      err << "grin-jobs help: " << e.what() << "\n";
+      return kExitFailure;
+    }
+  }
+  if (const CommandInfo* c = FindCommand(args[0])) {
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    try {
+      return c->run(rest, out, err);
+    } catch (const std::exception& e) {
+      // Last resort: commands report expected failures themselves.
+      err << "grin-jobs " << c->name << ": " << e.what() << "\n";
+      return kExitFailure;
     }
   }
   err << "grin-jobs: unknown command '" << args[0] << "'; run 'grin-jobs --help'\n";
