@@ -20,9 +20,10 @@ const CommandInfo* FindCommand(const std::string& name) {
 
 void PrintHelp(std::ostream& out) {
   out << "grin-jobs: move a library's Google Books corpus from GRIN into its own storage.\n\n"
-         "Usage: grin-jobs <command> [options]\n"
-         "       grin-jobs help COMMAND   (the same as grin-jobs COMMAND --help)\n"
-         "       grin-jobs -V | --version\n\n"
+         "Usage: grin-jobs COMMAND [options]\n"
+         "  or:  grin-jobs help [COMMAND]\n"
+         "  or:  grin-jobs -V|--version\n"
+         "grin-jobs help COMMAND (or grin-jobs COMMAND --help) shows the command's options.\n\n"
          "Commands:\n";
   for (const auto& c : Commands()) {
     std::string name = c.name;
