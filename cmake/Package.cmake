@@ -9,6 +9,11 @@
 # Both rerun whenever the binary changes, so neither can fall behind the program.
 include(GNUInstallDirs)
 
+# cpack (and `ninja install`) first build the `preinstall` target, which is `all` by default: a
+# whole test and benchmark build to package one program. scripts/package builds what the
+# package holds (grin-jobs, grin-jobs-man, grin-jobs-completion) and cpack then only installs.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
+
 install(TARGETS grin-jobs RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT grin-jobs)
 
 set(GRIN_MAN_DIR ${PROJECT_BINARY_DIR}/man)
