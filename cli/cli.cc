@@ -40,9 +40,9 @@ void PrintHelp(std::ostream& out) {
 
 }  // namespace
 
-// `help [COMMAND]`: the top-level help, or COMMAND's own --help.
+// `help [COMMAND]`: the top-level help (also for `help help`), or COMMAND's own --help.
 int RunHelp(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  if (args.empty()) {
+  if (args.empty() || (args.size() == 1 && args[0] == "help")) {
     PrintHelp(out);
     return kExitOk;
   }

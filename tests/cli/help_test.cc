@@ -47,6 +47,9 @@ TEST_CASE("help alone is the top-level help, help of an unknown command is a usa
   CHECK(help.code == kExitOk);
   CHECK(help.out == top.out);
   CHECK(help.out.find("help COMMAND") != std::string::npos);
+  auto help_help = Cli({"help", "help"});
+  CHECK(help_help.code == kExitOk);
+  CHECK(help_help.out == top.out);
 
   auto unknown = Cli({"help", "frobnicate"});
   CHECK(unknown.code == kExitUsage);
