@@ -34,8 +34,10 @@ void PrintHelp(std::ostream& out) {
          "file gets), --log-level debug|info|warning|error (the log file's level; info) and\n"
          "--log-keep N (20). sync, collect, enrich, request and doctor write\n"
          "<run>/logs/<command>-<UTC time>.log and print its path.\n";
-  out << "\nExit codes: 0 success; 1 operation failed; 2 usage error; 3 run in use by another\n"
-         "process; 4 run database unusable (missing, corrupt, newer schema, unwritable).\n";
+  out << "\nExit codes: 0 success (everything selected is done); 1 operation failed (or stopped\n"
+         "on a systemic failure); 2 usage error; 3 run in use by another process; 4 run database\n"
+         "unusable (missing, corrupt, newer schema, unwritable); 5 finished, but some books failed\n"
+         "for good or a queue could not be listed; 6 verify found a mismatch; 130 interrupted.\n";
 }
 
 }  // namespace
