@@ -345,6 +345,40 @@ TEST_CASE("real-grin guide: the blocks follow the test's conventions") {
   CHECK(md.find("grin-jobs auth setup --paste") != std::string::npos);
   CHECK(md.find("(configuration.md#credentials)") != std::string::npos);
   CHECK(md.find("(storage-setup.md)") != std::string::npos);
+  // Links: relative files exist, in-page anchors name a heading (GitHub's slugs).
+  std::set<std::string> slugs;
+  {
+    std::istringstream in(md);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("#", 0) != 0) continue;
+      std::string text = line.substr(line.find(' ') + 1), slug;
+      for (char c : text) {
+        if (std::isalnum(static_cast<unsigned char>(c))) {
+          slug += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        } else if (c == ' ' || c == '-') {
+          slug += '-';
+        }
+      }
+      slugs.insert(slug);
+    }
+  }
+  static const std::regex kLink(R"(\]\(([^)\s]+)\))");
+  int links = 0;
+  for (auto it = std::sregex_iterator(md.begin(), md.end(), kLink); it != std::sregex_iterator();
+       ++it) {
+    const std::string target = (*it)[1].str();
+    if (target.rfind("http", 0) == 0) continue;
+    ++links;
+    const size_t hash = target.find('#');
+    const std::string file = target.substr(0, hash);
+    if (!file.empty()) {
+      CHECK_MESSAGE(fs::exists(fs::path(kGuidePath).parent_path() / file), "broken link " << target);
+    } else {
+      CHECK_MESSAGE(slugs.count(target.substr(hash + 1)) == 1, "no heading for " << target);
+    }
+  }
+  CHECK(links > 10);
   // The repo stands alone: no pointer to notes outside it.
   CHECK(md.find("/work/") == std::string::npos);
   CHECK(md.find("shared/docs") == std::string::npos);
