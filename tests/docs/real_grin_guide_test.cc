@@ -17,7 +17,10 @@
 // - Real GRIN vs the fake, the only rewrites of a command: after each `grin-jobs init` line the
 //   run is pointed at the fake (`config set` of grin_base_url, grin_token_url, ca_file); an
 //   `auth setup` without a run gets `--ca-file` of the fake's CA; GRIN_OAUTH_PORT=0 (any free
-//   port for the browser redirect). The fake converts a requested book at once (no waiting).
+//   port for the browser redirect).
+// - The wait for GRIN: the fake converts a requested book after 10 virtual minutes; after a block
+//   that runs `grin-jobs request` (not --dry-run) the test moves the fake's clock past that, and
+//   the next block that syncs the main run must store more books than were stored before.
 // - The browser: when a block prints the fake's consent address, the test opens it (curl, no
 //   redirect following) and either pastes the address it was sent to (`--paste` blocks, on
 //   stdin) or follows it to grin-jobs' loopback listener.
@@ -25,6 +28,7 @@
 //   commands run with cron's PATH from the home folder; systemd units are written out, checked
 //   with `systemd-analyze verify` when the machine has it (skipped otherwise), and each service's
 //   ExecStart= lines run in its WorkingDirectory.
+// GRIN_GUIDE_VERBOSE=1 prints every block, as run, and its output.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -39,6 +43,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -145,6 +150,20 @@ int64_t Count(const std::string& db, const std::string& sql) {
   return d.execAndGet(sql).getInt64();
 }
 
+constexpr int64_t kConvertDelayS = 600;  // below the fake's token lifetime (3600 s)
+
+// True if `script` has a line running `grin-jobs <command>` (without `--dry-run`).
+bool Runs(const std::string& script, const std::string& command) {
+  for (const std::string& line : LogicalLines(script)) {
+    std::vector<std::string> w = Words(line);
+    if (w.size() >= 2 && fs::path(w[0]).filename() == "grin-jobs" && w[1] == command &&
+        std::find(w.begin(), w.end(), "--dry-run") == w.end()) {
+      return true;
+    }
+  }
+  return false;
+}
+
 class GuideRunner {
  public:
   GuideRunner() {
@@ -152,11 +171,11 @@ class GuideRunner {
     o.directories = {"Harvard"};
     o.corpus.size = 20;
     o.corpus.seed = 11;
-    o.corpus.frac_converted = 0.4;
+    o.corpus.frac_converted = 0.5;
     o.corpus.frac_in_process = 0.1;
     o.corpus.frac_failed = 0.1;
     o.corpus.frac_not_allowed = 0.05;
-    o.corpus.convert_delay_s = 0;  // a requested book is converted at GRIN's next request
+    o.corpus.convert_delay_s = kConvertDelayS;
     o.range_support = true;
     o.threads = 16;
     o.state_dir = (tmp_.path() / "fake").string();
@@ -436,6 +455,12 @@ TEST_CASE("real-grin guide: its commands run against the fake GRIN and store the
   const bool have_analyze = !Which("systemd-analyze").empty();
   if (!have_analyze) MESSAGE("systemd-analyze not found: the units' syntax is not checked");
   std::set<std::string> sessions_run;
+  const std::string main_db = r.WorkDir("main") + "/output/harvard/books.db";
+  auto main_uploaded = [&] {
+    return fs::exists(main_db) ? Count(main_db, "SELECT count(*) FROM uploaded") : 0;
+  };
+  int64_t stored_before_wait = -1;  // uploaded books when GRIN was last asked to convert
+  int waits = 0;
   std::string crontab;
   int unit_commands = 0;
 
@@ -499,11 +524,28 @@ TEST_CASE("real-grin guide: its commands run against the fake GRIN and store the
       const std::string script = r.Adapt(Substitute(b.text, r.Subs(session)));
       Proc p = r.Bash(script, r.WorkDir(session));
       INFO(Where(b) << ", session " << session << ":\n" << b.text << "--- output:\n" << p.output);
+      if (std::getenv("GRIN_GUIDE_VERBOSE")) {  // to read what each block printed
+        std::cerr << "=== " << Where(b) << ", session " << session << ", exit " << p.code << "\n"
+                  << script << "---\n" << p.output;
+      }
       REQUIRE_FALSE(p.timed_out);
       REQUIRE(p.code == b.exit_code);
       if (!b.output.empty()) CHECK(p.output.find(b.output) != std::string::npos);
+      if (session != "main") continue;
+      if (stored_before_wait >= 0 && Runs(b.text, "sync")) {
+        // request -> wait -> sync: the books GRIN converted meanwhile are stored now.
+        CHECK(main_uploaded() > stored_before_wait);
+        stored_before_wait = -1;
+      }
+      if (Runs(b.text, "request")) {
+        r.server().AdvanceClock(kConvertDelayS + 1);
+        stored_before_wait = main_uploaded();
+        ++waits;
+      }
     }
   }
+  CHECK(waits >= 1);
+  CHECK(stored_before_wait == -1);  // a sync followed the wait
 
   // Signing in: both ways ran through the browser, and the secrets are private.
   CHECK(r.redirects() >= 1);
