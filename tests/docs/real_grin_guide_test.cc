@@ -195,7 +195,7 @@ class GuideRunner {
     env_ = {"HOME=" + home_,
             "PATH=" + fs::path(bin).parent_path().string() + ":" + (path ? path : "/usr/bin:/bin"),
             "GRIN_OAUTH_PORT=0", "TERM=dumb", "LC_ALL=C.UTF-8", "USER=grin-guide-test"};
-    for (const char* keep : {"TMPDIR", "PYENV_ROOT"}) {
+    for (const char* keep : {"TMPDIR", "PYENV_ROOT", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
       if (const char* v = std::getenv(keep)) env_.push_back(std::string(keep) + "=" + v);
     }
     subs_["/usr/local/bin/grin-jobs"] = bin;
@@ -403,7 +403,7 @@ TEST_CASE("real-grin guide: the blocks follow the test's conventions") {
   CHECK(md.find("shared/docs") == std::string::npos);
 }
 
-TEST_CASE("real-grin guide: documents every exit code the CLI defines, and no other") {
+TEST_CASE("real-grin guide: documents every exit code the CLI defines and no other") {
   const auto defined = ExitCodesInHeader(ReadFile(kExitHeader));
   REQUIRE_MESSAGE(defined.size() >= 8, "cannot read the exit codes from " << kExitHeader);
   std::vector<std::string> bad;
