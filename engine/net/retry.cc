@@ -148,4 +148,18 @@ RetryDecision DecideRetry(const RetryOptions& options, int attempt, int curl_cod
   return d;
 }
 
+RetryClass ClassifyBookFailure(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kUnavailable:
+    case StatusCode::kBusy:
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kCancelled:
+    case StatusCode::kInternal:
+    case StatusCode::kDataLoss:
+      return RetryClass::kRetryable;
+    default:
+      return RetryClass::kPermanent;
+  }
+}
+
 }  // namespace grin::net

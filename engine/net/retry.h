@@ -1,9 +1,28 @@
 #pragma once
-// Retry policy: pure functions deciding whether and when an HTTP attempt is tried again. No
-// clock, no randomness and no I/O inside: the caller passes the time and a uniform random number,
-// so every decision is reproducible in a test. This is the transport's one retry decision point.
+// Retry policy: pure functions deciding whether and when a failure is tried again. No clock, no
+// randomness and no I/O inside: the caller passes the time and a uniform random number, so every
+// decision is reproducible in a test.
 //
-// Classification (transfer-notes.md §4.1):
+// Retries happen at three levels, each deciding only what the level below cannot:
+//   1. Attempt level (ClassifyAttempt / DecideRetry): the transport retries one HTTP request
+//      within its RetryOptions: connection errors, timeouts, 408, 5xx, throttling (429 / 503).
+//   2. Protocol level: answers that are transient for one protocol but not for HTTP, retried by
+//      that protocol's client with DecideRetry or a short loop of its own: S3's RequestTimeout
+//      (a 400) and RequestTimeTooSkewed (signed again with the server's clock), a
+//      CompleteMultipartUpload 200 carrying an error (storage/s3); GRIN's "Your request is
+//      unavailable" page (a 200) on list pages and a 5xx / 429-with-Retry-After on _process,
+//      whose bare 429 is an answer, never retried (engine/grin).
+//   3. Book level (ClassifyBookFailure): when a stage of the sync fails for a book after the
+//      levels below gave up, is the book's job tried again on a later claim? kRetryable: the
+//      job is failed as ErrorClass::kRetryable (the state store schedules the next attempt with
+//      backoff, and makes the job dead after its max_attempts); kPermanent: dead at once. The
+//      sync pipeline (engine/pipeline/README.md, "Retries") applies it only after two rules of
+//      its own: a systemic failure (GRIN auth incl. any 403, passphrase, TLS trust, storage
+//      access or bucket, a full disk; circuit_breaker.h) holds the book unchanged and may stop
+//      the run, never counting an attempt; and a stage may call a failure permanent whatever
+//      its code (an archive GRIN no longer has waits for conversion instead).
+//
+// Attempt-level classification:
 //   - retryable: connection-level curl errors (connect, resolve, send, recv, got nothing,
 //     partial body, TLS connect reset, HTTP/2 stream errors), timeouts, HTTP 408, 5xx;
 //   - throttled (retryable, longer base delay, slows the host down): HTTP 429 and 503;
@@ -21,6 +40,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "engine/base/status.h"
 
 namespace grin::net {
 
@@ -83,5 +104,13 @@ struct RetryDecision {
 RetryDecision DecideRetry(const RetryOptions& options, int attempt, int curl_code, int http_status,
                           std::optional<std::string_view> retry_after, int64_t now_micros, double u,
                           RetryBudget* budget);
+
+// Book level (level 3 above): whether a stage failure with status `s` is worth another attempt of
+// the book's job. kRetryable for what may pass by itself (kUnavailable: timeouts, connection
+// errors, 5xx, 429; kBusy; kResourceExhausted; kCancelled; kInternal; kDataLoss: a truncated or
+// corrupt body, fetched again), kPermanent for everything else (kNotFound, kPermissionDenied,
+// kInvalidArgument, kFailedPrecondition, kConflict, ...). `s` is a failure (not OK). Never
+// kSuccess, kTimeout or kThrottled.
+RetryClass ClassifyBookFailure(const Status& s);
 
 }  // namespace grin::net

@@ -29,7 +29,7 @@ void AbortAbandonedUploads(ObjectStore& objects, const StorageLayout& layout,
     if (!job.ok() || !job->has_value()) continue;  // unknown, or not a book of this run
     const SyncOptions::JobView& v = **job;
     if (!v.dead && v.stage != Stage::kUploaded) {
-      auto recorded = RecordedUpload(ParseCheckpoint(v.checkpoint));
+      auto recorded = DecodeCheckpoint(v.checkpoint).upload;
       if (recorded && recorded->upload_id == u.upload_id) continue;  // resumed by its job
     }
     Status s = objects.AbortMultipart(loc.bucket, u.key, u.upload_id);

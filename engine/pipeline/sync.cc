@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/net/retry.h"
 #include "engine/pipeline/sync_impl.h"
 #include "engine/pipeline/sync_metrics.h"
 
@@ -32,20 +33,6 @@ double SyncPipeline::Impl::ThreadCpuSeconds() {
   timespec ts{};
   ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-bool SyncPipeline::Impl::Retryable(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kUnavailable:
-    case StatusCode::kBusy:
-    case StatusCode::kResourceExhausted:
-    case StatusCode::kCancelled:
-    case StatusCode::kInternal:
-    case StatusCode::kDataLoss:
-      return true;
-    default:
-      return false;
-  }
 }
 
 bool SyncPipeline::Impl::StagingFull() {
@@ -153,10 +140,10 @@ FailureSource SyncPipeline::Impl::SourceOf(const std::string& reason) {
 }
 
 bool SyncPipeline::Impl::HoldIfSystemic(const WorkItem& w, const Status& why,
-                                        const std::string& reason) {
+                                        const std::string& reason, int64_t size) {
   const FailureSource source = SourceOf(reason);
   std::string bucket, path;
-  int64_t needed = ParseCheckpoint(w.checkpoint).value("size", int64_t{-1});
+  int64_t needed = size;
   if (needed < 0) needed = last_archive_size.load();  // unchecked: like the last archive seen
   if (source == FailureSource::kStorage) {
     bucket = reason.find("ocr") != std::string::npos
@@ -198,16 +185,16 @@ void SyncPipeline::Impl::StateStoreFailed(const Status& failed) {
   finish = true;
 }
 
-void SyncPipeline::Impl::FailItem(const WorkItem& w, StageTally& t, const Status& why, const std::string& reason,
-              bool permanent) {
-  if (HoldIfSystemic(w, why, reason)) return;
+void SyncPipeline::Impl::FailItem(const WorkItem& w, StageTally& t, const Status& why,
+                                  const std::string& reason, bool permanent, int64_t size) {
+  if (HoldIfSystemic(w, why, reason, size)) return;
   if (reason == "archive_missing" && why.code() == StatusCode::kNotFound) {
     // GRIN listed or HEADed the archive, then had none for the GET (expired, evicted): the book
     // waits for GRIN to convert it again, with the reason, rather than dying on the first try.
     AwaitConversion(w, "archive_expired", json{{"error", why.message()}});
     return;
   }
-  bool dead = permanent || !Retryable(why);
+  bool dead = permanent || net::ClassifyBookFailure(why) == net::RetryClass::kPermanent;
   json d = {{"error", why.message()}};
   Status s = store->Fail(w, dead ? ErrorClass::kPermanent : ErrorClass::kRetryable, reason,
                          d.dump());
@@ -256,32 +243,34 @@ bool SyncPipeline::Impl::RunOne() {
       continue;  // staging is full: let processing drain it first
     }
     if (clock->NowMicros() < idle_until[work].load()) continue;
-    if (!TryTake(work)) continue;
+    Slot slot = TakeSlot(work);  // given back when this iteration ends, whatever the stage did
+    if (!slot) continue;
     Stage from = work == kCheck ? Stage::kPending
                                 : (work == kDownload ? Stage::kChecked : Stage::kDownloaded);
     auto items = store->Claim(from, 1);
     if (!items.ok() || items->empty()) {
       if (items.ok()) idle_until[work] = clock->NowMicros() + kIdleClaimMicros;
-      --slots[work];
       if (!items.ok()) StateStoreFailed(items.status());  // e.g. its disk is full: stop
       continue;
     }
     ++in_flight;
     const WorkItem& w = items->front();
-    Work held = work;
     const int64_t began = clock->NowMicros();
     if (work == kCheck) {
-      CheckBook(w, held);
-    } else if (work == kDownload) {
-      DownloadOrStream(w, held);
+      CheckBook(w, slot);
     } else {
-      Process(w);
+      // The previous stage's result, decoded once (checkpoint_journal.h).
+      const JobCheckpoint cp = DecodeCheckpoint(w.checkpoint);
+      if (work == kDownload) {
+        DownloadOrStream(w, cp, slot);
+      } else {
+        Process(w, cp);
+      }
     }
     if (stage_seconds[work] != nullptr) {
       stage_seconds[work]->Observe(static_cast<double>(clock->NowMicros() - began) / 1e6);
     }
     --in_flight;
-    --slots[held];
     return true;
   }
   return false;

@@ -46,7 +46,7 @@ Result<ObjectInfo> SyncPipeline::Impl::StoredRaw(const ObjectLocation& raw) {
   return objects->Head(raw.bucket, raw.key);
 }
 
-std::optional<std::string> SyncPipeline::Impl::Check(const WorkItem& w) {
+std::optional<SyncPipeline::Impl::StreamNow> SyncPipeline::Impl::Check(const WorkItem& w) {
   auto raw = RawArchiveLocation(opt.layout, w.barcode);
   auto head = grin->HeadArchive(w.barcode);
   if (!head.ok()) {
@@ -143,12 +143,12 @@ std::optional<std::string> SyncPipeline::Impl::Check(const WorkItem& w) {
       return std::nullopt;
     }
   }
-  json carry = {{"etag", head->etag}, {"size", head->size}};
-  if (StreamRightAway(head->size)) {
+  CheckedArchive checked{head->etag, head->size};
+  if (Slot download = StreamRightAway(head->size)) {
     Tally(stats.check, "completed", "");
-    return carry.dump();
+    return StreamNow{std::move(checked), std::move(download)};
   }
-  CompleteChecked(w, head->etag, head->size);
+  CompleteChecked(w, checked);
   return std::nullopt;
 }
 
@@ -227,18 +227,17 @@ void SyncPipeline::Impl::AwaitConversion(const WorkItem& w, const std::string& r
   Finished(false);
 }
 
-void SyncPipeline::Impl::CompleteChecked(const WorkItem& w, const std::string& etag, int64_t size) {
-  json carry = {{"etag", etag}, {"size", size}};
+void SyncPipeline::Impl::CompleteChecked(const WorkItem& w, const CheckedArchive& archive) {
   Completion c;
   c.to = Stage::kChecked;
-  c.detail_json = carry.dump();
-  c.carry = carry.dump();
+  c.carry = EncodeCheckpoint(JobCheckpoint{archive, std::nullopt});
+  c.detail_json = c.carry;  // the event's detail: the same {etag, size}
   c.book_fields = {{"last_etag_check", NowIso()}};
   CompleteItem(w, c, stats.check, "completed", "");
 }
 
-bool SyncPipeline::Impl::StreamRightAway(int64_t size) {
-  return Streamable(size) && TryTake(kDownload);
+SyncPipeline::Impl::Slot SyncPipeline::Impl::StreamRightAway(int64_t size) {
+  return Streamable(size) ? TakeSlot(kDownload) : Slot();
 }
 
 bool SyncPipeline::Impl::GetWithoutHead(const WorkItem& w) const {
@@ -250,23 +249,25 @@ bool SyncPipeline::Impl::GetWithoutHead(const WorkItem& w) const {
   return inventory->count(RawArchiveLocation(opt.layout, w.barcode).key) == 0;
 }
 
-bool SyncPipeline::Impl::WaitForDownloadSlot() {
-  while (!TryTake(kDownload)) {
-    if (Stopping()) return false;
+SyncPipeline::Impl::Slot SyncPipeline::Impl::WaitForDownloadSlot() {
+  for (;;) {
+    if (Slot s = TakeSlot(kDownload)) return s;
+    if (Stopping()) return Slot();
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  return true;
 }
 
-void SyncPipeline::Impl::CheckBook(const WorkItem& w, Work& held) {
+void SyncPipeline::Impl::CheckBook(const WorkItem& w, Slot& slot) {
   StreamMemory mem;
+  Slot download;
   if (GetWithoutHead(w)) {
     // A new book: its GET answers "converted?" and "which ETag?" at once, so the check waits
     // for a download slot rather than spend a second GRIN request on a HEAD (GRIN's request
     // rate bounds a real run). Memory for a book like the last one, taken now if it is free
     // (else the HEAD path, which waits for memory before its GET); StreamBook adjusts it to the
     // response's Content-Length.
-    if (!WaitForDownloadSlot()) {
+    download = WaitForDownloadSlot();
+    if (!download) {
       (void)store->Release(w);  // stopping: the next run picks it up
       return;
     }
@@ -274,36 +275,31 @@ void SyncPipeline::Impl::CheckBook(const WorkItem& w, Work& held) {
     if (budget->Acquire(reserve, [] { return true; })) {
       mem.reserved = reserve;
     } else {
-      --slots[kDownload];
+      download.Release();
     }
   }
   if (mem.reserved != 0) {
-    --slots[kCheck];
-    held = kDownload;
+    slot = std::move(download);  // the check's slot is given back
     grin_client::ArchiveHead head;
-    StreamOutcome r = StreamBook(w, held, &mem, &head);
+    // The job's own checkpoint: an upload an interrupted run recorded at `pending` resumes.
+    StreamOutcome r = StreamBook(w, DecodeCheckpoint(w.checkpoint), slot, &mem, &head);
     FreeStreamMemory(&mem);
     if (r == StreamOutcome::kHandled) return;
     if (r == StreamOutcome::kDeferred) {
-      CompleteChecked(w, head.etag, head.size);
+      CompleteChecked(w, CheckedArchive{head.etag, head.size});
       return;
     }
     // GRIN did not send an archive (not converted, auth, an error): the HEAD path decides.
-    --slots[held];
-    ++slots[kCheck];
-    held = kCheck;
+    slot.MoveTo(kCheck);
   }
-  std::optional<std::string> carry;
+  std::optional<StreamNow> now;
   {
     CpuScope account(this, "check");
-    carry = Check(w);
+    now = Check(w);
   }
-  if (carry) {  // Check took a download slot for us: stream it under the same claim
-    --slots[kCheck];
-    held = kDownload;
-    WorkItem fused = w;
-    fused.checkpoint = std::move(*carry);
-    DownloadOrStream(fused, held);
+  if (now) {  // Check took a download slot for us: stream it under the same claim
+    slot = std::move(now->download);  // the check's slot is given back
+    DownloadOrStream(w, JobCheckpoint{std::move(now->archive), std::nullopt}, slot);
   }
 }
 

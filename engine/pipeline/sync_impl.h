@@ -38,8 +38,6 @@ struct SyncPipeline::Impl {
 
   // CPU time of the calling thread, seconds.
   static double ThreadCpuSeconds();
-  // True if a failure with this status is worth retrying.
-  static bool Retryable(const Status& s);
 
   StateStore* store;
   ObjectStore* objects;
@@ -86,8 +84,10 @@ struct SyncPipeline::Impl {
   // Where a failure with this FailItem reason went (GRIN, storage, decrypt, staging).
   static FailureSource SourceOf(const std::string& reason);
   // If `why` is systemic, keeps the job as it is (released when the run ends, no attempt
-  // counted), tells the breaker (which may stop the run) and returns true.
-  bool HoldIfSystemic(const WorkItem& w, const Status& why, const std::string& reason);
+  // counted), tells the breaker (which may stop the run) and returns true. `size`: the book's
+  // archive size if known (-1: like the last archive seen), to word a full disk's space needed.
+  bool HoldIfSystemic(const WorkItem& w, const Status& why, const std::string& reason,
+                      int64_t size);
   // The state store failed a write or a claim: nothing can be recorded, the run stops at once.
   void StateStoreFailed(const Status& s);
 
@@ -100,12 +100,56 @@ struct SyncPipeline::Impl {
     return 1;
   }
 
-  bool TryTake(Work w) {
+  // One taken place in a stage's slot table (slots[work], bounded by Limit(work)), given back
+  // when the Slot is destroyed or released, on every return path. A worker holds one for the
+  // book in hand; a book moving on under the same claim (checked -> streamed, downloaded ->
+  // uploading) moves its Slot to the next stage with MoveTo, or takes that stage's own Slot
+  // first (TakeSlot) and then drops the old one by assignment.
+  class Slot {
+   public:
+    Slot() = default;  // holds nothing
+    Slot(Slot&& o) noexcept : m_(std::exchange(o.m_, nullptr)), work_(o.work_) {}
+    Slot& operator=(Slot&& o) noexcept {
+      if (this != &o) {
+        Release();
+        m_ = std::exchange(o.m_, nullptr);
+        work_ = o.work_;
+      }
+      return *this;
+    }
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    ~Slot() { Release(); }
+
+    explicit operator bool() const { return m_ != nullptr; }
+    Work work() const { return work_; }
+    // Gives this stage's place back and counts one in `to`, whatever its limit (the book in hand
+    // goes on; the next claim for `to` waits for room). Holds nothing: no-op.
+    void MoveTo(Work to) {
+      if (m_ == nullptr || to == work_) return;
+      ++m_->slots[to];
+      --m_->slots[work_];
+      work_ = to;
+    }
+    void Release() {
+      if (m_ != nullptr) --m_->slots[work_];
+      m_ = nullptr;
+    }
+
+   private:
+    friend struct Impl;
+    Slot(Impl* m, Work w) : m_(m), work_(w) {}
+    Impl* m_ = nullptr;
+    Work work_ = kCheck;
+  };
+
+  // A place in stage `w` if one is free (below Limit(w)), else an empty Slot.
+  Slot TakeSlot(Work w) {
     int cur = slots[w].load();
     while (cur < Limit(w)) {
-      if (slots[w].compare_exchange_weak(cur, cur + 1)) return true;
+      if (slots[w].compare_exchange_weak(cur, cur + 1)) return Slot(this, w);
     }
-    return false;
+    return Slot();
   }
 
   std::string NowIso() const { return FormatIsoUtc(clock->NowMicros()); }
@@ -146,8 +190,13 @@ struct SyncPipeline::Impl {
 
   void Finished(bool uploaded_now);
 
+  // A stage failed for the book. In this order: a systemic failure holds it (HoldIfSystemic);
+  // an archive GRIN no longer has (archive_missing, kNotFound) waits for conversion; otherwise
+  // the job is failed, dead if `permanent` or net::ClassifyBookFailure(why) says kPermanent,
+  // else retryable (see engine/net/retry.h for the three retry levels). `size`: the archive's
+  // size if the stage knows it (-1 otherwise).
   void FailItem(const WorkItem& w, StageTally& t, const Status& why, const std::string& reason,
-                bool permanent);
+                bool permanent, int64_t size = -1);
 
   void CompleteItem(const WorkItem& w, Completion c, StageTally& t, const char* kind,
                     const std::string& reason);
@@ -165,10 +214,15 @@ struct SyncPipeline::Impl {
   // The stored raw archive's info, or kNotFound. Skips the HEAD for books the inventory lacks.
   Result<ObjectInfo> StoredRaw(const ObjectLocation& raw);
 
-  // Returns the book's {etag, size} checkpoint when the caller should stream it at once under the
-  // same claim (see StreamRightAway); the job then stays claimed in `pending`. Otherwise the job
-  // has been completed, failed or released, and nullopt is returned.
-  std::optional<std::string> Check(const WorkItem& w);
+  // A checked book the checking worker streams at once, under the same claim (StreamRightAway):
+  // the check's result and the download slot taken for it.
+  struct StreamNow {
+    CheckedArchive archive;
+    Slot download;
+  };
+  // Returns the book to stream at once (the job then stays claimed in `pending`). Otherwise the
+  // job has been completed, failed or released, and nullopt is returned.
+  std::optional<StreamNow> Check(const WorkItem& w);
 
   // --- conversion (GRIN has no archive for the book) ---
 
@@ -182,20 +236,22 @@ struct SyncPipeline::Impl {
   // for this run.
   void AwaitConversion(const WorkItem& w, const std::string& reason, const json& detail);
 
-  // Completes a pending book to `checked`, handing GRIN's ETag and size to the download stage.
-  void CompleteChecked(const WorkItem& w, const std::string& etag, int64_t size);
+  // Completes a pending book to `checked`, handing GRIN's ETag and size to the download stage
+  // (stored as the job's checkpoint).
+  void CompleteChecked(const WorkItem& w, const CheckedArchive& archive);
 
-  // True if a checked book of `size` bytes can be streamed by the checking worker at once: it is
-  // Streamable and a download slot is free (taken for the caller; memory is waited for after).
-  // That saves completing the job to `checked` and claiming it again (two write transactions
-  // per book); the job goes from `pending` straight to `uploaded`, or fails back to `pending`.
-  bool StreamRightAway(int64_t size);
+  // A download slot (for the caller) if a checked book of `size` bytes can be streamed by the
+  // checking worker at once: it is Streamable and a download slot is free (memory is waited for
+  // after). That saves completing the job to `checked` and claiming it again (two write
+  // transactions per book); the job goes from `pending` straight to `uploaded`, or fails back to
+  // `pending`. Else an empty Slot.
+  Slot StreamRightAway(int64_t size);
 
   // --- download ---
 
-  // Downloads (or finishes downloading) the archive into staging. Returns its ETag and size.
-  Result<grin_client::ArchiveHead> DownloadTo(const std::string& barcode, const std::string& etag,
-                                              int64_t expected_size);
+  // Downloads (or finishes downloading) the archive `expected` (the check's ETag and size; a
+  // partial download resumes only for its ETag) into staging. Returns its ETag and size.
+  Result<CheckedArchive> DownloadTo(const std::string& barcode, const CheckedArchive& expected);
 
   // The budget reservation for streaming a book of `size` encrypted bytes: the decrypted
   // archive (no larger than the encrypted one) fills whole budget chunks.
@@ -212,9 +268,12 @@ struct SyncPipeline::Impl {
   }
 
   // Streams the book if it is small enough and the memory budget allows; stages it otherwise.
-  void DownloadOrStream(const WorkItem& w, Work& held);
+  // `slot` is the download slot the caller holds (StreamBook moves it on to processing).
+  void DownloadOrStream(const WorkItem& w, const JobCheckpoint& cp, Slot& slot);
 
-  void Download(const WorkItem& w);
+  // Staging path: downloads the archive the check described and completes the job to
+  // `downloaded`, with the archive's ETag and size as its checkpoint.
+  void Download(const WorkItem& w, const JobCheckpoint& cp);
 
   // --- process: decrypt + extract + upload ---
 
@@ -222,17 +281,18 @@ struct SyncPipeline::Impl {
                                       archive::ByteSink* sink) const;
 
   // Records a failed decrypt / extract (the reason follows the status code). Releases the book:
-  // remove its per-book files before calling.
-  void FailProcessing(const WorkItem& w, StageTally& t, const Status& s);
+  // remove its per-book files before calling. `size`: the archive's, for HoldIfSystemic.
+  void FailProcessing(const WorkItem& w, StageTally& t, const Status& s, int64_t size);
 
-  // Uploads the decrypted archive (and the OCR JSONL) and completes the job to `uploaded` in the
-  // same transaction as the book's storage facts and MARC fields. Returns true when the book is
-  // stored; on failure the job has been failed (retry or dead) already.
-  bool StoreBook(const WorkItem& w, const json& cp, const std::string& etag, int64_t size,
+  // Uploads the decrypted archive (and the OCR JSONL) of GRIN's `archive` and completes the job
+  // to `uploaded` in the same transaction as the book's storage facts and MARC fields; an
+  // unfinished upload recorded in `cp` is resumed. Returns true when the book is stored; on
+  // failure the job has been failed (retry or dead) already.
+  bool StoreBook(const WorkItem& w, const JobCheckpoint& cp, const CheckedArchive& archive,
                  const ByteSource& plain, const archive::BookResult& r);
 
   // Staging path: decrypt <staging>/<BARCODE>.tar.gz.gpg into <BARCODE>.tar.gz, then store it.
-  void Process(const WorkItem& w);
+  void Process(const WorkItem& w, const JobCheckpoint& cp);
 
   // The memory budget's share of one streamed book: its reservation, and the chunks that held
   // the decrypted archive (kept by the budget for the next books, so their pages are not
@@ -250,15 +310,15 @@ struct SyncPipeline::Impl {
   };
 
   // Streaming path (no staging): the archive is decrypted (and extracted) while it downloads;
-  // the decrypted archive waits in memory (`mem`) for its upload. `held` is the slot the caller
-  // took; it is switched from download to process once the download is over, so the next
+  // the decrypted archive waits in memory (`mem`) for its upload. `slot` is the download slot
+  // the caller holds; it is moved on to processing once the download is over, so the next
   // download can start during this book's upload.
   // Checked books (unchecked_head == nullptr) come with `mem` acquired for the size their check
   // saw. An unchecked book (pending, not in storage, never HEADed) is sized from the GET's own
   // response head: memory is taken then without waiting, or the transfer is dropped at once
   // (kDeferred, with the head in *unchecked_head); any answer but an archive is kFallback.
-  StreamOutcome StreamBook(const WorkItem& w, Work& held, StreamMemory* mem,
-                           grin_client::ArchiveHead* unchecked_head);
+  StreamOutcome StreamBook(const WorkItem& w, const JobCheckpoint& cp, Slot& slot,
+                           StreamMemory* mem, grin_client::ArchiveHead* unchecked_head);
 
   // --- pending books ---
 
@@ -274,10 +334,12 @@ struct SyncPipeline::Impl {
   // transfer, and knowing the exact size before the GET keeps the memory reservation exact.
   static constexpr uint64_t kGetOnlyMaxBytes = 16 * kMiB;
   bool GetWithoutHead(const WorkItem& w) const;
-  // Takes a download slot, waiting while all are busy; false if the run stops first.
-  bool WaitForDownloadSlot();
+  // Takes a download slot, waiting while all are busy; empty if the run stops first.
+  Slot WaitForDownloadSlot();
 
-  void CheckBook(const WorkItem& w, Work& held);
+  // The check stage of a pending book; `slot` is the caller's check slot, moved on (or replaced
+  // by a download slot) when the book is streamed under the same claim.
+  void CheckBook(const WorkItem& w, Slot& slot);
 
   // --- outputs of a stored book (sync_rebuild.cc) ---
 

@@ -46,13 +46,15 @@ class FileByteSink final : public archive::ByteSink {
 
 }  // namespace
 
-Result<grin_client::ArchiveHead> SyncPipeline::Impl::DownloadTo(const std::string& barcode, const std::string& etag,
-                                            int64_t expected_size) {
+Result<CheckedArchive> SyncPipeline::Impl::DownloadTo(const std::string& barcode,
+                                                      const CheckedArchive& expected) {
+  const std::string& etag = expected.etag;
+  const int64_t expected_size = expected.size;
   std::string path = GpgPath(barcode);
   int64_t have = FileSize(path);
   if (have < 0 || etag.empty() || (expected_size >= 0 && have > expected_size)) have = 0;
   if (expected_size > 0 && have == expected_size && !etag.empty()) {
-    return grin_client::ArchiveHead{etag, expected_size, ""};  // finished before a crash
+    return expected;  // finished before a crash
   }
   for (int round = 0; round < 2; ++round) {
     net::Request req = grin->ArchiveRequest(barcode, net::ResponseSink::File(path, have));
@@ -87,17 +89,16 @@ Result<grin_client::ArchiveHead> SyncPipeline::Impl::DownloadTo(const std::strin
       return Status::DataLoss("archive for " + barcode + " is " + std::to_string(total) +
                               " bytes on disk, expected " + std::to_string(expect));
     }
-    grin_client::ArchiveHead out = *head;
-    out.size = total;
-    return out;
+    return CheckedArchive{head->etag, total};
   }
   return Status::Unavailable("archive for " + barcode + " kept changing while downloading");
 }
 
-void SyncPipeline::Impl::DownloadOrStream(const WorkItem& w, Work& held) {
-  int64_t size = ParseCheckpoint(w.checkpoint).value("size", int64_t{-1});
+void SyncPipeline::Impl::DownloadOrStream(const WorkItem& w, const JobCheckpoint& cp,
+                                          Slot& slot) {
+  const int64_t size = cp.archive.size;
   if (!Streamable(size)) {
-    Download(w);
+    Download(w, cp);
     return;
   }
   StreamMemory mem;
@@ -107,27 +108,23 @@ void SyncPipeline::Impl::DownloadOrStream(const WorkItem& w, Work& held) {
     return;
   }
   mem.reserved = reserve;
-  StreamBook(w, held, &mem, nullptr);
+  StreamBook(w, cp, slot, &mem, nullptr);
   FreeStreamMemory(&mem);
 }
 
-void SyncPipeline::Impl::Download(const WorkItem& w) {
+void SyncPipeline::Impl::Download(const WorkItem& w, const JobCheckpoint& cp) {
   CpuScope account(this, "download");
-  json cp = ParseCheckpoint(w.checkpoint);
-  std::string etag = cp.value("etag", "");
-  int64_t size = cp.value("size", int64_t{-1});
-  auto head = DownloadTo(w.barcode, etag, size);
-  if (!head.ok()) {
-    bool permanent = head.status().code() == StatusCode::kNotFound;
-    FailItem(w, stats.download, head.status(),
-             permanent ? "archive_missing" : "download_failed", permanent);
+  auto got = DownloadTo(w.barcode, cp.archive);
+  if (!got.ok()) {
+    bool permanent = got.status().code() == StatusCode::kNotFound;
+    FailItem(w, stats.download, got.status(), permanent ? "archive_missing" : "download_failed",
+             permanent, cp.archive.size);
     return;
   }
   Completion c;
   c.to = Stage::kDownloaded;
-  json carry = {{"etag", head->etag}, {"size", head->size}};
-  c.detail_json = carry.dump();
-  c.carry = carry.dump();
+  c.carry = EncodeCheckpoint(JobCheckpoint{*got, std::nullopt});
+  c.detail_json = c.carry;  // the event's detail: the same {etag, size}
   CompleteItem(w, c, stats.download, "completed", "");
 }
 
@@ -149,18 +146,21 @@ archive::BookOptions SyncPipeline::Impl::BookOptionsFor(const std::string& barco
   return bo;
 }
 
-void SyncPipeline::Impl::FailProcessing(const WorkItem& w, StageTally& t, const Status& s) {
+void SyncPipeline::Impl::FailProcessing(const WorkItem& w, StageTally& t, const Status& s,
+                                        int64_t size) {
   if (s.code() == StatusCode::kPermissionDenied) {
-    FailItem(w, t, s, "decrypt_wrong_passphrase", true);
+    FailItem(w, t, s, "decrypt_wrong_passphrase", true, size);
   } else if (s.code() == StatusCode::kDataLoss) {
-    FailItem(w, t, s, "archive_invalid", false);
+    FailItem(w, t, s, "archive_invalid", false, size);
   } else {
-    FailItem(w, t, s, "process_failed", false);
+    FailItem(w, t, s, "process_failed", false, size);
   }
 }
 
-bool SyncPipeline::Impl::StoreBook(const WorkItem& w, const json& cp, const std::string& etag, int64_t size,
-               const ByteSource& plain, const archive::BookResult& r) {
+bool SyncPipeline::Impl::StoreBook(const WorkItem& w, const JobCheckpoint& cp,
+                                   const CheckedArchive& archive, const ByteSource& plain,
+                                   const archive::BookResult& r) {
+  const std::string& etag = archive.etag;
   CpuScope account(this, "upload");
   // The OCR spill file, if any, goes whatever happens (PutOcr removes it too), and before a
   // failure releases the book: the spill path is the book's, and its retry may start at once.
@@ -171,7 +171,7 @@ bool SyncPipeline::Impl::StoreBook(const WorkItem& w, const json& cp, const std:
   };
   auto fail = [&](const Status& s, const char* reason, bool permanent) {
     drop_spill();
-    FailItem(w, stats.process, s, reason, permanent);
+    FailItem(w, stats.process, s, reason, permanent, archive.size);
     return false;
   };
   std::string now = NowIso();
@@ -182,10 +182,8 @@ bool SyncPipeline::Impl::StoreBook(const WorkItem& w, const json& cp, const std:
   uo.put.md5_hex = r.md5_hex;
   uo.put.sha256_hex = r.sha256_hex;
   uo.multipart_threshold = opt.multipart_threshold;
-  auto recorded = RecordedUpload(cp);
-  if (recorded) uo.resume = &*recorded;
-  json base = {{"etag", etag}, {"size", size}};
-  CheckpointJournal journal(store, w, base);
+  if (cp.upload) uo.resume = &*cp.upload;
+  CheckpointJournal journal(store, w, archive);
   uo.journal = &journal;
   auto put = objects->Upload(raw.bucket, raw.key, plain, uo);
   if (!put.ok()) {
@@ -238,36 +236,35 @@ bool SyncPipeline::Impl::StoreBook(const WorkItem& w, const json& cp, const std:
   return true;
 }
 
-void SyncPipeline::Impl::Process(const WorkItem& w) {
+void SyncPipeline::Impl::Process(const WorkItem& w, const JobCheckpoint& cp) {
   double t0 = ThreadCpuSeconds();
-  json cp = ParseCheckpoint(w.checkpoint);
-  std::string etag = cp.value("etag", "");
-  int64_t size = cp.value("size", int64_t{-1});
+  CheckedArchive archive = cp.archive;
+  const int64_t size = archive.size;  // as downloaded; for HoldIfSystemic
   std::string gpg = GpgPath(w.barcode), plain = PlainPath(w.barcode);
-  if (FileSize(gpg) != size || etag.empty()) {
+  if (FileSize(gpg) != archive.size || archive.etag.empty()) {
     // Staging lost or corrupt (e.g. removed after a failed decrypt): fetch it again.
-    auto head = DownloadTo(w.barcode, etag, size);
-    if (!head.ok()) {
-      FailItem(w, stats.process, head.status(), "download_failed", false);
+    auto got = DownloadTo(w.barcode, archive);
+    if (!got.ok()) {
+      FailItem(w, stats.process, got.status(), "download_failed", false, size);
       return;
     }
-    etag = head->etag;
-    size = head->size;
+    archive = *got;
   }
   std::FILE* out = std::fopen(plain.c_str(), "wb");
   if (!out) {
-    FailItem(w, stats.process, StagingWriteError("create " + plain), "staging", false);
+    FailItem(w, stats.process, StagingWriteError("create " + plain), "staging", false,
+             archive.size);
     return;
   }
   FileByteSink sink(out);
-  archive::BookOptions bo = BookOptionsFor(w.barcode, size, &sink);
+  archive::BookOptions bo = BookOptionsFor(w.barcode, archive.size, &sink);
   Result<archive::BookResult> result = Status::Internal("not run");
   {
     auto book = archive::BookProcessor::Open(bo, passphrase);
     if (!book.ok()) {
       std::fclose(out);
       ::unlink(plain.c_str());
-      FailItem(w, stats.process, book.status(), "decrypt_setup", false);
+      FailItem(w, stats.process, book.status(), "decrypt_setup", false, archive.size);
       return;
     }
     std::FILE* in = std::fopen(gpg.c_str(), "rb");
@@ -294,15 +291,15 @@ void SyncPipeline::Impl::Process(const WorkItem& w) {
     // the book is released: a worker may claim the retry at once, and must not find the file
     // there when it checks and gone when it reads.
     if (result.status().code() == StatusCode::kDataLoss) ::unlink(gpg.c_str());
-    FailProcessing(w, stats.process, result.status());
+    FailProcessing(w, stats.process, result.status(), archive.size);
     return;
   }
   auto src = FileSource::Open(plain);
   if (!src.ok()) {
-    FailItem(w, stats.process, src.status(), "staging", false);
+    FailItem(w, stats.process, src.status(), "staging", false, archive.size);
     return;
   }
-  if (StoreBook(w, cp, etag, size, **src, *result)) {
+  if (StoreBook(w, cp, archive, **src, *result)) {
     ::unlink(plain.c_str());
     ::unlink(gpg.c_str());
   }
@@ -314,10 +311,10 @@ void SyncPipeline::Impl::FreeStreamMemory(StreamMemory* mem) {
 }
 
 SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
-    const WorkItem& w, Work& held, StreamMemory* mem, grin_client::ArchiveHead* unchecked_head) {
+    const WorkItem& w, const JobCheckpoint& cp, Slot& slot, StreamMemory* mem,
+    grin_client::ArchiveHead* unchecked_head) {
   double t0 = ThreadCpuSeconds();
-  json cp = ParseCheckpoint(w.checkpoint);
-  int64_t size = cp.value("size", int64_t{-1});
+  const int64_t size = cp.archive.size;
   ChunkBuffer plain(budget.get());
   struct GiveBack {  // the chunks go back to the budget with the reservation (FreeStreamMemory)
     ChunkBuffer& plain;
@@ -360,7 +357,7 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
   if (deferred) return StreamOutcome::kDeferred;
   if (!streamed.ok()) {
     if (!sized) return StreamOutcome::kFallback;
-    FailProcessing(w, stats.download, streamed.status());
+    FailProcessing(w, stats.download, streamed.status(), size);
     return StreamOutcome::kHandled;
   }
   auto head = grin->CheckArchiveResponse(streamed->response);
@@ -368,7 +365,7 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
     if (unchecked_head != nullptr) return StreamOutcome::kFallback;
     bool permanent = head.status().code() == StatusCode::kNotFound;
     FailItem(w, stats.download, head.status(),
-             permanent ? "archive_missing" : "download_failed", permanent);
+             permanent ? "archive_missing" : "download_failed", permanent, size);
     return StreamOutcome::kHandled;
   }
   if (unchecked_head != nullptr) Tally(stats.check, "completed", "");
@@ -377,22 +374,20 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
     FailItem(w, stats.download,
              Status::DataLoss("archive for " + w.barcode + " was " +
                               std::to_string(streamed->bytes_fed) + " bytes, expected " + *cl),
-             "download_failed", false);
+             "download_failed", false, size);
     return StreamOutcome::kHandled;
   }
   Tally(stats.download, "completed", "");
-  --slots[kDownload];
-  ++slots[kProcess];
-  held = kProcess;
+  slot.MoveTo(kProcess);
   auto result = streamed->processor->Finish();
   streamed->processor.reset();
   AddCpu("download+decrypt", t0);
   if (!result.ok()) {
-    FailProcessing(w, stats.process, result.status());
+    FailProcessing(w, stats.process, result.status(), size);
     return StreamOutcome::kHandled;
   }
   ChunkSource src(plain);
-  StoreBook(w, cp, head->etag, streamed->bytes_fed, src, *result);
+  StoreBook(w, cp, CheckedArchive{head->etag, streamed->bytes_fed}, src, *result);
   return StreamOutcome::kHandled;
 }
 

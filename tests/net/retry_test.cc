@@ -32,6 +32,21 @@ TEST_CASE("ClassifyAttempt: connection errors, timeouts and 408/429/5xx retry, o
   }
 }
 
+TEST_CASE("ClassifyBookFailure: what may pass by itself is retried, the rest is permanent") {
+  for (StatusCode c : {StatusCode::kUnavailable, StatusCode::kBusy, StatusCode::kResourceExhausted,
+                       StatusCode::kCancelled, StatusCode::kInternal, StatusCode::kDataLoss}) {
+    CAPTURE(StatusCodeName(c));
+    CHECK(ClassifyBookFailure(Status(c, "x")) == RetryClass::kRetryable);
+  }
+  for (StatusCode c : {StatusCode::kNotFound, StatusCode::kInvalidArgument,
+                       StatusCode::kAlreadyExists, StatusCode::kConflict,
+                       StatusCode::kPermissionDenied, StatusCode::kNoSpace,
+                       StatusCode::kFailedPrecondition}) {
+    CAPTURE(StatusCodeName(c));
+    CHECK(ClassifyBookFailure(Status(c, "x")) == RetryClass::kPermanent);
+  }
+}
+
 TEST_CASE("BackoffDelayMs: full jitter under an exponential cap") {
   RetryOptions o;
   o.base_delay_ms = 100;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "engine/pipeline/checkpoint_journal.h"
 #include "storage/sqlite_state_store.h"
 #include "tests/pipeline/sync_fixture.h"
 #include "tests/support/swift_server.h"
@@ -31,6 +32,79 @@ void EnqueueOpenJobs(SyncEnv& env, const std::vector<std::string>& barcodes) {
   auto store = storage::SqliteStateStore::Open(env.run + "/books.db", o);
   REQUIRE_MESSAGE(store.ok(), store.status().ToString());
   REQUIRE((*store)->Enqueue(barcodes).ok());
+}
+
+// ---- the job checkpoint (checkpoint_journal.h) ----
+
+// Exactly the text earlier releases stored: a run they left resumes with its checkpoints.
+TEST_CASE("job checkpoint: the stored form is the one earlier runs wrote, both ways") {
+  const std::string checked = R"({"etag":"3f2a-b","size":123456})";
+  const std::string uploading =
+      R"({"etag":"3f2a-b","size":20,"upload":{"id":"u-1","part_size":8,"parts":)"
+      R"([{"etag":"p1","n":1,"size":8},{"etag":"p2","n":2,"size":8}]}})";
+  JobCheckpoint a = DecodeCheckpoint(checked);
+  CHECK(a.archive == CheckedArchive{"3f2a-b", 123456});
+  CHECK_FALSE(a.upload.has_value());
+  CHECK(EncodeCheckpoint(a) == checked);
+  JobCheckpoint b = DecodeCheckpoint(uploading);
+  CHECK(b.archive == CheckedArchive{"3f2a-b", 20});
+  REQUIRE(b.upload.has_value());
+  CHECK(b.upload->upload_id == "u-1");
+  CHECK(b.upload->part_size == 8);
+  REQUIRE(b.upload->parts.size() == 2);
+  CHECK(b.upload->parts[1].number == 2);
+  CHECK(b.upload->parts[1].size == 8);
+  CHECK(b.upload->parts[1].etag == "p2");
+  CHECK(EncodeCheckpoint(b) == uploading);
+}
+
+TEST_CASE("job checkpoint: unreadable text or fields of the wrong type read as unknown") {
+  for (const char* text : {"", "not json", "[1,2]", "{}", R"({"etag": 5, "size": "12"})",
+                           R"({"etag": null, "size": 1.5, "upload": 3})",
+                           R"({"upload": {"id": 7, "part_size": "8", "parts": 3}})",
+                           R"({"upload": {"id": "u", "part_size": -8, "parts": [1, "x"]}})"}) {
+    CAPTURE(text);
+    JobCheckpoint cp = DecodeCheckpoint(text);
+    CHECK(cp.archive.etag.empty());
+    CHECK(cp.archive.size == -1);
+    CHECK_FALSE(cp.upload.has_value());
+  }
+  // An upload without an id or a part size cannot be resumed: none.
+  CHECK_FALSE(DecodeCheckpoint(R"({"upload": {"id": "", "part_size": 8, "parts": []}})")
+                  .upload.has_value());
+}
+
+// A job whose stored checkpoint has fields of the wrong type (a hand-edited or damaged row) was
+// read with json::value(), which throws on a type mismatch: the worker thread's exception
+// aborted the whole sync. Now the fields read as unknown and the book is fetched afresh.
+TEST_CASE("sync: a checked job whose checkpoint has fields of the wrong type is downloaded afresh") {
+  SyncEnv env(30);
+  auto all = ConvertedBarcodes(env);
+  REQUIRE(all.size() >= 4);
+  std::vector<std::string> books(all.begin(), all.begin() + 4);
+  std::string list;
+  for (const auto& b : books) list += (list.empty() ? "" : ",") + b;
+  // Books checked, then held at `checked` by a 403 on their staged download (the run stops).
+  auto rule = fake::ParseFaultRule(R"({"endpoint": "archive_get", "status": 403})");
+  REQUIRE(rule.ok());
+  env.server->AddFault(*rule);
+  auto first = Cli(env.SyncArgs({"--barcodes", list, "--stream-max-mb", "0", "--no-inventory"}));
+  INFO(first.out << first.err);
+  REQUIRE(first.code == 1);
+  REQUIRE(env.Sql("SELECT count(*) FROM jobs WHERE stage = 'checked' AND barcode IN "
+                  "(SELECT barcode FROM job_checkpoints)") >= 1);
+  {
+    SQLite::Database db(env.run + "/books.db", SQLite::OPEN_READWRITE);
+    db.exec(R"(UPDATE job_checkpoints SET data = '{"etag": 5, "size": "12"}')");
+  }
+  env.server->ClearFaults();
+  std::string log = (env.tmp.path() / "resume.log").string();
+  int code = WaitChild(SpawnGrinJobs(env.SyncArgs({"--barcodes", list}), log));
+  INFO(grin::testing::ReadFile(log));
+  CHECK(code == 0);
+  auto up = env.Uploaded();
+  for (const auto& b : books) CHECK(up.count(b) == 1);
+  CHECK(env.Sql("SELECT count(*) FROM jobs WHERE status = 'dead'") == 0);
 }
 
 TEST_CASE("sync --barcodes runs only the named books, not the run's other open jobs") {

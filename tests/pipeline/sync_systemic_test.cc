@@ -106,24 +106,44 @@ TEST_CASE("a revoked refresh token holds every book and stops, a working one com
   CHECK(env.Uploaded().size() == books.size());
 }
 
-TEST_CASE("GRIN 403 on the HEAD and on the staged download: the same rule, no book dead") {
+// One rule for a 403 from GRIN, wherever it comes: access is not the book's fault, so the run
+// stops with the access-list line and no book is failed, on the HEAD, on a streamed GET (the
+// check's own GET, or after a HEAD) and on a staged download (--stream-max-mb 0).
+TEST_CASE("GRIN 403 on the HEAD and on the GET, streamed and staged: the same rule, no book dead") {
+  std::vector<std::string> path;
+  std::string path_name;
+  SUBCASE("streamed") { path_name = "streamed"; }
+  SUBCASE("staged") {
+    path_name = "staged";
+    path = {"--stream-max-mb", "0"};
+  }
+  CAPTURE(path_name);
   SyncEnv env(30);
   auto books = ConvertedBarcodes(env, 8);
   for (const char* endpoint : {"archive_head", "archive_get"}) {
-    CAPTURE(endpoint);
-    env.server->ClearFaults();
-    AddFault(env, std::string(R"({"endpoint": ")") + endpoint + R"(", "status": 403})");
-    // Staged (--stream-max-mb 0), no inventory: every book is HEADed, then downloaded.
-    auto r = Cli(env.SyncArgs({"--barcodes", Join(books), "--stream-max-mb", "0",
-                               "--no-inventory"}));
-    INFO(r.out << r.err);
-    CHECK(r.code == 1);
-    CHECK(LastLine(r.err).find("access list") != std::string::npos);
-    CHECK(env.Uploaded().empty());
-    CheckNoBookFailed(env);
+    for (bool inventory : {false, true}) {
+      CAPTURE(endpoint);
+      CAPTURE(inventory);
+      env.server->ClearFaults();
+      AddFault(env, std::string(R"({"endpoint": ")") + endpoint + R"(", "status": 403})");
+      std::vector<std::string> args = {"--barcodes", Join(books)};
+      args.insert(args.end(), path.begin(), path.end());
+      // Without the inventory every book is HEADed first; with it (storage is empty) a streamed
+      // book may be fetched by a GET alone.
+      if (!inventory) args.push_back("--no-inventory");
+      auto r = Cli(env.SyncArgs(args));
+      INFO(r.out << r.err);
+      CHECK(r.code == 1);
+      CHECK(LastLine(r.err).find("access list") != std::string::npos);
+      CHECK(env.Uploaded().empty());
+      CheckNoBookFailed(env);
+      CHECK(r.out.find("0 failed for good") != std::string::npos);
+    }
   }
   env.server->ClearFaults();
-  auto again = Cli(env.SyncArgs({"--barcodes", Join(books)}));
+  std::vector<std::string> args = {"--barcodes", Join(books)};
+  args.insert(args.end(), path.begin(), path.end());
+  auto again = Cli(env.SyncArgs(args));
   INFO(again.out << again.err);
   CHECK(again.code == 0);
   CHECK(env.Uploaded().size() == books.size());
