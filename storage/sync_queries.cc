@@ -26,6 +26,31 @@ constexpr const char* kMarcRecordedSql =
     "SELECT marc_extraction_timestamp IS NOT NULL FROM books WHERE barcode = ?";
 constexpr const char* kJobSql = "SELECT stage, status = 'dead' FROM jobs WHERE barcode = ?";
 constexpr const char* kCheckpointSql = "SELECT data FROM job_checkpoints WHERE barcode = ?";
+constexpr const char* kJobColumns =
+    "SELECT barcode, stage, status, coalesce(error_reason, ''), coalesce(failed_at, 0) FROM jobs ";
+constexpr const char* kAwaitingSql =
+    "SELECT barcode, coalesce(error_reason, '') FROM jobs WHERE status = 'awaiting'";
+constexpr const char* kEtagChecksSql =
+    "SELECT count(*), count(b.last_etag_check), coalesce(max(b.last_etag_check), ''), "
+    "coalesce(min(b.last_etag_check), '') "
+    "FROM jobs j LEFT JOIN books b ON b.barcode = j.barcode WHERE j.stage = 'uploaded'";
+
+// The size and SHA-256 of a book's raw archive as its last upload recorded them (the upload
+// event's detail: {"bytes", "sha256", ...}); books adopted from storage have none.
+std::string UploadFact(const char* field, const char* barcode_expr) {
+  return std::string("(SELECT json_extract(e.detail, '$.") + field +
+         "') FROM events e WHERE e.barcode = " + barcode_expr +
+         " AND json_extract(e.detail, '$.sha256') IS NOT NULL ORDER BY e.event_id DESC LIMIT 1)";
+}
+
+JobState RowState(SQLite::Statement& q) {
+  JobState j;
+  j.stage = q.getColumn(1).getString();
+  j.status = q.getColumn(2).getString();
+  j.reason = q.getColumn(3).getString();
+  j.since_micros = q.getColumn(4).getInt64();
+  return j;
+}
 
 }  // namespace
 
@@ -88,15 +113,68 @@ Result<DeadJobs> CountDeadJobs(const std::string& db_path, bool whole_run,
   return out;
 }
 
-Result<std::unique_ptr<SyncJobReader>> SyncJobReader::Open(const std::string& db_path) {
+Result<std::map<std::string, JobState>> ReadJobStates(const std::string& db_path,
+                                                      const std::vector<std::string>& barcodes,
+                                                      bool all_unfinished) {
+  std::map<std::string, JobState> out;
   GRIN_ASSIGN_OR_RETURN(auto reader, StateReader::Open(db_path));
-  return std::unique_ptr<SyncJobReader>(new SyncJobReader(std::move(reader)));
+  try {
+    if (barcodes.empty() && all_unfinished) {
+      SQLite::Statement q(reader->db(),
+                          std::string(kJobColumns) + "WHERE stage <> 'uploaded' ORDER BY job_id");
+      while (q.executeStep()) out[q.getColumn(0).getString()] = RowState(q);
+      return out;
+    }
+    SQLite::Statement q(reader->db(), std::string(kJobColumns) + "WHERE barcode = ?1");
+    for (const auto& b : barcodes) {
+      q.reset();
+      q.bind(1, b);
+      if (q.executeStep()) out[b] = RowState(q);
+    }
+  } catch (const std::exception& e) {
+    return Status::Internal(db_path + ": " + e.what());
+  }
+  return out;
 }
 
-SyncJobReader::SyncJobReader(std::unique_ptr<StateReader> reader) : reader_(std::move(reader)) {}
-SyncJobReader::~SyncJobReader() = default;
+Result<std::map<std::string, std::string>> AwaitingBooks(const std::string& db_path) {
+  std::map<std::string, std::string> out;
+  GRIN_ASSIGN_OR_RETURN(auto reader, StateReader::Open(db_path));
+  try {
+    SQLite::Statement q(reader->db(), kAwaitingSql);
+    while (q.executeStep()) out[q.getColumn(0).getString()] = q.getColumn(1).getString();
+  } catch (const std::exception& e) {
+    return Status::Internal(db_path + ": " + e.what());
+  }
+  return out;
+}
 
-Result<bool> SyncJobReader::MarcRecorded(const std::string& barcode) {
+Result<EtagChecks> ReadEtagChecks(const std::string& db_path) {
+  EtagChecks c;
+  GRIN_ASSIGN_OR_RETURN(auto reader, StateReader::Open(db_path));
+  try {
+    SQLite::Statement q(reader->db(), kEtagChecksSql);
+    if (q.executeStep()) {
+      c.stored = q.getColumn(0).getInt64();
+      c.checked = q.getColumn(1).getInt64();
+      c.newest = q.getColumn(2).getString();
+      c.oldest = q.getColumn(3).getString();
+    }
+  } catch (const std::exception& e) {
+    return Status::Internal(db_path + ": " + e.what());
+  }
+  return c;
+}
+
+Result<std::unique_ptr<JobReader>> JobReader::Open(const std::string& db_path) {
+  GRIN_ASSIGN_OR_RETURN(auto reader, StateReader::Open(db_path));
+  return std::unique_ptr<JobReader>(new JobReader(std::move(reader)));
+}
+
+JobReader::JobReader(std::unique_ptr<StateReader> reader) : reader_(std::move(reader)) {}
+JobReader::~JobReader() = default;
+
+Result<bool> JobReader::MarcRecorded(const std::string& barcode) {
   std::lock_guard<std::mutex> l(mu_);
   try {
     SQLite::Statement q(reader_->db(), kMarcRecordedSql);
@@ -107,7 +185,7 @@ Result<bool> SyncJobReader::MarcRecorded(const std::string& barcode) {
   }
 }
 
-Result<std::optional<JobRow>> SyncJobReader::Job(const std::string& barcode) {
+Result<std::optional<JobRow>> JobReader::Job(const std::string& barcode) {
   std::lock_guard<std::mutex> l(mu_);
   try {
     SQLite::Statement q(reader_->db(), kJobSql);
@@ -122,6 +200,48 @@ Result<std::optional<JobRow>> SyncJobReader::Job(const std::string& barcode) {
     return std::optional<JobRow>(row);
   } catch (const std::exception& e) {
     return Status::Unavailable("reading the job of " + barcode + ": " + e.what());
+  }
+}
+
+Status JobReader::ForEachJob(const std::function<void(VerifyRow)>& fn) {
+  std::lock_guard<std::mutex> l(mu_);
+  try {
+    SQLite::Statement q(reader_->db(),
+                        "SELECT j.barcode, j.stage = 'uploaded', "
+                        "b.marc_extraction_timestamp IS NOT NULL, "
+                        "CASE WHEN j.stage = 'uploaded' THEN " +
+                            UploadFact("bytes", "j.barcode") +
+                            " END FROM jobs j LEFT JOIN books b ON b.barcode = j.barcode");
+    while (q.executeStep()) {
+      VerifyRow r;
+      r.barcode = q.getColumn(0).getString();
+      r.done = q.getColumn(1).getInt() != 0;
+      r.marc_recorded = q.getColumn(2).getInt() != 0;
+      r.raw_size = q.getColumn(3).isNull() ? -1 : q.getColumn(3).getInt64();
+      fn(std::move(r));
+    }
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Status::DataLoss(reader_->path() + ": reading the run's jobs: " + e.what());
+  }
+}
+
+Result<UploadRecord> JobReader::Upload(const std::string& barcode) {
+  std::lock_guard<std::mutex> l(mu_);
+  try {
+    SQLite::Statement q(reader_->db(), "SELECT b.encrypted_etag, " +
+                                           UploadFact("sha256", "b.barcode") +
+                                           " FROM books b WHERE b.barcode = ?");
+    q.bind(1, barcode);
+    UploadRecord r;
+    if (q.executeStep()) {
+      r.encrypted_etag = q.getColumn(0).isNull() ? "" : q.getColumn(0).getString();
+      r.sha256_hex = q.getColumn(1).isNull() ? "" : q.getColumn(1).getString();
+    }
+    return r;
+  } catch (const std::exception& e) {
+    return Status::DataLoss(reader_->path() + ": reading the record of " + barcode + ": " +
+                            e.what());
   }
 }
 

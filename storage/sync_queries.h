@@ -1,13 +1,15 @@
 #pragma once
-// The read-only queries `sync` asks a run's database before and after its pipeline: the books of
-// the catalog's queues, the books already stored, the dead and waiting jobs among those a sync
-// covered, and (from the pipeline's worker threads) one book's job and MARC columns. The SQL
-// lives here, next to the code that binds it, not in the commands.
+// The read-only queries `sync` and `verify` ask a run's database: the books of the catalog's
+// queues, the books already stored, the dead and waiting jobs among those a sync covered, and
+// (from the pipeline's worker threads, JobReader) one book's job, MARC columns and upload
+// record. The SQL lives here, next to the code that binds it, not in the commands.
 //
-// Thread safety: the free functions open their own read connection; a SyncJobReader is safe to
+// Thread safety: the free functions open their own read connection; a JobReader is safe to
 // share between threads (one mutex around its connection).
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -47,20 +49,65 @@ struct JobRow {
   std::string checkpoint;  // the job's checkpoint JSON, "" if none
 };
 
-class SyncJobReader {
+// A job as the run database holds it (sync --dry-run's plan).
+struct JobState {
+  std::string stage;    // pending, checked, downloaded, uploaded
+  std::string status;   // ready, leased, retry, dead, awaiting
+  std::string reason;   // error_reason ("" if none)
+  int64_t since_micros = 0;  // failed_at: when it failed / started waiting (0 if none)
+};
+
+// The jobs of `barcodes` known to the run (absent: no job yet). Empty `barcodes` with
+// `all_unfinished`: every job not at `uploaded`.
+Result<std::map<std::string, JobState>> ReadJobStates(const std::string& db_path,
+                                                      const std::vector<std::string>& barcodes,
+                                                      bool all_unfinished);
+
+// The run's jobs awaiting conversion: barcode -> why they wait (error_reason).
+Result<std::map<std::string, std::string>> AwaitingBooks(const std::string& db_path);
+
+// When the GRIN ETags of the run's stored books (jobs at `uploaded`) were checked, from
+// books.last_etag_check (set by every check: the run that stored a book, or a --recheck).
+struct EtagChecks {
+  int64_t stored = 0;   // books stored
+  int64_t checked = 0;  // of them, with a check recorded
+  std::string newest;   // ISO 8601 UTC; "" if none
+  std::string oldest;
+};
+Result<EtagChecks> ReadEtagChecks(const std::string& db_path);
+
+// A job as `verify` walks them.
+struct VerifyRow {
+  std::string barcode;
+  bool done = false;           // at `uploaded`
+  bool marc_recorded = false;  // books.marc_extraction_timestamp set
+  int64_t raw_size = -1;       // the raw archive's size its last upload recorded; -1 if none
+};
+
+// What a book's last upload recorded about its raw archive ("" when unknown).
+struct UploadRecord {
+  std::string encrypted_etag;
+  std::string sha256_hex;
+};
+
+class JobReader {
  public:
   // kNotFound / kDataLoss as StateReader::Open.
-  static Result<std::unique_ptr<SyncJobReader>> Open(const std::string& db_path);
-  ~SyncJobReader();
+  static Result<std::unique_ptr<JobReader>> Open(const std::string& db_path);
+  ~JobReader();
 
   // Whether the book's MARC columns are recorded (books.marc_extraction_timestamp).
   // kUnavailable naming the book if the read fails.
   Result<bool> MarcRecorded(const std::string& barcode);
   // The book's job; nullopt if the run has none. kUnavailable naming the book on a failed read.
   Result<std::optional<JobRow>> Job(const std::string& barcode);
+  // Calls fn for every job of the run. kDataLoss naming the database on a failed read.
+  Status ForEachJob(const std::function<void(VerifyRow)>& fn);
+  // The book's upload record. kDataLoss naming the book on a failed read.
+  Result<UploadRecord> Upload(const std::string& barcode);
 
  private:
-  explicit SyncJobReader(std::unique_ptr<StateReader> reader);
+  explicit JobReader(std::unique_ptr<StateReader> reader);
   std::mutex mu_;
   std::unique_ptr<StateReader> reader_;
 };

@@ -52,7 +52,7 @@ void OnSignal(int) {
 
 // Restores the previous handlers when the sync returns (tests run it in-process). Once armed, a
 // watcher thread waits, on the second signal, until the facade reports the leases given back
-// (*released) or kForceGraceMs passed, then exits with 130.
+// (Released()) or kForceGraceMs passed, then exits with 130.
 class SignalScope {
  public:
   static constexpr int kForceGraceMs = 3000;
@@ -66,12 +66,12 @@ class SignalScope {
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
   }
-  void ArmForce(const std::atomic<bool>* released) {
+  void ArmForce() {
     g_force_armed = true;
-    watcher_ = std::thread([this, released] {
+    watcher_ = std::thread([this] {
       while (!stop_.load()) {
         if (g_cancel.aborting()) {
-          for (int i = 0; i < kForceGraceMs / 10 && !released->load(); ++i) {
+          for (int i = 0; i < kForceGraceMs / 10 && !released_.load(); ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
           }
           _exit(130);
@@ -80,6 +80,7 @@ class SignalScope {
       }
     });
   }
+  void Released() { released_ = true; }
   ~SignalScope() {
     g_force_armed = false;
     stop_ = true;
@@ -91,6 +92,7 @@ class SignalScope {
  private:
   struct sigaction old_int_ {}, old_term_ {};
   std::atomic<bool> stop_{false};
+  std::atomic<bool> released_{false};
   std::thread watcher_;
 };
 
@@ -237,8 +239,8 @@ class CliObserver final : public jobs::Observer {
          << text << "\n";
   }
   void OnEvent(jobs::EventKind kind) override {
-    if (kind == jobs::EventKind::kPipelineStarting) signals_->ArmForce(&released_);
-    if (kind == jobs::EventKind::kAborted) released_ = true;
+    if (kind == jobs::EventKind::kPipelineStarting) signals_->ArmForce();
+    if (kind == jobs::EventKind::kAborted) signals_->Released();
     if (kind == jobs::EventKind::kPipelineFinished && bar_ != nullptr) bar_->Finish();
   }
   void OnProgress(const jobs::Progress& p) override { out_ << p.line << "\n" << std::flush; }
@@ -248,7 +250,6 @@ class CliObserver final : public jobs::Observer {
   std::ostream& err_;
   LiveBar* bar_;
   SignalScope* signals_;
-  std::atomic<bool> released_{false};
 };
 
 // The exit status of a sync that ran, with its one closing line on stderr (cli.h's codes).

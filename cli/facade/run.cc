@@ -29,9 +29,6 @@ Result<std::unique_ptr<Run>> Run::Open(const OpenOptions& options) {
   impl->run_dir = options.run_dir;
   impl->credentials_dir = options.credentials_dir;
   GRIN_ASSIGN_OR_RETURN(impl->config, cli::LoadRunConfig(options.run_dir));
-  // The run's files in the meta bucket live under "<run name>/": a bad name stops here, not
-  // at teardown hours later.
-  GRIN_ASSIGN_OR_RETURN(impl->meta_name, cli::RunMetaName(impl->config.run_name, options.run_dir));
   return std::unique_ptr<Run>(new Run(std::move(impl)));
 }
 

@@ -18,7 +18,6 @@ struct Run::Impl {
   std::string run_dir;
   std::string credentials_dir;
   cli::RunConfig config;
-  std::string meta_name;  // the run's name in meta keys (cli::RunMetaName)
   ErrorOrigin origin = ErrorOrigin::kRun;
 };
 
@@ -39,6 +38,10 @@ struct SyncHooks {
 // Run::Sync with hooks.
 Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& options, Observer* observer,
                                  Cancellation* cancel, const SyncHooks& hooks);
+
+// Run::Verify with the CLI's logger (nullptr: none).
+Result<VerifyReport> VerifyWithLogger(Run::Impl& run, const VerifyOptions& options,
+                                      grin::Logger* logger);
 
 // Forwards engine log events to an Observer (OnLog), honouring its log_level().
 class ObserverLogger final : public grin::Logger {

@@ -214,6 +214,11 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   ObserverLogger observer_logger(observer);
   Logger& logger = hooks.logger != nullptr ? *hooks.logger : observer_logger;
 
+  // The run's files in the meta bucket live under "<run name>/": a bad name stops here, not
+  // at teardown hours later.
+  auto meta_name = cli::RunMetaName(run.config.run_name, run_dir);
+  if (!meta_name.ok()) return session.RunError(meta_name.status());
+
   // ---- options ----
   for (const auto& q : opt.queues) {
     if (q != "converted" && q != "previous" && q != "unconverted") {
@@ -520,9 +525,9 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   so.state_store_path = db_path;
   // Whether a stored book has its MARC columns (a book missing them has them rebuilt), and a
   // book's job for the litter sweep.
-  auto jobs = storage::SyncJobReader::Open(db_path);
+  auto jobs = storage::JobReader::Open(db_path);
   if (!jobs.ok()) return session.TransferError(jobs.status());  // the run's own database
-  storage::SyncJobReader* reader = jobs->get();
+  storage::JobReader* reader = jobs->get();
   so.marc_recorded = [reader](const std::string& barcode) {
     return reader->MarcRecorded(barcode);
   };
@@ -591,7 +596,7 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   td.run_dir = run_dir;
   td.db_path = db_path;
   td.store = objects->store.get();
-  td.meta_layout = cli::RunMetaLayout(objects->layout, run.meta_name);
+  td.meta_layout = cli::RunMetaLayout(objects->layout, *meta_name);
   td.now_micros = SystemClock::Default()->NowMicros();
   td.csv_export = !opt.skip_csv_export;
   td.summary = {{"run_dir", run_dir}, {"finished_at", FormatIsoUtc(td.now_micros)},

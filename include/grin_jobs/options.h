@@ -90,4 +90,13 @@ struct SyncOptions {
   std::vector<std::string> command_args;
 };
 
+// Run::Verify: the run's storage against its state.
+struct VerifyOptions {
+  bool deep = false;       // also download every raw archive and check its digests
+  bool requeue = false;    // send mismatching books back to work (a bad raw archive deleted)
+  bool skip_ocr = false;   // the run's syncs skip OCR: no OCR objects expected
+  bool skip_marc = false;  // ... skip MARC: no MARC columns expected
+  int deep_concurrency = 4;
+};
+
 }  // namespace grin::jobs

@@ -74,4 +74,29 @@ struct SyncReport {
   }
 };
 
+// Run::Verify. ok(): every done book's storage matches its state.
+struct VerifyReport {
+  struct Mismatch {
+    std::string barcode;
+    std::string problem;  // raw_missing, raw_size, raw_metadata, raw_sha256, ocr_missing, ...
+    std::string detail;   // what was expected and what storage holds
+  };
+  std::string storage;         // the object store checked ("local folder /x", "s3 ...")
+  int64_t books = 0;           // jobs in the run
+  int64_t done = 0;            // of them at `uploaded`: checked
+  int64_t objects_listed = 0;
+  int64_t deep_checked = 0, deep_bytes = 0, deep_unrecorded = 0;
+  std::vector<Mismatch> mismatches;  // by barcode, then problem
+  int64_t books_mismatched = 0;
+  int64_t unknown_objects = 0;
+  std::vector<std::string> unknown_sample;  // "bucket/key" of the first ones
+  int64_t temporaries_removed = 0;
+  std::vector<std::string> uploads_aborted;  // "bucket/key"
+  std::vector<std::string> litter_errors;
+  std::vector<std::string> requeue_errors;
+  int64_t requeued = 0, raw_deleted = 0;
+  double elapsed_s = 0;
+  bool ok() const { return mismatches.empty(); }
+};
+
 }  // namespace grin::jobs

@@ -41,8 +41,8 @@ class Run {
   // Creates a run (run_config.json and an empty database). kInvalidArgument without
   // library_directory or with an unknown storage key; kAlreadyExists if run_dir holds a run.
   static Result<std::unique_ptr<Run>> Create(const CreateOptions& options);
-  // Opens an existing run: reads run_config.json (kNotFound if absent), checks the run name
-  // used in meta keys. Takes no lock and touches no database or network.
+  // Opens an existing run: reads run_config.json (kNotFound if absent; kInvalidArgument naming
+  // a field of the wrong type). Takes no lock and touches no database or network.
   static Result<std::unique_ptr<Run>> Open(const OpenOptions& options);
 
   ~Run();
@@ -65,6 +65,11 @@ class Run {
   // means it could not run, or was cancelled before any book started (kCancelled).
   Result<SyncReport> Sync(const SyncOptions& options, Observer* observer = nullptr,
                           Cancellation* cancel = nullptr);
+
+  // Checks the run's storage against its state (one listing per bucket; with `deep`, every raw
+  // archive downloaded), removes litter, and with `requeue` sends mismatching books back to
+  // work. Mismatches are in the report, not an error.
+  Result<VerifyReport> Verify(const VerifyOptions& options, Observer* observer = nullptr);
 
   // The origin of the last failed call's Status.
   ErrorOrigin error_origin() const;

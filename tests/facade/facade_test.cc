@@ -146,13 +146,38 @@ TEST_CASE("facade: a host syncs a few books through Run::Sync with a progress ob
   CHECK(fs::exists(env.run->run_dir() + "/process_summary.json"));
   CHECK(fs::exists(env.run->run_dir() + "/books_export.csv.gz"));
 
-  // Again: nothing left to do, still done.
+  // Run::Verify agrees, and names a book whose OCR object went missing.
+  auto v = env.run->Verify({});
+  REQUIRE_MESSAGE(v.ok(), v.status().ToString());
+  CHECK(v->ok());
+  CHECK(v->done == 4);
+  std::string gone;
+  for (const auto& e : fs::directory_iterator(env.storage + "/raw")) {
+    gone = e.path().filename().string();
+    break;
+  }
+  REQUIRE(fs::remove(env.storage + "/full/" + gone + "_ocr.jsonl.gz"));
+  auto v2 = env.run->Verify({});
+  REQUIRE(v2.ok());
+  CHECK_FALSE(v2->ok());
+  REQUIRE(v2->mismatches.size() == 1);
+  CHECK(v2->mismatches[0].barcode == gone);
+  CHECK(v2->mismatches[0].problem == "ocr_missing");
+  auto fixed = env.run->Verify({.requeue = true});
+  REQUIRE(fixed.ok());
+  CHECK(fixed->requeued == 1);
+
+  // A sync of the run's open jobs redoes the requeued book; nothing else.
   Recorder again;
-  auto r2 = env.run->Sync(Small(4), &again);
+  SyncOptions open_jobs = Small(-1);
+  open_jobs.queues.clear();  // the run's open jobs: only the requeued book
+  auto r2 = env.run->Sync(open_jobs, &again);
   REQUIRE(r2.ok());
   CHECK(r2->done());
   CHECK(r2->new_jobs == 0);
-  CHECK(r2->synced == 0);
+  CHECK(r2->uploaded == 1);
+  CHECK(env.Stored(gone));
+  CHECK(env.run->Verify({})->ok());
 }
 
 TEST_CASE("facade: Drain mid-way stops claiming, and the next sync finishes the rest") {
