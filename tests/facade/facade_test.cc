@@ -67,6 +67,7 @@ class Recorder : public Observer {
  public:
   Cancellation* cancel = nullptr;
   int64_t drain_after = -1;
+  int64_t abort_after = -1;
 
   void OnMessage(MessageKind kind, std::string_view text) override {
     std::lock_guard<std::mutex> l(mu_);
@@ -82,6 +83,7 @@ class Recorder : public Observer {
     max_done = std::max(max_done, p.done);
     total = p.total;
     if (cancel != nullptr && drain_after >= 0 && p.done >= drain_after) cancel->Drain();
+    if (cancel != nullptr && abort_after >= 0 && p.done >= abort_after) cancel->Abort();
   }
   bool Saw(EventKind kind) const {
     return std::find(events.begin(), events.end(), kind) != events.end();
@@ -210,6 +212,36 @@ TEST_CASE("facade: Drain mid-way stops claiming, and the next sync finishes the 
     stored += env.Stored(e.path().filename().string());
   }
   CHECK(stored == 10);
+}
+
+TEST_CASE("facade: Abort gives the books in flight back, and the next sync finishes them") {
+  Env env(8);
+  Cancellation cancel;
+  Recorder rec;
+  rec.cancel = &cancel;
+  rec.abort_after = 1;
+  SyncOptions o = Small(8);
+  o.workers = 2;
+  o.download_concurrency = 2;
+  auto r = env.run->Sync(o, &rec, &cancel);
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  CHECK(r->interrupted);
+  CHECK_FALSE(r->done());
+  CHECK(r->uploaded < 8);
+  CHECK(r->failed_for_good == 0);
+  CHECK(rec.Saw(EventKind::kAborted));
+
+  cancel.Reset();
+  SyncOptions rest = Small(-1);
+  rest.queues.clear();
+  auto r2 = env.run->Sync(rest, nullptr, &cancel);
+  REQUIRE_MESSAGE(r2.ok(), r2.status().ToString());
+  CHECK(r2->done());
+  int stored = 0;
+  for (const auto& e : fs::directory_iterator(env.storage + "/raw")) {
+    stored += env.Stored(e.path().filename().string());
+  }
+  CHECK(stored == 8);
 }
 
 TEST_CASE("facade: a sync cancelled before any book started returns kCancelled") {
