@@ -279,7 +279,23 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   auto stack = cli::OpenTransferStack(run_dir, run.config, tso);
   if (!stack.ok()) return session.TransferError(stack.status());
   net::CurlTransport* transport = (*stack)->transport.get();
-  if (hooks.metrics != nullptr) net::AddTransportRefresher(transport, hooks.metrics);
+  // The transport's counters are mirrored into the metrics at every render, until this sync
+  // returns (the metrics may outlive it, e.g. a server that lingers): then its last values
+  // stay.
+  struct RefresherGuard {
+    Metrics* metrics = nullptr;
+    int id = -1;
+    ~RefresherGuard() {
+      if (metrics != nullptr) {
+        (void)metrics->Render();  // one last copy of the transport's counters
+        metrics->RemoveRefresher(id);
+      }
+    }
+  } refresher;
+  if (hooks.metrics != nullptr) {
+    refresher.metrics = hooks.metrics;
+    refresher.id = net::AddTransportRefresher(transport, hooks.metrics);
+  }
   if (hooks.on_connected) {
     Status s = hooks.on_connected();
     if (!s.ok()) return session.TransferError(s);
