@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <ostream>
+#include <sstream>
 
 #include "cli/cli.h"
 
@@ -14,6 +15,38 @@ GrinStack::~GrinStack() {
   tokens.reset();
   if (transport) transport->Shutdown();
   catalog.reset();
+}
+
+Status JoinCaBundles(const std::string& out_path, const std::string& first,
+                     const std::string& second) {
+  std::string joined;
+  for (const std::string* in : {&first, &second}) {
+    std::ifstream f(*in, std::ios::binary);
+    std::ostringstream text;
+    if (f) text << f.rdbuf();
+    if (!f || f.bad()) {
+      return Status::PermissionDenied("CA bundle " + *in + ": cannot be read (check ca_file / "
+                                      "storage.ca_file in run_config.json)");
+    }
+    joined += text.str();
+    if (!joined.empty() && joined.back() != '\n') joined += '\n';
+  }
+  const std::string tmp = out_path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << joined;
+    out.close();
+    if (!out) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      return Status::Internal(out_path + ": cannot write the joined CA bundle (disk full or "
+                              "directory not writable?)");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, out_path, ec);
+  if (ec) return Status::Internal(out_path + ": cannot replace the CA bundle (" + ec.message() + ")");
+  return Status::Ok();
 }
 
 int ReportGrinError(std::ostream& err, const char* command, const Status& status) {
@@ -100,26 +133,23 @@ Result<std::unique_ptr<TransferStack>> OpenTransferStack(const std::string& run_
       topt.ca_file = storage_ca;
     } else {
       std::string bundle = (std::filesystem::path(run_dir) / "ca-bundle.pem").string();
-      std::ofstream b(bundle, std::ios::trunc);
-      std::ifstream a1(config.ca_file), a2(storage_ca);
-      b << a1.rdbuf() << "\n" << a2.rdbuf();
+      GRIN_RETURN_IF_ERROR(JoinCaBundles(bundle, config.ca_file, storage_ca));
       topt.ca_file = bundle;
     }
   }
   GRIN_ASSIGN_OR_RETURN(stack->transport, net::CurlTransport::Create(topt));
   // GRIN is polite: request rate and bandwidth caps on its host only.
   {
-    std::string base = config.grin_base_url;
-    auto scheme_end = base.find("://");
-    std::string rest = scheme_end == std::string::npos ? base : base.substr(scheme_end + 3);
-    std::string hostport = rest.substr(0, rest.find('/'));
-    if (hostport.find(':') == std::string::npos || hostport.back() == ']') {
-      hostport += base.rfind("https", 0) == 0 ? ":443" : ":80";
+    // The transport's own key for the URL, so the limits land on the host GRIN's requests use.
+    auto hostport = net::HostKeyOf(config.grin_base_url);
+    if (!hostport.ok()) {
+      return Status::InvalidArgument("run_config.json grin_base_url: " +
+                                     hostport.status().message());
     }
     net::HostLimits gl;
     gl.requests_per_second = options.grin_requests_per_second;
     gl.bytes_per_second_down = options.grin_bytes_per_second;
-    stack->transport->SetHostLimits(hostport, gl);
+    stack->transport->SetHostLimits(*hostport, gl);
   }
   CredentialsSearch search(options.credentials_dir, &config);
   GRIN_ASSIGN_OR_RETURN(stack->token, search.Find(SecretKind::kToken));

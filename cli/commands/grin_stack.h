@@ -77,6 +77,13 @@ Result<std::unique_ptr<TransferStack>> OpenTransferStack(const std::string& run_
                                                          const RunConfig& config,
                                                          const TransferStackOptions& options);
 
+// Writes the two PEM bundles `first` and `second` into `out_path` (replaced atomically: a temp
+// file, then rename), for a transport that must trust both GRIN's and the storage's CA.
+// kPermissionDenied naming an input that cannot be read (missing, unreadable); kInternal naming
+// out_path if it cannot be written (the old bundle, if any, is left as it was).
+Status JoinCaBundles(const std::string& out_path, const std::string& first,
+                     const std::string& second);
+
 // Prints "grin-jobs <command>: <message>" for a failure talking to GRIN (auth, network, a
 // malformed reply): exit 1, or 3 for kBusy. (ReportError would call a malformed GRIN page or a
 // refused token a database problem, exit 4.)

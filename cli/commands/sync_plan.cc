@@ -1,9 +1,6 @@
 // See sync_plan.h.
 #include "cli/commands/sync_plan.h"
 
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -13,62 +10,8 @@
 
 #include "engine/base/clock.h"
 #include "engine/base/format.h"
-#include "storage/state_reader.h"
 
 namespace grin::cli {
-
-namespace {
-
-JobState RowState(SQLite::Statement& q) {
-  JobState j;
-  j.stage = q.getColumn(1).getString();
-  j.status = q.getColumn(2).getString();
-  j.reason = q.getColumn(3).getString();
-  j.since_micros = q.getColumn(4).getInt64();
-  return j;
-}
-
-constexpr const char* kJobColumns =
-    "SELECT barcode, stage, status, coalesce(error_reason, ''), coalesce(failed_at, 0) FROM jobs ";
-
-}  // namespace
-
-Result<std::map<std::string, JobState>> ReadJobStates(const std::string& db_path,
-                                                      const std::vector<std::string>& barcodes,
-                                                      bool all_unfinished) {
-  std::map<std::string, JobState> out;
-  GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
-  try {
-    if (barcodes.empty() && all_unfinished) {
-      SQLite::Statement q(reader->db(),
-                          std::string(kJobColumns) + "WHERE stage <> 'uploaded' ORDER BY job_id");
-      while (q.executeStep()) out[q.getColumn(0).getString()] = RowState(q);
-      return out;
-    }
-    SQLite::Statement q(reader->db(), std::string(kJobColumns) + "WHERE barcode = ?1");
-    for (const auto& b : barcodes) {
-      q.reset();
-      q.bind(1, b);
-      if (q.executeStep()) out[b] = RowState(q);
-    }
-  } catch (const std::exception& e) {
-    return Status::Internal(db_path + ": " + e.what());
-  }
-  return out;
-}
-
-Result<std::map<std::string, std::string>> AwaitingBooks(const std::string& db_path) {
-  std::map<std::string, std::string> out;
-  GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
-  try {
-    SQLite::Statement q(reader->db(), "SELECT barcode, coalesce(error_reason, '') FROM jobs "
-                                      "WHERE status = 'awaiting'");
-    while (q.executeStep()) out[q.getColumn(0).getString()] = q.getColumn(1).getString();
-  } catch (const std::exception& e) {
-    return Status::Internal(db_path + ": " + e.what());
-  }
-  return out;
-}
 
 bool AskAgain(const std::string& reason) {
   return reason == "conversion_queue_full" || reason == "conversion_not_requested" ||
@@ -186,28 +129,6 @@ void PrintPlan(std::ostream& out, const PlanInput& in) {
     first = false;
   }
   out << ".\n";
-}
-
-Result<EtagChecks> ReadEtagChecks(const std::string& db_path) {
-  EtagChecks c;
-  GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
-  try {
-    SQLite::Statement q(reader->db(),
-                        "SELECT count(*), count(b.last_etag_check), "
-                        "coalesce(max(b.last_etag_check), ''), "
-                        "coalesce(min(b.last_etag_check), '') "
-                        "FROM jobs j LEFT JOIN books b ON b.barcode = j.barcode "
-                        "WHERE j.stage = 'uploaded'");
-    if (q.executeStep()) {
-      c.stored = q.getColumn(0).getInt64();
-      c.checked = q.getColumn(1).getInt64();
-      c.newest = q.getColumn(2).getString();
-      c.oldest = q.getColumn(3).getString();
-    }
-  } catch (const std::exception& e) {
-    return Status::Internal(db_path + ": " + e.what());
-  }
-  return c;
 }
 
 namespace {

@@ -13,25 +13,15 @@
 #include "engine/base/result.h"
 #include "engine/grin/client.h"
 #include "engine/state_store.h"
+#include "storage/sync_queries.h"
 
 namespace grin::cli {
 
-// A job as the run database holds it.
-struct JobState {
-  std::string stage;    // pending, checked, downloaded, uploaded
-  std::string status;   // ready, leased, retry, dead, awaiting
-  std::string reason;   // error_reason ("" if none)
-  int64_t since_micros = 0;  // failed_at: when it failed / started waiting (0 if none)
-};
-
-// The jobs of `barcodes` known to the run (absent: no job yet). Empty `barcodes` with
-// `all_unfinished`: every job not at `uploaded`.
-Result<std::map<std::string, JobState>> ReadJobStates(const std::string& db_path,
-                                                      const std::vector<std::string>& barcodes,
-                                                      bool all_unfinished);
-
-// The run's jobs awaiting conversion: barcode -> why they wait (error_reason).
-Result<std::map<std::string, std::string>> AwaitingBooks(const std::string& db_path);
+// The run database's side (storage/sync_queries.h): a job's state, the jobs of some barcodes,
+// the books awaiting conversion.
+using storage::AwaitingBooks;
+using storage::JobState;
+using storage::ReadJobStates;
 
 // True for a reason to wait under which GRIN was never asked to convert the book (queue full,
 // requests stopped, no answer) or its archive expired: the next sync asks again.
@@ -68,15 +58,9 @@ Status PreparePlan(const std::string& db_path, const std::vector<std::string>& s
 // Prints one line per book saying what the run would do with it, then the totals per action.
 void PrintPlan(std::ostream& out, const PlanInput& in);
 
-// When the GRIN ETags of the run's stored books (jobs at `uploaded`) were checked, from
-// books.last_etag_check (set by every check: the run that stored a book, or a --recheck).
-struct EtagChecks {
-  int64_t stored = 0;   // books stored
-  int64_t checked = 0;  // of them, with a check recorded
-  std::string newest;   // ISO 8601 UTC; "" if none
-  std::string oldest;
-};
-Result<EtagChecks> ReadEtagChecks(const std::string& db_path);
+// When the stored books' GRIN ETags were last checked (storage/sync_queries.h).
+using storage::EtagChecks;
+using storage::ReadEtagChecks;
 
 // For a sync that found nothing to do: says when the stored books' ETags were last checked
 // (a stored book is not checked again unless asked) and the command that checks them:

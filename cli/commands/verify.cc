@@ -1,40 +1,20 @@
-// grin-jobs verify: a run's storage checked against its state (engine/pipeline/verify.h): every
-// done book's raw archive (size; with --deep its metadata and SHA-256) and OCR object, its
-// MARC columns; objects the run does not know; litter (removed). --requeue sends mismatching
-// books back to work for the next sync. Exit 0 all match, 6 some book mismatches (see cli.h).
-#include <SQLiteCpp/SQLiteCpp.h>
-
+// grin-jobs verify: the adapter over jobs::Run::Verify (cli/facade/verify.cc): a run's storage
+// checked against its state: every done book's raw archive (size; with --deep its metadata and
+// SHA-256) and OCR object, its MARC columns; objects the run does not know; litter (removed).
+// --requeue sends mismatching books back to work for the next sync. Exit 0 all match, 6 some
+// book mismatches (see cli.h).
 #include <iomanip>
 #include <map>
-#include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/cli.h"
+#include "cli/facade/run_impl.h"
 #include "cli/log_setup.h"
-#include "cli/object_store_factory.h"
-#include "cli/run_config.h"
 #include "cli/run_context.h"
-#include "engine/net/curl_transport.h"
-#include "engine/pipeline/verify.h"
-#include "storage/sqlite_state_store.h"
-#include "storage/state_reader.h"
 
 namespace grin::cli {
 namespace {
-
-// The size and SHA-256 of a book's raw archive as its last upload recorded them (the upload
-// event's detail: {"bytes", "sha256", ...}); books adopted from storage have none.
-constexpr const char* kUploadFact =
-    "(SELECT json_extract(e.detail, '$.%s') FROM events e WHERE e.barcode = %s "
-    "AND json_extract(e.detail, '$.sha256') IS NOT NULL ORDER BY e.event_id DESC LIMIT 1)";
-
-std::string UploadFact(const char* field, const char* barcode_expr) {
-  char buf[512];
-  std::snprintf(buf, sizeof buf, kUploadFact, field, barcode_expr);
-  return buf;
-}
 
 std::string Problems(const std::map<std::string, int64_t>& by_problem) {
   std::string out;
@@ -75,110 +55,23 @@ int RunVerify(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!ParseArgs(options, args, out, err, &p, &code, &rules)) return code;
   auto run_dir = ResolveRunDir(p);
   if (!run_dir.ok()) return ReportError(err, "verify", run_dir.status());
-  auto config = LoadRunConfig(*run_dir);
-  if (!config.ok()) return ReportError(err, "verify", config.status());
+  auto run = jobs::Run::Open({*run_dir, ""});
+  if (!run.ok()) return ReportError(err, "verify", run.status());
   CommandLog log("verify", *run_dir, p, out, err, p.count("json") ? &err : &out);
-  Logger& logger = *log.logger();
-  const std::string db_path = DbPath(*run_dir);
-
-  // The run lock (no sync changes the run meanwhile; litter is only removed under it).
-  storage::StateStoreOptions so;
-  so.create_if_missing = false;
-  so.logger = &logger;
-  auto store = storage::SqliteStateStore::Open(db_path, so);
-  if (!store.ok()) return ReportError(err, "verify", store.status());
-  auto reader = storage::StateReader::Open(db_path);
-  if (!reader.ok()) return ReportError(err, "verify", reader.status());
-  std::mutex db_mu;
-
-  std::unique_ptr<net::CurlTransport> transport;  // declared before the store: outlives it
-  const nlohmann::json& storage_cfg = config->storage;
-  if (storage_cfg.value("type", "local") != "local") {
-    net::TransportOptions to;
-    to.ca_file = storage_cfg.value("ca_file", "");
-    auto t = net::CurlTransport::Create(to);
-    if (!t.ok()) return ReportError(err, "verify", t.status());
-    transport = std::move(t).value();
-  }
-  auto objects = OpenObjectStore(storage_cfg, transport.get());
-  if (!objects.ok()) return ReportError(err, "verify", objects.status());
-
-  pipeline::VerifyOptions vo;
-  vo.layout = objects->layout;
+  jobs::VerifyOptions vo;
   vo.deep = p.count("deep") > 0;
   vo.requeue = p.count("requeue") > 0;
   vo.skip_ocr = p.count("skip-extract-ocr") > 0;
   vo.skip_marc = p.count("skip-extract-marc") > 0;
   vo.deep_concurrency = p["deep-concurrency"].as<int>();
-  vo.store = store->get();
-  vo.logger = &logger;
-  SQLite::Database& db = (*reader)->db();
-  vo.for_each_book = [&](const std::function<void(pipeline::VerifyBook)>& fn) -> Status {
-    std::lock_guard<std::mutex> l(db_mu);
-    try {
-      SQLite::Statement q(db, "SELECT j.barcode, j.stage = 'uploaded', "
-                              "b.marc_extraction_timestamp IS NOT NULL, "
-                              "CASE WHEN j.stage = 'uploaded' THEN " +
-                                  UploadFact("bytes", "j.barcode") +
-                                  " END FROM jobs j LEFT JOIN books b ON b.barcode = j.barcode");
-      while (q.executeStep()) {
-        pipeline::VerifyBook b;
-        b.barcode = q.getColumn(0).getString();
-        b.done = q.getColumn(1).getInt() != 0;
-        b.marc_recorded = q.getColumn(2).getInt() != 0;
-        b.raw_size = q.getColumn(3).isNull() ? -1 : q.getColumn(3).getInt64();
-        fn(std::move(b));
-      }
-      return Status::Ok();
-    } catch (const std::exception& e) {
-      return Status::DataLoss(db_path + ": reading the run's jobs: " + e.what());
-    }
-  };
-  vo.record = [&](const std::string& barcode) -> Result<pipeline::VerifyRecord> {
-    std::lock_guard<std::mutex> l(db_mu);
-    try {
-      SQLite::Statement q(db, "SELECT b.encrypted_etag, " + UploadFact("sha256", "b.barcode") +
-                                  " FROM books b WHERE b.barcode = ?");
-      q.bind(1, barcode);
-      pipeline::VerifyRecord r;
-      if (q.executeStep()) {
-        r.encrypted_etag = q.getColumn(0).isNull() ? "" : q.getColumn(0).getString();
-        r.sha256_hex = q.getColumn(1).isNull() ? "" : q.getColumn(1).getString();
-      }
-      return r;
-    } catch (const std::exception& e) {
-      return Status::DataLoss(db_path + ": reading the record of " + barcode + ": " + e.what());
-    }
-  };
-  vo.job_view = [&](const std::string& barcode)
-      -> Result<std::optional<pipeline::SyncOptions::JobView>> {
-    std::lock_guard<std::mutex> l(db_mu);
-    try {
-      SQLite::Statement q(db, "SELECT stage, status = 'dead' FROM jobs WHERE barcode = ?");
-      q.bind(1, barcode);
-      if (!q.executeStep()) return std::optional<pipeline::SyncOptions::JobView>();
-      pipeline::SyncOptions::JobView v;
-      if (!ParseStage(q.getColumn(0).getString(), &v.stage)) {
-        return Status::Internal("unknown stage for " + barcode);
-      }
-      v.dead = q.getColumn(1).getInt() != 0;
-      SQLite::Statement cp(db, "SELECT data FROM job_checkpoints WHERE barcode = ?");
-      cp.bind(1, barcode);
-      if (cp.executeStep()) v.checkpoint = cp.getColumn(0).getString();
-      return std::optional<pipeline::SyncOptions::JobView>(v);
-    } catch (const std::exception& e) {
-      return Status::Unavailable("reading the job of " + barcode + ": " + e.what());
-    }
-  };
-
-  auto rep = pipeline::Verify(*objects->store, vo);
+  auto rep = jobs::VerifyWithLogger(*(*run)->impl(), vo, log.logger());
   if (!rep.ok()) return ReportError(err, "verify", rep.status());
   std::map<std::string, int64_t> by_problem;
   for (const auto& m : rep->mismatches) ++by_problem[m.problem];
 
   if (p.count("json")) {
     nlohmann::json j = {{"run_dir", *run_dir},
-                        {"storage", objects->store->Describe()},
+                        {"storage", rep->storage},
                         {"ok", rep->ok()},
                         {"deep", vo.deep},
                         {"books", rep->books},

@@ -55,6 +55,14 @@ std::string NegotiatedCipher(CURL* e) {
 
 }  // namespace
 
+Result<std::string> HostKeyOf(const std::string& url) {
+  std::string key = HostKey(url);
+  if (key.empty()) {
+    return Status::InvalidArgument("'" + url.substr(0, 200) + "' is not a URL with a host");
+  }
+  return key;
+}
+
 Status CurlTransport::Impl::Init() {
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     return Status::Internal("curl_global_init failed");

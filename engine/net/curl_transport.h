@@ -118,4 +118,9 @@ class CurlTransport final : public Transport {
   std::unique_ptr<Impl> impl_;
 };
 
+// The "host:port" key the transport files a URL's requests under (SetHostLimits, HostStats):
+// curl's own parse, the scheme's default port filled in, user info and path dropped.
+// kInvalidArgument naming the URL if curl cannot parse it or it has no host.
+Result<std::string> HostKeyOf(const std::string& url);
+
 }  // namespace grin::net

@@ -1,0 +1,57 @@
+#pragma once
+// Run::Impl (include/grin_jobs/run.h) and the parts of the facade the CLI uses beyond the public
+// headers: SyncHooks let `grin-jobs sync` add its terminal bar, its log file and its metrics
+// server to the same sync a library host runs. Not installed.
+
+#include <functional>
+#include <string>
+
+#include "cli/run_config.h"
+#include "engine/base/logger.h"
+#include "engine/base/metrics.h"
+#include "engine/pipeline/progress.h"
+#include "grin_jobs/run.h"
+
+namespace grin::jobs {
+
+struct Run::Impl {
+  std::string run_dir;
+  std::string credentials_dir;
+  cli::RunConfig config;
+  ErrorOrigin origin = ErrorOrigin::kRun;
+};
+
+// What the CLI adds to a sync. Every member is optional.
+struct SyncHooks {
+  // Gets every log event instead of the Observer (the CLI's log file and console).
+  grin::Logger* logger = nullptr;
+  // Prometheus metrics for the transport, the pipeline and the stage counts; must outlive the
+  // sync.
+  Metrics* metrics = nullptr;
+  // Called once the transport, GRIN client and object store are open, before any listing; an
+  // error stops the sync (ErrorOrigin::kTransfer). The CLI starts its metrics server here.
+  std::function<Status()> on_connected;
+  // Called with the snapshot of every finished book instead of Observer::OnProgress.
+  std::function<void(const pipeline::ProgressSnapshot&)> on_snapshot;
+};
+
+// Run::Sync with hooks.
+Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& options, Observer* observer,
+                                 Cancellation* cancel, const SyncHooks& hooks);
+
+// Run::Verify with the CLI's logger (nullptr: none).
+Result<VerifyReport> VerifyWithLogger(Run::Impl& run, const VerifyOptions& options,
+                                      grin::Logger* logger);
+
+// Forwards engine log events to an Observer (OnLog), honouring its log_level().
+class ObserverLogger final : public grin::Logger {
+ public:
+  explicit ObserverLogger(Observer* observer) : observer_(observer) {}
+  bool Enabled(grin::LogLevel level) const override;
+  void Log(grin::LogLevel level, std::string_view event, const grin::LogFields& fields) override;
+
+ private:
+  Observer* observer_;
+};
+
+}  // namespace grin::jobs
