@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/base/encoding.h"
+
 namespace grin::s3 {
 
 // Never printed: ToString-style helpers elsewhere show only the key id.
@@ -58,9 +60,10 @@ enum class SigningFlavor {
   kGeneric,  // the published suite: paths normalised, no x-amz-content-sha256
 };
 
-// Percent-encodes per AWS: unreserved bytes kept, '/' kept if keep_slash, others %XX (upper).
-std::string UriEncode(std::string_view s, bool keep_slash);
-inline std::string EncodePath(std::string_view decoded_path) { return UriEncode(decoded_path, true); }
+// A decoded path percent-encoded per AWS (engine/base/encoding.h's PercentEncode, '/' kept).
+inline std::string EncodePath(std::string_view decoded_path) {
+  return PercentEncode(decoded_path, /*keep_slash=*/true);
+}
 // "a=1&b=" from decoded pairs: encoded, sorted by name then value.
 std::string CanonicalQuery(const HeaderList& query);
 // Removes "." and ".." segments and repeated slashes (generic services only, never S3).
