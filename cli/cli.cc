@@ -21,7 +21,9 @@ void PrintHelp(std::ostream& out) {
          "--log-keep N (20). sync, collect, enrich, request and doctor write\n"
          "<run>/logs/<command>-<UTC time>.log and print its path.\n";
   out << "\nExit codes: 0 success; 1 operation failed; 2 usage error; 3 run in use by another\n"
-         "process; 4 run database unusable (missing, corrupt, newer schema, unwritable).\n";
+         "process; 4 run database unusable (missing, corrupt, newer schema, unwritable); 5 books\n"
+         "ended failed for good, or a queue could not be listed; 6 verify found a mismatch; 130\n"
+         "sync interrupted (rerun to continue).\n";
 }
 
 }  // namespace

@@ -167,7 +167,7 @@ Result<std::vector<std::string>> SplitBarcodes(const std::string& csv) {
   return out;
 }
 
-// Books of the run's catalog for the previous / unconverted queues (reference-tool.md §4).
+// Books of the run's catalog for the previous / unconverted queues (docs/compatibility.md, Queues).
 Result<std::vector<std::string>> CatalogQueue(const std::string& db_path, const std::string& q) {
   GRIN_ASSIGN_OR_RETURN(auto reader, storage::StateReader::Open(db_path));
   std::string where =

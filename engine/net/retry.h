@@ -3,7 +3,7 @@
 // clock, no randomness and no I/O inside: the caller passes the time and a uniform random number,
 // so every decision is reproducible in a test. This is the transport's one retry decision point.
 //
-// Classification (transfer-notes.md §4.1):
+// Classification:
 //   - retryable: connection-level curl errors (connect, resolve, send, recv, got nothing,
 //     partial body, TLS connect reset, HTTP/2 stream errors), timeouts, HTTP 408, 5xx;
 //   - throttled (retryable, longer base delay, slows the host down): HTTP 429 and 503;
