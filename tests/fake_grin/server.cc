@@ -13,7 +13,7 @@
 
 #include "engine/base/encoding.h"
 #include "tests/fake_grin/server_impl.h"
-#include "tests/fake_grin/tls_cert.h"
+#include "tests/support/test_pki.h"
 
 namespace grin::fake {
 namespace {
@@ -132,8 +132,8 @@ Status FakeGrinServer::Impl::Init() {
   refresh_token = opt.refresh_token;
 
   if (opt.tls) {
-    GRIN_ASSIGN_OR_RETURN(TestTlsMaterial tls, GenerateTestTls());
-    GRIN_RETURN_IF_ERROR(WriteTestTls(tls, state_dir));
+    GRIN_ASSIGN_OR_RETURN(testing::TestTlsMaterial tls, testing::GenerateTestTls());
+    GRIN_RETURN_IF_ERROR(testing::WriteTestTls(tls, state_dir));
     ca_file = state_dir + "/ca.pem";
     auto s = std::make_unique<httplib::SSLServer>((state_dir + "/server.pem").c_str(),
                                                   (state_dir + "/server.key").c_str());
