@@ -1,6 +1,6 @@
 #pragma once
 // BookCatalog: the engine's port for the books table as collect, enrich and request fill it
-// (reference-tool.md §9). Rows come from GRIN listings; every write of a listing page, an
+// (docs/books-table.md; its columns are the reference tool's, docs/compatibility.md). Rows come from GRIN listings; every write of a listing page, an
 // enrichment batch or a _process batch is one transaction, so a failure leaves nothing
 // half-written.
 //

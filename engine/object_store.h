@@ -3,21 +3,25 @@
 //
 // Objects live in named buckets under keys; each carries user metadata (ASCII name/value pairs,
 // at most ~2 KB in total, as S3 allows). Bodies are never held whole in memory: uploads read from a
-// ByteSource by position, downloads stream into a ByteSink.
+// ByteSource by position, downloads stream into an ObjectSink (a restartable download body; the
+// push interface between archive stages is engine/archive/sink.h's ByteSink).
 //
-// How the sync pipeline uploads one book (see docs/storage-layout.md for the keys):
-//   1. it decrypts into a staging file and computes MD5 and SHA-256 of the plaintext while the
-//      bytes pass by (decrypt-then-commit), then opens a FileSource on the staging file;
-//   2. it calls Upload(); below UploadOptions::multipart_threshold (64 MiB by default) that is one
-//      Put() that sends the known hashes (a signed payload SHA-256 and, if given, Content-MD5 for
-//      S3, so the server verifies them; the S3 store then hashes nothing itself); above it, a
-//      multipart upload (8 MiB parts by default) whose parts are hashed one by one as they are
-//      read, once;
+// How the sync pipeline uploads one book (docs/architecture.md has the whole path; see
+// docs/storage-layout.md for the keys):
+//   1. it decrypts the archive and computes the plaintext's SHA-256 (and MD5 when asked) while the
+//      bytes pass by (decrypt-then-commit); the plaintext is then either in memory (a streamed
+//      book: a ByteSource over its chunk buffer) or in a staging file (a staged book: FileSource);
+//   2. it calls Upload() with those digests; below UploadOptions::multipart_threshold (64 MiB by
+//      default) that is one Put() that sends them (a signed payload SHA-256 and, if given,
+//      Content-MD5 for S3, so the server verifies them; the S3 store then hashes nothing itself);
+//      above it, a multipart upload (parts of ChoosePartSize(), 8 MiB and up) whose parts are
+//      hashed one by one as they are read, once;
 //   3. for multipart it passes a MultipartJournal: OnBegin() gets the upload id and part size,
-//      OnPart() every part the server has acknowledged. The caller persists these (the state
-//      store's upload_parts table). A resumed run passes the recorded MultipartState back in
-//      UploadOptions::resume; the store reconciles it with the server (ListParts) and uploads only
-//      the missing parts. If the server no longer knows the upload, it starts a new one.
+//      OnPart() every part the server has acknowledged. The caller persists these (the sync
+//      pipeline: in the job's checkpoint, engine/pipeline/checkpoint_journal.h). A resumed run
+//      passes the recorded MultipartState back in UploadOptions::resume; the store reconciles it
+//      with the server (ListParts) and uploads only the missing parts. If the server no longer
+//      knows the upload, it starts a new one.
 //   If no hashes are supplied, the store computes what it needs while the bytes pass by (never
 //   by a second read; the S3 store: SHA-256 for buffered bodies, MD5 for streamed ones) and
 //   checks what the server returns (ETag = MD5 for single PUTs, when the MD5 is known): kDataLoss.
@@ -70,9 +74,9 @@ class ByteSource {
 };
 
 // Receives a downloaded body in order. Returning an error aborts the download with that error.
-class ByteSink {
+class ObjectSink {
  public:
-  virtual ~ByteSink() = default;
+  virtual ~ObjectSink() = default;
   virtual Status Write(std::string_view data) = 0;
   // Discards everything written so far so a failed download can be retried from the start.
   // Returns false if the sink cannot (the default): a cut-off body is then reported as an error.
@@ -112,8 +116,8 @@ class MemorySource final : public ByteSource {
   std::string_view data_;
 };
 
-// A ByteSink appending to a string (tests, small objects).
-class StringSink final : public ByteSink {
+// An ObjectSink appending to a string (tests, small objects).
+class StringObjectSink final : public ObjectSink {
  public:
   Status Write(std::string_view data) override {
     out_.append(data);
@@ -246,7 +250,7 @@ class ObjectStore {
   // Streams the object (or the range) into sink. Returns the object's info; size is the full
   // object size. kNotFound; kInvalidArgument for a range past the end.
   virtual Result<ObjectInfo> Get(const std::string& bucket, const std::string& key,
-                                 ByteSink& sink, std::optional<ByteRange> range = {}) = 0;
+                                 ObjectSink& sink, std::optional<ByteRange> range = {}) = 0;
 
   // One page of keys starting with prefix, after continuation token `token` ("" = first page),
   // at most max_keys (<= 1000) keys.

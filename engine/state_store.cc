@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/books_columns.h"
+
 namespace grin {
 
 std::string_view StageName(Stage s) {
@@ -52,17 +54,8 @@ int64_t BackoffMicros(int attempt, int64_t base_micros, int64_t max_micros, doub
 }
 
 bool IsWritableBookColumn(std::string_view c) {
-  static constexpr std::string_view kColumns[] = {
-      "storage_path", "last_etag_check", "encrypted_etag", "is_decrypted", "sync_timestamp",
-      "processing_request_timestamp", "marc_control_number", "marc_date_type", "marc_date_1",
-      "marc_date_2", "marc_language", "marc_lccn", "marc_lc_call_number", "marc_isbn",
-      "marc_oclc_numbers", "marc_title", "marc_title_remainder", "marc_author_personal",
-      "marc_author_corporate", "marc_author_meeting", "marc_subjects", "marc_genres",
-      "marc_general_note", "marc_extraction_timestamp"};
-  for (auto k : kColumns) {
-    if (k == c) return true;
-  }
-  return false;
+  const BooksColumn* column = FindBooksColumn(c);
+  return column != nullptr && column->sync_writes;
 }
 
 bool IsValidBarcode(std::string_view b) {

@@ -45,7 +45,7 @@ bool ParseName(const std::string& name, LocalBackup* out) {
 }
 
 // Writes a downloaded body to a file.
-class FileSink final : public ByteSink {
+class FileSink final : public ObjectSink {
  public:
   explicit FileSink(const std::string& path) : path_(path), out_(path, std::ios::binary | std::ios::trunc) {}
   bool ok() const { return static_cast<bool>(out_); }

@@ -14,53 +14,22 @@
 #include <vector>
 
 #include "engine/base/fn_deleter.h"
+#include "engine/books_columns.h"
 #include "storage/database.h"
 #include "storage/sqlite_status.h"
 
 namespace grin::storage {
 namespace {
 
-// (header text, books column), in the reference tool's order.
+// (header text, books column), in the reference tool's order (engine/books_columns.h).
 const std::vector<std::pair<std::string, std::string>>& Columns() {
-  static const std::vector<std::pair<std::string, std::string>> kColumns = {
-      {"Barcode", "barcode"}, {"Title", "title"}, {"Scanned Date", "scanned_date"},
-      {"Converted Date", "converted_date"}, {"Downloaded Date", "downloaded_date"},
-      {"Processed Date", "processed_date"}, {"Analyzed Date", "analyzed_date"},
-      {"OCR Date", "ocr_date"}, {"Google Books Link", "google_books_link"},
-      {"Processing Request Timestamp", "processing_request_timestamp"},
-      {"GRIN State", "grin_state"}, {"GRIN Viewability", "grin_viewability"},
-      {"GRIN Opted Out", "grin_opted_out"}, {"GRIN Conditions", "grin_conditions"},
-      {"GRIN Scannable", "grin_scannable"}, {"GRIN Tagging", "grin_tagging"},
-      {"GRIN Audit", "grin_audit"}, {"GRIN Material Error %", "grin_material_error_percent"},
-      {"GRIN Overall Error %", "grin_overall_error_percent"}, {"GRIN Claimed", "grin_claimed"},
-      {"GRIN OCR Analysis Score", "grin_ocr_analysis_score"},
-      {"GRIN OCR GTD Score", "grin_ocr_gtd_score"},
-      {"GRIN Digitization Method", "grin_digitization_method"},
-      {"GRIN Check-In Date", "grin_check_in_date"},
-      {"GRIN Source Library Bibkey", "grin_source_library_bibkey"},
-      {"GRIN Rubbish", "grin_rubbish"},
-      {"GRIN Allow Download Updated Date", "grin_allow_download_updated_date"},
-      {"GRIN Viewability Updated Date", "grin_viewability_updated_date"},
-      {"Enrichment Timestamp", "enrichment_timestamp"},
-      {"MARC Control Number", "marc_control_number"}, {"MARC Date Type", "marc_date_type"},
-      {"MARC Date 1", "marc_date_1"}, {"MARC Date 2", "marc_date_2"},
-      {"MARC Language", "marc_language"}, {"MARC LCCN", "marc_lccn"},
-      {"MARC LC Call Number", "marc_lc_call_number"}, {"MARC ISBN", "marc_isbn"},
-      {"MARC OCLC Numbers", "marc_oclc_numbers"}, {"MARC Title", "marc_title"},
-      {"MARC Title Remainder", "marc_title_remainder"},
-      {"MARC Author Personal", "marc_author_personal"},
-      {"MARC Author Corporate", "marc_author_corporate"},
-      {"MARC Author Meeting", "marc_author_meeting"}, {"MARC Subjects", "marc_subjects"},
-      {"MARC Genres", "marc_genres"}, {"MARC General Note", "marc_general_note"},
-      {"MARC Extraction Timestamp", "marc_extraction_timestamp"},
-      {"Storage Path", "storage_path"}, {"Last ETag Check", "last_etag_check"},
-      {"Encrypted ETag", "encrypted_etag"}, {"Is Decrypted", "is_decrypted"},
-      {"Sync Timestamp", "sync_timestamp"}, {"Created At", "created_at"},
-      {"Updated At", "updated_at"},
-      // After the reference tool's columns, so its positions stay: GRIN's _failed details (0007).
-      {"GRIN Convert Failed Date", "grin_convert_failed_date"},
-      {"GRIN Convert Failed Info", "grin_convert_failed_info"},
-      {"GRIN Detailed Convert Failed Info", "grin_detailed_convert_failed_info"}};
+  static const std::vector<std::pair<std::string, std::string>> kColumns = [] {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const BooksColumn& c : BooksColumns()) {
+      out.emplace_back(std::string(c.csv_header), std::string(c.name));
+    }
+    return out;
+  }();
   return kColumns;
 }
 
@@ -111,15 +80,8 @@ class Writer {
 }  // namespace
 
 static bool IsGrinDateColumn(const std::string& column) {
-  static const char* const kGrinDates[] = {
-      "scanned_date",       "converted_date",           "downloaded_date",
-      "processed_date",     "analyzed_date",            "ocr_date",
-      "grin_check_in_date", "grin_allow_download_updated_date",
-      "grin_viewability_updated_date", "grin_convert_failed_date"};
-  for (const char* c : kGrinDates) {
-    if (column == c) return true;
-  }
-  return false;
+  const BooksColumn* c = FindBooksColumn(column);
+  return c != nullptr && c->grin_date;
 }
 
 std::string IsoToGrinDate(const std::string& v) {

@@ -1,6 +1,6 @@
 #pragma once
 // Run-level artefacts from the database: the books CSV in the reference tool's exact column order
-// and header text (reference-tool.md §10: NULL as an empty field, booleans TRUE/FALSE), and an
+// and header text (docs/books-table.md: NULL as an empty field, booleans TRUE/FALSE), and an
 // online backup of the database (SQLite backup API, consistent while a writer runs), gzipped.
 // Both read through their own read-only connection and write atomically (temp file + rename).
 

@@ -19,9 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <openssl/evp.h>
-
-#include "engine/base/fn_deleter.h"
+#include "engine/base/digest.h"
+#include "engine/base/errno_status.h"
 
 namespace grin::storage {
 
@@ -29,53 +28,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// MD5 / SHA-256 while bytes stream by. OpenSSL reaches grin_storage through grin::engine ->
-// grin::net (OpenSSL::Crypto is public there).
-class Digest {
- public:
-  explicit Digest(const EVP_MD* md) : ctx_(EVP_MD_CTX_new()) {
-    EVP_DigestInit_ex(ctx_.get(), md, nullptr);
-  }
-  void Update(const char* p, size_t n) { EVP_DigestUpdate(ctx_.get(), p, n); }
-  void Update(std::string_view s) { Update(s.data(), s.size()); }
-  std::string FinalHex() {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(ctx_.get(), out, &n);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string hex;
-    for (unsigned int i = 0; i < n; ++i) {
-      hex.push_back(kHex[out[i] >> 4]);
-      hex.push_back(kHex[out[i] & 15]);
-    }
-    return hex;
-  }
-
- private:
-  std::unique_ptr<EVP_MD_CTX, FnDeleter<EVP_MD_CTX_free>> ctx_;
-};
-
 constexpr std::string_view kMetaSuffix = ".grin-meta.json";
 constexpr std::string_view kReservedPrefix = ".grin-";
 constexpr size_t kChunk = 1 << 20;
 
-Status Errno(const std::string& what) {
-  int e = errno;
-  std::string m = what + ": " + std::strerror(e);
-  if (e == ENOENT) return Status::NotFound(m);
-  if (e == EACCES || e == EPERM) return Status::PermissionDenied(m);
-  if (e == ENOSPC || e == EDQUOT) return Status::NoSpace(m);
-  return Status::Internal(m);
-}
+Status Errno(const std::string& what) { return ErrnoStatus(errno, what); }
 
-// A failed mkdir: kNoSpace for a full disk or quota, kPermissionDenied, else kInternal.
+// A failed mkdir (std::filesystem reports errno values in the system category).
 Status DirError(const std::string& what, const std::error_code& ec) {
-  std::string m = what + ": " + ec.message();
-  if (ec == std::errc::no_space_on_device || ec.value() == EDQUOT) return Status::NoSpace(m);
-  if (ec == std::errc::permission_denied || ec == std::errc::operation_not_permitted) {
-    return Status::PermissionDenied(m);
-  }
-  return Status::Internal(m);
+  return ErrnoStatus(ec.value(), what);
 }
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
@@ -289,7 +250,7 @@ ObjectInfo InfoFrom(const std::string& key, uint64_t size, const nlohmann::json&
 template <typename WriteAll>
 Status CopyHashed(const ByteSource& body, uint64_t offset, uint64_t length,
                   const PutOptions& options, PutResult* result, WriteAll& write_all) {
-  Digest md5(EVP_md5()), sha(EVP_sha256());
+  Hasher md5(Hasher::Kind::kMd5), sha(Hasher::Kind::kSha256);
   std::string buf(kChunk, '\0');
   uint64_t done = 0;
   while (done < length) {
@@ -434,7 +395,7 @@ Result<ObjectInfo> LocalObjectStore::Head(const std::string& bucket, const std::
 }
 
 Result<ObjectInfo> LocalObjectStore::Get(const std::string& bucket, const std::string& key,
-                                         ByteSink& sink, std::optional<ByteRange> range) {
+                                         ObjectSink& sink, std::optional<ByteRange> range) {
   GRIN_ASSIGN_OR_RETURN(ObjectInfo info, Head(bucket, key));
   GRIN_ASSIGN_OR_RETURN(std::string path, PathFor(bucket, key));
   GRIN_ASSIGN_OR_RETURN(auto src, FileSource::Open(path));
@@ -640,7 +601,7 @@ Result<std::vector<UploadedPart>> LocalObjectStore::ListParts(const std::string&
     std::string name = e.path().filename().string();
     if (name.rfind("part-", 0) != 0) continue;
     GRIN_ASSIGN_OR_RETURN(auto src, FileSource::Open(e.path().string()));
-    Digest md5(EVP_md5());
+    Hasher md5(Hasher::Kind::kMd5);
     std::string buf(kChunk, '\0');
     for (uint64_t off = 0; off < src->size();) {
       GRIN_ASSIGN_OR_RETURN(size_t n, src->ReadAt(off, buf.data(), buf.size()));

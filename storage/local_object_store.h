@@ -39,7 +39,7 @@ class LocalObjectStore final : public ObjectStore {
   Result<PutResult> Put(const std::string& bucket, const std::string& key,
                         const ByteSource& body, const PutOptions& options) override;
   Result<ObjectInfo> Head(const std::string& bucket, const std::string& key) override;
-  Result<ObjectInfo> Get(const std::string& bucket, const std::string& key, ByteSink& sink,
+  Result<ObjectInfo> Get(const std::string& bucket, const std::string& key, ObjectSink& sink,
                          std::optional<ByteRange> range = {}) override;
   Result<ListPage> List(const std::string& bucket, const std::string& prefix,
                         const std::string& token, int max_keys = 1000) override;

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdio>
 
+#include "engine/books_columns.h"
 #include "storage/database.h"
 #include "storage/sqlite_status.h"
 
@@ -82,23 +83,19 @@ ORDER BY b.barcode LIMIT ?2)";
 constexpr const char* kMissingSummarySql =
     "SELECT count(*), COALESCE(min(next_ask_at), '') FROM book_enrichment WHERE state = 'missing'";
 
-// The enrichment columns, in bind order ?2..?25 of kEnrichSql.
-constexpr std::array<const char*, 24> kEnrichColumns = {
-    "scanned_date", "converted_date", "downloaded_date", "processed_date", "analyzed_date",
-    "ocr_date", "grin_state", "grin_viewability", "grin_opted_out", "grin_conditions",
-    "grin_scannable", "grin_tagging", "grin_audit", "grin_claimed", "grin_rubbish",
-    "grin_material_error_percent", "grin_overall_error_percent", "grin_ocr_analysis_score",
-    "grin_ocr_gtd_score", "grin_digitization_method", "grin_check_in_date",
-    "grin_source_library_bibkey", "grin_allow_download_updated_date",
-    "grin_viewability_updated_date"};
+// The enrichment columns (engine/books_columns.h), in bind order ?2..?N+1 of EnrichSql(); the
+// enrichment time is ?N+2.
+const std::vector<const BooksColumn*>& EnrichColumns() { return EnrichmentColumns(); }
+int EnrichTimeParam() { return static_cast<int>(EnrichColumns().size()) + 2; }
 
 std::string EnrichSql() {
   std::string sql = "UPDATE books SET ";
-  for (size_t i = 0; i < kEnrichColumns.size(); ++i) {
-    sql += std::string(kEnrichColumns[i]) + " = COALESCE(NULLIF(?" + std::to_string(i + 2) +
-           ", ''), " + kEnrichColumns[i] + "), ";
+  for (size_t i = 0; i < EnrichColumns().size(); ++i) {
+    const std::string col(EnrichColumns()[i]->name);
+    sql += col + " = COALESCE(NULLIF(?" + std::to_string(i + 2) + ", ''), " + col + "), ";
   }
-  sql += "enrichment_timestamp = ?26, updated_at = ?26 WHERE barcode = ?1";
+  const std::string t = "?" + std::to_string(EnrichTimeParam());
+  sql += "enrichment_timestamp = " + t + ", updated_at = " + t + " WHERE barcode = ?1";
   return sql;
 }
 
@@ -369,8 +366,8 @@ Status SqliteBookCatalog::ApplyEnrichment(const std::vector<EnrichedBook>& found
                                           const std::vector<std::string>& missing) {
   for (const auto& b : found) {
     for (const auto& [col, value] : b.columns) {
-      if (std::find_if(kEnrichColumns.begin(), kEnrichColumns.end(),
-                       [&](const char* c) { return col == c; }) == kEnrichColumns.end()) {
+      const BooksColumn* c = FindBooksColumn(col);
+      if (c == nullptr || c->grin_label.empty()) {
         return Status::InvalidArgument("not an enrichment column: " + col);
       }
     }
@@ -385,11 +382,11 @@ Status SqliteBookCatalog::ApplyEnrichment(const std::vector<EnrichedBook>& found
       upd.clearBindings();
       upd.bind(1, b.barcode);
       for (const auto& [col, value] : b.columns) {
-        for (size_t i = 0; i < kEnrichColumns.size(); ++i) {
-          if (col == kEnrichColumns[i]) upd.bind(static_cast<int>(i + 2), value);
+        for (size_t i = 0; i < EnrichColumns().size(); ++i) {
+          if (col == EnrichColumns()[i]->name) upd.bind(static_cast<int>(i + 2), value);
         }
       }
-      upd.bind(26, now);
+      upd.bind(EnrichTimeParam(), now);
       upd.exec();
       upd.reset();
       state.bind(1, b.barcode);

@@ -16,6 +16,7 @@
 #include "engine/archive/passphrase.h"
 #include "engine/archive/tar_listing.h"
 #include "engine/base/clock.h"
+#include "engine/base/encoding.h"
 #include "engine/grin/client.h"
 #include "engine/grin/text_formats.h"
 
@@ -312,7 +313,7 @@ CheckResult CaptureSamplePack(TransferStack& stack, const RunConfig& config,
     pack.Error("barcode_search.tsv: no barcode in the lists' first lines to search for");
   } else {
     std::string url = base + "_barcode_search?execute_query=true&format=text&mode=full&barcodes=";
-    for (size_t i = 0; i < barcodes.size(); ++i) url += (i ? "+" : "") + grin_client::UrlEncode(barcodes[i]);
+    for (size_t i = 0; i < barcodes.size(); ++i) url += (i ? "+" : "") + PercentEncode(barcodes[i]);
     pack.Fetch("barcode_search.tsv", url, 0, false);
   }
   bool have_archive = false;

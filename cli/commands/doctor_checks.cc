@@ -272,7 +272,7 @@ std::vector<CheckResult> CheckStorage(TransferStack& stack, const RunConfig& con
       fail("writing a probe object", put.status());
       continue;
     }
-    StringSink back;
+    StringObjectSink back;
     auto got = store.Get(bucket, key, back);
     if (!got.ok()) {
       fail("reading the probe object back", got.status());

@@ -22,7 +22,7 @@
 #include "engine/archive/book.h"
 #include "engine/archive/ocr.h"
 #include "engine/archive/passphrase.h"
-#include "engine/archive/subprocess.h"
+#include "engine/base/subprocess.h"
 
 namespace grin::cli {
 namespace {

@@ -19,7 +19,7 @@
 namespace grin::cli {
 
 struct GrinStackOptions {
-  double requests_per_second = 5;   // GRIN control calls (reference-tool.md §3.4)
+  double requests_per_second = 5;   // GRIN control calls (docs/compatibility.md)
   int max_connections = 5;
   bool open_catalog = true;
   Logger* logger = nullptr;

@@ -144,7 +144,7 @@ bool IsRef(const std::string& s) {
 }
 
 // Writes a download to a file (or stdout for "-").
-class FileSink final : public ByteSink {
+class FileSink final : public ObjectSink {
  public:
   explicit FileSink(std::FILE* f) : f_(f) {}
   Status Write(std::string_view d) override {

@@ -1,21 +1,9 @@
 #include "engine/archive/book.h"
 
-#include <openssl/evp.h>
-
 #include "engine/archive/digest.h"
+#include "engine/base/encoding.h"
 
 namespace grin::archive {
-namespace {
-
-std::string Base64(const uint8_t* data, size_t n) {
-  std::string out(4 * ((n + 2) / 3) + 1, '\0');
-  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data,
-                            static_cast<int>(n));
-  out.resize(static_cast<size_t>(len));
-  return out;
-}
-
-}  // namespace
 
 // Plaintext fan-out: hashes, the caller's sink, the extractor. Runs on the decryptor's thread.
 struct BookProcessor::Impl final : public ByteSink {
@@ -81,9 +69,9 @@ Result<BookResult> BookProcessor::Finish() {
   out.archive_bytes = impl_->digests.bytes();
   out.sha256_hex = impl_->digests.sha256_hex();
   out.md5_hex = impl_->digests.md5_hex();
-  out.sha256_base64 = Base64(impl_->digests.sha256().data(), impl_->digests.sha256().size());
+  out.sha256_base64 = Base64Encode(impl_->digests.sha256().data(), impl_->digests.sha256().size());
   if (impl_->digests.has_md5()) {
-    out.md5_base64 = Base64(impl_->digests.md5().data(), impl_->digests.md5().size());
+    out.md5_base64 = Base64Encode(impl_->digests.md5().data(), impl_->digests.md5().size());
   }
   if (impl_->extractor) {
     if (!impl_->extract_status.ok()) {

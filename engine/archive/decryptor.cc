@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "engine/archive/decryptor_internal.h"
-#include "engine/archive/subprocess.h"
+#include "engine/base/subprocess.h"
 
 namespace grin::archive {
 

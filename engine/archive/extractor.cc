@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "engine/archive/bounded_pipe.h"
-#include "engine/archive/digest.h"
+#include "engine/base/digest.h"
 #include "engine/archive/gzip_inflater.h"
 #include "engine/archive/ocr.h"
 #include "engine/base/fn_deleter.h"
@@ -62,7 +62,7 @@ bool IsAlnum(const std::string& s) {
   return true;
 }
 
-// `<DIR>_<BARCODE>.xml` (grin-protocol.md §10). A barcode that already carries its DIR_ prefix
+// `<DIR>_<BARCODE>.xml` (docs/grin-protocol.md, Archive contents). A barcode that already carries its DIR_ prefix
 // matches `<BARCODE>.xml` too.
 bool IsMetsName(const std::string& base, const std::string& barcode) {
   if (base.size() < 5 || base.compare(base.size() - 4, 4, ".xml") != 0) return false;
@@ -318,7 +318,7 @@ struct ArchiveExtractor::State {
 
       if (page) GRIN_RETURN_IF_ERROR(pages.BeginPage(*page));
       std::string kept;  // checksum.md5 and METS (pages stream into the JSONL writer)
-      Md5Stream md5;
+      Hasher md5(Hasher::Kind::kMd5);
       uint64_t got = 0;
       while (true) {
         const void* block = nullptr;

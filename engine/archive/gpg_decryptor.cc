@@ -17,7 +17,7 @@
 #include <sstream>
 
 #include "engine/archive/decryptor_internal.h"
-#include "engine/archive/subprocess.h"
+#include "engine/base/subprocess.h"
 
 namespace grin::archive::internal {
 namespace {

@@ -5,10 +5,12 @@
 #include <libxml/xmlerror.h>
 
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <mutex>
 
 #include "engine/base/fn_deleter.h"
+#include "engine/books_columns.h"
 
 namespace grin::archive {
 namespace {
@@ -176,23 +178,18 @@ void InitLibxml() {
 }  // namespace
 
 std::vector<std::pair<std::string, std::optional<std::string>>> MarcRecord::Columns() const {
-  return {{"marc_control_number", control_number},
-          {"marc_date_type", date_type},
-          {"marc_date_1", date_1},
-          {"marc_date_2", date_2},
-          {"marc_language", language},
-          {"marc_lccn", lccn},
-          {"marc_lc_call_number", lc_call_number},
-          {"marc_isbn", isbn},
-          {"marc_oclc_numbers", oclc_numbers},
-          {"marc_title", title},
-          {"marc_title_remainder", title_remainder},
-          {"marc_author_personal", author_personal},
-          {"marc_author_corporate", author_corporate},
-          {"marc_author_meeting", author_meeting},
-          {"marc_subjects", subjects},
-          {"marc_genres", genres},
-          {"marc_general_note", general_note}};
+  // The fields in the order of their columns in engine/books_columns.h.
+  const std::optional<std::string>* const fields[] = {
+      &control_number, &date_type,       &date_1,          &date_2,           &language,
+      &lccn,           &lc_call_number,  &isbn,            &oclc_numbers,     &title,
+      &title_remainder, &author_personal, &author_corporate, &author_meeting, &subjects,
+      &genres,         &general_note};
+  const std::vector<std::string_view>& names = MarcFieldColumns();
+  std::vector<std::pair<std::string, std::optional<std::string>>> out;
+  for (size_t i = 0; i < names.size() && i < std::size(fields); ++i) {
+    out.emplace_back(std::string(names[i]), *fields[i]);
+  }
+  return out;
 }
 
 Result<MetsDocument> ParseMets(std::string_view xml) {

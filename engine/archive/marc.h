@@ -1,6 +1,6 @@
 #pragma once
 // METS/MARC: checks that an XML member really is a METS document and extracts the MARC fields
-// the reference tool stores in its `marc_*` columns (reference-tool.md §5.3), with two
+// the reference tool stores in its `marc_*` columns (docs/compatibility.md, MARC columns), with two
 // deliberate differences: dates are kept as the data dictionary says ("four-digit year, 9999, or
 // empty" — no "999" filter), and 008 positions are read from the unstripped field.
 //

@@ -26,6 +26,7 @@
 #include "engine/archive/decryptor_internal.h"
 #include "engine/archive/openpgp_crypto.h"
 #include "engine/archive/openpgp_packets.h"
+#include "engine/base/digest.h"
 
 namespace grin::archive::internal {
 namespace {
@@ -416,10 +417,9 @@ class NativeDecryptor final : public Decryptor,
       return Status::DataLoss("integrity check failed: no MDC packet at the end of the "
                               "encrypted data (corrupt or truncated message)");
     }
-    uint8_t digest[20];
     sha1_.Update(mdc, 2);
-    sha1_.Final(digest);
-    if (CRYPTO_memcmp(digest, mdc + 2, 20) != 0) {
+    const std::string digest = sha1_.Final();  // 20 bytes
+    if (CRYPTO_memcmp(digest.data(), mdc + 2, 20) != 0) {
       return Status::DataLoss("integrity check (MDC) failed: corrupt or tampered message");
     }
     if (outline) outline->mdc_verified = true;
@@ -604,7 +604,7 @@ class NativeDecryptor final : public Decryptor,
   size_t head_len_ = 0;
   bool keyed_ = false;
   CfbDecrypter cfb_;
-  Sha1Stream sha1_;
+  Hasher sha1_{Hasher::Kind::kSha1};  // the MDC
   std::vector<uint8_t> buf_ = std::vector<uint8_t>(kTailRoom + kChunk);
   size_t tail_ = 0;  // held-back bytes, stored right before buf_ + kTailRoom
   size_t fill_ = 0;  // decrypted bytes at buf_ + kTailRoom not yet released

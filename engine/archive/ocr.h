@@ -1,7 +1,7 @@
 #pragma once
 // OCR text to JSONL: one JSON string per page, line N is page N, gaps filled with "", invalid
 // UTF-8 replaced by U+FFFD, gzip-compressed at level 1 — the reference tool's
-// `<BARCODE>_ocr.jsonl.gz` (reference-tool.md §5.3), byte for byte what Python's
+// `<BARCODE>_ocr.jsonl.gz` (docs/compatibility.md, OCR text), byte for byte what Python's
 // json.dumps(text, ensure_ascii=False) per line would give.
 //
 // OcrJsonlWriter builds the same file with bounded memory, streaming each page through as the

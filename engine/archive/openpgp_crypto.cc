@@ -287,20 +287,4 @@ void CfbDecrypter::Decrypt(const uint8_t* in, uint8_t* out, size_t n) {
   }
 }
 
-struct Sha1Stream::Impl {
-  EvpMdCtx ctx{EVP_MD_CTX_new()};
-};
-
-Sha1Stream::Sha1Stream() : impl_(std::make_unique<Impl>()) {
-  EVP_DigestInit_ex(impl_->ctx.get(), EVP_sha1(), nullptr);
-}
-Sha1Stream::~Sha1Stream() = default;
-void Sha1Stream::Update(const uint8_t* data, size_t n) {
-  EVP_DigestUpdate(impl_->ctx.get(), data, n);
-}
-void Sha1Stream::Final(uint8_t out[20]) {
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(impl_->ctx.get(), out, &len);
-}
-
 }  // namespace grin::archive::internal

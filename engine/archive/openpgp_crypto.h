@@ -67,19 +67,4 @@ class CfbDecrypter {
   uint8_t cur_[16] = {};  // ciphertext of the current block so far
 };
 
-// SHA-1 of a stream (the MDC). OpenSSL's SHA-NI code path.
-class Sha1Stream {
- public:
-  Sha1Stream();
-  ~Sha1Stream();
-  Sha1Stream(const Sha1Stream&) = delete;
-  Sha1Stream& operator=(const Sha1Stream&) = delete;
-  void Update(const uint8_t* data, size_t n);
-  void Final(uint8_t out[20]);
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
-
 }  // namespace grin::archive::internal

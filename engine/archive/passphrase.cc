@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "engine/archive/subprocess.h"
+#include "engine/base/subprocess.h"
 #include "engine/base/private_file.h"
 
 namespace grin::archive {

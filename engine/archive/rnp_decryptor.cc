@@ -4,7 +4,7 @@
 //
 // librnp accepts messages without integrity protection (and even plain literal data) as a
 // success, so the verdict also requires rnp_op_verify_get_protection_info() to report an MDC or
-// AEAD mode that validated (transfer-notes.md §6.2).
+// AEAD mode that validated.
 
 #include <rnp/rnp.h>
 #include <rnp/rnp_err.h>

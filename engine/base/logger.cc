@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "engine/base/errno_status.h"
+
 namespace grin {
 namespace {
 
@@ -205,12 +207,9 @@ Result<std::unique_ptr<FileLogger>> FileLogger::Open(const std::string& path, Op
     fd = ::open(path.c_str(), flags, 0600);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
-    int e = errno;
-    std::string msg = "log file " + path + ": " + std::strerror(e);
-    if (e == EEXIST) return Status::AlreadyExists(msg);
-    if (e == ENOSPC || e == EDQUOT) return Status::NoSpace(msg);
-    if (e == EACCES || e == EPERM || e == EROFS) return Status::PermissionDenied(msg);
-    return Status::Unavailable(msg);
+    const int e = errno;
+    if (e == EEXIST) return Status::AlreadyExists("log file " + path + ": " + std::strerror(e));
+    return ErrnoStatus(e, "log file " + path, StatusCode::kUnavailable);
   }
   if (options.clock == nullptr) options.clock = SystemClock::Default();
   return std::unique_ptr<FileLogger>(new FileLogger(path, fd, std::move(options)));

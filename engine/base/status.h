@@ -11,12 +11,12 @@
 
 namespace grin {
 
-// A subset of Abseil's canonical codes (see docs/architecture.md for when each is used).
+// A subset of Abseil's canonical codes (plus kConflict, kBusy, kNoSpace), each noted with its use.
 enum class StatusCode {
   kOk = 0,
-  kNotFound,
-  kInvalidArgument,
-  kAlreadyExists,
+  kNotFound,            // no such file, key, bucket, book, upload; an archive GRIN does not have
+  kInvalidArgument,     // bad input from the caller or a file: a flag, a key, a barcode
+  kAlreadyExists,       // the thing to create is there already (O_EXCL: a log file name taken)
   kConflict,            // lease lost, stale fencing token, unique-key clash
   kBusy,                // SQLITE_BUSY / LOCKED, lock held by another process
   kUnavailable,         // timeouts, connection errors, 5xx, 429: retryable
@@ -26,8 +26,8 @@ enum class StatusCode {
   kNoSpace,             // ENOSPC / EDQUOT / SQLITE_FULL: a disk or quota is full. Never the
                         // book's fault: a sync stops (drains) instead of failing books
   kFailedPrecondition,  // e.g. a DB from a newer schema version
-  kCancelled,
-  kInternal,
+  kCancelled,           // the caller asked to stop (Ctrl-C, a drained run)
+  kInternal,            // anything else: a bug or an unexpected system error
 };
 
 std::string_view StatusCodeName(StatusCode code);

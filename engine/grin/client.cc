@@ -10,6 +10,8 @@
 #include <random>
 #include <thread>
 
+#include "engine/base/encoding.h"
+
 namespace grin::grin_client {
 namespace {
 
@@ -60,21 +62,6 @@ std::string UnquoteETag(std::string_view etag) {
     etag = etag.substr(1, etag.size() - 2);
   }
   return std::string(etag);
-}
-
-std::string UrlEncode(std::string_view s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
 }
 
 GrinClient::GrinClient(net::Transport* transport, TokenSource* tokens, ClientOptions options)
@@ -473,7 +460,7 @@ std::vector<std::vector<std::string>> GrinClient::SplitForSearch(
   std::vector<std::vector<std::string>> out;
   size_t len = prefix;
   for (const auto& bc : barcodes) {
-    const size_t add = UrlEncode(bc).size() + 1;
+    const size_t add = PercentEncode(bc).size() + 1;
     if (out.empty() || (len + add > options_.max_url_length && !out.back().empty())) {
       out.emplace_back();
       len = prefix;
@@ -488,7 +475,7 @@ Result<EnrichmentResult> GrinClient::BarcodeSearch(const std::vector<std::string
   std::string url = DirectoryUrl() + "_barcode_search?execute_query=true&format=text&mode=full&barcodes=";
   for (size_t i = 0; i < barcodes.size(); ++i) {
     if (i) url += '+';
-    url += UrlEncode(barcodes[i]);
+    url += PercentEncode(barcodes[i]);
   }
   if (url.size() > options_.max_url_length && barcodes.size() > 1) {
     return Status::InvalidArgument("_barcode_search URL too long; split with SplitForSearch");
@@ -532,7 +519,7 @@ std::vector<std::vector<std::string>> GrinClient::SplitForProcess(
   std::vector<std::vector<std::string>> out;
   size_t len = prefix;
   for (const auto& bc : barcodes) {
-    const size_t add = UrlEncode(bc).size() + 3;  // "%2C" worst case
+    const size_t add = PercentEncode(bc).size() + 3;  // "%2C" worst case
     if (out.empty() || out.back().size() >= max_batch ||
         (len + add > options_.max_url_length && !out.back().empty())) {
       out.emplace_back();
@@ -548,7 +535,7 @@ Result<ProcessResult> GrinClient::Process(const std::vector<std::string>& barcod
   std::string url = DirectoryUrl() + "_process?barcodes=";
   for (size_t i = 0; i < barcodes.size(); ++i) {
     if (i) url += ',';
-    url += UrlEncode(barcodes[i]);
+    url += PercentEncode(barcodes[i]);
   }
   if (url.size() > options_.max_url_length) {
     return Status::InvalidArgument("_process URL too long; split with SplitForProcess");
@@ -637,7 +624,7 @@ Result<std::map<std::string, FailedBook>> GrinClient::LoadKnownFailures(int page
 Result<ArchiveHead> GrinClient::HeadArchive(const std::string& barcode) {
   net::Request req;
   req.method = net::Method::kHead;
-  req.url = DirectoryUrl() + UrlEncode(barcode) + ".tar.gz.gpg";
+  req.url = DirectoryUrl() + PercentEncode(barcode) + ".tar.gz.gpg";
   req.sink = net::ResponseSink::Discard();
   req.label = "grin.head";
   GRIN_ASSIGN_OR_RETURN(net::Response r, Send(std::move(req)));
@@ -653,7 +640,7 @@ Result<ArchiveHead> GrinClient::HeadArchive(const std::string& barcode) {
 
 net::Request GrinClient::ArchiveRequest(const std::string& barcode, net::ResponseSink sink) const {
   net::Request req;
-  req.url = DirectoryUrl() + UrlEncode(barcode) + ".tar.gz.gpg";
+  req.url = DirectoryUrl() + PercentEncode(barcode) + ".tar.gz.gpg";
   req.sink = std::move(sink);
   req.label = "grin.archive";
   AttachAuth(&req);

@@ -1,5 +1,5 @@
 #pragma once
-// GrinClient: GRIN's endpoints over the shared Transport (grin-protocol.md §3-§8).
+// GrinClient: GRIN's endpoints over the shared Transport (docs/grin-protocol.md).
 //
 // Every request carries "Authorization: Bearer <token>", set by a PrepareFn from
 // TokenSource::CachedToken() just before each attempt. Redirects are handled here, never by the
@@ -50,7 +50,7 @@ struct ClientOptions {
   // for the reader before the transfer is paused.
   int64_t text_list_buffer_bytes = 4LL << 20;
   Logger* logger = nullptr;
-  // Patience with GRIN's rate limiting (grin-protocol.md §9): list pages and text lists, the
+  // Patience with GRIN's rate limiting (docs/grin-protocol.md, Rate and patience): list pages and text lists, the
   // directory probe, _barcode_search and _process are retried on 429 / 503 (honouring
   // Retry-After up to max_retry_after_ms) and on 5xx / connection errors with full-jitter backoff
   // over minutes. Archive HEAD/GET keep the transport's own policy. Tests shorten it.
@@ -181,7 +181,8 @@ class GrinClient {
   // Classifies an archive GET response: OK with the head fields for 200/206 (kDataLoss if the
   // ETag is missing); kNotFound for 404; kPermissionDenied for 401/403/ServiceLogin;
   // kUnavailable for 429/5xx (retry later); a 3xx is returned as kUnavailable with the Location
-  // in the message (the pipeline re-issues ArchiveRequestFor(location)).
+  // in the message. Nothing follows it: the pipeline handles it like any other kUnavailable (the
+  // book is tried again later, from ArchiveRequest()).
   Result<ArchiveHead> CheckArchiveResponse(const net::Response& response) const;
 
   // Sends one request with auth, redirect and refresh handling (memory sink). Returns the final
@@ -207,7 +208,5 @@ class GrinClient {
 
 // ETag without quotes or W/ prefix.
 std::string UnquoteETag(std::string_view etag);
-// Percent-encoding for a query value (space as %20).
-std::string UrlEncode(std::string_view s);
 
 }  // namespace grin::grin_client

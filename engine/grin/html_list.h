@@ -1,6 +1,6 @@
 #pragma once
 // Streaming parser for GRIN's HTML list pages (_all_books, _converted, _in_process, _failed,
-// _available), grin-protocol.md §4. Built on libxml2's HTML push parser with SAX callbacks, so a
+// _available), docs/grin-protocol.md, List pages. Built on libxml2's HTML push parser with SAX callbacks, so a
 // page is parsed as its bytes arrive and never held whole: feed it the body in chunks.
 //
 // What it understands:

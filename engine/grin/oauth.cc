@@ -10,37 +10,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "engine/base/encoding.h"
 #include "engine/base/private_file.h"
 
 namespace grin::grin_client {
 namespace {
 
 using nlohmann::json;
-
-std::string Base64UrlDecode(std::string_view in) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-' || c == '+') return 62;
-    if (c == '_' || c == '/') return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v = val(c);
-    if (v < 0) break;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
 
 std::string IsoFromMicros(int64_t micros) { return FormatIsoUtc(micros); }
 
@@ -63,22 +39,10 @@ std::string EmailFromIdToken(std::string_view id_token) {
 }
 
 std::string FormEncode(const std::vector<std::pair<std::string, std::string>>& fields) {
-  static const char* kHex = "0123456789ABCDEF";
   std::string out;
   for (const auto& [k, v] : fields) {
     if (!out.empty()) out += '&';
-    for (const std::string* s : {&k, &v}) {
-      for (unsigned char c : *s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-          out += static_cast<char>(c);
-        } else {
-          out += '%';
-          out += kHex[c >> 4];
-          out += kHex[c & 15];
-        }
-      }
-      if (s == &k) out += '=';
-    }
+    out += PercentEncode(k) + '=' + PercentEncode(v);
   }
   return out;
 }

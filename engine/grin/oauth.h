@@ -1,5 +1,5 @@
 #pragma once
-// OAuth2 for GRIN (grin-protocol.md §8.1): stored credentials and a token source that keeps a
+// OAuth2 for GRIN (docs/grin-protocol.md, Authentication): stored credentials and a token source that keeps a
 // valid access token at hand.
 //
 // Credentials file (JSON, mode 0600, written atomically):
@@ -68,7 +68,7 @@ Result<ClientSecret> LoadClientSecret(const std::string& path);
 // account for `auth status`). "" if absent.
 std::string EmailFromIdToken(std::string_view id_token);
 
-// Builds "a=b&c=d" with form encoding.
+// Builds "a=b&c=d", every name and value percent-encoded (engine/base/encoding.h).
 std::string FormEncode(const std::vector<std::pair<std::string, std::string>>& fields);
 
 // Posts a token request (refresh_token or authorization_code grant) and parses the reply into

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "engine/books_columns.h"
 #include "engine/grin/html_list.h"
 
 namespace grin::grin_client {
@@ -303,43 +304,12 @@ Result<BarcodeSearchReply> ParseBarcodeSearchReply(std::string_view body, const 
 
 std::vector<std::pair<std::string, std::string>> MapEnrichmentRow(
     const TsvTable& table, const std::vector<std::string>& cells) {
-  struct M {
-    const char* grin;
-    const char* column;
-    bool date;
-  };
-  static const M kMap[] = {
-      {"Scanned Date", "scanned_date", true},
-      {"Converted Date", "converted_date", true},
-      {"Downloaded Date", "downloaded_date", true},
-      {"Processed Date", "processed_date", true},
-      {"Analyzed Date", "analyzed_date", true},
-      {"OCR'd Date", "ocr_date", true},
-      {"State", "grin_state", false},
-      {"Viewability", "grin_viewability", false},
-      {"Opted-Out (post-scan)", "grin_opted_out", false},
-      {"Conditions", "grin_conditions", false},
-      {"Scannable", "grin_scannable", false},
-      {"Tagging", "grin_tagging", false},
-      {"Audit", "grin_audit", false},
-      {"Claimed", "grin_claimed", false},
-      {"Rubbish", "grin_rubbish", false},
-      {"Material Error%", "grin_material_error_percent", false},
-      {"Overall Error%", "grin_overall_error_percent", false},
-      {"OCR Analysis Score", "grin_ocr_analysis_score", false},
-      {"OCR GTD Score", "grin_ocr_gtd_score", false},
-      {"Digitization Method", "grin_digitization_method", false},
-      {"Check-In Date", "grin_check_in_date", true},
-      {"Source Library Bibkey", "grin_source_library_bibkey", false},
-      {"Allow Download Updated Date", "grin_allow_download_updated_date", true},
-      {"Viewability Updated Date", "grin_viewability_updated_date", true},
-  };
   std::vector<std::pair<std::string, std::string>> out;
-  for (const M& m : kMap) {
-    const int i = table.Index(m.grin);
+  for (const BooksColumn* c : EnrichmentColumns()) {
+    const int i = table.Index(c->grin_label);
     if (i < 0 || static_cast<size_t>(i) >= cells.size()) continue;
-    out.emplace_back(m.column, m.date ? GrinDateToIso(cells[static_cast<size_t>(i)])
-                                      : cells[static_cast<size_t>(i)]);
+    const std::string& cell = cells[static_cast<size_t>(i)];
+    out.emplace_back(std::string(c->name), c->grin_date ? GrinDateToIso(cell) : cell);
   }
   return out;
 }

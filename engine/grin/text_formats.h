@@ -1,5 +1,6 @@
 #pragma once
-// GRIN's plain-text formats (grin-protocol.md §3, §5, §6): one-item-per-line lists, header-mapped
+// GRIN's plain-text formats (docs/grin-protocol.md: List pages, `_barcode_search` TSV,
+// Conversion requests): one-item-per-line lists, header-mapped
 // TSV (_barcode_search mode=full), the _process reply, and the date format.
 //
 // Thread safety: pure functions and single-threaded value types.
@@ -69,7 +70,8 @@ class TsvTable {
   std::vector<std::string> names_;
 };
 
-// What became of one barcode sent to _process (reference-tool.md §7).
+// What became of one barcode sent to _process (docs/compatibility.md, Conversion request
+// outcomes).
 enum class ProcessOutcome { kRequested, kAlreadyInProcess, kAlreadyAvailable, kNotAllowed, kOther };
 std::string_view ProcessOutcomeName(ProcessOutcome o);  // "requested", "in_process", ...
 // GT's classifier, extended: "success" -> requested; "already" + "process"/"being converted" ->
@@ -89,7 +91,7 @@ struct ProcessRow {
 // barcode are skipped. kDataLoss naming `what` if the header lacks Barcode or Status.
 Result<std::vector<ProcessRow>> ParseProcessReply(std::string_view body, const std::string& what);
 
-// A _barcode_search ... mode=full reply (grin-protocol.md §5): a header naming a Barcode column,
+// A _barcode_search ... mode=full reply (docs/grin-protocol.md, `_barcode_search` TSV): a header naming a Barcode column,
 // then one row per book found. A row without a plausible barcode (empty, or not a barcode) is
 // skipped and counted, never fatal: one odd row must not fail a whole batch.
 struct BarcodeSearchReply {
@@ -104,7 +106,7 @@ struct BarcodeSearchReply {
 // kDataLoss naming `what` if the reply is empty or its header has no Barcode column.
 Result<BarcodeSearchReply> ParseBarcodeSearchReply(std::string_view body, const std::string& what);
 
-// _barcode_search columns -> books table columns (reference-tool.md §9.5). Dates are converted to
+// _barcode_search columns -> books table columns (docs/compatibility.md, The books table). Dates are converted to
 // ISO 8601. Returns {db_column, value} for each mapped column present in the header.
 std::vector<std::pair<std::string, std::string>> MapEnrichmentRow(
     const TsvTable& table, const std::vector<std::string>& cells);

@@ -12,7 +12,7 @@ namespace {
 enum class Field { kNone, kTitle, kScanned, kConverted, kDownloaded, kProcessed, kAnalyzed, kOcr,
                    kLink, kState };
 
-// GT's keyword mapping of _all_books labels (grin-protocol.md §4), decided once per page.
+// The reference tool's keyword mapping of _all_books labels (docs/grin-protocol.md, List pages), decided once per page.
 Field FieldOfKey(const std::string& k) {
   if (k.empty() || k == "barcode") return Field::kNone;
   if (k.find("title") != std::string::npos) return Field::kTitle;

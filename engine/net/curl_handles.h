@@ -1,5 +1,5 @@
 #pragma once
-// Owning aliases for libcurl handles (style.md §3.4): a unique_ptr cannot be copied by accident,
+// Owning aliases for libcurl handles: a unique_ptr cannot be copied by accident,
 // so no handle is freed twice. Build with CURL_STRICTER (set on grin_net) so CURL, CURLM and
 // CURLSH are distinct types.
 

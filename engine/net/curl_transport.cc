@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "engine/base/errno_status.h"
 #include "engine/net/curl_transport_internal.h"
 
 namespace grin::net {
@@ -269,7 +270,7 @@ Status CurlTransport::Impl::SetupEasy(Transfer* t) {
       t->in_end = body_len;
       break;
     case BodySource::Kind::kFile: {
-      t->in_fd = Fd(::open(r.body.path.c_str(), O_RDONLY | O_CLOEXEC));
+      t->in_fd = UniqueFd(::open(r.body.path.c_str(), O_RDONLY | O_CLOEXEC));
       if (t->in_fd.get() < 0)
         return Status::NotFound("cannot open request body file " + r.body.path);
       int64_t size = ::lseek(t->in_fd.get(), 0, SEEK_END);
@@ -292,12 +293,11 @@ Status CurlTransport::Impl::SetupEasy(Transfer* t) {
   // Sink.
   t->out_pos = r.sink.offset;
   if (r.sink.kind == ResponseSink::Kind::kFile) {
-    t->out_fd = Fd(::open(r.sink.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    t->out_fd = UniqueFd(::open(r.sink.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
     if (t->out_fd.get() < 0) {
       const int e = errno;
       std::string m = "cannot open response file " + r.sink.path + ": " + std::strerror(e);
-      return e == ENOSPC || e == EDQUOT ? Status::NoSpace(std::move(m))
-                                        : Status::NotFound(std::move(m));
+      return IsNoSpaceErrno(e) ? Status::NoSpace(std::move(m)) : Status::NotFound(std::move(m));
     }
     if (::ftruncate(t->out_fd.get(), r.sink.offset) != 0) {
       return Status::Internal("cannot truncate response file " + r.sink.path);
@@ -475,8 +475,8 @@ size_t CurlTransport::Impl::OnWrite(char* data, size_t size, size_t n, void* use
           const int e = errno;
           std::string m = "cannot write response file " + s.path + ": " + std::strerror(e);
           // A full disk is not a transfer error (a retry cannot help): say so.
-          t->local_error = e == ENOSPC || e == EDQUOT ? Status::NoSpace(std::move(m))
-                                                      : Status::Internal(std::move(m));
+          t->local_error =
+              IsNoSpaceErrno(e) ? Status::NoSpace(std::move(m)) : Status::Internal(std::move(m));
           return 0;
         }
         off += static_cast<size_t>(w);

@@ -1,7 +1,7 @@
 #pragma once
 // CurlTransport: the Transport on one libcurl multi handle driven by one event-loop thread.
 //
-// Design (transfer-notes.md §2):
+// Design:
 //   - One CURLM owned by one thread; Submit() queues under a mutex and calls curl_multi_wakeup,
 //     the one multi call that is safe from any thread. The loop waits in curl_multi_poll.
 //   - Easy handles are pooled (curl_easy_reset keeps their caches) and tied to their transfer with

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/base/unique_fd.h"
 #include "engine/net/curl_handles.h"
 #include "engine/net/curl_transport.h"
 #include "engine/net/rate_limiter.h"
@@ -31,33 +32,8 @@ inline int64_t SteadyMicros() {
       .count();
 }
 
-// A file descriptor that closes itself.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      Reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 }  // namespace internal
 
-using internal::Fd;
 using internal::SteadyMicros;
 
 struct Transfer;
@@ -116,10 +92,10 @@ struct Transfer {
   char errbuf[CURL_ERROR_SIZE] = {0};
   Response resp;
   // Body source state.
-  Fd in_fd;
+  UniqueFd in_fd;
   int64_t in_pos = 0, in_end = 0;
   // Sink state.
-  Fd out_fd;
+  UniqueFd out_fd;
   int64_t out_pos = 0;
   int64_t delivered = 0;  // body bytes handed to the sink this attempt
   bool sink_used_unrewindable = false;

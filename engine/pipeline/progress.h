@@ -1,5 +1,6 @@
 #pragma once
-// Progress reporting for sync, in the reference tool's exact format (reference-tool.md §11.1):
+// Progress reporting for sync, in the reference tool's exact format (docs/compatibility.md,
+// Progress line):
 //   {done:,}/{total:,} ({pct:.1f}%) - {rate:.1f} books/sec - elapsed: {dur}{ (ETA: {dur})}
 //   [downloads: {a}/{b}, processing: {n}, waiting to download: {n}, waiting to be processed: {n}]
 // The rate is a sliding window over the last 20 progress points smoothed by an EMA (alpha 0.1);

@@ -16,7 +16,7 @@ namespace {
 
 // Feeds a storage download into a BookProcessor, remembering the processor's own verdict so a
 // bad archive is told apart from a failed download.
-class ProcessorSink final : public grin::ByteSink {
+class ProcessorSink final : public grin::ObjectSink {
  public:
   explicit ProcessorSink(archive::BookProcessor* book) : book_(book) {}
   Status Write(std::string_view data) override {

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/base/errno_status.h"
 #include "engine/pipeline/sync_impl.h"
 
 namespace grin::pipeline {
@@ -28,7 +29,7 @@ int64_t FileSize(const std::string& path) {
 Status StagingWriteError(const std::string& what) {
   const int e = errno;
   std::string m = "cannot " + what + " in staging: " + std::strerror(e);
-  return e == ENOSPC || e == EDQUOT ? Status::NoSpace(m) : Status::ResourceExhausted(m);
+  return IsNoSpaceErrno(e) ? Status::NoSpace(m) : Status::ResourceExhausted(m);
 }
 
 // Writes the decrypted archive to a staging file.

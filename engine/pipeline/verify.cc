@@ -64,7 +64,7 @@ struct Expect {
 };
 
 // SHA-256 of a download, restartable (the store may retry a cut-off body).
-class HashSink final : public ByteSink {
+class HashSink final : public ObjectSink {
  public:
   HashSink() : d_(std::make_unique<archive::StreamDigests>(false)) {}
   Status Write(std::string_view data) override {

@@ -9,24 +9,9 @@ function(grin_module target)
   foreach(x IN LISTS ARG_EXCLUDE_SOURCES)
     list(REMOVE_ITEM srcs ${CMAKE_CURRENT_SOURCE_DIR}/${x})
   endforeach()
-  if(NOT srcs AND NOT ARG_EXTRA_SOURCES)
-    # A module whose sources are still being written: keep the build configurable.
-    set(empty ${PROJECT_BINARY_DIR}/grin_empty_module.cc)
-    if(NOT EXISTS ${empty})
-      file(WRITE ${empty} "// intentionally empty\n")
-    endif()
-    set(srcs ${empty})
-  endif()
   add_library(${target} STATIC ${srcs} ${ARG_EXTRA_SOURCES})
   # The installed package (cmake/Install.cmake) exports these targets: the source tree is only
   # the build's include root.
   target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>)
   target_link_libraries(${target} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS} grin_warnings)
 endfunction()
-
-# grin_add_subdirectory_if_present(<dir>): lets modules appear without editing the parent.
-macro(grin_add_subdirectory_if_present dir)
-  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/CMakeLists.txt)
-    add_subdirectory(${dir})
-  endif()
-endmacro()

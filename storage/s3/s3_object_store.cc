@@ -8,7 +8,8 @@
 #include <mutex>
 #include <thread>
 
-#include "storage/s3/digest.h"
+#include "engine/base/digest.h"
+#include "engine/base/encoding.h"
 #include "storage/s3/s3_xml.h"
 
 namespace grin::s3 {
@@ -68,7 +69,7 @@ struct S3ObjectStore::Call {
   std::string payload_hash = std::string(kEmptySha256);
   net::BodySource body;
   // Where a 2xx body goes: null = memory (XML replies); else streamed to this sink.
-  ByteSink* sink = nullptr;
+  ObjectSink* sink = nullptr;
   std::string what;         // "PUT bucket/key", for messages
 };
 
@@ -205,7 +206,7 @@ Result<net::Response> S3ObjectStore::Execute(const Call& call) {
     auto sink_error = std::make_shared<Status>();
     auto written = std::make_shared<bool>(false);
     if (call.sink != nullptr) {
-      ByteSink* sink = call.sink;
+      ObjectSink* sink = call.sink;
       req.sink = net::ResponseSink::Callback(
           [sink_error, written, sink](const char* d, size_t n) {
             *written = true;
@@ -492,7 +493,7 @@ Result<ObjectInfo> S3ObjectStore::Head(const std::string& bucket, const std::str
 }
 
 Result<ObjectInfo> S3ObjectStore::Get(const std::string& bucket, const std::string& key,
-                                      ByteSink& sink, std::optional<ByteRange> range) {
+                                      ObjectSink& sink, std::optional<ByteRange> range) {
   GRIN_RETURN_IF_ERROR(ValidateObjectKey(key));
   Call c;
   c.method = net::Method::kGet;

@@ -6,7 +6,7 @@
 // The only state is a small cache of derived signing keys per (date, region, service, secret),
 // so a request costs one SHA-256 of the canonical request and one HMAC.
 //
-// S3 rules (transfer-notes §3.1): the path is percent-encoded once (every byte except
+// S3 rules (AWS's SigV4 for S3, which differ from the generic SigV4 test suite): the path is percent-encoded once (every byte except
 // A-Z a-z 0-9 - _ . ~ and '/'), never normalised ("a//b" and "./" stay); query names and values
 // are encoded and sorted by name, then value; header names lower-cased, values trimmed with inner
 // whitespace runs collapsed, repeated headers joined by ','; x-amz-content-sha256 is always sent
@@ -20,6 +20,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "engine/base/encoding.h"
 
 namespace grin::s3 {
 
@@ -58,9 +60,10 @@ enum class SigningFlavor {
   kGeneric,  // the published suite: paths normalised, no x-amz-content-sha256
 };
 
-// Percent-encodes per AWS: unreserved bytes kept, '/' kept if keep_slash, others %XX (upper).
-std::string UriEncode(std::string_view s, bool keep_slash);
-inline std::string EncodePath(std::string_view decoded_path) { return UriEncode(decoded_path, true); }
+// A decoded path percent-encoded per AWS (engine/base/encoding.h's PercentEncode, '/' kept).
+inline std::string EncodePath(std::string_view decoded_path) {
+  return PercentEncode(decoded_path, /*keep_slash=*/true);
+}
 // "a=1&b=" from decoded pairs: encoded, sorted by name then value.
 std::string CanonicalQuery(const HeaderList& query);
 // Removes "." and ".." segments and repeated slashes (generic services only, never S3).

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "engine/archive/book.h"
-#include "engine/archive/digest.h"
+#include "engine/base/digest.h"
 #include "engine/archive/gzip_inflater.h"
 #include "engine/archive/ocr.h"
 #include "tests/archive/fixtures.h"
@@ -80,7 +80,7 @@ TEST_CASE("extract: a real-looking encrypted book, every backend, one pass") {
     CHECK(archive.data() == plain);
     CHECK(r->archive_bytes == plain.size());
     CHECK(r->sha256_hex == testing::Sha256Hex(plain));
-    Md5Stream md5;
+    Hasher md5(Hasher::Kind::kMd5);
     md5.Update(reinterpret_cast<const uint8_t*>(plain.data()), plain.size());
     CHECK(r->md5_hex == md5.FinalHex());
     CHECK(r->sha256_base64.size() == 44);

@@ -19,8 +19,9 @@
 #include <mutex>
 #include <sstream>
 
-#include "engine/archive/digest.h"
-#include "engine/archive/subprocess.h"
+#include "engine/base/digest.h"
+#include "engine/base/encoding.h"
+#include "engine/base/subprocess.h"
 #include "engine/base/fn_deleter.h"
 
 namespace grin::archive::testing {
@@ -36,7 +37,7 @@ la_ssize_t WriteCb(struct archive*, void* ctx, const void* buf, size_t n) {
 }
 
 std::string Md5Hex(const std::string& data) {
-  Md5Stream m;
+  Hasher m(Hasher::Kind::kMd5);
   m.Update(reinterpret_cast<const uint8_t*>(data.data()), data.size());
   return m.FinalHex();
 }
@@ -354,7 +355,7 @@ int64_t VmHwmKiB() { return StatusField("VmHWM:"); }
 std::string Sha256Hex(const std::string& data) {
   uint8_t md[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const uint8_t*>(data.data()), data.size(), md);
-  return ToHex(md, sizeof md);
+  return HexEncode(md, sizeof md);
 }
 
 }  // namespace grin::archive::testing

@@ -13,7 +13,7 @@
 
 #include "engine/archive/book.h"
 #include "engine/archive/digest.h"
-#include "engine/archive/subprocess.h"
+#include "engine/base/subprocess.h"
 #include "engine/base/fn_deleter.h"
 #include "tests/archive/fixtures.h"
 
@@ -67,7 +67,7 @@ Status GenerateBook(uint32_t pages, ByteSink* out) {
     if (n && archive_write_data(a.get(), data, n) != static_cast<la_ssize_t>(n)) {
       return Status::Internal("data");
     }
-    Md5Stream md5;
+    Hasher md5(Hasher::Kind::kMd5);
     md5.Update(data, n);
     sums += md5.FinalHex() + "  " + name + "\n";
     return Status();

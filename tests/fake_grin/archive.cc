@@ -1,8 +1,6 @@
 #include "tests/fake_grin/archive.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,7 +13,9 @@
 #include <sstream>
 #include <vector>
 
-extern char** environ;
+#include "engine/base/digest.h"
+#include "engine/base/encoding.h"
+#include "engine/base/subprocess.h"
 
 namespace grin::fake {
 namespace {
@@ -57,18 +57,7 @@ std::string XmlEscape(std::string_view in) {
   return out;
 }
 
-std::string Md5Hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
-}
+std::string Md5Hex(const std::string& data) { return HexEncode(Md5(data)); }
 
 void TarAppend(std::string* tar, const std::string& name, const std::string& data) {
   char h[512];
@@ -182,20 +171,10 @@ Status GpgEncrypt(const ArchiveParams& params, const std::string& homedir,
                   const std::string& passphrase, const std::string& plaintext,
                   const std::string& out_path) {
   const std::string in_path = out_path + ".plain";
-  const std::string err_path = out_path + ".err";
   {
     std::ofstream f(in_path, std::ios::binary | std::ios::trunc);
     f << plaintext;
     if (!f) return Status::Internal("cannot write " + in_path);
-  }
-  int pfd[2];
-  if (pipe2(pfd, O_CLOEXEC) != 0) return Status::Internal("pipe failed");
-  // The passphrase is tiny, far below the pipe buffer, so writing before the spawn cannot block.
-  ssize_t w = write(pfd[1], passphrase.data(), passphrase.size());
-  close(pfd[1]);
-  if (w != static_cast<ssize_t>(passphrase.size())) {
-    close(pfd[0]);
-    return Status::Internal("cannot hand the passphrase to gpg");
   }
   std::vector<std::string> args = {params.gpg_program,
                                    "--homedir", homedir,
@@ -210,32 +189,15 @@ Status GpgEncrypt(const ArchiveParams& params, const std::string& homedir,
                                    "--s2k-digest-algo", params.s2k_digest,
                                    "--s2k-count", std::to_string(params.s2k_count),
                                    "--output", out_path, in_path};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&fa, pfd[0], 3);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(pfd[0]);
+  // The passphrase goes to gpg on descriptor 3 (--passphrase-fd 3), never on its command line.
+  auto run = RunAndCapture(args, InheritedEnv({}), passphrase, /*input_fd=*/3);
   std::error_code ec;
-  if (rc != 0) {
-    std::filesystem::remove(in_path, ec);
-    return Status::Internal("cannot start " + params.gpg_program + ": " + std::strerror(rc));
-  }
-  int wstatus = 0;
-  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
   std::filesystem::remove(in_path, ec);
-  std::ifstream ef(err_path);
-  std::string err((std::istreambuf_iterator<char>(ef)), std::istreambuf_iterator<char>());
-  std::filesystem::remove(err_path, ec);
-  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+  if (!run.ok()) {
+    return Status::Internal("cannot start " + params.gpg_program + ": " + run.status().message());
+  }
+  if (!run->exited_zero()) {
+    std::string err = run->err;
     while (!err.empty() && (err.back() == '\n' || err.back() == '\r')) err.pop_back();
     return Status::Internal("gpg --symmetric failed: " + err);
   }

@@ -1,5 +1,5 @@
 #pragma once
-// Archives of the fake GRIN server (grin-protocol.md §10, §12.3).
+// Archives of the fake GRIN server (docs/grin-protocol.md: Archive contents; The fake GRIN server).
 //
 // BuildTarGz() makes the plaintext: a flat tar.gz with checksum.md5, <DIR>_<BARCODE>.xml (METS
 // with a MARC21-slim record holding 001, 008, 245), then per page NNNNNNNN.jp2 (a JP2 signature

@@ -1,4 +1,4 @@
-// FakeGrinServer: HEAD/GET <BARCODE>.tar.gz.gpg and /_blob/ (grin-protocol.md §7, §12.4 items 8-9).
+// FakeGrinServer: HEAD/GET <BARCODE>.tar.gz.gpg and /_blob/ (docs/grin-protocol.md, Archives).
 #include <chrono>
 #include <cstring>
 #include <thread>

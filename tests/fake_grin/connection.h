@@ -1,6 +1,6 @@
 #pragma once
 // Per-connection facts and abortive closes for the fake GRIN server's transport faults
-// (grin-protocol.md §12.5 "connection reset on keep-alive reuse", "truncated ... with RST").
+// (faults.h: "reset" on keep-alive reuse, "truncate" with close_mode rst).
 //
 // ConnectionTracker numbers the requests of each connection (1 = the first). Over TLS the count
 // lives in the connection's SSL object (ex_data), so it is exact; over plain HTTP it is keyed by

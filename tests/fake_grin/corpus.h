@@ -1,5 +1,5 @@
 #pragma once
-// Corpus: the fake GRIN server's books for one library directory (grin-protocol.md §12.2).
+// Corpus: the fake GRIN server's books for one library directory (docs/grin-protocol.md, The fake GRIN server: Corpus).
 //
 // Static fields of book i (barcode, title, dates, GRIN enrichment fields) are pure functions of
 // (seed, directory, i), so a 1M-book corpus costs ~16 bytes of mutable state per book rather

@@ -1,5 +1,5 @@
 #pragma once
-// FakeGrinServer: a local stand-in for Google's GRIN service (grin-protocol.md §12), for tests,
+// FakeGrinServer: a local stand-in for Google's GRIN service (docs/grin-protocol.md, The fake GRIN server), for tests,
 // the demo and benchmarks. A real HTTP(S) server on loopback (cpp-httplib), with:
 //   - GRIN endpoints under /libraries/<DIR>/: the probe, _all_books, _converted, _in_process,
 //     _failed, _available (text and paged HTML), _barcode_search, _monthly_report, _process
@@ -85,7 +85,7 @@ struct FakeGrinOptions {
   bool converted_dir_prefix = false;        // _converted text lines as <DIR>_<BC>.tar.gz.gpg
   bool in_process_filename_form = false;    // _in_process text lines as <BC>.tar.gz.gpg
   int max_batch = 1000;                     // _process: 400 above it
-  // Shapes of the live site's pages (grin-protocol.md §4), all off by default:
+  // Shapes of the live site's pages (docs/grin-protocol.md, List pages), all off by default:
   bool barcode_cell_links = false;    // HTML lists: Barcode / Filename and Title cells are <a>
                                       // links whose hrefs are not the values
   bool select_all_row = false;        // HTML lists: a select-all row before the data rows and a
@@ -113,7 +113,7 @@ struct FakeGrinOptions {
   int64_t date_offset_s = 0;
 };
 
-// Per-endpoint and per-barcode counters (grin-protocol.md §12.6).
+// Per-endpoint and per-barcode counters (docs/grin-protocol.md, The fake GRIN server: Counters).
 struct EndpointStats {
   int64_t requests = 0;
   std::map<int, int64_t> by_status;

@@ -2,7 +2,6 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <httplib.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -13,10 +12,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "engine/base/subprocess.h"
 #include "tests/fake_grin/fake_grin.h"
 #include "tests/support/temp_dir.h"
 
-extern char** environ;
 
 namespace grin::fake {
 namespace {
@@ -68,27 +67,12 @@ std::vector<std::string> DecryptAndList(const std::string& archive, const std::s
   testing::WriteFile(tmp.path() / "a.gpg", archive);
   std::filesystem::create_directory(tmp.path() / "h");
   std::filesystem::permissions(tmp.path() / "h", std::filesystem::perms::owner_all);
-  int pfd[2];
-  REQUIRE(pipe(pfd) == 0);
-  REQUIRE(write(pfd[1], pass.data(), pass.size()) == static_cast<ssize_t>(pass.size()));
-  close(pfd[1]);
   std::vector<std::string> args = {"gpg", "--homedir", tmp.file("h"), "--batch", "--quiet",
                                    "--pinentry-mode", "loopback", "--passphrase-fd", "3",
                                    "--output", tmp.file("a.tgz"), "--decrypt", tmp.file("a.gpg")};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, pfd[0], 3);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid;
-  REQUIRE(posix_spawnp(&pid, "gpg", &fa, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&fa);
-  close(pfd[0]);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return {};
+  auto run = RunAndCapture(args, InheritedEnv({}), pass, /*input_fd=*/3);
+  REQUIRE_MESSAGE(run.ok(), run.status().ToString());
+  if (!run->exited_zero()) return {};
   std::string gz = testing::ReadFile(tmp.path() / "a.tgz");
   std::string tar;
   z_stream zs{};

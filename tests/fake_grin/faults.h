@@ -1,5 +1,5 @@
 #pragma once
-// Fault rules of the fake GRIN server (grin-protocol.md §12.5).
+// Fault rules of the fake GRIN server (docs/grin-protocol.md, The fake GRIN server: Faults).
 //
 // A rule = which requests it matches (endpoint name, directory, barcode; optionally only inside a
 // time window and only at some positions on their connection) x when it fires among them (after

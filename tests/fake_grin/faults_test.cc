@@ -1,4 +1,4 @@
-// Fault forms of grin-protocol.md §12.5 beyond the basic ones, each observed on the wire: with a
+// Fault forms (docs/grin-protocol.md, The fake GRIN server: Faults) beyond the basic ones, each observed on the wire: with a
 // raw socket (plain HTTP, to tell a reset from a close and see chunk framing), with the project's
 // CurlTransport over HTTPS, or with cpp-httplib's client.
 #include <arpa/inet.h>

@@ -1,4 +1,4 @@
-// FakeGrinServer: the GRIN endpoints (grin-protocol.md §12.4).
+// FakeGrinServer: the GRIN endpoints (docs/grin-protocol.md, The fake GRIN server: Endpoints).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

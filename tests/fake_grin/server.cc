@@ -11,45 +11,14 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "engine/base/encoding.h"
 #include "tests/fake_grin/server_impl.h"
-#include "tests/fake_grin/tls_cert.h"
+#include "tests/support/test_pki.h"
 
 namespace grin::fake {
 namespace {
 
 using nlohmann::json;
-
-std::string Base64Url(std::string_view in) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  uint32_t v = 0;
-  int bits = 0;
-  for (unsigned char ch : in) {
-    v = (v << 8) | ch;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += k[(v >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += k[(v << (6 - bits)) & 63];
-  return out;
-}
-
-std::string UrlEncode(std::string_view in) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char ch : in) {
-    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-      out += static_cast<char>(ch);
-    } else {
-      out += '%';
-      out += kHex[ch >> 4];
-      out += kHex[ch & 15];
-    }
-  }
-  return out;
-}
 
 bool IsLoopbackPeer(const std::string& addr) {
   return addr == "127.0.0.1" || addr == "::1" || addr == "::ffff:127.0.0.1";
@@ -163,8 +132,8 @@ Status FakeGrinServer::Impl::Init() {
   refresh_token = opt.refresh_token;
 
   if (opt.tls) {
-    GRIN_ASSIGN_OR_RETURN(TestTlsMaterial tls, GenerateTestTls());
-    GRIN_RETURN_IF_ERROR(WriteTestTls(tls, state_dir));
+    GRIN_ASSIGN_OR_RETURN(testing::TestTlsMaterial tls, testing::GenerateTestTls());
+    GRIN_RETURN_IF_ERROR(testing::WriteTestTls(tls, state_dir));
     ca_file = state_dir + "/ca.pem";
     auto s = std::make_unique<httplib::SSLServer>((state_dir + "/server.pem").c_str(),
                                                   (state_dir + "/server.key").c_str());
@@ -239,7 +208,7 @@ void FakeGrinServer::Impl::CountRequest(const std::string& endpoint, int status)
 std::string FakeGrinServer::Impl::IssueToken() {
   unsigned char rnd[18];
   RAND_bytes(rnd, sizeof rnd);
-  std::string tok = "ya29.fake-" + Base64Url(std::string_view(reinterpret_cast<char*>(rnd), 18));
+  std::string tok = "ya29.fake-" + Base64UrlEncode(std::string_view(reinterpret_cast<char*>(rnd), 18));
   std::lock_guard<std::mutex> l(auth_mu);
   access_tokens[tok] = Now() + opt.token_ttl_s;
   {
@@ -266,7 +235,7 @@ bool FakeGrinServer::Impl::CheckAuth(RequestCtx& c) {
   if (opt.auth_failure == "302") {
     c.res.status = 302;
     c.res.set_header("Location", origin + "/ServiceLogin?continue=" +
-                                     UrlEncode(origin + c.req.path));
+                                     PercentEncode(origin + c.req.path));
   } else if (opt.auth_failure == "403") {
     SetErrorPage(c.res, 403, "Forbidden");
   } else {
@@ -319,8 +288,8 @@ void FakeGrinServer::Impl::HandleToken(RequestCtx& c) {
   const int64_t exp = Now() + opt.token_ttl_s;
   json payload = {{"iss", origin}, {"email", opt.account_email}, {"email_verified", true},
                   {"aud", opt.client_id}, {"iat", Now()}, {"exp", exp}};
-  std::string id_token = Base64Url(R"({"alg":"none","typ":"JWT"})") + "." +
-                         Base64Url(payload.dump()) + ".";
+  std::string id_token = Base64UrlEncode(R"({"alg":"none","typ":"JWT"})") + "." +
+                         Base64UrlEncode(payload.dump()) + ".";
   json reply = {{"access_token", tok}, {"expires_in", opt.token_ttl_s},
                 {"token_type", "Bearer"}, {"scope", kScope}, {"id_token", id_token}};
   if (give_refresh) {
@@ -345,15 +314,15 @@ void FakeGrinServer::Impl::HandleConsent(RequestCtx& c) {
   }
   unsigned char rnd[12];
   RAND_bytes(rnd, sizeof rnd);
-  std::string code = "4/fake-" + Base64Url(std::string_view(reinterpret_cast<char*>(rnd), 12));
+  std::string code = "4/fake-" + Base64UrlEncode(std::string_view(reinterpret_cast<char*>(rnd), 12));
   {
     std::lock_guard<std::mutex> l(auth_mu);
     auth_codes[code] = redirect;
   }
   std::string loc = redirect + (redirect.find('?') == std::string::npos ? "?" : "&") +
-                    "code=" + UrlEncode(code);
+                    "code=" + PercentEncode(code);
   if (c.req.has_param("state")) {
-    loc += "&state=" + UrlEncode(c.req.get_param_value("state"));
+    loc += "&state=" + PercentEncode(c.req.get_param_value("state"));
   }
   c.res.status = 302;
   c.res.set_header("Location", loc);
@@ -500,7 +469,7 @@ void FakeGrinServer::Impl::Dispatch(const httplib::Request& req, httplib::Respon
   if (c.Fired("service_login")) {
     res.status = 302;
     res.set_header("Location", origin + "/ServiceLogin?continue=" +
-                                   UrlEncode(origin + req.path));
+                                   PercentEncode(origin + req.path));
     return finish();
   }
   if (c.Fired("unavailable")) {

@@ -1,5 +1,5 @@
 // The GRIN client stack (CurlTransport, TokenSource, GrinClient) against the fake's transport,
-// auth and listing faults (grin-protocol.md §12.5): it retries, refreshes, or fails with one
+// auth and listing faults (docs/grin-protocol.md, The fake GRIN server: Faults): it retries, refreshes, or fails with one
 // clear error.
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // The corpus of GRIN page shapes in tests/grin/pages (our own samples of what the live site
-// serves, grin-protocol.md §4-§5): each page parsed, each value asserted.
+// serves, docs/grin-protocol.md: List pages, `_barcode_search` TSV): each page parsed, each value asserted.
 #include <doctest/doctest.h>
 
 #include <algorithm>

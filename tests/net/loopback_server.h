@@ -5,7 +5,7 @@
 // and distinct client ports that sent requests — what the client claims about connection reuse
 // is checked against these.
 //
-// Setup per benchmark-anchors.md: TCP_NODELAY on (small TLS replies otherwise meet Nagle and
+// Setup: TCP_NODELAY on (small TLS replies otherwise meet Nagle and
 // delayed ACKs), and more worker threads than client connections (each keep-alive connection
 // holds a worker). Keep-alive is unlimited in count (httplib's default closes after 5 requests).
 //

@@ -1,8 +1,7 @@
 #pragma once
-// TestPki: a throwaway certificate authority and a server certificate for 127.0.0.1/localhost,
-// generated in process with OpenSSL at test time (EC P-256, valid for a day). Nothing is read
-// from or written to the repository; the CA certificate is written as PEM into a temp directory
-// for the client's ca_file.
+// TestPki: tests/support/test_pki.h's throwaway CA and server certificate (127.0.0.1, ::1,
+// localhost) as OpenSSL objects, for the loopback server's SSL_CTX. The CA certificate is
+// written as PEM into a temp directory for the client's ca_file.
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>

@@ -14,6 +14,7 @@
 #include <regex>
 #include <thread>
 
+#include "engine/base/encoding.h"
 #include "tests/pipeline/sync_fixture.h"
 
 namespace grin::pipeline::testing {
@@ -51,20 +52,6 @@ std::string HttpGet(int port, const std::string& target) {
 std::string Body(const std::string& response) {
   size_t p = response.find("\r\n\r\n");
   return p == std::string::npos ? "" : response.substr(p + 4);
-}
-
-std::string UrlEncode(const std::string& s) {
-  std::string out;
-  char hex[4];
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      std::snprintf(hex, sizeof hex, "%%%02X", c);
-      out += hex;
-    }
-  }
-  return out;
 }
 
 int FreePort() {
@@ -144,7 +131,7 @@ struct Prometheus {
 
   // The instant vector of a PromQL query ("" -> value of each result's labels as JSON).
   json Query(const std::string& promql) const {
-    std::string body = Body(HttpGet(port, "/api/v1/query?query=" + UrlEncode(promql)));
+    std::string body = Body(HttpGet(port, "/api/v1/query?query=" + PercentEncode(promql)));
     json j = json::parse(body, nullptr, false);
     if (j.is_discarded() || j.value("status", "") != "success") return json::array();
     return j["data"]["result"];

@@ -278,7 +278,7 @@ TEST_CASE("verify: Swift S3, damage reported by listing, an abandoned upload abo
   REQUIRE(s3.Put(raw1.bucket, raw1.key, short_body, keep_meta).ok());
   // Same size, other bytes, metadata kept: only --deep sees it.
   auto raw2 = RawArchiveLocation(layout, replaced);
-  StringSink original;
+  StringObjectSink original;
   auto got = s3.Get(raw2.bucket, raw2.key, original);
   REQUIRE(got.ok());
   std::string other = original.str();

@@ -25,7 +25,8 @@
 #include <thread>
 
 #include "engine/net/curl_transport.h"
-#include "storage/s3/digest.h"
+#include "engine/base/digest.h"
+#include "engine/base/encoding.h"
 #include "storage/s3/s3_object_store.h"
 
 namespace {
@@ -84,13 +85,13 @@ int main(int argc, char** argv) {
   if (given) {
     std::vector<char> buf(1 << 20);
     for (size_t i = 0; i < files.size(); ++i) {
-      grin::s3::Hasher sha(grin::s3::Hasher::Kind::kSha256), md5(grin::s3::Hasher::Kind::kMd5);
+      grin::Hasher sha(grin::Hasher::Kind::kSha256), md5(grin::Hasher::Kind::kMd5);
       std::ifstream f(files[i], std::ios::binary);
       while (f.read(buf.data(), static_cast<std::streamsize>(buf.size())) || f.gcount() > 0) {
         sha.Update(buf.data(), static_cast<size_t>(f.gcount()));
         md5.Update(buf.data(), static_cast<size_t>(f.gcount()));
       }
-      digests[i] = {grin::s3::HexEncode(sha.Final()), grin::s3::HexEncode(md5.Final())};
+      digests[i] = {grin::HexEncode(sha.Final()), grin::HexEncode(md5.Final())};
     }
   }
   const double cpu0 = CpuSeconds();

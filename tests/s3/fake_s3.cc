@@ -6,13 +6,12 @@
 #include <ctime>
 #include <regex>
 
-#include "storage/s3/digest.h"
+#include "engine/base/digest.h"
+#include "engine/base/encoding.h"
 #include "storage/s3/sigv4.h"
 
 namespace grin::testing {
 
-using s3::Base64Encode;
-using s3::HexEncode;
 
 namespace {
 
@@ -190,13 +189,13 @@ class FakeS3::Impl {
 
   bool CheckBody(const httplib::Request& req, httplib::Response& res) {
     std::string sha = req.get_header_value("x-amz-content-sha256");
-    if (sha != "UNSIGNED-PAYLOAD" && sha != s3::Sha256Hex(req.body)) {
+    if (sha != "UNSIGNED-PAYLOAD" && sha != grin::Sha256Hex(req.body)) {
       Error(res, 400, "XAmzContentSHA256Mismatch",
             "The provided 'x-amz-content-sha256' header does not match what was computed.");
       return false;
     }
     if (req.has_header("Content-MD5") &&
-        req.get_header_value("Content-MD5") != Base64Encode(s3::Md5(req.body))) {
+        req.get_header_value("Content-MD5") != Base64Encode(grin::Md5(req.body))) {
       Error(res, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
       return false;
     }
@@ -276,7 +275,7 @@ class FakeS3::Impl {
     auto& objects = bit->second;
     if (op == "HeadBucket") return;
     if (op == "PUT") {
-      Object o{req.body, {}, HexEncode(s3::Md5(req.body))};
+      Object o{req.body, {}, HexEncode(grin::Md5(req.body))};
       for (const auto& [k, v] : req.headers) {
         std::string lk = k;
         for (char& c : lk) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -326,7 +325,7 @@ class FakeS3::Impl {
       std::string after;
       if (req.has_param("continuation-token")) {
         std::string tok = req.get_param_value("continuation-token");  // "t/<hex>+="
-        s3::HexDecode(tok.substr(2, tok.size() - 4), &after);
+        grin::HexDecode(tok.substr(2, tok.size() - 4), &after);
       }
       std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult "
                         "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>" + bucket +
@@ -386,14 +385,14 @@ class FakeS3::Impl {
     if (op == "UploadPart") {
       up.parts[part] = req.body;
       part_numbers_.push_back(part);
-      res.set_header("ETag", "\"" + HexEncode(s3::Md5(req.body)) + "\"");
+      res.set_header("ETag", "\"" + HexEncode(grin::Md5(req.body)) + "\"");
       return;
     }
     if (op == "ListParts") {
       std::string xml = "<ListPartsResult><IsTruncated>false</IsTruncated>";
       for (const auto& [n, d] : up.parts) {
         xml += "<Part><PartNumber>" + std::to_string(n) + "</PartNumber><ETag>\"" +
-               HexEncode(s3::Md5(d)) + "\"</ETag><Size>" + std::to_string(d.size()) +
+               HexEncode(grin::Md5(d)) + "\"</ETag><Size>" + std::to_string(d.size()) +
                "</Size></Part>";
       }
       res.set_content(xml + "</ListPartsResult>", "application/xml");
@@ -418,11 +417,11 @@ class FakeS3::Impl {
          it != std::sregex_iterator(); ++it) {
       int n = std::atoi((*it)[1].str().c_str());
       auto p = up.parts.find(n);
-      if (p == up.parts.end() || HexEncode(s3::Md5(p->second)) != (*it)[2].str()) {
+      if (p == up.parts.end() || HexEncode(grin::Md5(p->second)) != (*it)[2].str()) {
         return Error(res, 400, "InvalidPart", "part missing or ETag mismatch");
       }
       numbers.push_back(n);
-      md5s += s3::Md5(p->second);
+      md5s += grin::Md5(p->second);
       data += p->second;
     }
     for (size_t i = 0; i + 1 < numbers.size(); ++i) {
@@ -434,7 +433,7 @@ class FakeS3::Impl {
         return Error(res, 400, "InvalidPart", "All non-trailing parts must have the same length.");
       }
     }
-    Object o{data, up.meta, HexEncode(s3::Md5(md5s)) + "-" + std::to_string(numbers.size())};
+    Object o{data, up.meta, HexEncode(grin::Md5(md5s)) + "-" + std::to_string(numbers.size())};
     res.set_content("<CompleteMultipartUploadResult><ETag>\"" + o.etag +
                         "\"</ETag></CompleteMultipartUploadResult>",
                     "application/xml");

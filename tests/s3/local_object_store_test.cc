@@ -69,7 +69,7 @@ TEST_CASE("local store: put, head, get, range, metadata") {
   CHECK(head->metadata.at("encrypted_etag") == "etag-1");
   CHECK(head->metadata.at("original_filename") == "BC123.tar.gz.gpg");
 
-  StringSink sink;
+  StringObjectSink sink;
   REQUIRE(store->Get("raw", "BC123/BC123.tar.gz", sink).ok());
   CHECK(sink.str() == data);
   sink.clear();
@@ -147,7 +147,7 @@ TEST_CASE("local store: a failed write leaves the old object intact (atomicity)"
   PutOptions o2;
   o2.metadata = {{"v", "2"}};
   CHECK(store->Put("raw", "k/obj", failing, o2).status().code() == StatusCode::kDataLoss);
-  StringSink sink;
+  StringObjectSink sink;
   auto got = store->Get("raw", "k/obj", sink);
   REQUIRE(got.ok());
   CHECK(sink.str() == "version one");
@@ -202,7 +202,7 @@ TEST_CASE("local store: list with prefix and pagination, delete") {
   CHECK(fs::exists(dir.path() / "store/raw"));
 }
 
-// Persists parts like the state store's upload_parts table would.
+// Persists parts like the pipeline's checkpoint journal would.
 class MemoryJournal final : public MultipartJournal {
  public:
   Status OnBegin(const std::string&, const std::string&, const MultipartState& s) override {
@@ -254,7 +254,7 @@ TEST_CASE("local store: multipart primitives through the generic driver, with re
   CHECK(journal.begins == 1);           // resumed, not restarted
   CHECK(journal.state.parts.size() == 5);  // 2 before + 3 missing ones
   CHECK(journal.finishes == 1);
-  StringSink sink;
+  StringObjectSink sink;
   REQUIRE(store->Get("raw", "big", sink).ok());
   CHECK(sink.str() == data);
 }
@@ -319,7 +319,7 @@ TEST_CASE("local store: abandoned temp files go, a live or recent writer's stay,
   CHECK(fs::exists(other_host));
   CHECK(fs::exists(recent_unnamed));
   CHECK(fs::exists(outside));
-  StringSink out;
+  StringObjectSink out;
   REQUIRE(store->Get("raw", "lib/B1/B1.tar.gz", out).ok());
   CHECK(out.str() == "the object");
   auto listed = store->ListAll("raw", "");

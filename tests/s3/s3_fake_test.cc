@@ -7,7 +7,8 @@
 #include <mutex>
 
 #include "engine/net/curl_transport.h"
-#include "storage/s3/digest.h"
+#include "engine/base/digest.h"
+#include "engine/base/encoding.h"
 #include "storage/s3/s3_object_store.h"
 #include "tests/s3/fake_s3.h"
 
@@ -87,7 +88,7 @@ TEST_CASE("fake S3: round trip with metadata, ranges, hostile keys, list pages, 
     REQUIRE(head.ok());
     CHECK(head->size == data.size());
     CHECK(head->metadata.at("encrypted_etag") == "grin-etag");
-    StringSink sink;
+    StringObjectSink sink;
     REQUIRE(f.store->Get("b", key, sink).ok());
     CHECK(sink.str() == data);
     sink.clear();
@@ -98,7 +99,7 @@ TEST_CASE("fake S3: round trip with metadata, ranges, hostile keys, list pages, 
   }
   CHECK(f.server.signature_failures() == 0);
   CHECK(f.store->Head("b", "missing").status().code() == StatusCode::kNotFound);
-  StringSink sink;
+  StringObjectSink sink;
   auto missing = f.store->Get("b", "missing", sink);
   CHECK(missing.status().code() == StatusCode::kNotFound);
   CHECK(missing.status().message().find("NoSuchKey") != std::string::npos);
@@ -135,7 +136,7 @@ TEST_CASE("fake S3: SlowDown bursts and 500s are retried, re-signed each time") 
   CHECK(f.server.Count("HEAD") == 4);
   // More failures than attempts: a clear retryable error.
   f.server.AddFault({"GET", 10, 503, "SlowDown"});
-  StringSink sink;
+  StringObjectSink sink;
   auto r = f.store->Get("b", "k1", sink);
   CHECK(r.status().code() == StatusCode::kUnavailable);
   CHECK_MESSAGE(r.status().message().find("SlowDown") != std::string::npos,
@@ -151,13 +152,13 @@ TEST_CASE("fake S3: truncated bodies are retried while possible, never returned 
   REQUIRE(f.store->Put("b", "small", s1, {}).ok());
   REQUIRE(f.store->Put("b", "big", s2, {}).ok());
   f.server.AddFault({"GET", 1, 200, "", /*truncate=*/true});
-  StringSink sink;
+  StringObjectSink sink;
   auto r = f.store->Get("b", "small", sink);
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   CHECK(sink.str() == small);
   CHECK(f.server.Count("GET") == 2);
   // A sink that cannot start over: the cut is reported, not hidden.
-  class OneShotSink final : public ByteSink {
+  class OneShotSink final : public ObjectSink {
    public:
     Status Write(std::string_view d) override {
       n += d.size();
@@ -172,7 +173,7 @@ TEST_CASE("fake S3: truncated bodies are retried while possible, never returned 
   CHECK(one_shot.n < big.size());
   // A restartable sink gets the whole body after a retry.
   f.server.AddFault({"GET", 1, 200, "", /*truncate=*/true});
-  StringSink big_sink;
+  StringObjectSink big_sink;
   REQUIRE(f.store->Get("b", "big", big_sink).ok());
   CHECK(big_sink.str() == big);
 }

@@ -13,7 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/net/curl_transport.h"
-#include "storage/s3/digest.h"
+#include "engine/base/digest.h"
+#include "engine/base/encoding.h"
 #include "storage/s3/s3_object_store.h"
 #include "tests/s3/subprocess.h"
 #include "tests/support/swift_server.h"
@@ -76,7 +77,7 @@ std::string WriteRandomFile(const std::string& path, uint64_t n, uint32_t seed) 
   return HexEncode(h.Final());
 }
 
-class HashSink final : public ByteSink {
+class HashSink final : public ObjectSink {
  public:
   Status Write(std::string_view d) override {
     h_->Update(d);
@@ -158,7 +159,7 @@ TEST_CASE("swift: buckets, 0 B to 200 MiB objects, metadata, checked with boto3"
   }
   // A range of the big one.
   {
-    StringSink part;
+    StringObjectSink part;
     auto r = c.store->Get(items.back().loc.bucket, items.back().loc.key, part,
                           ByteRange{100 * kMiB - 3, 10});
     REQUIRE(r.ok());

@@ -1,5 +1,6 @@
 #pragma once
-// RunProcess: runs a program with an argv vector (no shell), feeds it stdin, captures stdout and
+// RunProcess: engine/base/subprocess.h's RunAndCapture with the inherited environment: runs a
+// program with an argv vector (no shell), feeds it stdin, captures stdout and
 // stderr. For the independent clients the tests compare against (python3 + botocore, awscli).
 
 #include <string>

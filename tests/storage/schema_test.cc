@@ -8,7 +8,11 @@
 
 #include <filesystem>
 #include <map>
+#include <string>
+#include <vector>
 
+#include "engine/books_columns.h"
+#include "engine/state_store.h"
 #include "schema/migrations.h"
 #include "storage/database.h"
 #include "storage/sqlite_state_store.h"
@@ -36,6 +40,36 @@ TEST_CASE("migrations apply from empty to the latest version, integrity ok") {
     CAPTURE(v);
     CHECK((*db)->execAndGet(std::string("SELECT count(*) FROM ") + v).getInt() == 0);
   }
+}
+
+TEST_CASE("the unused upload_parts table is gone after migration") {
+  TempDir dir;
+  auto db = OpenDatabase(dir.file("books.db"), {});
+  REQUIRE(db.ok());
+  CHECK((*db)->execAndGet("SELECT count(*) FROM sqlite_schema WHERE name = 'upload_parts'")
+            .getInt() == 0);
+  // Multipart progress lives in job checkpoints instead.
+  CHECK((*db)->execAndGet("SELECT count(*) FROM sqlite_schema WHERE name = 'job_checkpoints'")
+            .getInt() == 1);
+}
+
+TEST_CASE("the books table has exactly the columns of engine/books_columns.h, in order") {
+  TempDir dir;
+  auto db = OpenDatabase(dir.file("books.db"), {});
+  REQUIRE(db.ok());
+  std::vector<std::string> in_schema;
+  SQLite::Statement info(**db, "SELECT name FROM pragma_table_info('books') ORDER BY cid");
+  while (info.executeStep()) in_schema.push_back(info.getColumn(0).getString());
+  std::vector<std::string> in_code;
+  for (const BooksColumn& c : BooksColumns()) in_code.emplace_back(c.name);
+  CHECK(in_schema == in_code);
+  // MARC fields, enrichment columns and the sync's writable columns are subsets.
+  CHECK(MarcFieldColumns().size() == 17);
+  CHECK(EnrichmentColumns().size() == 24);
+  CHECK(IsWritableBookColumn("marc_lccn"));
+  CHECK(IsWritableBookColumn("encrypted_etag"));
+  CHECK_FALSE(IsWritableBookColumn("grin_state"));
+  CHECK_FALSE(IsWritableBookColumn("barcode"));
 }
 
 TEST_CASE("migrations apply from every earlier version") {

@@ -1,4 +1,4 @@
-#include "engine/archive/subprocess.h"
+#include "engine/base/subprocess.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,12 +12,9 @@
 #include <cstdlib>
 #include <cstring>
 
-namespace grin::archive {
+extern char** environ;
 
-void UniqueFd::Reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
+namespace grin {
 
 namespace {
 
@@ -211,4 +208,63 @@ std::vector<std::string> MinimalEnv(const std::vector<std::string>& extra) {
   return env;
 }
 
-}  // namespace grin::archive
+std::vector<std::string> InheritedEnv(const std::vector<std::string>& extra) {
+  auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=')); };
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    bool replaced = false;
+    for (const auto& x : extra) replaced |= name_of(x) == name_of(entry);
+    if (!replaced) env.emplace_back(entry);
+  }
+  for (const auto& x : extra) env.push_back(x);
+  return env;
+}
+
+bool CapturedRun::exited_zero() const {
+  return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0;
+}
+
+Result<CapturedRun> RunAndCapture(const std::vector<std::string>& argv,
+                                  const std::vector<std::string>& env, std::string_view input,
+                                  int input_fd) {
+  if (input_fd == 1 || input_fd == 2) {
+    return Status::InvalidArgument("RunAndCapture: input_fd must not be 1 or 2");
+  }
+  GRIN_ASSIGN_OR_RETURN(Subprocess child,
+                        Subprocess::Spawn(argv, env,
+                                          {{input_fd, PipeDir::kChildReads},
+                                           {1, PipeDir::kChildWrites},
+                                           {2, PipeDir::kChildWrites}}));
+  ScopedSigpipeBlock no_sigpipe;
+  std::vector<UniqueFd>& fds = child.parent_fds();
+  UniqueFd& in = fds[0];
+  CapturedRun run;
+  std::string* sinks[2] = {&run.out, &run.err};
+  size_t written = 0;
+  if (input.empty()) in.Reset();
+  char buf[65536];
+  while (fds[1].valid() || fds[2].valid()) {
+    pollfd p[3] = {{fds[1].get(), POLLIN, 0}, {fds[2].get(), POLLIN, 0}, {in.get(), POLLOUT, 0}};
+    if (::poll(p, 3, -1) < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (!fds[i + 1].valid() || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = ::read(fds[i + 1].get(), buf, sizeof buf);
+      if (n > 0) {
+        sinks[i]->append(buf, static_cast<size_t>(n));
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        fds[i + 1].Reset();
+      }
+    }
+    if (in.valid() && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t n = ::write(in.get(), input.data() + written, input.size() - written);
+      if (n > 0) written += static_cast<size_t>(n);
+      if ((n < 0 && errno != EAGAIN && errno != EINTR) || written >= input.size()) in.Reset();
+    }
+  }
+  in.Reset();
+  GRIN_ASSIGN_OR_RETURN(run.wait_status, child.Wait());
+  return run;
+}
+
+}  // namespace grin

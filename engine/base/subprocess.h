@@ -1,6 +1,7 @@
 #pragma once
 // Subprocess: posix_spawn with an argv array (never a shell string) and pipes mapped onto chosen
-// child descriptors. Used by the gpg backend and by tests that run real gpg.
+// child descriptors: the one way the project starts a program (the gpg backend, and tests that run
+// gpg, python3 or awscli).
 //
 // Every descriptor we create is close-on-exec and numbered >= 10 before the file actions run, so
 // dup2 onto 0..9 in the child can never clobber a source descriptor. The child starts with an
@@ -13,35 +14,15 @@
 #include <sys/types.h>
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "engine/base/result.h"
 #include "engine/base/status.h"
+#include "engine/base/unique_fd.h"
 
-namespace grin::archive {
-
-// An owned file descriptor.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    if (this != &o) {
-      Reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~UniqueFd() { Reset(); }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void Reset();
-
- private:
-  int fd_ = -1;
-};
+namespace grin {
 
 // Which way a pipe runs, seen from the child.
 enum class PipeDir { kChildReads, kChildWrites };
@@ -107,4 +88,25 @@ std::string FindInPath(const std::string& name);
 // A minimal environment for children: PATH from ours, LC_ALL=C, plus extra entries.
 std::vector<std::string> MinimalEnv(const std::vector<std::string>& extra);
 
-}  // namespace grin::archive
+// Our whole environment, with extra "NAME=value" entries added or replacing ours of that name
+// (tests that run python3/awscli/gpg the way a user would).
+std::vector<std::string> InheritedEnv(const std::vector<std::string>& extra);
+
+// What RunAndCapture saw: the raw wait status and everything the child wrote on 1 and 2.
+struct CapturedRun {
+  int wait_status = 0;  // use WIFEXITED / WEXITSTATUS
+  std::string out;
+  std::string err;
+  bool exited_zero() const;
+};
+
+// Spawns argv (as Spawn does), writes `input` to the child's descriptor input_fd (0 = stdin;
+// gpg takes a passphrase on 3) and closes it, collects stdout and stderr until both close, and
+// reaps the child. Descriptors 0..2 not used are /dev/null. A child that stops reading early
+// leaves the rest of input unwritten (no SIGPIPE). Errors: those of Spawn, and
+// kInvalidArgument for input_fd 1 or 2.
+Result<CapturedRun> RunAndCapture(const std::vector<std::string>& argv,
+                                  const std::vector<std::string>& env, std::string_view input,
+                                  int input_fd = 0);
+
+}  // namespace grin

@@ -1,4 +1,4 @@
-#include "tests/fake_grin/tls_cert.h"
+#include "tests/support/test_pki.h"
 
 #include <openssl/bio.h>
 #include <openssl/ec.h>
@@ -14,7 +14,7 @@
 
 #include "engine/base/fn_deleter.h"
 
-namespace grin::fake {
+namespace grin::testing {
 namespace {
 
 using EvpPkey = std::unique_ptr<EVP_PKEY, FnDeleter<EVP_PKEY_free>>;
@@ -87,11 +87,11 @@ Status WriteFile(const std::string& path, const std::string& data, mode_t mode) 
 
 }  // namespace
 
-Result<TestTlsMaterial> GenerateTestTls() {
+Result<TestTlsMaterial> GenerateTestTls(const std::string& ca_name) {
   EvpPkey ca_key = NewEcKey();
   EvpPkey leaf_key = NewEcKey();
   if (!ca_key || !leaf_key) return Status::Internal("EC key generation failed");
-  X509Ptr ca = MakeCert(ca_key.get(), "grin-jobs test CA", nullptr, ca_key.get(), true);
+  X509Ptr ca = MakeCert(ca_key.get(), ca_name.c_str(), nullptr, ca_key.get(), true);
   if (!ca) return Status::Internal("CA certificate generation failed");
   X509Ptr leaf = MakeCert(leaf_key.get(), "127.0.0.1", ca.get(), ca_key.get(), false);
   if (!leaf) return Status::Internal("server certificate generation failed");
@@ -106,6 +106,9 @@ Result<TestTlsMaterial> GenerateTestTls() {
   BioPtr b3(BIO_new(BIO_s_mem()));
   PEM_write_bio_PrivateKey(b3.get(), leaf_key.get(), nullptr, nullptr, 0, nullptr, nullptr);
   out.server_key_pem = BioToString(b3.get());
+  BioPtr b4(BIO_new(BIO_s_mem()));
+  PEM_write_bio_PrivateKey(b4.get(), ca_key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+  out.ca_key_pem = BioToString(b4.get());
   return out;
 }
 
@@ -115,4 +118,4 @@ Status WriteTestTls(const TestTlsMaterial& tls, const std::string& dir) {
   return WriteFile(dir + "/server.key", tls.server_key_pem, 0600);
 }
 
-}  // namespace grin::fake
+}  // namespace grin::testing
