@@ -6,8 +6,8 @@
 // The only state is a small cache of derived signing keys per (date, region, service, secret),
 // so a request costs one SHA-256 of the canonical request and one HMAC.
 //
-// S3 rules (AWS's SigV4 for S3, which differ from the generic SigV4 test suite): the path is percent-encoded once (every byte except
-// A-Z a-z 0-9 - _ . ~ and '/'), never normalised ("a//b" and "./" stay); query names and values
+// S3's rules (they differ from the generic SigV4 suite): the path is percent-encoded once
+// (every byte except A-Z a-z 0-9 - _ . ~ and '/'), never normalised ("a//b" and "./" stay); query names and values
 // are encoded and sorted by name, then value; header names lower-cased, values trimmed with inner
 // whitespace runs collapsed, repeated headers joined by ','; x-amz-content-sha256 is always sent
 // and signed. Callers put on the wire exactly EncodePath(path) and CanonicalQuery(query).
