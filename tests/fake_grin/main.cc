@@ -6,6 +6,7 @@
 // the state dir holds client_secret.json and credentials.json for grin-jobs.
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -48,6 +49,8 @@ constexpr const char* kUsage = R"(usage: grin-fake [options]
   --http               plain HTTP instead of HTTPS
   --dirs A,B           library directories (default TEST)
   --books N            books per directory (default 1000)
+  --converted-fraction F   share of books converted at start (default 0.2; the in-process,
+                       failed and not-allowed shares, 0.05 each, shrink to fit)
   --seed S             seed (default 1)
   --state-dir D        TLS files, client_secret.json, credentials.json (default: a temp dir)
   --cache-dir D        archive cache (default <state-dir>/archives)
@@ -110,6 +113,16 @@ int main(int argc, char** argv) {
     o.directories = Split(a.Str("dirs", "TEST"));
     o.corpus.size = a.Int("books", 1000);
     o.corpus.seed = static_cast<uint64_t>(a.Int("seed", 1));
+    if (a.Has("converted-fraction")) {
+      const double f = std::stod(a.Str("converted-fraction", "0.2"));
+      if (!(f >= 0 && f <= 1)) {
+        std::cerr << "grin-fake: --converted-fraction must be within 0..1\n" << kUsage;
+        return 2;
+      }
+      const double rest = std::min(0.05, (1 - f) / 3);
+      o.corpus.frac_converted = f;
+      o.corpus.frac_in_process = o.corpus.frac_failed = o.corpus.frac_not_allowed = rest;
+    }
     o.corpus.queue_max = a.Int("queue-max", 50000);
     o.corpus.convert_delay_s = a.Int("convert-delay", 3600);
     o.state_dir = a.Str("state-dir", "");
