@@ -1,6 +1,56 @@
 #include "cli/commands/sync_options.h"
 
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
 namespace grin::cli {
+namespace {
+
+// The first whole number in a file (memory.max's "max" and unreadable files give nullopt).
+std::optional<uint64_t> ReadNumber(const char* path) {
+  std::ifstream f(path);
+  uint64_t v = 0;
+  if (f >> v) return v;
+  return std::nullopt;
+}
+
+}  // namespace
+
+uint64_t MemoryLimitMbFor(std::optional<uint64_t> available_bytes) {
+  if (!available_bytes) return kMaxDefaultMemoryLimitMb;
+  const uint64_t quarter_mb = (*available_bytes >> 20) / 4;
+  return std::clamp(quarter_mb, kMinDefaultMemoryLimitMb, kMaxDefaultMemoryLimitMb);
+}
+
+std::optional<uint64_t> AvailableMemoryBytes() {
+  std::optional<uint64_t> available;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string line;
+  while (std::getline(meminfo, line)) {
+    if (line.rfind("MemAvailable:", 0) == 0) {
+      std::istringstream in(line.substr(13));
+      uint64_t kib = 0;
+      if (in >> kib) available = kib << 10;
+      break;
+    }
+  }
+  // A cgroup v2 limit (a container, a systemd unit's MemoryMax): what is left under it, if less.
+  std::string group;  // "0::/system.slice/x.service" -> "/system.slice/x.service"
+  std::ifstream cgroup("/proc/self/cgroup");
+  while (std::getline(cgroup, line)) {
+    if (line.rfind("0::", 0) == 0) group = line.substr(3);
+  }
+  if (group.find("..") != std::string::npos) group.clear();
+  const std::string dir = "/sys/fs/cgroup" + (group == "/" ? std::string() : group);
+  auto max = ReadNumber((dir + "/memory.max").c_str());
+  auto current = ReadNumber((dir + "/memory.current").c_str());
+  if (max && current) {
+    const uint64_t left = *max > *current ? *max - *current : 0;
+    available = available ? std::min(*available, left) : left;
+  }
+  return available;
+}
 
 void AddSyncOptions(cxxopts::Options& options, OptionRules& rules) {
   options.add_options("input")(
@@ -30,8 +80,10 @@ void AddSyncOptions(cxxopts::Options& options, OptionRules& rules) {
       "larger ones are staged (0 = stage every book)",
       cxxopts::value<uint64_t>()->default_value("128"))(
       "memory-limit-mb", "Memory for streamed books in flight (peak RSS is about this plus "
-      "~80 MiB): streamed books wait for it; a book larger than it is staged",
-      cxxopts::value<uint64_t>()->default_value("512"))(
+      "~80 MiB): streamed books wait for it; a book larger than it is staged. Default: a "
+      "quarter of the memory available, 64 to 512",
+      cxxopts::value<uint64_t>()->default_value(
+          std::to_string(MemoryLimitMbFor(AvailableMemoryBytes()))))(
       "no-inventory", "HEAD every book in storage instead of listing the raw bucket once")(
       "multipart-threshold-mb", "Upload archives of this size or more in parts (resumable)",
       cxxopts::value<uint64_t>()->default_value("64"))(

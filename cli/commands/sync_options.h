@@ -7,6 +7,8 @@
 // option's name with '_' for '-' (sync.grin_rate for --grin-rate); `sync` adds each stored value
 // its command line does not give (the command line wins, for that run only).
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,19 @@ namespace grin::cli {
 // Adds sync's input and pipeline options to `options`, and their rules to `rules` (every rule
 // but the barcode files', which `sync` adds itself).
 void AddSyncOptions(cxxopts::Options& options, OptionRules& rules);
+
+// The default --memory-limit-mb (memory for streamed books in flight; peak RSS is about it plus
+// ~80 MiB): a quarter of the memory this process may still use, at most 512 and at least 64.
+// "May still use" is MemAvailable from /proc/meminfo, lowered to what the cgroup (v2) leaves
+// (memory.max - memory.current) when a container limits it. nullopt (unknown) gives 512.
+// 512 MiB on a machine with 2 GiB or more to spare: the rate-optimal budget on 50 MB books
+// (docs/benchmarks.md: "Sync pipeline", "Memory"); smaller machines get a smaller budget
+// instead of being pushed into swap or the OOM killer.
+uint64_t MemoryLimitMbFor(std::optional<uint64_t> available_bytes);
+// What this process may still use, read as above; nullopt if neither source can be read.
+std::optional<uint64_t> AvailableMemoryBytes();
+inline constexpr uint64_t kMaxDefaultMemoryLimitMb = 512;
+inline constexpr uint64_t kMinDefaultMemoryLimitMb = 64;
 
 // How a stored sync setting becomes command-line text.
 enum class SettingType { kInt, kNumber, kBool, kString, kList };

@@ -1,5 +1,7 @@
 #include "tests/fake_grin/archive.h"
 
+#include "tests/fake_grin/native_encrypt.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -229,7 +231,8 @@ Result<std::shared_ptr<const std::string>> ArchiveStore::Get(const ArchiveSpec& 
                                  params_.s2k_digest + "-" + std::to_string(params_.s2k_count) +
                                  "-img" + std::to_string(params_.image_bytes) + "-seed" +
                                  std::to_string(seed_) + "-pw" +
-                                 std::to_string(HashStr(passphrase) % 1000000);
+                                 std::to_string(HashStr(passphrase) % 1000000) +
+                                 (params_.encryptor == "gpg" ? "" : "-" + params_.encryptor);
   const std::string rel = params_key + "/" + spec.dir + "/" + spec.barcode + ".v" +
                           std::to_string(spec.version) + ".p" + std::to_string(spec.pages) + ".gpg";
   {
@@ -248,8 +251,19 @@ Result<std::shared_ptr<const std::string>> ArchiveStore::Get(const ArchiveSpec& 
   if (!std::filesystem::exists(path, ec)) {
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
     const std::string tmp = path + ".tmp" + std::to_string(getpid());
-    GRIN_RETURN_IF_ERROR(GpgEncrypt(params_, homedir_, passphrase,
-                                    BuildTarGz(spec, params_, seed_), tmp));
+    if (params_.encryptor == "native") {
+      GRIN_ASSIGN_OR_RETURN(std::string enc,
+                            NativeEncrypt(params_, passphrase, BuildTarGz(spec, params_, seed_)));
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      f << enc;
+      if (!f.flush()) return Status::Internal("cannot write " + tmp);
+    } else if (params_.encryptor == "gpg") {
+      GRIN_RETURN_IF_ERROR(GpgEncrypt(params_, homedir_, passphrase,
+                                      BuildTarGz(spec, params_, seed_), tmp));
+    } else {
+      return Status::InvalidArgument("unknown archive encryptor " + params_.encryptor +
+                                     " (gpg or native)");
+    }
     std::filesystem::rename(tmp, path, ec);  // atomic: a reader never sees half a file
     if (ec) return Status::Internal("cannot rename " + tmp + ": " + ec.message());
     std::lock_guard<std::mutex> l(mu_);

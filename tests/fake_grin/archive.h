@@ -7,7 +7,8 @@
 // It is a pure function of its inputs: same spec and seed, same bytes.
 //
 // ArchiveStore encrypts it with the real `gpg` (OpenPGP symmetric, passphrase handed over on a
-// pipe as --passphrase-fd, never in argv) and caches the result on disk under
+// pipe as --passphrase-fd, never in argv), or with NativeEncrypt (native_encrypt.h) when
+// params.encryptor is "native", and caches the result on disk under
 // <cache_dir>/<params-key>/<DIR>/<BARCODE>.v<N>.gpg, and in memory up to a byte budget. gpg's
 // salt and IV are random, so ciphertext bytes differ between cache regenerations; identity
 // (ETag) is therefore derived from (dir, barcode, version, seed), not from the bytes.
@@ -31,6 +32,9 @@ struct ArchiveParams {
   std::string s2k_digest = "SHA1"; // gpg --s2k-digest-algo
   int image_bytes = 2048;          // bytes of each page image
   std::string gpg_program = "gpg";
+  // "gpg": the real gpg subprocess (the default, for every test); "native": the in-process
+  // OpenSSL encryptor of native_encrypt.h, same format, for benchmarks of many archives.
+  std::string encryptor = "gpg";
 };
 
 struct ArchiveSpec {
