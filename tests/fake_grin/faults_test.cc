@@ -522,4 +522,35 @@ TEST_CASE("ctoken expiry: an old continuation token gets the 'unavailable' page"
 
 }  // TEST_SUITE
 
+TEST_CASE("faults: a rate limit answers 429 to requests over its budget") {
+  auto s = Start(Small());
+  FaultRule limit;
+  limit.endpoint = "grin";
+  limit.action = "rate_limit";
+  limit.rate_rps = 10;
+  limit.burst = 3;
+  limit.status = 429;
+  limit.retry_after = "1";
+  s->AddFault(limit);
+  Curl curl(*s);
+  // A burst of 3 passes, then the budget is spent: the next requests at once are refused.
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 6; ++i) {
+    const int st = curl.Get("/libraries/TEST/_converted?format=text").http_status;
+    if (st == 200) ++ok;
+    if (st == 429) ++refused;
+  }
+  CHECK(ok >= 3);
+  CHECK(ok <= 4);  // one more may have earned its token on a slow machine
+  CHECK(refused == 6 - ok);
+  // A tenth of a second later one more token is there.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  CHECK(curl.Get("/libraries/TEST/_converted?format=text").http_status == 200);
+  CHECK(ParseFaultRule(R"({"action":"rate_limit"})").status().code() ==
+        StatusCode::kInvalidArgument);
+  auto r = ParseFaultRule(R"({"action":"rate_limit","rate_rps":5,"burst":2})");
+  REQUIRE(r.ok());
+  CHECK(r->status == 429);
+}
+
 }  // namespace grin::fake

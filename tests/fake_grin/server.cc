@@ -489,6 +489,28 @@ void FakeGrinServer::Impl::Dispatch(const httplib::Request& req, httplib::Respon
     CountRequest(c.endpoint, 0);
     return;
   }
+  if (const FaultRule* f = c.Fired("rate_limit")) {
+    // GCRA: `next` is the theoretical arrival time of the next request; one may come up to
+    // burst - 1 intervals early.
+    const auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(1.0 / f->rate_rps));
+    auto bucket = BucketFor(f->id);
+    bool over = false;
+    {
+      std::lock_guard<std::mutex> l(bucket->mu);
+      const auto now = std::chrono::steady_clock::now();
+      if (bucket->next - (f->burst - 1) * interval > now) {
+        over = true;
+      } else {
+        bucket->next = std::max(bucket->next, now) + interval;
+      }
+    }
+    if (over) {
+      if (!f->retry_after.empty()) res.set_header("Retry-After", f->retry_after);
+      SetErrorPage(res, f->status, "Too many requests");
+      return finish();
+    }
+  }
   if (const FaultRule* f = c.Fired("slow_first_byte")) {
     std::this_thread::sleep_for(std::chrono::milliseconds(f->delay_ms));
   }

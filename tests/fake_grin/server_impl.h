@@ -99,7 +99,7 @@ class FakeGrinServer::Impl {
   std::atomic<int64_t> downloads_in_flight{0};
   ConnectionTracker connections;
 
-  // Shared byte budgets of global_throttle rules, by rule id.
+  // Shared budgets of global_throttle (bytes) and rate_limit (requests) rules, by rule id.
   struct Bucket {
     std::mutex mu;
     std::chrono::steady_clock::time_point next{};
