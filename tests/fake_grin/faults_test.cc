@@ -553,4 +553,39 @@ TEST_CASE("faults: a rate limit answers 429 to requests over its budget") {
   CHECK(r->status == 429);
 }
 
+TEST_CASE("faults: archive GET timings show the first-byte delay and the throttled body") {
+  auto o = Small();
+  o.size_only = true;
+  o.size_only_min_bytes = o.size_only_max_bytes = 100'000;
+  auto s = Start(o);
+  int64_t total = 0;
+  auto idx = s->corpus("TEST")->List(ConvertStatus::kConverted, 0, 1, &total);
+  REQUIRE(idx.size() == 1);
+  FaultRule slow;
+  slow.endpoint = "archive_get";
+  slow.action = "slow_first_byte";
+  slow.delay_ms = 200;
+  s->AddFault(slow);
+  FaultRule rate;
+  rate.endpoint = "archive_get";
+  rate.action = "throttle";
+  rate.rate_bps = 500'000;  // 100 kB: ~0.2 s
+  s->AddFault(rate);
+  Curl curl(*s);
+  const std::string path = "/libraries/TEST/" + Corpus::BarcodeAt(idx[0]) + ".tar.gz.gpg";
+  CHECK(curl.Get(path).http_status == 200);
+  httplib::Client c(s->origin());
+  c.set_ca_cert_path(s->ca_file().c_str());
+  auto r = c.Get("/_fake/gets");
+  REQUIRE(r);
+  auto gets = json::parse(r->body);
+  REQUIRE(gets.size() == 1);
+  const auto& g = gets[0];
+  CHECK(g["bytes"].get<int64_t>() == 100'000);
+  CHECK(g["status"].get<int>() == 200);
+  CHECK(g["first_byte_us"].get<int64_t>() - g["arrived_us"].get<int64_t>() >= 200'000);
+  // The throttle sends a twentieth of a second's bytes per step, the first at once.
+  CHECK(g["end_us"].get<int64_t>() - g["first_byte_us"].get<int64_t>() >= 120'000);
+}
+
 }  // namespace grin::fake

@@ -586,6 +586,17 @@ void FakeGrinServer::Impl::HandleControl(const httplib::Request& req, httplib::R
   const std::string what = req.path.substr(7);
   if (what == "stats") {
     res.set_content(StatsJson(), "application/json");
+  } else if (what == "gets") {
+    json a = json::array();
+    {
+      std::lock_guard<std::mutex> l(stats_mu);
+      for (const auto& g : stats.archive_gets) {
+        a.push_back({{"barcode", g.barcode}, {"arrived_us", g.arrived_us},
+                     {"first_byte_us", g.first_byte_us}, {"end_us", g.end_us},
+                     {"bytes", g.bytes}, {"status", g.status}});
+      }
+    }
+    res.set_content(a.dump(), "application/json");
   } else if (what == "faults" && req.method == "GET") {
     res.set_content(FaultRulesToJson(faults.List()), "application/json");
   } else if (what == "faults" && req.method == "DELETE") {
