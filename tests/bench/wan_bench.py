@@ -373,6 +373,8 @@ def one_set(a, env, label, n, size):
         avg = sum(fake.sizes.values()) / len(fake.sizes)
         log(f"  archives ready ({time.monotonic() - t:.0f} s); {len(fake.barcodes)} books, "
             f"{avg / MiB:.2f} MiB each on average")
+        if a.warm_only:
+            return [], {}, avg
         rules = [
             {"endpoint": "archive_get", "action": "throttle", "rate_bps": int(a.conn_bps)},
             {"endpoint": "archive_get", "action": "slow_first_byte", "delay_ms": a.first_byte_ms},
@@ -406,7 +408,10 @@ def one_set(a, env, label, n, size):
                 gp = Proxy(a, a.work, f"grin-{label}-{rtt}", fake.port, rtt, 0)
                 grin_base = f"https://127.0.0.1:{gp.port}"
             try:
-                runs = [("grin-jobs", a.workers)] + [("grin-jobs", w) for w in a.extra_workers] + \
+                # More workers only at the first RTT: the GRIN request count per book does not
+                # depend on the RTT.
+                extra_w = a.extra_workers if rtt == a.rtts[0] else []
+                runs = [("grin-jobs", a.workers)] + [("grin-jobs", w) for w in extra_w] + \
                        [("reference", a.ref_workers)]
                 for client, workers in runs:
                     fake.control("POST", "/_fake/reset_stats")
@@ -504,11 +509,13 @@ def main():
     p.add_argument("--grin-burst", type=int, default=5)
     p.add_argument("--slots", type=int, default=4, help="grin-jobs --download-concurrency")
     p.add_argument("--workers", type=int, default=8, help="grin-jobs --workers")
-    p.add_argument("--extra-workers", default="", help="more grin-jobs runs at these --workers")
+    p.add_argument("--extra-workers", default="32",
+                   help="more grin-jobs runs at these --workers (at the first RTT only)")
     p.add_argument("--ref-workers", type=int, default=4)
-    p.add_argument("--ref-fraction", type=float, default=0.2)
+    p.add_argument("--ref-fraction", type=float, default=0.15)
     p.add_argument("--grin-rtt", action="store_true", help="GRIN behind a proxy at the same RTT")
     p.add_argument("--json", help="write all results here")
+    p.add_argument("--warm-only", action="store_true", help="generate the archives and stop")
     p.add_argument("grin_jobs_args", nargs="*")
     a = p.parse_args()
     a.rtts = [int(x) for x in a.rtts.split(",") if x]
