@@ -626,7 +626,10 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
     hosts.push_back({{"host", h.host}, {"requests", h.requests}, {"retries", h.retries},
                      {"new_connections", h.new_connections}, {"tls_handshakes", h.tls_handshakes},
                      {"tls_cipher", h.tls_cipher},
-                     {"bytes_down", h.bytes_down}, {"bytes_up", h.bytes_up}});
+                     {"bytes_down", h.bytes_down}, {"bytes_up", h.bytes_up},
+                     {"attempts", h.attempts}, {"throttled", h.throttled},
+                     {"queued_us", h.queued_us}, {"first_byte_us", h.first_byte_us},
+                     {"total_us", h.total_us}});
   }
   td.summary["hosts"] = hosts;
   if (!store->Flush().ok()) td.errors.push_back("flushing the state store");

@@ -240,38 +240,57 @@ Result<std::shared_ptr<const std::string>> ArchiveStore::Get(const ArchiveSpec& 
     auto it = memory_.find(rel);
     if (it != memory_.end()) return it->second;
   }
-  std::lock_guard<std::mutex> gen(gen_mu_);
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = memory_.find(rel);
-    if (it != memory_.end()) return it->second;
-  }
   const std::string path = cache_dir_ + "/" + rel;
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-    const std::string tmp = path + ".tmp" + std::to_string(getpid());
-    if (params_.encryptor == "native") {
-      GRIN_ASSIGN_OR_RETURN(std::string enc,
-                            NativeEncrypt(params_, passphrase, BuildTarGz(spec, params_, seed_)));
-      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-      f << enc;
-      if (!f.flush()) return Status::Internal("cannot write " + tmp);
-    } else if (params_.encryptor == "gpg") {
-      GRIN_RETURN_IF_ERROR(GpgEncrypt(params_, homedir_, passphrase,
-                                      BuildTarGz(spec, params_, seed_), tmp));
-    } else {
-      return Status::InvalidArgument("unknown archive encryptor " + params_.encryptor +
-                                     " (gpg or native)");
+  {
+    // Only generation is one at a time; reading a cached file is not (concurrent GETs of
+    // cached archives must not queue behind each other's reads: that inflated the time to
+    // first byte with the number of downloads in flight).
+    std::lock_guard<std::mutex> gen(gen_mu_);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = memory_.find(rel);
+      if (it != memory_.end()) return it->second;
     }
-    std::filesystem::rename(tmp, path, ec);  // atomic: a reader never sees half a file
-    if (ec) return Status::Internal("cannot rename " + tmp + ": " + ec.message());
-    std::lock_guard<std::mutex> l(mu_);
-    ++encryptions_;
+    if (!std::filesystem::exists(path, ec)) {
+      std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+      const std::string tmp = path + ".tmp" + std::to_string(getpid());
+      if (params_.encryptor == "native") {
+        GRIN_ASSIGN_OR_RETURN(std::string enc, NativeEncrypt(params_, passphrase,
+                                                             BuildTarGz(spec, params_, seed_)));
+        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+        f << enc;
+        if (!f.flush()) return Status::Internal("cannot write " + tmp);
+      } else if (params_.encryptor == "gpg") {
+        GRIN_RETURN_IF_ERROR(GpgEncrypt(params_, homedir_, passphrase,
+                                        BuildTarGz(spec, params_, seed_), tmp));
+      } else {
+        return Status::InvalidArgument("unknown archive encryptor " + params_.encryptor +
+                                       " (gpg or native)");
+      }
+      std::filesystem::rename(tmp, path, ec);  // atomic: a reader never sees half a file
+      if (ec) return Status::Internal("cannot rename " + tmp + ": " + ec.message());
+      std::lock_guard<std::mutex> l(mu_);
+      ++encryptions_;
+    }
   }
-  std::ifstream f(path, std::ios::binary);
-  auto bytes = std::make_shared<std::string>((std::istreambuf_iterator<char>(f)),
-                                             std::istreambuf_iterator<char>());
+  auto bytes = std::make_shared<std::string>();
+  {
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::Internal("cannot open cached archive " + path);
+    struct stat st {};
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+      bytes->resize(static_cast<size_t>(st.st_size));
+      size_t got = 0;
+      while (got < bytes->size()) {
+        const ssize_t n = read(fd, bytes->data() + got, bytes->size() - got);
+        if (n <= 0) break;
+        got += static_cast<size_t>(n);
+      }
+      bytes->resize(got);
+    }
+    close(fd);
+  }
   if (bytes->empty()) return Status::Internal("empty cached archive " + path);
   std::shared_ptr<const std::string> out = std::move(bytes);
   std::lock_guard<std::mutex> l(mu_);

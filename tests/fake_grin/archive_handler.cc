@@ -254,12 +254,20 @@ void FakeGrinServer::Impl::HandleArchive(RequestCtx& c, bool is_blob) {
   }
   c.res.status = status;
   const std::string key = dir + "/" + b.barcode;
+  // Server-side timing of a GET, kept when its body ends (GET /_fake/gets).
+  std::shared_ptr<ArchiveGetTiming> timing;
+  if (!head) {
+    timing = std::make_shared<ArchiveGetTiming>();
+    timing->barcode = key;
+    timing->arrived_us = SinceStartUs(c.arrived);
+    timing->status = status;
+  }
   auto shared_plan = std::make_shared<BodyPlan>(std::move(plan));
   auto start = std::make_shared<std::chrono::steady_clock::time_point>(
       std::chrono::steady_clock::now());
   auto stalled = std::make_shared<bool>(false);
-  auto provider = [this, shared_plan, start, stalled, key](size_t offset, size_t length,
-                                                          httplib::DataSink& sink) {
+  auto provider = [this, shared_plan, start, stalled, key, timing](
+                      size_t offset, size_t length, httplib::DataSink& sink) {
     const BodyPlan& p = *shared_plan;
     uint64_t rel = offset;  // relative to p.begin
     size_t n = std::min<size_t>(length, 256 * 1024);
@@ -339,14 +347,25 @@ void FakeGrinServer::Impl::HandleArchive(RequestCtx& c, bool is_blob) {
       if (corrupt_here) chunk[static_cast<uint64_t>(p.corrupt_at) - abs_off] ^= 0x5a;
       if (!sink.write(chunk.data(), chunk.size())) return false;
     }
+    if (timing) {
+      if (timing->first_byte_us < 0) {
+        timing->first_byte_us = SinceStartUs(std::chrono::steady_clock::now());
+      }
+      timing->bytes += static_cast<int64_t>(n);
+    }
     std::lock_guard<std::mutex> l(stats_mu);
     stats.bytes_served += static_cast<int64_t>(n);
     stats.barcodes[key].bytes += static_cast<int64_t>(n);
     last_get_bytes[key] += static_cast<int64_t>(n);
     return true;
   };
-  auto release = [this, counted](bool) {
+  auto release = [this, counted, timing](bool) {
     if (counted) --downloads_in_flight;
+    if (timing) {
+      timing->end_us = SinceStartUs(std::chrono::steady_clock::now());
+      std::lock_guard<std::mutex> l(stats_mu);
+      stats.archive_gets.push_back(*timing);
+    }
   };
   if (chunked && !head) {
     // Chunked encoding: the provider's false return closes the connection before the

@@ -126,6 +126,17 @@ struct BarcodeStats {
   int64_t process = 0;     // times named in a _process request
   int64_t searched = 0;    // times named in a _barcode_search request
 };
+// One archive GET (not HEAD) as the server saw it, in microseconds of the steady clock since the
+// server started: the request arrived, its first body byte was handed to the socket, the body
+// ended (or was abandoned). first_byte_us / end_us are -1 while not yet reached.
+struct ArchiveGetTiming {
+  std::string barcode;
+  int64_t arrived_us = 0;
+  int64_t first_byte_us = -1;
+  int64_t end_us = -1;
+  int64_t bytes = 0;
+  int status = 0;
+};
 struct FakeGrinStats {
   std::map<std::string, EndpointStats> endpoints;
   std::map<std::string, BarcodeStats> barcodes;  // key "<DIR>/<BARCODE>"
@@ -138,6 +149,7 @@ struct FakeGrinStats {
   int64_t connections = 0;   // new TCP connections that sent a request
   int64_t tls_resumed = 0;   // of which resumed a TLS session
   int64_t resets = 0;        // connections reset by a fault (reset, truncate close_mode rst)
+  std::vector<ArchiveGetTiming> archive_gets;  // in order of completion; GET /_fake/gets
 };
 
 class FakeGrinServer {

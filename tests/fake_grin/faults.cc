@@ -14,7 +14,8 @@ const std::set<std::string>& KnownActions() {
       "status", "unavailable", "service_login", "slow_first_byte", "throttle",
       "stall", "truncate", "corrupt", "wrong_length", "etag", "drop_next",
       "process_short", "process_unknown", "malformed", "bad_row", "reset", "global_throttle",
-      "reconvert", "expire", "invalid_grant", "shift_rows", "empty", "unsatisfiable"};
+      "reconvert", "expire", "invalid_grant", "shift_rows", "empty", "unsatisfiable",
+      "rate_limit"};
   return k;
 }
 
@@ -52,6 +53,8 @@ Result<FaultRule> FromJson(const json& j) {
       else if (k == "etag_mode") r.etag_mode = v.get<std::string>();
       else if (k == "close_mode") r.close_mode = v.get<std::string>();
       else if (k == "shift") r.shift = v.get<int64_t>();
+      else if (k == "rate_rps") r.rate_rps = v.get<double>();
+      else if (k == "burst") r.burst = v.get<int64_t>();
       else if (k == "window_start_s") r.window_start_s = v.get<int64_t>();
       else if (k == "window_end_s") r.window_end_s = v.get<int64_t>();
       else if (k == "conn_first") r.conn_first = v.get<int64_t>();
@@ -76,6 +79,10 @@ Result<FaultRule> FromJson(const json& j) {
   if ((r.action == "throttle" || r.action == "global_throttle") && r.rate_bps <= 0) {
     return Status::InvalidArgument(r.action + " needs rate_bps > 0");
   }
+  if (r.action == "rate_limit" && (r.rate_rps <= 0 || r.burst < 1)) {
+    return Status::InvalidArgument("rate_limit needs rate_rps > 0 and burst >= 1");
+  }
+  if (r.action == "rate_limit" && !j.contains("status")) r.status = 429;
   if (r.probability < 0 || r.probability > 1) {
     return Status::InvalidArgument("probability must be in [0, 1]");
   }
@@ -116,6 +123,7 @@ std::string FaultRulesToJson(const std::vector<FaultRule>& rules) {
                  {"rate_bps", r.rate_bps}, {"stall_ms", r.stall_ms}, {"at_byte", r.at_byte},
                  {"length_delta", r.length_delta}, {"etag_mode", r.etag_mode},
                  {"close_mode", r.close_mode}, {"shift", r.shift},
+                 {"rate_rps", r.rate_rps}, {"burst", r.burst},
                  {"window_start_s", r.window_start_s}, {"window_end_s", r.window_end_s},
                  {"conn_first", r.conn_first}, {"conn_after", r.conn_after},
                  {"matches", r.matches}, {"fires", r.fires}, {"added_at", r.added_at}});

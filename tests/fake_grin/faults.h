@@ -30,6 +30,9 @@
 //                    chunked (chunked encoding, cut before the terminating chunk)
 //   reset            no reply at all: the connection is reset (RST) when the request arrives
 //   global_throttle  every body this rule fires on shares one rate_bps budget (a bandwidth cap)
+//   rate_limit       GRIN's request-rate limit: the requests this rule fires on share one budget
+//                    of rate_rps requests per second with a burst of `burst` (default 1); a
+//                    request over it gets `status` (default 429; retry_after adds Retry-After)
 //   reconvert        the book is re-converted (new version, new ETag): on HEAD after the reply;
 //                    on GET the body switches to the new version's bytes at at_byte
 //   expire           the book's archive expires (book back to available): HEAD answers, then
@@ -91,6 +94,8 @@ struct FaultRule {
   std::string etag_mode;
   std::string close_mode;  // truncate: "" / fin | rst | chunked
   int64_t shift = 0;
+  double rate_rps = 0;   // rate_limit
+  int64_t burst = 1;     // rate_limit
   // Bookkeeping, read back through List().
   int64_t matches = 0;
   int64_t fires = 0;

@@ -522,4 +522,70 @@ TEST_CASE("ctoken expiry: an old continuation token gets the 'unavailable' page"
 
 }  // TEST_SUITE
 
+TEST_CASE("faults: a rate limit answers 429 to requests over its budget") {
+  auto s = Start(Small());
+  FaultRule limit;
+  limit.endpoint = "grin";
+  limit.action = "rate_limit";
+  limit.rate_rps = 10;
+  limit.burst = 3;
+  limit.status = 429;
+  limit.retry_after = "1";
+  s->AddFault(limit);
+  Curl curl(*s);
+  // A burst of 3 passes, then the budget is spent: the next requests at once are refused.
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 6; ++i) {
+    const int st = curl.Get("/libraries/TEST/_converted?format=text").http_status;
+    if (st == 200) ++ok;
+    if (st == 429) ++refused;
+  }
+  CHECK(ok >= 3);
+  CHECK(ok <= 4);  // one more may have earned its token on a slow machine
+  CHECK(refused == 6 - ok);
+  // A tenth of a second later one more token is there.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  CHECK(curl.Get("/libraries/TEST/_converted?format=text").http_status == 200);
+  CHECK(ParseFaultRule(R"({"action":"rate_limit"})").status().code() ==
+        StatusCode::kInvalidArgument);
+  auto r = ParseFaultRule(R"({"action":"rate_limit","rate_rps":5,"burst":2})");
+  REQUIRE(r.ok());
+  CHECK(r->status == 429);
+}
+
+TEST_CASE("faults: archive GET timings show the first-byte delay and the throttled body") {
+  auto o = Small();
+  o.size_only = true;
+  o.size_only_min_bytes = o.size_only_max_bytes = 100'000;
+  auto s = Start(o);
+  int64_t total = 0;
+  auto idx = s->corpus("TEST")->List(ConvertStatus::kConverted, 0, 1, &total);
+  REQUIRE(idx.size() == 1);
+  FaultRule slow;
+  slow.endpoint = "archive_get";
+  slow.action = "slow_first_byte";
+  slow.delay_ms = 200;
+  s->AddFault(slow);
+  FaultRule rate;
+  rate.endpoint = "archive_get";
+  rate.action = "throttle";
+  rate.rate_bps = 500'000;  // 100 kB: ~0.2 s
+  s->AddFault(rate);
+  Curl curl(*s);
+  const std::string path = "/libraries/TEST/" + Corpus::BarcodeAt(idx[0]) + ".tar.gz.gpg";
+  CHECK(curl.Get(path).http_status == 200);
+  httplib::Client c(s->origin());
+  c.set_ca_cert_path(s->ca_file().c_str());
+  auto r = c.Get("/_fake/gets");
+  REQUIRE(r);
+  auto gets = json::parse(r->body);
+  REQUIRE(gets.size() == 1);
+  const auto& g = gets[0];
+  CHECK(g["bytes"].get<int64_t>() == 100'000);
+  CHECK(g["status"].get<int>() == 200);
+  CHECK(g["first_byte_us"].get<int64_t>() - g["arrived_us"].get<int64_t>() >= 200'000);
+  // The throttle sends a twentieth of a second's bytes per step, the first at once.
+  CHECK(g["end_us"].get<int64_t>() - g["first_byte_us"].get<int64_t>() >= 120'000);
+}
+
 }  // namespace grin::fake

@@ -60,6 +60,8 @@ constexpr const char* kUsage = R"(usage: grin-fake [options]
   --pregenerate        encrypt every converted book's archive into the cache before serving
   --encrypt gpg|native archives encrypted by the real gpg (default) or in process by OpenSSL
                        (same OpenPGP format, ~100x faster: for benchmarks of many books)
+  --pages-min N --pages-max N   pages per book, uniform (default 2..5; an archive is about
+                       pages x image-bytes)
   --no-auth            accept requests without a token
   --token-ttl S        access token lifetime (default 3600)
   --auth-failure 401|302|403
@@ -126,6 +128,12 @@ int main(int argc, char** argv) {
     }
     o.corpus.queue_max = a.Int("queue-max", 50000);
     o.corpus.convert_delay_s = a.Int("convert-delay", 3600);
+    o.corpus.pages_min = static_cast<int>(a.Int("pages-min", o.corpus.pages_min));
+    o.corpus.pages_max = static_cast<int>(a.Int("pages-max", o.corpus.pages_max));
+    if (o.corpus.pages_min < 1 || o.corpus.pages_max < o.corpus.pages_min) {
+      std::cerr << "grin-fake: need 1 <= --pages-min <= --pages-max\n" << kUsage;
+      return 2;
+    }
     o.state_dir = a.Str("state-dir", "");
     o.cache_dir = a.Str("cache-dir", "");
     if (a.Has("size-only")) {

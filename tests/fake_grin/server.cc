@@ -458,6 +458,28 @@ void FakeGrinServer::Impl::Dispatch(const httplib::Request& req, httplib::Respon
     CountRequest(c.endpoint, 0);
     return;
   }
+  if (const FaultRule* f = c.Fired("rate_limit")) {
+    // GCRA: `next` is the theoretical arrival time of the next request; one may come up to
+    // burst - 1 intervals early.
+    const auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(1.0 / f->rate_rps));
+    auto bucket = BucketFor(f->id);
+    bool over = false;
+    {
+      std::lock_guard<std::mutex> l(bucket->mu);
+      const auto now = std::chrono::steady_clock::now();
+      if (bucket->next - (f->burst - 1) * interval > now) {
+        over = true;
+      } else {
+        bucket->next = std::max(bucket->next, now) + interval;
+      }
+    }
+    if (over) {
+      if (!f->retry_after.empty()) res.set_header("Retry-After", f->retry_after);
+      SetErrorPage(res, f->status, "Too many requests");
+      return finish();
+    }
+  }
   if (const FaultRule* f = c.Fired("slow_first_byte")) {
     std::this_thread::sleep_for(std::chrono::milliseconds(f->delay_ms));
   }
@@ -533,6 +555,17 @@ void FakeGrinServer::Impl::HandleControl(const httplib::Request& req, httplib::R
   const std::string what = req.path.substr(7);
   if (what == "stats") {
     res.set_content(StatsJson(), "application/json");
+  } else if (what == "gets") {
+    json a = json::array();
+    {
+      std::lock_guard<std::mutex> l(stats_mu);
+      for (const auto& g : stats.archive_gets) {
+        a.push_back({{"barcode", g.barcode}, {"arrived_us", g.arrived_us},
+                     {"first_byte_us", g.first_byte_us}, {"end_us", g.end_us},
+                     {"bytes", g.bytes}, {"status", g.status}});
+      }
+    }
+    res.set_content(a.dump(), "application/json");
   } else if (what == "faults" && req.method == "GET") {
     res.set_content(FaultRulesToJson(faults.List()), "application/json");
   } else if (what == "faults" && req.method == "DELETE") {

@@ -29,6 +29,7 @@ struct RequestCtx {
   std::vector<std::string> barcodes;
   std::vector<FaultRule> fired;
   int64_t conn_request = 1;  // 1-based number of this request on its connection
+  std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now();
 
   const FaultRule* Fired(std::string_view action) const {
     for (const auto& f : fired) {
@@ -99,7 +100,12 @@ class FakeGrinServer::Impl {
   std::atomic<int64_t> downloads_in_flight{0};
   ConnectionTracker connections;
 
-  // Shared byte budgets of global_throttle rules, by rule id.
+  // Microseconds of the steady clock since the server started (ArchiveGetTiming).
+  int64_t SinceStartUs(std::chrono::steady_clock::time_point t) const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t - started).count();
+  }
+  const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  // Shared budgets of global_throttle (bytes) and rate_limit (requests) rules, by rule id.
   struct Bucket {
     std::mutex mu;
     std::chrono::steady_clock::time_point next{};
