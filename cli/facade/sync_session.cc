@@ -159,17 +159,18 @@ class Session {
 };
 
 // Gives the leases of the books in flight back once `cancel` asks to abort (a thread of its
-// own, so the pipeline needs no knowledge of it).
+// own, so the pipeline needs no knowledge of it). An abort the thread had no time to see before
+// the sync ended (the pipeline stops on it too) is handled when the watcher goes: an Abort()
+// always gives the leases back and says so, exactly once.
 class AbortWatcher {
  public:
   AbortWatcher(Cancellation* cancel, storage::SqliteStateStore* store, Session* session)
-      : cancel_(cancel) {
+      : cancel_(cancel), store_(store), session_(session) {
     if (cancel_ == nullptr) return;
-    thread_ = std::thread([this, store, session] {
+    thread_ = std::thread([this] {
       while (!stop_.load()) {
         if (cancel_->aborting()) {
-          (void)store->ReleaseForExit();
-          session->Event(EventKind::kAborted);
+          GiveBack();
           return;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -179,11 +180,21 @@ class AbortWatcher {
   ~AbortWatcher() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
+    if (cancel_ != nullptr && cancel_->aborting()) GiveBack();
   }
 
  private:
+  void GiveBack() {
+    if (given_back_.exchange(true)) return;
+    (void)store_->ReleaseForExit();
+    session_->Event(EventKind::kAborted);
+  }
+
   Cancellation* cancel_;
+  storage::SqliteStateStore* store_;
+  Session* session_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> given_back_{false};
   std::thread thread_;
 };
 
