@@ -11,6 +11,7 @@
 #include "engine/grin/workflows.h"
 #include "storage/database.h"
 #include "storage/run_lock.h"
+#include "storage/sync_queries.h"
 
 namespace grin::jobs {
 
@@ -190,6 +191,19 @@ Result<RequestReport> Run::Request(const RequestOptions& options, Observer* obse
 Result<SyncReport> Run::Sync(const SyncOptions& options, Observer* observer,
                              Cancellation* cancel) {
   return SyncWithHooks(*impl_, options, observer, cancel, SyncHooks{});
+}
+
+decltype(pipeline::SyncOptions::job_view) JobViewOf(storage::JobReader* reader) {
+  return [reader](const std::string& barcode)
+      -> Result<std::optional<pipeline::SyncOptions::JobView>> {
+    GRIN_ASSIGN_OR_RETURN(auto row, reader->Job(barcode));
+    if (!row) return std::optional<pipeline::SyncOptions::JobView>();
+    pipeline::SyncOptions::JobView v;
+    if (!ParseStage(row->stage, &v.stage)) return Status::Internal("unknown stage for " + barcode);
+    v.dead = row->dead;
+    v.checkpoint = row->checkpoint;
+    return std::optional<pipeline::SyncOptions::JobView>(v);
+  };
 }
 
 }  // namespace grin::jobs

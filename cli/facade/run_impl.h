@@ -10,7 +10,12 @@
 #include "engine/base/logger.h"
 #include "engine/base/metrics.h"
 #include "engine/pipeline/progress.h"
+#include "engine/pipeline/sync.h"
 #include "grin_jobs/run.h"
+
+namespace grin::storage {
+class JobReader;
+}
 
 namespace grin::jobs {
 
@@ -42,6 +47,9 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& options, Obs
 // Run::Verify with the CLI's logger (nullptr: none).
 Result<VerifyReport> VerifyWithLogger(Run::Impl& run, const VerifyOptions& options,
                                       grin::Logger* logger);
+
+// SyncOptions::job_view (and VerifyOptions::job_view) over `reader`, which must outlive it.
+decltype(pipeline::SyncOptions::job_view) JobViewOf(storage::JobReader* reader);
 
 // Forwards engine log events to an Observer (OnLog), honouring its log_level().
 class ObserverLogger final : public grin::Logger {

@@ -558,16 +558,7 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   so.marc_recorded = [reader](const std::string& barcode) {
     return reader->MarcRecorded(barcode);
   };
-  so.job_view = [reader](const std::string& barcode)
-      -> Result<std::optional<pipeline::SyncOptions::JobView>> {
-    GRIN_ASSIGN_OR_RETURN(auto row, reader->Job(barcode));
-    if (!row) return std::optional<pipeline::SyncOptions::JobView>();
-    pipeline::SyncOptions::JobView v;
-    if (!ParseStage(row->stage, &v.stage)) return Status::Internal("unknown stage for " + barcode);
-    v.dead = row->dead;
-    v.checkpoint = row->checkpoint;
-    return std::optional<pipeline::SyncOptions::JobView>(v);
-  };
+  so.job_view = JobViewOf(reader);
   // Temporary files an interrupted export or backup of this run left (the run lock is ours).
   if (int64_t n = storage::RemoveExportLeftovers(run_dir); n > 0) {
     logger.Log(grin::LogLevel::kInfo, "sync.litter_removed",

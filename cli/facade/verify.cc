@@ -58,16 +58,7 @@ Result<VerifyReport> VerifyWithLogger(Run::Impl& run, const VerifyOptions& optio
     rec.sha256_hex = u.sha256_hex;
     return rec;
   };
-  vo.job_view = [r](const std::string& barcode)
-      -> Result<std::optional<pipeline::SyncOptions::JobView>> {
-    GRIN_ASSIGN_OR_RETURN(auto row, r->Job(barcode));
-    if (!row) return std::optional<pipeline::SyncOptions::JobView>();
-    pipeline::SyncOptions::JobView v;
-    if (!ParseStage(row->stage, &v.stage)) return Status::Internal("unknown stage for " + barcode);
-    v.dead = row->dead;
-    v.checkpoint = row->checkpoint;
-    return std::optional<pipeline::SyncOptions::JobView>(v);
-  };
+  vo.job_view = JobViewOf(r);
   GRIN_ASSIGN_OR_RETURN(auto rep, pipeline::Verify(*objects.store, vo));
   VerifyReport out;
   out.storage = objects.store->Describe();
