@@ -1,12 +1,16 @@
-// grin-jobs collect | enrich | request: GRIN metadata into the run's books table.
+// grin-jobs collect | enrich | request: GRIN metadata into the run's books table. Adapters over
+// jobs::Run::Collect / Enrich / Request (cli/facade/run.cc): parse the options, call the facade
+// with the command's log, print the report.
 #include <iostream>
 #include <limits>
 
 #include "cli/cli.h"
 #include "cli/commands/grin_stack.h"
+#include "cli/facade/run_impl.h"
+#include "cli/log_setup.h"
 #include "cli/run_context.h"
 #include "engine/base/clock.h"
-#include "engine/grin/workflows.h"
+#include "grin_jobs/run.h"
 
 namespace grin::cli {
 namespace {
@@ -27,8 +31,9 @@ OptionRules GrinRules() {
 
 struct Common {
   std::string run_dir;
-  GrinStackOptions stack;
+  double rate = 5;
   std::unique_ptr<CommandLog> log;  // <run>/logs/<command>-*.log and the console
+  std::unique_ptr<jobs::Run> run;
 };
 
 bool ParseCommon(const char* command, const cxxopts::ParseResult& parsed, std::ostream& out,
@@ -40,15 +45,52 @@ bool ParseCommon(const char* command, const cxxopts::ParseResult& parsed, std::o
   }
   c->run_dir = *run_dir;
   c->log = std::make_unique<CommandLog>(command, c->run_dir, parsed, out, err);
-  c->stack.logger = c->log->logger();
-  c->stack.requests_per_second = parsed["rate"].as<double>();
-  if (c->stack.requests_per_second <= 0) {
+  c->rate = parsed["rate"].as<double>();
+  if (c->rate <= 0) {
     err << "grin-jobs " << command << ": --rate must be positive\n";
     *code = kExitUsage;
     return false;
   }
   return true;
 }
+
+// Opens the run, once every option is checked.
+bool OpenRun(const char* command, std::ostream& err, Common* c, int* code) {
+  auto run = jobs::Run::Open({c->run_dir, ""});
+  if (!run.ok()) {
+    *code = ReportError(err, command, run.status());
+    return false;
+  }
+  c->run = std::move(run).value();
+  return true;
+}
+
+// A failed facade call: about the run (its config, database, lock) or GRIN's side (cli.h).
+int ReportFailure(std::ostream& err, const char* command, const jobs::Run& run,
+                  const Status& status) {
+  return run.error_origin() == jobs::ErrorOrigin::kRun ? ReportError(err, command, status)
+                                                      : ReportGrinError(err, command, status);
+}
+
+// The facade's messages: problems on stderr as "grin-jobs COMMAND: ...".
+class Printer final : public jobs::Observer {
+ public:
+  Printer(const char* command, std::ostream& out, std::ostream& err)
+      : command_(command), out_(out), err_(err) {}
+  void OnMessage(jobs::MessageKind kind, std::string_view text) override {
+    if (kind == jobs::MessageKind::kInfo) {
+      out_ << text << "\n";
+      return;
+    }
+    err_ << "grin-jobs " << command_ << ": "
+         << (kind == jobs::MessageKind::kWarning ? "warning: " : "") << text << "\n";
+  }
+
+ private:
+  const char* command_;
+  std::ostream& out_;
+  std::ostream& err_;
+};
 
 }  // namespace
 
@@ -72,27 +114,19 @@ int RunCollect(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   Common c;
   if (!ParseCommon("collect", parsed, out, err, &c, &code)) return code;
-  bool grin_side = false;
-  auto stack = OpenGrinStack(c.run_dir, c.stack, &grin_side);
-  if (!stack.ok()) {
-    return grin_side ? ReportGrinError(err, "collect", stack.status())
-                     : ReportError(err, "collect", stack.status());
-  }
-  grin_client::CollectOptions o;
+  jobs::CollectOptions o;
+  o.requests_per_second = c.rate;
   o.refresh = parsed.count("refresh") > 0;
   o.restart = parsed.count("restart") > 0;
   o.page_size = parsed["page-size"].as<int>();
   o.max_pages = parsed["max-pages"].as<int>();
-  Status probe = (*stack)->client->Probe();
-  if (!probe.ok()) return ReportGrinError(err, "collect", probe);
-  auto stats = grin_client::CollectAllBooks(*(*stack)->client, *(*stack)->catalog, o);
-  if (!stats.ok()) {
-    err << "grin-jobs collect: stopped; rerun the same command to resume\n";
-    return ReportGrinError(err, "collect", stats.status());
-  }
+  if (!OpenRun("collect", err, &c, &code)) return code;
+  Printer printer("collect", out, err);
+  auto stats = jobs::CollectWithLogger(*c.run->impl(), o, &printer, c.log->logger());
+  if (!stats.ok()) return ReportFailure(err, "collect", *c.run, stats.status());
   out << (stats->resumed ? "resumed; " : "") << stats->pages << " pages, " << stats->rows
-      << " books listed: " << stats->counts.inserted << " new, " << stats->counts.updated
-      << " updated, " << stats->counts.unchanged << " unchanged"
+      << " books listed: " << stats->inserted << " new, " << stats->updated << " updated, "
+      << stats->unchanged << " unchanged"
       << (stats->finished ? "" : " (not finished: rerun to continue)") << "\n";
   if (stats->skipped_rows > 0) {
     out << stats->skipped_rows
@@ -127,7 +161,8 @@ int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   Common c;
   if (!ParseCommon("enrich", parsed, out, err, &c, &code)) return code;
-  grin_client::EnrichOptions o;
+  jobs::EnrichOptions o;
+  o.requests_per_second = c.rate;
   o.limit = parsed["limit"].as<int64_t>();
   o.refresh = parsed.count("refresh") > 0;
   if (parsed.count("older-than")) {
@@ -139,15 +174,10 @@ int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostr
     o.refresh_before = FormatIsoUtc(SystemClock::Default()->NowMicros() - days * 86'400'000'000LL);
   }
   o.concurrency = parsed["concurrency"].as<int>();
-  c.stack.max_connections = std::max(1, o.concurrency);
-  bool grin_side = false;
-  auto stack = OpenGrinStack(c.run_dir, c.stack, &grin_side);
-  if (!stack.ok()) {
-    return grin_side ? ReportGrinError(err, "enrich", stack.status())
-                     : ReportError(err, "enrich", stack.status());
-  }
-  auto stats = grin_client::EnrichBooks(*(*stack)->client, *(*stack)->catalog, o, c.log->logger());
-  if (!stats.ok()) return ReportGrinError(err, "enrich", stats.status());
+  if (!OpenRun("enrich", err, &c, &code)) return code;
+  Printer printer("enrich", out, err);
+  auto stats = jobs::EnrichWithLogger(*c.run->impl(), o, &printer, c.log->logger());
+  if (!stats.ok()) return ReportFailure(err, "enrich", *c.run, stats.status());
   out << stats->asked << " books asked in " << stats->requests << " requests: " << stats->found
       << " enriched, " << stats->missing << " unknown to GRIN, " << stats->failed_barcodes
       << " failed (retried next run)\n";
@@ -160,9 +190,9 @@ int RunEnrich(const std::vector<std::string>& args, std::ostream& out, std::ostr
     out << stats->missing_asked << " books GRIN did not know asked again: "
         << stats->missing_found << " known now, " << stats->still_missing << " still unknown\n";
   }
-  if (auto m = (*stack)->catalog->MissingEnrichment(); m.ok() && m->books > 0) {
-    out << m->books << " books unknown to GRIN wait to be asked again (next from "
-        << m->next_ask_at << "; --refresh asks them now)\n";
+  if (stats->missing_waiting > 0) {
+    out << stats->missing_waiting << " books unknown to GRIN wait to be asked again (next from "
+        << stats->next_ask_at << "; --refresh asks them now)\n";
   }
   if (stats->convert_failures >= 0) {
     out << stats->convert_failures
@@ -195,21 +225,18 @@ int RunRequest(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   Common c;
   if (!ParseCommon("request", parsed, out, err, &c, &code)) return code;
-  grin_client::RequestOptions o;
+  jobs::RequestOptions o;
+  o.requests_per_second = c.rate;
   o.limit = parsed["limit"].as<int64_t>();
-  o.batch = static_cast<size_t>(parsed["batch"].as<int>());
+  o.batch = parsed["batch"].as<int>();
   o.dry_run = parsed.count("dry-run") > 0;
   o.retry_refused = parsed.count("retry-refused") > 0;
-  bool grin_side = false;
-  auto stack = OpenGrinStack(c.run_dir, c.stack, &grin_side);
-  if (!stack.ok()) {
-    return grin_side ? ReportGrinError(err, "request", stack.status())
-                     : ReportError(err, "request", stack.status());
-  }
-  auto stats = grin_client::RequestConversions(*(*stack)->client, *(*stack)->catalog, o);
-  if (!stats.ok()) return ReportGrinError(err, "request", stats.status());
+  if (!OpenRun("request", err, &c, &code)) return code;
+  Printer printer("request", out, err);
+  auto stats = jobs::RequestWithLogger(*c.run->impl(), o, &printer, c.log->logger());
+  if (!stats.ok()) return ReportFailure(err, "request", *c.run, stats.status());
   out << "GRIN queue: " << stats->in_process_before << " in process, " << stats->free_before
-      << " free of " << grin_client::kQueueCap << "\n";
+      << " free of " << stats->queue_capacity << "\n";
   if (o.dry_run) {
     out << "would request " << stats->candidates << " books\n";
     return kExitOk;

@@ -1,6 +1,6 @@
-// grin-jobs init: create a run directory with its database and run_config.json.
-#include <SQLiteCpp/Database.h>
-
+// grin-jobs init: create a run directory with its database and run_config.json, or upgrade an
+// existing run's database. The adapter over jobs::InitRun (cli/facade/run.cc): the flags become
+// settings, checked and compared with an existing run's here; the facade makes the run.
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -11,9 +11,8 @@
 #include "cli/object_store_factory.h"
 #include "cli/commands/settings.h"
 #include "cli/run_config.h"
+#include "cli/facade/run_impl.h"
 #include "cli/run_context.h"
-#include "storage/database.h"
-#include "storage/run_lock.h"
 
 namespace grin::cli {
 namespace {
@@ -95,6 +94,29 @@ std::string Text(const nlohmann::json& j) {
   return j.is_string() ? j.get<std::string>() : j.dump();
 }
 
+// The settings given that differ from the existing run's, as "KEY is 'NOW', not 'GIVEN':
+// `grin-jobs config set ...`" joined by "; " ("" when none differ).
+std::string Differences(const RunConfig& existing,
+                        const std::vector<std::pair<std::string, nlohmann::json>>& settings,
+                        const std::string& run_dir) {
+  std::string differ;
+  for (const auto& [key, value] : settings) {
+    nlohmann::json now = GetSetting(existing, key);
+    if (key == "storage.type" && now.is_null()) now = "local";
+    if (now == value) continue;
+    // A path stored as given by an older init (relative) names the same place.
+    if (now.is_string() && value.is_string() &&
+        std::filesystem::absolute(now.get<std::string>()).lexically_normal().string() ==
+            value.get<std::string>()) {
+      continue;
+    }
+    differ += std::string(differ.empty() ? "" : "; ") + key + " is '" + Text(now) + "', not '" +
+              Text(value) + "': `grin-jobs config set --run-dir " + Quoted(run_dir) + " " + key +
+              " " + Quoted(Text(value)) + "`";
+  }
+  return differ;
+}
+
 }  // namespace
 
 int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -135,62 +157,26 @@ int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   // An existing run keeps its settings: a flag that would change one is refused, naming the
   // command that changes it (never silently ignored).
   if (std::filesystem::exists(ConfigPath(*run_dir))) {
-    auto existing = LoadRunConfig(*run_dir);
+    auto existing = jobs::Run::Open({*run_dir, ""});
     if (!existing.ok()) return ReportError(err, "init", existing.status());
-    std::string differ;
-    for (const auto& [key, value] : *settings) {
-      nlohmann::json now = GetSetting(*existing, key);
-      if (key == "storage.type" && now.is_null()) now = "local";
-      if (now == value) continue;
-      // A path stored as given by an older init (relative) names the same place.
-      if (now.is_string() && value.is_string() &&
-          std::filesystem::absolute(now.get<std::string>()).lexically_normal().string() ==
-              value.get<std::string>()) {
-        continue;
-      }
-      differ += std::string(differ.empty() ? "" : "; ") + key + " is '" + Text(now) + "', not '" +
-                Text(value) + "': `grin-jobs config set --run-dir " + Quoted(*run_dir) + " " +
-                key + " " + Quoted(Text(value)) + "`";
-    }
+    std::string differ = Differences((*existing)->impl()->config, *settings, *run_dir);
     if (!differ.empty()) {
       err << "grin-jobs init: run " << *run_dir << " already exists with other settings (init "
           << "changes none): " << differ << "\n";
       return kExitUsage;
     }
   }
-
-  std::error_code ec;
-  std::filesystem::create_directories(*run_dir, ec);
-  if (ec) {
-    return ReportError(err, "init", Status::PermissionDenied(*run_dir + ": cannot create the run "
-                                                             "directory (" + ec.message() + ")"));
-  }
-  // Take the run lock so init never races a running sync.
-  auto lock = storage::RunLock::Acquire(DbPath(*run_dir));
-  if (!lock.ok()) return ReportError(err, "init", lock.status());
-  bool existed = std::filesystem::exists(ConfigPath(*run_dir));
-  // A new run may turn an empty books.db into a database; an existing run's empty books.db is
-  // refused (it lost its data: restore a backup, or remove it to start the run's state anew).
-  storage::DatabaseOptions dbo;
-  dbo.init_empty = !existed;
-  auto db = storage::OpenDatabase(DbPath(*run_dir), dbo);
-  if (!db.ok()) return ReportError(err, "init", db.status());
-  if (existed) {
-    out << "run " << *run_dir << " already exists; its database is up to date\n";
-    return kExitOk;
-  }
   RunConfig config;
-  config.run_name = std::filesystem::path(*run_dir).filename().string();
   for (const auto& [key, value] : *settings) {
     Status set = SetSetting(&config, key, value);
     if (!set.ok()) return ReportError(err, "init", set);
   }
-  if (!config.storage.contains("type")) config.storage["type"] = "local";
-  if (config.storage["type"] == "local" && !config.storage.contains("base_path")) {
-    config.storage["base_path"] = (std::filesystem::path(*run_dir) / "storage").string();
+  auto created = jobs::InitRun(*run_dir, std::move(config));
+  if (!created.ok()) return ReportError(err, "init", created.status());
+  if (!*created) {
+    out << "run " << *run_dir << " already exists; its database is up to date\n";
+    return kExitOk;
   }
-  Status s = SaveRunConfig(*run_dir, config);
-  if (!s.ok()) return ReportError(err, "init", s);
   out << "created run " << *run_dir << " (" << DbPath(*run_dir) << ", " << ConfigPath(*run_dir)
       << ")\n";
   return kExitOk;

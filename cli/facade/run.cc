@@ -1,5 +1,5 @@
-// grin::jobs::Run (include/grin_jobs/run.h): opening and creating runs, and the GRIN metadata
-// operations. Sync is in sync_session.cc.
+// grin::jobs::Run (include/grin_jobs/run.h): opening and creating runs (and `grin-jobs init`'s
+// InitRun), and the GRIN metadata operations. Sync is in sync_session.cc.
 #include <SQLiteCpp/Database.h>
 
 #include <algorithm>
@@ -39,7 +39,6 @@ Result<std::unique_ptr<Run>> Run::Create(const CreateOptions& options) {
     return Status::InvalidArgument("no library_directory given (GRIN's name for the library)");
   }
   cli::RunConfig config;
-  config.run_name = fs::path(options.run_dir).filename().string();
   config.library_directory = options.library_directory;
   if (!options.grin_base_url.empty()) config.grin_base_url = options.grin_base_url;
   if (!options.grin_token_url.empty()) config.grin_token_url = options.grin_token_url;
@@ -63,27 +62,37 @@ Result<std::unique_ptr<Run>> Run::Create(const CreateOptions& options) {
       config.storage[key] = value;
     }
   }
-  if (!config.storage.contains("type")) config.storage["type"] = "local";
-  if (config.storage["type"] == "local" && !config.storage.contains("base_path")) {
-    config.storage["base_path"] = (fs::path(options.run_dir) / "storage").string();
-  }
-  if (fs::exists(cli::ConfigPath(options.run_dir))) {
-    return Status(StatusCode::kAlreadyExists, options.run_dir + ": already holds a run");
-  }
+  const Status exists(StatusCode::kAlreadyExists, options.run_dir + ": already holds a run");
+  if (fs::exists(cli::ConfigPath(options.run_dir))) return exists;
+  GRIN_ASSIGN_OR_RETURN(bool created, InitRun(options.run_dir, std::move(config)));
+  if (!created) return exists;  // made by another process meanwhile
+  return Open({options.run_dir, options.credentials_dir});
+}
+
+Result<bool> InitRun(const std::string& run_dir, cli::RunConfig config) {
   std::error_code ec;
-  fs::create_directories(options.run_dir, ec);
+  fs::create_directories(run_dir, ec);
   if (ec) {
-    return Status::PermissionDenied(options.run_dir + ": cannot create the run directory (" +
+    return Status::PermissionDenied(run_dir + ": cannot create the run directory (" +
                                     ec.message() + ")");
   }
-  GRIN_ASSIGN_OR_RETURN(storage::RunLock lock,
-                        storage::RunLock::Acquire(cli::DbPath(options.run_dir)));
+  // The run lock: init never races a running sync.
+  GRIN_ASSIGN_OR_RETURN(storage::RunLock lock, storage::RunLock::Acquire(cli::DbPath(run_dir)));
+  const bool existed = fs::exists(cli::ConfigPath(run_dir));
+  // A new run may turn an empty books.db into a database; an existing run's empty books.db is
+  // refused (it lost its data: restore a backup, or remove it to start the run's state anew).
   storage::DatabaseOptions dbo;
-  dbo.init_empty = true;
-  GRIN_ASSIGN_OR_RETURN(auto db, storage::OpenDatabase(cli::DbPath(options.run_dir), dbo));
+  dbo.init_empty = !existed;
+  GRIN_ASSIGN_OR_RETURN(auto db, storage::OpenDatabase(cli::DbPath(run_dir), dbo));
   (void)db;
-  GRIN_RETURN_IF_ERROR(cli::SaveRunConfig(options.run_dir, config));
-  return Open({options.run_dir, options.credentials_dir});
+  if (existed) return false;
+  config.run_name = fs::path(run_dir).filename().string();
+  if (!config.storage.contains("type")) config.storage["type"] = "local";
+  if (config.storage["type"] == "local" && !config.storage.contains("base_path")) {
+    config.storage["base_path"] = (fs::path(run_dir) / "storage").string();
+  }
+  GRIN_RETURN_IF_ERROR(cli::SaveRunConfig(run_dir, config));
+  return true;
 }
 
 namespace {
@@ -110,42 +119,71 @@ Status CheckRate(Run::Impl& run, double rate) {
 }  // namespace
 
 Result<CollectReport> Run::Collect(const CollectOptions& options, Observer* observer) {
-  GRIN_RETURN_IF_ERROR(CheckRate(*impl_, options.requests_per_second));
-  ObserverLogger logger(observer);
-  GRIN_ASSIGN_OR_RETURN(auto stack, OpenStack(*impl_, options.requests_per_second, 5, &logger));
-  impl_->origin = ErrorOrigin::kTransfer;
+  return CollectWithLogger(*impl_, options, observer, nullptr);
+}
+
+Result<EnrichReport> Run::Enrich(const EnrichOptions& options, Observer* observer) {
+  return EnrichWithLogger(*impl_, options, observer, nullptr);
+}
+
+Result<RequestReport> Run::Request(const RequestOptions& options, Observer* observer) {
+  return RequestWithLogger(*impl_, options, observer, nullptr);
+}
+
+Result<CollectReport> CollectWithLogger(Run::Impl& run, const CollectOptions& options,
+                                        Observer* observer, grin::Logger* logger) {
+  GRIN_RETURN_IF_ERROR(CheckRate(run, options.requests_per_second));
+  ObserverLogger observer_logger(observer);
+  if (logger == nullptr) logger = &observer_logger;
+  GRIN_ASSIGN_OR_RETURN(auto stack, OpenStack(run, options.requests_per_second, 5, logger));
+  run.origin = ErrorOrigin::kTransfer;
   GRIN_RETURN_IF_ERROR(stack->client->Probe());
   grin_client::CollectOptions o;
   o.refresh = options.refresh;
   o.restart = options.restart;
   o.page_size = options.page_size;
   o.max_pages = options.max_pages;
-  GRIN_ASSIGN_OR_RETURN(auto s, grin_client::CollectAllBooks(*stack->client, *stack->catalog, o));
+  auto s = grin_client::CollectAllBooks(*stack->client, *stack->catalog, o);
+  if (!s.ok()) {
+    // The pages written so far stay, with the position: the same call resumes.
+    if (observer != nullptr) {
+      observer->OnMessage(MessageKind::kError, "stopped; rerun the same command to resume");
+    }
+    return s.status();
+  }
   CollectReport r;
-  r.resumed = s.resumed;
-  r.finished = s.finished;
-  r.pages = s.pages;
-  r.rows = s.rows;
-  r.inserted = s.counts.inserted;
-  r.updated = s.counts.updated;
-  r.unchanged = s.counts.unchanged;
-  r.skipped_rows = s.skipped_rows;
+  r.resumed = s->resumed;
+  r.finished = s->finished;
+  r.pages = s->pages;
+  r.rows = s->rows;
+  r.inserted = s->counts.inserted;
+  r.updated = s->counts.updated;
+  r.unchanged = s->counts.unchanged;
+  r.skipped_rows = s->skipped_rows;
   return r;
 }
 
-Result<EnrichReport> Run::Enrich(const EnrichOptions& options, Observer* observer) {
-  GRIN_RETURN_IF_ERROR(CheckRate(*impl_, options.requests_per_second));
-  ObserverLogger logger(observer);
-  GRIN_ASSIGN_OR_RETURN(auto stack, OpenStack(*impl_, options.requests_per_second,
-                                              std::max(1, options.concurrency), &logger));
-  impl_->origin = ErrorOrigin::kTransfer;
+Result<EnrichReport> EnrichWithLogger(Run::Impl& run, const EnrichOptions& options,
+                                      Observer* observer, grin::Logger* logger) {
+  GRIN_RETURN_IF_ERROR(CheckRate(run, options.requests_per_second));
+  if (!options.refresh_before.empty() && !options.refresh) {
+    return Status::InvalidArgument("enrich: refresh_before needs refresh");
+  }
+  if (options.concurrency < 1 || options.limit < 0) {
+    return Status::InvalidArgument("enrich: concurrency must be at least 1 and limit not negative");
+  }
+  ObserverLogger observer_logger(observer);
+  if (logger == nullptr) logger = &observer_logger;
+  GRIN_ASSIGN_OR_RETURN(auto stack,
+                        OpenStack(run, options.requests_per_second, options.concurrency, logger));
+  run.origin = ErrorOrigin::kTransfer;
   grin_client::EnrichOptions o;
   o.limit = options.limit;
   o.refresh = options.refresh;
   o.refresh_before = options.refresh_before;
   o.concurrency = options.concurrency;
   GRIN_ASSIGN_OR_RETURN(auto s,
-                        grin_client::EnrichBooks(*stack->client, *stack->catalog, o, &logger));
+                        grin_client::EnrichBooks(*stack->client, *stack->catalog, o, logger));
   EnrichReport r;
   r.asked = s.asked;
   r.found = s.found;
@@ -160,17 +198,23 @@ Result<EnrichReport> Run::Enrich(const EnrichOptions& options, Observer* observe
   r.still_missing = s.still_missing;
   r.convert_failures = s.convert_failures;
   r.skipped_rows = s.skipped_rows;
+  if (auto m = stack->catalog->MissingEnrichment(); m.ok() && m->books > 0) {
+    r.missing_waiting = m->books;
+    r.next_ask_at = m->next_ask_at;
+  }
   return r;
 }
 
-Result<RequestReport> Run::Request(const RequestOptions& options, Observer* observer) {
-  GRIN_RETURN_IF_ERROR(CheckRate(*impl_, options.requests_per_second));
+Result<RequestReport> RequestWithLogger(Run::Impl& run, const RequestOptions& options,
+                                        Observer* observer, grin::Logger* logger) {
+  GRIN_RETURN_IF_ERROR(CheckRate(run, options.requests_per_second));
   if (options.batch < 1 || options.limit < 1) {
     return Status::InvalidArgument("request: batch and limit must be at least 1");
   }
-  ObserverLogger logger(observer);
-  GRIN_ASSIGN_OR_RETURN(auto stack, OpenStack(*impl_, options.requests_per_second, 5, &logger));
-  impl_->origin = ErrorOrigin::kTransfer;
+  ObserverLogger observer_logger(observer);
+  if (logger == nullptr) logger = &observer_logger;
+  GRIN_ASSIGN_OR_RETURN(auto stack, OpenStack(run, options.requests_per_second, 5, logger));
+  run.origin = ErrorOrigin::kTransfer;
   grin_client::RequestOptions o;
   o.limit = options.limit;
   o.batch = static_cast<size_t>(options.batch);
@@ -179,6 +223,7 @@ Result<RequestReport> Run::Request(const RequestOptions& options, Observer* obse
   GRIN_ASSIGN_OR_RETURN(auto s,
                         grin_client::RequestConversions(*stack->client, *stack->catalog, o));
   RequestReport r;
+  r.queue_capacity = grin_client::kQueueCap;
   r.in_process_before = s.in_process_before;
   r.free_before = s.free_before;
   r.candidates = s.candidates;

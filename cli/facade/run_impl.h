@@ -48,6 +48,23 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& options, Obs
 Result<VerifyReport> VerifyWithLogger(Run::Impl& run, const VerifyOptions& options,
                                       grin::Logger* logger);
 
+// Run::Collect / Enrich / Request with the CLI's logger (its log file and console) instead of
+// the Observer's OnLog (nullptr: the Observer's). Messages still go to the Observer.
+Result<CollectReport> CollectWithLogger(Run::Impl& run, const CollectOptions& options,
+                                        Observer* observer, grin::Logger* logger);
+Result<EnrichReport> EnrichWithLogger(Run::Impl& run, const EnrichOptions& options,
+                                      Observer* observer, grin::Logger* logger);
+Result<RequestReport> RequestWithLogger(Run::Impl& run, const RequestOptions& options,
+                                        Observer* observer, grin::Logger* logger);
+
+// `grin-jobs init` (and Run::Create): under the run lock, a run at run_dir. If run_dir holds no
+// run yet: creates the directory, an empty database and run_config.json from `config` (run_name
+// is the directory's name; storage defaults to local under <run_dir>/storage); returns true. If
+// it holds one: upgrades its database schema, leaves its settings alone; returns false (an
+// existing run's empty books.db is refused: it lost its data). kBusy if the lock is held;
+// kPermissionDenied if the directory cannot be created; the database's errors as they are.
+Result<bool> InitRun(const std::string& run_dir, cli::RunConfig config);
+
 // SyncOptions::job_view (and VerifyOptions::job_view) over `reader`, which must outlive it.
 decltype(pipeline::SyncOptions::job_view) JobViewOf(storage::JobReader* reader);
 

@@ -4,7 +4,8 @@
 //
 // Thread safety: OnProgress and OnLog are called from the sync's worker threads (one call at a
 // time for OnProgress, concurrently for OnLog); OnMessage and OnEvent from the thread that
-// called the facade. Calls must return quickly and must not call back into the Run.
+// called the facade, except kAborted, which may come from the sync's own abort thread. Calls
+// must return quickly and must not call back into the Run.
 
 #include <cstdint>
 #include <string>
@@ -18,7 +19,8 @@ enum class MessageKind {
   kInfo,     // what the run does ("Sync of RUN: 3 new jobs, ..."); the CLI prints it on stdout
   kWarning,  // something degraded; the run goes on (the CLI: stderr, "warning: ...")
   kError,    // part of the work failed (a queue not listed); the run goes on but will not be
-             // done() (the CLI: stderr)
+             // done() (the CLI: stderr). Also, just before a failed call returns its Status,
+             // what the failure leaves (a collect stopped part-way: rerun to resume).
 };
 
 enum class EventKind {

@@ -41,7 +41,9 @@ struct EnrichOptions {
   int64_t limit = 0;     // 0 = every book pending
   int concurrency = 5;
   bool refresh = false;
-  std::string refresh_before;  // with refresh: only books enriched before this ISO 8601 time
+  // With refresh: only books enriched before this ISO 8601 time (kInvalidArgument without
+  // refresh).
+  std::string refresh_before;
 };
 
 struct RequestOptions {

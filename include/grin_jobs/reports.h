@@ -25,9 +25,14 @@ struct EnrichReport {
   int64_t missing_asked = 0, missing_found = 0, still_missing = 0;
   int64_t convert_failures = -1;  // books in GRIN's _failed list (-1: not read)
   int64_t skipped_rows = 0;
+  // After the run: books GRIN did not know that wait to be asked again, and when the next is due
+  // (ISO 8601; "" when none wait or the count could not be read).
+  int64_t missing_waiting = 0;
+  std::string next_ask_at;
 };
 
 struct RequestReport {
+  int64_t queue_capacity = 0;  // GRIN's conversion queue size (books)
   int64_t in_process_before = 0;
   int64_t free_before = 0;
   int64_t candidates = 0;
