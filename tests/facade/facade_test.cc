@@ -1,12 +1,18 @@
 // The library facade (include/grin_jobs/): a host embeds a sync against the fake GRIN over HTTPS
-// and a local-folder store, with an observer, and cancels one run mid-way (drain).
+// and a local-folder store, with an observer, and cancels one run mid-way (drain, abort); it
+// collects, enriches and requests conversions through the same Run.
 #include <doctest/doctest.h>
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <set>
 
 #include "cli/commands/grin_stack.h"
+#include "cli/facade/run_impl.h"
+#include "storage/run_lock.h"
 #include "engine/net/curl_transport.h"
 #include "grin_jobs/grin_jobs.h"
 #include "tests/fake_grin/fake_grin.h"
@@ -19,7 +25,8 @@ namespace fs = std::filesystem;
 
 // A fake GRIN and a run made through Run::Create (not the CLI's init).
 struct Env {
-  explicit Env(int64_t books) {
+  // Every book converted unless `tweak` says otherwise.
+  explicit Env(int64_t books, const std::function<void(fake::FakeGrinOptions&)>& tweak = {}) {
     fake::FakeGrinOptions o;
     o.corpus.size = books;
     o.corpus.seed = 11;
@@ -29,6 +36,7 @@ struct Env {
     o.corpus.frac_not_allowed = 0;
     o.range_support = true;
     o.threads = 8;
+    if (tweak) tweak(o);
     o.state_dir = (tmp.path() / "fake").string();
     fs::create_directories(o.state_dir);
     auto s = fake::FakeGrinServer::Start(o);
@@ -56,6 +64,14 @@ struct Env {
            fs::exists(storage + "/full/" + b + "_ocr.jsonl.gz");
   }
 
+  // One number from the run's database.
+  int64_t Scalar(const std::string& sql) const {
+    SQLite::Database db(run->db_path(), SQLite::OPEN_READONLY);
+    SQLite::Statement q(db, sql);
+    REQUIRE(q.executeStep());
+    return q.getColumn(0).getInt64();
+  }
+
   grin::testing::TempDir tmp;
   std::unique_ptr<fake::FakeGrinServer> server;
   std::string storage;
@@ -77,6 +93,11 @@ class Recorder : public Observer {
     std::lock_guard<std::mutex> l(mu_);
     events.push_back(kind);
   }
+  LogLevel log_level() const override { return LogLevel::kInfo; }
+  void OnLog(LogLevel, std::string_view event, const LogFields&) override {
+    std::lock_guard<std::mutex> l(mu_);
+    logged.emplace(event);
+  }
   void OnProgress(const Progress& p) override {
     std::lock_guard<std::mutex> l(mu_);
     ++progress_calls;
@@ -97,6 +118,7 @@ class Recorder : public Observer {
 
   std::vector<std::string> info, problems;
   std::vector<EventKind> events;
+  std::set<std::string> logged;  // events of OnLog
   int64_t progress_calls = 0, max_done = 0, total = 0;
 
  private:
@@ -253,6 +275,154 @@ TEST_CASE("facade: a sync cancelled before any book started returns kCancelled")
   CHECK(r.status().code() == StatusCode::kCancelled);
 }
 
+
+// GRIN's book list, its metadata and conversion requests, through the Run as a host calls them;
+// the reports are checked against what the run's database holds.
+TEST_CASE("facade: Collect (resumed), Enrich and Request through the Run with an observer") {
+  Env env(250, [](fake::FakeGrinOptions& o) {
+    o.corpus.frac_converted = 0.2;
+    o.corpus.frac_in_process = 0.05;
+    o.corpus.frac_failed = 0.1;
+    o.corpus.frac_not_allowed = 0.05;
+  });
+  Recorder rec;
+  CollectOptions c;
+  c.requests_per_second = 50;
+  c.page_size = 100;
+  c.max_pages = 1;
+  auto first = env.run->Collect(c, &rec);
+  REQUIRE_MESSAGE(first.ok(), first.status().ToString());
+  CHECK_FALSE(first->resumed);
+  CHECK_FALSE(first->finished);
+  CHECK(first->pages == 1);
+  CHECK(first->rows == 100);
+  CHECK(first->inserted == 100);
+  CHECK(env.Scalar("SELECT count(*) FROM books") == 100);
+  CHECK(env.Scalar("SELECT count(*) FROM collect_cursor") == 1);
+  c.max_pages = 0;
+  auto rest = env.run->Collect(c, &rec);
+  REQUIRE_MESSAGE(rest.ok(), rest.status().ToString());
+  CHECK(rest->resumed);
+  CHECK(rest->finished);
+  CHECK(rest->inserted == 150);
+  CHECK(rest->unchanged + rest->updated == 0);
+  CHECK(env.Scalar("SELECT count(*) FROM books") == 250);
+  CHECK(env.Scalar("SELECT count(*) FROM collect_cursor") == 0);
+  // The engine's log events reach the observer at its level.
+  CHECK(rec.logged.count("credentials.token") == 1);
+  CHECK_MESSAGE(rec.problems.empty(), (rec.problems.empty() ? "" : rec.problems.front()));
+
+  EnrichOptions e;
+  e.requests_per_second = 50;
+  auto enriched = env.run->Enrich(e, &rec);
+  REQUIRE_MESSAGE(enriched.ok(), enriched.status().ToString());
+  CHECK(enriched->asked == 250);
+  CHECK(enriched->found + enriched->missing == 250);
+  CHECK(enriched->found > 0);
+  CHECK(enriched->failed_barcodes == 0);
+  CHECK(enriched->failed_groups == 0);
+  CHECK(enriched->requests >= 1);
+  CHECK(enriched->found == env.Scalar("SELECT count(*) FROM books WHERE enrichment_timestamp "
+                                      "IS NOT NULL"));
+  CHECK(enriched->missing == env.Scalar("SELECT count(*) FROM book_enrichment WHERE state = "
+                                        "'missing'"));
+  CHECK(enriched->missing_waiting == enriched->missing);
+  CHECK(enriched->next_ask_at.empty() == (enriched->missing == 0));
+  CHECK(enriched->convert_failures > 0);
+  CHECK(enriched->convert_failures ==
+        env.Scalar("SELECT count(*) FROM books WHERE grin_convert_failed_date IS NOT NULL"));
+  // Nothing pending: a second enrich asks nothing.
+  auto again = env.run->Enrich(e, &rec);
+  REQUIRE(again.ok());
+  CHECK(again->asked == 0);
+
+  RequestOptions r;
+  r.requests_per_second = 50;
+  r.limit = 12;
+  r.batch = 5;
+  r.dry_run = true;
+  auto plan = env.run->Request(r, &rec);
+  REQUIRE_MESSAGE(plan.ok(), plan.status().ToString());
+  CHECK(plan->candidates >= 12);
+  CHECK(plan->outcomes.empty());
+  CHECK(env.Scalar("SELECT count(*) FROM conversion_request") == 0);
+  r.dry_run = false;
+  auto asked = env.run->Request(r, &rec);
+  REQUIRE_MESSAGE(asked.ok(), asked.status().ToString());
+  CHECK(asked->queue_capacity == 50'000);
+  CHECK(asked->in_process_before > 0);
+  CHECK(asked->free_before == asked->queue_capacity - asked->in_process_before);
+  CHECK_FALSE(asked->queue_full);
+  int64_t answered = 0;
+  for (const auto& [outcome, n] : asked->outcomes) answered += n;
+  CHECK(answered == 12);
+  CHECK(asked->outcomes["requested"] ==
+        env.Scalar("SELECT count(*) FROM conversion_request WHERE outcome = 'requested'"));
+  // Candidates GRIN lists in _in_process are recorded as such, not asked.
+  CHECK(env.Scalar("SELECT count(*) FROM conversion_request WHERE grin_status IS NOT "
+                   "'listed in _in_process'") == 12);
+  CHECK(asked->free_after == asked->free_before - asked->outcomes["requested"]);
+  CHECK(env.server->Stats().endpoints["process"].requests == 3);  // 12 in batches of 5
+  CHECK_MESSAGE(rec.problems.empty(), (rec.problems.empty() ? "" : rec.problems.front()));
+}
+
+TEST_CASE("facade: a collect that stops part-way says so, and the same call resumes") {
+  Env env(300);
+  fake::FaultRule f;
+  f.endpoint = "all_books";
+  f.action = "malformed";
+  f.after = 1;  // the second page
+  f.times = 1;
+  env.server->AddFault(f);
+  Recorder rec;
+  CollectOptions c;
+  c.requests_per_second = 50;
+  c.page_size = 100;
+  auto stopped = env.run->Collect(c, &rec);
+  REQUIRE_FALSE(stopped.ok());
+  CHECK(stopped.status().code() == StatusCode::kDataLoss);
+  CHECK(env.run->error_origin() == ErrorOrigin::kTransfer);
+  REQUIRE(rec.problems.size() == 1);
+  CHECK(rec.problems[0] == "stopped; rerun the same command to resume");
+  CHECK(env.Scalar("SELECT count(*) FROM books") == 100);
+  auto resumed = env.run->Collect(c, &rec);
+  REQUIRE_MESSAGE(resumed.ok(), resumed.status().ToString());
+  CHECK(resumed->resumed);
+  CHECK(resumed->finished);
+  CHECK(resumed->inserted == 200);
+  CHECK(env.Scalar("SELECT count(*) FROM books") == 300);
+}
+
+TEST_CASE("facade: Request stops on a full queue, and GRIN-side calls refuse bad options and a busy run") {
+  Env env(60, [](fake::FakeGrinOptions& o) {
+    o.corpus.frac_converted = 0;
+    o.corpus.frac_in_process = 0;
+    o.corpus.queue_max = 5;
+  });
+  REQUIRE(env.run->Collect({.requests_per_second = 50}).ok());
+  // A batch that does not fit is refused whole (429): the second of 5.
+  auto full = env.run->Request({.requests_per_second = 50, .limit = 40, .batch = 5});
+  REQUIRE_MESSAGE(full.ok(), full.status().ToString());
+  CHECK(full->queue_full);
+  CHECK(full->outcomes["requested"] == 5);
+  CHECK(env.Scalar("SELECT count(*) FROM conversion_request WHERE outcome = 'requested'") == 5);
+
+  auto bad = env.run->Enrich({.refresh = false, .refresh_before = "2020-01-01T00:00:00Z"});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().code() == StatusCode::kInvalidArgument);
+  CHECK(env.run->Collect({.requests_per_second = 0}).status().code() ==
+        StatusCode::kInvalidArgument);
+  CHECK(env.run->Request({.limit = 0}).status().code() == StatusCode::kInvalidArgument);
+
+  // Another process holds the run: kBusy, about the run.
+  auto lock = storage::RunLock::Acquire(env.run->db_path());
+  REQUIRE(lock.ok());
+  auto busy = env.run->Enrich({.requests_per_second = 50});
+  REQUIRE_FALSE(busy.ok());
+  CHECK(busy.status().code() == StatusCode::kBusy);
+  CHECK(env.run->error_origin() == ErrorOrigin::kRun);
+}
+
 }  // TEST_SUITE
 
 TEST_CASE("facade: errors are values naming what is wrong") {
@@ -290,6 +460,41 @@ TEST_CASE("facade: errors are values naming what is wrong") {
   o.queues = {"converted"};
   o.barcodes = {"B1234"};
   CHECK((*run)->Sync(o).status().code() == StatusCode::kInvalidArgument);
+}
+
+// `grin-jobs init`'s entry: creates a run once (no library directory needed yet), then only
+// upgrades its database; Run::Create refuses the run it made.
+TEST_CASE("facade: InitRun creates a run once and then leaves its settings alone") {
+  grin::testing::TempDir tmp;
+  const std::string dir = (tmp.path() / "r").string();
+  cli::RunConfig config;
+  config.grin_base_url = "https://grin.example/libraries/";
+  auto made = InitRun(dir, config);
+  REQUIRE_MESSAGE(made.ok(), made.status().ToString());
+  CHECK(*made);
+  auto run = Run::Open({dir, ""});
+  REQUIRE(run.ok());
+  CHECK((*run)->impl()->config.run_name == "r");
+  CHECK((*run)->impl()->config.grin_base_url == "https://grin.example/libraries/");
+  CHECK((*run)->impl()->config.storage["type"] == "local");
+  CHECK((*run)->impl()->config.storage["base_path"] == dir + "/storage");
+  config.grin_base_url = "https://other.example/";
+  auto again = InitRun(dir, config);
+  REQUIRE(again.ok());
+  CHECK_FALSE(*again);
+  CHECK(Run::Open({dir, ""}).value()->impl()->config.grin_base_url ==
+        "https://grin.example/libraries/");
+  CreateOptions c;
+  c.run_dir = dir;
+  c.library_directory = "TEST";
+  CHECK(Run::Create(c).status().code() == StatusCode::kAlreadyExists);
+  // Held by another process: kBusy, nothing written.
+  const std::string other = (tmp.path() / "o").string();
+  std::filesystem::create_directories(other);
+  auto lock = storage::RunLock::Acquire(other + "/books.db");
+  REQUIRE(lock.ok());
+  CHECK(InitRun(other, config).status().code() == StatusCode::kBusy);
+  CHECK_FALSE(fs::exists(other + "/run_config.json"));
 }
 
 // The GRIN host's limits are keyed as the transport keys its requests; the old hand parse kept
