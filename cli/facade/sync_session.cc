@@ -4,7 +4,6 @@
 // Every line an operator should read goes to the Observer as a message; the CLI prints them.
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -159,28 +158,33 @@ class Session {
 };
 
 // Gives the leases of the books in flight back once `cancel` asks to abort (a thread of its
-// own, so the pipeline needs no knowledge of it). An abort the thread had no time to see before
-// the sync ended (the pipeline stops on it too) is handled when the watcher goes: an Abort()
-// always gives the leases back and says so, exactly once.
+// own, so the pipeline needs no knowledge of it). The thread sleeps until the Cancellation wakes
+// it (any request, or this watcher ending), so an Abort() is acted on at once. An Abort() that
+// comes as the sync ends (the pipeline stops on it too) is handled when the watcher goes: an
+// Abort() always gives the leases back and says so, exactly once.
 class AbortWatcher {
  public:
   AbortWatcher(Cancellation* cancel, storage::SqliteStateStore* store, Session* session)
       : cancel_(cancel), store_(store), session_(session) {
     if (cancel_ == nullptr) return;
     thread_ = std::thread([this] {
-      while (!stop_.load()) {
+      for (;;) {
+        const uint32_t seen = cancel_->wakes();  // before the checks: no wake-up is missed
         if (cancel_->aborting()) {
           GiveBack();
           return;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (stop_.load()) return;
+        cancel_->WaitForWake(seen);
       }
     });
   }
   ~AbortWatcher() {
+    if (cancel_ == nullptr) return;
     stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    if (cancel_ != nullptr && cancel_->aborting()) GiveBack();
+    cancel_->Wake();
+    thread_.join();
+    if (cancel_->aborting()) GiveBack();
   }
 
  private:
