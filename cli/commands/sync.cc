@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -51,8 +53,8 @@ void OnSignal(int) {
 }
 
 // Restores the previous handlers when the sync returns (tests run it in-process). Once armed, a
-// watcher thread waits, on the second signal, until the facade reports the leases given back
-// (Released()) or kForceGraceMs passed, then exits with 130.
+// watcher thread sleeps until the Cancellation wakes it; on the second signal it waits until the
+// facade reports the leases given back (Released()) or kForceGraceMs passed, then exits with 130.
 class SignalScope {
  public:
   static constexpr int kForceGraceMs = 3000;
@@ -69,21 +71,29 @@ class SignalScope {
   void ArmForce() {
     g_force_armed = true;
     watcher_ = std::thread([this] {
-      while (!stop_.load()) {
-        if (g_cancel.aborting()) {
-          for (int i = 0; i < kForceGraceMs / 10 && !released_.load(); ++i) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-          }
-          _exit(130);
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      for (;;) {
+        const uint32_t seen = g_cancel.wakes();  // before the checks: no wake-up is missed
+        if (stop_.load()) return;
+        if (g_cancel.aborting()) break;
+        g_cancel.WaitForWake(seen);
       }
+      std::unique_lock<std::mutex> l(mu_);
+      released_cv_.wait_for(l, std::chrono::milliseconds(kForceGraceMs),
+                            [this] { return released_; });
+      _exit(130);
     });
   }
-  void Released() { released_ = true; }
+  void Released() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      released_ = true;
+    }
+    released_cv_.notify_all();
+  }
   ~SignalScope() {
     g_force_armed = false;
     stop_ = true;
+    g_cancel.Wake();
     if (watcher_.joinable()) watcher_.join();
     sigaction(SIGINT, &old_int_, nullptr);
     sigaction(SIGTERM, &old_term_, nullptr);
@@ -92,7 +102,9 @@ class SignalScope {
  private:
   struct sigaction old_int_ {}, old_term_ {};
   std::atomic<bool> stop_{false};
-  std::atomic<bool> released_{false};
+  std::mutex mu_;
+  std::condition_variable released_cv_;
+  bool released_ = false;  // guarded by mu_
   std::thread watcher_;
 };
 

@@ -2,6 +2,8 @@
 // (queues, barcodes), enqueues them as jobs, wakes books GRIN has converted since, runs the
 // pipeline (engine/pipeline/sync.h) with exact resume, then tears down (cli/facade/teardown.h).
 // Every line an operator should read goes to the Observer as a message; the CLI prints them.
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
@@ -168,6 +170,7 @@ class AbortWatcher {
       : cancel_(cancel), store_(store), session_(session) {
     if (cancel_ == nullptr) return;
     thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "grin-abort");  // as `top -H` and /proc show it
       for (;;) {
         const uint32_t seen = cancel_->wakes();  // before the checks: no wake-up is missed
         if (cancel_->aborting()) {

@@ -11,6 +11,8 @@
 #include <functional>
 #include <mutex>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include "cli/commands/grin_stack.h"
 #include "cli/facade/run_impl.h"
@@ -272,8 +274,11 @@ TEST_CASE("facade: Abort gives the books in flight back, and the next sync finis
 class AbortTimer : public Observer {
  public:
   explicit AbortTimer(Cancellation* cancel) : cancel_(cancel) {}
+  std::function<void()> before_abort;  // called once, on the first finished book
+
   void OnProgress(const Progress&) override {
     if (asked_us_.load() != 0) return;
+    if (before_abort) before_abort();
     asked_us_ = NowUs();
     cancel_->Abort();
   }
@@ -296,29 +301,47 @@ class AbortTimer : public Observer {
   std::atomic<int64_t> asked_us_{0}, given_back_us_{0};
 };
 
-// The sync sleeps until its Cancellation wakes it: an Abort() is acted on at once. (It used to
-// look every 20 ms: an abort waited 10 ms on average, and the median of seven such waits was
-// under 4 ms about once in thirty.)
-TEST_CASE("facade: an Abort wakes the sync at once, not at its next look") {
+// The voluntary context switches of this process's thread named `name` (-1: no such thread).
+int64_t ContextSwitchesOf(const std::string& name) {
+  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+    if (grin::testing::ReadFile(task.path() / "comm") != name + "\n") continue;
+    std::istringstream status(grin::testing::ReadFile(task.path() / "status"));
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stoll(line.substr(24));
+    }
+  }
+  return -1;
+}
+
+// The sync's abort watcher sleeps until its Cancellation wakes it, and then acts at once. (It
+// used to look every 20 ms: about 15 wake-ups while the sync stood still for 300 ms, and an
+// abort waited 10 ms on average.)
+TEST_CASE("facade: the abort watcher sleeps until an Abort wakes it") {
   Env env(24);
   std::vector<double> waits;
-  for (int round = 0; round < 7; ++round) {
+  for (int round = 0; round < 3; ++round) {
     Cancellation cancel;
     AbortTimer timer(&cancel);
+    int64_t switches = -2;
+    timer.before_abort = [&switches] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      switches = ContextSwitchesOf("grin-abort");
+    };
     SyncOptions o = Small(round == 0 ? 24 : -1);
     if (round > 0) o.queues.clear();  // the run's open jobs
     o.skip_csv_export = true;
     auto r = env.run->Sync(o, &timer, &cancel);
     REQUIRE_MESSAGE(r.ok(), r.status().ToString());
     CHECK(r->interrupted);
+    CHECK(switches >= 0);  // the watcher was there
+    CHECK_MESSAGE(switches <= 3, "the abort watcher woke " << switches << " times in 300 ms");
     REQUIRE(timer.WaitMs() >= 0);
     waits.push_back(timer.WaitMs());
   }
+  // Acted on at once: a loose bound (a loaded machine delays any thread by a few ms).
   std::sort(waits.begin(), waits.end());
-  std::string all;
-  for (double w : waits) all += std::to_string(w) + " ";
-  const std::string said = "ms from Abort() to the leases given back: " + all;
-  CHECK_MESSAGE(waits[3] < 4.0, said);
+  CHECK_MESSAGE(waits[1] < 50, "ms from Abort() to the leases given back: " << waits[1]);
 }
 
 TEST_CASE("facade: a sync cancelled before any book started returns kCancelled") {
