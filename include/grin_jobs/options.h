@@ -39,7 +39,7 @@ struct CollectOptions {
 struct EnrichOptions {
   double requests_per_second = 5;
   int64_t limit = 0;     // 0 = every book pending
-  int concurrency = 5;
+  int concurrency = 5;   // _barcode_search requests in flight (1 or more)
   bool refresh = false;
   // With refresh: only books enriched before this ISO 8601 time (kInvalidArgument without
   // refresh).
