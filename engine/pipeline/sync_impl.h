@@ -274,8 +274,9 @@ struct SyncPipeline::Impl {
   // processing, Download gives it back, each the moment the bytes are in).
   void DownloadOrStream(const WorkItem& w, const JobCheckpoint& cp, Slot& slot);
   // True if a streamable book of `size` bytes may be staged instead: staging is not full and
-  // its file system has room for the encrypted and decrypted archive and 256 MiB to spare (a
-  // memory shortage must not become a full disk, which stops the run).
+  // its file system has room for the encrypted and decrypted archive of such a book in every
+  // download slot and one more, and 256 MiB to spare (a memory shortage must not become a full
+  // disk, which stops the run).
   bool StagingHasRoom(int64_t size);
 
   // Staging path: downloads the archive the check described and completes the job to

@@ -137,8 +137,10 @@ bool SyncPipeline::Impl::StagingHasRoom(int64_t size) {
   struct statvfs fs {};
   if (::statvfs(opt.staging_dir.c_str(), &fs) != 0) return false;
   const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
-  // The encrypted and the decrypted archive, and room to spare for everything else.
-  return free_bytes >= 2 * static_cast<uint64_t>(std::max<int64_t>(size, 0)) + 256 * kMiB;
+  // The encrypted and the decrypted archive of this book and of one like it in every other
+  // download slot (they may be deciding the same at once), and room to spare for the rest.
+  const uint64_t book = static_cast<uint64_t>(std::max<int64_t>(size, 0));
+  return free_bytes >= 2 * book * static_cast<uint64_t>(Limit(kDownload) + 1) + 256 * kMiB;
 }
 
 void SyncPipeline::Impl::Download(const WorkItem& w, const JobCheckpoint& cp, Slot& slot) {
