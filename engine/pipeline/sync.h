@@ -23,7 +23,10 @@
 //   download  books up to stream_max_bytes: streamed — decrypted, hashed and extracted while
 //             they download, the decrypted archive held in memory (bounded by
 //             memory_limit_bytes), then stored as in `process`: checked -> uploaded with no
-//             staging (an interrupted book downloads again; it is small).
+//             staging (an interrupted book downloads again; it is small). A streamable book
+//             whose memory is not free when it gets a download slot is staged instead (if the
+//             staging disk has room; else the slot is given back while it waits): a download
+//             slot is held only while bytes can move, and given back the moment they are in.
 //             Larger books: GET into <staging>/<BARCODE>.tar.gz.gpg; a partial file left by an
 //             interrupted run resumes with Range + If-Range (a changed archive restarts from zero).
 //   process   (staged books) decrypt (streaming; integrity verified before anything is committed), hash and

@@ -241,10 +241,10 @@ struct SyncPipeline::Impl {
   void CompleteChecked(const WorkItem& w, const CheckedArchive& archive);
 
   // A download slot (for the caller) if a checked book of `size` bytes can be streamed by the
-  // checking worker at once: it is Streamable and a download slot is free (memory is waited for
-  // after). That saves completing the job to `checked` and claiming it again (two write
-  // transactions per book); the job goes from `pending` straight to `uploaded`, or fails back to
-  // `pending`. Else an empty Slot.
+  // checking worker at once: it is Streamable and a download slot is free (DownloadOrStream then
+  // streams or stages it, never waiting for memory with the slot). That saves completing the
+  // job to `checked` and claiming it again (two write transactions per book); the job goes from
+  // `pending` straight to `uploaded`, or fails back to `pending`. Else an empty Slot.
   Slot StreamRightAway(int64_t size);
 
   // --- download ---
@@ -267,13 +267,22 @@ struct SyncPipeline::Impl {
            budget->Fits(StreamReserve(size));
   }
 
-  // Streams the book if it is small enough and the memory budget allows; stages it otherwise.
-  // `slot` is the download slot the caller holds (StreamBook moves it on to processing).
+  // Streams the book if it is Streamable and its memory is free now; stages it otherwise (a
+  // streamable book only if StagingHasRoom; else the worker gives `slot` back, waits for the
+  // memory and takes a download slot again). A download slot is never held while waiting for
+  // memory. `slot` is the download slot the caller holds (StreamBook moves it on to
+  // processing, Download gives it back, each the moment the bytes are in).
   void DownloadOrStream(const WorkItem& w, const JobCheckpoint& cp, Slot& slot);
+  // True if a streamable book of `size` bytes may be staged instead: staging is not full and
+  // its file system has room for the encrypted and decrypted archive of such a book in every
+  // download slot and one more, and 256 MiB to spare (a memory shortage must not become a full
+  // disk, which stops the run).
+  bool StagingHasRoom(int64_t size);
 
   // Staging path: downloads the archive the check described and completes the job to
-  // `downloaded`, with the archive's ETag and size as its checkpoint.
-  void Download(const WorkItem& w, const JobCheckpoint& cp);
+  // `downloaded`, with the archive's ETag and size as its checkpoint. `slot` (the download
+  // slot) is given back as soon as the download ends, before the state store's write.
+  void Download(const WorkItem& w, const JobCheckpoint& cp, Slot& slot);
 
   // --- process: decrypt + extract + upload ---
 
@@ -311,8 +320,8 @@ struct SyncPipeline::Impl {
 
   // Streaming path (no staging): the archive is decrypted (and extracted) while it downloads;
   // the decrypted archive waits in memory (`mem`) for its upload. `slot` is the download slot
-  // the caller holds; it is moved on to processing once the download is over, so the next
-  // download can start during this book's upload.
+  // the caller holds; it is moved on to processing the moment the transfer ends (whatever its
+  // outcome), so the next download can start during this book's decryption end and upload.
   // Checked books (unchecked_head == nullptr) come with `mem` acquired for the size their check
   // saw. An unchecked book (pending, not in storage, never HEADed) is sized from the GET's own
   // response head: memory is taken then without waiting, or the transfer is dropped at once

@@ -1,6 +1,7 @@
 // Download (streamed or staged), decrypt + extract, and upload in SyncPipeline (see sync.h,
 // sync_impl.h).
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -99,23 +100,53 @@ void SyncPipeline::Impl::DownloadOrStream(const WorkItem& w, const JobCheckpoint
                                           Slot& slot) {
   const int64_t size = cp.archive.size;
   if (!Streamable(size)) {
-    Download(w, cp);
+    Download(w, cp, slot);
     return;
   }
   StreamMemory mem;
   const uint64_t reserve = StreamReserve(size);
-  if (!budget->Acquire(reserve, [this] { return Stopping(); })) {
-    (void)store->Release(w);  // stopping: the next run picks it up
-    return;
+  // The memory first, without waiting: a download slot whose worker waits for memory moves no
+  // bytes, and GRIN's few slots bound the run. No memory free (streamed books hold theirs
+  // through their uploads): the book is staged, which needs none, if staging has room for it;
+  // else the slot is given back while the worker waits for memory, and taken again after.
+  if (!budget->Acquire(reserve, [] { return true; })) {
+    if (StagingHasRoom(size)) {
+      Download(w, cp, slot);
+      return;
+    }
+    slot.Release();
+    if (!budget->Acquire(reserve, [this] { return Stopping(); })) {
+      (void)store->Release(w);  // stopping: the next run picks it up
+      return;
+    }
+    mem.reserved = reserve;
+    slot = WaitForDownloadSlot();
+    if (!slot) {
+      FreeStreamMemory(&mem);
+      (void)store->Release(w);  // stopping: the next run picks it up
+      return;
+    }
   }
   mem.reserved = reserve;
   StreamBook(w, cp, slot, &mem, nullptr);
   FreeStreamMemory(&mem);
 }
 
-void SyncPipeline::Impl::Download(const WorkItem& w, const JobCheckpoint& cp) {
+bool SyncPipeline::Impl::StagingHasRoom(int64_t size) {
+  if (StagingFull()) return false;
+  struct statvfs fs {};
+  if (::statvfs(opt.staging_dir.c_str(), &fs) != 0) return false;
+  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  // The encrypted and the decrypted archive of this book and of one like it in every other
+  // download slot (they may be deciding the same at once), and room to spare for the rest.
+  const uint64_t book = static_cast<uint64_t>(std::max<int64_t>(size, 0));
+  return free_bytes >= 2 * book * static_cast<uint64_t>(Limit(kDownload) + 1) + 256 * kMiB;
+}
+
+void SyncPipeline::Impl::Download(const WorkItem& w, const JobCheckpoint& cp, Slot& slot) {
   CpuScope account(this, "download");
   auto got = DownloadTo(w.barcode, cp.archive);
+  slot.Release();  // the bytes are in (or not coming): the state store's write needs no slot
   if (!got.ok()) {
     bool permanent = got.status().code() == StatusCode::kNotFound;
     FailItem(w, stats.download, got.status(), permanent ? "archive_missing" : "download_failed",
@@ -351,6 +382,9 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
   net::Request req = grin->ArchiveRequest(w.barcode, net::ResponseSink::Discard());
   req.label = "archive " + w.barcode;
   auto streamed = StreamArchive(transport, std::move(req), open, kStreamOverhead);
+  // The bytes are in (or not coming): the slot goes on to processing before anything else —
+  // the checks, the decryptor's end, the upload and the state store need no download slot.
+  slot.MoveTo(kProcess);
   if (streamed.ok()) {
     std::lock_guard<std::mutex> l(mu);
     stats.bytes_downloaded += streamed->response.bytes_down;
@@ -379,7 +413,6 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
     return StreamOutcome::kHandled;
   }
   Tally(stats.download, "completed", "");
-  slot.MoveTo(kProcess);
   auto result = streamed->processor->Finish();
   streamed->processor.reset();
   AddCpu("download+decrypt", t0);

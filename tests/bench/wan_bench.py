@@ -6,8 +6,11 @@ and a request-rate limit (fault rules). Storage = Swift (scripts/s3-server) behi
 tests/bench/wan_proxy.py (one-way delay per direction, bandwidth cap). Per set and RTT, side by
 side: grin-jobs sync, and a reference-style client (per book a new process and TLS session for
 every request; storage HEAD, GRIN HEAD, GRIN GET to a file, gpg --decrypt to a file, storage PUT,
-in sequence per worker; 4 workers, a shared 5 requests/s limit on GRIN). The ideal is computed:
-slots x per-connection rate, capped by GRIN's global cap, storage's cap and the request rate.
+in sequence per worker; 4 workers, a shared 5 requests/s limit on GRIN). Two ideals are computed:
+the wire ideal, slots x per-connection rate (capped by GRIN's global cap, storage's cap and the
+request rate), and the slot-promise ideal, slots x size / (first byte + size / rate): the most a
+client that never has more than `slots` GETs open at GRIN can reach. --baseline-grin-jobs runs a
+second grin-jobs binary (e.g. an older commit's) side by side with the same settings.
 """
 import argparse
 import http.client
@@ -238,11 +241,12 @@ def analyse(name, gets, wall, t0_us, t1_us, books, ideal, slots, extra):
     return r
 
 
-def run_grin_jobs(a, env, fake, barcodes, rtt, label, storage_port, grin_base, workers):
-    run = os.path.join(a.work, f"run-{label}-{rtt}-{workers}")
-    bucket = f"wan-{label}-{rtt}-{workers}".replace("_", "-").lower()
+def run_grin_jobs(a, env, fake, barcodes, rtt, label, storage_port, grin_base, workers, binary,
+                  tag):
+    run = os.path.join(a.work, f"run-{label}-{rtt}-{workers}-{tag}")
+    bucket = f"wan-{label}-{rtt}-{workers}-{tag}".replace("_", "-").lower()
     s3 = f"https://127.0.0.1:{storage_port}"
-    subprocess.run([a.grin_jobs, "init", "--run-dir", run, "--library-directory", "TEST",
+    subprocess.run([binary, "init", "--run-dir", run, "--library-directory", "TEST",
                     "--grin-base-url", grin_base + "/libraries/", "--storage", "s3",
                     "--storage-config", f"endpoint_url={s3}",
                     "--storage-config", f"region={env['GRIN_S3_REGION']}",
@@ -261,7 +265,7 @@ def run_grin_jobs(a, env, fake, barcodes, rtt, label, storage_port, grin_base, w
     open(bf, "w").write("\n".join(barcodes) + "\n")
     for suffix in ("raw", "meta", "full"):
         aws_s3(env, "mb", f"s3://{bucket}-{suffix}")
-    cmd = [a.grin_jobs, "sync", "--run-dir", run, "--barcodes-file", bf, "--skip-csv-export",
+    cmd = [binary, "sync", "--run-dir", run, "--barcodes-file", bf, "--skip-csv-export",
            "--skip-extract-ocr", "--skip-extract-marc", "--workers", str(workers),
            "--download-concurrency", str(a.slots), "--grin-rate", str(a.grin_rps)]
     cmd += a.grin_jobs_args
@@ -395,9 +399,16 @@ def one_set(a, env, label, n, size):
         with_ttfb = min(slots * avg / per_slot_book, *list(caps.values())[1:])
         ideal = {"after_first_byte": after, "with_first_byte": with_ttfb,
                  "binding": min(caps, key=caps.get)}
-        log(f"  ideal: {after / 1e6:.2f} MB/s after the first byte ({ideal['binding']} binds: "
+        # Two ideals. The wire ideal: every slot moves bytes all the time, which needs the next
+        # GET's first-byte wait to overlap the current transfer, i.e. more GETs open at GRIN than
+        # --download-concurrency promises. The slot-promise ideal: what any client keeping at
+        # most `slots` GETs open can reach: each slot spends the first-byte time, then the
+        # transfer, per book.
+        log(f"  wire ideal (slots x per-connection rate): {after / 1e6:.2f} MB/s "
+            f"({ideal['binding']} binds: "
             + ", ".join(f"{k} {v / 1e6:.1f}" for k, v in caps.items()) + f"); "
-            f"{with_ttfb / 1e6:.2f} MB/s counting the {a.first_byte_ms} ms first byte per GET")
+            f"slot-promise ideal (slots x size / ({a.first_byte_ms} ms first byte + size / rate)): "
+            f"{with_ttfb / 1e6:.2f} MB/s")
         results = []
         nref = max(a.ref_workers, int(round(len(fake.barcodes) * a.ref_fraction)))
         for rtt in a.rtts:
@@ -411,16 +422,21 @@ def one_set(a, env, label, n, size):
                 # More workers only at the first RTT: the GRIN request count per book does not
                 # depend on the RTT.
                 extra_w = a.extra_workers if rtt == a.rtts[0] else []
-                runs = [("grin-jobs", a.workers)] + [("grin-jobs", w) for w in extra_w] + \
-                       [("reference", a.ref_workers)]
-                for client, workers in runs:
+                runs = [("grin-jobs", a.workers, a.grin_jobs, "grin-jobs")]
+                if a.baseline_grin_jobs:
+                    runs.append(("grin-jobs", a.workers, a.baseline_grin_jobs, a.baseline_label))
+                runs += [("grin-jobs", w, a.grin_jobs, f"grin-jobs w{w}") for w in extra_w]
+                if not a.skip_reference:
+                    runs.append(("reference", a.ref_workers, None, "reference"))
+                for client, workers, binary, name in runs:
                     fake.control("POST", "/_fake/reset_stats")
                     st0 = sp.stats()
                     t0_us = (time.monotonic() - 0) * 1e6
                     if client == "grin-jobs":
                         books = fake.barcodes
                         wall, out = run_grin_jobs(a, env, fake, books, rtt, label, sp.port,
-                                                  grin_base, workers)
+                                                  grin_base, workers, binary,
+                                                  "b" if binary != a.grin_jobs else "n")
                     else:
                         books = fake.barcodes[:nref]
                         wall, out = run_reference(a, env, fake, books, rtt, label, sp.port,
@@ -444,8 +460,7 @@ def one_set(a, env, label, n, size):
                         http_429=r429)
                     t_end = max((g["end_us"] for g in gets), default=1)
                     t_start = min((g["arrived_us"] for g in gets), default=0)
-                    r = analyse(client if workers == a.workers or client == "reference"
-                                else f"grin-jobs w{workers}", gets, wall, t_start, t_end,
+                    r = analyse(name, gets, wall, t_start, t_end,
                                 len(books), ideal, slots if client == "grin-jobs" else a.ref_workers,
                                 extra)
                     results.append(r)
@@ -462,8 +477,8 @@ def one_set(a, env, label, n, size):
 def fmt(r):
     return (f"  rtt {r['rtt_ms']:>3} ms {r['client']:<14} {r['books']:>4} books "
             f"{r['wall_s']:7.1f} s {r['books_per_s']:6.2f} books/s  GRIN {r['grin_MBps']:6.2f} MB/s "
-            f"(steady {r['steady_MBps']:6.2f}: {r['util_steady']:.3f} of ideal, "
-            f"{r['util_steady_vs_ttfb_ideal']:.3f} of ideal-with-TTFB)  TLS grin/storage "
+            f"(steady {r['steady_MBps']:6.2f}: {r['util_steady']:.3f} of the wire ideal, "
+            f"{r['util_steady_vs_ttfb_ideal']:.3f} of the slot-promise ideal)  TLS grin/storage "
             f"{r['tls_grin']}/{r['tls_storage']} (servers saw {r['server_grin_connections']}/"
             f"{r['server_storage_connections']} connections)  TTFB client {r['client_ttfb_ms']:.0f} "
             f"ms, server {r['server_ttfb_ms_median']:.0f} ms  slots open {r['slots_open_mean']:.2f}, "
@@ -473,22 +488,27 @@ def fmt(r):
             f"client CPU {r['cpu_s']:.1f} s  exit {r['exit']}")
 
 
-def summary(all_results):
+def summary(all_results, baseline_label=None):
     log("\n=== summary: per set and RTT ===")
-    log("| set | RTT ms | client | books/s | GRIN MB/s steady | util (ideal) | util (ideal w/ TTFB) "
-        "| slot idle | TLS grin / storage | TTFB ms client / server | GRIN req/book | x reference |")
-    log("|---|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|")
+    log("| set | RTT ms | client | books/s | GRIN MB/s steady | util (wire ideal) "
+        "| util (slot-promise ideal) | slot idle | TLS grin / storage | TTFB ms client / server "
+        "| GRIN req/book | x reference | x baseline |")
+    log("|---|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|")
     for label, results in all_results:
         ref = {r["rtt_ms"]: r for r in results if r["client"] == "reference"}
+        base = {r["rtt_ms"]: r for r in results if r["client"] == baseline_label}
         for r in results:
-            x = ""
+            x = xb = ""
             if r["client"] != "reference" and r["rtt_ms"] in ref:
                 x = f"{r['books_per_s'] / ref[r['rtt_ms']]['books_per_s']:.2f}"
+            if r["client"] not in ("reference", baseline_label) and r["rtt_ms"] in base:
+                xb = f"{r['steady_MBps'] / base[r['rtt_ms']]['steady_MBps']:.2f}"
             log(f"| {label} | {r['rtt_ms']} | {r['client']} | {r['books_per_s']:.2f} | "
                 f"{r['steady_MBps']:.2f} | {r['util_steady']:.3f} | "
                 f"{r['util_steady_vs_ttfb_ideal']:.3f} | {r['slot_idle_frac']:.3f} | "
                 f"{r['tls_grin']} / {r['tls_storage']} | {r['client_ttfb_ms']:.0f} / "
-                f"{r['server_ttfb_ms_median']:.0f} | {r['grin_requests'] / r['books']:.2f} | {x} |")
+                f"{r['server_ttfb_ms_median']:.0f} | {r['grin_requests'] / r['books']:.2f} | {x} "
+                f"| {xb} |")
 
 
 def main():
@@ -514,6 +534,10 @@ def main():
     p.add_argument("--ref-workers", type=int, default=4)
     p.add_argument("--ref-fraction", type=float, default=0.15)
     p.add_argument("--grin-rtt", action="store_true", help="GRIN behind a proxy at the same RTT")
+    p.add_argument("--baseline-grin-jobs", metavar="BINARY",
+                   help="also run this grin-jobs binary (e.g. an older commit's), side by side")
+    p.add_argument("--baseline-label", default="baseline", help="its name in the report")
+    p.add_argument("--skip-reference", action="store_true", help="no reference-style client runs")
     p.add_argument("--json", help="write all results here")
     p.add_argument("--warm-only", action="store_true", help="generate the archives and stop")
     p.add_argument("grin_jobs_args", nargs="*")
@@ -547,7 +571,7 @@ def main():
         label = f"{n}x{mib}MiB"
         res, ideal, avg = one_set(a, env, label, int(n), int(float(mib) * MiB))
         all_results.append((label, res))
-    summary(all_results)
+    summary(all_results, a.baseline_label if a.baseline_grin_jobs else None)
     if a.json:
         json.dump([{"set": l, "results": r} for l, r in all_results], open(a.json, "w"), indent=1)
 
