@@ -103,6 +103,11 @@ Result<std::unique_ptr<StateReader>> StateReader::Open(const std::string& db_pat
 Result<StageCounts> StateReader::Counts() { return QueryStageCounts(*db_, path_); }
 Result<std::vector<FailureSummary>> StateReader::Failures() { return QueryFailures(*db_, path_); }
 
+Result<int64_t> StateReader::Books() { return QueryBookCount(*db_, path_); }
+Result<ConvertFailedSummary> StateReader::ConvertFailed(size_t top) {
+  return QueryConvertFailed(*db_, path_, top);
+}
+
 Result<StateReader::Recent> StateReader::CompletedSince(int64_t since_micros) {
   try {
     SQLite::Statement q(*db_, state_sql::kCompletedSinceSql);

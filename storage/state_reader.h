@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/state_store.h"
+#include "storage/status_queries.h"
 
 namespace SQLite {
 class Database;
@@ -29,6 +30,9 @@ class StateReader {
     int64_t first_micros = 0;
   };
   Result<Recent> CompletedSince(int64_t since_micros);
+  // QueryBookCount and QueryConvertFailed (status_queries.h) on this reader's connection.
+  Result<int64_t> Books();
+  Result<ConvertFailedSummary> ConvertFailed(size_t top);
   SQLite::Database& db() { return *db_; }
   const std::string& path() const { return path_; }
 
