@@ -111,7 +111,10 @@ Result<ConvertFailedSummary> StateReader::ConvertFailed(size_t top) {
 Result<StateReader::Recent> StateReader::CompletedSince(int64_t since_micros) {
   try {
     SQLite::Statement q(*db_, state_sql::kCompletedSinceSql);
+    const int64_t next_second = since_micros / 1'000'000 + 1;  // since_micros is never < 0
     q.bind(1, FormatIsoUtcMillis(since_micros));
+    q.bind(2, FormatIsoUtcMillis(next_second * 1'000'000));
+    q.bind(3, next_second);
     q.executeStep();
     Recent r;
     r.count = q.getColumn(0).getInt64();

@@ -24,7 +24,7 @@ class StateReader {
   Result<StageCounts> Counts();
   Result<std::vector<FailureSummary>> Failures();
   // Books completed (reached `uploaded`) since since_micros, from the event history, and the
-  // time (micros) of the first of them (0 if none).
+  // time (micros) of the first of them (0 if none). O(1): the per-second counts of 0011.
   struct Recent {
     int64_t count = 0;
     int64_t first_micros = 0;

@@ -26,5 +26,26 @@ CREATE TRIGGER books_count_delete AFTER DELETE ON books
 CREATE INDEX books_convert_failed ON books(coalesce(grin_convert_failed_info, ''))
   WHERE grin_convert_failed_date IS NOT NULL OR grin_convert_failed_info IS NOT NULL;
 
+-- Books completed per second (events at stage 'uploaded', by the second of `at`), for status's
+-- rate over the last 5 minutes: the window's count is the events of its first, partial second
+-- (through events_stage_at) plus at most 300 of these rows, instead of every completion in the
+-- window (42,705 index entries right after a 155 books/s sync). Kept by a trigger on the
+-- append-only events, so it always equals
+--   SELECT CAST(strftime('%s', at) AS INTEGER), count(*) FROM events
+--   WHERE stage = 'uploaded' AND strftime('%s', at) IS NOT NULL GROUP BY 1.
+CREATE TABLE uploaded_per_second (
+  sec INTEGER PRIMARY KEY NOT NULL,  -- unix seconds
+  n INTEGER NOT NULL
+) STRICT;
+INSERT INTO uploaded_per_second(sec, n)
+  SELECT CAST(strftime('%s', at) AS INTEGER), count(*) FROM events
+  WHERE stage = 'uploaded' AND strftime('%s', at) IS NOT NULL GROUP BY 1;
+CREATE TRIGGER events_uploaded_per_second AFTER INSERT ON events
+  WHEN NEW.stage = 'uploaded' AND strftime('%s', NEW.at) IS NOT NULL
+  BEGIN
+    INSERT INTO uploaded_per_second(sec, n) VALUES (CAST(strftime('%s', NEW.at) AS INTEGER), 1)
+      ON CONFLICT(sec) DO UPDATE SET n = n + 1;
+  END;
+
 -- As every migration since 0005 does: job_counts re-derived from jobs.
 UPDATE job_counts SET n = (SELECT count(*) FROM jobs WHERE jobs.stage = job_counts.stage);
