@@ -205,9 +205,14 @@ inline constexpr const char* kFailuresSql = R"sql(
 SELECT stage, coalesce(error_reason, ''), coalesce(error_class, ''), status = 'dead', count(*)
 FROM jobs WHERE status IN ('retry', 'dead')
 GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC, 1, 2)sql";
-inline constexpr const char* kCompletedSinceSql =
-    "SELECT count(*), coalesce(CAST(strftime('%s', min(at)) AS INTEGER), 0), "
-    "coalesce(CAST(substr(min(at), 21, 3) AS INTEGER), 0) "
-    "FROM events WHERE stage = 'uploaded' AND at >= ?1";
+// Books completed since ?1 (ISO millis): the events of the partial second [?1, ?2) (?2 = the
+// next whole second, ISO millis) plus uploaded_per_second from that second (?3, unix s) on, so
+// O(1) whatever the rate (0011); and the first of them (unix s, ms), one index seek.
+inline constexpr const char* kCompletedSinceSql = R"sql(
+SELECT (SELECT count(*) FROM events WHERE stage = 'uploaded' AND at >= ?1 AND at < ?2)
+         + (SELECT coalesce(sum(n), 0) FROM uploaded_per_second WHERE sec >= ?3),
+       coalesce(CAST(strftime('%s', f.at) AS INTEGER), 0),
+       coalesce(CAST(substr(f.at, 21, 3) AS INTEGER), 0)
+FROM (SELECT min(at) AS at FROM events WHERE stage = 'uploaded' AND at >= ?1) f)sql";
 
 }  // namespace grin::storage::state_sql

@@ -103,10 +103,18 @@ Result<std::unique_ptr<StateReader>> StateReader::Open(const std::string& db_pat
 Result<StageCounts> StateReader::Counts() { return QueryStageCounts(*db_, path_); }
 Result<std::vector<FailureSummary>> StateReader::Failures() { return QueryFailures(*db_, path_); }
 
+Result<int64_t> StateReader::Books() { return QueryBookCount(*db_, path_); }
+Result<ConvertFailedSummary> StateReader::ConvertFailed(size_t top) {
+  return QueryConvertFailed(*db_, path_, top);
+}
+
 Result<StateReader::Recent> StateReader::CompletedSince(int64_t since_micros) {
   try {
     SQLite::Statement q(*db_, state_sql::kCompletedSinceSql);
+    const int64_t next_second = since_micros / 1'000'000 + 1;  // since_micros is never < 0
     q.bind(1, FormatIsoUtcMillis(since_micros));
+    q.bind(2, FormatIsoUtcMillis(next_second * 1'000'000));
+    q.bind(3, next_second);
     q.executeStep();
     Recent r;
     r.count = q.getColumn(0).getInt64();

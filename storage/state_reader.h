@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/state_store.h"
+#include "storage/status_queries.h"
 
 namespace SQLite {
 class Database;
@@ -23,12 +24,15 @@ class StateReader {
   Result<StageCounts> Counts();
   Result<std::vector<FailureSummary>> Failures();
   // Books completed (reached `uploaded`) since since_micros, from the event history, and the
-  // time (micros) of the first of them (0 if none).
+  // time (micros) of the first of them (0 if none). O(1): the per-second counts of 0011.
   struct Recent {
     int64_t count = 0;
     int64_t first_micros = 0;
   };
   Result<Recent> CompletedSince(int64_t since_micros);
+  // QueryBookCount and QueryConvertFailed (status_queries.h) on this reader's connection.
+  Result<int64_t> Books();
+  Result<ConvertFailedSummary> ConvertFailed(size_t top);
   SQLite::Database& db() { return *db_; }
   const std::string& path() const { return path_; }
 

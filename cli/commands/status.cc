@@ -1,8 +1,5 @@
 // grin-jobs status: counts per stage, failures by reason, recent rate and ETA. Read-only: works
 // while a sync runs on the same run.
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,24 +47,10 @@ Result<Snapshot> Take(storage::StateReader& reader) {
     double span = static_cast<double>(now - recent.first_micros) / 1e6;
     s.rate = static_cast<double>(recent.count) / std::clamp(span, 1.0, kRateWindowSeconds);
   }
-  try {
-    s.books = reader.db().execAndGet("SELECT count(*) FROM books").getInt64();
-  } catch (const std::exception&) {
-    s.books = 0;
-  }
-  try {
-    SQLite::Statement q(reader.db(),
-                        "SELECT coalesce(grin_convert_failed_info, ''), count(*) FROM books "
-                        "WHERE grin_convert_failed_date IS NOT NULL OR "
-                        "grin_convert_failed_info IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1");
-    while (q.executeStep()) {
-      const int64_t n = q.getColumn(1).getInt64();
-      s.grin_failed_books += n;
-      if (s.grin_failed.size() < 10) s.grin_failed.emplace_back(q.getColumn(0).getString(), n);
-    }
-  } catch (const std::exception&) {
-    // A schema before 0007: nothing to show.
-  }
+  GRIN_ASSIGN_OR_RETURN(s.books, reader.Books());
+  GRIN_ASSIGN_OR_RETURN(auto failed, reader.ConvertFailed(10));
+  s.grin_failed = std::move(failed.by_info);
+  s.grin_failed_books = failed.books;
   return s;
 }
 

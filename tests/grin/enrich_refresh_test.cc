@@ -75,7 +75,12 @@ TEST_CASE("enrich refresh: migration 0009 gives books already missing their firs
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
     db.exec("DROP INDEX book_enrichment_missing_due; DROP INDEX books_enriched;"
             "ALTER TABLE book_enrichment DROP COLUMN next_ask_at;"
-            "ALTER TABLE book_enrichment DROP COLUMN missing_count; PRAGMA user_version = 8");
+            "ALTER TABLE book_enrichment DROP COLUMN missing_count;"
+            // ... nor what 0011 added.
+            "DROP TRIGGER books_count_insert; DROP TRIGGER books_count_delete;"
+            "DROP TABLE book_count; DROP INDEX books_convert_failed;"
+            "DROP TRIGGER events_uploaded_per_second; DROP TABLE uploaded_per_second;"
+            "PRAGMA user_version = 8");
   }
   auto c = storage::SqliteBookCatalog::Open(path, &clock);
   REQUIRE_MESSAGE(c.ok(), c.status().ToString());

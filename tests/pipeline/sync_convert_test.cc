@@ -109,6 +109,13 @@ TEST_CASE("migration 0008: books earlier syncs made dead for a conversion reques
     db.exec("DROP INDEX books_enriched");
     db.exec("ALTER TABLE book_enrichment DROP COLUMN missing_count");
     db.exec("ALTER TABLE book_enrichment DROP COLUMN next_ask_at");
+    // ... nor what 0011 added.
+    db.exec("DROP TRIGGER books_count_insert");
+    db.exec("DROP TRIGGER books_count_delete");
+    db.exec("DROP TABLE book_count");
+    db.exec("DROP INDEX books_convert_failed");
+    db.exec("DROP TRIGGER events_uploaded_per_second");
+    db.exec("DROP TABLE uploaded_per_second");
     db.exec("PRAGMA user_version = 7");
   }
   auto r = Cli(env.SyncArgs());

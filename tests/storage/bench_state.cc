@@ -7,7 +7,7 @@
 //   3. the same with 8 claimer threads (batches 16, 256 and 1024) sharing the store (group
 //      commit across threads);
 //   4. `status` latency (the status command's queries: Counts, Failures, CompletedSince over the
-//      rate window, count(*) of books) at status_books jobs and books, a quarter of them
+//      rate window, Books and ConvertFailed) at status_books jobs and books, a quarter of them
 //      uploaded, on a read connection, while a writer thread is busy claiming and completing.
 // Each row also prints the process CPU time per item, which the machine's load moves less.
 // BENCH_ONLY=enqueue|normal|full|status runs one part (for profiling); BENCH_BATCHES="256 1024"
@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
   }
   if (want("status")) {
     // The whole `grin-jobs status` query set (cli/commands/status.cc Take()): Counts, Failures,
-    // CompletedSince and count(*) of books, at status_books jobs and books, while a writer
+    // CompletedSince, Books and ConvertFailed, at status_books jobs and books, while a writer
     // claims and completes as fast as it can.
     std::string path = dir + "/status.db";
     {
@@ -208,7 +208,7 @@ int main(int argc, char** argv) {
     auto reader = StateReader::Open(path);
     if (!reader.ok()) return 1;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the writer get going
-    // Per query and in all: Counts, Failures, CompletedSince, count(*) of books.
+    // Per query and in all: Counts, Failures, CompletedSince, Books + ConvertFailed.
     std::vector<double> ms, part_ms[4];
     int64_t written_before = written;
     auto t_all = Clock::now();
@@ -226,10 +226,12 @@ int main(int argc, char** argv) {
       auto r = (*reader)->CompletedSince(window_start);
       part_ms[2].push_back(Secs(t2) * 1000);
       auto t3 = Clock::now();
-      int64_t books = (*reader)->db().execAndGet("SELECT count(*) FROM books").getInt64();
+      auto books = (*reader)->Books();
+      auto failed = (*reader)->ConvertFailed(10);
       part_ms[3].push_back(Secs(t3) * 1000);
       ms.push_back(Secs(t) * 1000);
-      if (!c.ok() || c->total != status_books || !f.ok() || !r.ok() || books != status_books) {
+      if (!c.ok() || c->total != status_books || !f.ok() || !r.ok() || !books.ok() ||
+          *books != status_books || !failed.ok()) {
         std::printf("status answer wrong\n");
       }
     }
@@ -243,7 +245,7 @@ int main(int argc, char** argv) {
     double med = median(ms);
     std::printf("status books=%d writer_busy=yes writer_items_per_s=%.0f median_ms=%.1f "
                 "max_ms=%.1f (medians: counts %.2f, failures %.2f, completed_since %.2f, "
-                "count_books %.1f)\n",
+                "books + convert_failed %.2f)\n",
                 status_books, writer_rate, med, ms.back(), median(part_ms[0]),
                 median(part_ms[1]), median(part_ms[2]), median(part_ms[3]));
   }

@@ -88,6 +88,12 @@ TEST_CASE("migrations apply from every earlier version") {
         raw.exec("INSERT INTO jobs(barcode, stage, status, error_class, error_reason, "
                  "created_at, updated_at) VALUES ('OLD004', 'checked', 'dead', 'permanent', "
                  "'gone', 1, 1)");
+        raw.exec("INSERT INTO books(barcode, created_at, updated_at) "
+                 "VALUES ('OLD001', 't', 't'), ('OLD002', 't', 't'), ('OLD005', 't', 't')");
+        raw.exec("INSERT INTO events(at, barcode, stage, outcome) VALUES "
+                 "('2026-01-01T00:00:00.100Z', 'OLD002', 'uploaded', 'completed'), "
+                 "('2026-01-01T00:00:00.900Z', 'OLD003', 'uploaded', 'completed'), "
+                 "('2026-01-01T00:00:01.000Z', 'OLD001', 'checked', 'completed')");
       }
     }
     // Version 0 is a file with no schema at all: only `init` (init_empty) may fill it.
@@ -116,6 +122,16 @@ TEST_CASE("migrations apply from every earlier version") {
     CHECK(n["checked"] == (from >= 1 ? 1 : 0));
     CHECK(n["downloaded"] == 0);
     CHECK(n["uploaded"] == (from >= 1 ? 2 : 0));
+    // 0011's book_count starts equal to the books table too, and its triggers keep it so.
+    CHECK((*db)->execAndGet("SELECT n FROM book_count").getInt64() == (from >= 1 ? 3 : 0));
+    (*db)->exec("INSERT INTO books(barcode, created_at, updated_at) VALUES ('NEW001', 't', 't')");
+    (*db)->exec("DELETE FROM books WHERE barcode = 'OLD001'");
+    CHECK((*db)->execAndGet("SELECT n FROM book_count").getInt64() ==
+          (*db)->execAndGet("SELECT count(*) FROM books").getInt64());
+    // ... and uploaded_per_second the uploaded events per second (2026-01-01T00:00:00Z: 2).
+    CHECK((*db)->execAndGet("SELECT coalesce(group_concat(sec || ':' || n), '') "
+                            "FROM uploaded_per_second").getString() ==
+          (from >= 1 ? "1767225600:2" : ""));
     if (from >= 1) {
       // ... and a store opened on the upgraded file reads them.
       db->reset();
