@@ -1,0 +1,39 @@
+#pragma once
+// One throwaway PostgreSQL cluster (tests/support/pg_cluster.h) per test binary, started on first
+// use; each test takes a database of its own (FreshDatabase). PG_SKIP_WITHOUT_POSTGRES() ends a
+// test with a "skipped: ..." message when the server binaries are not installed (and only then).
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "tests/support/pg_cluster.h"
+
+namespace grin::testing {
+
+inline PgCluster* SharedPgCluster() {
+  static std::unique_ptr<PgCluster> cluster = [] {
+    auto started = PgCluster::Start();
+    REQUIRE_MESSAGE(started.ok(), started.status().ToString());
+    return std::move(*started);
+  }();
+  return cluster.get();
+}
+
+// The URI of a new, empty database of the shared cluster.
+inline std::string FreshDatabase() {
+  static std::atomic<int> n{0};
+  auto db = SharedPgCluster()->CreateDatabase("t" + std::to_string(++n));
+  REQUIRE_MESSAGE(db.ok(), db.status().ToString());
+  return *db;
+}
+
+}  // namespace grin::testing
+
+#define PG_SKIP_WITHOUT_POSTGRES()                                         \
+  if (::grin::Status a = ::grin::testing::PgCluster::Available(); !a.ok()) { \
+    MESSAGE("skipped: " << a.message());                                   \
+    return;                                                                \
+  }
