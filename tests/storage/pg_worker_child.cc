@@ -7,11 +7,16 @@
 //   pg_worker_child <conninfo> hold <batch>
 //     claims one batch, prints "claimed <n> <run_id>" and waits to be killed (its heartbeats
 //     keep the leases while it lives).
+//   pg_worker_child <conninfo> late <batch>
+//     claims one batch, prints "claimed <n> <run_id>", waits for a line on stdin (the parent
+//     stops it with SIGSTOP meanwhile: cut off, it heartbeats no more), then completes the batch
+//     and prints "late <completed> <refused>".
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "storage/postgres/pg_state_store.h"
 
@@ -83,6 +88,28 @@ int main(int argc, char** argv) {
     }
     std::printf("claimed %zu %lld\n", items->size(), static_cast<long long>((*store)->run_id()));
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  if (mode == "late") {
+    auto items = (*store)->Claim(Stage::kPending, std::atoi(argv[3]));
+    if (!items.ok()) {
+      std::fprintf(stderr, "claim: %s\n", items.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("claimed %zu %lld\n", items->size(), static_cast<long long>((*store)->run_id()));
+    char line[64];
+    if (std::fgets(line, sizeof line, stdin) == nullptr) return 1;
+    std::vector<Completion> done;
+    for (auto& w : *items) done.push_back(Completion{w, Stage::kUploaded, "completed", "", {}});
+    auto st = (*store)->CompleteMany(std::move(done));
+    if (!st.ok()) {
+      std::fprintf(stderr, "complete: %s\n", st.status().ToString().c_str());
+      return 1;
+    }
+    int64_t completed = 0, refused = 0;
+    for (const auto& one : *st) (one.ok() ? completed : refused)++;
+    std::printf("late %lld %lld\n", static_cast<long long>(completed),
+                static_cast<long long>(refused));
+    return 0;
   }
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
   return 2;

@@ -2,10 +2,12 @@
 // level: no GRIN, no bucket): each is pg_worker_child with its own PgStateStore, on a throwaway
 // cluster. Every job ends uploaded with exactly one completion event; a worker killed with
 // SIGKILL keeps its jobs only until its leases run out by the database's clock, then the others
-// take them back and finish them.
+// take them back and finish them; a worker stopped (SIGSTOP: no heartbeats, as if partitioned
+// from the database) past its lease finds its late completions refused when it resumes.
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,10 +51,13 @@ struct Worker {
   std::string out;
 };
 
-Worker StartWorker(const std::vector<std::string>& args) {
+// The worker's stdout is parent_fds()[0]; with_stdin, its stdin is parent_fds()[1].
+Worker StartWorker(const std::vector<std::string>& args, bool with_stdin = false) {
   std::vector<std::string> argv = {GRIN_PG_WORKER_CHILD};
   argv.insert(argv.end(), args.begin(), args.end());
-  auto p = Subprocess::Spawn(argv, MinimalEnv({}), {ChildPipe{1, PipeDir::kChildWrites}});
+  std::vector<ChildPipe> pipes = {ChildPipe{1, PipeDir::kChildWrites}};
+  if (with_stdin) pipes.push_back(ChildPipe{0, PipeDir::kChildReads});
+  auto p = Subprocess::Spawn(argv, MinimalEnv({}), pipes);
   REQUIRE_MESSAGE(p.ok(), p.status().ToString());
   return Worker{std::move(p).value(), ""};
 }
@@ -189,6 +194,43 @@ TEST_CASE("a SIGKILLed worker's jobs are taken back after its lease runs out and
                               std::to_string(holder_run)) == kHeld);
   CHECK(QueryInt(run->db, "SELECT count(*) FROM events WHERE outcome = 'completed' AND run_id = " +
                               std::to_string(holder_run)) == 0);
+}
+
+TEST_CASE("a worker stopped past its lease is fenced out when it resumes, its jobs done once") {
+  constexpr int kJobs = 1000, kHeld = 40;
+  auto run = StartRun(kJobs);
+  if (!run) return;
+  Worker late = StartWorker({run->db, "late", std::to_string(kHeld)}, /*with_stdin=*/true);
+  std::string line = ReadLine(late, 60);
+  std::istringstream in(line);
+  std::string word;
+  int64_t held = -1, late_run = -1;
+  in >> word >> held >> late_run;
+  REQUIRE_MESSAGE(word == "claimed", "worker said: " << line);
+  REQUIRE(held == kHeld);
+  // Cut off: the process stops, its heartbeats with it (a partition, as the database sees it).
+  REQUIRE(::kill(late.proc.pid(), SIGSTOP) == 0);
+  std::vector<Worker> workers;
+  for (int i = 0; i < 2; ++i) {
+    workers.push_back(StartWorker({run->db, "drain", std::to_string(kJobs), "50"}));
+  }
+  int64_t completed = 0;
+  for (auto& w : workers) completed += FinishDrain(w);
+  CHECK(completed == kJobs);  // the held jobs too, once their leases ran out
+  // Back: its completions come late and are all refused.
+  REQUIRE(::kill(late.proc.pid(), SIGCONT) == 0);
+  REQUIRE(WriteAll(late.proc.parent_fds()[1].get(), "go\n", 3).ok());
+  line = ReadLine(late, 60);
+  auto st = late.proc.Wait();
+  REQUIRE(st.ok());
+  CHECK((WIFEXITED(*st) && WEXITSTATUS(*st) == 0));
+  CHECK(line == "late 0 " + std::to_string(kHeld));
+  CheckEveryJobDoneOnce(run->db, kJobs);
+  CHECK(QueryInt(run->db, "SELECT count(*) FROM events WHERE outcome = 'completed' AND run_id = " +
+                              std::to_string(late_run)) == 0);
+  CHECK(QueryInt(run->db, "SELECT count(*) FROM events WHERE outcome = 'reclaimed' AND "
+                          "(detail::jsonb ->> 'from_run')::bigint = " +
+                              std::to_string(late_run)) == kHeld);
 }
 
 }  // namespace
