@@ -1,6 +1,6 @@
 // Benchmark (not a test): claim + complete throughput of the SQLite and the PostgreSQL state
 // stores side by side, for 1 / 2 / 4 / 8 workers. Driver: scripts/bench-state-pg.
-//   bench_state_pg [items=20000] [batch=256] [max_seconds_per_cell=60]
+//   bench_state_pg [items=20000] [batch=256] [max_seconds_per_cell=60] [status_jobs=0]
 // Each cell starts from fresh state holding `items` jobs at pending and drains them: every
 // worker loops Claim(pending, batch) + CompleteMany(to uploaded) until nothing is left (or the
 // cell's time cap passes), and the cell reports items per second and process CPU per item.
@@ -8,6 +8,8 @@
 //   PostgreSQL: a throwaway cluster (tests/support/pg_cluster.h) on loopback, one database per
 //   cell; each worker is its own PgStateStore (its own run and connections), as workers on
 //   several hosts would be.
+// status_jobs > 0 adds a row: the port's side of `status` (Counts() + Failures()) at that many
+// jobs, a quarter of them uploaded, while a writer claims and completes.
 // Durability: BENCH_DURABLE=1 compares SQLite synchronous=FULL with PostgreSQL's durable
 // defaults; by default SQLite synchronous=NORMAL (WAL) and PostgreSQL synchronous_commit=off
 // (fsync on), the two "a crash may lose the last commits, never corrupts" settings.
@@ -165,6 +167,54 @@ Cell PgCell(grin::testing::PgCluster& cluster, const std::vector<std::string>& w
 }
 #endif
 
+// The port's side of `status` (Counts() + Failures(), 20 times) at `jobs` jobs, a quarter of
+// them uploaded, while the writer store claims and completes 64 at a time. reader is the store
+// `status` would use: the writer itself for SQLite (its own read connection), a second store
+// (another process's) for PostgreSQL.
+std::string StatusLatency(StateStore& writer, StateStore& reader, int64_t jobs) {
+  auto all = Barcodes(static_cast<int>(jobs));
+  for (size_t i = 0; i < all.size(); i += 10000) {
+    std::vector<std::string> chunk(all.begin() + static_cast<std::ptrdiff_t>(i),
+                                   all.begin() + static_cast<std::ptrdiff_t>(
+                                                     std::min(all.size(), i + 10000)));
+    if (auto n = writer.Enqueue(chunk); !n.ok()) return "n/a: " + n.status().ToString();
+  }
+  auto drain_some = [&](int batch) -> int64_t {
+    auto items = writer.Claim(Stage::kPending, batch);
+    if (!items.ok() || items->empty()) return 0;
+    std::vector<Completion> c;
+    for (auto& w : *items) c.push_back(Completion{w, Stage::kUploaded, "completed", "", {}});
+    auto st = writer.CompleteMany(std::move(c));
+    return st.ok() ? static_cast<int64_t>(st->size()) : 0;
+  };
+  for (int64_t done = 0; done < jobs / 4;) {
+    int64_t n = drain_some(1000);
+    if (n == 0) break;
+    done += n;
+  }
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {
+    while (!stop && drain_some(64) > 0) {
+    }
+  });
+  std::vector<double> ms;
+  bool right = true;
+  for (int i = 0; i < 20; ++i) {
+    auto t = SteadyClock::now();
+    auto c = reader.Counts();
+    auto f = reader.Failures();
+    ms.push_back(std::chrono::duration<double>(SteadyClock::now() - t).count() * 1000);
+    right = right && c.ok() && f.ok() && c->total == jobs;
+  }
+  stop = true;
+  busy.join();
+  std::sort(ms.begin(), ms.end());
+  char buf[120];
+  std::snprintf(buf, sizeof buf, "median %.1f ms, max %.1f ms%s", ms[ms.size() / 2], ms.back(),
+                right ? "" : " (WRONG ANSWER)");
+  return buf;
+}
+
 std::string Show(const Cell& c) {
   if (!c.ran) return "n/a";
   char buf[160];
@@ -180,8 +230,10 @@ int main(int argc, char** argv) {
   int items = argc > 1 ? std::atoi(argv[1]) : 20000;
   int batch = argc > 2 ? std::atoi(argv[2]) : 256;
   double max_seconds = argc > 3 ? std::atof(argv[3]) : 60;
-  if (items <= 0 || batch <= 0 || max_seconds <= 0) {
-    std::fprintf(stderr, "usage: bench_state_pg [items>0] [batch>0] [max_seconds_per_cell>0]\n");
+  int64_t status_jobs = argc > 4 ? std::atoll(argv[4]) : 0;
+  if (items <= 0 || batch <= 0 || max_seconds <= 0 || status_jobs < 0) {
+    std::fprintf(stderr, "usage: bench_state_pg [items>0] [batch>0] [max_seconds_per_cell>0] "
+                         "[status_jobs>=0]\n");
     return 2;
   }
   const char* d = std::getenv("BENCH_DURABLE");
@@ -236,6 +288,29 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("us/item: CPU of this process (PostgreSQL's server CPU is not in it)\n");
+  if (status_jobs > 0) {
+    std::string sqlite_status, pg_status = "n/a";
+    {
+      ScratchDir dir;
+      auto opened = grin::storage::SqliteStateStore::Open((dir.path / "status.db").string(),
+                                                          grin::storage::StateStoreOptions{});
+      sqlite_status = opened.ok() ? StatusLatency(**opened, **opened, status_jobs)
+                                  : "n/a: " + opened.status().ToString();
+    }
+#if GRIN_BENCH_POSTGRES
+    if (cluster) {
+      auto db = cluster->CreateDatabase("bench_status");
+      auto w = db.ok() ? grin::storage::PgStateStore::Open(*db, {}) : db.status();
+      auto r = db.ok() ? grin::storage::PgStateStore::Open(*db, {}) : db.status();
+      pg_status = w.ok() && r.ok() ? StatusLatency(**w, **r, status_jobs)
+                                   : "n/a: " + (w.ok() ? r.status() : w.status()).ToString();
+    }
+#endif
+    std::printf("%-8s %-44s %s\n", "status", sqlite_status.c_str(), pg_status.c_str());
+    std::printf("status: Counts()+Failures() through the port at %lld jobs (a quarter uploaded) "
+                "with a busy writer\n",
+                static_cast<long long>(status_jobs));
+  }
   if (!pg_note.empty()) std::printf("postgresql: n/a: %s\n", pg_note.c_str());
   return exit_code;
 }
