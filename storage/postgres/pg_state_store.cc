@@ -131,20 +131,27 @@ void PgStateStore::Give(std::unique_ptr<PgConnection> c) {
 }
 
 Status PgStateStore::RunTx(const std::function<Status(PgConnection&)>& fn) {
-  GRIN_ASSIGN_OR_RETURN(auto c, Take());
   Status s;
   for (int attempt = 1;; ++attempt) {
+    GRIN_ASSIGN_OR_RETURN(auto c, Take());
+    bool began = false;
     {
       pg::PgTransaction tx(*c);
       s = tx.Begin();
+      began = s.ok();
       if (s.ok()) s = fn(*c);
       if (s.ok()) s = tx.Commit();
     }
-    if (!pg::IsRetryable(s) || attempt >= 8 || !c->ok()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(attempt * 2));
+    bool broken = !c->ok();
+    Give(std::move(c));  // a broken connection is dropped, the next Take() connects afresh
+    // Run again: after a serialization failure or deadlock (rolled back), and when the pooled
+    // connection had died while idle (server restart, failover, idle timeout) so that not even
+    // BEGIN went through: nothing was done. A connection lost later leaves the outcome unknown,
+    // which the caller hears (kUnavailable).
+    bool again = (pg::IsRetryable(s) && !broken) || (!began && broken);
+    if (!again || attempt >= opt_.pool_size + 8) return s;
+    if (pg::IsRetryable(s)) std::this_thread::sleep_for(std::chrono::milliseconds(attempt * 2));
   }
-  Give(std::move(c));
-  return s;
 }
 
 void PgStateStore::HeartbeatLoop() {

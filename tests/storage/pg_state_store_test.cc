@@ -381,6 +381,49 @@ TEST_CASE("postgres store: an idle worker is woken by another store's enqueue (L
   CHECK_FALSE(idle->WaitForWork(300'000).value());
 }
 
+TEST_CASE("postgres store: connections the server closed while idle are replaced, no call fails") {
+  PG_SKIP_WITHOUT_POSTGRES();
+  std::string uri = FreshDatabase();
+  PgStateStoreOptions o;
+  o.pool_size = 3;
+  o.heartbeat_interval_micros = 0;
+  auto s = OpenStore(uri, o);
+  REQUIRE(s->Enqueue(Barcodes(10)).value() == 10);
+  // Fill the pool: three calls at once.
+  std::vector<std::thread> t;
+  for (int i = 0; i < 3; ++i) t.emplace_back([&] { CHECK(s->Counts().ok()); });
+  for (auto& th : t) th.join();
+  // The server ends every other session of this database (as a restart or failover would).
+  auto c = Connect(uri);
+  CHECK(QueryInt(*c, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
+                     "pg_stat_activity WHERE datname = current_database() "
+                     "AND pid <> pg_backend_pid()) x") >= 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto items = s->Claim(Stage::kPending, 4);
+  REQUIRE_MESSAGE(items.ok(), items.status().ToString());
+  CHECK(items->size() == 4);
+  auto counts = s->Counts();
+  REQUIRE_MESSAGE(counts.ok(), counts.status().ToString());
+  CHECK(counts->leased == 4);
+}
+
+TEST_CASE("libpq errors map to Status codes by SQLSTATE, one line each") {
+  using pg::PgStatus;
+  CHECK(PgStatus("08006", "gone\nreally", "db").code() == StatusCode::kUnavailable);
+  CHECK(PgStatus("57P01", "admin shutdown", "db").code() == StatusCode::kUnavailable);
+  CHECK(PgStatus("40001", "serialize", "db").code() == StatusCode::kBusy);
+  CHECK(pg::IsRetryable(PgStatus("40P01", "deadlock", "db")));
+  CHECK(PgStatus("53100", "disk full", "db").code() == StatusCode::kNoSpace);
+  CHECK(PgStatus("28P01", "password", "db").code() == StatusCode::kPermissionDenied);
+  CHECK(PgStatus("42501", "denied", "db").code() == StatusCode::kPermissionDenied);
+  CHECK(PgStatus("23505", "unique", "db").code() == StatusCode::kConflict);
+  CHECK(PgStatus("22P02", "bad json", "db").code() == StatusCode::kInvalidArgument);
+  CHECK(PgStatus("XX000", "internal", "db").code() == StatusCode::kInternal);
+  Status s = PgStatus("08006", "server closed\nthe connection\n", "postgresql://u@h/db");
+  CHECK(s.message().find('\n') == std::string::npos);
+  CHECK(s.message().rfind("postgresql://u@h/db: server closed the connection", 0) == 0);
+}
+
 TEST_CASE("postgres store: values never become SQL, and errors name the database, not the secret") {
   PG_SKIP_WITHOUT_POSTGRES();
   std::string uri = FreshDatabase();
