@@ -164,6 +164,24 @@ Result<std::string> PgCluster::RunTool(const std::vector<std::string>& args) con
 }
 
 Status PgCluster::Init(const PgClusterOptions& options) {
+  // Addresses and networks go into postgresql.conf and pg_hba.conf: digits, dots and '/' only.
+  std::string listen = "127.0.0.1";
+  std::string hba = "# grin-jobs throwaway test cluster: loopback (and networks a test names)\n"
+                    "local all all trust\n"
+                    "host all all 127.0.0.1/32 trust\n";
+  auto plain = [](const std::string& a) {
+    return !a.empty() && a.find_first_not_of("0123456789./") == std::string::npos;
+  };
+  for (const std::string& a : options.extra_listen) {
+    if (!plain(a) || a.find('/') != std::string::npos) return Status::InvalidArgument("extra_listen: not an IPv4 address: " + a);
+    listen += "," + a;
+  }
+  for (const std::string& n : options.extra_trusted) {
+    if (!plain(n) || n.find('/') == std::string::npos) {
+      return Status::InvalidArgument("extra_trusted: not an IPv4 network (a.b.c.d/n): " + n);
+    }
+    hba += "host all all " + n + " trust\n";
+  }
   bindir_ = FindBinDir();
   if (bindir_.empty()) return MissingBinaries();
 
@@ -211,24 +229,6 @@ Status PgCluster::Init(const PgClusterOptions& options) {
                                  "-E", "UTF8", "--locale=C", "--no-sync"}));
   (void)unused;
 
-  // Addresses and networks go into postgresql.conf and pg_hba.conf: digits, dots and '/' only.
-  std::string listen = "127.0.0.1";
-  std::string hba = "# grin-jobs throwaway test cluster: loopback only\n"
-                    "local all all trust\n"
-                    "host all all 127.0.0.1/32 trust\n";
-  auto plain = [](const std::string& a) {
-    return !a.empty() && a.find_first_not_of("0123456789./") == std::string::npos;
-  };
-  for (const std::string& a : options.extra_listen) {
-    if (!plain(a)) return Status::InvalidArgument("extra_listen: not an IPv4 address: " + a);
-    listen += "," + a;
-  }
-  for (const std::string& n : options.extra_trusted) {
-    if (!plain(n) || n.find('/') == std::string::npos) {
-      return Status::InvalidArgument("extra_trusted: not an IPv4 network (a.b.c.d/n): " + n);
-    }
-    hba += "host all all " + n + " trust\n";
-  }
   std::ostringstream conf;
   conf << "\n# grin-jobs throwaway test cluster (tests/support/pg_cluster.cc)\n"
        << "listen_addresses = '" << listen << "'\n"
