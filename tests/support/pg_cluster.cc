@@ -173,7 +173,9 @@ Status PgCluster::Init(const PgClusterOptions& options) {
     return !a.empty() && a.find_first_not_of("0123456789./") == std::string::npos;
   };
   for (const std::string& a : options.extra_listen) {
-    if (!plain(a) || a.find('/') != std::string::npos) return Status::InvalidArgument("extra_listen: not an IPv4 address: " + a);
+    if (!plain(a) || a.find('/') != std::string::npos) {
+      return Status::InvalidArgument("extra_listen: not an IPv4 address: " + a);
+    }
     listen += "," + a;
   }
   for (const std::string& n : options.extra_trusted) {
