@@ -1,5 +1,10 @@
 #include "storage/postgres/pg_connection.h"
 
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <regex>
 
@@ -126,6 +131,26 @@ Status PgConnection::ExecScript(std::string_view sql) {
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Status::Ok();
   return ErrorFrom(r, sql);
+}
+
+Result<bool> PgConnection::WaitForNotification(int64_t timeout_micros) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(timeout_micros);
+  for (;;) {
+    if (PQconsumeInput(conn_) == 0) return PgStatus("08006", PQerrorMessage(conn_), what_);
+    bool got = false;
+    while (PGnotify* n = PQnotifies(conn_)) {
+      got = true;
+      PQfreemem(n);
+    }
+    if (got) return true;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{PQsocket(conn_), POLLIN, 0};
+    if (p.fd < 0) return PgStatus("08006", "no socket", what_);
+    int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count() + 1, 1'000'000)));
+    if (r < 0 && errno != EINTR) return Status::Internal(what_ + ": poll failed");
+  }
 }
 
 PgTransaction::~PgTransaction() {

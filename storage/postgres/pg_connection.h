@@ -68,6 +68,10 @@ class PgConnection {
   // Trusted, compiled-in SQL of several statements, no parameters (migrations).
   Status ExecScript(std::string_view sql);
 
+  // Waits up to timeout_micros for a NOTIFY on a channel this connection LISTENs to; true if
+  // one (or more: all pending ones are consumed) arrived.
+  Result<bool> WaitForNotification(int64_t timeout_micros);
+
   // False once the connection broke (the server went away): drop it and connect again.
   bool ok() const { return PQstatus(conn_) == CONNECTION_OK; }
   const std::string& what() const { return what_; }

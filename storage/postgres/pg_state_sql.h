@@ -216,4 +216,8 @@ SELECT stage, coalesce(error_reason, ''), coalesce(error_class, ''), (status = '
 FROM jobs WHERE status IN ('retry', 'dead')
 GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC, 1, 2)sql";
 
+// Idle workers wait on this channel (PgStateStore::WaitForWork).
+inline constexpr const char* kNotifySql = "SELECT pg_notify('grin_jobs_ready', '')";
+inline constexpr const char* kListenSql = "LISTEN grin_jobs_ready";
+
 }  // namespace grin::storage::pg::state_sql

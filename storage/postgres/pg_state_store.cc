@@ -202,6 +202,11 @@ Status PgStateStore::UpdateBook(PgConnection& c, const std::string& barcode,
   return c.Exec(sql, params).status();
 }
 
+Status PgStateStore::Notify(PgConnection& c) {
+  if (!opt_.notify) return Status::Ok();
+  return c.Exec(state_sql::kNotifySql).status();
+}
+
 Status PgStateStore::StaleWrite(const WorkItem& item, const char* op, const char* what) {
   opt_.logger->Log(LogLevel::kWarning, "job.stale_write", {{"barcode", item.barcode}, {"op", op}});
   return Status::Conflict("job " + item.barcode + ": lease lost (stale token); " + what);
@@ -227,6 +232,7 @@ Result<int64_t> PgStateStore::Enqueue(const std::vector<std::string>& barcodes) 
     if (added > 0) {
       GRIN_RETURN_IF_ERROR(
           InsertEvent(c, "", "pending", "enqueued", "{\"count\":" + I(added) + "}"));
+      GRIN_RETURN_IF_ERROR(Notify(c));
     }
     return Status::Ok();
   });
@@ -241,7 +247,7 @@ Result<int64_t> PgStateStore::ReclaimExpired() {
                           c.Exec(state_sql::kReclaimExpiredSql,
                                  {I(opt_.max_recoveries), I(run_id_), I(opt_.reclaim_batch)}));
     n = r.Affected();
-    return Status::Ok();
+    return n > 0 ? Notify(c) : Status::Ok();
   });
   if (!s.ok()) return s;
   if (n > 0) {
@@ -379,6 +385,12 @@ Result<std::vector<Status>> PgStateStore::CompleteMany(std::vector<Completion> c
     GRIN_RETURN_IF_ERROR(
         c.Exec(state_sql::kInsertEventsSql, {I(run_id_), events.dump()}).status());
     GRIN_RETURN_IF_ERROR(c.Exec(state_sql::kRunProgressSql, {I(run_id_)}).status());
+    // Work for the next stage (a completion to the last milestone makes none).
+    bool more = false;
+    for (size_t k = 0; k < completions.size(); ++k) {
+      more = more || (held[k] && completions[k].to != Stage::kUploaded);
+    }
+    if (more) GRIN_RETURN_IF_ERROR(Notify(c));
     return ApplyCounts(c, delta);
   });
   if (!s.ok()) return s;
@@ -429,6 +441,7 @@ Status PgStateStore::Release(const WorkItem& item) {
                           c.Exec(state_sql::kReleaseSql, {I(item.job_id), I(item.lease_token)}));
     held = r.Affected() == 1;
     if (!held) return Status::Ok();
+    GRIN_RETURN_IF_ERROR(Notify(c));
     return InsertEvent(c, item.barcode, S(item.stage), "released", "");
   });
   if (!s.ok()) return s;
@@ -472,6 +485,7 @@ Result<int64_t> PgStateStore::Requeue(const RequeueFilter& filter) {
                         {"d", nullptr}});
     }
     if (n == 0) return Status::Ok();
+    GRIN_RETURN_IF_ERROR(Notify(c));
     return c.Exec(state_sql::kInsertEventsSql, {I(run_id_), events.dump()}).status();
   });
   if (!s.ok()) return s;
@@ -495,6 +509,7 @@ Result<int64_t> PgStateStore::Reset(const ResetRequest& request) {
       GRIN_RETURN_IF_ERROR(c.Exec(state_sql::kDeleteCheckpointSql, {b}).status());
       GRIN_RETURN_IF_ERROR(InsertEvent(c, b, "pending", "reset", ""));
     }
+    if (n > 0) GRIN_RETURN_IF_ERROR(Notify(c));
     return ApplyCounts(c, delta);
   });
   if (!s.ok()) return s;
@@ -540,6 +555,7 @@ Result<int64_t> PgStateStore::Wake(const std::vector<std::string>& barcodes) {
                         {"d", nullptr}});
     }
     if (n == 0) return Status::Ok();
+    GRIN_RETURN_IF_ERROR(Notify(c));
     return c.Exec(state_sql::kInsertEventsSql, {I(run_id_), events.dump()}).status();
   });
   if (!s.ok()) return s;
@@ -633,6 +649,17 @@ Status PgStateStore::SetScope(const std::vector<std::string>& barcodes) {
   return Status::Ok();
 }
 
+Result<bool> PgStateStore::WaitForWork(int64_t timeout_micros) {
+  std::lock_guard<std::mutex> l(listen_mu_);
+  if (!listener_ || !listener_->ok()) {
+    listener_.reset();
+    GRIN_ASSIGN_OR_RETURN(listener_, PgConnection::Connect(conninfo_, what_));
+    GRIN_RETURN_IF_ERROR(listener_->Exec(state_sql::kListenSql).status());
+  }
+  GRIN_ASSIGN_OR_RETURN(bool woken, listener_->WaitForNotification(timeout_micros));
+  return woken;
+}
+
 Result<int64_t> PgStateStore::ReleaseForExit() {
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -642,6 +669,7 @@ Result<int64_t> PgStateStore::ReleaseForExit() {
   Status s = RunTx([&](PgConnection& c) {
     GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kReleaseRunSql, {I(run_id_)}));
     n = r.Affected();
+    if (n > 0) GRIN_RETURN_IF_ERROR(Notify(c));
     return c.Exec(state_sql::kForcedEndRunSql, {I(run_id_)}).status();
   });
   if (!s.ok()) return s;

@@ -51,6 +51,9 @@ struct PgStateStoreOptions {
   int64_t heartbeat_interval_micros = 30'000'000;  // 0: no heartbeat thread (tests)
   int pool_size = 4;                             // connections, at most
   int reclaim_batch = 1000;                      // expired leases taken back per Claim()
+  // NOTIFY grin_jobs_ready when a write makes jobs claimable (WaitForWork). PostgreSQL
+  // serialises the commits of notifying transactions; off, idle workers poll.
+  bool notify = true;
   uint64_t seed = 0;                             // jitter seed; 0 = random
 };
 
@@ -87,6 +90,13 @@ class PgStateStore final : public StateStore {
   Result<int64_t> Heartbeat();
   // Takes back up to reclaim_batch expired leases of any run (see above). Returns how many.
   Result<int64_t> ReclaimExpired();
+  // Waits until another process (or this one) made jobs claimable — enqueued, completed to a
+  // milestone that is not the last, released, requeued, reset, woken, or taken back from an
+  // expired lease (LISTEN grin_jobs_ready on a connection of its own) — or timeout_micros
+  // passed. True when woken. A notification sent before the first call is not seen: call it
+  // after a Claim() came back empty, and claim again when it returns, whatever it returns.
+  Result<bool> WaitForWork(int64_t timeout_micros);
+
   // As SqliteStateStore::ReleaseForExit: every lease of this run given back, the run's end
   // recorded as forced, later Claim()s return nothing.
   Result<int64_t> ReleaseForExit();
@@ -101,6 +111,8 @@ class PgStateStore final : public StateStore {
   // deadlock; fn must set its outputs afresh each time.
   Status RunTx(const std::function<Status(pg::PgConnection&)>& fn);
   void HeartbeatLoop();
+  // pg_notify inside the current transaction (delivered at commit), if opt_.notify.
+  Status Notify(pg::PgConnection& c);
   Status InsertEvent(pg::PgConnection& c, std::string_view barcode, std::string_view stage,
                      std::string_view outcome, std::string_view detail_json);
   Status ApplyCounts(pg::PgConnection& c, const int64_t (&delta)[kStageCount]);
@@ -121,6 +133,9 @@ class PgStateStore final : public StateStore {
   std::mt19937_64 rng_;        // guarded by mu_
   std::string scope_json_;     // guarded by mu_; "" = no scope
   bool exiting_ = false;       // guarded by mu_
+
+  std::mutex listen_mu_;
+  std::unique_ptr<pg::PgConnection> listener_;  // guarded by listen_mu_
 
   std::mutex hb_mu_;
   std::condition_variable hb_cv_;

@@ -191,7 +191,7 @@ TEST_CASE("postgres store: an expired lease is taken back and the old holder is 
   auto held = a->Claim(Stage::kPending, 1).value();
   REQUIRE(held.size() == 1);
   REQUIRE(a->SaveCheckpoint(held[0], R"({"offset":1})").ok());
-  CHECK(b->Claim(Stage::kPending, 1)->empty());  // still leased
+  // (That a lease not yet expired is not taken: the database's-clock test below, with 1 h.)
 
   std::this_thread::sleep_for(std::chrono::milliseconds(600));
   auto taken = b->Claim(Stage::kPending, 1).value();
@@ -262,14 +262,14 @@ TEST_CASE("postgres store: heartbeats keep a live holder's lease") {
   PG_SKIP_WITHOUT_POSTGRES();
   std::string uri = FreshDatabase();
   PgStateStoreOptions o;
-  o.lease_ttl_micros = 400'000;
+  o.lease_ttl_micros = 1'000'000;
   o.heartbeat_interval_micros = 100'000;
   auto a = OpenStore(uri, o);
   auto b = OpenStore(uri);
   REQUIRE(a->Enqueue({"BEAT01"}).value() == 1);
   auto held = a->Claim(Stage::kPending, 1).value();
   REQUIRE(held.size() == 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // 3 leases' worth
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // 2.5 leases' worth
   CHECK(b->Claim(Stage::kPending, 1)->empty());
   CHECK(a->Complete(held[0], Stage::kChecked).ok());
 }
@@ -339,6 +339,46 @@ TEST_CASE("postgres store: fail, retry, await, wake, reset and scope") {
   CheckJobCounts(*c);
   CHECK(QueryInt(*c, "SELECT count(*) FROM pending") == 3);
   CHECK(s->Counts()->at[static_cast<int>(Stage::kUploaded)] == 0);
+}
+
+TEST_CASE("postgres store: an idle worker is woken by another store's enqueue (LISTEN/NOTIFY)") {
+  PG_SKIP_WITHOUT_POSTGRES();
+  std::string uri = FreshDatabase();
+  auto idle = OpenStore(uri);
+  auto other = OpenStore(uri);
+  REQUIRE(idle->Claim(Stage::kPending, 1)->empty());
+  // Nothing happens: the wait runs out.
+  auto quiet = idle->WaitForWork(200'000);
+  REQUIRE_MESSAGE(quiet.ok(), quiet.status().ToString());
+  CHECK_FALSE(*quiet);
+
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread producer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(other->Enqueue({"WAKE01"}).value() == 1);
+  });
+  auto woken = idle->WaitForWork(20'000'000);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  producer.join();
+  REQUIRE_MESSAGE(woken.ok(), woken.status().ToString());
+  CHECK(*woken);
+  CHECK(waited < std::chrono::seconds(10));  // woken, not timed out
+  auto items = idle->Claim(Stage::kPending, 1).value();
+  REQUIRE(items.size() == 1);
+
+  // A completion to a middle milestone wakes the next stage's workers; to the last, nobody.
+  std::thread done([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(idle->Complete(items[0], Stage::kChecked).ok());
+  });
+  CHECK(other->WaitForWork(20'000'000).value());
+  done.join();
+  // The idle store saw that notification too; it is consumed by its next wait.
+  CHECK(idle->WaitForWork(5'000'000).value());
+  auto next = other->Claim(Stage::kChecked, 1).value();
+  REQUIRE(next.size() == 1);
+  REQUIRE(other->Complete(next[0], Stage::kUploaded).ok());
+  CHECK_FALSE(idle->WaitForWork(300'000).value());
 }
 
 TEST_CASE("postgres store: values never become SQL, and errors name the database, not the secret") {
