@@ -127,6 +127,17 @@ TEST_CASE("a PostgreSQL cluster is stopped and removed when the test fails insid
   CHECK(PQping(conninfo.c_str()) == PQPING_NO_RESPONSE);
 }
 
+TEST_CASE("a cluster refuses extra addresses that are not plain IPv4") {
+  PgClusterOptions o;
+  o.extra_listen = {"10.0.0.1' port = 1"};
+  CHECK(PgCluster::Start(o).status().code() == StatusCode::kInvalidArgument);
+  o.extra_listen = {"10.0.0.1"};
+  o.extra_trusted = {"0.0.0.0/0\nhost all all ::/0"};
+  CHECK(PgCluster::Start(o).status().code() == StatusCode::kInvalidArgument);
+  o.extra_trusted = {"10.0.0.2"};  // a network needs its /n
+  CHECK(PgCluster::Start(o).status().code() == StatusCode::kInvalidArgument);
+}
+
 TEST_CASE("without PostgreSQL binaries a cluster says what to install") {
   const char* old = std::getenv("GRIN_PG_BINDIR");
   std::string saved = old ? old : "";

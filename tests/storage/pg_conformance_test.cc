@@ -15,8 +15,9 @@ namespace grin::testing {
 namespace {
 
 // Leases last this long by the database's clock; the factory's stores do not heartbeat, so a
-// lost lease is one whose time ran out (what a holder cut off from the database sees).
-constexpr int64_t kLeaseTtlMicros = 2'000'000;
+// lost lease is one whose time ran out (what a holder cut off from the database sees). Long
+// enough that no other check outlives a lease on a loaded machine.
+constexpr int64_t kLeaseTtlMicros = 5'000'000;
 
 class PgFactory final : public StateStoreFactory {
  public:

@@ -9,8 +9,9 @@
 //     keep the leases while it lives).
 //   pg_worker_child <conninfo> late <batch>
 //     claims one batch, prints "claimed <n> <run_id>", waits for a line on stdin (the parent
-//     stops it with SIGSTOP meanwhile: cut off, it heartbeats no more), then completes the batch
-//     and prints "late <completed> <refused>".
+//     stops it with SIGSTOP or cuts its network meanwhile: it heartbeats no more), then completes
+//     the batch (trying again for up to 20 s while the call fails) and prints
+//     "late <completed> <refused>".
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -100,7 +101,13 @@ int main(int argc, char** argv) {
     if (std::fgets(line, sizeof line, stdin) == nullptr) return 1;
     std::vector<Completion> done;
     for (auto& w : *items) done.push_back(Completion{w, Stage::kUploaded, "completed", "", {}});
-    auto st = (*store)->CompleteMany(std::move(done));
+    // A connection the partition broke fails the call (kUnavailable): try again for a while, as
+    // a worker whose link came back would.
+    auto st = (*store)->CompleteMany(done);
+    for (int i = 0; i < 40 && !st.ok(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      st = (*store)->CompleteMany(done);
+    }
     if (!st.ok()) {
       std::fprintf(stderr, "complete: %s\n", st.status().ToString().c_str());
       return 1;

@@ -3,7 +3,9 @@
 // cluster. Every job ends uploaded with exactly one completion event; a worker killed with
 // SIGKILL keeps its jobs only until its leases run out by the database's clock, then the others
 // take them back and finish them; a worker stopped (SIGSTOP: no heartbeats, as if partitioned
-// from the database) past its lease finds its late completions refused when it resumes.
+// from the database) past its lease finds its late completions refused when it resumes; and a
+// worker on a second "host" (a network namespace behind a veth pair, run as root) partitioned
+// from the database mid-run loses its leases and is fenced out when the link returns.
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -51,9 +53,12 @@ struct Worker {
   std::string out;
 };
 
-// The worker's stdout is parent_fds()[0]; with_stdin, its stdin is parent_fds()[1].
-Worker StartWorker(const std::vector<std::string>& args, bool with_stdin = false) {
-  std::vector<std::string> argv = {GRIN_PG_WORKER_CHILD};
+// The worker's stdout is parent_fds()[0]; with_stdin, its stdin is parent_fds()[1]. prefix runs
+// it through another program (e.g. ip netns exec <ns>).
+Worker StartWorker(const std::vector<std::string>& args, bool with_stdin = false,
+                   const std::vector<std::string>& prefix = {}) {
+  std::vector<std::string> argv = prefix;
+  argv.push_back(GRIN_PG_WORKER_CHILD);
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<ChildPipe> pipes = {ChildPipe{1, PipeDir::kChildWrites}};
   if (with_stdin) pipes.push_back(ChildPipe{0, PipeDir::kChildReads});
@@ -109,13 +114,13 @@ struct Run {
   std::unique_ptr<PgCluster> cluster;
   std::string db;
 };
-std::unique_ptr<Run> StartRun(int jobs) {
+std::unique_ptr<Run> StartRun(int jobs, const PgClusterOptions& options = {}) {
   if (Status a = PgCluster::Available(); !a.ok()) {
     MESSAGE("skipped: " << a.message());
     return nullptr;
   }
   auto run = std::make_unique<Run>();
-  auto c = PgCluster::Start();
+  auto c = PgCluster::Start(options);
   REQUIRE_MESSAGE(c.ok(), c.status().ToString());
   run->cluster = std::move(c).value();
   auto db = run->cluster->CreateDatabase("workers");
@@ -130,6 +135,66 @@ std::unique_ptr<Run> StartRun(int jobs) {
   REQUIRE(*n == jobs);
   return run;
 }
+
+// A network namespace joined to ours by a veth pair (our side 10.231.<k>.1/30, its side
+// 10.231.<k>.2/30): a second "host". Removed, with the pair, on destruction.
+class NetNs {
+ public:
+  // nullptr (with a MESSAGE saying why) when namespaces cannot be made here.
+  static std::unique_ptr<NetNs> Create() {
+    if (::geteuid() != 0 || FindInPath("ip").empty()) {
+      MESSAGE("skipped: needs root and iproute2 (ip netns) to simulate a second host");
+      return nullptr;
+    }
+    std::unique_ptr<NetNs> n(new NetNs());
+    std::string id = std::to_string(::getpid());
+    int k = 20 + static_cast<int>(::getpid() % 200);
+    n->name_ = "grinpg" + id;
+    n->host_if_ = "gp" + id + "h";
+    std::string ns_if = "gp" + id + "n";
+    n->host_ip_ = "10.231." + std::to_string(k) + ".1";
+    n->ns_ip_ = "10.231." + std::to_string(k) + ".2";
+    if (!n->Ip({"netns", "add", n->name_})) {
+      MESSAGE("skipped: cannot create a network namespace here");
+      n->name_.clear();
+      return nullptr;
+    }
+    bool ok = n->Ip({"link", "add", n->host_if_, "type", "veth", "peer", "name", ns_if, "netns",
+                     n->name_}) &&
+              n->Ip({"addr", "add", n->host_ip_ + "/30", "dev", n->host_if_}) &&
+              n->Ip({"link", "set", n->host_if_, "up"}) &&
+              n->Ip({"-n", n->name_, "addr", "add", n->ns_ip_ + "/30", "dev", ns_if}) &&
+              n->Ip({"-n", n->name_, "link", "set", ns_if, "up"}) &&
+              n->Ip({"-n", n->name_, "link", "set", "lo", "up"});
+    if (!ok) {
+      MESSAGE("skipped: cannot wire a veth pair into the namespace");
+      return nullptr;
+    }
+    return n;
+  }
+  ~NetNs() {
+    if (!name_.empty()) Ip({"netns", "del", name_});  // takes the veth pair with it
+  }
+  // Cuts (false) or restores (true) the link, on our side: packets from the namespace are lost
+  // silently, as in a partition.
+  bool SetLink(bool up) { return Ip({"link", "set", host_if_, up ? "up" : "down"}); }
+  const std::string& name() const { return name_; }
+  const std::string& host_ip() const { return host_ip_; }
+  const std::string& ns_ip() const { return ns_ip_; }
+
+ private:
+  NetNs() = default;
+  bool Ip(std::vector<std::string> args) {
+    args.insert(args.begin(), "ip");
+    auto r = RunAndCapture(args, MinimalEnv({}), "");
+    if (r.ok() && r->exited_zero()) return true;
+    std::string what;
+    for (const auto& a : args) what += a + " ";
+    MESSAGE(what << "failed: " << (r.ok() ? r->err : r.status().ToString()));
+    return false;
+  }
+  std::string name_, host_if_, host_ip_, ns_ip_;
+};
 
 void CheckEveryJobDoneOnce(const std::string& db, int jobs) {
   CHECK(QueryInt(db, "SELECT count(*) FROM jobs WHERE stage = 'uploaded' AND status = 'ready'") ==
@@ -225,6 +290,53 @@ TEST_CASE("a worker stopped past its lease is fenced out when it resumes, its jo
   REQUIRE(st.ok());
   CHECK((WIFEXITED(*st) && WEXITSTATUS(*st) == 0));
   CHECK(line == "late 0 " + std::to_string(kHeld));
+  CheckEveryJobDoneOnce(run->db, kJobs);
+  CHECK(QueryInt(run->db, "SELECT count(*) FROM events WHERE outcome = 'completed' AND run_id = " +
+                              std::to_string(late_run)) == 0);
+  CHECK(QueryInt(run->db, "SELECT count(*) FROM events WHERE outcome = 'reclaimed' AND "
+                          "(detail::jsonb ->> 'from_run')::bigint = " +
+                              std::to_string(late_run)) == kHeld);
+}
+
+TEST_CASE("a worker on another host partitioned from the database is fenced out when it returns") {
+  constexpr int kJobs = 1000, kHeld = 40;
+  auto ns = NetNs::Create();
+  if (!ns) return;
+  PgClusterOptions co;
+  co.extra_listen = {ns->host_ip()};
+  co.extra_trusted = {ns->ns_ip() + "/32"};
+  auto run = StartRun(kJobs, co);
+  if (!run) return;
+  std::string remote = "postgresql://grin@" + ns->host_ip() + ":" +
+                       std::to_string(run->cluster->port()) + "/workers";
+  Worker late = StartWorker({remote, "late", std::to_string(kHeld)}, /*with_stdin=*/true,
+                            {"ip", "netns", "exec", ns->name()});
+  std::string line = ReadLine(late, 60);
+  std::istringstream in(line);
+  std::string word;
+  int64_t held = -1, late_run = -1;
+  in >> word >> held >> late_run;
+  REQUIRE_MESSAGE(word == "claimed", "worker said: " << line);
+  REQUIRE(held == kHeld);
+  CHECK(QueryInt(run->db, "SELECT count(*) FROM pg_stat_activity WHERE client_addr = '" +
+                              ns->ns_ip() + "'") >= 1);  // it really talks over the veth
+
+  REQUIRE(ns->SetLink(false));  // the partition
+  std::vector<Worker> workers;
+  for (int i = 0; i < 2; ++i) {
+    workers.push_back(StartWorker({run->db, "drain", std::to_string(kJobs), "50"}));
+  }
+  int64_t completed = 0;
+  for (auto& w : workers) completed += FinishDrain(w);
+  CHECK(completed == kJobs);
+  REQUIRE(ns->SetLink(true));  // healed: its late completions arrive and are refused
+
+  REQUIRE(WriteAll(late.proc.parent_fds()[1].get(), "go\n", 3).ok());
+  line = ReadLine(late, 120);
+  CHECK(line == "late 0 " + std::to_string(kHeld));
+  auto st = late.proc.Wait();
+  REQUIRE(st.ok());
+  CHECK((WIFEXITED(*st) && WEXITSTATUS(*st) == 0));
   CheckEveryJobDoneOnce(run->db, kJobs);
   CHECK(QueryInt(run->db, "SELECT count(*) FROM events WHERE outcome = 'completed' AND run_id = " +
                               std::to_string(late_run)) == 0);

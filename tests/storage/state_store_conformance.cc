@@ -615,4 +615,27 @@ void CountsPerState(StateStoreFactoryMaker make) {
         std::set<std::string>{"CS0000", "CS0001"});
 }
 
+void Scope(StateStoreFactoryMaker make) {
+  auto f = MakeFactory(make);
+  if (!f) return;
+  StorePtr s = OpenStore(*f);
+  Enqueue(*s, Barcodes("SC", 6));  // SC0000 .. SC0005
+  REQUIRE(s->SetScope({"SC0001", "SC0004", "SC9999"}).ok());  // unknown barcodes are ignored
+  StageCounts c = CountsOk(*s);
+  CHECK(c.total == 2);
+  CHECK(c.at[static_cast<int>(Stage::kPending)] == 2);
+  auto items = ClaimOk(*s, Stage::kPending, 10);
+  CHECK(BarcodesOf(items) == std::set<std::string>{"SC0001", "SC0004"});
+  for (const auto& w : items) CHECK(s->Complete(w, Stage::kChecked).ok());
+  c = CountsOk(*s);
+  CHECK(c.total == 2);
+  CHECK(c.at[static_cast<int>(Stage::kChecked)] == 2);
+  CHECK(ClaimOk(*s, Stage::kPending, 10).empty());  // the others wait for a later run
+  REQUIRE(s->SetScope({}).ok());
+  c = CountsOk(*s);
+  CHECK(c.total == 6);
+  CHECK(c.at[static_cast<int>(Stage::kPending)] == 4);
+  CHECK(ClaimOk(*s, Stage::kPending, 10).size() == 4);
+}
+
 }  // namespace grin::testing::conformance

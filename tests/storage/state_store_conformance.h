@@ -3,7 +3,7 @@
 // that every adapter must pass: claim and complete through the milestones, batched claims and
 // completions, fencing of stale holders, no double claim under concurrent claimers, lease loss
 // and reclaim, failures with backoff, death and requeue, checkpoints, await/wake, reset, and the
-// counts per state after each of them.
+// counts per state after each of them, and a run's scope.
 //
 // An adapter's test binary provides a StateStoreFactory maker and instantiates the suite:
 //
@@ -69,6 +69,7 @@ void FailuresAndRequeue(StateStoreFactoryMaker make);
 void MaxAttempts(StateStoreFactoryMaker make);
 void Checkpoints(StateStoreFactoryMaker make);
 void CountsPerState(StateStoreFactoryMaker make);
+void Scope(StateStoreFactoryMaker make);
 }  // namespace conformance
 
 }  // namespace grin::testing
@@ -104,4 +105,7 @@ void CountsPerState(StateStoreFactoryMaker make);
   }                                                                                         \
   TEST_CASE(name " conformance: counts follow every state, await, wake and reset") {        \
     ::grin::testing::conformance::CountsPerState(make);                                     \
+  }                                                                                         \
+  TEST_CASE(name " conformance: a scoped run claims and counts only its books") {           \
+    ::grin::testing::conformance::Scope(make);                                              \
   }

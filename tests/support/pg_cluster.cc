@@ -164,6 +164,26 @@ Result<std::string> PgCluster::RunTool(const std::vector<std::string>& args) con
 }
 
 Status PgCluster::Init(const PgClusterOptions& options) {
+  // Addresses and networks go into postgresql.conf and pg_hba.conf: digits, dots and '/' only.
+  std::string listen = "127.0.0.1";
+  std::string hba = "# grin-jobs throwaway test cluster: loopback (and networks a test names)\n"
+                    "local all all trust\n"
+                    "host all all 127.0.0.1/32 trust\n";
+  auto plain = [](const std::string& a) {
+    return !a.empty() && a.find_first_not_of("0123456789./") == std::string::npos;
+  };
+  for (const std::string& a : options.extra_listen) {
+    if (!plain(a) || a.find('/') != std::string::npos) {
+      return Status::InvalidArgument("extra_listen: not an IPv4 address: " + a);
+    }
+    listen += "," + a;
+  }
+  for (const std::string& n : options.extra_trusted) {
+    if (!plain(n) || n.find('/') == std::string::npos) {
+      return Status::InvalidArgument("extra_trusted: not an IPv4 network (a.b.c.d/n): " + n);
+    }
+    hba += "host all all " + n + " trust\n";
+  }
   bindir_ = FindBinDir();
   if (bindir_.empty()) return MissingBinaries();
 
@@ -213,7 +233,7 @@ Status PgCluster::Init(const PgClusterOptions& options) {
 
   std::ostringstream conf;
   conf << "\n# grin-jobs throwaway test cluster (tests/support/pg_cluster.cc)\n"
-       << "listen_addresses = '127.0.0.1'\n"
+       << "listen_addresses = '" << listen << "'\n"
        << "unix_socket_directories = '" << dir_.string() << "'\n"
        << "max_connections = " << options.max_connections << "\n"
        << "logging_collector = off\n";
@@ -222,11 +242,9 @@ Status PgCluster::Init(const PgClusterOptions& options) {
   }
   for (const std::string& line : options.settings) conf << line << "\n";
   GRIN_RETURN_IF_ERROR(AppendToFile(data_ / "postgresql.conf", conf.str()));
-  // Trust on the private socket and on loopback; nothing else may connect at all.
-  GRIN_RETURN_IF_ERROR(RewriteFile(data_ / "pg_hba.conf",
-                                   "# grin-jobs throwaway test cluster: loopback only\n"
-                                   "local all all trust\n"
-                                   "host all all 127.0.0.1/32 trust\n"));
+  // Trust on the private socket and on loopback (and the networks asked for); nothing else may
+  // connect at all.
+  GRIN_RETURN_IF_ERROR(RewriteFile(data_ / "pg_hba.conf", hba));
 
   Status last;
   for (int attempt = 0; attempt < kStartAttempts; ++attempt) {

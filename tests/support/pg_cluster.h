@@ -3,7 +3,8 @@
 //
 // Start() runs initdb into a fresh temporary directory, configures the server to listen on
 // 127.0.0.1 at a free port and on a unix socket inside that directory, with trust
-// authentication for loopback and that socket only (pg_hba.conf has no other line), and starts it
+// authentication for loopback and that socket only (pg_hba.conf has no other line unless the
+// options name extra networks), and starts it
 // with pg_ctl. The returned cluster's conninfo() is a libpq URI
 // (postgresql://grin@127.0.0.1:<port>/postgres; "grin" is the superuser).
 //
@@ -44,6 +45,10 @@ struct PgClusterOptions {
   int max_connections = 100;
   // Extra postgresql.conf lines ("name = value"), appended after ours.
   std::vector<std::string> settings;
+  // For tests that simulate hosts (network namespaces): more IPv4 addresses to listen on besides
+  // 127.0.0.1, and the client networks ("10.231.7.2/32") trusted on them. Empty: loopback only.
+  std::vector<std::string> extra_listen;
+  std::vector<std::string> extra_trusted;
 };
 
 class PgCluster {
