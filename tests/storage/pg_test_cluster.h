@@ -1,11 +1,13 @@
 #pragma once
 // One throwaway PostgreSQL cluster (tests/support/pg_cluster.h) per test binary, started on first
 // use; each test takes a database of its own (FreshDatabase). PG_SKIP_WITHOUT_POSTGRES() ends a
-// test with a "skipped: ..." message when the server binaries are not installed (and only then).
+// test when the server binaries are not installed (and only then), saying why on stderr as
+// "GRIN_TEST_SKIPPED: ...", which ctest reports as skipped (tests/CMakeLists.txt).
 
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -35,5 +37,6 @@ inline std::string FreshDatabase() {
 #define PG_SKIP_WITHOUT_POSTGRES()                                         \
   if (::grin::Status a = ::grin::testing::PgCluster::Available(); !a.ok()) { \
     MESSAGE("skipped: " << a.message());                                   \
+    std::fprintf(stderr, "GRIN_TEST_SKIPPED: %s\n", a.message().c_str());  \
     return;                                                                \
   }
