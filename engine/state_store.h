@@ -8,7 +8,10 @@
 //     lease token;
 //   - Complete(), Fail(), Release() and SaveCheckpoint() change nothing unless the token still
 //     matches (a stale holder gets kConflict, and the store logs "job.stale_write");
-//   - when a run opens the store for writing, leases held by earlier runs are taken back at once.
+//   - leases held by runs that are gone are taken back (token bumped): by the SQLite store,
+//     which one run holds at a time, at once when a run opens it; by a store several processes
+//     share (PostgreSQL), when the lease expires by the database's clock (the holder's
+//     heartbeats push it forward).
 // Failures: a retryable failure schedules the next attempt with exponential backoff and full
 // jitter; a permanent failure, or the max_attempts-th failure, makes the job dead. Requeue()
 // brings failed or dead jobs back.

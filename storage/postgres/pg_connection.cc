@@ -1,0 +1,173 @@
+#include "storage/postgres/pg_connection.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <regex>
+
+namespace grin::storage::pg {
+namespace {
+
+// libpq's messages end with a newline and may span lines; a Status message is one line.
+std::string OneLine(std::string_view m) {
+  std::string s(m);
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+std::string PgResult::Text(int row, int col) const {
+  if (!r_ || PQgetisnull(r_.get(), row, col)) return "";
+  return std::string(PQgetvalue(r_.get(), row, col),
+                     static_cast<size_t>(PQgetlength(r_.get(), row, col)));
+}
+
+int64_t PgResult::Int(int row, int col) const {
+  if (!r_ || PQgetisnull(r_.get(), row, col)) return 0;
+  const char* v = PQgetvalue(r_.get(), row, col);
+  if (v[0] == 't' && v[1] == '\0') return 1;
+  if (v[0] == 'f' && v[1] == '\0') return 0;
+  return std::strtoll(v, nullptr, 10);
+}
+
+int64_t PgResult::Affected() const {
+  if (!r_) return 0;
+  const char* n = PQcmdTuples(r_.get());
+  return n && *n ? std::strtoll(n, nullptr, 10) : 0;
+}
+
+Status PgStatus(std::string_view sqlstate, std::string_view message, std::string_view what) {
+  std::string m = std::string(what) + ": " + OneLine(message);
+  std::string_view cls = sqlstate.substr(0, 2);
+  if (cls == "08" || sqlstate.substr(0, 4) == "57P0") {
+    return Status::Unavailable(m + " (the PostgreSQL server is unreachable or shutting down; "
+                                   "check it and rerun)");
+  }
+  if (sqlstate == "40001" || sqlstate == "40P01") return Status::Busy(m);
+  if (sqlstate == "53100") return Status::NoSpace(m + " (the database server's disk is full)");
+  if (cls == "53") return Status::ResourceExhausted(m);
+  if (cls == "28" || sqlstate == "42501") {
+    return Status::PermissionDenied(m + " (check the database role and its grants)");
+  }
+  if (cls == "23") return Status::Conflict(m);
+  if (cls == "22" || cls == "42") return Status::InvalidArgument(m);
+  if (sqlstate == "57014") return Status::Cancelled(m);
+  return Status::Internal(m + (sqlstate.empty() ? "" : " [SQLSTATE " + std::string(sqlstate) + "]"));
+}
+
+std::string RedactConninfo(const std::string& conninfo) {
+  // URI form: postgresql://user:password@host/... → postgresql://user@host/...
+  static const std::regex uri_pw(R"(^(postgres(?:ql)?://[^:/@]*):[^@]*@)");
+  // key=value form: password=... (quoted or not) is dropped.
+  static const std::regex kv_pw(R"((^|\s)password\s*=\s*('([^'\\]|\\.)*'|\S*))");
+  std::string s = std::regex_replace(conninfo, uri_pw, "$1@");
+  s = std::regex_replace(s, kv_pw, "$1password=***");
+  // A password given as a URI query parameter.
+  static const std::regex q_pw(R"(([?&])password=[^&]*)");
+  return std::regex_replace(s, q_pw, "$1password=***");
+}
+
+Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo,
+                                                            std::string what) {
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  if (c == nullptr) return Status::ResourceExhausted(what + ": out of memory connecting");
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string msg = OneLine(PQerrorMessage(c));
+    PQfinish(c);
+    bool auth = msg.find("authentication") != std::string::npos ||
+                msg.find("password") != std::string::npos ||
+                msg.find("role") != std::string::npos;
+    if (auth) {
+      return Status::PermissionDenied(what + ": " + msg + " (check the user and password)");
+    }
+    return Status::Unavailable(what + ": cannot connect: " + msg +
+                               " (is the PostgreSQL server running and reachable?)");
+  }
+  std::unique_ptr<PgConnection> conn(new PgConnection(c, std::move(what)));
+  // Quiet NOTICEs (e.g. "relation already exists, skipping") instead of libpq printing them.
+  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+  GRIN_ASSIGN_OR_RETURN(PgResult r, conn->Exec("SET TIME ZONE 'UTC'"));
+  (void)r;
+  return conn;
+}
+
+PgConnection::~PgConnection() { PQfinish(conn_); }
+
+Status PgConnection::ErrorFrom(PGresult* r, std::string_view sql) {
+  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(conn_);
+  if (msg.empty()) msg = PQerrorMessage(conn_);
+  (void)sql;
+  if (state == nullptr && PQstatus(conn_) != CONNECTION_OK) {
+    return PgStatus("08006", msg, what_);
+  }
+  return PgStatus(state ? state : "", msg, what_);
+}
+
+Result<PgResult> PgConnection::Exec(std::string_view sql, const Params& params) {
+  std::string text(sql);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  PGresult* r = PQexecParams(conn_, text.c_str(), static_cast<int>(params.size()), nullptr,
+                             values.empty() ? nullptr : values.data(), nullptr, nullptr, 0);
+  PgResult owned(r);
+  ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return owned;
+  return ErrorFrom(r, sql);
+}
+
+Status PgConnection::ExecScript(std::string_view sql) {
+  std::string text(sql);
+  PGresult* r = PQexec(conn_, text.c_str());
+  PgResult owned(r);
+  ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Status::Ok();
+  return ErrorFrom(r, sql);
+}
+
+Result<bool> PgConnection::WaitForNotification(int64_t timeout_micros) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(timeout_micros);
+  for (;;) {
+    if (PQconsumeInput(conn_) == 0) return PgStatus("08006", PQerrorMessage(conn_), what_);
+    bool got = false;
+    while (PGnotify* n = PQnotifies(conn_)) {
+      got = true;
+      PQfreemem(n);
+    }
+    if (got) return true;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{PQsocket(conn_), POLLIN, 0};
+    if (p.fd < 0) return PgStatus("08006", "no socket", what_);
+    int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count() + 1, 1'000'000)));
+    if (r < 0 && errno != EINTR) return Status::Internal(what_ + ": poll failed");
+  }
+}
+
+PgTransaction::~PgTransaction() {
+  if (open_ && c_.ok()) (void)c_.Exec("ROLLBACK");
+}
+
+Status PgTransaction::Begin() {
+  GRIN_ASSIGN_OR_RETURN(PgResult r, c_.Exec("BEGIN"));
+  (void)r;
+  open_ = true;
+  return Status::Ok();
+}
+
+Status PgTransaction::Commit() {
+  auto r = c_.Exec("COMMIT");
+  open_ = false;  // a failed COMMIT has rolled back
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+}  // namespace grin::storage::pg

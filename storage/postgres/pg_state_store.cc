@@ -1,0 +1,686 @@
+#include "storage/postgres/pg_state_store.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "storage/postgres/pg_migrate.h"
+#include "storage/postgres/pg_state_sql.h"
+
+namespace grin::storage {
+namespace {
+
+namespace state_sql = pg::state_sql;
+using pg::Params;
+using pg::PgConnection;
+using pg::PgResult;
+
+Status CheckJson(std::string_view json, const char* what) {
+  if (json.empty() || nlohmann::json::accept(json)) return Status::Ok();
+  return Status::InvalidArgument(std::string(what) + " is not valid JSON");
+}
+
+Status CheckBarcodes(const std::vector<std::string>& barcodes) {
+  for (const auto& b : barcodes) {
+    if (!IsValidBarcode(b)) {
+      return Status::InvalidArgument("barcode '" + b.substr(0, 60) +
+                                     "' is not 3-50 characters of A-Z a-z 0-9 _ -");
+    }
+  }
+  return Status::Ok();
+}
+
+std::string HostName() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+std::string I(int64_t v) { return std::to_string(v); }
+std::string S(Stage s) { return std::string(StageName(s)); }
+pg::Param TextOrNull(std::string_view v) {
+  if (v.empty()) return std::nullopt;
+  return std::string(v);
+}
+std::string JsonArray(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+
+}  // namespace
+
+PgStateStore::PgStateStore(std::string conninfo, std::string what, PgStateStoreOptions options)
+    : conninfo_(std::move(conninfo)), what_(std::move(what)), opt_(options) {
+  if (!opt_.logger) opt_.logger = NullLogger::Default();
+  if (opt_.pool_size < 1) opt_.pool_size = 1;
+  rng_.seed(opt_.seed ? opt_.seed : std::random_device{}());
+}
+
+Result<std::unique_ptr<PgStateStore>> PgStateStore::Open(const std::string& conninfo,
+                                                         const PgStateStoreOptions& options) {
+  std::unique_ptr<PgStateStore> store(
+      new PgStateStore(conninfo, pg::RedactConninfo(conninfo), options));
+  GRIN_RETURN_IF_ERROR(store->Start());
+  return store;
+}
+
+Status PgStateStore::Start() {
+  GRIN_ASSIGN_OR_RETURN(auto c, Take());
+  auto migrated = pg::MigratePostgres(*c);
+  if (!migrated.ok()) return migrated.status();
+  auto run = c->Exec(state_sql::kInsertRunSql, {I(::getpid()), HostName()});
+  if (!run.ok()) return run.status();
+  run_id_ = run->Int(0, 0);
+  Give(std::move(c));
+  if (opt_.heartbeat_interval_micros > 0) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  return Status::Ok();
+}
+
+PgStateStore::~PgStateStore() {
+  if (heartbeat_.joinable()) {
+    {
+      std::lock_guard<std::mutex> l(hb_mu_);
+      hb_stop_ = true;
+    }
+    hb_cv_.notify_all();
+    heartbeat_.join();
+  }
+  if (run_id_ != 0) {
+    Status s = RunTx([this](PgConnection& c) {
+      return c.Exec(state_sql::kEndRunSql, {I(run_id_)}).status();
+    });
+    if (!s.ok()) {
+      opt_.logger->Log(LogLevel::kWarning, "state.end_run_failed", {{"error", s.ToString()}});
+    }
+  }
+}
+
+// ---- connections ----
+
+Result<std::unique_ptr<PgConnection>> PgStateStore::Take() {
+  {
+    std::unique_lock<std::mutex> l(pool_mu_);
+    pool_cv_.wait(l, [&] { return !idle_.empty() || open_ < opt_.pool_size; });
+    if (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+    ++open_;
+  }
+  auto c = PgConnection::Connect(conninfo_, what_);
+  if (!c.ok()) {
+    {
+      std::lock_guard<std::mutex> l(pool_mu_);
+      --open_;
+    }
+    pool_cv_.notify_one();
+  }
+  return c;
+}
+
+void PgStateStore::Give(std::unique_ptr<PgConnection> c) {
+  {
+    std::lock_guard<std::mutex> l(pool_mu_);
+    if (c->ok()) {
+      idle_.push_back(std::move(c));
+    } else {
+      --open_;  // broken: the next Take() connects afresh
+    }
+  }
+  pool_cv_.notify_one();
+}
+
+Status PgStateStore::RunTx(const std::function<Status(PgConnection&)>& fn) {
+  Status s;
+  for (int attempt = 1;; ++attempt) {
+    GRIN_ASSIGN_OR_RETURN(auto c, Take());
+    bool began = false;
+    {
+      pg::PgTransaction tx(*c);
+      s = tx.Begin();
+      began = s.ok();
+      if (s.ok()) s = fn(*c);
+      if (s.ok()) s = tx.Commit();
+    }
+    bool broken = !c->ok();
+    Give(std::move(c));  // a broken connection is dropped, the next Take() connects afresh
+    // Run again: after a serialization failure or deadlock (rolled back), and when the pooled
+    // connection had died while idle (server restart, failover, idle timeout) so that not even
+    // BEGIN went through: nothing was done. A connection lost later leaves the outcome unknown,
+    // which the caller hears (kUnavailable).
+    bool again = (pg::IsRetryable(s) && !broken) || (!began && broken);
+    if (!again || attempt >= opt_.pool_size + 8) return s;
+    if (pg::IsRetryable(s)) std::this_thread::sleep_for(std::chrono::milliseconds(attempt * 2));
+  }
+}
+
+void PgStateStore::HeartbeatLoop() {
+  std::unique_lock<std::mutex> l(hb_mu_);
+  for (;;) {
+    hb_cv_.wait_for(l, std::chrono::microseconds(opt_.heartbeat_interval_micros),
+                    [&] { return hb_stop_; });
+    if (hb_stop_) break;
+    l.unlock();
+    auto n = Heartbeat();
+    if (!n.ok()) {
+      opt_.logger->Log(LogLevel::kWarning, "state.heartbeat_failed",
+                       {{"run", I(run_id_)}, {"error", n.status().ToString()}});
+    }
+    l.lock();
+  }
+}
+
+// ---- helpers inside a transaction ----
+
+Status PgStateStore::InsertEvent(PgConnection& c, std::string_view barcode,
+                                 std::string_view stage, std::string_view outcome,
+                                 std::string_view detail_json) {
+  return c
+      .Exec(state_sql::kInsertEventSql, {std::string(barcode), std::string(stage),
+                                         std::string(outcome), I(run_id_),
+                                         TextOrNull(detail_json)})
+      .status();
+}
+
+Status PgStateStore::ApplyCounts(PgConnection& c, const int64_t (&delta)[kStageCount]) {
+  for (int i = 0; i < kStageCount; ++i) {
+    if (delta[i] == 0) continue;
+    GRIN_RETURN_IF_ERROR(
+        c.Exec(state_sql::kAddCountSql, {S(static_cast<Stage>(i)), I(delta[i])}).status());
+  }
+  return Status::Ok();
+}
+
+Status PgStateStore::UpdateBook(PgConnection& c, const std::string& barcode,
+                                const BookFields& fields) {
+  GRIN_RETURN_IF_ERROR(c.Exec(state_sql::kEnsureBookSql, {barcode}).status());
+  // Column names come from IsWritableBookColumn's fixed list (checked by CompleteMany), never
+  // from user text; every value is a parameter.
+  std::string sql = "UPDATE books SET ";
+  Params params{barcode};
+  for (const auto& [column, value] : fields) {
+    params.push_back(column == "is_decrypted"
+                         ? pg::Param(value == "1" || value == "true" ? "1" : "0")
+                         : TextOrNull(value));
+    sql += column + " = $" + I(static_cast<int64_t>(params.size())) +
+           (column == "is_decrypted" ? "::bigint, " : ", ");
+  }
+  sql += "updated_at = grin_now_iso() WHERE barcode = $1";
+  return c.Exec(sql, params).status();
+}
+
+Status PgStateStore::Notify(PgConnection& c) {
+  if (!opt_.notify) return Status::Ok();
+  return c.Exec(state_sql::kNotifySql).status();
+}
+
+Status PgStateStore::StaleWrite(const WorkItem& item, const char* op, const char* what) {
+  opt_.logger->Log(LogLevel::kWarning, "job.stale_write", {{"barcode", item.barcode}, {"op", op}});
+  return Status::Conflict("job " + item.barcode + ": lease lost (stale token); " + what);
+}
+
+// ---- operations ----
+
+Result<int64_t> PgStateStore::Enqueue(const std::vector<std::string>& barcodes) {
+  GRIN_RETURN_IF_ERROR(CheckBarcodes(barcodes));
+  int64_t added = 0;
+  constexpr size_t kChunk = 10000;
+  Status s = RunTx([&](PgConnection& c) {
+    added = 0;
+    for (size_t i = 0; i < barcodes.size(); i += kChunk) {
+      std::vector<std::string> part(barcodes.begin() + static_cast<std::ptrdiff_t>(i),
+                                    barcodes.begin() + static_cast<std::ptrdiff_t>(
+                                                           std::min(barcodes.size(), i + kChunk)));
+      GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kEnqueueSql, {JsonArray(part)}));
+      added += r.Affected();
+    }
+    int64_t delta[kStageCount] = {added, 0, 0, 0};
+    GRIN_RETURN_IF_ERROR(ApplyCounts(c, delta));
+    if (added > 0) {
+      GRIN_RETURN_IF_ERROR(
+          InsertEvent(c, "", "pending", "enqueued", "{\"count\":" + I(added) + "}"));
+      GRIN_RETURN_IF_ERROR(Notify(c));
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return added;
+}
+
+Result<int64_t> PgStateStore::ReclaimExpired() {
+  int64_t n = 0;
+  Status s = RunTx([&](PgConnection& c) {
+    GRIN_ASSIGN_OR_RETURN(PgResult r,
+                          c.Exec(state_sql::kReclaimExpiredSql,
+                                 {I(opt_.max_recoveries), I(run_id_), I(opt_.reclaim_batch)}));
+    n = r.Affected();
+    return n > 0 ? Notify(c) : Status::Ok();
+  });
+  if (!s.ok()) return s;
+  if (n > 0) {
+    opt_.logger->Log(LogLevel::kInfo, "state.reclaimed",
+                     {{"count", I(n)}, {"run", I(run_id_)}, {"why", "lease_expired"}});
+  }
+  return n;
+}
+
+Result<int64_t> PgStateStore::Heartbeat() {
+  int64_t n = 0;
+  Status s = RunTx([&](PgConnection& c) {
+    GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kHeartbeatSql,
+                                              {I(run_id_), I(opt_.lease_ttl_micros)}));
+    n = r.Affected();
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return n;
+}
+
+Result<std::vector<WorkItem>> PgStateStore::Claim(Stage from, int max_items) {
+  if (max_items <= 0) return std::vector<WorkItem>{};
+  if (from == Stage::kUploaded) {
+    return Status::InvalidArgument("nothing is claimed at 'uploaded': it is the final milestone");
+  }
+  pg::Param scope;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (exiting_) return std::vector<WorkItem>{};
+    if (!scope_json_.empty()) scope = scope_json_;
+  }
+  GRIN_ASSIGN_OR_RETURN(int64_t reclaimed, ReclaimExpired());
+  (void)reclaimed;
+  std::vector<WorkItem> out;
+  Status s = RunTx([&](PgConnection& c) {
+    out.clear();
+    GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kClaimSql,
+                                              {I(run_id_), S(from), I(max_items),
+                                               I(opt_.lease_ttl_micros), scope}));
+    std::vector<std::string> barcodes;
+    for (int i = 0; i < r.rows(); ++i) {
+      WorkItem w;
+      w.job_id = r.Int(i, 0);
+      w.barcode = r.Text(i, 1);
+      w.lease_token = r.Int(i, 2);
+      w.attempts = static_cast<int>(r.Int(i, 3));
+      w.stage = from;
+      w.run_id = run_id_;
+      barcodes.push_back(w.barcode);
+      out.push_back(std::move(w));
+    }
+    if (out.empty()) return Status::Ok();
+    GRIN_ASSIGN_OR_RETURN(PgResult cp,
+                          c.Exec(state_sql::kGetCheckpointsSql, {JsonArray(barcodes), S(from)}));
+    for (int i = 0; i < cp.rows(); ++i) {
+      std::string b = cp.Text(i, 0);
+      for (auto& w : out) {
+        if (w.barcode == b) w.checkpoint = cp.Text(i, 1);
+      }
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  std::sort(out.begin(), out.end(),
+            [](const WorkItem& a, const WorkItem& b) { return a.job_id < b.job_id; });
+  return out;
+}
+
+Result<std::vector<Status>> PgStateStore::CompleteMany(std::vector<Completion> completions) {
+  for (const auto& c : completions) {
+    GRIN_RETURN_IF_ERROR(CheckJson(c.detail_json, "completion detail"));
+    GRIN_RETURN_IF_ERROR(CheckJson(c.carry, "completion carry"));
+    for (const auto& [column, value] : c.book_fields) {
+      if (!IsWritableBookColumn(column)) {
+        return Status::InvalidArgument("job " + c.item.barcode + ": books column '" + column +
+                                       "' cannot be set by a completion");
+      }
+    }
+    if (static_cast<int>(c.to) <= static_cast<int>(c.item.stage)) {
+      return Status::InvalidArgument("job " + c.item.barcode + ": cannot complete from " +
+                                     S(c.item.stage) + " to " + S(c.to));
+    }
+  }
+  if (completions.empty()) return std::vector<Status>{};
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& c : completions) {
+    rows.push_back({{"id", c.item.job_id},
+                    {"tok", c.item.lease_token},
+                    {"st", S(c.to)},
+                    {"from_st", S(c.item.stage)}});
+  }
+  const std::string rows_json = rows.dump();
+  std::vector<char> held;
+  Status s = RunTx([&](PgConnection& c) {
+    held.assign(completions.size(), 0);
+    GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kCompleteSql, {rows_json}));
+    for (int i = 0; i < r.rows(); ++i) {
+      int64_t job = r.Int(i, 0), token = r.Int(i, 1);
+      for (size_t k = 0; k < completions.size(); ++k) {
+        const WorkItem& w = completions[k].item;
+        if (!held[k] && w.job_id == job && w.lease_token == token) {
+          held[k] = 1;
+          break;  // a job named twice in one call completes once; the other is a conflict
+        }
+      }
+    }
+    int64_t delta[kStageCount] = {0, 0, 0, 0};
+    std::vector<std::string> done;
+    nlohmann::json events = nlohmann::json::array();
+    for (size_t k = 0; k < completions.size(); ++k) {
+      if (!held[k]) continue;
+      const Completion& cm = completions[k];
+      --delta[static_cast<int>(cm.item.stage)];
+      ++delta[static_cast<int>(cm.to)];
+      done.push_back(cm.item.barcode);
+      nlohmann::json e = {{"b", cm.item.barcode}, {"st", S(cm.to)}, {"o", cm.outcome}};
+      e["d"] = cm.detail_json.empty() ? nlohmann::json(nullptr) : nlohmann::json(cm.detail_json);
+      events.push_back(std::move(e));
+    }
+    if (done.empty()) return Status::Ok();
+    GRIN_RETURN_IF_ERROR(c.Exec(state_sql::kDeleteCheckpointsSql, {JsonArray(done)}).status());
+    for (size_t k = 0; k < completions.size(); ++k) {
+      if (!held[k]) continue;
+      const Completion& cm = completions[k];
+      if (!cm.carry.empty()) {
+        GRIN_RETURN_IF_ERROR(
+            c.Exec(state_sql::kSaveCheckpointSql, {cm.item.barcode, S(cm.to), cm.carry})
+                .status());
+      }
+      if (!cm.book_fields.empty()) {
+        GRIN_RETURN_IF_ERROR(UpdateBook(c, cm.item.barcode, cm.book_fields));
+      }
+    }
+    GRIN_RETURN_IF_ERROR(
+        c.Exec(state_sql::kInsertEventsSql, {I(run_id_), events.dump()}).status());
+    GRIN_RETURN_IF_ERROR(c.Exec(state_sql::kRunProgressSql, {I(run_id_)}).status());
+    // Work for the next stage (a completion to the last milestone makes none).
+    bool more = false;
+    for (size_t k = 0; k < completions.size(); ++k) {
+      more = more || (held[k] && completions[k].to != Stage::kUploaded);
+    }
+    if (more) GRIN_RETURN_IF_ERROR(Notify(c));
+    return ApplyCounts(c, delta);
+  });
+  if (!s.ok()) return s;
+  std::vector<Status> out;
+  out.reserve(completions.size());
+  for (size_t k = 0; k < completions.size(); ++k) {
+    out.push_back(held[k] ? Status::Ok()
+                          : StaleWrite(completions[k].item, "complete", "completion ignored"));
+  }
+  return out;
+}
+
+Status PgStateStore::Fail(const WorkItem& item, ErrorClass error_class, std::string_view reason,
+                          std::string_view detail_json) {
+  GRIN_RETURN_IF_ERROR(CheckJson(detail_json, "failure detail"));
+  int attempt = item.attempts + 1;
+  bool dead = error_class == ErrorClass::kPermanent || attempt >= opt_.max_attempts;
+  int64_t delay = 0;
+  if (!dead) {
+    std::lock_guard<std::mutex> l(mu_);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    delay = BackoffMicros(attempt, opt_.backoff_base_micros, opt_.backoff_max_micros, unit(rng_));
+  }
+  bool held = false;
+  Status s = RunTx([&](PgConnection& c) {
+    GRIN_ASSIGN_OR_RETURN(
+        PgResult r, c.Exec(state_sql::kFailSql,
+                           {I(item.job_id), I(item.lease_token), dead ? "dead" : "retry",
+                            I(delay), std::string(ErrorClassName(error_class)),
+                            std::string(reason), TextOrNull(detail_json)}));
+    held = r.rows() == 1;
+    if (!held) return Status::Ok();
+    nlohmann::json d = {{"reason", std::string(reason)},
+                        {"class", std::string(ErrorClassName(error_class))},
+                        {"attempt", attempt}};
+    if (!dead) d["retry_in_s"] = static_cast<double>(delay) / 1e6;
+    if (!detail_json.empty()) d["detail"] = nlohmann::json::parse(detail_json);
+    return InsertEvent(c, item.barcode, S(item.stage), dead ? "dead" : "failed", d.dump());
+  });
+  if (!s.ok()) return s;
+  return held ? Status::Ok() : StaleWrite(item, "fail", "failure ignored");
+}
+
+Status PgStateStore::Release(const WorkItem& item) {
+  bool held = false;
+  Status s = RunTx([&](PgConnection& c) {
+    GRIN_ASSIGN_OR_RETURN(PgResult r,
+                          c.Exec(state_sql::kReleaseSql, {I(item.job_id), I(item.lease_token)}));
+    held = r.Affected() == 1;
+    if (!held) return Status::Ok();
+    GRIN_RETURN_IF_ERROR(Notify(c));
+    return InsertEvent(c, item.barcode, S(item.stage), "released", "");
+  });
+  if (!s.ok()) return s;
+  if (!held) return Status::Conflict("job " + item.barcode + ": lease lost; release ignored");
+  return Status::Ok();
+}
+
+Status PgStateStore::SaveCheckpoint(const WorkItem& item, std::string_view json) {
+  if (json.empty() || !nlohmann::json::accept(json)) {
+    return Status::InvalidArgument("checkpoint for " + item.barcode + " is not valid JSON");
+  }
+  bool held = false;
+  Status s = RunTx([&](PgConnection& c) {
+    GRIN_ASSIGN_OR_RETURN(PgResult f, c.Exec(state_sql::kFencedLeaseSql,
+                                              {I(item.job_id), I(item.lease_token)}));
+    held = f.rows() == 1;
+    if (!held) return Status::Ok();
+    return c.Exec(state_sql::kSaveCheckpointSql, {item.barcode, S(item.stage), std::string(json)})
+        .status();
+  });
+  if (!s.ok()) return s;
+  if (!held) return Status::Conflict("job " + item.barcode + ": lease lost; checkpoint ignored");
+  return Status::Ok();
+}
+
+Result<int64_t> PgStateStore::Requeue(const RequeueFilter& filter) {
+  int64_t n = 0;
+  Status s = RunTx([&](PgConnection& c) {
+    GRIN_ASSIGN_OR_RETURN(
+        PgResult r,
+        c.Exec(state_sql::kRequeueSql,
+               {filter.stage ? pg::Param(S(*filter.stage)) : std::nullopt,
+                TextOrNull(filter.reason_like), filter.dead_only ? "true" : "false"}));
+    n = r.rows();
+    nlohmann::json events = nlohmann::json::array();
+    std::vector<std::pair<int64_t, int>> order;
+    for (int i = 0; i < r.rows(); ++i) order.emplace_back(r.Int(i, 0), i);
+    std::sort(order.begin(), order.end());
+    for (const auto& [job, i] : order) {
+      events.push_back({{"b", r.Text(i, 1)}, {"st", r.Text(i, 2)}, {"o", "requeued"},
+                        {"d", nullptr}});
+    }
+    if (n == 0) return Status::Ok();
+    GRIN_RETURN_IF_ERROR(Notify(c));
+    return c.Exec(state_sql::kInsertEventsSql, {I(run_id_), events.dump()}).status();
+  });
+  if (!s.ok()) return s;
+  return n;
+}
+
+Result<int64_t> PgStateStore::Reset(const ResetRequest& request) {
+  int64_t n = 0;
+  Status s = RunTx([&](PgConnection& c) {
+    n = 0;
+    int64_t delta[kStageCount] = {0, 0, 0, 0};
+    for (const auto& b : request.barcodes) {
+      GRIN_ASSIGN_OR_RETURN(
+          PgResult r, c.Exec(state_sql::kResetSql, {b, request.include_done ? "true" : "false"}));
+      if (r.rows() != 1) continue;
+      Stage from = Stage::kPending;
+      ParseStage(r.Text(0, 0), &from);
+      --delta[static_cast<int>(from)];
+      ++delta[static_cast<int>(Stage::kPending)];
+      ++n;
+      GRIN_RETURN_IF_ERROR(c.Exec(state_sql::kDeleteCheckpointSql, {b}).status());
+      GRIN_RETURN_IF_ERROR(InsertEvent(c, b, "pending", "reset", ""));
+    }
+    if (n > 0) GRIN_RETURN_IF_ERROR(Notify(c));
+    return ApplyCounts(c, delta);
+  });
+  if (!s.ok()) return s;
+  return n;
+}
+
+Status PgStateStore::Await(const WorkItem& item, std::string_view reason,
+                           std::string_view detail_json) {
+  if (!detail_json.empty() && !nlohmann::json::accept(detail_json)) {
+    return Status::InvalidArgument("awaiting detail is not valid JSON");
+  }
+  bool held = false;
+  Status s = RunTx([&](PgConnection& c) {
+    GRIN_ASSIGN_OR_RETURN(
+        PgResult r, c.Exec(state_sql::kAwaitSql, {I(item.job_id), I(item.lease_token),
+                                                  S(item.stage), std::string(reason),
+                                                  TextOrNull(detail_json)}));
+    held = r.Affected() == 1;
+    if (!held) return Status::Ok();
+    int64_t delta[kStageCount] = {0, 0, 0, 0};
+    --delta[static_cast<int>(item.stage)];
+    ++delta[static_cast<int>(Stage::kPending)];
+    GRIN_RETURN_IF_ERROR(c.Exec(state_sql::kDeleteCheckpointSql, {item.barcode}).status());
+    nlohmann::json d = {{"reason", std::string(reason)}};
+    if (!detail_json.empty()) d["detail"] = nlohmann::json::parse(detail_json);
+    GRIN_RETURN_IF_ERROR(
+        InsertEvent(c, item.barcode, S(item.stage), "awaiting_conversion", d.dump()));
+    return ApplyCounts(c, delta);
+  });
+  if (!s.ok()) return s;
+  return held ? Status::Ok() : StaleWrite(item, "await", "not marked awaiting");
+}
+
+Result<int64_t> PgStateStore::Wake(const std::vector<std::string>& barcodes) {
+  if (barcodes.empty()) return 0;
+  int64_t n = 0;
+  Status s = RunTx([&](PgConnection& c) {
+    GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kWakeSql, {JsonArray(barcodes)}));
+    n = r.rows();
+    nlohmann::json events = nlohmann::json::array();
+    for (int i = 0; i < r.rows(); ++i) {
+      events.push_back({{"b", r.Text(i, 0)}, {"st", "pending"}, {"o", "conversion_ready"},
+                        {"d", nullptr}});
+    }
+    if (n == 0) return Status::Ok();
+    GRIN_RETURN_IF_ERROR(Notify(c));
+    return c.Exec(state_sql::kInsertEventsSql, {I(run_id_), events.dump()}).status();
+  });
+  if (!s.ok()) return s;
+  return n;
+}
+
+Status PgStateStore::AppendEvent(std::string_view barcode, std::string_view stage,
+                                 std::string_view outcome, std::string_view detail_json) {
+  GRIN_RETURN_IF_ERROR(CheckJson(detail_json, "event detail"));
+  return RunTx([&](PgConnection& c) { return InsertEvent(c, barcode, stage, outcome, detail_json); });
+}
+
+Result<StageCounts> PgStateStore::Counts() {
+  std::string scope;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    scope = scope_json_;
+  }
+  StageCounts out;
+  // One transaction (REPEATABLE READ: one snapshot for every answer).
+  Status s = RunTx([&](PgConnection& c) {
+    StageCounts n;
+    GRIN_RETURN_IF_ERROR(
+        c.Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").status());
+    if (!scope.empty()) {
+      GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kScopedCountsSql, {scope}));
+      for (int i = 0; i < r.rows(); ++i) {
+        Stage st = Stage::kPending;
+        if (!ParseStage(r.Text(i, 0), &st)) continue;
+        std::string status = r.Text(i, 1);
+        int64_t k = r.Int(i, 2);
+        n.total += k;
+        n.at[static_cast<int>(st)] += k;
+        if (status == "leased") n.leased += k;
+        if (status == "retry") n.retrying += k;
+        if (status == "dead") n.dead += k;
+        if (status == "awaiting") {
+          n.awaiting += k;
+          int64_t since = r.Int(i, 3);
+          if (n.awaiting_since_micros == 0 || since < n.awaiting_since_micros) {
+            n.awaiting_since_micros = since;
+          }
+        }
+      }
+      out = n;
+      return Status::Ok();
+    }
+    GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kStageCountsSql));
+    for (int i = 0; i < r.rows(); ++i) {
+      Stage st;
+      if (!ParseStage(r.Text(i, 0), &st)) continue;
+      n.at[static_cast<int>(st)] += r.Int(i, 1);
+      n.total += r.Int(i, 1);
+    }
+    GRIN_ASSIGN_OR_RETURN(PgResult l, c.Exec(state_sql::kLeasedCountSql));
+    n.leased = l.Int(0, 0);
+    GRIN_ASSIGN_OR_RETURN(PgResult f, c.Exec(state_sql::kFailedCountsSql));
+    for (int i = 0; i < f.rows(); ++i) {
+      if (f.Text(i, 0) == "retry") n.retrying += f.Int(i, 1);
+      if (f.Text(i, 0) == "dead") n.dead += f.Int(i, 1);
+    }
+    GRIN_ASSIGN_OR_RETURN(PgResult a, c.Exec(state_sql::kAwaitingCountSql));
+    n.awaiting = a.Int(0, 0);
+    n.awaiting_since_micros = a.Int(0, 1);
+    out = n;
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<std::vector<FailureSummary>> PgStateStore::Failures() {
+  std::vector<FailureSummary> out;
+  Status s = RunTx([&](PgConnection& c) {
+    out.clear();
+    GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kFailuresSql));
+    for (int i = 0; i < r.rows(); ++i) {
+      out.push_back(FailureSummary{r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Int(i, 3) != 0,
+                                   r.Int(i, 4)});
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status PgStateStore::SetScope(const std::vector<std::string>& barcodes) {
+  GRIN_RETURN_IF_ERROR(CheckBarcodes(barcodes));
+  std::lock_guard<std::mutex> l(mu_);
+  scope_json_ = barcodes.empty() ? "" : JsonArray(barcodes);
+  return Status::Ok();
+}
+
+Result<bool> PgStateStore::WaitForWork(int64_t timeout_micros) {
+  std::lock_guard<std::mutex> l(listen_mu_);
+  if (!listener_ || !listener_->ok()) {
+    listener_.reset();
+    GRIN_ASSIGN_OR_RETURN(listener_, PgConnection::Connect(conninfo_, what_));
+    GRIN_RETURN_IF_ERROR(listener_->Exec(state_sql::kListenSql).status());
+  }
+  GRIN_ASSIGN_OR_RETURN(bool woken, listener_->WaitForNotification(timeout_micros));
+  return woken;
+}
+
+Result<int64_t> PgStateStore::ReleaseForExit() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    exiting_ = true;
+  }
+  int64_t n = 0;
+  Status s = RunTx([&](PgConnection& c) {
+    GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kReleaseRunSql, {I(run_id_)}));
+    n = r.Affected();
+    if (n > 0) GRIN_RETURN_IF_ERROR(Notify(c));
+    return c.Exec(state_sql::kForcedEndRunSql, {I(run_id_)}).status();
+  });
+  if (!s.ok()) return s;
+  return n;
+}
+
+}  // namespace grin::storage
