@@ -289,25 +289,8 @@ TEST_CASE("doctor: a missing S3 bucket fails with the bucket named and how to cr
   }
   SyncEnv env(10, 0.6, 5);
   grin::testing::SwiftServer swift(GRIN_SOURCE_DIR);
-  std::string creds = (env.tmp.path() / "aws_credentials").string();
-  grin::testing::WriteFile(
-      creds, "[default]\naws_access_key_id = " + swift.get("GRIN_S3_ACCESS_KEY") +
-                 "\naws_secret_access_key = " + swift.get("GRIN_S3_SECRET_KEY") + "\n");
-  std::filesystem::permissions(
-      creds, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
-      std::filesystem::perm_options::replace);
   const std::string suffix = "doctor-missing-" + std::to_string(::getpid());
-  auto cfg = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/run_config.json"));
-  cfg["storage"] = {{"type", "s3"},
-                    {"endpoint_url", swift.get("GRIN_S3_ENDPOINT")},
-                    {"region", swift.get("GRIN_S3_REGION")},
-                    {"ca_file", swift.get("GRIN_S3_CA_FILE")},
-                    {"credentials_file", creds},
-                    {"path_style", true},
-                    {"bucket_raw", "grin-raw-" + suffix},
-                    {"bucket_meta", "grin-meta-" + suffix},
-                    {"bucket_full", "grin-full-" + suffix}};
-  grin::testing::WriteFile(env.run + "/run_config.json", cfg.dump(2));
+  PointRunAtSwift(env, swift, suffix);
   auto r = Cli(DoctorArgs(env));
   INFO(r.out << r.err);
   CHECK(r.code == 1);
