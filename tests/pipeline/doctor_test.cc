@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/archive/passphrase_check.h"
+#include "schema/migrations.h"
 #include "storage/run_lock.h"
 #include "tests/pipeline/sync_fixture.h"
 #include "tests/support/swift_server.h"
@@ -280,6 +281,32 @@ TEST_CASE("doctor: a run locked by another process is reported, not failed") {
   CHECK(r.code == 0);
   CHECK(StartsWith(Line(r, "run lock"), "warn  run lock: "));
   CHECK(Line(r, "run lock").find("in use by another grin-jobs process") != std::string::npos);
+}
+
+TEST_CASE("doctor: a run database from a newer grin-jobs, or not a database, fails its check") {
+  SyncEnv env(10, 0.6, 5);
+  const std::string db = env.run + "/books.db";
+  auto ok = Cli(DoctorArgs(env));
+  CHECK(Line(ok, "database") == "pass  database: " + db + ": quick_check ok, schema version " +
+                                    std::to_string(schema::LatestVersion()) + " (current)");
+  const int newer = schema::LatestVersion() + 1;
+  {
+    SQLite::Database d(db, SQLite::OPEN_READWRITE);
+    d.exec("PRAGMA user_version = " + std::to_string(newer));
+  }
+  auto r = Cli(DoctorArgs(env));
+  INFO(r.out << r.err);
+  CHECK(r.code == 1);
+  CHECK(StartsWith(Line(r, "database"), "fail  database: " + db + ": schema version " +
+                                            std::to_string(newer) + " is newer than this build's " +
+                                            std::to_string(schema::LatestVersion())));
+  std::filesystem::remove(db + "-wal");
+  std::filesystem::remove(db + "-shm");
+  grin::testing::WriteFile(db, "this is not a database" + std::string(8192, 'x'));
+  r = Cli(DoctorArgs(env));
+  CHECK(r.code == 1);
+  CHECK(Line(r, "database") == "fail  database: " + db + ": file is not a database. Fix: check "
+                                   "the file's permissions, or restore the latest backup");
 }
 
 TEST_CASE("doctor: a missing S3 bucket fails with the bucket named and how to create it") {
