@@ -11,6 +11,7 @@
 
 #include "engine/base/result.h"
 #include "engine/state_store.h"
+#include "storage/report_queries.h"
 
 namespace grin::cli {
 
@@ -40,18 +41,10 @@ struct ReportData {
   double recent_books_per_s = 0;  // over the last hour of completions (or all, if shorter)
   int64_t remaining = 0;          // jobs neither uploaded, dead nor awaiting conversion
 
-  struct Waiting {
-    std::string barcode;
-    int64_t since_micros = 0;
-  };
+  using Waiting = storage::AwaitingBook;
   std::vector<Waiting> awaiting;  // the longest-waiting 10
 
-  struct SlowBook {
-    std::string barcode;
-    std::string title;
-    double seconds = 0;  // last lease to upload
-    int64_t bytes = 0;
-  };
+  using SlowBook = storage::SlowBook;  // seconds: last lease to upload
   std::vector<SlowBook> slowest;  // at most 10
 
   struct Host {

@@ -76,6 +76,18 @@ Result<int> SchemaVersion(SQLite::Database& db, const std::string& path) {
   }
 }
 
+Result<DatabaseHealth> ReadDatabaseHealth(const std::string& path) {
+  try {
+    SQLite::Database db(path, SQLite::OPEN_READONLY, 5000);
+    DatabaseHealth h;
+    h.quick_check = db.execAndGet("PRAGMA quick_check").getString();
+    h.schema_version = db.execAndGet("PRAGMA user_version").getInt();
+    return h;
+  } catch (const SQLite::Exception& e) {
+    return Status(FromSqliteException(e, path).code(), path + ": " + e.what());
+  }
+}
+
 Status Migrate(SQLite::Database& db, const std::string& path, int target_version) {
   if (target_version < 0) target_version = schema::LatestVersion();
   try {

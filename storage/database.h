@@ -57,4 +57,15 @@ Status Migrate(SQLite::Database& db, const std::string& path, int target_version
 // PRAGMA user_version.
 Result<int> SchemaVersion(SQLite::Database& db, const std::string& path);
 
+// What `doctor` reports about a run database, read as the file is.
+struct DatabaseHealth {
+  std::string quick_check;  // the first line PRAGMA quick_check answers: "ok" when sound
+  int schema_version = 0;   // PRAGMA user_version (may be newer than this build's)
+};
+
+// Opens path read-only without migrating it or checking its schema version (waiting up to 5 s
+// for a writer's lock) and reads its DatabaseHealth. Errors are "<path>: <what SQLite said>",
+// coded as FromSqliteException codes them (kDataLoss for a file that is not a database, ...).
+Result<DatabaseHealth> ReadDatabaseHealth(const std::string& path);
+
 }  // namespace grin::storage

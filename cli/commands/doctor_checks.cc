@@ -1,6 +1,5 @@
 #include "cli/commands/doctor_checks.h"
 
-#include <SQLiteCpp/Database.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -396,30 +395,27 @@ std::vector<CheckResult> CheckRunDb(const std::string& run_dir) {
                        "create the run with `grin-jobs init`"));
     return out;
   }
-  try {
-    SQLite::Database d(db, SQLite::OPEN_READONLY, 5000);
-    std::string qc = d.execAndGet("PRAGMA quick_check").getString();
-    int version = d.execAndGet("PRAGMA user_version").getInt();
-    const int latest = schema::LatestVersion();
-    if (qc != "ok") {
-      out.push_back(Make("database", Level::kFail, db + ": quick_check says: " + qc.substr(0, 200),
-                         "restore the latest backup (books_latest.db.gz in the meta bucket) "
-                         "into the run folder"));
-    } else if (version > latest) {
-      out.push_back(Make("database", Level::kFail,
-                         db + ": schema version " + std::to_string(version) +
-                             " is newer than this build's " + std::to_string(latest),
-                         "use the grin-jobs version that last wrote this run (or newer)"));
-    } else {
-      out.push_back(Make(
-          "database", Level::kPass,
-          db + ": quick_check ok, schema version " + std::to_string(version) +
-              (version < latest ? " (the next sync migrates it to " + std::to_string(latest) + ")"
-                                : " (current)")));
-    }
-  } catch (const std::exception& e) {
-    out.push_back(Make("database", Level::kFail, db + ": " + e.what(),
+  auto health = storage::ReadDatabaseHealth(db);
+  const int latest = schema::LatestVersion();
+  if (!health.ok()) {
+    out.push_back(Make("database", Level::kFail, health.status().message(),
                        "check the file's permissions, or restore the latest backup"));
+  } else if (health->quick_check != "ok") {
+    out.push_back(Make("database", Level::kFail,
+                       db + ": quick_check says: " + health->quick_check.substr(0, 200),
+                       "restore the latest backup (books_latest.db.gz in the meta bucket) "
+                       "into the run folder"));
+  } else if (const int version = health->schema_version; version > latest) {
+    out.push_back(Make("database", Level::kFail,
+                       db + ": schema version " + std::to_string(version) +
+                           " is newer than this build's " + std::to_string(latest),
+                       "use the grin-jobs version that last wrote this run (or newer)"));
+  } else {
+    out.push_back(Make(
+        "database", Level::kPass,
+        db + ": quick_check ok, schema version " + std::to_string(version) +
+            (version < latest ? " (the next sync migrates it to " + std::to_string(latest) + ")"
+                              : " (current)")));
   }
   auto lock = storage::RunLock::Acquire(db);
   if (lock.ok()) {

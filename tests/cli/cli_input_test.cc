@@ -11,13 +11,13 @@
 #include <atomic>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "cli/cli.h"
 #include "engine/archive/passphrase.h"
 #include "engine/grin/oauth.h"
 #include "storage/run_lock.h"
+#include "tests/cli/cli_harness.h"
 #include "tests/support/temp_dir.h"
 
 namespace grin::cli {
@@ -28,19 +28,8 @@ using grin::testing::ReadFile;
 using grin::testing::TempDir;
 using grin::testing::WriteFile;
 
-struct Run {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-Run Cli(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  int code = RunCli(args, out, err);
-  return {code, out.str(), err.str()};
-}
-
-bool OneLine(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+using testing::Cli;
+using testing::OneLine;
 
 void Chmod(const std::string& path, fs::perms p) { fs::permissions(path, p); }
 constexpr fs::perms kOwnerRw = fs::perms::owner_read | fs::perms::owner_write;

@@ -4,11 +4,11 @@
 
 #include <atomic>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "cli/cli.h"
 #include "storage/sqlite_state_store.h"
+#include "tests/cli/cli_harness.h"
 #include "tests/support/temp_dir.h"
 
 namespace grin::cli {
@@ -16,21 +16,8 @@ namespace {
 
 using grin::testing::TempDir;
 
-struct Run {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-Run Cli(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  int code = RunCli(args, out, err);
-  return {code, out.str(), err.str()};
-}
-
-bool OneLine(const std::string& s) {
-  return !s.empty() && s.find('\n') == s.size() - 1;
-}
+using testing::Cli;
+using testing::OneLine;
 
 TEST_CASE("help, unknown commands and options") {
   CHECK(Cli({"--help"}).code == kExitOk);

@@ -12,9 +12,9 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <sstream>
 
 #include "cli/cli.h"
+#include "tests/cli/cli_harness.h"
 #include "tests/support/temp_dir.h"
 
 namespace grin::cli {
@@ -23,19 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 using grin::testing::TempDir;
 
-struct Run {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-Run Cli(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  int code = RunCli(args, out, err);
-  return {code, out.str(), err.str()};
-}
-
-bool OneLine(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+using testing::Cli;
+using testing::OneLine;
 
 // A run with `books` rows in books and a few jobs, its WAL checkpointed into books.db.
 std::string MakeRun(const TempDir& dir, const std::string& name, int books) {

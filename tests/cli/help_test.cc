@@ -2,29 +2,16 @@
 #include <doctest/doctest.h>
 
 #include <cctype>
-#include <sstream>
 
 #include "cli/cli.h"
 #include "cli/command.h"
+#include "tests/cli/cli_harness.h"
 
 namespace grin::cli {
 namespace {
 
-struct Run {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-Run Cli(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  int code = RunCli(args, out, err);
-  return {code, out.str(), err.str()};
-}
-
-bool OneLine(const std::string& s) {
-  return !s.empty() && s.find('\n') == s.size() - 1;
-}
+using testing::Cli;
+using testing::OneLine;
 
 TEST_CASE("help COMMAND prints that command's help, the same as COMMAND --help") {
   const std::string top = Cli({"--help"}).out;

@@ -397,25 +397,8 @@ TEST_SUITE_BEGIN("integration");
 TEST_CASE("logs: a sync into S3 never logs the secret access key or a request signature") {
   grin::testing::SwiftServer swift(GRIN_SOURCE_DIR);
   SyncEnv env(20, 0.6, 43);
-  std::string creds = (env.tmp.path() / "aws_credentials").string();
-  grin::testing::WriteFile(creds, "[default]\naws_access_key_id = " +
-                                      swift.get("GRIN_S3_ACCESS_KEY") +
-                                      "\naws_secret_access_key = " +
-                                      swift.get("GRIN_S3_SECRET_KEY") + "\n");
-  fs::permissions(creds, fs::perms::owner_read | fs::perms::owner_write,
-                  fs::perm_options::replace);
   const std::string suffix = "logs" + std::to_string(::getpid());
-  auto cfg = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/run_config.json"));
-  cfg["storage"] = {{"type", "s3"},
-                    {"endpoint_url", swift.get("GRIN_S3_ENDPOINT")},
-                    {"region", swift.get("GRIN_S3_REGION")},
-                    {"ca_file", swift.get("GRIN_S3_CA_FILE")},
-                    {"credentials_file", creds},
-                    {"path_style", true},
-                    {"bucket_raw", "grin-raw-" + suffix},
-                    {"bucket_meta", "grin-meta-" + suffix},
-                    {"bucket_full", "grin-full-" + suffix}};
-  grin::testing::WriteFile(env.run + "/run_config.json", cfg.dump(2));
+  PointRunAtSwift(env, swift, suffix);
   auto r = Cli(env.SyncArgs({"--queue", "converted", "--limit", "3", "--log-level", "debug"}));
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);

@@ -7,27 +7,16 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/cli.h"
 #include "cli/run_config.h"
+#include "tests/cli/cli_harness.h"
 #include "tests/fake_grin/fake_grin.h"
 #include "tests/support/temp_dir.h"
 
 namespace grin::cli::testing {
-
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-inline CliRun RunCommand(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  int code = RunCli(args, out, err);
-  return {code, out.str(), err.str()};
-}
 
 struct FakeRun {
   explicit FakeRun(int64_t books, const std::function<void(fake::FakeGrinOptions&)>& tweak = {}) {
@@ -39,7 +28,7 @@ struct FakeRun {
     REQUIRE_MESSAGE(s.ok(), s.status().ToString());
     server = std::move(s).value();
     run = tmp.file("run");
-    CliRun init = RunCommand({"init", "--run-dir", run, "--library-directory", "TEST",
+    Run init = Cli({"init", "--run-dir", run, "--library-directory", "TEST",
                               "--grin-base-url", server->base_url()});
     REQUIRE_MESSAGE(init.code == 0, init.err);
     auto config = LoadRunConfig(run);

@@ -5,27 +5,19 @@
 
 #include <filesystem>
 #include <functional>
-#include <sstream>
 
 #include "cli/cli.h"
 #include "cli/run_config.h"
 #include "engine/net/curl_transport.h"
+#include "tests/cli/cli_harness.h"
 #include "tests/fake_grin/fake_grin.h"
 #include "tests/support/temp_dir.h"
 
 namespace grin::cli {
 namespace {
 
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run Cli(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  int code = RunCli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using testing::Cli;
+using testing::Run;
 
 // A fake server and a run directory configured for it, with the fake's credentials copied in.
 struct CliEnv {

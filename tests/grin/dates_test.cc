@@ -82,15 +82,15 @@ TEST_SUITE("integration") {
 
 TEST_CASE("cli: export keeps ISO dates by default and writes GRIN's text with --date-format grin") {
   FakeRun env(25);
-  REQUIRE(testing::RunCommand({"collect", "--run-dir", env.run}).code == 0);
-  REQUIRE(testing::RunCommand({"enrich", "--run-dir", env.run}).code == 0);
+  REQUIRE(testing::Cli({"collect", "--run-dir", env.run}).code == 0);
+  REQUIRE(testing::Cli({"enrich", "--run-dir", env.run}).code == 0);
   const std::string iso_csv = env.tmp.file("iso.csv"), grin_csv = env.tmp.file("grin.csv");
-  auto r = testing::RunCommand({"export", "--run-dir", env.run, "--output", iso_csv});
+  auto r = testing::Cli({"export", "--run-dir", env.run, "--output", iso_csv});
   REQUIRE_MESSAGE(r.code == 0, r.err);
-  r = testing::RunCommand(
+  r = testing::Cli(
       {"export", "--run-dir", env.run, "--output", grin_csv, "--date-format", "grin"});
   REQUIRE_MESSAGE(r.code == 0, r.err);
-  r = testing::RunCommand({"export", "--run-dir", env.run, "--date-format", "american"});
+  r = testing::Cli({"export", "--run-dir", env.run, "--date-format", "american"});
   CHECK(r.code == kExitUsage);
 
   auto iso = ReadCsv(iso_csv), grin = ReadCsv(grin_csv);

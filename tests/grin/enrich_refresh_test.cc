@@ -208,8 +208,8 @@ namespace grin::cli {
 namespace {
 
 using testing::FakeRun;
-using Run = testing::CliRun;
-Run Cli(std::vector<std::string> args) { return testing::RunCommand(std::move(args)); }
+using testing::Cli;
+using testing::Run;
 
 TEST_SUITE("integration") {
 

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/archive/passphrase_check.h"
+#include "schema/migrations.h"
 #include "storage/run_lock.h"
 #include "tests/pipeline/sync_fixture.h"
 #include "tests/support/swift_server.h"
@@ -282,6 +283,32 @@ TEST_CASE("doctor: a run locked by another process is reported, not failed") {
   CHECK(Line(r, "run lock").find("in use by another grin-jobs process") != std::string::npos);
 }
 
+TEST_CASE("doctor: a run database from a newer grin-jobs, or not a database, fails its check") {
+  SyncEnv env(10, 0.6, 5);
+  const std::string db = env.run + "/books.db";
+  auto ok = Cli(DoctorArgs(env));
+  CHECK(Line(ok, "database") == "pass  database: " + db + ": quick_check ok, schema version " +
+                                    std::to_string(schema::LatestVersion()) + " (current)");
+  const int newer = schema::LatestVersion() + 1;
+  {
+    SQLite::Database d(db, SQLite::OPEN_READWRITE);
+    d.exec("PRAGMA user_version = " + std::to_string(newer));
+  }
+  auto r = Cli(DoctorArgs(env));
+  INFO(r.out << r.err);
+  CHECK(r.code == 1);
+  CHECK(StartsWith(Line(r, "database"), "fail  database: " + db + ": schema version " +
+                                            std::to_string(newer) + " is newer than this build's " +
+                                            std::to_string(schema::LatestVersion())));
+  std::filesystem::remove(db + "-wal");
+  std::filesystem::remove(db + "-shm");
+  grin::testing::WriteFile(db, "this is not a database" + std::string(8192, 'x'));
+  r = Cli(DoctorArgs(env));
+  CHECK(r.code == 1);
+  CHECK(Line(r, "database") == "fail  database: " + db + ": file is not a database. Fix: check "
+                                   "the file's permissions, or restore the latest backup");
+}
+
 TEST_CASE("doctor: a missing S3 bucket fails with the bucket named and how to create it") {
   if (std::getenv("GRIN_S3_ENV") == nullptr) {
     MESSAGE("skipping: set GRIN_S3_ENV for the Swift S3 server");
@@ -289,25 +316,8 @@ TEST_CASE("doctor: a missing S3 bucket fails with the bucket named and how to cr
   }
   SyncEnv env(10, 0.6, 5);
   grin::testing::SwiftServer swift(GRIN_SOURCE_DIR);
-  std::string creds = (env.tmp.path() / "aws_credentials").string();
-  grin::testing::WriteFile(
-      creds, "[default]\naws_access_key_id = " + swift.get("GRIN_S3_ACCESS_KEY") +
-                 "\naws_secret_access_key = " + swift.get("GRIN_S3_SECRET_KEY") + "\n");
-  std::filesystem::permissions(
-      creds, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
-      std::filesystem::perm_options::replace);
   const std::string suffix = "doctor-missing-" + std::to_string(::getpid());
-  auto cfg = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/run_config.json"));
-  cfg["storage"] = {{"type", "s3"},
-                    {"endpoint_url", swift.get("GRIN_S3_ENDPOINT")},
-                    {"region", swift.get("GRIN_S3_REGION")},
-                    {"ca_file", swift.get("GRIN_S3_CA_FILE")},
-                    {"credentials_file", creds},
-                    {"path_style", true},
-                    {"bucket_raw", "grin-raw-" + suffix},
-                    {"bucket_meta", "grin-meta-" + suffix},
-                    {"bucket_full", "grin-full-" + suffix}};
-  grin::testing::WriteFile(env.run + "/run_config.json", cfg.dump(2));
+  PointRunAtSwift(env, swift, suffix);
   auto r = Cli(DoctorArgs(env));
   INFO(r.out << r.err);
   CHECK(r.code == 1);

@@ -11,27 +11,19 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
 #include "cli/cli.h"
+#include "tests/cli/cli_harness.h"
 #include "tests/fake_grin/fake_grin.h"
+#include "tests/support/swift_server.h"
 #include "tests/support/temp_dir.h"
 
 extern char** environ;
 
 namespace grin::pipeline::testing {
 
-struct CliRun {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-inline CliRun Cli(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  int code = cli::RunCli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using CliRun = cli::testing::Run;
+using cli::testing::Cli;
 
 // Runs a program (argv[0] looked up in PATH) and waits; returns its exit code.
 inline int RunProgram(std::vector<std::string> argv) {
@@ -177,5 +169,39 @@ struct SyncEnv {
   std::string run;
   std::string storage;
 };
+
+// Writes the Swift server's access keys to <env.tmp>/aws_credentials (0600: sync refuses a
+// secret others can read) and returns its path.
+inline std::string WriteSwiftCredentials(const SyncEnv& env,
+                                         const grin::testing::SwiftServer& swift) {
+  std::string creds = (env.tmp.path() / "aws_credentials").string();
+  grin::testing::WriteFile(creds, "[default]\naws_access_key_id = " +
+                                      swift.get("GRIN_S3_ACCESS_KEY") +
+                                      "\naws_secret_access_key = " +
+                                      swift.get("GRIN_S3_SECRET_KEY") + "\n");
+  std::filesystem::permissions(creds, std::filesystem::perms::owner_read |
+                                          std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::replace);
+  return creds;
+}
+
+// Points the run's storage at the Swift server (its endpoint, region and CA, path style) with
+// the buckets grin-raw-<suffix>, grin-meta-<suffix> and grin-full-<suffix>, in run_config.json.
+// Returns the storage settings written.
+inline nlohmann::json PointRunAtSwift(SyncEnv& env, const grin::testing::SwiftServer& swift,
+                                      const std::string& suffix) {
+  auto cfg = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/run_config.json"));
+  cfg["storage"] = {{"type", "s3"},
+                    {"endpoint_url", swift.get("GRIN_S3_ENDPOINT")},
+                    {"region", swift.get("GRIN_S3_REGION")},
+                    {"ca_file", swift.get("GRIN_S3_CA_FILE")},
+                    {"credentials_file", WriteSwiftCredentials(env, swift)},
+                    {"path_style", true},
+                    {"bucket_raw", "grin-raw-" + suffix},
+                    {"bucket_meta", "grin-meta-" + suffix},
+                    {"bucket_full", "grin-full-" + suffix}};
+  grin::testing::WriteFile(env.run + "/run_config.json", cfg.dump(2));
+  return cfg["storage"];
+}
 
 }  // namespace grin::pipeline::testing

@@ -25,29 +25,6 @@ constexpr int64_t kBooks = 300;
 
 using Swift = grin::testing::SwiftServer;
 
-// Points the run's storage at the Swift server (buckets named with `suffix`).
-void UseSwift(SyncEnv& env, const Swift& swift, const std::string& suffix) {
-  std::string creds = (env.tmp.path() / "aws_credentials").string();
-  grin::testing::WriteFile(creds, "[default]\naws_access_key_id = " +
-                                      swift.get("GRIN_S3_ACCESS_KEY") +
-                                      "\naws_secret_access_key = " +
-                                      swift.get("GRIN_S3_SECRET_KEY") + "\n");
-  std::filesystem::permissions(creds, std::filesystem::perms::owner_read |
-                                          std::filesystem::perms::owner_write,
-                               std::filesystem::perm_options::replace);
-  auto cfg = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/run_config.json"));
-  cfg["storage"] = {{"type", "s3"},
-                    {"endpoint_url", swift.get("GRIN_S3_ENDPOINT")},
-                    {"region", swift.get("GRIN_S3_REGION")},
-                    {"ca_file", swift.get("GRIN_S3_CA_FILE")},
-                    {"credentials_file", creds},
-                    {"path_style", true},
-                    {"bucket_raw", "grin-raw-" + suffix},
-                    {"bucket_meta", "grin-meta-" + suffix},
-                    {"bucket_full", "grin-full-" + suffix}};
-  grin::testing::WriteFile(env.run + "/run_config.json", cfg.dump(2));
-}
-
 // Runs verify_sync_s3.py (boto3) on the uploaded books: byte-identical raw objects with the
 // right encrypted_etag, OCR JSONL, the CSV against the DB.
 int VerifyWithBoto3(SyncEnv& env, const Swift& swift, const std::string& suffix) {
@@ -72,7 +49,7 @@ TEST_CASE("books from the fake GRIN with faults into Swift S3 over HTTPS, verifi
   Swift swift(GRIN_SOURCE_DIR);
   SyncEnv env(kBooks * 2, 0.6, 41);
   std::string suffix = std::to_string(::getpid());
-  UseSwift(env, swift, suffix);
+  PointRunAtSwift(env, swift, suffix);
 
   for (const char* rule : {
            R"({"endpoint": "archive_get", "probability": 0.05, "action": "status", "status": 503})",
@@ -120,7 +97,7 @@ TEST_CASE("a multipart upload cut by kill -9 resumes from its recorded parts") {
   // five parts, four at a time, so the kill can land between recorded parts and completion.
   SyncEnv env(4, 1.0, 43, 12'000'000);
   std::string suffix = std::to_string(::getpid()) + "mp";
-  UseSwift(env, swift, suffix);
+  PointRunAtSwift(env, swift, suffix);
   int64_t total = 0;
   auto converted = env.server->corpus("TEST")->List(fake::ConvertStatus::kConverted, 0, 1, &total);
   REQUIRE(!converted.empty());
@@ -193,7 +170,7 @@ TEST_CASE("a storage bucket deleted under a running sync holds the books and sto
   Swift swift(GRIN_SOURCE_DIR);
   SyncEnv env(30, 0.6, 43);
   std::string suffix = std::to_string(::getpid()) + "nb";
-  UseSwift(env, swift, suffix);
+  PointRunAtSwift(env, swift, suffix);
   const std::string bucket = "grin-raw-" + suffix;
   // GRIN answers slowly, so the raw bucket the sync creates at its start is gone (boto3 deletes
   // it as soon as it appears) before the first upload.
@@ -246,7 +223,7 @@ TEST_CASE("storage refusing the credentials (AccessDenied) stops before any book
   Swift swift(GRIN_SOURCE_DIR);
   SyncEnv env(20, 0.6, 44);
   std::string suffix = std::to_string(::getpid()) + "ad";
-  UseSwift(env, swift, suffix);
+  PointRunAtSwift(env, swift, suffix);
   std::string creds = (env.tmp.path() / "aws_credentials").string();
   grin::testing::WriteFile(creds, "[default]\naws_access_key_id = " +
                                       swift.get("GRIN_S3_ACCESS_KEY") +

@@ -23,14 +23,7 @@ TEST_CASE("two runs sharing a meta bucket keep their own backups, CSVs and summa
   SyncEnv big(40, 0.6, 11);
   SyncEnv small(12, 0.6, 12);
   const std::string suffix = std::to_string(::getpid());
-  std::string creds = (big.tmp.path() / "aws_credentials").string();
-  grin::testing::WriteFile(creds, "[default]\naws_access_key_id = " +
-                                      swift.get("GRIN_S3_ACCESS_KEY") +
-                                      "\naws_secret_access_key = " +
-                                      swift.get("GRIN_S3_SECRET_KEY") + "\n");
-  std::filesystem::permissions(creds, std::filesystem::perms::owner_read |
-                                          std::filesystem::perms::owner_write,
-                               std::filesystem::perm_options::replace);
+  const std::string creds = WriteSwiftCredentials(big, swift);
   // An IP-address endpoint and no path_style: path style is chosen (as botocore does).
   nlohmann::json storage = {{"type", "s3"},
                             {"endpoint_url", swift.get("GRIN_S3_ENDPOINT")},

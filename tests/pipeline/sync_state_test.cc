@@ -218,25 +218,7 @@ TEST_CASE("on S3 (Swift) too, the backup holding more books is kept, checked wit
   grin::testing::SwiftServer swift(GRIN_SOURCE_DIR);
   SyncEnv env(30, 0.6, 505);
   std::string suffix = "bk" + std::to_string(::getpid());
-  std::string creds = (env.tmp.path() / "aws_credentials").string();
-  grin::testing::WriteFile(creds, "[default]\naws_access_key_id = " +
-                                      swift.get("GRIN_S3_ACCESS_KEY") +
-                                      "\naws_secret_access_key = " +
-                                      swift.get("GRIN_S3_SECRET_KEY") + "\n");
-  std::filesystem::permissions(creds, std::filesystem::perms::owner_read |
-                                          std::filesystem::perms::owner_write,
-                               std::filesystem::perm_options::replace);
-  auto cfg = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/run_config.json"));
-  cfg["storage"] = {{"type", "s3"},
-                    {"endpoint_url", swift.get("GRIN_S3_ENDPOINT")},
-                    {"region", swift.get("GRIN_S3_REGION")},
-                    {"ca_file", swift.get("GRIN_S3_CA_FILE")},
-                    {"credentials_file", creds},
-                    {"path_style", true},
-                    {"bucket_raw", "grin-raw-" + suffix},
-                    {"bucket_meta", "grin-meta-" + suffix},
-                    {"bucket_full", "grin-full-" + suffix}};
-  grin::testing::WriteFile(env.run + "/run_config.json", cfg.dump(2));
+  PointRunAtSwift(env, swift, suffix);
   auto all = ConvertedBarcodes(env);
   auto r = Cli(env.SyncArgs({"--barcodes", all[0] + "," + all[1] + "," + all[2]}));
   INFO(r.out << r.err);

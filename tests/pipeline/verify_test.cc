@@ -228,25 +228,8 @@ TEST_CASE("verify: Swift S3, damage reported by listing, an abandoned upload abo
   }
   SyncEnv env(16, 0.8, 7);
   grin::testing::SwiftServer swift(GRIN_SOURCE_DIR);
-  std::string creds = (env.tmp.path() / "aws_credentials").string();
-  grin::testing::WriteFile(
-      creds, "[default]\naws_access_key_id = " + swift.get("GRIN_S3_ACCESS_KEY") +
-                 "\naws_secret_access_key = " + swift.get("GRIN_S3_SECRET_KEY") + "\n");
-  std::filesystem::permissions(
-      creds, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
-      std::filesystem::perm_options::replace);
   const std::string suffix = "verify-" + std::to_string(::getpid());
-  auto cfg = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/run_config.json"));
-  cfg["storage"] = {{"type", "s3"},
-                    {"endpoint_url", swift.get("GRIN_S3_ENDPOINT")},
-                    {"region", swift.get("GRIN_S3_REGION")},
-                    {"ca_file", swift.get("GRIN_S3_CA_FILE")},
-                    {"credentials_file", creds},
-                    {"path_style", true},
-                    {"bucket_raw", "grin-raw-" + suffix},
-                    {"bucket_meta", "grin-meta-" + suffix},
-                    {"bucket_full", "grin-full-" + suffix}};
-  grin::testing::WriteFile(env.run + "/run_config.json", cfg.dump(2));
+  const nlohmann::json swift_storage = PointRunAtSwift(env, swift, suffix);
   auto sync = Cli(env.SyncArgs({"--queue", "converted"}));
   REQUIRE_MESSAGE(sync.code == 0, sync.out << sync.err);
   const std::set<std::string> uploaded = env.Uploaded();
@@ -261,7 +244,7 @@ TEST_CASE("verify: Swift S3, damage reported by listing, an abandoned upload abo
   to.ca_file = swift.get("GRIN_S3_CA_FILE");
   auto transport = net::CurlTransport::Create(to);
   REQUIRE(transport.ok());
-  auto opened = cli::OpenObjectStore(cfg["storage"], transport->get());
+  auto opened = cli::OpenObjectStore(swift_storage, transport->get());
   REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
   ObjectStore& s3 = *opened->store;
   const StorageLayout& layout = opened->layout;

@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "cli/object_store_factory.h"
 #include "storage/s3/aws_config.h"
+#include "tests/cli/cli_harness.h"
 #include "tests/s3/subprocess.h"
 #include "tests/support/swift_server.h"
 #include "tests/support/temp_dir.h"
@@ -261,16 +262,7 @@ class ScopedEnv {
   std::map<std::string, std::optional<std::string>> saved_;
 };
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-CliRun Cli(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  int code = RunCli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using testing::Cli;
 
 // An environment where no AWS setting leaks in from the machine: HOME is a temp dir.
 void CleanAwsEnv(ScopedEnv& env, const TempDir& home) {
