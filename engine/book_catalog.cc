@@ -1,2 +1,20 @@
-// BookCatalog is an interface only; this file anchors it in the engine library.
+// BookCatalog is an interface; this file holds the input check its adapters share.
 #include "engine/book_catalog.h"
+
+#include "engine/books_columns.h"
+
+namespace grin {
+
+Status CheckEnrichment(const std::vector<EnrichedBook>& found) {
+  for (const auto& b : found) {
+    for (const auto& [col, value] : b.columns) {
+      const BooksColumn* c = FindBooksColumn(col);
+      if (c == nullptr || c->grin_label.empty()) {
+        return Status::InvalidArgument("not an enrichment column: " + col);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace grin

@@ -146,4 +146,8 @@ class BookCatalog {
   virtual Result<int64_t> CountBooks() = 0;
 };
 
+// The check every BookCatalog adapter makes before ApplyEnrichment writes: each found column
+// is a books column GRIN's _barcode_search fills (kInvalidArgument naming the first that is not).
+Status CheckEnrichment(const std::vector<EnrichedBook>& found);
+
 }  // namespace grin

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/books_columns.h"
 
 namespace grin {
@@ -64,6 +66,38 @@ bool IsValidBarcode(std::string_view b) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
            c == '_' || c == '-';
   });
+}
+
+Status CheckBarcodes(const std::vector<std::string>& barcodes) {
+  for (const auto& b : barcodes) {
+    if (!IsValidBarcode(b)) {
+      return Status::InvalidArgument("barcode '" + b.substr(0, 60) +
+                                     "' is not 3-50 characters of A-Z a-z 0-9 _ -");
+    }
+  }
+  return Status::Ok();
+}
+
+Status CheckJsonField(std::string_view json, const char* what) {
+  if (json.empty() || nlohmann::json::accept(json)) return Status::Ok();
+  return Status::InvalidArgument(std::string(what) + " is not valid JSON");
+}
+
+Status CheckCompletion(const Completion& c) {
+  GRIN_RETURN_IF_ERROR(CheckJsonField(c.detail_json, "completion detail"));
+  GRIN_RETURN_IF_ERROR(CheckJsonField(c.carry, "completion carry"));
+  for (const auto& [column, value] : c.book_fields) {
+    if (!IsWritableBookColumn(column)) {
+      return Status::InvalidArgument("job " + c.item.barcode + ": books column '" + column +
+                                     "' cannot be set by a completion");
+    }
+  }
+  if (static_cast<int>(c.to) <= static_cast<int>(c.item.stage)) {
+    return Status::InvalidArgument("job " + c.item.barcode + ": cannot complete from " +
+                                   std::string(StageName(c.item.stage)) + " to " +
+                                   std::string(StageName(c.to)));
+  }
+  return Status::Ok();
 }
 
 }  // namespace grin

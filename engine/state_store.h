@@ -183,4 +183,14 @@ int64_t BackoffMicros(int attempt, int64_t base_micros, int64_t max_micros, doub
 // Barcodes: 3-50 characters of [A-Za-z0-9_-] (the reference tool's rule).
 bool IsValidBarcode(std::string_view barcode);
 
+// The input checks every StateStore adapter makes before it writes, so all of them refuse the
+// same things in the same words (kInvalidArgument, one line):
+// CheckBarcodes: every barcode IsValidBarcode (names the first one that is not);
+// CheckJsonField: `json` is empty or valid JSON (`what` names the field);
+// CheckCompletion: its detail and carry are JSON, it sets only IsWritableBookColumn columns, and
+// it moves the job forward.
+Status CheckBarcodes(const std::vector<std::string>& barcodes);
+Status CheckJsonField(std::string_view json, const char* what);
+Status CheckCompletion(const Completion& c);
+
 }  // namespace grin

@@ -364,14 +364,7 @@ Result<BookCatalog::MissingSummary> SqliteBookCatalog::MissingEnrichment() {
 
 Status SqliteBookCatalog::ApplyEnrichment(const std::vector<EnrichedBook>& found,
                                           const std::vector<std::string>& missing) {
-  for (const auto& b : found) {
-    for (const auto& [col, value] : b.columns) {
-      const BooksColumn* c = FindBooksColumn(col);
-      if (c == nullptr || c->grin_label.empty()) {
-        return Status::InvalidArgument("not an enrichment column: " + col);
-      }
-    }
-  }
+  GRIN_RETURN_IF_ERROR(CheckEnrichment(found));
   std::lock_guard<std::mutex> l(mu_);
   try {
     const std::string now = NowIso();

@@ -50,11 +50,6 @@ std::pair<int, const char*> CompleteStmt(int rows) {
                     : std::pair{int{kSComplete1}, s1.c_str()};
 }
 
-Status CheckJson(std::string_view json, const char* what) {
-  if (json.empty() || nlohmann::json::accept(json)) return Status::Ok();
-  return Status::InvalidArgument(std::string(what) + " is not valid JSON");
-}
-
 std::string HostName() {
   char buf[256] = {0};
   if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
@@ -397,12 +392,7 @@ void SqliteStateStore::Checkpoint(SQLite::Database& db, bool truncate) {
 // ---- operations ----
 
 Result<int64_t> SqliteStateStore::Enqueue(const std::vector<std::string>& barcodes) {
-  for (const auto& b : barcodes) {
-    if (!IsValidBarcode(b)) {
-      return Status::InvalidArgument("barcode '" + b.substr(0, 60) +
-                                     "' is not 3-50 characters of A-Z a-z 0-9 _ -");
-    }
-  }
+  GRIN_RETURN_IF_ERROR(CheckBarcodes(barcodes));
   auto added = std::make_shared<int64_t>(0);
   Status s = Submit([this, &barcodes, added](SQLite::Database& db) {
     int64_t now = opt_.clock->NowMicros();
@@ -475,21 +465,7 @@ Result<std::vector<WorkItem>> SqliteStateStore::Claim(Stage from, int max_items)
 }
 
 Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completion> completions) {
-  for (const auto& c : completions) {
-    GRIN_RETURN_IF_ERROR(CheckJson(c.detail_json, "completion detail"));
-    GRIN_RETURN_IF_ERROR(CheckJson(c.carry, "completion carry"));
-    for (const auto& [column, value] : c.book_fields) {
-      if (!IsWritableBookColumn(column)) {
-        return Status::InvalidArgument("job " + c.item.barcode + ": books column '" + column +
-                                       "' cannot be set by a completion");
-      }
-    }
-    if (static_cast<int>(c.to) <= static_cast<int>(c.item.stage)) {
-      return Status::InvalidArgument("job " + c.item.barcode + ": cannot complete from " +
-                                     std::string(StageName(c.item.stage)) + " to " +
-                                     std::string(StageName(c.to)));
-    }
-  }
+  for (const auto& c : completions) GRIN_RETURN_IF_ERROR(CheckCompletion(c));
   auto results = std::make_shared<std::vector<Status>>();
   Status s = Submit([this, &completions, results](SQLite::Database& db) {
     std::vector<Status> out;
@@ -570,7 +546,7 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
 
 Status SqliteStateStore::Fail(const WorkItem& item, ErrorClass error_class,
                               std::string_view reason, std::string_view detail_json) {
-  GRIN_RETURN_IF_ERROR(CheckJson(detail_json, "failure detail"));
+  GRIN_RETURN_IF_ERROR(CheckJsonField(detail_json, "failure detail"));
   auto result = std::make_shared<Status>();
   std::string reason_s(reason), detail_s(detail_json);
   Status s = Submit([this, &item, error_class, reason_s, detail_s, result](SQLite::Database& db) {
@@ -684,7 +660,7 @@ Result<int64_t> SqliteStateStore::Requeue(const RequeueFilter& filter) {
 
 Status SqliteStateStore::AppendEvent(std::string_view barcode, std::string_view stage,
                                      std::string_view outcome, std::string_view detail_json) {
-  GRIN_RETURN_IF_ERROR(CheckJson(detail_json, "event detail"));
+  GRIN_RETURN_IF_ERROR(CheckJsonField(detail_json, "event detail"));
   std::string b(barcode), st(stage), o(outcome), d(detail_json);
   return Submit([this, b, st, o, d](SQLite::Database& db) { InsertEvent(db, b, st, o, d); });
 }
@@ -772,12 +748,7 @@ Result<StageCounts> SqliteStateStore::Counts() {
 }
 
 Status SqliteStateStore::SetScope(const std::vector<std::string>& barcodes) {
-  for (const auto& b : barcodes) {
-    if (!IsValidBarcode(b)) {
-      return Status::InvalidArgument("barcode '" + b.substr(0, 60) +
-                                     "' is not 3-50 characters of A-Z a-z 0-9 _ -");
-    }
-  }
+  GRIN_RETURN_IF_ERROR(CheckBarcodes(barcodes));
   Status s = Submit([this, &barcodes](SQLite::Database& db) {
     db.exec(state_sql::kCreateScopeSql);
     db.exec(state_sql::kClearScopeSql);

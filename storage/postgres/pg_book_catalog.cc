@@ -310,14 +310,7 @@ Result<BookCatalog::MissingSummary> PgBookCatalog::MissingEnrichment() {
 Status PgBookCatalog::ApplyEnrichment(const std::vector<EnrichedBook>& found,
                                       const std::vector<std::string>& missing) {
   const auto& cols = EnrichmentColumns();
-  for (const auto& b : found) {
-    for (const auto& [col, value] : b.columns) {
-      const BooksColumn* bc = FindBooksColumn(col);
-      if (bc == nullptr || bc->grin_label.empty()) {
-        return Status::InvalidArgument("not an enrichment column: " + col);
-      }
-    }
-  }
+  GRIN_RETURN_IF_ERROR(CheckEnrichment(found));
   std::lock_guard<std::mutex> l(mu_);
   return InTx([&](PgConnection& c) {
     GRIN_ASSIGN_OR_RETURN(std::string now, Now(c));

@@ -17,21 +17,6 @@ using pg::Params;
 using pg::PgConnection;
 using pg::PgResult;
 
-Status CheckJson(std::string_view json, const char* what) {
-  if (json.empty() || nlohmann::json::accept(json)) return Status::Ok();
-  return Status::InvalidArgument(std::string(what) + " is not valid JSON");
-}
-
-Status CheckBarcodes(const std::vector<std::string>& barcodes) {
-  for (const auto& b : barcodes) {
-    if (!IsValidBarcode(b)) {
-      return Status::InvalidArgument("barcode '" + b.substr(0, 60) +
-                                     "' is not 3-50 characters of A-Z a-z 0-9 _ -");
-    }
-  }
-  return Status::Ok();
-}
-
 std::string HostName() {
   char buf[256] = {0};
   if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
@@ -325,20 +310,7 @@ Result<std::vector<WorkItem>> PgStateStore::Claim(Stage from, int max_items) {
 }
 
 Result<std::vector<Status>> PgStateStore::CompleteMany(std::vector<Completion> completions) {
-  for (const auto& c : completions) {
-    GRIN_RETURN_IF_ERROR(CheckJson(c.detail_json, "completion detail"));
-    GRIN_RETURN_IF_ERROR(CheckJson(c.carry, "completion carry"));
-    for (const auto& [column, value] : c.book_fields) {
-      if (!IsWritableBookColumn(column)) {
-        return Status::InvalidArgument("job " + c.item.barcode + ": books column '" + column +
-                                       "' cannot be set by a completion");
-      }
-    }
-    if (static_cast<int>(c.to) <= static_cast<int>(c.item.stage)) {
-      return Status::InvalidArgument("job " + c.item.barcode + ": cannot complete from " +
-                                     S(c.item.stage) + " to " + S(c.to));
-    }
-  }
+  for (const auto& c : completions) GRIN_RETURN_IF_ERROR(CheckCompletion(c));
   if (completions.empty()) return std::vector<Status>{};
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& c : completions) {
@@ -412,7 +384,7 @@ Result<std::vector<Status>> PgStateStore::CompleteMany(std::vector<Completion> c
 
 Status PgStateStore::Fail(const WorkItem& item, ErrorClass error_class, std::string_view reason,
                           std::string_view detail_json) {
-  GRIN_RETURN_IF_ERROR(CheckJson(detail_json, "failure detail"));
+  GRIN_RETURN_IF_ERROR(CheckJsonField(detail_json, "failure detail"));
   int attempt = item.attempts + 1;
   bool dead = error_class == ErrorClass::kPermanent || attempt >= opt_.max_attempts;
   int64_t delay = 0;
@@ -571,7 +543,7 @@ Result<int64_t> PgStateStore::Wake(const std::vector<std::string>& barcodes) {
 
 Status PgStateStore::AppendEvent(std::string_view barcode, std::string_view stage,
                                  std::string_view outcome, std::string_view detail_json) {
-  GRIN_RETURN_IF_ERROR(CheckJson(detail_json, "event detail"));
+  GRIN_RETURN_IF_ERROR(CheckJsonField(detail_json, "event detail"));
   return RunTx([&](PgConnection& c) { return InsertEvent(c, barcode, stage, outcome, detail_json); });
 }
 
