@@ -17,4 +17,11 @@ Status CheckEnrichment(const std::vector<EnrichedBook>& found) {
   return Status::Ok();
 }
 
+Status CheckCollectedPage(const std::vector<CollectedBook>& books) {
+  for (const auto& b : books) {
+    if (b.barcode.empty()) return Status::InvalidArgument("a collected row has no barcode");
+  }
+  return Status::Ok();
+}
+
 }  // namespace grin

@@ -150,4 +150,8 @@ class BookCatalog {
 // is a books column GRIN's _barcode_search fills (kInvalidArgument naming the first that is not).
 Status CheckEnrichment(const std::vector<EnrichedBook>& found);
 
+// The check every BookCatalog adapter makes before ApplyCollectedPage writes: every row has a
+// barcode (kInvalidArgument otherwise).
+Status CheckCollectedPage(const std::vector<CollectedBook>& books);
+
 }  // namespace grin

@@ -232,9 +232,7 @@ void SqliteBookCatalog::Checkpoint() { db_->tryExec("PRAGMA wal_checkpoint(PASSI
 Result<UpsertCounts> SqliteBookCatalog::ApplyCollectedPage(const std::vector<CollectedBook>& books,
                                                            bool refresh,
                                                            const CollectCursor& cursor) {
-  for (const auto& b : books) {
-    if (b.barcode.empty()) return Status::InvalidArgument("a collected row has no barcode");
-  }
+  GRIN_RETURN_IF_ERROR(CheckCollectedPage(books));
   std::lock_guard<std::mutex> l(mu_);
   UpsertCounts counts;
   try {

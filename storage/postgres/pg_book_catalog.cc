@@ -217,9 +217,7 @@ Status PgBookCatalog::InTx(const std::function<Status(PgConnection&)>& fn) {
 Result<UpsertCounts> PgBookCatalog::ApplyCollectedPage(const std::vector<CollectedBook>& books,
                                                        bool refresh,
                                                        const CollectCursor& cursor) {
-  for (const auto& b : books) {
-    if (b.barcode.empty()) return Status::InvalidArgument("a collected row has no barcode");
-  }
+  GRIN_RETURN_IF_ERROR(CheckCollectedPage(books));
   std::lock_guard<std::mutex> l(mu_);
   UpsertCounts counts;
   Status s = InTx([&](PgConnection& c) {

@@ -103,6 +103,19 @@ int64_t FinishDrain(Worker& w) {
   return completed;
 }
 
+// Waits for a holding worker's "claimed <n> <run id>" line; checks it holds `expected` jobs and
+// returns its run id.
+int64_t AwaitClaimed(Worker& w, int expected) {
+  std::string line = ReadLine(w, 60);
+  std::istringstream in(line);
+  std::string word;
+  int64_t held = -1, run_id = -1;
+  in >> word >> held >> run_id;
+  REQUIRE_MESSAGE(word == "claimed", "worker said: " << line);
+  REQUIRE(held == expected);
+  return run_id;
+}
+
 std::vector<std::string> Barcodes(int n) {
   std::vector<std::string> v;
   for (int i = 0; i < n; ++i) v.push_back("PW" + std::to_string(100000 + i));
@@ -227,13 +240,7 @@ TEST_CASE("a SIGKILLed worker's jobs are taken back after its lease runs out and
   auto run = StartRun(kJobs);
   if (!run) return;
   Worker holder = StartWorker({run->db, "hold", std::to_string(kHeld)});
-  std::string line = ReadLine(holder, 60);
-  std::istringstream in(line);
-  std::string word;
-  int64_t held = -1, holder_run = -1;
-  in >> word >> held >> holder_run;
-  REQUIRE_MESSAGE(word == "claimed", "holder said: " << line);
-  REQUIRE(held == kHeld);
+  const int64_t holder_run = AwaitClaimed(holder, kHeld);
   // Alive, it heartbeats: after more than a lease time its jobs are still its own.
   std::this_thread::sleep_for(std::chrono::milliseconds(3500));
   CHECK(QueryInt(run->db, "SELECT count(*) FROM jobs WHERE status = 'leased' AND lease_run = " +
@@ -266,13 +273,7 @@ TEST_CASE("a worker stopped past its lease is fenced out when it resumes, its jo
   auto run = StartRun(kJobs);
   if (!run) return;
   Worker late = StartWorker({run->db, "late", std::to_string(kHeld)}, /*with_stdin=*/true);
-  std::string line = ReadLine(late, 60);
-  std::istringstream in(line);
-  std::string word;
-  int64_t held = -1, late_run = -1;
-  in >> word >> held >> late_run;
-  REQUIRE_MESSAGE(word == "claimed", "worker said: " << line);
-  REQUIRE(held == kHeld);
+  const int64_t late_run = AwaitClaimed(late, kHeld);
   // Cut off: the process stops, its heartbeats with it (a partition, as the database sees it).
   REQUIRE(::kill(late.proc.pid(), SIGSTOP) == 0);
   std::vector<Worker> workers;
@@ -285,7 +286,7 @@ TEST_CASE("a worker stopped past its lease is fenced out when it resumes, its jo
   // Back: its completions come late and are all refused.
   REQUIRE(::kill(late.proc.pid(), SIGCONT) == 0);
   REQUIRE(WriteAll(late.proc.parent_fds()[1].get(), "go\n", 3).ok());
-  line = ReadLine(late, 60);
+  std::string line = ReadLine(late, 60);
   auto st = late.proc.Wait();
   REQUIRE(st.ok());
   CHECK((WIFEXITED(*st) && WEXITSTATUS(*st) == 0));
@@ -311,13 +312,7 @@ TEST_CASE("a worker on another host partitioned from the database is fenced out 
                        std::to_string(run->cluster->port()) + "/workers";
   Worker late = StartWorker({remote, "late", std::to_string(kHeld)}, /*with_stdin=*/true,
                             {"ip", "netns", "exec", ns->name()});
-  std::string line = ReadLine(late, 60);
-  std::istringstream in(line);
-  std::string word;
-  int64_t held = -1, late_run = -1;
-  in >> word >> held >> late_run;
-  REQUIRE_MESSAGE(word == "claimed", "worker said: " << line);
-  REQUIRE(held == kHeld);
+  const int64_t late_run = AwaitClaimed(late, kHeld);
   CHECK(QueryInt(run->db, "SELECT count(*) FROM pg_stat_activity WHERE client_addr = '" +
                               ns->ns_ip() + "'") >= 1);  // it really talks over the veth
 
@@ -332,7 +327,7 @@ TEST_CASE("a worker on another host partitioned from the database is fenced out 
   REQUIRE(ns->SetLink(true));  // healed: its late completions arrive and are refused
 
   REQUIRE(WriteAll(late.proc.parent_fds()[1].get(), "go\n", 3).ok());
-  line = ReadLine(late, 120);
+  std::string line = ReadLine(late, 120);
   CHECK(line == "late 0 " + std::to_string(kHeld));
   auto st = late.proc.Wait();
   REQUIRE(st.ok());
