@@ -41,8 +41,13 @@ int ProcessesMentioning(const std::string& needle) {
   int n = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    std::ifstream in(e.path() / "cmdline", std::ios::binary);
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string cmd;
+    try {
+      std::ifstream in(e.path() / "cmdline", std::ios::binary);
+      cmd.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    } catch (const std::exception&) {
+      continue;  // the process exited while it was read (ESRCH): it mentions nothing any more
+    }
     if (cmd.find(needle) != std::string::npos && PgCluster::ProcessAlive(
             static_cast<pid_t>(std::atol(e.path().filename().c_str())))) {
       ++n;
