@@ -67,8 +67,6 @@ SELECT grin_now_iso_millis(), barcode, stage, 'released', $1::bigint, '{"forced_
 FROM u ORDER BY job_id)sql";
 inline constexpr const char* kForcedEndRunSql =
     "UPDATE runs SET ended_at = grin_now_iso_millis(), forced_exit = 1 WHERE run_id = $1::bigint";
-inline constexpr const char* kRunProgressSql =
-    "UPDATE runs SET last_progress_at = grin_now_micros() WHERE run_id = $1::bigint";
 
 // $1 = the barcodes as a JSON array; in their order; known ones untouched.
 inline constexpr const char* kEnqueueSql = R"sql(
@@ -77,10 +75,11 @@ SELECT x.b, grin_now_micros(), grin_now_micros()
 FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS x(b, o) ORDER BY x.o
 ON CONFLICT (barcode) DO NOTHING)sql";
 
-// The claim: up to $3 claimable jobs at milestone $2 in (priority, next_attempt_at, job_id)
-// order, rows other claimers hold skipped (FOR UPDATE SKIP LOCKED: concurrent claimers never
-// wait for, nor take, each other's rows), leased to run $1 with a fresh token until now() + $4
-// micros. $5: the run's scope as a JSON array, or NULL for none.
+// The claim, one statement (autocommit: one round trip): up to $3 claimable jobs at milestone $2
+// in (priority, next_attempt_at, job_id) order, rows other claimers hold skipped (FOR UPDATE SKIP
+// LOCKED: concurrent claimers never wait for, nor take, each other's rows), leased to run $1
+// with a fresh token until now() + $4 micros, each with its checkpoint saved at $2 (or NULL).
+// $5: the run's scope as a JSON array, or NULL for none.
 inline constexpr const char* kClaimSql = R"sql(
 WITH c AS (
   SELECT job_id FROM jobs
@@ -88,32 +87,78 @@ WITH c AS (
     AND next_attempt_at <= grin_now_micros()
     AND ($5::jsonb IS NULL OR barcode IN (SELECT jsonb_array_elements_text($5::jsonb)))
   ORDER BY priority, next_attempt_at, job_id LIMIT $3::bigint
-  FOR UPDATE SKIP LOCKED)
-UPDATE jobs j SET status = 'leased', lease_run = $1::bigint, lease_token = j.lease_token + 1,
-                  leased_at = grin_now_micros(), updated_at = grin_now_micros(),
-                  lease_expires_at = now() + $4::bigint * interval '1 microsecond'
-FROM c WHERE j.job_id = c.job_id
-RETURNING j.job_id, j.barcode, j.lease_token, j.attempts)sql";
+  FOR UPDATE SKIP LOCKED),
+u AS (
+  UPDATE jobs j SET status = 'leased', lease_run = $1::bigint, lease_token = j.lease_token + 1,
+                    leased_at = grin_now_micros(), updated_at = grin_now_micros(),
+                    lease_expires_at = now() + $4::bigint * interval '1 microsecond'
+  FROM c WHERE j.job_id = c.job_id
+  RETURNING j.job_id, j.barcode, j.lease_token, j.attempts)
+SELECT u.job_id, u.barcode, u.lease_token, u.attempts, cp.data
+FROM u LEFT JOIN job_checkpoints cp ON cp.barcode = u.barcode AND cp.stage = $2
+ORDER BY u.job_id)sql";
 
-// The checkpoints saved at milestone $2 of the barcodes in the JSON array $1.
-inline constexpr const char* kGetCheckpointsSql = R"sql(
-SELECT barcode, data FROM job_checkpoints
-WHERE barcode IN (SELECT jsonb_array_elements_text($1::jsonb)) AND stage = $2)sql";
-
-// Fenced completions: $1 = [{"id", "tok", "st", "from_st"}...]. RETURNING names the rows whose
-// fence (token, leased, claimed stage) held.
+// Fenced completions, one statement whatever the batch (autocommit when no book fields: one
+// round trip). $1 = [{"k", "id", "tok", "st", "from_st", "o", "d", "carry"}...] (k: the
+// completion's index; d, carry: null or text), $2 = run, $3 = notify (boolean). A job named twice
+// is completed once, by its first naming whose fence holds (c; the UPDATE checks the fence again
+// on the row as it is when locked). For the rows whose fence (token, leased, claimed stage)
+// held: the job moves to st; its checkpoint is deleted, or replaced by carry; one event each in
+// k order; the run's progress time; job_counts (grin_add_job_counts, postgres 0003: last, so
+// the shared rows are locked for the shortest time); a notification when some job moved to a
+// milestone that is not the last. Returns the held completions' k, in order. (Data-modifying
+// CTEs run once each, and those nothing reads only at the statement's end: cnt reads the others
+// through `done` so that job_counts, which every worker's completions update, is locked after
+// all of them, shortly before the commit; cnt and nt are read from the select list, once, and
+// only when some fence held. The events' trigger, uploaded_per_second, runs after the
+// statement.)
 inline constexpr const char* kCompleteSql = R"sql(
-WITH c AS (SELECT * FROM jsonb_to_recordset($1::jsonb)
-           AS c(id bigint, tok bigint, st text, from_st text))
-UPDATE jobs SET stage = c.st, status = 'ready', attempts = 0, next_attempt_at = 0,
-                recoveries = 0, lease_run = NULL, lease_expires_at = NULL, error_class = NULL,
-                error_reason = NULL, error_detail = NULL, failed_at = NULL,
-                updated_at = grin_now_micros()
-FROM c WHERE jobs.job_id = c.id AND jobs.lease_token = c.tok AND jobs.status = 'leased'
-  AND jobs.stage = c.from_st
-RETURNING jobs.job_id, jobs.lease_token)sql";
-inline constexpr const char* kDeleteCheckpointsSql =
-    "DELETE FROM job_checkpoints WHERE barcode IN (SELECT jsonb_array_elements_text($1::jsonb))";
+WITH c AS (
+  SELECT DISTINCT ON (x.id) x.*
+  FROM jsonb_to_recordset($1::jsonb)
+    AS x(k bigint, id bigint, tok bigint, st text, from_st text, o text, d text, carry text)
+  JOIN jobs j ON j.job_id = x.id AND j.lease_token = x.tok AND j.status = 'leased'
+    AND j.stage = x.from_st
+  ORDER BY x.id, x.k),
+u AS (
+  UPDATE jobs SET stage = c.st, status = 'ready', attempts = 0, next_attempt_at = 0,
+                  recoveries = 0, lease_run = NULL, lease_expires_at = NULL, error_class = NULL,
+                  error_reason = NULL, error_detail = NULL, failed_at = NULL,
+                  updated_at = grin_now_micros()
+  FROM c WHERE jobs.job_id = c.id AND jobs.lease_token = c.tok AND jobs.status = 'leased'
+    AND jobs.stage = c.from_st
+  RETURNING c.k, jobs.barcode AS b, c.st, c.from_st, c.o, c.d, c.carry),
+dc AS (
+  DELETE FROM job_checkpoints WHERE barcode IN (SELECT b FROM u WHERE carry IS NULL)
+  RETURNING 1),
+sc AS (
+  INSERT INTO job_checkpoints(barcode, stage, data, updated_at)
+  SELECT b, st, carry, grin_now_micros() FROM u WHERE carry IS NOT NULL
+  ON CONFLICT (barcode) DO UPDATE SET stage = excluded.stage, data = excluded.data,
+                                      updated_at = excluded.updated_at
+  RETURNING 1),
+e AS (
+  INSERT INTO events(at, barcode, stage, outcome, run_id, detail)
+  SELECT grin_now_iso_millis(), b, st, o, $2::bigint, d FROM u ORDER BY k
+  RETURNING 1),
+p AS (
+  UPDATE runs SET last_progress_at = grin_now_micros()
+  WHERE run_id = $2::bigint AND EXISTS (SELECT 1 FROM u)
+  RETURNING 1),
+done AS (
+  SELECT (SELECT count(*) FROM dc) + (SELECT count(*) FROM sc) + (SELECT count(*) FROM e) +
+         (SELECT count(*) FROM p) AS n),
+cnt AS (
+  SELECT grin_add_job_counts(ARRAY[
+    count(*) FILTER (WHERE st = 'pending') - count(*) FILTER (WHERE from_st = 'pending'),
+    count(*) FILTER (WHERE st = 'checked') - count(*) FILTER (WHERE from_st = 'checked'),
+    count(*) FILTER (WHERE st = 'downloaded') - count(*) FILTER (WHERE from_st = 'downloaded'),
+    count(*) FILTER (WHERE st = 'uploaded') - count(*) FILTER (WHERE from_st = 'uploaded')])
+  FROM u WHERE (SELECT n FROM done) >= 0),
+nt AS (
+  SELECT pg_notify('grin_jobs_ready', '')
+  FROM (SELECT 1 FROM u WHERE st <> 'uploaded' LIMIT 1) x WHERE $3::boolean)
+SELECT u.k, (SELECT count(*) FROM cnt), (SELECT count(*) FROM nt) FROM u ORDER BY u.k)sql";
 inline constexpr const char* kDeleteCheckpointSql =
     "DELETE FROM job_checkpoints WHERE barcode = $1";
 // $1 barcode, $2 stage, $3 data.
@@ -195,10 +240,10 @@ UPDATE jobs SET stage = 'pending', status = 'ready', attempts = 0, next_attempt_
 FROM old WHERE jobs.job_id = old.job_id
 RETURNING old.stage)sql";
 
-// job_counts, kept in the same transaction as the jobs; always updated in milestone order so
-// that concurrent transactions lock its rows in one order (no deadlock).
-inline constexpr const char* kAddCountSql =
-    "UPDATE job_counts SET n = n + $2::bigint WHERE stage = $1";
+// job_counts moved by $1 (a bigint[4] in milestone order), in the same transaction as the jobs,
+// in one statement: grin_add_job_counts (postgres 0003) locks its rows in milestone order, the
+// one order every writer uses (no deadlock).
+inline constexpr const char* kAddCountsSql = "SELECT grin_add_job_counts($1::bigint[])";
 
 inline constexpr const char* kStageCountsSql = "SELECT stage, n FROM job_counts";
 inline constexpr const char* kLeasedCountSql = "SELECT count(*) FROM jobs WHERE status = 'leased'";

@@ -116,16 +116,29 @@ void PgStateStore::Give(std::unique_ptr<PgConnection> c) {
 }
 
 Status PgStateStore::RunTx(const std::function<Status(PgConnection&)>& fn) {
+  return Run(fn, /*in_transaction=*/true);
+}
+
+Status PgStateStore::RunOne(const std::function<Status(PgConnection&)>& fn) {
+  return Run(fn, /*in_transaction=*/false);
+}
+
+Status PgStateStore::Run(const std::function<Status(PgConnection&)>& fn, bool in_transaction) {
   Status s;
   for (int attempt = 1;; ++attempt) {
     GRIN_ASSIGN_OR_RETURN(auto c, Take());
     bool began = false;
-    {
+    if (in_transaction) {
       pg::PgTransaction tx(*c);
       s = tx.Begin();
       began = s.ok();
       if (s.ok()) s = fn(*c);
       if (s.ok()) s = tx.Commit();
+    } else {
+      // One statement, its own transaction: it went through or it did not (a connection that
+      // died while idle fails it before the server saw it, as BEGIN would).
+      s = fn(*c);
+      began = c->ok();
     }
     bool broken = !c->ok();
     Give(std::move(c));  // a broken connection is dropped, the next Take() connects afresh
@@ -168,12 +181,15 @@ Status PgStateStore::InsertEvent(PgConnection& c, std::string_view barcode,
 }
 
 Status PgStateStore::ApplyCounts(PgConnection& c, const int64_t (&delta)[kStageCount]) {
+  static_assert(kStageCount == 4, "grin_add_job_counts (postgres 0003) takes four deltas");
+  bool any = false;
+  std::string array = "{";
   for (int i = 0; i < kStageCount; ++i) {
-    if (delta[i] == 0) continue;
-    GRIN_RETURN_IF_ERROR(
-        c.Exec(state_sql::kAddCountSql, {S(static_cast<Stage>(i)), I(delta[i])}).status());
+    any = any || delta[i] != 0;
+    array += (i ? "," : "") + I(delta[i]);
   }
-  return Status::Ok();
+  if (!any) return Status::Ok();
+  return c.Exec(state_sql::kAddCountsSql, {array + "}"}).status();
 }
 
 Status PgStateStore::UpdateBook(PgConnection& c, const std::string& barcode,
@@ -233,15 +249,23 @@ Result<int64_t> PgStateStore::Enqueue(const std::vector<std::string>& barcodes) 
 }
 
 Result<int64_t> PgStateStore::ReclaimExpired() {
+  // Every Claim() runs this and it almost always finds nothing: one statement on its own
+  // (one round trip); the notification, when it took something back, right after its commit.
   int64_t n = 0;
-  Status s = RunTx([&](PgConnection& c) {
+  Status s = RunOne([&](PgConnection& c) {
     GRIN_ASSIGN_OR_RETURN(PgResult r,
                           c.Exec(state_sql::kReclaimExpiredSql,
                                  {I(opt_.max_recoveries), I(run_id_), I(opt_.reclaim_batch)}));
     n = r.Affected();
-    return n > 0 ? Notify(c) : Status::Ok();
+    return Status::Ok();
   });
   if (!s.ok()) return s;
+  if (n > 0 && opt_.notify) {
+    Status ns = RunOne([&](PgConnection& c) { return Notify(c); });
+    if (!ns.ok()) {
+      opt_.logger->Log(LogLevel::kWarning, "state.notify_failed", {{"error", ns.ToString()}});
+    }
+  }
   if (n > 0) {
     opt_.logger->Log(LogLevel::kInfo, "state.reclaimed",
                      {{"count", I(n)}, {"run", I(run_id_)}, {"why", "lease_expired"}});
@@ -251,7 +275,7 @@ Result<int64_t> PgStateStore::ReclaimExpired() {
 
 Result<int64_t> PgStateStore::Heartbeat() {
   int64_t n = 0;
-  Status s = RunTx([&](PgConnection& c) {
+  Status s = RunOne([&](PgConnection& c) {
     GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kHeartbeatSql,
                                               {I(run_id_), I(opt_.lease_ttl_micros)}));
     n = r.Affected();
@@ -275,103 +299,68 @@ Result<std::vector<WorkItem>> PgStateStore::Claim(Stage from, int max_items) {
   GRIN_ASSIGN_OR_RETURN(int64_t reclaimed, ReclaimExpired());
   (void)reclaimed;
   std::vector<WorkItem> out;
-  Status s = RunTx([&](PgConnection& c) {
+  Status s = RunOne([&](PgConnection& c) {
     out.clear();
     GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kClaimSql,
                                               {I(run_id_), S(from), I(max_items),
                                                I(opt_.lease_ttl_micros), scope}));
-    std::vector<std::string> barcodes;
     for (int i = 0; i < r.rows(); ++i) {
       WorkItem w;
       w.job_id = r.Int(i, 0);
       w.barcode = r.Text(i, 1);
       w.lease_token = r.Int(i, 2);
       w.attempts = static_cast<int>(r.Int(i, 3));
+      if (!r.IsNull(i, 4)) w.checkpoint = r.Text(i, 4);
       w.stage = from;
       w.run_id = run_id_;
-      barcodes.push_back(w.barcode);
       out.push_back(std::move(w));
-    }
-    if (out.empty()) return Status::Ok();
-    GRIN_ASSIGN_OR_RETURN(PgResult cp,
-                          c.Exec(state_sql::kGetCheckpointsSql, {JsonArray(barcodes), S(from)}));
-    for (int i = 0; i < cp.rows(); ++i) {
-      std::string b = cp.Text(i, 0);
-      for (auto& w : out) {
-        if (w.barcode == b) w.checkpoint = cp.Text(i, 1);
-      }
     }
     return Status::Ok();
   });
   if (!s.ok()) return s;
-  std::sort(out.begin(), out.end(),
-            [](const WorkItem& a, const WorkItem& b) { return a.job_id < b.job_id; });
-  return out;
+  return out;  // in job_id order (the statement's ORDER BY)
 }
 
 Result<std::vector<Status>> PgStateStore::CompleteMany(std::vector<Completion> completions) {
   for (const auto& c : completions) GRIN_RETURN_IF_ERROR(CheckCompletion(c));
   if (completions.empty()) return std::vector<Status>{};
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto& c : completions) {
-    rows.push_back({{"id", c.item.job_id},
-                    {"tok", c.item.lease_token},
-                    {"st", S(c.to)},
-                    {"from_st", S(c.item.stage)}});
+  bool books = false;
+  for (size_t k = 0; k < completions.size(); ++k) {
+    const Completion& cm = completions[k];
+    nlohmann::json r = {{"k", k},
+                        {"id", cm.item.job_id},
+                        {"tok", cm.item.lease_token},
+                        {"st", S(cm.to)},
+                        {"from_st", S(cm.item.stage)},
+                        {"o", cm.outcome}};
+    r["d"] = cm.detail_json.empty() ? nlohmann::json(nullptr) : nlohmann::json(cm.detail_json);
+    r["carry"] = cm.carry.empty() ? nlohmann::json(nullptr) : nlohmann::json(cm.carry);
+    rows.push_back(std::move(r));
+    books = books || !cm.book_fields.empty();
   }
   const std::string rows_json = rows.dump();
   std::vector<char> held;
-  Status s = RunTx([&](PgConnection& c) {
+  // The jobs, checkpoints, events, run progress, job_counts and notification are one statement
+  // (kCompleteSql); book fields, when there are any, follow it in the same transaction.
+  auto complete = [&](PgConnection& c) -> Status {
     held.assign(completions.size(), 0);
-    GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kCompleteSql, {rows_json}));
+    GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(state_sql::kCompleteSql,
+                                              {rows_json, I(run_id_),
+                                               opt_.notify ? "true" : "false"}));
     for (int i = 0; i < r.rows(); ++i) {
-      int64_t job = r.Int(i, 0), token = r.Int(i, 1);
-      for (size_t k = 0; k < completions.size(); ++k) {
-        const WorkItem& w = completions[k].item;
-        if (!held[k] && w.job_id == job && w.lease_token == token) {
-          held[k] = 1;
-          break;  // a job named twice in one call completes once; the other is a conflict
-        }
+      int64_t k = r.Int(i, 0);
+      if (k >= 0 && static_cast<size_t>(k) < held.size()) held[static_cast<size_t>(k)] = 1;
+    }
+    if (!books) return Status::Ok();
+    for (size_t k = 0; k < completions.size(); ++k) {
+      if (held[k] && !completions[k].book_fields.empty()) {
+        GRIN_RETURN_IF_ERROR(UpdateBook(c, completions[k].item.barcode, completions[k].book_fields));
       }
     }
-    int64_t delta[kStageCount] = {0, 0, 0, 0};
-    std::vector<std::string> done;
-    nlohmann::json events = nlohmann::json::array();
-    for (size_t k = 0; k < completions.size(); ++k) {
-      if (!held[k]) continue;
-      const Completion& cm = completions[k];
-      --delta[static_cast<int>(cm.item.stage)];
-      ++delta[static_cast<int>(cm.to)];
-      done.push_back(cm.item.barcode);
-      nlohmann::json e = {{"b", cm.item.barcode}, {"st", S(cm.to)}, {"o", cm.outcome}};
-      e["d"] = cm.detail_json.empty() ? nlohmann::json(nullptr) : nlohmann::json(cm.detail_json);
-      events.push_back(std::move(e));
-    }
-    if (done.empty()) return Status::Ok();
-    GRIN_RETURN_IF_ERROR(c.Exec(state_sql::kDeleteCheckpointsSql, {JsonArray(done)}).status());
-    for (size_t k = 0; k < completions.size(); ++k) {
-      if (!held[k]) continue;
-      const Completion& cm = completions[k];
-      if (!cm.carry.empty()) {
-        GRIN_RETURN_IF_ERROR(
-            c.Exec(state_sql::kSaveCheckpointSql, {cm.item.barcode, S(cm.to), cm.carry})
-                .status());
-      }
-      if (!cm.book_fields.empty()) {
-        GRIN_RETURN_IF_ERROR(UpdateBook(c, cm.item.barcode, cm.book_fields));
-      }
-    }
-    GRIN_RETURN_IF_ERROR(
-        c.Exec(state_sql::kInsertEventsSql, {I(run_id_), events.dump()}).status());
-    GRIN_RETURN_IF_ERROR(c.Exec(state_sql::kRunProgressSql, {I(run_id_)}).status());
-    // Work for the next stage (a completion to the last milestone makes none).
-    bool more = false;
-    for (size_t k = 0; k < completions.size(); ++k) {
-      more = more || (held[k] && completions[k].to != Stage::kUploaded);
-    }
-    if (more) GRIN_RETURN_IF_ERROR(Notify(c));
-    return ApplyCounts(c, delta);
-  });
+    return Status::Ok();
+  };
+  Status s = books ? RunTx(complete) : RunOne(complete);
   if (!s.ok()) return s;
   std::vector<Status> out;
   out.reserve(completions.size());

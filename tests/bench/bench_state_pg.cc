@@ -13,6 +13,8 @@
 // Durability: BENCH_DURABLE=1 compares SQLite synchronous=FULL with PostgreSQL's durable
 // defaults; by default SQLite synchronous=NORMAL (WAL) and PostgreSQL synchronous_commit=off
 // (fsync on), the two "a crash may lose the last commits, never corrupts" settings.
+// BENCH_WORKERS="4" or "2,4" runs only those worker counts; BENCH_PG_PROFILE=1 prints where the
+// server's time went after each PostgreSQL row (wait events sampled, pg_stat_statements).
 // The PostgreSQL column is there when the binary was built with the PostgreSQL store
 // (GRIN_BENCH_POSTGRES: libpq and storage/postgres found) and initdb/pg_ctl are installed;
 // otherwise it says why not.
@@ -34,6 +36,10 @@
 #include "engine/state_store.h"
 #include "storage/sqlite_state_store.h"
 #if GRIN_BENCH_POSTGRES
+#include <map>
+#include <mutex>
+
+#include "storage/postgres/pg_connection.h"
 #include "storage/postgres/pg_state_store.h"
 #include "tests/support/pg_cluster.h"
 #endif
@@ -148,8 +154,88 @@ Cell SqliteCell(const std::vector<std::string>& work, int workers, int batch, bo
 }
 
 #if GRIN_BENCH_POSTGRES
+// BENCH_PG_PROFILE=1: where the server's time goes in each PostgreSQL cell. A sampler samples
+// pg_stat_activity every 5 ms (the bench's backends: active ones by wait event, "CPU" when
+// active and not waiting), and pg_stat_statements (track = all: statements inside triggers too)
+// gives the top statements by total time. Printed after the cell's row.
+class PgProfile {
+ public:
+  explicit PgProfile(const std::string& db) {
+    auto c = grin::storage::pg::PgConnection::Connect(db, "bench");
+    if (!c.ok()) return;
+    conn_ = std::move(c).value();
+    if (!conn_->Exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").ok() ||
+        !conn_->Exec("SELECT pg_stat_statements_reset()").ok()) {
+      conn_.reset();
+      return;
+    }
+    sampler_ = std::thread([this, db] {
+      auto sc = grin::storage::pg::PgConnection::Connect(db, "bench");
+      if (!sc.ok()) return;
+      while (!stop_) {
+        auto r = (*sc)->Exec(
+            "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), count(*) "
+            "FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+            "AND pid <> pg_backend_pid() AND query NOT LIKE '%pg_stat_activity%' "
+            "AND backend_type = 'client backend' GROUP BY 1");
+        if (r.ok()) {
+          std::lock_guard<std::mutex> l(mu_);
+          ++samples_;
+          for (int i = 0; i < r->rows(); ++i) waits_[r->Text(i, 0)] += r->Int(i, 1);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    });
+  }
+  ~PgProfile() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (sampler_.joinable()) sampler_.join();
+  }
+  void Print() {
+    Stop();
+    if (!conn_) {
+      std::printf("  profile: n/a (pg_stat_statements not loadable)\n");
+      return;
+    }
+    std::printf("  wait events (active backends, %lld samples, mean per sample):",
+                static_cast<long long>(samples_));
+    std::vector<std::pair<int64_t, std::string>> w;
+    for (auto& [k, v] : waits_) w.emplace_back(v, k);
+    std::sort(w.rbegin(), w.rend());
+    for (auto& [v, k] : w) {
+      std::printf(" %s %.2f", k.c_str(),
+                  samples_ ? static_cast<double>(v) / static_cast<double>(samples_) : 0);
+    }
+    std::printf("\n");
+    auto r = conn_->Exec(
+        "SELECT calls, round(total_exec_time::numeric, 0), round(mean_exec_time::numeric, 3), "
+        "rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_statements "
+        "WHERE query NOT LIKE '%pg_stat%' ORDER BY total_exec_time DESC LIMIT 10");
+    if (!r.ok()) return;
+    std::printf("  %8s %8s %9s %9s  %s\n", "calls", "total_ms", "mean_ms", "rows", "statement");
+    for (int i = 0; i < r->rows(); ++i) {
+      std::printf("  %8s %8s %9s %9s  %s\n", r->Text(i, 0).c_str(), r->Text(i, 1).c_str(),
+                  r->Text(i, 2).c_str(), r->Text(i, 3).c_str(), r->Text(i, 4).c_str());
+    }
+  }
+
+ private:
+  std::unique_ptr<grin::storage::pg::PgConnection> conn_;
+  std::thread sampler_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  int64_t samples_ = 0;
+  std::map<std::string, int64_t> waits_;
+};
+
+bool ProfileOn() {
+  const char* p = std::getenv("BENCH_PG_PROFILE");
+  return p != nullptr && std::string(p) == "1";
+}
+
 Cell PgCell(grin::testing::PgCluster& cluster, const std::vector<std::string>& work, int workers,
-            int batch, double max_seconds) {
+            int batch, double max_seconds, std::unique_ptr<PgProfile>* profile) {
   auto db = cluster.CreateDatabase("bench_w" + std::to_string(workers));
   if (!db.ok()) return Cell{false, db.status().ToString()};
   grin::storage::PgStateStoreOptions o;
@@ -163,6 +249,7 @@ Cell PgCell(grin::testing::PgCluster& cluster, const std::vector<std::string>& w
   if (auto n = stores[0]->Enqueue(work); !n.ok()) return Cell{false, n.status().ToString()};
   std::vector<StateStore*> ws;
   for (auto& s : stores) ws.push_back(s.get());
+  if (ProfileOn()) *profile = std::make_unique<PgProfile>(*db);
   return Drain(ws, *stores[0], batch, static_cast<int64_t>(work.size()), max_seconds);
 }
 #endif
@@ -238,7 +325,20 @@ int main(int argc, char** argv) {
   }
   const char* d = std::getenv("BENCH_DURABLE");
   bool durable = d != nullptr && std::string(d) == "1";
-  const std::vector<int> worker_counts = {1, 2, 4, 8};
+  std::vector<int> worker_counts = {1, 2, 4, 8};
+  if (const char* wl = std::getenv("BENCH_WORKERS"); wl != nullptr && *wl) {  // "4" or "2,4"
+    worker_counts.clear();
+    for (const char* p = wl; *p;) {
+      char* end = nullptr;
+      long v = std::strtol(p, &end, 10);
+      if (end == p || v <= 0 || v > 64) {
+        std::fprintf(stderr, "BENCH_WORKERS: a comma-separated list of 1..64\n");
+        return 2;
+      }
+      worker_counts.push_back(static_cast<int>(v));
+      p = *end == ',' ? end + 1 : end;
+    }
+  }
   auto work = Barcodes(items);
 
   std::string pg_note;
@@ -250,6 +350,10 @@ int main(int argc, char** argv) {
     grin::testing::PgClusterOptions co;
     co.durable = true;  // fsync on; synchronous_commit off unless BENCH_DURABLE=1
     if (!durable) co.settings.push_back("synchronous_commit = off");
+    if (ProfileOn()) {
+      co.settings.push_back("shared_preload_libraries = 'pg_stat_statements'");
+      co.settings.push_back("pg_stat_statements.track = all");
+    }
     co.max_connections = 100;
     auto started = grin::testing::PgCluster::Start(co);
     if (started.ok()) {
@@ -273,9 +377,13 @@ int main(int argc, char** argv) {
     Cell sqlite = SqliteCell(work, w, batch, durable, max_seconds);
     Cell pg{false, pg_note};
 #if GRIN_BENCH_POSTGRES
-    if (cluster) pg = PgCell(*cluster, work, w, batch, max_seconds);
+    std::unique_ptr<PgProfile> profile;
+    if (cluster) pg = PgCell(*cluster, work, w, batch, max_seconds, &profile);
 #endif
     std::printf("%-8d %-44s %s\n", w, Show(sqlite).c_str(), Show(pg).c_str());
+#if GRIN_BENCH_POSTGRES
+    if (profile) profile->Print();
+#endif
     std::fflush(stdout);
     if ((sqlite.ran && sqlite.errors > 0) || (pg.ran && pg.errors > 0)) exit_code = 1;
     if (!sqlite.ran) {
