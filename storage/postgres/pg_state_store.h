@@ -22,6 +22,10 @@
 // Writes: each call is one transaction on a connection from a small pool (pool_size), run again
 // on a serialization failure or deadlock; an acknowledged write is committed. job_counts is kept
 // in the same transaction, its rows updated in milestone order. Flush() has nothing to wait for.
+// The hot path is one round trip per call: the reclaim check, a claim and a batch of completions
+// (without book fields) are each one statement sent on its own (autocommit), and the rows every
+// worker updates (job_counts, uploaded_per_second) are written at the end of that statement, so
+// they stay locked only until its commit (postgres 0003).
 //
 // Errors: kUnavailable when the server cannot be reached, kPermissionDenied for a refused login
 // or missing grants, kNoSpace when the server's disk is full; messages never hold the password.
