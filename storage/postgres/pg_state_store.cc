@@ -135,10 +135,18 @@ Status PgStateStore::Run(const std::function<Status(PgConnection&)>& fn, bool in
       if (s.ok()) s = fn(*c);
       if (s.ok()) s = tx.Commit();
     } else {
-      // One statement, its own transaction: it went through or it did not (a connection that
-      // died while idle fails it before the server saw it, as BEGIN would).
-      s = fn(*c);
+      // One statement, its own transaction. Read what the server sent while the connection sat
+      // idle in the pool (no round trip): a connection it closed (restart, failover, idle
+      // timeout) shows as broken here, before anything was sent, and the statement runs again on
+      // a fresh one, as a failed BEGIN would. Once sent, a lost connection leaves the outcome
+      // unknown: the caller hears it (the statement may have committed; running it again could
+      // claim twice or report a done completion as stale).
+      // (Twice: the first read may end at the server's goodbye message, the second sees the
+      // close.)
+      for (int i = 0; i < 2 && c->ok(); ++i) PQconsumeInput(c->handle());
       began = c->ok();
+      s = began ? fn(*c)
+                : Status::Unavailable("PostgreSQL " + c->what() + ": connection lost while idle");
     }
     bool broken = !c->ok();
     Give(std::move(c));  // a broken connection is dropped, the next Take() connects afresh
