@@ -290,10 +290,20 @@ void AppendCopyValue(std::string& buf, std::string_view v) {
   }
 }
 
-Status CopyResultStatus(PGresult* r, const std::string& what) {
+Status CopyResultStatus(PGconn* conn, PGresult* r, const std::string& what) {
   const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-  std::string msg = PQresultErrorMessage(r);
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  std::string msg;  // one line: libpq's messages span lines, indented with tabs
+  for (char ch : std::string(PQresultErrorMessage(r))) {
+    if (ch == '\n' || ch == '\t' || ch == '\r') ch = ' ';
+    if (ch == ' ' && (msg.empty() || msg.back() == ' ')) continue;
+    msg += ch;
+  }
+  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
+  if ((!state || !*state) && PQstatus(conn) != CONNECTION_OK) {
+    // No answer from the server at all: it went away (restart, network cut, terminated).
+    return Status::Unavailable(what + ": " + msg + "; the connection broke, nothing was "
+                               "committed: run it again");
+  }
   return pg::PgStatus(state ? state : "", msg, what);
 }
 
@@ -307,7 +317,7 @@ Status CopyTable(SQLite::Database& db, const std::string& path, PgConnection& c,
   {
     PGresult* r = PQexec(conn, ("COPY " + Quote(t.name) + " (" + cols + ") FROM STDIN").c_str());
     if (PQresultStatus(r) != PGRES_COPY_IN) {
-      Status s = CopyResultStatus(r, what);
+      Status s = CopyResultStatus(conn, r, what);
       PQclear(r);
       if (s.ok()) s = Status::Internal(what + ": COPY did not start");
       return s;
@@ -353,7 +363,7 @@ Status CopyTable(SQLite::Database& db, const std::string& path, PgConnection& c,
   PQputCopyEnd(conn, read_error.ok() && !send_failed ? nullptr : "grin-jobs: copy aborted");
   Status result;
   while (PGresult* r = PQgetResult(conn)) {
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && result.ok()) result = CopyResultStatus(r, what);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && result.ok()) result = CopyResultStatus(conn, r, what);
     PQclear(r);
   }
   if (!read_error.ok()) return read_error;

@@ -7,12 +7,16 @@
 #include <SQLiteCpp/Statement.h>
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "storage/database.h"
 #include "storage/postgres/pg_connection.h"
 #include "storage/postgres/pg_import.h"
 #include "storage/postgres/pg_state_store.h"
@@ -424,6 +428,47 @@ TEST_CASE("pg import: a row PostgreSQL refuses midway leaves the target without 
     CHECK(r.status().message().find("books") != std::string::npos);
     CheckTargetEmpty(uri);
   }
+}
+
+TEST_CASE("pg import: the connection cut during the copy leaves the target without rows") {
+  PG_SKIP_WITHOUT_POSTGRES();
+  TempDir dir;
+  const std::string path = dir.file("books.db");
+  BuildRun(path);
+  {
+    // Enough events that their COPY lasts a while.
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
+            "INSERT INTO events(at, barcode, stage, outcome) SELECT "
+            "'2024-01-01T00:00:00.000Z', 'IMP0020', 'pending', 'note' FROM n");
+  }
+  const std::string uri = FreshDatabase();
+  auto admin = Connect(uri);
+  std::atomic<bool> done{false};
+  Result<ImportReport> result = Status::Internal("not run");
+  std::thread importer([&] {
+    result = ImportSqliteRun(path, uri);
+    done = true;
+  });
+  // The server ends the importing backend while it copies (as a restart or a network cut would).
+  int64_t killed = 0;
+  while (!done && killed == 0) {
+    auto r = admin->Exec(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE query LIKE 'COPY %' AND state = 'active' AND pid <> pg_backend_pid()");
+    REQUIRE(r.ok());
+    killed = r->Int(0, 0);
+  }
+  importer.join();
+  REQUIRE(killed == 1);
+  REQUIRE_FALSE(result.ok());
+  CHECK_MESSAGE(result.status().code() == StatusCode::kUnavailable, result.status().ToString());
+  CHECK(result.status().message().find('\n') == std::string::npos);
+  CheckTargetEmpty(uri);
+  // And the same target takes the run afterwards.
+  auto again = ImportSqliteRun(path, uri);
+  REQUIRE_MESSAGE(again.ok(), again.status().ToString());
+  CHECK(VerifyRun(path, uri).ok());
 }
 
 TEST_CASE("pg import: verification names the table whose rows differ") {
