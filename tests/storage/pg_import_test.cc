@@ -430,6 +430,32 @@ TEST_CASE("pg import: a row PostgreSQL refuses midway leaves the target without 
   }
 }
 
+TEST_CASE("pg import: a table or column PostgreSQL has no place for is refused before copying") {
+  PG_SKIP_WITHOUT_POSTGRES();
+  TempDir dir;
+  const std::string path = dir.file("books.db");
+  BuildRun(path);
+  std::string doctor, name;
+  SUBCASE("a table") {
+    doctor = "CREATE TABLE local_notes(id INTEGER PRIMARY KEY, note TEXT)";
+    name = "local_notes";
+  }
+  SUBCASE("a column") {
+    doctor = "ALTER TABLE books ADD COLUMN shelf TEXT";
+    name = "books.shelf";
+  }
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec(doctor);
+  }
+  const std::string uri = FreshDatabase();
+  auto r = ImportSqliteRun(path, uri);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(r.status().message().find(name) != std::string::npos);
+  CheckTargetEmpty(uri);
+}
+
 TEST_CASE("pg import: the connection cut during the copy leaves the target without rows") {
   PG_SKIP_WITHOUT_POSTGRES();
   TempDir dir;
