@@ -126,6 +126,13 @@ TEST_CASE("migrate-state: a synced run moves to PostgreSQL and its counts stay t
   }
 }
 
+TEST_CASE("migrate-state: the top-level help lists the command by its whole name") {
+  auto top = Cli({"--help"});
+  REQUIRE(top.code == 0);
+  CHECK(top.out.find("\n  migrate-state  Move a run's state") != std::string::npos);
+  CHECK(top.out.find("\n  sync") != std::string::npos);
+}
+
 TEST_CASE("migrate-state: a target that already holds a run is refused and nothing is recorded") {
   PG_SKIP_WITHOUT_POSTGRES();
   SyncEnv a(10);
