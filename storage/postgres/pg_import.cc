@@ -429,8 +429,7 @@ Result<ImportReport> ImportSqliteRun(const std::string& sqlite_path, const std::
   GRIN_ASSIGN_OR_RETURN(auto db, OpenSource(sqlite_path, /*read_only=*/false));
   GRIN_ASSIGN_OR_RETURN(auto check_db, OpenSource(sqlite_path, /*read_only=*/true));
   GRIN_ASSIGN_OR_RETURN(auto c, ConnectTarget(conninfo));
-  GRIN_ASSIGN_OR_RETURN(int found, pg::MigratePostgres(*c));
-  (void)found;
+  if (auto migrated = pg::MigratePostgres(*c); !migrated.ok()) return migrated.status();
   GRIN_ASSIGN_OR_RETURN(std::vector<Table> tables, PlanTables(*db, sqlite_path, *c));
 
   std::string holder;
