@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <algorithm>
 #include <exception>
 
 #include "cli/command.h"
@@ -25,9 +26,11 @@ void PrintHelp(std::ostream& out) {
          "  or:  grin-jobs -V|--version\n"
          "grin-jobs help COMMAND (or grin-jobs COMMAND --help) shows the command's options.\n\n"
          "Commands:\n";
+  size_t width = 10;  // a name longer than the column widens it, never gets cut
+  for (const auto& c : Commands()) width = std::max(width, std::string(c.name).size() + 2);
   for (const auto& c : Commands()) {
     std::string name = c.name;
-    name.resize(10, ' ');
+    name.resize(width, ' ');
     out << "  " << name << c.summary << "\n";
   }
   out << "\nEvery command also takes -q (console: errors only), -v (console: every event the log\n"

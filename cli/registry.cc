@@ -20,6 +20,7 @@ int RunDoctor(const std::vector<std::string>&, std::ostream&, std::ostream&);
 int RunVerify(const std::vector<std::string>&, std::ostream&, std::ostream&);
 
 int RunReport(const std::vector<std::string>&, std::ostream&, std::ostream&);
+int RunMigrateState(const std::vector<std::string>&, std::ostream&, std::ostream&);
 
 const std::vector<CommandInfo>& Commands() {
   static const std::vector<CommandInfo> kCommands = {
@@ -43,6 +44,8 @@ const std::vector<CommandInfo>& Commands() {
       {"verify", "Check storage against the run's state; --deep hashes, --requeue redoes", RunVerify},
 
       {"report", "Write the run's HTML report (charts over time, failures, ETA)", RunReport},
+      {"migrate-state", "Move a run's state from books.db to PostgreSQL (--to URL), verified",
+       RunMigrateState},
   };
   return kCommands;
 }

@@ -36,6 +36,9 @@ struct RunConfig {
   std::string ca_file;
   nlohmann::json storage = nlohmann::json::object();
   nlohmann::json sync = nlohmann::json::object();
+  // Where the run's job state lives: "" (key absent) = <run_dir>/books.db (SQLite), else a
+  // PostgreSQL connection string without a password (`migrate-state --to`).
+  std::string state;
 };
 
 // Paths inside a run directory.
