@@ -1,7 +1,9 @@
 // RunQueries (storage/run_queries.h) on both dialects: the same run written into a SQLite
 // books.db and a PostgreSQL database (a throwaway cluster, tests/support/pg_cluster.h), then
 // every question `status` and `report` ask must give the right answer on each and the same
-// answer on both. Opened through OpenRunQueries, as the commands open them.
+// answer on both. Opened through OpenRunQueries, as the commands open them. The PostgreSQL
+// database collates by ICU's en-US, so text orders that follow the database's collation
+// instead of bytes (as SQLite's) show.
 //
 // "states": books in every state, written through the StateStore and BookCatalog ports (pending,
 // released, checked, downloaded, uploaded with and without bytes, leased, failed and retrying,
@@ -58,6 +60,26 @@ struct Side {
   }
 };
 
+// A new database of the shared cluster whose default collation is ICU's en-US (where "alpha"
+// sorts before "Zeta", unlike bytes), so the byte orders of the answers are the queries' own.
+std::string IcuDatabase() {
+  static int n = 0;
+  const std::string name = "rq_icu_" + std::to_string(++n);
+  auto c = pg::PgConnection::Connect(grin::testing::SharedPgCluster()->conninfo(), "cluster");
+  REQUIRE_MESSAGE(c.ok(), c.status().ToString());
+  Status made = (*c)->ExecScript("CREATE DATABASE " + name +
+                                 " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+                                 "LOCALE 'C'");
+  REQUIRE_MESSAGE(made.ok(), made.ToString());
+  const std::string uri = grin::testing::SharedPgCluster()->ConnInfo(name);
+  auto check = pg::PgConnection::Connect(uri, "icu");
+  REQUIRE(check.ok());
+  auto order = (*check)->Exec("SELECT 'alpha' < 'Zeta'");
+  REQUIRE(order.ok());
+  REQUIRE(order->Int(0, 0) == 1);
+  return uri;
+}
+
 // SQLite and, when the PostgreSQL server binaries are there, PostgreSQL.
 struct Sides {
   TempDir dir;
@@ -91,7 +113,7 @@ struct Sides {
     }
     Side p;
     p.name = "postgres";
-    p.location = grin::testing::FreshDatabase();
+    p.location = IcuDatabase();
     PgStateStoreOptions po;
     po.max_attempts = 2;
     po.backoff_base_micros = po.backoff_max_micros = 1000;
@@ -131,13 +153,15 @@ void FillStates(Side& s) {
   REQUIRE(s.catalog->ApplyCollectedPage(books, false, CollectCursor{"lib", "", 1, 13, false}).ok());
   // Enriched (B01), known missing (B13).
   REQUIRE(s.catalog->ApplyEnrichment({{"B01", {{"grin_viewability", "VIEW_FULL"}}}}, {"B13"}).ok());
-  // GRIN's _failed list: two with one info, one with another, one with none given.
+  // GRIN's _failed list: two with one info, one each with two others ("Bad scan" sorts
+  // before "a torn page" by bytes, after it in en-US), one with none given.
   auto listed = s.catalog->ReplaceConvertFailures({{"B11", "2026-01-02", "Page missing", "p. 7"},
                                                    {"B12", "2026-01-02", "Page missing", ""},
                                                    {"B03", "2026-01-03", "Bad scan", ""},
-                                                   {"B05", "2026-01-04", "", ""}});
+                                                   {"B05", "2026-01-04", "", ""},
+                                                   {"B06", "2026-01-04", "a torn page", ""}});
   REQUIRE(listed.ok());
-  CHECK(*listed == 4);
+  CHECK(*listed == 5);
 
   // Dead by rule: B10 fails max_attempts (2) times.
   REQUIRE(s.store->Enqueue({"B10"}).ok());
@@ -245,13 +269,14 @@ TEST_CASE("run queries: books in every state give the right and the same answers
 
     CHECK(q.BookCount().value() == 13);
     auto cf = q.ConvertFailed(10).value();
-    CHECK(cf.books == 4);
-    REQUIRE(cf.by_info.size() == 3);
+    CHECK(cf.books == 5);
+    REQUIRE(cf.by_info.size() == 4);
     CHECK(cf.by_info[0] == std::make_pair(std::string("Page missing"), int64_t{2}));
     CHECK(cf.by_info[1] == std::make_pair(std::string(""), int64_t{1}));
     CHECK(cf.by_info[2] == std::make_pair(std::string("Bad scan"), int64_t{1}));
+    CHECK(cf.by_info[3] == std::make_pair(std::string("a torn page"), int64_t{1}));
     auto cf1 = q.ConvertFailed(1).value();
-    CHECK(cf1.books == 4);
+    CHECK(cf1.books == 5);
     CHECK(cf1.by_info.size() == 1);
 
     // The report: completions and failures of the fill, on an hour's grid from `before`.
