@@ -53,6 +53,13 @@ double Double(const PgResult& r, int row, int col) {
 }
 pg::Params Grid(const EventGrid& grid) { return {Float(grid.t0_s), Float(grid.bucket_s)}; }
 
+// pg::state_sql::kFailuresSql, its text ordered by bytes as SQLite's.
+constexpr const char* kFailuresSql = R"sql(
+SELECT stage, reason, class, dead, n FROM (
+  SELECT stage, coalesce(error_reason, '') AS reason, coalesce(error_class, '') AS class,
+         (status = 'dead')::int AS dead, count(*) AS n
+  FROM jobs WHERE status IN ('retry', 'dead') GROUP BY 1, 2, 3, 4) g
+ORDER BY n DESC, stage COLLATE "C", reason COLLATE "C")sql";
 constexpr const char* kBookCountSql = "SELECT n FROM book_count WHERE one = 1";
 // The WHERE is books_convert_failed's, word for word (the partial index's rows only).
 constexpr const char* kConvertFailedSql = R"sql(
@@ -111,7 +118,8 @@ Result<StageCounts> PgRunQueries::Counts() {
   // One snapshot for every answer, as the store's Counts().
   pg::PgTransaction tx(*c);
   GRIN_RETURN_IF_ERROR(tx.Begin());
-  GRIN_RETURN_IF_ERROR(c->Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").status());
+  GRIN_RETURN_IF_ERROR(
+      c->Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").status());
   StageCounts n;
   GRIN_ASSIGN_OR_RETURN(PgResult r, c->Exec(sql::kStageCountsSql));
   for (int i = 0; i < r.rows(); ++i) {
@@ -135,7 +143,7 @@ Result<StageCounts> PgRunQueries::Counts() {
 }
 
 Result<std::vector<FailureSummary>> PgRunQueries::Failures() {
-  GRIN_ASSIGN_OR_RETURN(PgResult r, Exec(pg::state_sql::kFailuresSql));
+  GRIN_ASSIGN_OR_RETURN(PgResult r, Exec(kFailuresSql));
   std::vector<FailureSummary> out;
   for (int i = 0; i < r.rows(); ++i) {
     out.push_back(FailureSummary{r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Int(i, 3) != 0,

@@ -1,8 +1,8 @@
 #pragma once
 // PgRunQueries: RunQueries (storage/run_queries.h) on a PostgreSQL run: the same questions,
 // statement for statement storage/sqlite_run_queries.cc and the SQLite status queries, with
-// the same answers for the same rows. Counts and Failures are PgStateStore's own statements
-// (pg_state_sql.h) in one REPEATABLE READ snapshot; the book count, the completions since a
+// the same answers for the same rows. Counts are PgStateStore's own statements (pg_state_sql.h)
+// in one REPEATABLE READ snapshot; the book count, the completions since a
 // moment and the convert failures read the kept counts of schema/postgres/0002 (O(1) or O(the
 // rows reported), as on SQLite). Text is ordered by byte value (COLLATE "C") whatever the
 // database's collation; event times (events.at, ISO text written by the server) are compared as
