@@ -240,6 +240,7 @@ TEST_CASE("database health: a sound run, a newer schema, a damaged page, not a d
     REQUIRE_MESSAGE(h.ok(), h.status().ToString());
     CHECK(h->quick_check == "ok");
     CHECK(h->schema_version == schema::LatestVersion());
+    CHECK(h->latest_version == schema::LatestVersion());
   }
   SUBCASE("a newer schema is read, not refused") {
     Run run;
