@@ -8,7 +8,7 @@
 
 #include "cli/run_config.h"
 #include "engine/base/clock.h"
-#include "storage/report_queries.h"
+#include "storage/open_run_queries.h"
 
 namespace grin::cli {
 namespace {
@@ -43,8 +43,10 @@ double BucketSeconds(double span_s, int max_buckets) {
   return s;
 }
 
+std::string RunStateLocation(const std::string& run_dir) { return DbPath(run_dir); }
+
 Result<ReportData> LoadReportData(const std::string& run_dir) {
-  GRIN_ASSIGN_OR_RETURN(auto q, storage::ReportQueries::Open(DbPath(run_dir)));
+  GRIN_ASSIGN_OR_RETURN(auto q, storage::OpenRunQueries(RunStateLocation(run_dir)));
   ReportData r;
   r.run_dir = run_dir;
   r.generated_micros = SystemClock::Default()->NowMicros();

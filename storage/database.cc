@@ -11,7 +11,11 @@
 #include <filesystem>
 
 #include "schema/migrations.h"
+#include "storage/open_run_queries.h"
 #include "storage/sqlite_status.h"
+#ifdef GRIN_HAVE_POSTGRES
+#include "storage/postgres/pg_health.h"
+#endif
 
 namespace grin::storage {
 namespace {
@@ -77,11 +81,22 @@ Result<int> SchemaVersion(SQLite::Database& db, const std::string& path) {
 }
 
 Result<DatabaseHealth> ReadDatabaseHealth(const std::string& path) {
+  if (IsPostgresLocation(path)) {
+#ifdef GRIN_HAVE_POSTGRES
+    GRIN_ASSIGN_OR_RETURN(PgHealth pg, ReadPgHealth(path));
+    return DatabaseHealth{pg.check, pg.schema_version, schema::PgLatestVersion()};
+#else
+    return Status::FailedPrecondition(
+        "the run's state is on PostgreSQL, but this grin-jobs was built without PostgreSQL "
+        "support: install libpq-dev and rebuild (GRIN_POSTGRES=ON)");
+#endif
+  }
   try {
     SQLite::Database db(path, SQLite::OPEN_READONLY, 5000);
     DatabaseHealth h;
     h.quick_check = db.execAndGet("PRAGMA quick_check").getString();
     h.schema_version = db.execAndGet("PRAGMA user_version").getInt();
+    h.latest_version = schema::LatestVersion();
     return h;
   } catch (const SQLite::Exception& e) {
     return Status(FromSqliteException(e, path).code(), path + ": " + e.what());

@@ -61,11 +61,15 @@ Result<int> SchemaVersion(SQLite::Database& db, const std::string& path);
 struct DatabaseHealth {
   std::string quick_check;  // the first line PRAGMA quick_check answers: "ok" when sound
   int schema_version = 0;   // PRAGMA user_version (may be newer than this build's)
+  int latest_version = 0;   // this build's latest schema version for the database's dialect
 };
 
 // Opens path read-only without migrating it or checking its schema version (waiting up to 5 s
 // for a writer's lock) and reads its DatabaseHealth. Errors are "<path>: <what SQLite said>",
 // coded as FromSqliteException codes them (kDataLoss for a file that is not a database, ...).
+// A postgresql:// location is read by storage/postgres/pg_health.h instead (quick_check: the
+// kept counts against the rows; schema_version: grin_schema_migrations); kFailedPrecondition
+// in a build without PostgreSQL.
 Result<DatabaseHealth> ReadDatabaseHealth(const std::string& path);
 
 }  // namespace grin::storage

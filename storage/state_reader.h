@@ -25,10 +25,7 @@ class StateReader {
   Result<std::vector<FailureSummary>> Failures();
   // Books completed (reached `uploaded`) since since_micros, from the event history, and the
   // time (micros) of the first of them (0 if none). O(1): the per-second counts of 0011.
-  struct Recent {
-    int64_t count = 0;
-    int64_t first_micros = 0;
-  };
+  using Recent = RecentCount;
   Result<Recent> CompletedSince(int64_t since_micros);
   // QueryBookCount and QueryConvertFailed (status_queries.h) on this reader's connection.
   Result<int64_t> Books();

@@ -17,7 +17,8 @@
 #include "engine/base/format.h"
 #include "engine/base/metrics.h"
 #include "engine/pipeline/sync_metrics.h"
-#include "storage/state_reader.h"
+#include "cli/report_data.h"
+#include "storage/open_run_queries.h"
 
 namespace grin::cli {
 namespace {
@@ -35,7 +36,7 @@ struct Snapshot {
   int64_t grin_failed_books = 0;
 };
 
-Result<Snapshot> Take(storage::StateReader& reader) {
+Result<Snapshot> Take(storage::RunQueries& reader) {
   Snapshot s;
   GRIN_ASSIGN_OR_RETURN(s.counts, reader.Counts());
   GRIN_ASSIGN_OR_RETURN(s.failures, reader.Failures());
@@ -47,7 +48,7 @@ Result<Snapshot> Take(storage::StateReader& reader) {
     double span = static_cast<double>(now - recent.first_micros) / 1e6;
     s.rate = static_cast<double>(recent.count) / std::clamp(span, 1.0, kRateWindowSeconds);
   }
-  GRIN_ASSIGN_OR_RETURN(s.books, reader.Books());
+  GRIN_ASSIGN_OR_RETURN(s.books, reader.BookCount());
   GRIN_ASSIGN_OR_RETURN(auto failed, reader.ConvertFailed(10));
   s.grin_failed = std::move(failed.by_info);
   s.grin_failed_books = failed.books;
@@ -176,7 +177,7 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   auto run_dir = ResolveRunDir(parsed);
   if (!run_dir.ok()) return ReportError(err, "status", run_dir.status());
-  auto reader = storage::StateReader::Open(DbPath(*run_dir));
+  auto reader = storage::OpenRunQueries(RunStateLocation(*run_dir));
   if (!reader.ok()) return ReportError(err, "status", reader.status());
   bool json = parsed.count("json") > 0;
   bool metrics = parsed.count("metrics") > 0;

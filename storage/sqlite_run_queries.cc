@@ -1,4 +1,4 @@
-#include "storage/report_queries.h"
+#include "storage/sqlite_run_queries.h"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
@@ -32,26 +32,28 @@ void BindGrid(SQLite::Statement& q, const EventGrid& grid) {
 
 }  // namespace
 
-Result<std::unique_ptr<ReportQueries>> ReportQueries::Open(const std::string& db_path) {
+Result<std::unique_ptr<SqliteRunQueries>> SqliteRunQueries::Open(const std::string& db_path) {
   GRIN_ASSIGN_OR_RETURN(auto reader, StateReader::Open(db_path));
-  return std::unique_ptr<ReportQueries>(new ReportQueries(std::move(reader)));
+  return std::unique_ptr<SqliteRunQueries>(new SqliteRunQueries(std::move(reader)));
 }
 
-ReportQueries::ReportQueries(std::unique_ptr<StateReader> reader) : reader_(std::move(reader)) {}
-ReportQueries::~ReportQueries() = default;
+SqliteRunQueries::SqliteRunQueries(std::unique_ptr<StateReader> reader)
+    : reader_(std::move(reader)) {}
+SqliteRunQueries::~SqliteRunQueries() = default;
 
-Result<StageCounts> ReportQueries::Counts() { return reader_->Counts(); }
-Result<std::vector<FailureSummary>> ReportQueries::Failures() { return reader_->Failures(); }
-
-Result<int64_t> ReportQueries::BookCount() {
-  try {
-    return reader_->db().execAndGet("SELECT count(*) FROM books").getInt64();
-  } catch (const SQLite::Exception& e) {
-    return FromSqliteException(e, reader_->path());
-  }
+const std::string& SqliteRunQueries::what() const { return reader_->path(); }
+Result<StageCounts> SqliteRunQueries::Counts() { return reader_->Counts(); }
+Result<std::vector<FailureSummary>> SqliteRunQueries::Failures() { return reader_->Failures(); }
+Result<RecentCount> SqliteRunQueries::CompletedSince(int64_t since_micros) {
+  return reader_->CompletedSince(since_micros);
+}
+// book_count, kept by triggers: always equal to SELECT count(*) FROM books.
+Result<int64_t> SqliteRunQueries::BookCount() { return reader_->Books(); }
+Result<ConvertFailedSummary> SqliteRunQueries::ConvertFailed(size_t top) {
+  return reader_->ConvertFailed(top);
 }
 
-Result<std::optional<EventSpan>> ReportQueries::CompletionOrFailureSpan() {
+Result<std::optional<EventSpan>> SqliteRunQueries::CompletionOrFailureSpan() {
   try {
     SQLite::Statement q(reader_->db(), std::string("SELECT min(") + kT + "), max(" + kT +
                                            ") FROM events WHERE (" + kDone + ") OR " + kFailed);
@@ -63,7 +65,7 @@ Result<std::optional<EventSpan>> ReportQueries::CompletionOrFailureSpan() {
   }
 }
 
-Result<std::vector<BucketCount>> ReportQueries::CompletionsPerBucket(const EventGrid& grid) {
+Result<std::vector<BucketCount>> SqliteRunQueries::CompletionsPerBucket(const EventGrid& grid) {
   try {
     std::vector<BucketCount> out;
     SQLite::Statement q(reader_->db(),
@@ -81,9 +83,8 @@ Result<std::vector<BucketCount>> ReportQueries::CompletionsPerBucket(const Event
   }
 }
 
-Result<std::vector<FailureReasonEvents>> ReportQueries::TopFailureReasons(const EventGrid& grid,
-                                                                          int max_reasons,
-                                                                          int max_examples) {
+Result<std::vector<FailureReasonEvents>> SqliteRunQueries::TopFailureReasons(
+    const EventGrid& grid, int max_reasons, int max_examples) {
   try {
     SQLite::Database& db = reader_->db();
     std::vector<FailureReasonEvents> out;
@@ -118,7 +119,7 @@ Result<std::vector<FailureReasonEvents>> ReportQueries::TopFailureReasons(const 
   }
 }
 
-Result<RecentCompletions> ReportQueries::RecentCompletionsIn(double window_s) {
+Result<RecentCompletions> SqliteRunQueries::RecentCompletionsIn(double window_s) {
   try {
     SQLite::Database& db = reader_->db();
     RecentCompletions out;
@@ -139,7 +140,7 @@ Result<RecentCompletions> ReportQueries::RecentCompletionsIn(double window_s) {
   }
 }
 
-Result<std::vector<AwaitingBook>> ReportQueries::LongestAwaiting(int limit) {
+Result<std::vector<AwaitingBook>> SqliteRunQueries::LongestAwaiting(int limit) {
   try {
     std::vector<AwaitingBook> out;
     SQLite::Statement q(reader_->db(),
@@ -153,7 +154,7 @@ Result<std::vector<AwaitingBook>> ReportQueries::LongestAwaiting(int limit) {
   }
 }
 
-Result<std::vector<SlowBook>> ReportQueries::SlowestBooks(int limit) {
+Result<std::vector<SlowBook>> SqliteRunQueries::SlowestBooks(int limit) {
   try {
     std::vector<SlowBook> out;
     // The slowest first (the sort reads jobs only), then their bytes.

@@ -1,7 +1,7 @@
-// ReportQueries (the report's SQL) on a real, migrated run database holding known jobs, books
+// SqliteRunQueries (the report's SQL) on a real, migrated run database holding known jobs, books
 // and events, and ReadDatabaseHealth (doctor's database check) on sound, newer, damaged and
 // foreign files.
-#include "storage/report_queries.h"
+#include "storage/sqlite_run_queries.h"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -65,8 +65,8 @@ struct Run {
     q.bind(2, title);
     q.exec();
   }
-  std::unique_ptr<ReportQueries> Queries() {
-    auto q = ReportQueries::Open(path);
+  std::unique_ptr<SqliteRunQueries> Queries() {
+    auto q = SqliteRunQueries::Open(path);
     REQUIRE_MESSAGE(q.ok(), q.status().ToString());
     return std::move(q).value();
   }
@@ -226,7 +226,7 @@ TEST_CASE("report queries: the longest-waiting and the slowest books") {
 
 TEST_CASE("report queries: a folder without a run database is kNotFound naming the file") {
   TempDir dir;
-  auto q = ReportQueries::Open(dir.file("books.db"));
+  auto q = SqliteRunQueries::Open(dir.file("books.db"));
   REQUIRE_FALSE(q.ok());
   CHECK(q.status().code() == StatusCode::kNotFound);
   CHECK(q.status().message().find(dir.file("books.db")) != std::string::npos);
@@ -240,6 +240,7 @@ TEST_CASE("database health: a sound run, a newer schema, a damaged page, not a d
     REQUIRE_MESSAGE(h.ok(), h.status().ToString());
     CHECK(h->quick_check == "ok");
     CHECK(h->schema_version == schema::LatestVersion());
+    CHECK(h->latest_version == schema::LatestVersion());
   }
   SUBCASE("a newer schema is read, not refused") {
     Run run;
