@@ -1,6 +1,7 @@
 #include "storage/postgres/pg_book_catalog.h"
 
 #include <algorithm>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "engine/books_columns.h"
@@ -13,13 +14,23 @@ using pg::Params;
 using pg::PgConnection;
 using pg::PgResult;
 
-// Collect: insert new books; existing ones untouched. $1..$10 as BookParams.
-constexpr const char* kInsertSql = R"sql(
+// Collect: insert a page's new books in one statement (book_count moves once per statement,
+// postgres 0005); existing ones untouched. $1: a JSON array of objects with BookParams' fields
+// (b, title, scanned, converted, downloaded, processed, analyzed, ocr, link, state), $2: now.
+// Returns the barcodes inserted. A barcode named twice in a page is inserted once (DO NOTHING).
+constexpr const char* kInsertPageSql = R"sql(
 INSERT INTO books (barcode, title, scanned_date, converted_date, downloaded_date, processed_date,
                    analyzed_date, ocr_date, google_books_link, grin_state, created_at, updated_at)
-VALUES ($1, NULLIF($2, ''), NULLIF($3, ''), NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''),
-        NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), NULLIF($10, ''), $11, $11)
-ON CONFLICT (barcode) DO NOTHING)sql";
+SELECT r.b, NULLIF(r.title, ''), NULLIF(r.scanned, ''), NULLIF(r.converted, ''),
+       NULLIF(r.downloaded, ''), NULLIF(r.processed, ''), NULLIF(r.analyzed, ''),
+       NULLIF(r.ocr, ''), NULLIF(r.link, ''), NULLIF(r.state, ''), $2, $2
+FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (b text, title text, scanned text,
+     converted text, downloaded text, processed text, analyzed text, ocr text, link text,
+     state text)) WITH ORDINALITY AS r(b, title, scanned, converted, downloaded, processed,
+     analyzed, ocr, link, state, n)
+ORDER BY r.n
+ON CONFLICT (barcode) DO NOTHING
+RETURNING barcode)sql";
 
 // Collect --refresh: non-empty new values replace old ones; updated_at moves only on a change.
 constexpr const char* kRefreshSql = R"sql(
@@ -223,10 +234,34 @@ Result<UpsertCounts> PgBookCatalog::ApplyCollectedPage(const std::vector<Collect
   Status s = InTx([&](PgConnection& c) {
     counts = {};
     GRIN_ASSIGN_OR_RETURN(std::string now, Now(c));
+    nlohmann::json page = nlohmann::json::array();
+    for (const auto& b : books) {
+      page.push_back({{"b", b.barcode}, {"title", b.title}, {"scanned", b.scanned_date},
+                      {"converted", b.converted_date}, {"downloaded", b.downloaded_date},
+                      {"processed", b.processed_date}, {"analyzed", b.analyzed_date},
+                      {"ocr", b.ocr_date}, {"link", b.google_books_link},
+                      {"state", b.grin_state}});
+    }
+    std::string page_json;
+    try {
+      page_json = page.dump();
+    } catch (const nlohmann::json::exception&) {  // text that is not UTF-8 (as the server refuses it)
+      for (const auto& row : page) {
+        try {
+          (void)row.dump();
+        } catch (const nlohmann::json::exception&) {
+          return Status::InvalidArgument("collected book " + row["b"].get<std::string>() +
+                                         ": a field is not UTF-8 text; the page was not stored");
+        }
+      }
+      return Status::InvalidArgument("a collected page is not UTF-8 text; it was not stored");
+    }
+    GRIN_ASSIGN_OR_RETURN(PgResult ins, c.Exec(kInsertPageSql, {page_json, now}));
+    std::set<std::string> inserted;
+    for (int i = 0; i < ins.rows(); ++i) inserted.insert(ins.Text(i, 0));
     for (const auto& b : books) {
       Params p = BookParams(b, now);
-      GRIN_ASSIGN_OR_RETURN(PgResult ins, c.Exec(kInsertSql, p));
-      if (ins.Affected() > 0) {
+      if (inserted.erase(b.barcode) > 0) {  // the first naming of a barcode inserted it
         ++counts.inserted;
       } else if (refresh) {
         GRIN_ASSIGN_OR_RETURN(PgResult upd, c.Exec(kRefreshSql, p));
