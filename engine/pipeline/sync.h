@@ -192,6 +192,7 @@ class SyncPipeline {
   SyncStats RemoveLitterOnly();
 
  private:
+  friend struct SyncSlotsTestPeer;  // tests/pipeline/shared_limits_test.cc: the slot table
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
