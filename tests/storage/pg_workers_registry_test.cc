@@ -25,9 +25,11 @@
 #include <thread>
 #include <vector>
 
+#include "engine/net/curl_transport.h"
 #include "engine/net/rate_limiter.h"
 #include "storage/postgres/pg_connection.h"
 #include "storage/postgres/pg_workers.h"
+#include "tests/net/net_fixture.h"
 #include "tests/storage/pg_test_cluster.h"
 
 namespace grin::storage {
@@ -491,6 +493,52 @@ TEST_CASE("3 worker processes taking GRIN tokens at full speed stay within the r
   CHECK(t1 > 0);
   CHECK(t2 > 0);
   ::munmap(board, sizeof(Board));
+}
+
+TEST_CASE("the rate share reaches each worker's transport: two at full speed stay within the rate") {
+  PG_SKIP_WITHOUT_POSTGRES();
+  // The wiring a sync uses: the worker's rate listener sets the GRIN host's request rate of its
+  // transport (CurlTransport::SetHostRequestRate). Two workers, each with its own transport,
+  // send requests one after another as fast as they are admitted to one HTTPS server.
+  const std::string db = grin::testing::FreshDatabase();
+  net::testing::NetEnv env;
+  constexpr double kRate = 20;
+  net::TransportOptions to = env.Options();
+  to.default_host_limits.requests_per_second = kRate / kSlots;  // a one-slot bucket
+  to.default_host_limits.burst_seconds = 0.2;                   // 1 request of burst
+  to.default_host_limits.adaptive = false;
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> ok{0};
+  auto start = SteadyClock::now();
+  auto worker = [&](int delay_ms) {
+    std::this_thread::sleep_for(milliseconds(delay_ms));
+    auto t = net::CurlTransport::Create(to);
+    REQUIRE(t.ok());
+    (*t)->SetHostRequestRate(env.host_key(), 0);  // nothing until the share is known
+    auto w = OpenWorkers(db, Live(kRate));
+    w->SetRateListener([&](double r) { (*t)->SetHostRequestRate(env.host_key(), r); });
+    while (!stop.load()) {
+      net::Request r;
+      r.url = env.url("/small");
+      auto f = (*t)->SubmitFuture(r);
+      if (f.wait_for(std::chrono::seconds(1)) != std::future_status::ready) continue;
+      if (f.get().ToStatus().ok()) ok.fetch_add(1);
+    }
+    w->SetRateListener(nullptr);
+    (*t)->Shutdown();
+  };
+  std::thread a(worker, 0), b(worker, 1000);
+  std::this_thread::sleep_for(milliseconds(4000));
+  stop = true;
+  a.join();
+  b.join();
+  const double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  const auto sent = static_cast<int64_t>(env.server().requests());
+  MESSAGE(sent << " requests in " << seconds << " s at " << kRate << "/s");
+  // The run's rate over the window, plus one request of burst per transport.
+  CHECK(sent <= static_cast<int64_t>(kRate * seconds) + 2);
+  CHECK(sent >= static_cast<int64_t>(kRate * (seconds - 2) * 0.7));
+  CHECK(ok.load() == sent);
 }
 
 }  // namespace
