@@ -47,8 +47,8 @@ class SharedLimits {
 class LocalLimits final : public SharedLimits {
  public:
   LocalLimits(int download_slots, double requests_per_second)
-      : slots_(download_slots), rate_(requests_per_second > 0 ? requests_per_second
-                                                              : kUnlimitedRate) {}
+      : slots_(download_slots),
+        rate_(requests_per_second > 0 ? requests_per_second : kUnlimitedRate) {}
   bool TryAcquireDownload() override {
     std::lock_guard<std::mutex> l(mu_);
     if (in_use_ >= slots_) return false;

@@ -113,7 +113,9 @@ struct SyncPipeline::Impl {
    public:
     Slot() = default;  // holds nothing
     Slot(Slot&& o) noexcept
-        : m_(std::exchange(o.m_, nullptr)), work_(o.work_), shared_(std::exchange(o.shared_, false)) {}
+        : m_(std::exchange(o.m_, nullptr)),
+          work_(o.work_),
+          shared_(std::exchange(o.shared_, false)) {}
     Slot& operator=(Slot&& o) noexcept {
       if (this != &o) {
         Release();

@@ -110,8 +110,7 @@ Result<std::unique_ptr<PgWorkers>> PgWorkers::Open(const std::string& conninfo,
     return Status::InvalidArgument(
         "worker registry: the lease must be at least 0.1 s and twice the heartbeat interval");
   }
-  std::unique_ptr<PgWorkers> w(
-      new PgWorkers(conninfo, pg::RedactConninfo(conninfo), options));
+  std::unique_ptr<PgWorkers> w(new PgWorkers(conninfo, pg::RedactConninfo(conninfo), options));
   GRIN_RETURN_IF_ERROR(w->Start());
   return w;
 }
@@ -143,7 +142,8 @@ Status PgWorkers::Start() {
     if (!made.ok()) return made;
     if (n_ != opt_.download_slots || rate_ != opt_.requests_per_second) {
       opt_.logger->Log(LogLevel::kInfo, "workers.run_limits",
-                       {{"download_slots", I(n_)}, {"requests_per_second", std::to_string(rate_)},
+                       {{"download_slots", I(n_)},
+                        {"requests_per_second", std::to_string(rate_)},
                         {"note", "the run's limits, set by its first worker, are used"}});
     }
     cap_ = opt_.max_local_slots > 0 ? std::min(opt_.max_local_slots, n_) : n_;
@@ -159,9 +159,8 @@ Status PgWorkers::Start() {
 
 Status PgWorkers::Register(PgConnection& c) {
   (void)c.Exec(kPruneSql);  // old history only; failing to prune changes nothing
-  GRIN_ASSIGN_OR_RETURN(
-      PgResult r, c.Exec(kRegisterSql, {opt_.host, I(::getpid()), I(opt_.run_id),
-                                        I(opt_.lease_ttl_micros)}));
+  GRIN_ASSIGN_OR_RETURN(PgResult r, c.Exec(kRegisterSql, {opt_.host, I(::getpid()), I(opt_.run_id),
+                                                          I(opt_.lease_ttl_micros)}));
   std::lock_guard<std::mutex> l(mu_);
   worker_id_ = r.Int(0, 0);
   opt_.logger->Log(LogLevel::kInfo, "workers.registered",
@@ -366,8 +365,8 @@ void PgWorkers::WatchdogLoop() {
     int64_t left = deadline_us_ - BootMicros();
     if (left > 0 || limit_ == 0) {
       // Tick notifies when it moves the deadline or the limit.
-      cv_.wait_for(l, std::chrono::microseconds(left > 0 ? std::min<int64_t>(left, 1'000'000)
-                                                         : 1'000'000));
+      cv_.wait_for(
+          l, std::chrono::microseconds(left > 0 ? std::min<int64_t>(left, 1'000'000) : 1'000'000));
       continue;
     }
     // The lease may have run out in the database: stop using the rows (and GRIN) until renewed.

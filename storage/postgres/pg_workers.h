@@ -59,15 +59,15 @@
 namespace grin::storage {
 
 struct PgWorkersOptions {
-  Logger* logger = nullptr;                  // default: NullLogger
-  std::string limits_name = "grin";          // grin_limits row (one per GRIN account/run)
+  Logger* logger = nullptr;          // default: NullLogger
+  std::string limits_name = "grin";  // grin_limits row (one per GRIN account/run)
   // The run's limits, used when the run has none yet (the first worker); afterwards the run's.
   int download_slots = 4;
-  double requests_per_second = 5;            // 0 = no limit
-  int max_local_slots = 0;                   // never hold more (this process's concurrency); 0: N
-  int64_t run_id = 0;                        // the state store run this worker serves (status)
-  std::string host;                          // "" = gethostname()
-  int64_t lease_ttl_micros = 30'000'000;     // a worker and its rows last this past a heartbeat
+  double requests_per_second = 5;         // 0 = no limit
+  int max_local_slots = 0;                // never hold more (this process's concurrency); 0: N
+  int64_t run_id = 0;                     // the state store run this worker serves (status)
+  std::string host;                       // "" = gethostname()
+  int64_t lease_ttl_micros = 30'000'000;  // a worker and its rows last this past a heartbeat
   int64_t heartbeat_interval_micros = 5'000'000;  // 0: no threads (tests call Tick())
 };
 
@@ -76,10 +76,10 @@ struct WorkerInfo {
   int64_t worker_id = 0;
   std::string host;
   int64_t pid = 0;
-  int64_t run_id = 0;              // 0 = none
-  std::string started_at;          // ISO 8601 UTC, the database's clock
-  double heartbeat_age_s = 0;      // since its last heartbeat, by the database's clock
-  int slots_held = 0;              // download slots with an unexpired lease
+  int64_t run_id = 0;          // 0 = none
+  std::string started_at;      // ISO 8601 UTC, the database's clock
+  double heartbeat_age_s = 0;  // since its last heartbeat, by the database's clock
+  int slots_held = 0;          // download slots with an unexpired lease
 };
 
 class PgWorkers final : public pipeline::SharedLimits {
@@ -102,10 +102,10 @@ class PgWorkers final : public pipeline::SharedLimits {
   Status Deregister();
 
   int64_t worker_id() const;
-  int download_slots() const { return n_; }         // the run's N
+  int download_slots() const { return n_; }                 // the run's N
   double run_requests_per_second() const { return rate_; }  // the run's R
-  int held() const;    // rows held (as last renewed)
-  int in_use() const;  // downloads in use here
+  int held() const;                                         // rows held (as last renewed)
+  int in_use() const;                                       // downloads in use here
 
   // pipeline::SharedLimits
   bool TryAcquireDownload() override;
@@ -123,7 +123,8 @@ class PgWorkers final : public pipeline::SharedLimits {
   Status Start();
   Result<pg::PgConnection*> Conn();  // conn_mu_ held; reconnects a broken connection
   Status Register(pg::PgConnection& c);
-  // Sets the local limit (mu_ held by the caller: no) and tells the listener if the rate moved.
+  // Sets the local limit (at most the rows held; call without mu_) and tells the listener if
+  // the rate moved.
   void SetLimit(int limit);
   double RateFor(int limit) const;
   void HeartbeatLoop();
@@ -142,17 +143,17 @@ class PgWorkers final : public pipeline::SharedLimits {
   std::unique_ptr<pg::PgConnection> conn_;  // guarded by conn_mu_
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;           // limit/deadline changes, stop
-  int64_t worker_id_ = 0;                // guarded by mu_
-  std::vector<Row> rows_;                // guarded by mu_; rows held
-  int limit_ = 0;                        // guarded by mu_; <= rows_.size()
-  int in_use_ = 0;                       // guarded by mu_
-  int64_t deadline_us_ = 0;              // guarded by mu_; BootMicros() after which rows are void
-  bool ended_ = false;                   // guarded by mu_
-  bool stop_ = false;                    // guarded by mu_
-  std::mutex listener_mu_;               // serialises listener calls (in order of changes)
-  RateListener listener_;                // guarded by listener_mu_
-  double told_rate_ = -1;                // guarded by listener_mu_
+  std::condition_variable cv_;  // limit/deadline changes, stop
+  int64_t worker_id_ = 0;       // guarded by mu_
+  std::vector<Row> rows_;       // guarded by mu_; rows held
+  int limit_ = 0;               // guarded by mu_; <= rows_.size()
+  int in_use_ = 0;              // guarded by mu_
+  int64_t deadline_us_ = 0;     // guarded by mu_; BootMicros() after which rows are void
+  bool ended_ = false;          // guarded by mu_
+  bool stop_ = false;           // guarded by mu_
+  std::mutex listener_mu_;      // serialises listener calls (in order of changes)
+  RateListener listener_;       // guarded by listener_mu_
+  double told_rate_ = -1;       // guarded by listener_mu_
 
   std::thread heartbeat_, watchdog_;
 };

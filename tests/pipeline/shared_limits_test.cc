@@ -2,6 +2,8 @@
 // the sync pipeline's download slots taken through a SharedLimits (its slot table, as the
 // workers use it), and the transport's per-host request rate changed while requests flow
 // (CurlTransport::SetHostRequestRate, against the loopback HTTPS server of tests/net).
+#include "engine/pipeline/shared_limits.h"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -9,7 +11,6 @@
 #include <thread>
 #include <vector>
 
-#include "engine/pipeline/shared_limits.h"
 #include "engine/pipeline/sync_impl.h"
 #include "tests/net/net_fixture.h"
 

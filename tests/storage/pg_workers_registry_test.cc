@@ -192,12 +192,12 @@ TEST_CASE("worker registry options that cannot work are refused with a clear mes
 
 // Shared by the test and its forked workers (MAP_SHARED): lock-free atomics only.
 struct Board {
-  std::atomic<int> in_use;       // download slots in use, all processes together
+  std::atomic<int> in_use;  // download slots in use, all processes together
   std::atomic<int> max_in_use;
-  std::atomic<int> over;         // times in_use went past kSlots
-  std::atomic<int> stop;         // workers end their loops
-  std::atomic<int> go;           // the frozen worker's signal to try again
-  std::atomic<int> quit[8];      // one worker ends its loop
+  std::atomic<int> over;     // times in_use went past kSlots
+  std::atomic<int> stop;     // workers end their loops
+  std::atomic<int> go;       // the frozen worker's signal to try again
+  std::atomic<int> quit[8];  // one worker ends its loop
   std::atomic<int> ready[8];
   std::atomic<int> failed[8];    // a worker could not open / tick (see its stderr)
   std::atomic<int64_t> uses[8];  // slots used, per worker
@@ -207,8 +207,8 @@ struct Board {
 static_assert(std::atomic<int64_t>::is_always_lock_free);
 
 Board* NewBoard() {
-  void* p = ::mmap(nullptr, sizeof(Board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                   -1, 0);
+  void* p =
+      ::mmap(nullptr, sizeof(Board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   REQUIRE(p != MAP_FAILED);
   return new (p) Board{};
 }
@@ -495,7 +495,8 @@ TEST_CASE("3 worker processes taking GRIN tokens at full speed stay within the r
   ::munmap(board, sizeof(Board));
 }
 
-TEST_CASE("the rate share reaches each worker's transport: two at full speed stay within the rate") {
+TEST_CASE(
+    "the rate share reaches each worker's transport: two at full speed stay within the rate") {
   PG_SKIP_WITHOUT_POSTGRES();
   // The wiring a sync uses: the worker's rate listener sets the GRIN host's request rate of its
   // transport (CurlTransport::SetHostRequestRate). Two workers, each with its own transport,
