@@ -131,6 +131,19 @@ void CurlTransport::Impl::SetHostLimits(const std::string& host, const HostLimit
     std::lock_guard<std::mutex> lock(mu_);
     host_limits_[host] = l;
     limit_updates_.emplace_back(host, l);
+    std::erase_if(rate_updates_, [&](const auto& u) { return u.first == host; });  // replaced
+  }
+  curl_multi_wakeup(multi_.get());
+}
+
+void CurlTransport::Impl::SetHostRequestRate(const std::string& host, double rps) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // A host not seen yet starts at this rate (Host()); a known one changes in the loop.
+    auto it = host_limits_.emplace(host, opts_.default_host_limits).first;
+    it->second.requests_per_second =
+        std::isinf(rps) ? 0 : (rps > 0 ? rps : HostState::kPausedRate);
+    rate_updates_.emplace_back(host, rps);
   }
   curl_multi_wakeup(multi_.get());
 }
@@ -158,6 +171,7 @@ HostState* CurlTransport::Impl::Host(const std::string& key, int64_t now) {
   }
   const int flight = opts_.http2 ? opts_.max_streams_per_host : opts_.max_connections_per_host;
   auto h = std::make_unique<HostState>(l, std::max(1, flight), opts_.retry_budget_capacity, now);
+  if (l.requests_per_second == HostState::kPausedRate) h->SetRequestRate(0, now);  // starts empty
   HostState* raw = h.get();
   hosts_.emplace(key, std::move(h));
   return raw;
@@ -167,17 +181,23 @@ void CurlTransport::Impl::DrainInbox(bool* stop) {
   std::vector<std::unique_ptr<Transfer>> in;
   std::vector<std::pair<RequestId, bool>> sig;
   std::vector<std::pair<std::string, HostLimits>> lim;
+  std::vector<std::pair<std::string, double>> rates;
   {
     std::lock_guard<std::mutex> l(mu_);
     in.swap(inbox_);
     sig.swap(signals_);
     lim.swap(limit_updates_);
+    rates.swap(rate_updates_);
     *stop = stopping_;
   }
   const int64_t now = SteadyMicros();
   for (auto& [key, l] : lim) {
     auto it = hosts_.find(key);
     if (it != hosts_.end()) it->second->Configure(l, now);
+  }
+  for (auto& [key, rps] : rates) {
+    auto it = hosts_.find(key);
+    if (it != hosts_.end()) it->second->SetRequestRate(rps, now);
   }
   for (auto& t : in) {
     Transfer* raw = t.get();

@@ -107,6 +107,13 @@ class CurlTransport final : public Transport {
   // Replaces the limits of one host ("host:port", e.g. "books.google.com:443"); takes effect for
   // requests started afterwards. Thread-safe.
   void SetHostLimits(const std::string& host_port, const HostLimits& limits);
+  // Changes only the request rate of one host, keeping what its bucket holds (SetHostLimits
+  // starts a fresh, full bucket): for a rate that moves while requests flow, e.g. this process's
+  // share of a rate several processes split (engine/pipeline/shared_limits.h). > 0: that rate;
+  // 0: no new requests until raised (what the bucket held is dropped); +infinity: no limit.
+  // Thread-safe; the loop is woken and applies it at once (a request it admits meanwhile goes
+  // by the old rate). A later SetHostLimits for the host replaces it.
+  void SetHostRequestRate(const std::string& host_port, double requests_per_second);
 
   // How many times the loop thread has woken up (tests: wakeups are prompt, not busy loops).
   uint64_t LoopIterations() const;

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <deque>
 #include <map>
 #include <memory>
@@ -62,6 +63,22 @@ struct HostState {
     down =
         TokenBucket(l.bytes_per_second_down, std::max(65536.0, l.bytes_per_second_down * b), now);
     up = TokenBucket(l.bytes_per_second_up, std::max(65536.0, l.bytes_per_second_up * b), now);
+  }
+  // SetHostRequestRate(…, 0): a rate so low nothing is admitted (0 itself means no limit).
+  static constexpr double kPausedRate = 1e-9;
+  // Changes the request rate keeping the bucket's balance; 0 = paused (balance dropped),
+  // +infinity = no limit.
+  void SetRequestRate(double rps, int64_t now) {
+    if (std::isinf(rps)) {
+      limits.requests_per_second = 0;
+      return;
+    }
+    limits.requests_per_second = rps > 0 ? rps : kPausedRate;
+    requests.SetRate(RequestRate(), now);
+    if (rps <= 0) {
+      const double left = requests.Available(now);
+      if (left > 0) requests.Take(left, now);
+    }
   }
   int InFlightLimit() const {
     return limits.adaptive ? std::min(max_in_flight, aimd.limit()) : max_in_flight;
@@ -127,6 +144,7 @@ class CurlTransport::Impl {
   std::vector<HostCounters> Stats() const;
   void Shutdown();
   void SetHostLimits(const std::string& host, const HostLimits& l);
+  void SetHostRequestRate(const std::string& host, double rps);
   uint64_t iterations() const { return iterations_.load(); }
 
   // libcurl callbacks (loop thread).
@@ -168,6 +186,7 @@ class CurlTransport::Impl {
   std::vector<std::unique_ptr<Transfer>> inbox_;
   std::vector<std::pair<RequestId, bool>> signals_;  // (id, cancel?) else resume
   std::vector<std::pair<std::string, HostLimits>> limit_updates_;
+  std::vector<std::pair<std::string, double>> rate_updates_;  // SetHostRequestRate, in order
   std::map<std::string, HostLimits> host_limits_;  // configured overrides
 
   mutable std::mutex stats_mu_;

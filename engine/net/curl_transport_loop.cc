@@ -314,6 +314,10 @@ void CurlTransport::Shutdown() { impl_->Shutdown(); }
 void CurlTransport::SetHostLimits(const std::string& host_port, const HostLimits& limits) {
   impl_->SetHostLimits(host_port, limits);
 }
+
+void CurlTransport::SetHostRequestRate(const std::string& host_port, double requests_per_second) {
+  impl_->SetHostRequestRate(host_port, requests_per_second);
+}
 uint64_t CurlTransport::LoopIterations() const { return impl_->iterations(); }
 
 }  // namespace grin::net

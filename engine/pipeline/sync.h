@@ -55,6 +55,7 @@
 #include "engine/grin/client.h"
 #include "engine/net/transport.h"
 #include "engine/pipeline/progress.h"
+#include "engine/pipeline/shared_limits.h"
 #include "engine/object_store.h"
 #include "engine/state_store.h"
 
@@ -124,6 +125,11 @@ struct SyncOptions {
   // run's job counts, refreshed about every second and once more when Run() returns, and the
   // per-stage latency histograms. nullptr: none. Must outlive Run().
   Metrics* metrics = nullptr;
+  // Several processes sharing one run's GRIN limits (shared_limits.h): downloads run at most
+  // min(download_concurrency, shared_limits->DownloadLimit()) at a time, each slot taken through
+  // it. The GRIN request rate share reaches the transport through the caller (its rate
+  // listener). nullptr: this process alone, the configured numbers. Must outlive Run().
+  SharedLimits* shared_limits = nullptr;
 };
 
 struct StageTally {
@@ -186,6 +192,7 @@ class SyncPipeline {
   SyncStats RemoveLitterOnly();
 
  private:
+  friend struct SyncSlotsTestPeer;  // tests/pipeline/shared_limits_test.cc: the slot table
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -27,6 +27,7 @@
 #include "engine/pipeline/checkpoint_journal.h"
 #include "engine/pipeline/memory_budget.h"
 #include "engine/pipeline/progress.h"
+#include "engine/pipeline/shared_limits.h"
 #include "engine/pipeline/sync.h"
 
 namespace grin::pipeline {
@@ -94,7 +95,10 @@ struct SyncPipeline::Impl {
   int Limit(Work w) const {
     switch (w) {
       case kCheck: return opt.check_concurrency;
-      case kDownload: return opt.download_concurrency;
+      case kDownload:  // a share of the run's slots when processes share them (shared_limits.h)
+        return opt.shared_limits == nullptr
+                   ? opt.download_concurrency
+                   : std::min(opt.download_concurrency, opt.shared_limits->DownloadLimit());
       case kProcess: return opt.workers;
     }
     return 1;
@@ -108,12 +112,16 @@ struct SyncPipeline::Impl {
   class Slot {
    public:
     Slot() = default;  // holds nothing
-    Slot(Slot&& o) noexcept : m_(std::exchange(o.m_, nullptr)), work_(o.work_) {}
+    Slot(Slot&& o) noexcept
+        : m_(std::exchange(o.m_, nullptr)),
+          work_(o.work_),
+          shared_(std::exchange(o.shared_, false)) {}
     Slot& operator=(Slot&& o) noexcept {
       if (this != &o) {
         Release();
         m_ = std::exchange(o.m_, nullptr);
         work_ = o.work_;
+        shared_ = std::exchange(o.shared_, false);
       }
       return *this;
     }
@@ -130,21 +138,40 @@ struct SyncPipeline::Impl {
       ++m_->slots[to];
       --m_->slots[work_];
       work_ = to;
+      GiveShared();  // a shared download slot is held only while in kDownload
     }
     void Release() {
       if (m_ != nullptr) --m_->slots[work_];
+      GiveShared();
       m_ = nullptr;
     }
 
    private:
     friend struct Impl;
-    Slot(Impl* m, Work w) : m_(m), work_(w) {}
+    Slot(Impl* m, Work w, bool shared = false) : m_(m), work_(w), shared_(shared) {}
+    void GiveShared() {
+      if (shared_) m_->opt.shared_limits->ReleaseDownload();
+      shared_ = false;
+    }
     Impl* m_ = nullptr;
     Work work_ = kCheck;
+    bool shared_ = false;  // holds one of opt.shared_limits' download slots
   };
 
   // A place in stage `w` if one is free (below Limit(w)), else an empty Slot.
+  // With shared limits a download slot is taken from them first: their check of the share (and
+  // its lease) and their count are one step, so a share lowered meanwhile is never overrun.
   Slot TakeSlot(Work w) {
+    if (w == kDownload && opt.shared_limits != nullptr) {
+      if (slots[w].load() >= opt.download_concurrency) return Slot();
+      if (!opt.shared_limits->TryAcquireDownload()) return Slot();
+      int cur = slots[w].load();
+      while (cur < opt.download_concurrency) {
+        if (slots[w].compare_exchange_weak(cur, cur + 1)) return Slot(this, w, /*shared=*/true);
+      }
+      opt.shared_limits->ReleaseDownload();
+      return Slot();
+    }
     int cur = slots[w].load();
     while (cur < Limit(w)) {
       if (slots[w].compare_exchange_weak(cur, cur + 1)) return Slot(this, w);

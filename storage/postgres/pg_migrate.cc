@@ -46,9 +46,12 @@ Result<int> MigratePostgres(PgConnection& c) {
           ", newer than this grin-jobs knows (" + std::to_string(schema::PgLatestVersion()) +
           "); upgrade grin-jobs");
     }
+    // The lowest version above the database's: numbers are reserved per change and a reserved
+    // one may never be used, so a gap (e.g. 2 -> 4) is skipped, not a stop.
     const schema::Migration* next = nullptr;
     for (int i = 0; i < schema::kPgMigrationCount; ++i) {
-      if (schema::kPgMigrations[i].version == version + 1) next = &schema::kPgMigrations[i];
+      const auto& m = schema::kPgMigrations[i];
+      if (m.version > version && (next == nullptr || m.version < next->version)) next = &m;
     }
     if (next == nullptr) {
       GRIN_RETURN_IF_ERROR(tx.Commit());

@@ -29,9 +29,13 @@ struct Relation {
 };
 using Schema = std::map<std::string, Relation>;
 
-// PostgreSQL only: the migrations' bookkeeping (SQLite's PRAGMA user_version) and a lease's
-// expiry (shared runs: leases expire by the database's clock; see schema/postgres/0001).
-const std::set<std::string> kPgOnlyTables = {"grin_schema_migrations"};
+// PostgreSQL only: the migrations' bookkeeping (SQLite's PRAGMA user_version), a lease's
+// expiry (shared runs: leases expire by the database's clock; see schema/postgres/0001), and the
+// worker registry with the GRIN limits its processes share (schema/postgres/0004: a SQLite run
+// has one process, behind its per-run lock, so it has no workers to register and nothing to
+// share; a twin there would be tables nothing reads or writes).
+const std::set<std::string> kPgOnlyTables = {"grin_schema_migrations", "workers", "grin_limits",
+                                             "grin_slots"};
 const std::set<std::string> kPgOnlyColumns = {"jobs.lease_expires_at"};
 
 std::string NormalType(std::string t) {
@@ -120,6 +124,14 @@ TEST_CASE("SQLite and PostgreSQL migrations end at the same tables, views and co
                           "table_name = 'jobs' AND column_name = 'lease_expires_at'");
   REQUIRE(extra.ok());
   CHECK(extra->Int(0, 0) == 1);
+  for (const auto& t : kPgOnlyTables) {
+    CAPTURE(t);
+    auto there = (*c)->Exec("SELECT count(*) FROM information_schema.tables WHERE "
+                            "table_schema = 'public' AND table_name = $1",
+                            {t});
+    REQUIRE(there.ok());
+    CHECK(there->Int(0, 0) == 1);
+  }
 
   // Migrating again is a no-op.
   CHECK(pg::MigratePostgres(**c).value() == schema::PgLatestVersion());
