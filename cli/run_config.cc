@@ -16,7 +16,7 @@ std::string ConfigPath(const std::string& run_dir) {
 }
 
 nlohmann::json ToJson(const RunConfig& c) {
-  return nlohmann::json{{"run_name", c.run_name},
+  nlohmann::json j{{"run_name", c.run_name},
                         {"library_directory", c.library_directory},
                         {"grin_base_url", c.grin_base_url},
                         {"grin_token_url", c.grin_token_url},
@@ -24,6 +24,8 @@ nlohmann::json ToJson(const RunConfig& c) {
                         {"ca_file", c.ca_file},
                         {"storage", c.storage},
                         {"sync", c.sync}};
+  if (!c.state.empty()) j["state"] = c.state;  // absent: SQLite, as every run before it
+  return j;
 }
 
 Result<RunConfig> LoadRunConfig(const std::string& run_dir) {
@@ -45,7 +47,8 @@ Result<RunConfig> LoadRunConfig(const std::string& run_dir) {
                 {"grin_base_url", &c.grin_base_url},
                 {"grin_token_url", &c.grin_token_url},
                 {"credentials_dir", &c.credentials_dir},
-                {"ca_file", &c.ca_file}};
+                {"ca_file", &c.ca_file},
+                {"state", &c.state}};
   for (const auto& f : fields) {
     if (!j.contains(f.name) || j[f.name].is_null()) continue;
     if (!j[f.name].is_string()) {
@@ -82,6 +85,11 @@ Result<RunConfig> LoadRunConfig(const std::string& run_dir) {
     c.storage = st;
   }
   if (j.contains("sync") && j["sync"].is_object()) c.sync = j["sync"];
+  if (!c.state.empty() && c.state.rfind("postgresql://", 0) != 0 &&
+      c.state.rfind("postgres://", 0) != 0) {
+    return Status::InvalidArgument(path + ": field 'state' must be \"\" (SQLite books.db) or a "
+                                   "postgresql:// URI; fix the file by hand");
+  }
   return c;
 }
 

@@ -12,6 +12,12 @@ set(GRIN_JOBS_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/GrinJobs)
 # Every static library grin_jobs links, in link order (a user of the .a files needs them all).
 set(GRIN_JOBS_EXPORTED grin_jobs grin_pipeline grin_s3 grin_grinclient grin_storage grin_schema
     grin_engine grin_archive grin_net grin_base)
+if(TARGET grin_storage_postgres)  # PostgreSQL runs (cli/state_factory.h): libpq
+  list(INSERT GRIN_JOBS_EXPORTED 5 grin_storage_postgres)
+  set(GRIN_JOBS_WITH_PQ ON)
+else()
+  set(GRIN_JOBS_WITH_PQ OFF)
+endif()
 
 target_include_directories(grin_jobs PUBLIC
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
@@ -48,6 +54,9 @@ endforeach()
 set(GRIN_JOBS_PC_REQUIRES "libcurl, openssl, sqlite3, zlib, libarchive, libxml-2.0, librnp")
 if(GRIN_JOBS_WITH_ISAL)
   string(APPEND GRIN_JOBS_PC_REQUIRES ", libisal")
+endif()
+if(GRIN_JOBS_WITH_PQ)
+  string(APPEND GRIN_JOBS_PC_REQUIRES ", libpq")
 endif()
 # Relocatable: the prefix is found from the .pc file's own place (cmake --install --prefix P).
 file(RELATIVE_PATH GRIN_JOBS_PC_TO_PREFIX /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)

@@ -6,6 +6,7 @@
 #include "cli/report_html.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
+#include "cli/state_factory.h"
 
 namespace grin::cli {
 
@@ -25,6 +26,9 @@ int RunReport(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   auto run_dir = ResolveRunDir(parsed);
   if (!run_dir.ok()) return ReportError(err, "report", run_dir.status());
+  // A PostgreSQL run: refused with one line until this command reads PostgreSQL.
+  Status sqlite_only = RequireSqliteRun(*run_dir, "report");
+  if (!sqlite_only.ok()) return ReportError(err, "report", sqlite_only);
   std::string path = parsed.count("output")
                          ? parsed["output"].as<std::string>()
                          : (std::filesystem::path(*run_dir) / "report.html").string();

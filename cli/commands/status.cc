@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
+#include "cli/state_factory.h"
 #include "engine/base/clock.h"
 #include "engine/base/format.h"
 #include "engine/base/metrics.h"
@@ -176,6 +177,9 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   auto run_dir = ResolveRunDir(parsed);
   if (!run_dir.ok()) return ReportError(err, "status", run_dir.status());
+  // A PostgreSQL run: refused with one line until this command reads PostgreSQL.
+  Status sqlite_only = RequireSqliteRun(*run_dir, "status");
+  if (!sqlite_only.ok()) return ReportError(err, "status", sqlite_only);
   auto reader = storage::StateReader::Open(DbPath(*run_dir));
   if (!reader.ok()) return ReportError(err, "status", reader.status());
   bool json = parsed.count("json") > 0;
