@@ -177,6 +177,7 @@ TEST_CASE("PostgreSQL run: a sync killed with SIGKILL mid-run is finished by the
       REQUIRE_MESSAGE(code == 0, "sync exited " << code << ": " << grin::testing::ReadFile(log));
     }
   }
+  MESSAGE(killed_mid_run << " of 3 syncs killed mid-run");
   CHECK(killed_mid_run >= 1);
   const int64_t stored_before = static_cast<int64_t>(run.Uploaded().size());
   CHECK(stored_before < run.Converted());  // the kills left work for the last sync

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "storage/postgres/pg_book_catalog.h"
+#include "storage/postgres/pg_connection.h"
 #include "storage/postgres/pg_state_store.h"
 #include "storage/postgres/pg_sync_reader.h"
 #include "storage/sqlite_book_catalog.h"
@@ -107,7 +108,8 @@ std::string Answers(SyncReader& r) {
     REQUIRE(l.ok());
     t << q << ": " << Join(*l) << "\n";
   }
-  t << "bad queue: " << r.CatalogQueueBarcodes("converted").status().code() << "\n";
+  t << "bad queue: " << static_cast<int>(r.CatalogQueueBarcodes("converted").status().code())
+    << "\n";
   auto stored = r.StoredBarcodes();
   REQUIRE(stored.ok());
   t << "stored: " << Join({stored->begin(), stored->end()}) << "\n";
@@ -183,7 +185,20 @@ TEST_CASE("SyncReader: SQLite and PostgreSQL answer alike on the same content") 
     REQUIRE_MESSAGE(reader.ok(), reader.status().ToString());
     sqlite_answers = Answers(**reader);
   }
-  const std::string uri = grin::testing::FreshDatabase();
+  // A database whose default collation is linguistic (ICU en-US: '_' and '-' ignored, case
+  // second), so an ORDER BY without COLLATE "C" would answer otherwise than SQLite.
+  std::string uri = grin::testing::FreshDatabase();
+  {
+    auto admin = pg::PgConnection::Connect(grin::testing::SharedPgCluster()->conninfo(), "admin");
+    REQUIRE(admin.ok());
+    auto made = (*admin)->Exec("CREATE DATABASE sync_reader_icu TEMPLATE template0 "
+                               "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'");
+    if (made.ok()) {
+      uri = grin::testing::SharedPgCluster()->ConnInfo("sync_reader_icu");
+    } else {
+      MESSAGE("no ICU collation (" << made.status().message() << "): the C-collated database");
+    }
+  }
   std::string pg_answers;
   {
     PgStateStoreOptions po;
