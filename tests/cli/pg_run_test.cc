@@ -97,6 +97,15 @@ TEST_CASE("PostgreSQL run: init --state, collect, sync, and a second sync does n
   SyncEnv env(60, 0.6);
   PgRun run(env);
   CHECK(!fs::exists(run.dir + "/books.db"));  // the state is on the server
+  // config shows it, cannot change it, and keeps it when another setting changes.
+  auto show = Cli({"config", "show", "--run-dir", run.dir});
+  INFO(show.out << show.err);
+  CHECK(show.out.find(run.uri) != std::string::npos);
+  CHECK(Cli({"config", "set", "--run-dir", run.dir, "state", "postgresql://x@y/z"}).code ==
+        cli::kExitUsage);
+  REQUIRE(Cli({"config", "set", "--run-dir", run.dir, "sync.workers", "3"}).code == 0);
+  CHECK(nlohmann::json::parse(grin::testing::ReadFile(run.dir + "/run_config.json"))["state"] ==
+        run.uri);
 
   auto collect = Cli({"collect", "--run-dir", run.dir});
   INFO(collect.out << collect.err);
