@@ -52,6 +52,11 @@ Result<RunConfig> LoadRunConfig(const std::string& run_dir) {
   for (const auto& f : fields) {
     if (!j.contains(f.name) || j[f.name].is_null()) continue;
     if (!j[f.name].is_string()) {
+      if (std::string(f.name) == "state") {  // not a setting: init --state writes it
+        return Status::InvalidArgument(path + ": field 'state' must be a string (a "
+                                       "postgresql:// URI, or \"\" for books.db); fix the file "
+                                       "by hand");
+      }
       return Status::InvalidArgument(path + ": field '" + f.name + "' must be a string; set it "
                                      "with `grin-jobs config set " + f.name + " VALUE`");
     }

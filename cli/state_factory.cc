@@ -18,6 +18,9 @@
 namespace grin::cli {
 namespace {
 
+// How run_config.json's state is named in messages.
+[[maybe_unused]] const char* const kConfigState = "run_config.json state";
+
 bool HasPostgresScheme(const std::string& uri) {
   return uri.rfind("postgresql://", 0) == 0 || uri.rfind("postgres://", 0) == 0;
 }
@@ -47,9 +50,9 @@ void ApplyLeaseEnv(storage::PgStateStoreOptions* o) {
 
 }  // namespace
 
-Status CheckStateUri(const std::string& uri) {
+Status CheckStateUri(const std::string& uri, const std::string& shown_as) {
   if (!HasPostgresScheme(uri)) {
-    return Status::InvalidArgument("--state: give a postgresql://USER@HOST:PORT/DATABASE URI "
+    return Status::InvalidArgument(shown_as + ": give a postgresql://USER@HOST:PORT/DATABASE URI "
                                    "(leave --state out for a SQLite run)");
   }
 #ifdef GRIN_HAVE_POSTGRES
@@ -59,7 +62,8 @@ Status CheckStateUri(const std::string& uri) {
     std::string why = error != nullptr ? error : "not a valid URI";
     if (error != nullptr) PQfreemem(error);
     while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-    return Status::InvalidArgument("--state " + storage::pg::RedactConninfo(uri) + ": " + why);
+    return Status::InvalidArgument(shown_as + " " + storage::pg::RedactConninfo(uri) + ": " +
+                                   why);
   }
   bool password = false;
   for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
@@ -70,9 +74,9 @@ Status CheckStateUri(const std::string& uri) {
   PQconninfoFree(opts);
   if (password) {
     return Status::InvalidArgument(
-        "--state: the URI carries a password, which would be stored in run_config.json; give "
-        "the URI without it and put the password in ~/.pgpass (or the file PGPASSFILE names, "
-        "mode 0600) or PGPASSWORD");
+        shown_as + ": the URI carries a password, which would be stored in run_config.json; "
+        "give the URI without it and put the password in ~/.pgpass (or the file PGPASSFILE "
+        "names, mode 0600) or PGPASSWORD");
   }
   return Status::Ok();
 #else
@@ -130,7 +134,7 @@ Result<std::unique_ptr<RunState>> OpenRunState(const std::string& run_dir,
     return out;
   }
 #ifdef GRIN_HAVE_POSTGRES
-  GRIN_RETURN_IF_ERROR(CheckStateUri(config.state));
+  GRIN_RETURN_IF_ERROR(CheckStateUri(config.state, kConfigState));
   GRIN_ASSIGN_OR_RETURN(storage::RunLock lock, storage::RunLock::Acquire(DbPath(run_dir)));
   out->lock = std::make_unique<storage::RunLock>(std::move(lock));
   DefaultConnectTimeout();
@@ -159,7 +163,7 @@ Result<std::unique_ptr<BookCatalog>> OpenRunCatalog(const std::string& run_dir,
     return std::unique_ptr<BookCatalog>(std::move(c));
   }
 #ifdef GRIN_HAVE_POSTGRES
-  GRIN_RETURN_IF_ERROR(CheckStateUri(config.state));
+  GRIN_RETURN_IF_ERROR(CheckStateUri(config.state, kConfigState));
   DefaultConnectTimeout();
   GRIN_ASSIGN_OR_RETURN(auto c, storage::PgBookCatalog::Open(config.state));
   return std::unique_ptr<BookCatalog>(std::move(c));
@@ -172,7 +176,7 @@ Result<std::unique_ptr<storage::SyncReader>> OpenRunReader(const std::string& ru
                                                            const RunConfig& config) {
   if (!IsPostgresRun(config)) return storage::OpenSqliteSyncReader(DbPath(run_dir));
 #ifdef GRIN_HAVE_POSTGRES
-  GRIN_RETURN_IF_ERROR(CheckStateUri(config.state));
+  GRIN_RETURN_IF_ERROR(CheckStateUri(config.state, kConfigState));
   DefaultConnectTimeout();
   GRIN_ASSIGN_OR_RETURN(auto r, storage::PgSyncReader::Open(config.state));
   return std::unique_ptr<storage::SyncReader>(std::move(r));

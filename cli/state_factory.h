@@ -32,7 +32,8 @@ namespace grin::cli {
 // Checks a state location given to `init --state`: a postgresql:// (or postgres://) URI that
 // libpq can parse, with no password in it. kInvalidArgument, one line, naming the fix (a password
 // goes in PGPASSFILE / ~/.pgpass or PGPASSWORD). The message never repeats the password.
-Status CheckStateUri(const std::string& uri);
+// `shown_as` names the value in the message ("--state", or run_config.json's field).
+Status CheckStateUri(const std::string& uri, const std::string& shown_as = "--state");
 
 // The state location in messages: the books.db path, or the URI with any password removed.
 std::string DescribeState(const std::string& run_dir, const RunConfig& config);

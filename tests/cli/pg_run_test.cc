@@ -202,6 +202,33 @@ TEST_CASE("PostgreSQL run: a sync killed with SIGKILL mid-run is finished by the
   ::unsetenv("GRIN_JOBS_PG_LEASE_SECONDS");
 }
 
+TEST_CASE("PostgreSQL run: two SIGINTs give the leases back at once, a rerun finishes") {
+  PG_SKIP_WITHOUT_POSTGRES();
+  ::unsetenv("GRIN_JOBS_PG_LEASE_SECONDS");  // default leases (2 min): only the abort frees them
+  SyncEnv env(60, 0.6, 303);
+  PgRun run(env);
+  const std::string log = (env.tmp.path() / "sync.log").string();
+  pid_t pid = SpawnGrinJobs(run.SyncArgs({"--queue", "converted", "--workers", "2"}), log);
+  for (int i = 0; i < 600 && run.Uploaded().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(pid, SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGINT);
+  const int code = WaitChild(pid);
+  INFO(grin::testing::ReadFile(log));
+  CHECK((code == 130 || code == 0));  // 0 only if it had already finished
+  // The abort gave every lease back (ReleaseForExit on PostgreSQL): none left to expire.
+  CHECK(run.Sql("SELECT count(*) FROM jobs WHERE status = 'leased'") == 0);
+  if (code == 130) CHECK(run.Sql("SELECT count(*) FROM runs WHERE forced_exit = 1") == 1);
+  // So the rerun does not wait for a lease to run out (2 min): it finishes well before.
+  const auto start = std::chrono::steady_clock::now();
+  pid = SpawnGrinJobs(run.SyncArgs({"--queue", "converted"}), log);
+  REQUIRE(WaitChild(pid) == 0);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(100));
+  run.CheckAllStoredOnce(2);
+}
+
 TEST_CASE("init --state: a password in the URI or a server that is not there leaves nothing") {
   PG_SKIP_WITHOUT_POSTGRES();
   grin::testing::TempDir tmp;
