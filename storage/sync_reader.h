@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "engine/base/result.h"
-#include "storage/sync_queries.h"  // DeadJobs, JobRow, JobState, EtagChecks, VerifyRow, UploadRecord
+#include "storage/sync_queries.h"  // DeadJobs, JobRow, JobState, EtagChecks, VerifyRow, ...
 
 namespace grin::storage {
 
