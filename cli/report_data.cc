@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/run_config.h"
+#include "cli/state_factory.h"
 #include "engine/base/clock.h"
 #include "storage/open_run_queries.h"
 
@@ -43,10 +44,9 @@ double BucketSeconds(double span_s, int max_buckets) {
   return s;
 }
 
-std::string RunStateLocation(const std::string& run_dir) { return DbPath(run_dir); }
-
 Result<ReportData> LoadReportData(const std::string& run_dir) {
-  GRIN_ASSIGN_OR_RETURN(auto q, storage::OpenRunQueries(RunStateLocation(run_dir)));
+  GRIN_ASSIGN_OR_RETURN(std::string location, RunStateLocation(run_dir));
+  GRIN_ASSIGN_OR_RETURN(auto q, storage::OpenRunQueries(location));
   ReportData r;
   r.run_dir = run_dir;
   r.generated_micros = SystemClock::Default()->NowMicros();

@@ -57,12 +57,8 @@ struct ReportData {
   std::vector<Host> hosts;  // empty if no sync has written process_summary.json
 };
 
-// Where the run in `run_dir` keeps its state, for `status` and the report: its books.db
-// (DbPath) today. The one place these read commands choose it (a run's PostgreSQL location,
-// run_config.json's "state", is passed here); storage::OpenRunQueries opens either.
-std::string RunStateLocation(const std::string& run_dir);
-
-// Reads the run in `run_dir` (its state at RunStateLocation). Errors name the database.
+// Reads the run in `run_dir` (its state at RunStateLocation, cli/state_factory.h). Errors name
+// the database.
 Result<ReportData> LoadReportData(const std::string& run_dir);
 
 // The bucket width for a span: 1, 5, 10, 30 s, 1, 5, 10, 30 min, 1, 3, 6, 12 h, 1 day..., the

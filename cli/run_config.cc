@@ -24,7 +24,7 @@ nlohmann::json ToJson(const RunConfig& c) {
                         {"ca_file", c.ca_file},
                         {"storage", c.storage},
                         {"sync", c.sync}};
-  if (!c.state.empty()) j["state"] = c.state;
+  if (!c.state.empty()) j["state"] = c.state;  // absent: SQLite, as every run before it
   return j;
 }
 
@@ -52,6 +52,11 @@ Result<RunConfig> LoadRunConfig(const std::string& run_dir) {
   for (const auto& f : fields) {
     if (!j.contains(f.name) || j[f.name].is_null()) continue;
     if (!j[f.name].is_string()) {
+      if (std::string(f.name) == "state") {  // not a setting: init --state writes it
+        return Status::InvalidArgument(path + ": field 'state' must be a string (a "
+                                       "postgresql:// URI, or \"\" for books.db); fix the file "
+                                       "by hand");
+      }
       return Status::InvalidArgument(path + ": field '" + f.name + "' must be a string; set it "
                                      "with `grin-jobs config set " + f.name + " VALUE`");
     }
@@ -85,6 +90,11 @@ Result<RunConfig> LoadRunConfig(const std::string& run_dir) {
     c.storage = st;
   }
   if (j.contains("sync") && j["sync"].is_object()) c.sync = j["sync"];
+  if (!c.state.empty() && c.state.rfind("postgresql://", 0) != 0 &&
+      c.state.rfind("postgres://", 0) != 0) {
+    return Status::InvalidArgument(path + ": field 'state' must be \"\" (SQLite books.db) or a "
+                                   "postgresql:// URI; fix the file by hand");
+  }
   return c;
 }
 

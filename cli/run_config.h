@@ -1,5 +1,6 @@
 #pragma once
-// A run: a directory holding books.db, run_config.json, the lock, backups/ and staging/.
+// A run: a directory holding books.db, run_config.json, the lock, backups/ and staging/ (on a
+// PostgreSQL run the job state is on the server that "state" names, and there is no books.db).
 // run_config.json holds a run's settings: written by `init`, changed by `grin-jobs config set`
 // (cli/commands/settings.h knows every key and its rule); later commands read it. "sync" holds
 // sync's stored defaults (sync.workers, sync.queue, ...). Secrets never go in it (credentials are
@@ -13,8 +14,13 @@
 //               "region": "...", "path_style": true, "bucket_raw": "...", "bucket_meta": "...",
 //               "bucket_full": "...", "prefix": "", "credentials_file": "...", "profile": "...",
 //               "ca_file": "..."},
-//   "sync": {"queue": ["converted"], "workers": 16, "grin_rate": 2.5, "durable": true, ...}
+//   "sync": {"queue": ["converted"], "workers": 16, "grin_rate": 2.5, "durable": true, ...},
+//   "state": "postgresql://grin@db.example.org:5432/grin_jobs?sslmode=verify-full"
 // }
+// "state" is where the job state lives: absent or "" = books.db in the run directory (SQLite);
+// a postgresql:// (or postgres://) URI = a PostgreSQL run (cli/state_factory.h). Set by
+// `grin-jobs init --state` only (not a `config set` key). Never a password: libpq finds it in
+// PGPASSFILE / ~/.pgpass or PGPASSWORD.
 
 #include <string>
 
@@ -40,6 +46,9 @@ struct RunConfig {
   // PostgreSQL connection string without a password (`migrate-state --to`).
   std::string state;
 };
+
+// True when the run's job state is on PostgreSQL (config.state is not empty).
+inline bool IsPostgresRun(const RunConfig& config) { return !config.state.empty(); }
 
 // Paths inside a run directory.
 std::string DbPath(const std::string& run_dir);          // <run_dir>/books.db

@@ -12,6 +12,7 @@
 #include "cli/commands/grin_stack.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
+#include "cli/state_factory.h"
 
 namespace grin::cli {
 
@@ -52,6 +53,9 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!ParseArgs(options, args, out, err, &p, &code, &rules)) return code;
   auto run_dir_r = ResolveRunDir(p);
   if (!run_dir_r.ok()) return ReportError(err, "doctor", run_dir_r.status());
+  // A PostgreSQL run: refused with one line until this command reads PostgreSQL.
+  Status sqlite_only = RequireSqliteRun(*run_dir_r, "doctor");
+  if (!sqlite_only.ok()) return ReportError(err, "doctor", sqlite_only);
   const std::string run_dir = *run_dir_r;
   // <run>/logs/doctor-*.log; with --json, its "Log:" lines go to stderr.
   CommandLog log("doctor", run_dir, p, out, err, p.count("json") ? &err : &out);

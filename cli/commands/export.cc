@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
+#include "cli/state_factory.h"
 #include "storage/books_export.h"
 
 namespace grin::cli {
@@ -26,6 +27,9 @@ int RunExport(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   auto run_dir = ResolveRunDir(parsed);
   if (!run_dir.ok()) return ReportError(err, "export", run_dir.status());
+  // A PostgreSQL run: refused with one line until this command reads PostgreSQL.
+  Status sqlite_only = RequireSqliteRun(*run_dir, "export");
+  if (!sqlite_only.ok()) return ReportError(err, "export", sqlite_only);
   bool gz = parsed.count("gzip") > 0;
   std::string path = parsed.count("output")
                          ? parsed["output"].as<std::string>()

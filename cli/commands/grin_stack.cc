@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "cli/state_factory.h"
 
 namespace grin::cli {
 
@@ -67,7 +68,7 @@ Result<std::unique_ptr<GrinStack>> OpenGrinStack(const std::string& run_dir,
   GRIN_ASSIGN_OR_RETURN(storage::RunLock lock, storage::RunLock::Acquire(DbPath(run_dir)));
   stack->lock = std::make_unique<storage::RunLock>(std::move(lock));
   if (options.open_catalog) {
-    GRIN_ASSIGN_OR_RETURN(stack->catalog, storage::SqliteBookCatalog::Open(DbPath(run_dir), nullptr, false));
+    GRIN_ASSIGN_OR_RETURN(stack->catalog, OpenRunCatalog(run_dir, stack->config));
   }
   *grin_side = true;
   net::TransportOptions t;

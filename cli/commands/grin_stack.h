@@ -1,6 +1,7 @@
 #pragma once
 // The GRIN-facing commands' shared wiring: run config -> CurlTransport (rate-limited, private CA)
-// -> TokenSource (credentials file) -> GrinClient, plus the books catalog of the run.
+// -> TokenSource (credentials file) -> GrinClient, plus the books catalog of the run (SQLite or
+// PostgreSQL: cli/state_factory.h).
 
 #include <memory>
 #include <string>
@@ -14,7 +15,7 @@
 #include "engine/grin/oauth.h"
 #include "engine/net/curl_transport.h"
 #include "storage/run_lock.h"
-#include "storage/sqlite_book_catalog.h"
+#include "engine/book_catalog.h"
 
 namespace grin::cli {
 
@@ -33,11 +34,13 @@ struct GrinStack {
   std::unique_ptr<net::CurlTransport> transport;
   std::unique_ptr<grin_client::TokenSource> tokens;
   std::unique_ptr<grin_client::GrinClient> client;
-  std::unique_ptr<storage::SqliteBookCatalog> catalog;
+  std::unique_ptr<BookCatalog> catalog;
   ~GrinStack();
 };
 
-// Loads <run_dir>/run_config.json, takes the run lock, opens the catalog and the GRIN client.
+// Loads <run_dir>/run_config.json, takes the run lock (host-local, also on a PostgreSQL run),
+// opens the catalog (books.db, or the PostgreSQL database the run's "state" names) and the GRIN
+// client.
 // kInvalidArgument if the run has no library_directory. On failure *grin_side says whether the
 // cause is on the GRIN side (credentials, transport) rather than the run or its database.
 Result<std::unique_ptr<GrinStack>> OpenGrinStack(const std::string& run_dir,

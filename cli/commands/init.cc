@@ -13,6 +13,7 @@
 #include "cli/run_config.h"
 #include "cli/facade/run_impl.h"
 #include "cli/run_context.h"
+#include "cli/state_factory.h"
 
 namespace grin::cli {
 namespace {
@@ -143,6 +144,10 @@ int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "AWS_ENDPOINT_URL_S3, AWS_CA_BUNDLE, AWS_PROFILE, ~/.aws/config and ~/.aws/credentials",
       cxxopts::value<std::vector<std::string>>())(
       "endpoint-url", "S3/R2/MinIO endpoint (same as --storage-config endpoint_url=URL)",
+      cxxopts::value<std::string>())(
+      "state", "Keep the run's job state on PostgreSQL instead of books.db: a "
+      "postgresql://USER@HOST:PORT/DATABASE?sslmode=verify-full URI, without a password (it goes "
+      "in ~/.pgpass, PGPASSFILE or PGPASSWORD). Fixed at init (docs/postgresql.md)",
       cxxopts::value<std::string>());
   OptionRules rules;
   rules.OneOf("storage", {"local", "s3", "r2", "minio"}).DirOrAbsent("storage-path");
@@ -154,12 +159,26 @@ int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   // Every value is checked before the run directory, its lock or its database are touched.
   auto settings = InitSettings(parsed);
   if (!settings.ok()) return ReportError(err, "init", settings.status());
+  const std::string state = parsed.count("state") ? parsed["state"].as<std::string>() : "";
+  if (!state.empty()) {
+    Status uri = CheckStateUri(state);
+    if (!uri.ok()) return ReportError(err, "init", uri);
+  }
   // An existing run keeps its settings: a flag that would change one is refused, naming the
   // command that changes it (never silently ignored).
   if (std::filesystem::exists(ConfigPath(*run_dir))) {
     auto existing = jobs::Run::Open({*run_dir, ""});
     if (!existing.ok()) return ReportError(err, "init", existing.status());
     std::string differ = Differences((*existing)->impl()->config, *settings, *run_dir);
+    const std::string& now = (*existing)->impl()->config.state;
+    if (parsed.count("state") && state != now) {
+      differ += std::string(differ.empty() ? "" : "; ") + "state is '" +
+                (now.empty() ? std::string("books.db (SQLite)")
+                             : DescribeState(*run_dir, (*existing)->impl()->config)) +
+                "', not '" + (state.empty() ? std::string("books.db (SQLite)") : state) +
+                "': the state is fixed at init (a SQLite run moves with `grin-jobs "
+                "migrate-state --to URI`)";
+    }
     if (!differ.empty()) {
       err << "grin-jobs init: run " << *run_dir << " already exists with other settings (init "
           << "changes none): " << differ << "\n";
@@ -171,14 +190,15 @@ int RunInit(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     Status set = SetSetting(&config, key, value);
     if (!set.ok()) return ReportError(err, "init", set);
   }
-  auto created = jobs::InitRun(*run_dir, std::move(config));
+  config.state = state;
+  auto created = jobs::InitRun(*run_dir, config);
   if (!created.ok()) return ReportError(err, "init", created.status());
   if (!*created) {
     out << "run " << *run_dir << " already exists; its database is up to date\n";
     return kExitOk;
   }
-  out << "created run " << *run_dir << " (" << DbPath(*run_dir) << ", " << ConfigPath(*run_dir)
-      << ")\n";
+  out << "created run " << *run_dir << " (" << DescribeState(*run_dir, config) << ", "
+      << ConfigPath(*run_dir) << ")\n";
   return kExitOk;
 }
 

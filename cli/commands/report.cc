@@ -6,6 +6,7 @@
 #include "cli/report_html.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
+#include "cli/state_factory.h"
 
 namespace grin::cli {
 

@@ -2,7 +2,7 @@
 #include "cli/cli.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
-#include "storage/sqlite_state_store.h"
+#include "cli/state_factory.h"
 
 namespace grin::cli {
 
@@ -33,11 +33,15 @@ int RunRetry(const std::vector<std::string>& args, std::ostream& out, std::ostre
   }
   if (parsed.count("reason")) filter.reason_like = parsed["reason"].as<std::string>();
   filter.dead_only = parsed.count("dead-only") > 0;
-  storage::StateStoreOptions opt;
-  opt.create_if_missing = false;
-  auto store = storage::SqliteStateStore::Open(DbPath(*run_dir), opt);
-  if (!store.ok()) return ReportError(err, "retry", store.status());
-  auto n = (*store)->Requeue(filter);
+  RunConfig config;  // no run_config.json: books.db, as before runs had one
+  if (auto c = LoadRunConfig(*run_dir); c.ok()) {
+    config = *c;
+  } else if (c.status().code() != StatusCode::kNotFound) {
+    return ReportError(err, "retry", c.status());
+  }
+  auto state = OpenRunState(*run_dir, config, StateOptions{});  // books.db or PostgreSQL
+  if (!state.ok()) return ReportError(err, "retry", state.status());
+  auto n = (*state)->store->Requeue(filter);
   if (!n.ok()) return ReportError(err, "retry", n.status());
   out << "requeued " << *n << (*n == 1 ? " job" : " jobs") << "\n";
   return kExitOk;

@@ -11,6 +11,7 @@
 #include <map>
 
 #include "cli/commands/sync_options.h"
+#include "cli/state_factory.h"
 
 namespace grin::cli {
 namespace {
@@ -395,6 +396,10 @@ std::vector<ShownSetting> ShowSettings(const RunConfig& c) {
       if (o->type == SettingType::kList) s.value = "(none: continue the run's jobs)";
     }
     out.push_back(s);
+  }
+  // Where the job state lives: set by `init --state`, never by `config set` (state_factory.h).
+  if (IsPostgresRun(c)) {
+    out.push_back({"state", DescribeState("", c), "run config (init --state; fixed)"});
   }
   // Keys grin-jobs does not know: named, never shown (a secret may have been put there).
   for (const char* block : {"storage", "sync"}) {

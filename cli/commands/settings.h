@@ -8,6 +8,9 @@
 //            bucket_full, prefix, credentials_file, profile, ca_file}
 //   sync.{queue, limit, workers, grin_rate, ...}   (cli/commands/sync_options.h)
 //
+// "state" (where the job state lives, cli/run_config.h) is not a setting: `init --state` sets it
+// once; `config show` lists it (password-free) on a PostgreSQL run.
+//
 // Keys may be written with '-' for '_' (sync.grin-rate). Unknown keys are refused with the list
 // of known keys. Secrets never go in the run config: credentials are found by
 // cli/credentials_search.h, and the run config only names paths.

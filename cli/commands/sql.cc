@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
+#include "cli/state_factory.h"
 #include "storage/sqlite_status.h"
 #include "storage/state_reader.h"
 
@@ -96,6 +97,9 @@ int RunSql(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (!ParseArgs(options, args, out, err, &parsed, &code)) return code;
   auto run_dir = ResolveRunDir(parsed);
   if (!run_dir.ok()) return ReportError(err, "sql", run_dir.status());
+  // A PostgreSQL run: refused with one line until this command reads PostgreSQL.
+  Status sqlite_only = RequireSqliteRun(*run_dir, "sql");
+  if (!sqlite_only.ok()) return ReportError(err, "sql", sqlite_only);
   if (!parsed.count("query")) {
     return ReportError(err, "sql", Status::InvalidArgument("give the SQL statement to run"));
   }

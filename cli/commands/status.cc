@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
+#include "cli/state_factory.h"
 #include "engine/base/clock.h"
 #include "engine/base/format.h"
 #include "engine/base/metrics.h"
@@ -177,7 +178,9 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   auto run_dir = ResolveRunDir(parsed);
   if (!run_dir.ok()) return ReportError(err, "status", run_dir.status());
-  auto reader = storage::OpenRunQueries(RunStateLocation(*run_dir));
+  auto location = RunStateLocation(*run_dir);
+  if (!location.ok()) return ReportError(err, "status", location.status());
+  auto reader = storage::OpenRunQueries(*location);
   if (!reader.ok()) return ReportError(err, "status", reader.status());
   bool json = parsed.count("json") > 0;
   bool metrics = parsed.count("metrics") > 0;

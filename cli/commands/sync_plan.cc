@@ -42,12 +42,12 @@ std::map<std::string, std::string> ChooseWake(const std::map<std::string, std::s
   return wake;
 }
 
-Status PreparePlan(const std::string& db_path, const std::vector<std::string>& selected,
+Status PreparePlan(storage::SyncReader& reader, const std::vector<std::string>& selected,
                    grin_client::GrinClient& client, std::set<std::string>* converted,
                    bool* converted_listed, std::set<std::string>* known_failed, PlanInput* plan) {
   plan->books = selected;
-  if (std::filesystem::exists(db_path)) {
-    auto jobs = ReadJobStates(db_path, selected, selected.empty());
+  {
+    auto jobs = reader.ReadJobStates(selected, selected.empty());  // none without a database
     if (!jobs.ok()) return jobs.status();
     plan->jobs = std::move(jobs).value();
   }
@@ -163,9 +163,9 @@ std::string ShellWord(const std::string& w) {
 
 }  // namespace
 
-void PrintRecheckHint(std::ostream& out, const std::string& db_path, const std::string& run_dir,
+void PrintRecheckHint(std::ostream& out, storage::SyncReader& reader, const std::string& run_dir,
                       bool selection_given, int64_t now_micros) {
-  auto c = ReadEtagChecks(db_path);
+  auto c = reader.ReadEtagChecks();
   if (!c.ok() || c->stored == 0) return;
   const std::string books =
       std::to_string(c->stored) + " stored book" + (c->stored == 1 ? "" : "s");

@@ -14,6 +14,7 @@
 #include "engine/grin/client.h"
 #include "engine/state_store.h"
 #include "storage/sync_queries.h"
+#include "storage/sync_reader.h"
 
 namespace grin::cli {
 
@@ -51,7 +52,7 @@ std::map<std::string, std::string> ChooseWake(const std::map<std::string, std::s
 // Fills plan->books (the selection, or every unfinished job when it is empty) and plan->jobs,
 // and lists _converted (unless *converted_listed) and _failed when some book would be checked,
 // as the run would; a list GRIN does not give leaves that pointer null. Errors: the database.
-Status PreparePlan(const std::string& db_path, const std::vector<std::string>& selected,
+Status PreparePlan(storage::SyncReader& reader, const std::vector<std::string>& selected,
                    grin_client::GrinClient& client, std::set<std::string>* converted,
                    bool* converted_listed, std::set<std::string>* known_failed, PlanInput* plan);
 
@@ -67,7 +68,7 @@ using storage::ReadEtagChecks;
 // the same command with --recheck when it selected books (`selection_given`), else
 // `grin-jobs sync --run-dir RUN --queue converted --recheck`. Prints nothing when no book is
 // stored or the database cannot be read (it is only a hint).
-void PrintRecheckHint(std::ostream& out, const std::string& db_path, const std::string& run_dir,
+void PrintRecheckHint(std::ostream& out, storage::SyncReader& reader, const std::string& run_dir,
                       bool selection_given, int64_t now_micros);
 
 }  // namespace grin::cli

@@ -8,10 +8,11 @@
 #include "cli/commands/grin_stack.h"
 #include "cli/facade/run_impl.h"
 #include "cli/object_store_factory.h"
+#include "cli/state_factory.h"
 #include "engine/grin/workflows.h"
 #include "storage/database.h"
 #include "storage/run_lock.h"
-#include "storage/sync_queries.h"
+#include "storage/sync_reader.h"
 
 namespace grin::jobs {
 
@@ -70,6 +71,13 @@ Result<std::unique_ptr<Run>> Run::Create(const CreateOptions& options) {
 }
 
 Result<bool> InitRun(const std::string& run_dir, cli::RunConfig config) {
+  const bool postgres = cli::IsPostgresRun(config) && !fs::exists(cli::ConfigPath(run_dir));
+  if (postgres) {
+    // The database first: a URI that is bad, a server that cannot be reached or a login that
+    // is refused leaves nothing behind (no run directory, no run_config.json naming a database
+    // that was never set up).
+    GRIN_RETURN_IF_ERROR(cli::PreparePostgresState(config.state).status());
+  }
   std::error_code ec;
   fs::create_directories(run_dir, ec);
   if (ec) {
@@ -79,6 +87,24 @@ Result<bool> InitRun(const std::string& run_dir, cli::RunConfig config) {
   // The run lock: init never races a running sync.
   GRIN_ASSIGN_OR_RETURN(storage::RunLock lock, storage::RunLock::Acquire(cli::DbPath(run_dir)));
   const bool existed = fs::exists(cli::ConfigPath(run_dir));
+  if (existed) {
+    // An existing PostgreSQL run: its database's schema is brought up to date.
+    GRIN_ASSIGN_OR_RETURN(cli::RunConfig now, cli::LoadRunConfig(run_dir));
+    if (cli::IsPostgresRun(now)) {
+      GRIN_RETURN_IF_ERROR(cli::PreparePostgresState(now.state).status());
+      return false;
+    }
+  } else if (postgres) {
+    config.run_name = fs::path(run_dir).filename().string();
+    if (!config.storage.contains("type")) config.storage["type"] = "local";
+    if (config.storage["type"] == "local" && !config.storage.contains("base_path")) {
+      config.storage["base_path"] = (fs::path(run_dir) / "storage").string();
+    }
+    GRIN_RETURN_IF_ERROR(cli::SaveRunConfig(run_dir, config));
+    return true;
+  } else if (cli::IsPostgresRun(config)) {
+    return Status::Internal(run_dir + ": run_config.json vanished during init; run it again");
+  }
   // A new run may turn an empty books.db into a database; an existing run's empty books.db is
   // refused (it lost its data: restore a backup, or remove it to start the run's state anew).
   storage::DatabaseOptions dbo;
@@ -238,7 +264,7 @@ Result<SyncReport> Run::Sync(const SyncOptions& options, Observer* observer,
   return SyncWithHooks(*impl_, options, observer, cancel, SyncHooks{});
 }
 
-decltype(pipeline::SyncOptions::job_view) JobViewOf(storage::JobReader* reader) {
+decltype(pipeline::SyncOptions::job_view) JobViewOf(storage::SyncReader* reader) {
   return [reader](const std::string& barcode)
       -> Result<std::optional<pipeline::SyncOptions::JobView>> {
     GRIN_ASSIGN_OR_RETURN(auto row, reader->Job(barcode));

@@ -14,7 +14,7 @@
 #include "grin_jobs/run.h"
 
 namespace grin::storage {
-class JobReader;
+class SyncReader;
 }
 
 namespace grin::jobs {
@@ -63,10 +63,14 @@ Result<RequestReport> RequestWithLogger(Run::Impl& run, const RequestOptions& op
 // it holds one: upgrades its database schema, leaves its settings alone; returns false (an
 // existing run's empty books.db is refused: it lost its data). kBusy if the lock is held;
 // kPermissionDenied if the directory cannot be created; the database's errors as they are.
+// With config.state (a postgresql:// URI, cli/state_factory.h) a new run's state is that
+// database: it is migrated and checked before anything is written (a failure leaves no run
+// directory and no run_config.json), and no books.db is made. An existing PostgreSQL run has its
+// database's schema brought up to date.
 Result<bool> InitRun(const std::string& run_dir, cli::RunConfig config);
 
 // SyncOptions::job_view (and VerifyOptions::job_view) over `reader`, which must outlive it.
-decltype(pipeline::SyncOptions::job_view) JobViewOf(storage::JobReader* reader);
+decltype(pipeline::SyncOptions::job_view) JobViewOf(storage::SyncReader* reader);
 
 // Forwards engine log events to an Observer (OnLog), honouring its log_level().
 class ObserverLogger final : public grin::Logger {

@@ -19,6 +19,7 @@
 #include "cli/credentials_search.h"
 #include "cli/facade/run_impl.h"
 #include "cli/facade/teardown.h"
+#include "cli/state_factory.h"
 #include "engine/archive/passphrase.h"
 #include "engine/base/format.h"
 #include "engine/net/transport_metrics.h"
@@ -26,8 +27,8 @@
 #include "engine/pipeline/sync.h"
 #include "engine/pipeline/sync_metrics.h"
 #include "storage/books_export.h"
-#include "storage/sqlite_state_store.h"
 #include "storage/sync_queries.h"
+#include "storage/sync_reader.h"
 
 namespace grin::jobs {
 namespace {
@@ -166,8 +167,10 @@ class Session {
 // Abort() always gives the leases back and says so, exactly once.
 class AbortWatcher {
  public:
-  AbortWatcher(Cancellation* cancel, storage::SqliteStateStore* store, Session* session)
-      : cancel_(cancel), store_(store), session_(session) {
+  // `release` gives every lease of the run's store back (RunState::release_for_exit: SQLite or
+  // PostgreSQL).
+  AbortWatcher(Cancellation* cancel, std::function<Result<int64_t>()> release, Session* session)
+      : cancel_(cancel), release_(std::move(release)), session_(session) {
     if (cancel_ == nullptr) return;
     thread_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "grin-abort");  // as `top -H` and /proc show it
@@ -193,12 +196,12 @@ class AbortWatcher {
  private:
   void GiveBack() {
     if (given_back_.exchange(true)) return;
-    (void)store_->ReleaseForExit();
+    (void)release_();
     session_->Event(EventKind::kAborted);
   }
 
   Cancellation* cancel_;
-  storage::SqliteStateStore* store_;
+  std::function<Result<int64_t>()> release_;
   Session* session_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> given_back_{false};
@@ -222,7 +225,9 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
                                  Cancellation* cancel, const SyncHooks& hooks) {
   Session session(run, observer);
   const std::string& run_dir = run.run_dir;
-  const std::string db_path = cli::DbPath(run_dir);
+  const bool postgres = cli::IsPostgresRun(run.config);
+  // Where the state is, in messages: books.db, or the PostgreSQL database (no password).
+  const std::string db_path = cli::DescribeState(run_dir, run.config);
   auto stopping = [cancel] { return cancel != nullptr && cancel->draining(); };
   auto interrupted = [&session] {
     return session.TransferError(
@@ -265,22 +270,28 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   const bool dry_run = opt.dry_run;
 
   // ---- the stack: state store (takes the run lock), one transport, GRIN client, storage ----
-  std::unique_ptr<storage::SqliteStateStore> store;
+  // The run's state: books.db or PostgreSQL (cli/state_factory.h); `reader` answers sync's
+  // read queries on either.
+  std::unique_ptr<cli::RunState> state;
+  StateStore* store = nullptr;
   if (!dry_run) {
-    storage::StateStoreOptions so;
+    cli::StateOptions so;
     so.durable = opt.durable;
-    so.create_if_missing = false;
     so.logger = &logger;
     so.max_attempts = 5;
     so.backoff_base_micros = std::max<int64_t>(1, opt.retry_base_ms) * 1000;
     so.backoff_max_micros = 60'000'000;
-    auto s = storage::SqliteStateStore::Open(db_path, so);
+    auto s = cli::OpenRunState(run_dir, run.config, so);
     if (!s.ok()) return session.DbError(s.status(), db_path);
-    store = std::move(s).value();
-  } else if (!fs::exists(db_path)) {
+    state = std::move(s).value();
+    store = state->store.get();
+  } else if (!postgres && !fs::exists(db_path)) {
     return session.RunError(Status::NotFound(db_path + ": no run database here; create one "
                                                        "with 'grin-jobs init'"));
   }
+  auto opened_reader = cli::OpenRunReader(run_dir, run.config);
+  if (!opened_reader.ok()) return session.DbError(opened_reader.status(), db_path);
+  storage::SyncReader& reader = **opened_reader;
   if (run.config.library_directory.empty()) {
     return session.RunError(Status::InvalidArgument(
         "run_config.json has no library_directory; set it with `grin-jobs config set "
@@ -349,7 +360,7 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   };
   std::set<std::string> done_before;
   if (!queues.empty() || !explicit_barcodes.empty()) {
-    auto d = storage::StoredBarcodes(db_path);
+    auto d = reader.StoredBarcodes();
     if (!d.ok()) return session.RunError(d.status());
     done_before = *d;
   }
@@ -379,7 +390,7 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
       converted.insert(list.begin(), list.end());
       converted_listed = true;
     } else {
-      auto l = storage::CatalogQueueBarcodes(db_path, q);
+      auto l = reader.CatalogQueueBarcodes(q);
       if (!l.ok()) return session.RunError(l.status());
       list = *l;
       if (in_process.empty()) {
@@ -415,9 +426,7 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   // (asked again) when GRIN was never asked: its queue was full, or their archive expired.
   std::map<std::string, std::string> wake;  // barcode -> why
   {
-    auto awaiting = fs::exists(db_path) ? cli::AwaitingBooks(db_path)
-                                        : Result<std::map<std::string, std::string>>(
-                                              std::map<std::string, std::string>{});
+    auto awaiting = reader.AwaitingBooks();  // none for a SQLite run without books.db
     if (!awaiting.ok()) return session.RunError(awaiting.status());
     if (!awaiting->empty() && !converted_listed) {
       Status s = cli::ListBarcodes(client, "converted", &converted);
@@ -441,7 +450,7 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
     plan.keep_done = keep_done;
     plan.wake = wake;
     std::set<std::string> known_failed;
-    Status ps = cli::PreparePlan(db_path, selected, client, &converted, &converted_listed,
+    Status ps = cli::PreparePlan(reader, selected, client, &converted, &converted_listed,
                                  &known_failed, &plan);
     if (!ps.ok()) return session.RunError(ps);
     plan.per_book = std::string("download -> decrypt -> ") +
@@ -509,7 +518,7 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   }
   if (open_jobs == 0) {
     std::ostringstream hint;
-    cli::PrintRecheckHint(hint, db_path, run_dir, !queues.empty() || !explicit_barcodes.empty(),
+    cli::PrintRecheckHint(hint, reader, run_dir, !queues.empty() || !explicit_barcodes.empty(),
                           SystemClock::Default()->NowMicros());
     std::string h = hint.str();
     if (!h.empty() && h.back() == '\n') h.pop_back();
@@ -556,16 +565,12 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   so.backend = *backend;
   so.layout = objects->layout;
   so.stop_after_systemic = opt.stop_after_systemic;
-  so.state_store_path = db_path;
+  so.state_store_path = state->db_path;  // its disk is checked when full; "" on PostgreSQL
   // Whether a stored book has its MARC columns (a book missing them has them rebuilt), and a
   // book's job for the litter sweep.
-  auto jobs = storage::JobReader::Open(db_path);
-  if (!jobs.ok()) return session.TransferError(jobs.status());  // the run's own database
-  storage::JobReader* reader = jobs->get();
-  so.marc_recorded = [reader](const std::string& barcode) {
-    return reader->MarcRecorded(barcode);
-  };
-  so.job_view = JobViewOf(reader);
+  storage::SyncReader* jobs = &reader;
+  so.marc_recorded = [jobs](const std::string& barcode) { return jobs->MarcRecorded(barcode); };
+  so.job_view = JobViewOf(jobs);
   // Temporary files an interrupted export or backup of this run left (the run lock is ours).
   if (int64_t n = storage::RemoveExportLeftovers(run_dir); n > 0) {
     logger.Log(grin::LogLevel::kInfo, "sync.litter_removed",
@@ -597,18 +602,18 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   static const std::atomic<int> kNeverStop{0};
   so.stop = cancel != nullptr ? cancel->counter() : &kNeverStop;
   so.metrics = hooks.metrics;
-  pipeline::SyncPipeline pipe(store.get(), objects->store.get(), &client, transport, &passphrase,
+  pipeline::SyncPipeline pipe(store, objects->store.get(), &client, transport, &passphrase,
                               so);
   Result<pipeline::SyncStats> stats = pipeline::SyncStats{};
   {
     session.Event(EventKind::kPipelineStarting);
-    AbortWatcher abort_watcher(cancel, store.get(), &session);
+    AbortWatcher abort_watcher(cancel, state->release_for_exit, &session);
     stats = open_jobs > 0 ? pipe.Run() : Result<pipeline::SyncStats>(pipe.RemoveLitterOnly());
   }
   session.Event(EventKind::kPipelineFinished);
   if (!stats.ok()) return session.TransferError(stats.status());
   const bool whole_run = queues.empty() && explicit_barcodes.empty();
-  auto dead = storage::CountDeadJobs(db_path, whole_run, selected);
+  auto dead = reader.CountDeadJobs(whole_run, selected);
   if (!dead.ok()) return session.RunError(dead.status());
   {
     std::string text = SummaryText(*stats, *dead);
@@ -619,7 +624,7 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   // ---- teardown ----
   TeardownInput td;
   td.run_dir = run_dir;
-  td.db_path = db_path;
+  td.db_path = state->db_path;  // "": a PostgreSQL run (no CSV export, backup or HTML report)
   td.store = objects->store.get();
   td.meta_layout = cli::RunMetaLayout(objects->layout, *meta_name);
   td.now_micros = SystemClock::Default()->NowMicros();

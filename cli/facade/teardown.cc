@@ -37,7 +37,11 @@ TeardownResult RunTeardown(TeardownInput in) {
   TeardownResult out;
   out.errors = std::move(in.errors);
   const int64_t now = in.now_micros;
-  if (in.csv_export) {
+  // A PostgreSQL run (no db_path): its backups are the server's (pg_dump); the CSV export and
+  // the HTML report read books.db and wait for their PostgreSQL versions.
+  const bool sqlite = !in.db_path.empty();
+  if (!sqlite) in.summary["state"] = "postgresql";
+  if (in.csv_export && sqlite) {
     std::string csv = (fs::path(in.run_dir) / "books_export.csv").string();
     auto rows = storage::ExportBooksCsv(in.db_path, csv, false);
     std::string gz = csv + ".gz";
@@ -53,7 +57,7 @@ TeardownResult RunTeardown(TeardownInput in) {
       in.summary["csv_rows"] = *rows;
     }
   }
-  {
+  if (sqlite) {
     // Backups: a backup with fewer books than the stored books_latest.db.gz never replaces it
     // without keeping it; local retention never drops the newest backup with the most books.
     std::string dir = (fs::path(in.run_dir) / "backups").string();
@@ -87,7 +91,7 @@ TeardownResult RunTeardown(TeardownInput in) {
       }
     }
   }
-  {
+  if (sqlite) {
     // The HTML report (regenerable with `grin-jobs report`): a failure is a warning.
     std::string path = (fs::path(in.run_dir) / "report.html").string();
     Status r = cli::WriteRunReport(in.run_dir, path);

@@ -13,6 +13,9 @@
 // A failed step never stops the later ones: it is recorded in `errors` (steps 1-3: the sync
 // then exits 1) or `warnings` (a stored backup with more books was kept; the HTML report).
 //
+// On a PostgreSQL run (db_path "") only step 3 runs: the server keeps its own backups, and the
+// CSV export and the HTML report read books.db for now.
+//
 // Thread safety: call once per sync, from one thread, with the run lock held.
 
 #include <cstdint>
@@ -27,7 +30,7 @@ namespace grin::jobs {
 
 struct TeardownInput {
   std::string run_dir;
-  std::string db_path;
+  std::string db_path;           // books.db; "" on a PostgreSQL run
   ObjectStore* store = nullptr;  // not owned; the run's object store
   StorageLayout meta_layout;     // the run's meta scope (cli::RunMetaLayout)
   int64_t now_micros = 0;        // names the timestamped copies

@@ -1,26 +1,24 @@
 // Run::Verify (include/grin_jobs/run.h): the engine's pipeline::Verify on the run's object store,
-// fed from the run's database (storage/sync_queries.h), under the run lock.
+// fed from the run's state (storage/sync_reader.h: books.db or PostgreSQL), under the run lock.
 #include <nlohmann/json.hpp>
 
 #include "cli/facade/run_impl.h"
 #include "cli/object_store_factory.h"
 #include "engine/net/curl_transport.h"
 #include "engine/pipeline/verify.h"
-#include "storage/sqlite_state_store.h"
-#include "storage/sync_queries.h"
+#include "cli/state_factory.h"
+#include "storage/sync_reader.h"
 
 namespace grin::jobs {
 
 Result<VerifyReport> VerifyWithLogger(Run::Impl& run, const VerifyOptions& options,
                                       grin::Logger* logger) {
   run.origin = ErrorOrigin::kRun;
-  const std::string db_path = cli::DbPath(run.run_dir);
   // The run lock (no sync changes the run meanwhile; litter is only removed under it).
-  storage::StateStoreOptions so;
-  so.create_if_missing = false;
+  cli::StateOptions so;
   so.logger = logger;
-  GRIN_ASSIGN_OR_RETURN(auto store, storage::SqliteStateStore::Open(db_path, so));
-  GRIN_ASSIGN_OR_RETURN(auto reader, storage::JobReader::Open(db_path));
+  GRIN_ASSIGN_OR_RETURN(auto state, cli::OpenRunState(run.run_dir, run.config, so));
+  GRIN_ASSIGN_OR_RETURN(auto reader, cli::OpenRunReader(run.run_dir, run.config));
 
   std::unique_ptr<net::CurlTransport> transport;  // declared before the object store: outlives it
   const nlohmann::json& storage_cfg = run.config.storage;
@@ -38,9 +36,9 @@ Result<VerifyReport> VerifyWithLogger(Run::Impl& run, const VerifyOptions& optio
   vo.skip_ocr = options.skip_ocr;
   vo.skip_marc = options.skip_marc;
   vo.deep_concurrency = options.deep_concurrency;
-  vo.store = store.get();
+  vo.store = state->store.get();
   vo.logger = logger;
-  storage::JobReader* r = reader.get();
+  storage::SyncReader* r = reader.get();
   vo.for_each_book = [r](const std::function<void(pipeline::VerifyBook)>& fn) {
     return r->ForEachJob([&fn](storage::VerifyRow row) {
       pipeline::VerifyBook b;
