@@ -71,6 +71,12 @@ struct OneBookBudget {
     a.insert(a.end(), extra.begin(), extra.end());
     return Cli(env.SyncArgs(a));
   }
+  // GRIN requests the fake saw for book `b`: HEADs and GETs.
+  int64_t Requests(const std::string& b) const {
+    auto st = env.server->Stats();
+    auto it = st.barcodes.find("TEST/" + b);
+    return it == st.barcodes.end() ? 0 : it->second.heads + it->second.gets;
+  }
   // Every book stored byte for byte, with one GET each.
   void CheckStored() {
     REQUIRE(env.Uploaded() == std::set<std::string>(books.begin(), books.end()));
@@ -126,6 +132,34 @@ TEST_CASE("with no memory free and staging full a book waits for memory without 
   t.CheckStored();
   const std::string staging = t.env.run + "/staging";  // nothing left behind
   CHECK((!std::filesystem::exists(staging) || std::filesystem::is_empty(staging)));
+}
+
+// A new book (storage's listing at the start does not hold it) costs GRIN one request, its GET:
+// whether it is streamed or staged is decided from that GET's response head, never from a HEAD
+// before it, and never by holding the slot while waiting for memory. More workers than slots,
+// and a budget that holds one book (some are streamed, the others staged) or none (every book
+// staged).
+void CheckOneRequestPerBook(const char* memory_mb) {
+  OneBookBudget t;
+  auto r = t.Sync({"--workers", "6", "--memory-limit-mb", memory_mb});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  t.CheckStored();
+  for (const auto& b : t.books) {
+    CAPTURE(b);
+    CHECK(t.Requests(b) == 1);
+  }
+  const std::string staging = t.env.run + "/staging";  // nothing left behind
+  CHECK((!std::filesystem::exists(staging) || std::filesystem::is_empty(staging)));
+}
+
+TEST_CASE("one GRIN request per new book when the budget holds one book: streamed or staged "
+          "from its GET") {
+  CheckOneRequestPerBook("3");
+}
+
+TEST_CASE("one GRIN request per new book when no book fits the budget: staged from its GET") {
+  CheckOneRequestPerBook("1");
 }
 
 }  // namespace
