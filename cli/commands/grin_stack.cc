@@ -150,6 +150,7 @@ Result<std::unique_ptr<TransferStack>> OpenTransferStack(const std::string& run_
     net::HostLimits gl;
     gl.requests_per_second = options.grin_requests_per_second;
     gl.bytes_per_second_down = options.grin_bytes_per_second;
+    gl.max_connections = options.grin_max_connections;
     stack->transport->SetHostLimits(*hostport, gl);
   }
   CredentialsSearch search(options.credentials_dir, &config);

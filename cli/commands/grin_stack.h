@@ -50,6 +50,8 @@ Result<std::unique_ptr<GrinStack>> OpenGrinStack(const std::string& run_dir,
 struct TransferStackOptions {
   Logger* logger = nullptr;
   int max_connections_per_host = 8;
+  // GRIN's connection pool (net::HostLimits::max_connections); 0 = max_connections_per_host.
+  int grin_max_connections = 0;
   double grin_requests_per_second = 5;   // 0 = unlimited; GRIN's host only
   double grin_bytes_per_second = 0;      // 0 = unlimited; GRIN's host only
   int grin_list_attempts = 0;            // GRIN list requests' patience; 0 = the client's default

@@ -300,7 +300,12 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   // One transport for GRIN and storage, the token source, the GRIN client, the object store.
   cli::TransferStackOptions tso;
   tso.logger = &logger;
-  tso.max_connections_per_host = std::max(8, opt.workers + 4);
+  // Connection pools (TLS handshakes per host stay within them for the whole run): storage
+  // max(4, workers), as each worker uploads one book at a time and a lone worker's multipart
+  // parts still go four at a time; GRIN its download slots and one more, so a HEAD, list or
+  // conversion request never waits behind a long download.
+  tso.max_connections_per_host = std::max(4, opt.workers);
+  tso.grin_max_connections = opt.download_concurrency + 1;
   tso.grin_requests_per_second = opt.grin_requests_per_second;
   tso.grin_bytes_per_second = opt.grin_bytes_per_second;
   tso.grin_list_attempts = opt.grin_list_attempts;

@@ -170,7 +170,8 @@ HostState* CurlTransport::Impl::Host(const std::string& key, int64_t now) {
     if (o != host_limits_.end()) l = o->second;
   }
   const int flight = opts_.http2 ? opts_.max_streams_per_host : opts_.max_connections_per_host;
-  auto h = std::make_unique<HostState>(l, std::max(1, flight), opts_.retry_budget_capacity, now);
+  auto h = std::make_unique<HostState>(l, std::max(1, flight), !opts_.http2,
+                                       opts_.retry_budget_capacity, now);
   if (l.requests_per_second == HostState::kPausedRate) h->SetRequestRate(0, now);  // starts empty
   HostState* raw = h.get();
   hosts_.emplace(key, std::move(h));

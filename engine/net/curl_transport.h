@@ -44,11 +44,20 @@ struct HostLimits {
   double burst_seconds = 1.0;
   // Halve the allowed concurrency and request rate on 429/503, add back slowly on successes.
   bool adaptive = true;
+  // The host's connection pool: at most this many requests in flight to it, each on its own
+  // connection (HTTP/1.1); more wait in the transport's queue for a free one, so new
+  // connections (TLS handshakes) to the host stay within the pool for the whole run, however
+  // many callers submit at once (e.g. parallel parts of several multipart uploads). A
+  // connection is replaced only when the server closes it, a transfer fails or is cancelled
+  // (its connection cannot be reused), or it sat idle past max_idle_connection_age_seconds.
+  // 0, or more than TransportOptions::max_connections_per_host: that cap. Ignored with http2.
+  int max_connections = 0;
 };
 
 struct TransportOptions {
   // Connection caps. max_connections_per_host is also the in-flight limit per host unless
-  // http2 multiplexing raises it (max_streams_per_host).
+  // http2 multiplexing raises it (max_streams_per_host); HostLimits::max_connections lowers it
+  // for one host.
   int max_connections_per_host = 8;
   int max_total_connections = 64;
   // HTTP/2 via ALPN with multiplexing; off means HTTP/1.1 only (one request per connection).

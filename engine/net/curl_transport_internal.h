@@ -50,14 +50,21 @@ struct HostState {
   std::deque<RequestId> queue;         // admitted in order
   std::vector<RequestId> rate_paused;  // paused by a byte bucket; unpaused by the loop
 
-  HostState(const HostLimits& l, int max_flight, int budget_capacity, int64_t now)
+  // max_flight: the transport's in-flight cap per host; pooled: it counts connections (HTTP/1.1),
+  // so HostLimits::max_connections may lower it.
+  HostState(const HostLimits& l, int max_flight, bool pooled, int budget_capacity, int64_t now)
       : aimd(max_flight),
         budget(budget_capacity > 0 ? budget_capacity : 1 << 30),
-        max_in_flight(max_flight) {
+        max_in_flight(max_flight),
+        transport_cap_(max_flight),
+        pooled_(pooled) {
     Configure(l, now);
   }
   void Configure(const HostLimits& l, int64_t now) {
     limits = l;
+    max_in_flight = pooled_ && l.max_connections > 0 ? std::min(l.max_connections, transport_cap_)
+                                                     : transport_cap_;
+    aimd.SetMax(max_in_flight);
     const double b = std::max(0.05, l.burst_seconds);
     requests = TokenBucket(l.requests_per_second, std::max(1.0, l.requests_per_second * b), now);
     down =
@@ -87,6 +94,10 @@ struct HostState {
     if (limits.requests_per_second <= 0) return 0;
     return limits.requests_per_second * (limits.adaptive ? aimd.rate_factor() : 1.0);
   }
+
+ private:
+  int transport_cap_;
+  bool pooled_;
 };
 
 struct Transfer {

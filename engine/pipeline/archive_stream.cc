@@ -31,6 +31,17 @@ struct Channel {
 
 Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request request,
                                       const OpenProcessorFn& open, size_t max_buffered) {
+  return StreamArchiveTo(
+      transport, std::move(request),
+      [&open](const net::Response& head) -> Result<BodyTarget> {
+        GRIN_ASSIGN_OR_RETURN(auto processor, open(head));
+        return BodyTarget{std::move(processor), nullptr};
+      },
+      max_buffered);
+}
+
+Result<StreamedArchive> StreamArchiveTo(net::Transport* transport, net::Request request,
+                                        const OpenTargetFn& open, size_t max_buffered) {
   // The two chunk buffers circulate between the transport and this thread; they are kept per
   // thread for the next archive so their pages are not faulted in again for every book.
   thread_local std::string spare_a, spare_b;
@@ -100,6 +111,7 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
     }
     if (restart) {
       out.processor.reset();
+      out.raw.reset();
       out.bytes_fed = 0;
       opened = false;
       continue;
@@ -111,14 +123,18 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
       auto p = open(head);
       if (!p.ok()) {
         failure = p.status();
+      } else if ((p->processor == nullptr) == (p->raw == nullptr)) {
+        failure = Status::Internal("open() must give a processor or a raw sink");
       } else {
-        out.processor = std::move(*p);
+        out.processor = std::move(p->processor);
+        out.raw = std::move(p->raw);
         opened = true;
       }
     }
     if (failure.ok()) {
-      failure = out.processor->Write(reinterpret_cast<const uint8_t*>(chunk.data()),
-                                     chunk.size());
+      const auto* data = reinterpret_cast<const uint8_t*>(chunk.data());
+      failure = out.processor ? out.processor->Write(data, chunk.size())
+                              : out.raw->Write(data, chunk.size());
       out.bytes_fed += static_cast<int64_t>(chunk.size());
     }
     if (!failure.ok()) {
@@ -141,7 +157,12 @@ Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request re
   if (!failure.ok()) return failure;
   if (!opened && out.response.ToStatus().ok()) {
     // An empty body: the processor still judges it (an empty message is not a valid archive).
-    GRIN_ASSIGN_OR_RETURN(out.processor, open(out.response));  // its body went nowhere: empty
+    GRIN_ASSIGN_OR_RETURN(BodyTarget t, open(out.response));  // its body went nowhere: empty
+    if ((t.processor == nullptr) == (t.raw == nullptr)) {
+      return Status::Internal("open() must give a processor or a raw sink");
+    }
+    out.processor = std::move(t.processor);
+    out.raw = std::move(t.raw);
   }
   return out;
 }

@@ -24,16 +24,26 @@
 #include <memory>
 
 #include "engine/archive/book.h"
+#include "engine/archive/sink.h"
 #include "engine/base/result.h"
 #include "engine/net/transport.h"
 
 namespace grin::pipeline {
 
 struct StreamedArchive {
-  net::Response response;  // body empty: it went to the processor
+  net::Response response;  // body empty: it went to the processor (or the raw sink)
   std::unique_ptr<archive::BookProcessor> processor;  // fed the whole body (of the last attempt)
+  std::unique_ptr<archive::ByteSink> raw;  // instead of processor (StreamArchiveTo): fed the same
   int64_t bytes_fed = 0;
 };
+
+// Where StreamArchiveTo's open() sends a body, decided from its response head: to a processor
+// (decrypted as it arrives), or as it is to a raw sink (e.g. a staging file). Exactly one set.
+struct BodyTarget {
+  std::unique_ptr<archive::BookProcessor> processor;
+  std::unique_ptr<archive::ByteSink> raw;
+};
+using OpenTargetFn = std::function<Result<BodyTarget>(const net::Response& head)>;
 
 // Opens the processor for a body about to be fed. `head` has the response's status and headers
 // (its body is empty), so the caller can size itself from Content-Length or refuse the body: an
@@ -46,5 +56,11 @@ using OpenProcessorFn =
 Result<StreamedArchive> StreamArchive(net::Transport* transport, net::Request request,
                                       const OpenProcessorFn& open,
                                       size_t max_buffered = 4 << 20);
+
+// The same, except that open() chooses per attempt where the body goes (BodyTarget): one GET
+// can be decrypted in memory or written to disk as it is, decided when its head arrives. A
+// restarted body (transport retry) calls open() again, which must start its target afresh.
+Result<StreamedArchive> StreamArchiveTo(net::Transport* transport, net::Request request,
+                                        const OpenTargetFn& open, size_t max_buffered = 4 << 20);
 
 }  // namespace grin::pipeline

@@ -16,8 +16,11 @@
 //             inventory); only those are HEADed for their metadata.
 //             A book storage does not hold is not HEADed at all: its GET goes out at once and
 //             the response head stands for the check (ETag, size; anything but an archive
-//             falls back to the HEAD path). A book that needs downloading and can be streamed
-//             is streamed by the worker that checked it, under the same claim: the job goes
+//             falls back to the HEAD path) and decides, without waiting, whether the bytes go to
+//             memory (streamed) or, as they are, to staging (the job then completes to
+//             `downloaded`): one GRIN request per new book of any size. A book that needs
+//             downloading and can be streamed is streamed by the worker that checked it, under
+//             the same claim: the job goes
 //             from `pending` straight to `uploaded` (or fails back to `pending`), saving a GRIN
 //             request and two state transitions per new book.
 //   download  books up to stream_max_bytes: streamed — decrypted, hashed and extracted while

@@ -1,6 +1,7 @@
 // The check stage of SyncPipeline (see sync.h, sync_impl.h).
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <thread>
@@ -241,12 +242,10 @@ SyncPipeline::Impl::Slot SyncPipeline::Impl::StreamRightAway(int64_t size) {
 }
 
 bool SyncPipeline::Impl::GetWithoutHead(const WorkItem& w) const {
-  if (!inventory || opt.stream_max_bytes == 0) return false;
-  int64_t last = last_archive_size.load();
-  if (last < 0 || last > static_cast<int64_t>(std::min(opt.stream_max_bytes, kGetOnlyMaxBytes))) {
+  if (!inventory || inventory->count(RawArchiveLocation(opt.layout, w.barcode).key) != 0) {
     return false;
   }
-  return inventory->count(RawArchiveLocation(opt.layout, w.barcode).key) == 0;
+  return true;
 }
 
 SyncPipeline::Impl::Slot SyncPipeline::Impl::WaitForDownloadSlot() {
@@ -261,28 +260,43 @@ void SyncPipeline::Impl::CheckBook(const WorkItem& w, Slot& slot) {
   StreamMemory mem;
   Slot download;
   if (GetWithoutHead(w)) {
-    // A new book: its GET answers "converted?" and "which ETag?" at once, so the check waits
-    // for a download slot rather than spend a second GRIN request on a HEAD (GRIN's request
-    // rate bounds a real run). Memory for a book like the last one, taken now if it is free
-    // (else the HEAD path, which waits for memory before its GET); StreamBook adjusts it to the
-    // response's Content-Length.
+    // A new book: its GET answers "converted?", "which ETag?" and "how large?" at once, so the
+    // check waits for a download slot rather than spend a second GRIN request on a HEAD (GRIN's
+    // request rate bounds a real run). Where the bytes go (memory or staging) is decided from
+    // the GET's response head (StreamBook), without waiting for memory.
     download = WaitForDownloadSlot();
     if (!download) {
       (void)store->Release(w);  // stopping: the next run picks it up
       return;
     }
-    const uint64_t reserve = StreamReserve(last_archive_size.load());
-    if (budget->Acquire(reserve, [] { return true; })) {
-      mem.reserved = reserve;
-    } else {
-      download.Release();
+    if (StagingFull()) {
+      // Staging is full, so the GET's bytes can only go to memory: memory for a book like the
+      // last one is taken first, without waiting (StreamBook adjusts it to the response's
+      // Content-Length). None free: the HEAD path, which waits for memory without a slot.
+      const int64_t last = last_archive_size.load();
+      const uint64_t reserve = StreamReserve(last);
+      if (Streamable(last) && budget->Acquire(reserve, [] { return true; })) {
+        mem.reserved = reserve;
+      } else {
+        download.Release();
+      }
     }
   }
-  if (mem.reserved != 0) {
+  if (download) {
     slot = std::move(download);  // the check's slot is given back
+    // The job's own checkpoint: an upload an interrupted run recorded at `pending` resumes, and
+    // a partial file an earlier staged GET left is continued (Range + If-Range on its ETag).
+    const JobCheckpoint cp = DecodeCheckpoint(w.checkpoint);
+    std::error_code ec;
+    const auto partial = std::filesystem::file_size(GpgPath(w.barcode), ec);
+    if (!ec && partial > 0 && !cp.archive.etag.empty() && cp.archive.size > 0) {
+      FreeStreamMemory(&mem);
+      Tally(stats.check, "completed", "");
+      Download(w, cp, slot);
+      return;
+    }
     grin_client::ArchiveHead head;
-    // The job's own checkpoint: an upload an interrupted run recorded at `pending` resumes.
-    StreamOutcome r = StreamBook(w, DecodeCheckpoint(w.checkpoint), slot, &mem, &head);
+    StreamOutcome r = StreamBook(w, cp, slot, &mem, &head);
     FreeStreamMemory(&mem);
     if (r == StreamOutcome::kHandled) return;
     if (r == StreamOutcome::kDeferred) {

@@ -340,8 +340,8 @@ struct SyncPipeline::Impl {
   void FreeStreamMemory(StreamMemory* mem);
 
   enum class StreamOutcome {
-    kHandled,   // stored, or failed through the state store
-    kDeferred,  // unchecked: too large to stream or no memory free (*unchecked_head: GRIN's head)
+    kHandled,   // stored, staged (completed to `downloaded`), or failed through the state store
+    kDeferred,  // unchecked: neither memory nor staging room (*unchecked_head: GRIN's head)
     kFallback,  // unchecked: GRIN answered something other than an archive; check with a HEAD
   };
 
@@ -350,9 +350,14 @@ struct SyncPipeline::Impl {
   // the caller holds; it is moved on to processing the moment the transfer ends (whatever its
   // outcome), so the next download can start during this book's decryption end and upload.
   // Checked books (unchecked_head == nullptr) come with `mem` acquired for the size their check
-  // saw. An unchecked book (pending, not in storage, never HEADed) is sized from the GET's own
-  // response head: memory is taken then without waiting, or the transfer is dropped at once
-  // (kDeferred, with the head in *unchecked_head); any answer but an archive is kFallback.
+  // saw. An unchecked book (pending, not in storage, never HEADed) comes with no memory and is
+  // sized from the GET's own response head, where its bytes' destination is decided without
+  // waiting: memory if it is Streamable and its memory is free; else staging if it has room
+  // (StagingHasRoom; for a book too large to stream: staging not full), the same GET written to
+  // <staging>/<BARCODE>.tar.gz.gpg, its ETag and size saved as the job's checkpoint (a retry
+  // continues the file), the slot given back when the bytes are in and the job completed to
+  // `downloaded`; else the transfer is dropped at once (kDeferred, with the head in
+  // *unchecked_head). Any answer but an archive is kFallback.
   StreamOutcome StreamBook(const WorkItem& w, const JobCheckpoint& cp, Slot& slot,
                            StreamMemory* mem, grin_client::ArchiveHead* unchecked_head);
 
@@ -360,15 +365,12 @@ struct SyncPipeline::Impl {
 
   // A pending book that storage did not hold at the start is fetched with a GET at once, without
   // a HEAD first: comparing ETags would be pointless, and the GET's response says whether GRIN
-  // has the archive and how large it is. Saves one GRIN request and two state transitions per
-  // new book. Needs the inventory (else storage might hold it) and streaming.
-  // So that GETs are not started only to be dropped, the last archive seen (by a HEAD or a GET)
-  // must have been streamable; CheckBook then waits for a download slot (a HEAD meanwhile would
-  // be a second GRIN request for the book) and reserves memory for one like it before the GET,
-  // without waiting for memory (no room: the HEAD path, which waits for memory before its GET).
-  // Only for books like the last one up to this size: past it a HEAD costs little next to the
-  // transfer, and knowing the exact size before the GET keeps the memory reservation exact.
-  static constexpr uint64_t kGetOnlyMaxBytes = 16 * kMiB;
+  // has the archive, which ETag and how large it is. One GRIN request per new book of any size
+  // (memory or staging is chosen from the response head, StreamBook), and two state transitions
+  // saved for streamed books. Needs the inventory (else storage might hold it). While staging is
+  // full the GET's bytes can only go to memory: CheckBook then reserves memory for a book like
+  // the last one before the GET, without waiting, and HEADs the book if none is free (the HEAD
+  // path waits for memory without a slot).
   bool GetWithoutHead(const WorkItem& w) const;
   // Takes a download slot, waiting while all are busy; empty if the run stops first.
   Slot WaitForDownloadSlot();

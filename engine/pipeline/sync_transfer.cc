@@ -1,5 +1,6 @@
 // Download (streamed or staged), decrypt + extract, and upload in SyncPipeline (see sync.h,
 // sync_impl.h).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "engine/base/errno_status.h"
+#include "engine/base/unique_fd.h"
 #include "engine/pipeline/sync_impl.h"
 
 namespace grin::pipeline {
@@ -44,6 +46,37 @@ class FileByteSink final : public archive::ByteSink {
 
  private:
   std::FILE* f_;
+};
+
+// An archive written to staging as it arrives (a new book staged from the GET that stands for
+// its check): the file is created afresh (a restarted body starts it again). Close() reports a
+// failed write-out; the destructor closes quietly.
+class StagingFileSink final : public archive::ByteSink {
+ public:
+  static Result<std::unique_ptr<StagingFileSink>> Create(const std::string& path) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (fd.get() < 0) return StagingWriteError("create " + path);
+    return std::unique_ptr<StagingFileSink>(new StagingFileSink(path, std::move(fd)));
+  }
+  Status Write(const uint8_t* data, size_t n) override {
+    while (n > 0) {
+      ssize_t w = ::write(fd_.get(), data, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return StagingWriteError("write " + path_);
+      data += w;
+      n -= static_cast<size_t>(w);
+    }
+    return Status::Ok();
+  }
+  Status Close() {
+    if (fd_.get() >= 0 && ::close(fd_.Release()) != 0) return StagingWriteError("close " + path_);
+    return Status::Ok();
+  }
+
+ private:
+  StagingFileSink(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  std::string path_;
+  UniqueFd fd_;
 };
 
 }  // namespace
@@ -346,7 +379,7 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
     const WorkItem& w, const JobCheckpoint& cp, Slot& slot, StreamMemory* mem,
     grin_client::ArchiveHead* unchecked_head) {
   double t0 = ThreadCpuSeconds();
-  const int64_t size = cp.archive.size;
+  int64_t size = cp.archive.size;
   ChunkBuffer plain(budget.get());
   struct GiveBack {  // the chunks go back to the budget with the reservation (FreeStreamMemory)
     ChunkBuffer& plain;
@@ -355,36 +388,66 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
   } give_back{plain, mem};
   archive::BookOptions bo = BookOptionsFor(w.barcode, size, &plain);
   bool deferred = false;
+  bool staged = false;  // unchecked, and its memory was not free: written to staging as it is
+  StagingFileSink* staging_file = nullptr;  // owned by the stream's BodyTarget
   bool sized = unchecked_head == nullptr;  // unchecked: the response head has been judged
-  auto open = [&](const net::Response& head) -> Result<std::unique_ptr<archive::BookProcessor>> {
+  auto open = [&](const net::Response& head) -> Result<BodyTarget> {
     if (!sized) {
       auto h = grin->CheckArchiveResponse(head);
       if (!h.ok()) return h.status();  // judged again on the whole response below
       *unchecked_head = *h;
       last_archive_size = h->size;
+      size = h->size;
+      sized = true;
+      // Where this GET's bytes go, decided now, without waiting for anything: memory if the
+      // book can be streamed and its memory is free (the caller may have reserved some for a
+      // book like the last one: a larger one takes the difference); else staging, if it has
+      // room (for a streamable book: StagingHasRoom, so a memory shortage never fills the
+      // disk); else the GET is dropped (kDeferred) and the book checked, to wait for memory
+      // without a slot.
       const uint64_t reserve = StreamReserve(h->size);
-      // The caller reserved memory for a book like the last one; a larger one takes the
-      // difference if it is free now, else the GET is dropped and the book staged or waited for.
-      const bool keep = Streamable(h->size) &&
-                        (reserve <= mem->reserved ||
-                         budget->Acquire(reserve - mem->reserved, [] { return true; }));
-      if (!keep) {
+      if (Streamable(h->size) &&
+          (reserve <= mem->reserved ||
+           budget->Acquire(reserve - mem->reserved, [] { return true; }))) {
+        mem->reserved = std::max(mem->reserved, reserve);
+        bo.decrypt.size_hint = static_cast<uint64_t>(h->size);
+      } else if (Streamable(h->size) ? StagingHasRoom(h->size) : !StagingFull()) {
+        staged = true;
+        FreeStreamMemory(mem);  // a reservation made for a book like the last one: not needed
+        // The archive's ETag and size, so that a retry (or the run after a kill) continues
+        // the partial file with Range + If-Range instead of starting again. Best effort: without
+        // it the next attempt fetches the whole archive.
+        Status saved = store->SaveCheckpoint(
+            w, EncodeCheckpoint(JobCheckpoint{CheckedArchive{h->etag, h->size}, cp.upload}));
+        if (!saved.ok()) {
+          log->Log(LogLevel::kWarning, "sync.checkpoint_not_saved",
+                   {{"barcode", w.barcode}, {"error", saved.message()}});
+        }
+      } else {
         deferred = true;
         return Status::Cancelled("deferred to the download stage");
       }
-      mem->reserved = std::max(mem->reserved, reserve);
-      bo.decrypt.size_hint = static_cast<uint64_t>(h->size);
-      sized = true;
+    }
+    if (staged) {
+      GRIN_ASSIGN_OR_RETURN(auto file, StagingFileSink::Create(GpgPath(w.barcode)));
+      staging_file = file.get();
+      return BodyTarget{nullptr, std::move(file)};
     }
     plain.Clear();
-    return archive::BookProcessor::Open(bo, passphrase);
+    GRIN_ASSIGN_OR_RETURN(auto processor, archive::BookProcessor::Open(bo, passphrase));
+    return BodyTarget{std::move(processor), nullptr};
   };
   net::Request req = grin->ArchiveRequest(w.barcode, net::ResponseSink::Discard());
   req.label = "archive " + w.barcode;
-  auto streamed = StreamArchive(transport, std::move(req), open, kStreamOverhead);
+  auto streamed = StreamArchiveTo(transport, std::move(req), open, kStreamOverhead);
   // The bytes are in (or not coming): the slot goes on to processing before anything else —
-  // the checks, the decryptor's end, the upload and the state store need no download slot.
-  slot.MoveTo(kProcess);
+  // the checks, the decryptor's end, the upload and the state store need no download slot. A
+  // staged book's slot is given back: its processing is a later claim's.
+  if (staged) {
+    slot.Release();
+  } else {
+    slot.MoveTo(kProcess);
+  }
   if (streamed.ok()) {
     std::lock_guard<std::mutex> l(mu);
     stats.bytes_downloaded += streamed->response.bytes_down;
@@ -392,11 +455,21 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
   if (deferred) return StreamOutcome::kDeferred;
   if (!streamed.ok()) {
     if (!sized) return StreamOutcome::kFallback;
-    FailProcessing(w, stats.download, streamed.status(), size);
+    if (staged) {
+      FailItem(w, stats.download, streamed.status(), "download_failed", false, size);
+    } else {
+      FailProcessing(w, stats.download, streamed.status(), size);
+    }
     return StreamOutcome::kHandled;
   }
   auto head = grin->CheckArchiveResponse(streamed->response);
   if (!head.ok()) {
+    if (staged) {  // an archive whose transfer failed: the retry continues the partial file
+      bool permanent = head.status().code() == StatusCode::kNotFound;
+      FailItem(w, stats.download, head.status(),
+               permanent ? "archive_missing" : "download_failed", permanent, size);
+      return StreamOutcome::kHandled;
+    }
     if (unchecked_head != nullptr) return StreamOutcome::kFallback;
     bool permanent = head.status().code() == StatusCode::kNotFound;
     FailItem(w, stats.download, head.status(),
@@ -410,6 +483,25 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
              Status::DataLoss("archive for " + w.barcode + " was " +
                               std::to_string(streamed->bytes_fed) + " bytes, expected " + *cl),
              "download_failed", false, size);
+    return StreamOutcome::kHandled;
+  }
+  if (staged) {
+    // As a staged download (Download): the job completes to `downloaded` with the archive's
+    // ETag and size, and the process stage decrypts the file. A multipart upload an earlier
+    // attempt recorded for the same archive goes on with it.
+    Status closed = staging_file != nullptr ? staging_file->Close() : Status::Ok();
+    if (!closed.ok()) {
+      FailItem(w, stats.download, closed, "download_failed", false, size);
+      return StreamOutcome::kHandled;
+    }
+    AddCpu("download", t0);
+    const CheckedArchive got{head->etag, streamed->bytes_fed};
+    Completion c;
+    c.to = Stage::kDownloaded;
+    c.carry = EncodeCheckpoint(
+        JobCheckpoint{got, cp.archive.etag == got.etag ? cp.upload : std::nullopt});
+    c.detail_json = EncodeCheckpoint(JobCheckpoint{got, std::nullopt});
+    CompleteItem(w, c, stats.download, "completed", "");
     return StreamOutcome::kHandled;
   }
   Tally(stats.download, "completed", "");

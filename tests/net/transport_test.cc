@@ -157,6 +157,35 @@ TEST_SUITE("integration") {
     CHECK(stats[0].reused == kThreads * kPerThread - stats[0].new_connections);
   }
 
+  TEST_CASE("a host's pool (HostLimits::max_connections) bounds its connections below the cap, "
+            "set before or during a burst") {
+    NetEnv env;
+    TransportOptions o = env.Options();
+    o.max_connections_per_host = 16;
+    auto t = MakeTransport(o);
+    HostLimits pool;
+    pool.max_connections = 3;
+    t->SetHostLimits(env.host_key(), pool);
+    // 64 requests of 256 KiB at once: without the pool they start together on 16 connections;
+    // with it they wait in the transport's queue for one of three.
+    std::vector<std::future<Response>> fs;
+    for (int i = 0; i < 64; ++i) fs.push_back(t->SubmitFuture(Get(env.url("/bytes?n=262144"))));
+    for (auto& f : fs) CHECK(f.get().ToStatus().ok());
+    CHECK(env.server().handshakes() <= 3);
+    auto stats = t->HostStats();
+    REQUIRE(stats.size() == 1);
+    CHECK(stats[0].tls_handshakes <= 3);
+    CHECK(stats[0].new_connections == env.server().handshakes());
+    // Raised during the run: up to the new pool, never past the transport's cap.
+    pool.max_connections = 64;
+    t->SetHostLimits(env.host_key(), pool);
+    fs.clear();
+    for (int i = 0; i < 64; ++i) fs.push_back(t->SubmitFuture(Get(env.url("/bytes?n=262144"))));
+    for (auto& f : fs) CHECK(f.get().ToStatus().ok());
+    CHECK(env.server().handshakes() <= 16);
+    CHECK(env.server().handshakes() > 3);
+  }
+
   TEST_CASE("with reuse forbidden every request opens a connection, sessions are resumed") {
     NetEnv env;
     TransportOptions o = env.Options();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tests/pipeline/sync_fixture.h"
+#include "tests/support/swift_server.h"
 
 namespace grin::pipeline::testing {
 namespace {
@@ -71,6 +72,12 @@ struct OneBookBudget {
     a.insert(a.end(), extra.begin(), extra.end());
     return Cli(env.SyncArgs(a));
   }
+  // GRIN requests the fake saw for book `b`: HEADs and GETs.
+  int64_t Requests(const std::string& b) const {
+    auto st = env.server->Stats();
+    auto it = st.barcodes.find("TEST/" + b);
+    return it == st.barcodes.end() ? 0 : it->second.heads + it->second.gets;
+  }
   // Every book stored byte for byte, with one GET each.
   void CheckStored() {
     REQUIRE(env.Uploaded() == std::set<std::string>(books.begin(), books.end()));
@@ -126,6 +133,94 @@ TEST_CASE("with no memory free and staging full a book waits for memory without 
   t.CheckStored();
   const std::string staging = t.env.run + "/staging";  // nothing left behind
   CHECK((!std::filesystem::exists(staging) || std::filesystem::is_empty(staging)));
+}
+
+// A new book (storage's listing at the start does not hold it) costs GRIN one request, its GET:
+// whether it is streamed or staged is decided from that GET's response head, never from a HEAD
+// before it, and never by holding the slot while waiting for memory. More workers than slots,
+// and a budget that holds one book (some are streamed, the others staged) or none (every book
+// staged).
+void CheckOneRequestPerBook(const char* memory_mb) {
+  OneBookBudget t;
+  auto r = t.Sync({"--workers", "6", "--memory-limit-mb", memory_mb});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  t.CheckStored();
+  for (const auto& b : t.books) {
+    CAPTURE(b);
+    CHECK(t.Requests(b) == 1);
+  }
+  const std::string staging = t.env.run + "/staging";  // nothing left behind
+  CHECK((!std::filesystem::exists(staging) || std::filesystem::is_empty(staging)));
+}
+
+TEST_CASE("one GRIN request per new book when the budget holds one book: streamed or staged "
+          "from its GET") {
+  CheckOneRequestPerBook("3");
+}
+
+TEST_CASE("one GRIN request per new book when no book fits the budget: staged from its GET") {
+  CheckOneRequestPerBook("1");
+}
+
+// ---- connections per host ----
+
+// "host:port" of an https:// URL (the transport's host key).
+std::string HostPort(const std::string& url) {
+  std::string h = url.substr(url.find("://") + 3);
+  return h.substr(0, h.find('/'));
+}
+
+TEST_CASE("TLS connections per host stay within its pool for the whole run: storage max(4, "
+          "workers) under parallel multipart parts of four uploads, GRIN download slots + 1") {
+  // Books of ~20-35 MiB go multipart above 5 MiB (8 MiB parts, four in flight per object).
+  // Their GETs, throttled alike, run side by side and end close together, so four workers
+  // upload at once and want up to 16 storage connections. Each host's pool bounds its
+  // connections: storage's max(4, workers) = 4, GRIN's download slots + 1 = 5 (before:
+  // max(8, workers + 4) = 8 for both, and storage opened 8).
+  grin::testing::SwiftServer swift(GRIN_SOURCE_DIR);
+  SyncEnv env(10, 1.0, 47, /*image_bytes=*/7'000'000);
+  fake::FaultRule slow;
+  slow.endpoint = "archive_get";
+  slow.action = "throttle";
+  slow.rate_bps = 24 * kMiB;
+  env.server->AddFault(slow);
+  const std::string suffix = std::to_string(::getpid()) + "pool";
+  PointRunAtSwift(env, swift, suffix);
+  auto r = Cli(env.SyncArgs({"--queue", "converted", "--workers", "4", "--download-concurrency",
+                             "4", "--multipart-threshold-mb", "5", "--skip-csv-export"}));
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const auto uploaded = env.Uploaded();
+  REQUIRE(uploaded.size() >= 4);
+  int64_t largest = 0;
+  for (const auto& b : uploaded) {
+    largest = std::max<int64_t>(largest, static_cast<int64_t>(env.FixturePlaintext(b).size()));
+  }
+  REQUIRE(largest > 16 * kMiB);  // three parts or more: parallel parts did happen
+
+  auto summary = nlohmann::json::parse(grin::testing::ReadFile(env.run + "/process_summary.json"));
+  const std::string storage_host = HostPort(swift.get("GRIN_S3_ENDPOINT"));
+  const std::string grin_host = HostPort(env.server->base_url());
+  int64_t storage_tls = -1, storage_requests = 0, grin_tls = -1;
+  for (const auto& h : summary["hosts"]) {
+    const std::string host = h["host"].get<std::string>();
+    if (host == storage_host) {
+      storage_tls = h["tls_handshakes"].get<int64_t>();
+      storage_requests = h["requests"].get<int64_t>();
+    }
+    if (host == grin_host) grin_tls = h["tls_handshakes"].get<int64_t>();
+  }
+  MESSAGE("storage " << storage_tls << " TLS handshakes for " << storage_requests
+                     << " requests, GRIN " << grin_tls << ", largest book " << largest);
+  // Begin, three or more parts and complete per book, besides the listings.
+  CHECK(storage_requests >= 5 * static_cast<int64_t>(uploaded.size()));
+  CHECK(storage_tls >= 1);
+  CHECK(storage_tls <= 4);
+  CHECK(grin_tls >= 1);
+  CHECK(grin_tls <= 5);
+  // The fake GRIN's own count of new connections agrees.
+  CHECK(env.server->Stats().connections <= 5);
 }
 
 }  // namespace

@@ -124,12 +124,15 @@ TEST_CASE("GRIN 403 on the HEAD and on the GET, streamed and staged: the same ru
     for (bool inventory : {false, true}) {
       CAPTURE(endpoint);
       CAPTURE(inventory);
+      // With the inventory (storage is empty) no book is HEADed: each GET stands for its check,
+      // so a 403 on HEADs alone never reaches them.
+      if (inventory && std::string(endpoint) == "archive_head") continue;
       env.server->ClearFaults();
       AddFault(env, std::string(R"({"endpoint": ")") + endpoint + R"(", "status": 403})");
       std::vector<std::string> args = {"--barcodes", Join(books)};
       args.insert(args.end(), path.begin(), path.end());
-      // Without the inventory every book is HEADed first; with it (storage is empty) a streamed
-      // book may be fetched by a GET alone.
+      // Without the inventory every book is HEADed first; with it (storage is empty) every book
+      // is fetched by a GET alone, streamed or staged.
       if (!inventory) args.push_back("--no-inventory");
       auto r = Cli(env.SyncArgs(args));
       INFO(r.out << r.err);
