@@ -13,6 +13,7 @@
 #include "storage/postgres/pg_connection.h"
 #include "storage/postgres/pg_state_store.h"
 #include "storage/postgres/pg_sync_reader.h"
+#include "storage/postgres/pg_workers.h"
 #endif
 
 namespace grin::cli {
@@ -30,8 +31,9 @@ bool HasPostgresScheme(const std::string& uri) {
 // URI's own connect_timeout, or the operator's PGCONNECT_TIMEOUT, wins.
 void DefaultConnectTimeout() { ::setenv("PGCONNECT_TIMEOUT", "10", /*overwrite=*/0); }
 
-// GRIN_JOBS_PG_LEASE_SECONDS (state_factory.h), else the store's default.
-void ApplyLeaseEnv(storage::PgStateStoreOptions* o) {
+// GRIN_JOBS_PG_LEASE_SECONDS (state_factory.h), else the store's (or registry's) default.
+template <typename Options>
+void ApplyLeaseEnv(Options* o) {
   const char* v = std::getenv("GRIN_JOBS_PG_LEASE_SECONDS");
   if (v == nullptr || *v == '\0') return;
   char* end = nullptr;
@@ -180,6 +182,47 @@ Result<std::unique_ptr<storage::SyncReader>> OpenRunReader(const std::string& ru
   DefaultConnectTimeout();
   GRIN_ASSIGN_OR_RETURN(auto r, storage::PgSyncReader::Open(config.state));
   return std::unique_ptr<storage::SyncReader>(std::move(r));
+#else
+  return NoPostgres();
+#endif
+}
+
+Result<std::unique_ptr<pipeline::SharedLimits>> OpenSharedLimits(const RunConfig& config,
+                                                                 int64_t run_id,
+                                                                 int download_slots,
+                                                                 double requests_per_second,
+                                                                 Logger* logger) {
+  if (!IsPostgresRun(config)) return std::unique_ptr<pipeline::SharedLimits>();
+#ifdef GRIN_HAVE_POSTGRES
+  DefaultConnectTimeout();
+  storage::PgWorkersOptions o;
+  o.logger = logger;
+  o.download_slots = download_slots;
+  o.requests_per_second = requests_per_second;
+  o.max_local_slots = download_slots;
+  o.run_id = run_id;
+  // A worker and its download slots last as long as a job's lease past their last heartbeat.
+  ApplyLeaseEnv(&o);
+  GRIN_ASSIGN_OR_RETURN(auto w, storage::PgWorkers::Open(config.state, o));
+  return std::unique_ptr<pipeline::SharedLimits>(std::move(w));
+#else
+  (void)run_id, (void)download_slots, (void)requests_per_second, (void)logger;
+  return NoPostgres();
+#endif
+}
+
+Result<std::vector<LiveWorker>> ListRunWorkers(const std::string& run_dir) {
+  std::vector<LiveWorker> out;
+  if (!std::filesystem::exists(ConfigPath(run_dir))) return out;
+  GRIN_ASSIGN_OR_RETURN(RunConfig config, LoadRunConfig(run_dir));
+  if (!IsPostgresRun(config)) return out;
+#ifdef GRIN_HAVE_POSTGRES
+  DefaultConnectTimeout();
+  GRIN_ASSIGN_OR_RETURN(auto workers, storage::ListLiveWorkers(config.state));
+  for (const auto& w : workers) {
+    out.push_back({w.host, w.pid, w.started_at, w.heartbeat_age_s, w.slots_held});
+  }
+  return out;
 #else
   return NoPostgres();
 #endif

@@ -9,20 +9,23 @@
 // (<run>/books.db.lock), so two writers never share one run directory. Processes on other hosts
 // (their own run directories naming the same database) are not held off by it.
 //
-// PostgreSQL tuning from the environment: GRIN_JOBS_PG_LEASE_SECONDS (default 120) is how long a
-// lease outlives its holder's last heartbeat (heartbeats every quarter of it): the time before a
-// killed sync's books are taken back by the next one.
+// PostgreSQL tuning from the environment: GRIN_JOBS_PG_LEASE_SECONDS (default 120 for jobs, 30
+// for a worker's registration and GRIN slots) is how long a lease outlives its holder's last
+// heartbeat (heartbeats every quarter of it): the time before a killed sync's books, and its
+// share of GRIN's download slots, are taken back by the others.
 //
 // A grin-jobs built without libpq (GRIN_POSTGRES=OFF) refuses a PostgreSQL run with one line.
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli/run_config.h"
 #include "engine/base/logger.h"
 #include "engine/base/result.h"
 #include "engine/book_catalog.h"
+#include "engine/pipeline/shared_limits.h"
 #include "engine/state_store.h"
 #include "storage/run_lock.h"
 #include "storage/sync_reader.h"
@@ -80,6 +83,29 @@ Result<std::unique_ptr<BookCatalog>> OpenRunCatalog(const std::string& run_dir,
 // The run's SyncReader (the read queries of sync and verify). Read-only, no lock.
 Result<std::unique_ptr<storage::SyncReader>> OpenRunReader(const std::string& run_dir,
                                                            const RunConfig& config);
+
+// GRIN's politeness limits for this sync process. A PostgreSQL run: this process registered as
+// a worker of the run (storage/postgres/pg_workers.h; heartbeats until the result is destroyed,
+// which deregisters it), sharing the run's download slots and request rate with every other
+// sync on any host; the run's limits are set by its first worker (`download_slots`,
+// `requests_per_second`, 0 = no limit) and taken as they are by later ones. A SQLite run:
+// nullptr (one process; the configured limits apply as they are). Errors as OpenRunState.
+Result<std::unique_ptr<pipeline::SharedLimits>> OpenSharedLimits(const RunConfig& config,
+                                                                 int64_t run_id,
+                                                                 int download_slots,
+                                                                 double requests_per_second,
+                                                                 Logger* logger);
+
+// A sync process registered on a PostgreSQL run (status), by the database's clock.
+struct LiveWorker {
+  std::string host;
+  int64_t pid = 0;
+  std::string started_at;      // ISO 8601 UTC
+  double heartbeat_age_s = 0;  // since its last heartbeat
+  int slots_held = 0;          // GRIN download slots it holds
+};
+// The run's live sync workers: empty for a SQLite run (its one sync holds the run lock).
+Result<std::vector<LiveWorker>> ListRunWorkers(const std::string& run_dir);
 
 // Where the run in `run_dir` keeps its state, for the read-only commands (`status`, `report`;
 // storage::OpenRunQueries opens either): its books.db path, or run_config.json's "state" URI.

@@ -11,7 +11,7 @@
 #include "cli/run_config.h"
 #include "cli/run_context.h"
 #include "storage/run_lock.h"
-#if GRIN_HAS_POSTGRES
+#ifdef GRIN_HAVE_POSTGRES
 #include "storage/postgres/pg_connection.h"
 #include "storage/postgres/pg_import.h"
 #endif
@@ -53,7 +53,7 @@ int RunMigrateState(const std::vector<std::string>& args, std::ostream& out, std
         << ": --to must be a postgresql:// URI (e.g. postgresql://grin@host/grin_jobs)\n";
     return kExitUsage;
   }
-#if GRIN_HAS_POSTGRES
+#ifdef GRIN_HAVE_POSTGRES
   if (storage::ConninfoHasPassword(to)) {
     err << "grin-jobs " << kCommand
         << ": --to holds a password (it would show in ps, shell history and run_config.json): "

@@ -35,6 +35,9 @@ struct Snapshot {
   // GRIN's _failed list as last read by `enrich`: books per Convert Failed Info, most first.
   std::vector<std::pair<std::string, int64_t>> grin_failed;
   int64_t grin_failed_books = 0;
+  // A PostgreSQL run: its live sync workers (any host), with the GRIN download slots each holds.
+  bool shared_run = false;
+  std::vector<LiveWorker> workers;
 };
 
 Result<Snapshot> Take(storage::RunQueries& reader) {
@@ -81,6 +84,14 @@ nlohmann::json ToJson(const std::string& run_dir, const Snapshot& s) {
     j["failures"].push_back({{"stage", f.stage}, {"reason", f.reason},
                              {"class", f.error_class}, {"dead", f.dead}, {"count", f.count}});
   }
+  if (s.shared_run) {
+    j["workers"] = nlohmann::json::array();
+    for (const auto& w : s.workers) {
+      j["workers"].push_back({{"host", w.host}, {"pid", w.pid}, {"started_at", w.started_at},
+                              {"heartbeat_age_s", w.heartbeat_age_s},
+                              {"download_slots", w.slots_held}});
+    }
+  }
   j["grin_convert_failed_books"] = s.grin_failed_books;
   j["grin_convert_failed_by_info"] = nlohmann::json::array();
   for (const auto& [info, n] : s.grin_failed) {
@@ -108,6 +119,17 @@ void PrintText(std::ostream& out, const std::string& run_dir, const Snapshot& s)
     out << "  awaiting GRIN's conversion: " << FormatThousands(c.awaiting) << " (since "
         << FormatIsoUtc(c.awaiting_since_micros)
         << "; a sync picks them up once _converted lists them)\n";
+  }
+  if (s.shared_run) {
+    out << "sync workers: " << s.workers.size() << " live\n";
+    for (const auto& w : s.workers) {
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "  %s pid %lld, since %s, heartbeat %.1f s ago, %d GRIN download slots\n",
+                    w.host.c_str(), static_cast<long long>(w.pid), w.started_at.c_str(),
+                    w.heartbeat_age_s, w.slots_held);
+      out << line;
+    }
   }
   if (!s.failures.empty()) {
     out << "failures by reason:\n";
@@ -181,6 +203,7 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   auto location = RunStateLocation(*run_dir);
   if (!location.ok()) return ReportError(err, "status", location.status());
   auto reader = storage::OpenRunQueries(*location);
+  const bool shared_run = location->rfind("postgres", 0) == 0;  // postgresql:// or postgres://
   if (!reader.ok()) return ReportError(err, "status", reader.status());
   bool json = parsed.count("json") > 0;
   bool metrics = parsed.count("metrics") > 0;
@@ -197,6 +220,12 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
     if (i > 0) std::this_thread::sleep_for(std::chrono::duration<double>(every));
     auto snap = Take(**reader);
     if (!snap.ok()) return ReportError(err, "status", snap.status());
+    if (shared_run) {
+      auto workers = ListRunWorkers(*run_dir);
+      if (!workers.ok()) return ReportError(err, "status", workers.status());
+      snap->shared_run = true;
+      snap->workers = std::move(workers).value();
+    }
     if (metrics) {
       Metrics m;
       pipeline::ExportStageCounts(snap->counts, &m);

@@ -607,6 +607,22 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   static const std::atomic<int> kNeverStop{0};
   so.stop = cancel != nullptr ? cancel->counter() : &kNeverStop;
   so.metrics = hooks.metrics;
+  // A PostgreSQL run: this process registers as one of the run's workers and downloads within
+  // its share of GRIN's slots and rate (every sync on every host together within the run's);
+  // the GRIN host's rate follows the share, starting from it before the first request.
+  std::unique_ptr<pipeline::SharedLimits> shared;
+  if (open_jobs > 0 && postgres) {
+    auto sl = cli::OpenSharedLimits(run.config, store->run_id(), opt.download_concurrency,
+                                    opt.grin_requests_per_second, &logger);
+    if (!sl.ok()) return session.DbError(sl.status(), db_path);
+    shared = std::move(sl).value();
+    auto grin_host = net::HostKeyOf(run.config.grin_base_url);
+    if (!grin_host.ok()) return session.RunError(grin_host.status());
+    shared->SetRateListener([transport, host = *grin_host](double rate) {
+      transport->SetHostRequestRate(host, rate);
+    });
+    so.shared_limits = shared.get();
+  }
   pipeline::SyncPipeline pipe(store, objects->store.get(), &client, transport, &passphrase,
                               so);
   Result<pipeline::SyncStats> stats = pipeline::SyncStats{};
@@ -616,6 +632,10 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
     stats = open_jobs > 0 ? pipe.Run() : Result<pipeline::SyncStats>(pipe.RemoveLitterOnly());
   }
   session.Event(EventKind::kPipelineFinished);
+  if (shared) {  // deregistered now: the other workers take its slots at their next heartbeat
+    shared->SetRateListener(nullptr);
+    shared.reset();
+  }
   if (!stats.ok()) return session.TransferError(stats.status());
   const bool whole_run = queues.empty() && explicit_barcodes.empty();
   auto dead = reader.CountDeadJobs(whole_run, selected);

@@ -7,9 +7,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <thread>
+#include <tuple>
 
 #include "storage/postgres/pg_connection.h"
 #include "tests/pipeline/sync_fixture.h"
@@ -142,8 +145,24 @@ TEST_CASE("PostgreSQL run: init --state, collect, sync, and a second sync does n
   auto verify = Cli({"verify", "--run-dir", run.dir});
   INFO(verify.out << verify.err);
   CHECK(verify.code == 0);
+  // status and report read PostgreSQL: the same figures as the database holds; no worker is
+  // registered once the syncs ended.
+  auto status = Cli({"status", "--run-dir", run.dir, "--json"});
+  INFO(status.out << status.err);
+  REQUIRE(status.code == 0);
+  auto sj = nlohmann::json::parse(status.out);
+  CHECK(sj["stages"]["uploaded"].get<int64_t>() == run.Sql("SELECT count(*) FROM uploaded"));
+  CHECK(sj["books"].get<int64_t>() == 60);
+  CHECK(sj["workers"].size() == 0);
+  auto status_text = Cli({"status", "--run-dir", run.dir});
+  CHECK(status_text.code == 0);
+  CHECK(status_text.out.find("sync workers: 0 live") != std::string::npos);
+  auto report = Cli({"report", "--run-dir", run.dir});
+  INFO(report.out << report.err);
+  CHECK(report.code == 0);
+  CHECK(fs::exists(run.dir + "/report.html"));
   // The SQLite-only commands refuse in one line naming themselves; none made a books.db.
-  for (const char* command : {"status", "export", "report", "doctor"}) {
+  for (const char* command : {"export", "doctor"}) {
     auto r = Cli({command, "--run-dir", run.dir});
     CAPTURE(command);
     CAPTURE(r.err);
@@ -209,6 +228,13 @@ TEST_CASE("PostgreSQL run: two SIGINTs give the leases back at once, a rerun fin
   ::unsetenv("GRIN_JOBS_PG_LEASE_SECONDS");  // default leases (2 min): only the abort frees them
   SyncEnv env(60, 0.6, 303);
   PgRun run(env);
+  // Every archive GET waits 1 s for its first byte, so books are still in flight when the second
+  // signal comes (with instant GETs the first signal's finish could end the pipeline before it,
+  // leaving no lease to give back and no forced exit to record).
+  auto rule = fake::ParseFaultRule(
+      R"({"endpoint": "archive", "action": "slow_first_byte", "delay_ms": 1000})");
+  REQUIRE(rule.ok());
+  env.server->AddFault(*rule);
   const std::string log = (env.tmp.path() / "sync.log").string();
   pid_t pid = SpawnGrinJobs(run.SyncArgs({"--queue", "converted", "--workers", "2"}), log);
   for (int i = 0; i < 600 && run.Uploaded().empty(); ++i) {
@@ -225,10 +251,83 @@ TEST_CASE("PostgreSQL run: two SIGINTs give the leases back at once, a rerun fin
   if (code == 130) CHECK(run.Sql("SELECT count(*) FROM runs WHERE forced_exit = 1") == 1);
   // So the rerun does not wait for a lease to run out (2 min): it finishes well before.
   const auto start = std::chrono::steady_clock::now();
+  env.server->ClearFaults();
   pid = SpawnGrinJobs(run.SyncArgs({"--queue", "converted"}), log);
   REQUIRE(WaitChild(pid) == 0);
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(100));
   run.CheckAllStoredOnce(2);
+}
+
+// The most books whose archive GETs the fake GRIN held at once, waiting for their first byte
+// (arrival to first byte: the 300 ms every GET waits in this test). Not to the body's end: the
+// server notes an end after its last write, and under load a client that has all the bytes may
+// already have sent its next GET on that slot by then. Books, not requests: a request the
+// transport sent again for the same book (a pooled connection the server had closed) is one
+// download.
+int PeakConcurrentDownloads(const fake::FakeGrinStats& stats) {
+  std::vector<std::tuple<int64_t, int, std::string>> edges;
+  for (const auto& g : stats.archive_gets) {
+    if (g.first_byte_us < 0) continue;
+    edges.emplace_back(g.arrived_us, +1, g.barcode);
+    edges.emplace_back(g.first_byte_us, -1, g.barcode);
+  }
+  std::sort(edges.begin(), edges.end());  // an end before a start at the same instant
+  std::map<std::string, int> open;
+  int peak = 0;
+  for (const auto& [t, d, barcode] : edges) {
+    if ((open[barcode] += d) == 0) open.erase(barcode);
+    peak = std::max(peak, static_cast<int>(open.size()));
+  }
+  return peak;
+}
+
+TEST_CASE("PostgreSQL run: two syncs from two run directories share GRIN's download slots") {
+  PG_SKIP_WITHOUT_POSTGRES();
+  SyncEnv env(90, 1.0, 23);
+  PgRun run(env);
+  // A second run directory (another host's) joins the same database.
+  const std::string dir2 = (env.tmp.path() / "pgrun2").string();
+  auto init2 = Cli({"init", "--run-dir", dir2, "--state", run.uri, "--library-directory", "TEST",
+                    "--grin-base-url", env.server->base_url(), "--storage", "local",
+                    "--storage-path", env.storage});
+  REQUIRE_MESSAGE(init2.code == 0, init2.err);
+  grin::testing::WriteFile(dir2 + "/run_config.json",
+                           grin::testing::ReadFile(run.dir + "/run_config.json"));
+  REQUIRE(Cli({"collect", "--run-dir", run.dir}).code == 0);
+  // Every archive GET waits 300 ms for its first byte, so downloads overlap across processes.
+  auto rule = fake::ParseFaultRule(
+      R"({"endpoint": "archive", "action": "slow_first_byte", "delay_ms": 300})");
+  REQUIRE(rule.ok());
+  env.server->AddFault(*rule);
+  env.server->ResetStats();
+  // Each asks for 3 download slots: the run has 3 (set by the first worker), shared by both.
+  const std::vector<std::string> extra = {"--queue", "converted", "--download-concurrency", "3",
+                                          "--check-concurrency", "3", "--workers", "6"};
+  const std::string log1 = (env.tmp.path() / "sync1.log").string();
+  const std::string log2 = (env.tmp.path() / "sync2.log").string();
+  std::vector<std::string> args2 = run.SyncArgs(extra);
+  args2[2] = dir2;  // "sync", "--run-dir", <dir>
+  pid_t a = SpawnGrinJobs(run.SyncArgs(extra), log1);
+  pid_t b = SpawnGrinJobs(args2, log2);
+  REQUIRE_MESSAGE(WaitChild(a) == 0, grin::testing::ReadFile(log1));
+  REQUIRE_MESSAGE(WaitChild(b) == 0, grin::testing::ReadFile(log2));
+  run.CheckAllStoredOnce(3);
+  // Both did work (two runs rows completed books), and GRIN never saw more than the run's 3
+  // downloads at once (without the shared slots: 6, two processes with 3 each).
+  CHECK(run.Sql("SELECT count(DISTINCT run_id) FROM events WHERE stage = 'uploaded' AND "
+                "outcome = 'completed'") == 2);
+  const int peak = PeakConcurrentDownloads(env.server->Stats());
+  MESSAGE("peak concurrent archive downloads: " << peak);
+  CHECK(peak >= 1);
+  if (peak > 3) {  // what GRIN saw, for the failure's report
+    for (const auto& g : env.server->Stats().archive_gets) {
+      MESSAGE("GET " << g.barcode << " arrived " << g.arrived_us << " first byte "
+                     << g.first_byte_us << " end " << g.end_us << " status " << g.status);
+    }
+  }
+  CHECK(peak <= 3);
+  // Both workers are gone from the registry.
+  CHECK(run.Sql("SELECT count(*) FROM workers WHERE ended_at IS NULL") == 0);
 }
 
 TEST_CASE("init --state: a password in the URI or a server that is not there leaves nothing") {
