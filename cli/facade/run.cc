@@ -70,6 +70,22 @@ Result<std::unique_ptr<Run>> Run::Create(const CreateOptions& options) {
   return Open({options.run_dir, options.credentials_dir});
 }
 
+namespace {
+
+// A new run's run_config.json: named after its directory, local storage in <run>/storage unless
+// the config says otherwise. Returns true (created).
+Result<bool> WriteNewRunConfig(const std::string& run_dir, cli::RunConfig config) {
+  config.run_name = fs::path(run_dir).filename().string();
+  if (!config.storage.contains("type")) config.storage["type"] = "local";
+  if (config.storage["type"] == "local" && !config.storage.contains("base_path")) {
+    config.storage["base_path"] = (fs::path(run_dir) / "storage").string();
+  }
+  GRIN_RETURN_IF_ERROR(cli::SaveRunConfig(run_dir, config));
+  return true;
+}
+
+}  // namespace
+
 Result<bool> InitRun(const std::string& run_dir, cli::RunConfig config) {
   const bool postgres = cli::IsPostgresRun(config) && !fs::exists(cli::ConfigPath(run_dir));
   if (postgres) {
@@ -95,13 +111,7 @@ Result<bool> InitRun(const std::string& run_dir, cli::RunConfig config) {
       return false;
     }
   } else if (postgres) {
-    config.run_name = fs::path(run_dir).filename().string();
-    if (!config.storage.contains("type")) config.storage["type"] = "local";
-    if (config.storage["type"] == "local" && !config.storage.contains("base_path")) {
-      config.storage["base_path"] = (fs::path(run_dir) / "storage").string();
-    }
-    GRIN_RETURN_IF_ERROR(cli::SaveRunConfig(run_dir, config));
-    return true;
+    return WriteNewRunConfig(run_dir, std::move(config));
   } else if (cli::IsPostgresRun(config)) {
     return Status::Internal(run_dir + ": run_config.json vanished during init; run it again");
   }
@@ -112,13 +122,7 @@ Result<bool> InitRun(const std::string& run_dir, cli::RunConfig config) {
   GRIN_ASSIGN_OR_RETURN(auto db, storage::OpenDatabase(cli::DbPath(run_dir), dbo));
   (void)db;
   if (existed) return false;
-  config.run_name = fs::path(run_dir).filename().string();
-  if (!config.storage.contains("type")) config.storage["type"] = "local";
-  if (config.storage["type"] == "local" && !config.storage.contains("base_path")) {
-    config.storage["base_path"] = (fs::path(run_dir) / "storage").string();
-  }
-  GRIN_RETURN_IF_ERROR(cli::SaveRunConfig(run_dir, config));
-  return true;
+  return WriteNewRunConfig(run_dir, std::move(config));
 }
 
 namespace {
