@@ -23,12 +23,14 @@
 #include "storage/sqlite_book_catalog.h"
 #include "storage/sqlite_state_store.h"
 #include "tests/storage/pg_test_cluster.h"
+#include "tests/storage/pg_test_sql.h"
 #include "tests/support/temp_dir.h"
 
 namespace grin::storage {
 namespace {
 
 using grin::testing::FreshDatabase;
+using grin::testing::PgConnect;
 using grin::testing::TempDir;
 using pg::PgConnection;
 using Row = std::vector<std::optional<std::string>>;
@@ -37,12 +39,6 @@ std::string Bc(int i) {
   char b[16];
   std::snprintf(b, sizeof b, "IMP%04d", i);
   return b;
-}
-
-std::unique_ptr<PgConnection> Connect(const std::string& uri) {
-  auto c = PgConnection::Connect(uri, "test");
-  REQUIRE_MESSAGE(c.ok(), c.status().ToString());
-  return std::move(*c);
 }
 
 // What the test kept of the SQLite run: the leases a dead process held.
@@ -212,7 +208,7 @@ std::vector<Row> PgRows(PgConnection& c, const std::string& table,
 void CheckSameRows(const std::string& path, const std::string& uri,
                    const std::set<std::string>& leased) {
   SQLite::Database db(path, SQLite::OPEN_READONLY);
-  auto c = Connect(uri);
+  auto c = PgConnect(uri);
   std::vector<std::string> tables;
   SQLite::Statement q(db,
                       "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
@@ -258,7 +254,7 @@ int64_t PgCount(PgConnection& c, const std::string& sql) {
 
 // No table of the target has a row (a failed import leaves nothing behind).
 void CheckTargetEmpty(const std::string& uri) {
-  auto c = Connect(uri);
+  auto c = PgConnect(uri);
   for (const char* t : {"books", "runs", "jobs", "events", "job_checkpoints", "collect_cursor",
                         "book_enrichment", "conversion_request", "uploaded_per_second"}) {
     CAPTURE(t);
@@ -345,7 +341,7 @@ TEST_CASE("pg import: every table copied row for row, then the PostgreSQL store 
   // New rows take ids after the copied ones.
   REQUIRE(pg->Enqueue({"IMPNEW01"}).value() == 1);
   REQUIRE(pg->AppendEvent("IMPNEW01", "run", "note", "").ok());
-  auto c = Connect(uri);
+  auto c = PgConnect(uri);
   CHECK(PgCount(*c, "SELECT job_id FROM jobs WHERE barcode = 'IMPNEW01'") == 31);
   {
     SQLite::Database db(path, SQLite::OPEN_READONLY);
@@ -384,7 +380,7 @@ TEST_CASE("pg import: a second import of the same run is already done, another r
   CHECK(refused.status().code() == StatusCode::kAlreadyExists);
   CHECK(refused.status().message().find("already holds a run") != std::string::npos);
   CHECK(refused.status().message().find('\n') == std::string::npos);
-  auto c = Connect(uri);
+  auto c = PgConnect(uri);
   CHECK(PgCount(*c, "SELECT count(*) FROM jobs WHERE barcode = 'OTHER001'") == 0);
   CHECK(VerifyRun(path, uri).ok());
 }
@@ -469,7 +465,7 @@ TEST_CASE("pg import: the connection cut during the copy leaves the target witho
             "'2024-01-01T00:00:00.000Z', 'IMP0020', 'pending', 'note' FROM n");
   }
   const std::string uri = FreshDatabase();
-  auto admin = Connect(uri);
+  auto admin = PgConnect(uri);
   std::atomic<bool> done{false};
   Result<ImportReport> result = Status::Internal("not run");
   std::thread importer([&] {
@@ -506,7 +502,7 @@ TEST_CASE("pg import: verification names the table whose rows differ") {
   REQUIRE(ImportSqliteRun(path, uri).ok());
   auto verified = VerifyRun(path, uri);
   REQUIRE_MESSAGE(verified.ok(), verified.status().ToString());
-  auto c = Connect(uri);
+  auto c = PgConnect(uri);
   struct Case {
     const char* doctor;
     const char* undo;

@@ -15,11 +15,14 @@
 #include "storage/postgres/pg_connection.h"
 #include "storage/postgres/pg_state_store.h"
 #include "tests/storage/pg_test_cluster.h"
+#include "tests/storage/pg_test_sql.h"
 
 namespace grin::storage {
 namespace {
 
 using grin::testing::FreshDatabase;
+using grin::testing::PgConnect;
+using grin::testing::PgQueryInt;
 using pg::PgConnection;
 
 std::unique_ptr<PgStateStore> Open(const std::string& uri) {
@@ -28,19 +31,6 @@ std::unique_ptr<PgStateStore> Open(const std::string& uri) {
   auto s = PgStateStore::Open(uri, o);
   REQUIRE_MESSAGE(s.ok(), s.status().ToString());
   return std::move(*s);
-}
-
-std::unique_ptr<PgConnection> Connect(const std::string& uri) {
-  auto c = PgConnection::Connect(uri, "test");
-  REQUIRE_MESSAGE(c.ok(), c.status().ToString());
-  return std::move(*c);
-}
-
-int64_t QueryInt(PgConnection& c, const std::string& sql) {
-  auto r = c.Exec(sql);
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  REQUIRE(r->rows() == 1);
-  return r->Int(0, 0);
 }
 
 std::vector<std::string> Barcodes(int n) {
@@ -117,10 +107,10 @@ TEST_CASE("postgres store: job_counts and uploaded_per_second stay exact under 4
   REQUIRE_MESSAGE(errors.empty(), (errors.empty() ? "" : errors.front()));
   CHECK(refused > 0);
 
-  auto c = Connect(uri);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM jobs WHERE stage = 'uploaded'") == kJobs);
+  auto c = PgConnect(uri);
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM jobs WHERE stage = 'uploaded'") == kJobs);
   // job_counts equals the jobs per milestone, and the port's Counts() reads it.
-  CHECK(QueryInt(*c, "SELECT count(*) FROM job_counts jc WHERE jc.n <> "
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM job_counts jc WHERE jc.n <> "
                      "(SELECT count(*) FROM jobs j WHERE j.stage = jc.stage)") == 0);
   auto counts = stores[1]->Counts();
   REQUIRE(counts.ok());
@@ -128,12 +118,12 @@ TEST_CASE("postgres store: job_counts and uploaded_per_second stay exact under 4
   CHECK(counts->at[static_cast<int>(Stage::kUploaded)] == kJobs);
   CHECK(counts->leased == 0);
   // uploaded_per_second sums to the events at uploaded, second by second.
-  CHECK(QueryInt(*c, "SELECT count(*) FROM events WHERE stage = 'uploaded'") == kJobs);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM (SELECT grin_iso_unix_seconds(at) AS s, count(*) AS n "
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM events WHERE stage = 'uploaded'") == kJobs);
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM (SELECT grin_iso_unix_seconds(at) AS s, count(*) AS n "
                      "FROM events WHERE stage = 'uploaded' GROUP BY 1) e FULL JOIN "
                      "uploaded_per_second u ON u.sec = e.s WHERE u.n IS DISTINCT FROM e.n") == 0);
   // Every job completed once per milestone it passed: one event per (barcode, stage).
-  CHECK(QueryInt(*c, "SELECT count(*) FROM (SELECT barcode, stage FROM events WHERE outcome = "
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM (SELECT barcode, stage FROM events WHERE outcome = "
                      "'completed' GROUP BY 1, 2 HAVING count(*) > 1) x") == 0);
 }
 
@@ -143,7 +133,7 @@ int64_t TableWrites(PgConnection& c, const char* table, int64_t at_least) {
   int64_t n = 0;
   for (int i = 0; i < 200; ++i) {
     REQUIRE(c.Exec("SELECT pg_stat_clear_snapshot()").ok());
-    n = QueryInt(c, std::string("SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM "
+    n = PgQueryInt(c, std::string("SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM "
                                 "pg_stat_user_tables WHERE relname = '") + table + "'");
     if (n >= at_least) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -167,8 +157,8 @@ TEST_CASE("postgres store: a batch of completions writes the shared counter rows
     REQUIRE(res.ok());
     for (const auto& st : *res) REQUIRE(st.ok());
   }  // the store's connections close: their backends report their statistics
-  auto c = Connect(uri);
-  CHECK(QueryInt(*c, "SELECT sum(n) FROM uploaded_per_second") == kJobs);
+  auto c = PgConnect(uri);
+  CHECK(PgQueryInt(*c, "SELECT sum(n) FROM uploaded_per_second") == kJobs);
   // One statement's events share one second: one row inserted, never updated per job (a
   // per-row trigger made 1 insert + 511 updates of that row).
   CHECK(TableWrites(*c, "uploaded_per_second", 1) == 1);
@@ -210,10 +200,10 @@ TEST_CASE("postgres catalog: a collected page moves book_count once, not per boo
     CHECK(second->updated == kBooks / 2);
     CHECK(second->unchanged == 1);
   }
-  auto c = Connect(uri);
-  CHECK(QueryInt(*c, "SELECT n FROM book_count") == kBooks + kBooks / 2);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM books") == kBooks + kBooks / 2);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM books WHERE title LIKE '% (revised)'") == kBooks);
+  auto c = PgConnect(uri);
+  CHECK(PgQueryInt(*c, "SELECT n FROM book_count") == kBooks + kBooks / 2);
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM books") == kBooks + kBooks / 2);
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM books WHERE title LIKE '% (revised)'") == kBooks);
   // book_count's row: inserted by its migration, then one update per page that inserted books
   // (a per-row trigger made 3,000 updates).
   CHECK(TableWrites(*c, "book_count", 1 + 2) == 1 + 2);

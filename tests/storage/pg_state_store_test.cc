@@ -14,30 +14,20 @@
 #include "storage/postgres/pg_connection.h"
 #include "storage/postgres/pg_state_store.h"
 #include "tests/storage/pg_test_cluster.h"
+#include "tests/storage/pg_test_sql.h"
 
 namespace grin::storage {
 namespace {
 
 using grin::testing::FreshDatabase;
+using grin::testing::PgConnect;
+using grin::testing::PgQueryInt;
 using pg::PgConnection;
 
 std::unique_ptr<PgStateStore> OpenStore(const std::string& uri, PgStateStoreOptions o = {}) {
   auto s = PgStateStore::Open(uri, o);
   REQUIRE_MESSAGE(s.ok(), s.status().ToString());
   return std::move(*s);
-}
-
-std::unique_ptr<PgConnection> Connect(const std::string& uri) {
-  auto c = PgConnection::Connect(uri, "test");
-  REQUIRE_MESSAGE(c.ok(), c.status().ToString());
-  return std::move(*c);
-}
-
-int64_t QueryInt(PgConnection& c, const std::string& sql, const pg::Params& p = {}) {
-  auto r = c.Exec(sql, p);
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  REQUIRE(r->rows() == 1);
-  return r->Int(0, 0);
 }
 
 std::vector<std::string> Barcodes(int n, const char* prefix = "BC") {
@@ -48,7 +38,7 @@ std::vector<std::string> Barcodes(int n, const char* prefix = "BC") {
 
 // job_counts must always equal the jobs per milestone.
 void CheckJobCounts(PgConnection& c) {
-  CHECK(QueryInt(c, "SELECT count(*) FROM job_counts jc WHERE jc.n <> "
+  CHECK(PgQueryInt(c, "SELECT count(*) FROM job_counts jc WHERE jc.n <> "
                     "(SELECT count(*) FROM jobs j WHERE j.stage = jc.stage)") == 0);
 }
 
@@ -97,13 +87,13 @@ TEST_CASE("postgres store: enqueue, claim, complete round trip with checkpoints 
   CHECK(counts.at[static_cast<int>(Stage::kPending)] == 0);
   CHECK(counts.leased == 0);
 
-  auto c = Connect(uri);
+  auto c = PgConnect(uri);
   CheckJobCounts(*c);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM books WHERE storage_path LIKE 's3://b/%' "
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM books WHERE storage_path LIKE 's3://b/%' "
                      "AND is_decrypted = 1") == 4);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM events WHERE outcome = 'completed' "
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM events WHERE outcome = 'completed' "
                      "AND stage = 'checked'") == 4);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM checked") == 4);  // the progress view
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM checked") == 4);  // the progress view
 
   // The carry is handed to the next stage; the pending checkpoint was cleared.
   auto next = store->Claim(Stage::kChecked, 10).value();
@@ -169,12 +159,12 @@ TEST_CASE("postgres store: concurrent claimers on several stores never get the s
   CHECK(claimed.size() == kJobs);
   CHECK(std::set<int64_t>(claimed.begin(), claimed.end()).size() == kJobs);  // no double claim
 
-  auto c = Connect(uri);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM uploaded") == kJobs);
+  auto c = PgConnect(uri);
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM uploaded") == kJobs);
   // Every book done exactly once, by one of the two runs.
-  CHECK(QueryInt(*c, "SELECT count(*) FROM (SELECT barcode FROM events WHERE outcome = "
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM (SELECT barcode FROM events WHERE outcome = "
                      "'completed' GROUP BY barcode HAVING count(*) = 1) x") == kJobs);
-  CHECK(QueryInt(*c, "SELECT count(DISTINCT run_id) FROM events WHERE outcome = "
+  CHECK(PgQueryInt(*c, "SELECT count(DISTINCT run_id) FROM events WHERE outcome = "
                      "'completed'") == 2);
   CheckJobCounts(*c);
 }
@@ -208,18 +198,18 @@ TEST_CASE("postgres store: an expired lease is taken back and the old holder is 
   CHECK(a->Release(held[0]).code() == StatusCode::kConflict);
   CHECK(a->Await(held[0], "conversion_requested", "").code() == StatusCode::kConflict);
 
-  auto c = Connect(uri);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM events WHERE outcome = 'reclaimed' "
+  auto c = PgConnect(uri);
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM events WHERE outcome = 'reclaimed' "
                      "AND barcode = 'LEASE1' AND run_id = $1::bigint",
                  {std::to_string(b->run_id())}) == 1);
-  CHECK(QueryInt(*c, "SELECT recoveries FROM jobs WHERE barcode = 'LEASE1'") == 1);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM jobs WHERE stage = 'pending' AND status = 'leased' "
+  CHECK(PgQueryInt(*c, "SELECT recoveries FROM jobs WHERE barcode = 'LEASE1'") == 1);
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM jobs WHERE stage = 'pending' AND status = 'leased' "
                      "AND lease_run = $1::bigint",
                  {std::to_string(b->run_id())}) == 1);
   // The new holder completes; the completion resets the crash streak.
   REQUIRE(b->Complete(taken[0], Stage::kUploaded).ok());
-  CHECK(QueryInt(*c, "SELECT recoveries FROM jobs WHERE barcode = 'LEASE1'") == 0);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM events WHERE outcome = 'completed'") == 1);
+  CHECK(PgQueryInt(*c, "SELECT recoveries FROM jobs WHERE barcode = 'LEASE1'") == 0);
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM events WHERE outcome = 'completed'") == 1);
   CheckJobCounts(*c);
 }
 
@@ -235,10 +225,10 @@ TEST_CASE("postgres store: lease expiry is decided by the database's clock") {
   auto held = a->Claim(Stage::kPending, 1).value();
   REQUIRE(held.size() == 1);
 
-  auto c = Connect(uri);
+  auto c = PgConnect(uri);
   // The lease runs out one hour after the database's now() at the claim: within a few seconds
   // of now() + 1 h read from the server.
-  int64_t off = QueryInt(*c, "SELECT abs(extract(epoch FROM lease_expires_at - "
+  int64_t off = PgQueryInt(*c, "SELECT abs(extract(epoch FROM lease_expires_at - "
                              "(now() + interval '1 hour')))::bigint FROM jobs "
                              "WHERE barcode = 'CLOCK1'");
   CHECK(off <= 5);
@@ -252,7 +242,7 @@ TEST_CASE("postgres store: lease expiry is decided by the database's clock") {
   CHECK(a->Complete(held[0], Stage::kChecked).code() == StatusCode::kConflict);
   // Times the store writes are the server's (micros), not the host's: leased_at equals the
   // server's now() of the claim's transaction, to the microsecond, as recorded in updated_at.
-  CHECK(QueryInt(*c, "SELECT count(*) FROM jobs WHERE barcode = 'CLOCK1' AND leased_at = "
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM jobs WHERE barcode = 'CLOCK1' AND leased_at = "
                      "updated_at AND (extract(epoch FROM lease_expires_at) * 1000000)::bigint "
                      "- leased_at = $1::bigint",
                  {std::to_string(PgStateStoreOptions{}.lease_ttl_micros)}) == 1);
@@ -335,9 +325,9 @@ TEST_CASE("postgres store: fail, retry, await, wake, reset and scope") {
 
   // Reset moves a finished job back to pending (not leased ones).
   CHECK(s->Reset({{w[0].barcode, "FAIL01"}, true}).value() == 2);
-  auto c = Connect(uri);
+  auto c = PgConnect(uri);
   CheckJobCounts(*c);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM pending") == 3);
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM pending") == 3);
   CHECK(s->Counts()->at[static_cast<int>(Stage::kUploaded)] == 0);
 }
 
@@ -394,8 +384,8 @@ TEST_CASE("postgres store: connections the server closed while idle are replaced
   for (int i = 0; i < 3; ++i) t.emplace_back([&] { CHECK(s->Counts().ok()); });
   for (auto& th : t) th.join();
   // The server ends every other session of this database (as a restart or failover would).
-  auto c = Connect(uri);
-  CHECK(QueryInt(*c, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
+  auto c = PgConnect(uri);
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
                      "pg_stat_activity WHERE datname = current_database() "
                      "AND pid <> pg_backend_pid()) x") >= 1);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -430,13 +420,13 @@ TEST_CASE("postgres store: values never become SQL, and errors name the database
   auto s = OpenStore(uri);
   std::string hostile = "x'); DROP TABLE jobs; --";
   REQUIRE(s->AppendEvent("", hostile, "o\"ut\\come$1", R"({"k":"'\"$$"})").ok());
-  auto c = Connect(uri);
+  auto c = PgConnect(uri);
   auto r = c->Exec("SELECT stage, outcome, detail FROM events WHERE stage = $1", {hostile});
   REQUIRE(r.ok());
   REQUIRE(r->rows() == 1);
   CHECK(r->Text(0, 1) == "o\"ut\\come$1");
   CHECK(r->Text(0, 2) == R"({"k":"'\"$$"})");
-  CHECK(QueryInt(*c, "SELECT count(*) FROM jobs") == 0);  // still there
+  CHECK(PgQueryInt(*c, "SELECT count(*) FROM jobs") == 0);  // still there
   CHECK(s->AppendEvent("", "s", "o", "{not json").code() == StatusCode::kInvalidArgument);
 
   // An unreachable server: kUnavailable, the password not in the message.
