@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "storage/open_run_queries.h"
 #include "storage/sqlite_book_catalog.h"
 #include "storage/sqlite_state_store.h"
 
@@ -21,10 +22,6 @@ namespace {
 
 // How run_config.json's state is named in messages.
 [[maybe_unused]] const char* const kConfigState = "run_config.json state";
-
-bool HasPostgresScheme(const std::string& uri) {
-  return uri.rfind("postgresql://", 0) == 0 || uri.rfind("postgres://", 0) == 0;
-}
 
 #ifdef GRIN_HAVE_POSTGRES
 // libpq waits for an unreachable host as long as TCP does (minutes) unless told otherwise; a
@@ -53,7 +50,7 @@ void ApplyLeaseEnv(Options* o) {
 }  // namespace
 
 Status CheckStateUri(const std::string& uri, const std::string& shown_as) {
-  if (!HasPostgresScheme(uri)) {
+  if (!storage::IsPostgresLocation(uri)) {
     return Status::InvalidArgument(shown_as + ": give a postgresql://USER@HOST:PORT/DATABASE URI "
                                    "(leave --state out for a SQLite run)");
   }
@@ -211,14 +208,12 @@ Result<std::unique_ptr<pipeline::SharedLimits>> OpenSharedLimits(const RunConfig
 #endif
 }
 
-Result<std::vector<LiveWorker>> ListRunWorkers(const std::string& run_dir) {
+Result<std::vector<LiveWorker>> ListRunWorkers(const std::string& location) {
   std::vector<LiveWorker> out;
-  if (!std::filesystem::exists(ConfigPath(run_dir))) return out;
-  GRIN_ASSIGN_OR_RETURN(RunConfig config, LoadRunConfig(run_dir));
-  if (!IsPostgresRun(config)) return out;
+  if (!storage::IsPostgresLocation(location)) return out;
 #ifdef GRIN_HAVE_POSTGRES
   DefaultConnectTimeout();
-  GRIN_ASSIGN_OR_RETURN(auto workers, storage::ListLiveWorkers(config.state));
+  GRIN_ASSIGN_OR_RETURN(auto workers, storage::ListLiveWorkers(location));
   for (const auto& w : workers) {
     out.push_back({w.host, w.pid, w.started_at, w.heartbeat_age_s, w.slots_held});
   }

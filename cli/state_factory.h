@@ -104,8 +104,9 @@ struct LiveWorker {
   double heartbeat_age_s = 0;  // since its last heartbeat
   int slots_held = 0;          // GRIN download slots it holds
 };
-// The run's live sync workers: empty for a SQLite run (its one sync holds the run lock).
-Result<std::vector<LiveWorker>> ListRunWorkers(const std::string& run_dir);
+// The live sync workers of the run whose state is at `location` (RunStateLocation): empty for a
+// SQLite run (its one sync holds the run lock).
+Result<std::vector<LiveWorker>> ListRunWorkers(const std::string& location);
 
 // Where the run in `run_dir` keeps its state, for the read-only commands (`status`, `report`;
 // storage::OpenRunQueries opens either): its books.db path, or run_config.json's "state" URI.

@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/run_config.h"
 #include "cli/run_context.h"
+#include "storage/open_run_queries.h"
 #include "storage/run_lock.h"
 #ifdef GRIN_HAVE_POSTGRES
 #include "storage/postgres/pg_connection.h"
@@ -48,7 +49,7 @@ int RunMigrateState(const std::vector<std::string>& args, std::ostream& out, std
     return kExitUsage;
   }
   const std::string to = parsed["to"].as<std::string>();
-  if (to.rfind("postgresql://", 0) != 0 && to.rfind("postgres://", 0) != 0) {
+  if (!storage::IsPostgresLocation(to)) {
     err << "grin-jobs " << kCommand
         << ": --to must be a postgresql:// URI (e.g. postgresql://grin@host/grin_jobs)\n";
     return kExitUsage;

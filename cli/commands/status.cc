@@ -203,7 +203,7 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
   auto location = RunStateLocation(*run_dir);
   if (!location.ok()) return ReportError(err, "status", location.status());
   auto reader = storage::OpenRunQueries(*location);
-  const bool shared_run = location->rfind("postgres", 0) == 0;  // postgresql:// or postgres://
+  const bool shared_run = storage::IsPostgresLocation(*location);
   if (!reader.ok()) return ReportError(err, "status", reader.status());
   bool json = parsed.count("json") > 0;
   bool metrics = parsed.count("metrics") > 0;
@@ -221,7 +221,7 @@ int RunStatus(const std::vector<std::string>& args, std::ostream& out, std::ostr
     auto snap = Take(**reader);
     if (!snap.ok()) return ReportError(err, "status", snap.status());
     if (shared_run) {
-      auto workers = ListRunWorkers(*run_dir);
+      auto workers = ListRunWorkers(*location);
       if (!workers.ok()) return ReportError(err, "status", workers.status());
       snap->shared_run = true;
       snap->workers = std::move(workers).value();
