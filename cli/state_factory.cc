@@ -184,11 +184,9 @@ Result<std::unique_ptr<storage::SyncReader>> OpenRunReader(const std::string& ru
 #endif
 }
 
-Result<std::unique_ptr<pipeline::SharedLimits>> OpenSharedLimits(const RunConfig& config,
-                                                                 int64_t run_id,
-                                                                 int download_slots,
-                                                                 double requests_per_second,
-                                                                 Logger* logger) {
+Result<std::unique_ptr<pipeline::SharedLimits>> OpenSharedLimits(
+    const RunConfig& config, int64_t run_id, int download_slots, double requests_per_second,
+    Logger* logger, std::function<Result<int64_t>()>* release_for_exit) {
   if (!IsPostgresRun(config)) return std::unique_ptr<pipeline::SharedLimits>();
 #ifdef GRIN_HAVE_POSTGRES
   DefaultConnectTimeout();
@@ -201,9 +199,14 @@ Result<std::unique_ptr<pipeline::SharedLimits>> OpenSharedLimits(const RunConfig
   // A worker and its download slots last as long as a job's lease past their last heartbeat.
   ApplyLeaseEnv(&o);
   GRIN_ASSIGN_OR_RETURN(auto w, storage::PgWorkers::Open(config.state, o));
+  if (release_for_exit != nullptr) {
+    storage::PgWorkers* raw = w.get();
+    *release_for_exit = [raw] { return raw->ReleaseForExit(); };
+  }
   return std::unique_ptr<pipeline::SharedLimits>(std::move(w));
 #else
   (void)run_id, (void)download_slots, (void)requests_per_second, (void)logger;
+  (void)release_for_exit;
   return NoPostgres();
 #endif
 }

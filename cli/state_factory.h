@@ -90,11 +90,12 @@ Result<std::unique_ptr<storage::SyncReader>> OpenRunReader(const std::string& ru
 // sync on any host; the run's limits are set by its first worker (`download_slots`,
 // `requests_per_second`, 0 = no limit) and taken as they are by later ones. A SQLite run:
 // nullptr (one process; the configured limits apply as they are). Errors as OpenRunState.
-Result<std::unique_ptr<pipeline::SharedLimits>> OpenSharedLimits(const RunConfig& config,
-                                                                 int64_t run_id,
-                                                                 int download_slots,
-                                                                 double requests_per_second,
-                                                                 Logger* logger);
+// With `release_for_exit` (PostgreSQL): set to what a forced exit calls, while the result
+// lives, to end the registration and give its slots back at once (PgWorkers::ReleaseForExit:
+// the rows given back); left empty on a SQLite run.
+Result<std::unique_ptr<pipeline::SharedLimits>> OpenSharedLimits(
+    const RunConfig& config, int64_t run_id, int download_slots, double requests_per_second,
+    Logger* logger, std::function<Result<int64_t>()>* release_for_exit = nullptr);
 
 // A sync process registered on a PostgreSQL run (status), by the database's clock.
 struct LiveWorker {

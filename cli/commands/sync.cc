@@ -78,8 +78,14 @@ class SignalScope {
         g_cancel.WaitForWake(seen);
       }
       std::unique_lock<std::mutex> l(mu_);
-      released_cv_.wait_for(l, std::chrono::milliseconds(kForceGraceMs),
-                            [this] { return released_; });
+      if (!released_cv_.wait_for(l, std::chrono::milliseconds(kForceGraceMs),
+                                 [this] { return released_; })) {
+        static const char kLate[] =
+            "grin-jobs sync: the run's database did not answer within 3 s; exiting anyway: the "
+            "books in flight (and, on PostgreSQL, this sync's GRIN download slots) are taken "
+            "back when their leases run out\n";
+        [[maybe_unused]] ssize_t w = ::write(STDERR_FILENO, kLate, sizeof kLate - 1);
+      }
       _exit(130);
     });
   }

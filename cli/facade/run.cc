@@ -23,6 +23,9 @@ Run::~Run() = default;
 
 const std::string& Run::run_dir() const { return impl_->run_dir; }
 std::string Run::db_path() const { return cli::DbPath(impl_->run_dir); }
+std::string Run::state_location() const {
+  return cli::DescribeState(impl_->run_dir, impl_->config);
+}
 ErrorOrigin Run::error_origin() const { return impl_->origin; }
 
 Result<std::unique_ptr<Run>> Run::Open(const OpenOptions& options) {
@@ -45,6 +48,11 @@ Result<std::unique_ptr<Run>> Run::Create(const CreateOptions& options) {
   if (!options.grin_token_url.empty()) config.grin_token_url = options.grin_token_url;
   config.credentials_dir = options.credentials_dir;
   config.ca_file = options.ca_file;
+  if (!options.state.empty()) {
+    // As `init --state`: a postgresql:// URI libpq parses, without a password (never stored).
+    GRIN_RETURN_IF_ERROR(cli::CheckStateUri(options.state, "state"));
+    config.state = options.state;
+  }
   const auto& keys = cli::StorageConfigKeys();
   for (const auto& [key, value] : options.storage) {
     if (key != "type" && std::find(keys.begin(), keys.end(), key) == keys.end()) {

@@ -161,16 +161,23 @@ class Session {
 };
 
 // Gives the leases of the books in flight back once `cancel` asks to abort (a thread of its
-// own, so the pipeline needs no knowledge of it). The thread sleeps until the Cancellation wakes
-// it (any request, or this watcher ending), so an Abort() is acted on at once. An Abort() that
-// comes as the sync ends (the pipeline stops on it too) is handled when the watcher goes: an
-// Abort() always gives the leases back and says so, exactly once.
+// own, so the pipeline needs no knowledge of it), and on a PostgreSQL run ends this process's
+// worker registration with its GRIN download slots, so the next sync has them at once. The
+// thread sleeps until the Cancellation wakes it (any request, or this watcher ending), so an
+// Abort() is acted on at once. An Abort() that comes as the sync ends (the pipeline stops on it
+// too) is handled when the watcher goes: an Abort() always gives back what it can, says what
+// it could not (a warning), and then sends EventKind::kAborted, exactly once.
 class AbortWatcher {
  public:
   // `release` gives every lease of the run's store back (RunState::release_for_exit: SQLite or
-  // PostgreSQL).
-  AbortWatcher(Cancellation* cancel, std::function<Result<int64_t>()> release, Session* session)
-      : cancel_(cancel), release_(std::move(release)), session_(session) {
+  // PostgreSQL); `release_worker` (may be empty: a SQLite run) ends the worker registration
+  // and gives its slots back (cli::OpenSharedLimits).
+  AbortWatcher(Cancellation* cancel, std::function<Result<int64_t>()> release,
+               std::function<Result<int64_t>()> release_worker, Session* session)
+      : cancel_(cancel),
+        release_(std::move(release)),
+        release_worker_(std::move(release_worker)),
+        session_(session) {
     if (cancel_ == nullptr) return;
     thread_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "grin-abort");  // as `top -H` and /proc show it
@@ -196,12 +203,24 @@ class AbortWatcher {
  private:
   void GiveBack() {
     if (given_back_.exchange(true)) return;
-    (void)release_();
+    if (auto jobs = release_(); !jobs.ok()) {
+      session_->Warn("forced exit: could not give back the books in flight (" +
+                     jobs.status().message() + "); they are taken back when their lease runs "
+                     "out");
+    }
+    if (release_worker_) {
+      if (auto slots = release_worker_(); !slots.ok()) {
+        session_->Warn("forced exit: could not end this sync's worker registration (" +
+                       slots.status().message() + "); its GRIN download slots are free again "
+                       "when its lease runs out (GRIN_JOBS_PG_LEASE_SECONDS, default 30 s)");
+      }
+    }
     session_->Event(EventKind::kAborted);
   }
 
   Cancellation* cancel_;
   std::function<Result<int64_t>()> release_;
+  std::function<Result<int64_t>()> release_worker_;
   Session* session_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> given_back_{false};
@@ -611,9 +630,10 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   // its share of GRIN's slots and rate (every sync on every host together within the run's);
   // the GRIN host's rate follows the share, starting from it before the first request.
   std::unique_ptr<pipeline::SharedLimits> shared;
+  std::function<Result<int64_t>()> release_worker;  // a forced exit's, while `shared` lives
   if (open_jobs > 0 && postgres) {
     auto sl = cli::OpenSharedLimits(run.config, store->run_id(), opt.download_concurrency,
-                                    opt.grin_requests_per_second, &logger);
+                                    opt.grin_requests_per_second, &logger, &release_worker);
     if (!sl.ok()) return session.DbError(sl.status(), db_path);
     shared = std::move(sl).value();
     auto grin_host = net::HostKeyOf(run.config.grin_base_url);
@@ -628,7 +648,7 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   Result<pipeline::SyncStats> stats = pipeline::SyncStats{};
   {
     session.Event(EventKind::kPipelineStarting);
-    AbortWatcher abort_watcher(cancel, state->release_for_exit, &session);
+    AbortWatcher abort_watcher(cancel, state->release_for_exit, release_worker, &session);
     stats = open_jobs > 0 ? pipe.Run() : Result<pipeline::SyncStats>(pipe.RemoveLitterOnly());
   }
   session.Event(EventKind::kPipelineFinished);

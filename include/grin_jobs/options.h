@@ -8,7 +8,8 @@
 
 namespace grin::jobs {
 
-// Run::Create: a new run directory with its database and run_config.json.
+// Run::Create: a new run directory with its run_config.json and its job state (books.db, or a
+// PostgreSQL database).
 struct CreateOptions {
   std::string run_dir;            // created if missing; must not hold a run yet
   std::string library_directory;  // GRIN's library directory (e.g. "Harvard"); required
@@ -20,6 +21,13 @@ struct CreateOptions {
   // local|s3|r2|minio, "base_path", "endpoint_url", "bucket_raw", ... "" type = local under
   // <run_dir>/storage.
   std::map<std::string, std::string> storage;
+  // Where the run's job state lives, fixed at creation (as `grin-jobs init --state`;
+  // docs/postgresql.md): "" = books.db in run_dir (SQLite); a postgresql:// (or postgres://)
+  // URI without a password, e.g. "postgresql://grin@db.example.org/grin_jobs?sslmode=verify-full"
+  // = that PostgreSQL database (libpq finds the password in PGPASSFILE / ~/.pgpass or
+  // PGPASSWORD). Several run directories, on several hosts, may name the same database: they
+  // share one run.
+  std::string state;
 };
 
 // Run::Open.

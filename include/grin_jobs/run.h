@@ -1,6 +1,7 @@
 #pragma once
-// grin::jobs::Run: one run of grin-jobs (a directory with books.db, run_config.json, the lock,
-// staging/, backups/) and the operations the CLI's commands are built on. This header and its
+// grin::jobs::Run: one run of grin-jobs (a directory with run_config.json, the lock, staging/,
+// backups/, and its job state: books.db, or a PostgreSQL database that run_config.json names)
+// and the operations the CLI's commands are built on. This header and its
 // siblings are the library's whole public surface:
 //
 //   auto run = grin::jobs::Run::Open({.run_dir = "output/harvard"});
@@ -39,7 +40,13 @@ enum class ErrorOrigin {
 class Run {
  public:
   // Creates a run (run_config.json and an empty database). kInvalidArgument without
-  // library_directory or with an unknown storage key; kAlreadyExists if run_dir holds a run.
+  // library_directory, with an unknown storage key, or with a `state` that is not a
+  // postgresql:// URI or carries a password; kAlreadyExists if run_dir holds a run. With a
+  // PostgreSQL `state`, the database is reached, migrated and checked before anything is written
+  // (a failure leaves no run directory): kUnavailable (the server cannot be reached),
+  // kPermissionDenied (the login is refused), kFailedPrecondition (migrated by a newer
+  // grin-jobs, or this library was built without PostgreSQL). A database that already holds
+  // the run of another run directory is joined, not emptied.
   static Result<std::unique_ptr<Run>> Create(const CreateOptions& options);
   // Opens an existing run: reads run_config.json (kNotFound if absent; kInvalidArgument naming
   // a field of the wrong type). Takes no lock and touches no database or network.
@@ -50,6 +57,12 @@ class Run {
   Run& operator=(const Run&) = delete;
 
   const std::string& run_dir() const;
+  // Where the run's job state lives, for messages and for other tools: the books.db path
+  // (SQLite), or the run's postgresql:// URI with any password removed. Never a secret.
+  std::string state_location() const;
+  // <run_dir>/books.db: the SQLite state's file. On a PostgreSQL run there is no such file
+  // (state_location() names the database); the path still names the run's lock file
+  // (<run_dir>/books.db.lock), which every operation takes on either.
   std::string db_path() const;
 
   // GRIN's book list (_all_books) into the run's books table; resumable.

@@ -55,13 +55,20 @@ constexpr const char* kClaimSlotsSql =
     "lease_expires_at = now() + $3::bigint * interval '1 microsecond' "
     "FROM (SELECT name, slot FROM grin_slots WHERE name = $1 AND (worker_id IS NULL OR "
     "lease_expires_at IS NULL OR lease_expires_at <= now()) ORDER BY slot LIMIT $4::bigint "
-    "FOR UPDATE SKIP LOCKED) f WHERE s.name = f.name AND s.slot = f.slot RETURNING s.slot, s.token";
+    "FOR UPDATE SKIP LOCKED) f WHERE s.name = f.name AND s.slot = f.slot "
+    // An ended worker (ReleaseForExit meanwhile) claims nothing.
+    "AND EXISTS (SELECT 1 FROM workers WHERE worker_id = $2::bigint AND ended_at IS NULL) "
+    "RETURNING s.slot, s.token";
 constexpr const char* kReleaseSlotsSql =
     "UPDATE grin_slots SET worker_id = NULL, lease_expires_at = NULL "
     "WHERE name = $1 AND worker_id = $2::bigint AND slot = ANY($3::bigint[])";
 constexpr const char* kReleaseAllSql =
     "UPDATE grin_slots SET worker_id = NULL, lease_expires_at = NULL "
     "WHERE name = $1 AND worker_id = $2::bigint AND lease_expires_at > now()";
+// Every row of the worker, lease run out or not (an expired row someone claimed is theirs).
+constexpr const char* kReleaseMineSql =
+    "UPDATE grin_slots SET worker_id = NULL, lease_expires_at = NULL "
+    "WHERE name = $1 AND worker_id = $2::bigint";
 constexpr const char* kEndWorkerSql =
     "UPDATE workers SET ended_at = now(), lease_expires_at = least(lease_expires_at, now()) "
     "WHERE worker_id = $1::bigint AND ended_at IS NULL";
@@ -240,6 +247,7 @@ Status PgWorkers::Tick() {
     {
       std::lock_guard<std::mutex> l(mu_);
       rows_.clear();
+      if (ended_) return Status::Ok();  // released for exit meanwhile: never again
     }
     GRIN_RETURN_IF_ERROR(Register(*c));
     return Status::Ok();  // the next Tick takes the new worker's share
@@ -298,6 +306,10 @@ Status PgWorkers::Tick() {
   }
 
   // 4. Under it: claim free or expired rows, then raise the limit (and the rate).
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (ended_) return Status::Ok();  // released for exit meanwhile: claim nothing
+  }
   if (held_now < target) {
     GRIN_ASSIGN_OR_RETURN(
         PgResult r, c->Exec(kClaimSlotsSql, {opt_.limits_name, I(me), ttl, I(target - held_now)}));
@@ -333,6 +345,45 @@ Status PgWorkers::Deregister() {
     if (idle) GRIN_RETURN_IF_ERROR(c->Exec(kReleaseAllSql, {opt_.limits_name, I(me)}).status());
     return c->Exec(kEndWorkerSql, {I(me)}).status();
   });
+}
+
+Result<int64_t> PgWorkers::ReleaseForExit() {
+  int64_t me;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (ended_) return int64_t{0};
+    ended_ = true;  // TryAcquireDownload refuses; a Tick in flight claims and registers nothing
+    stop_ = true;   // the heartbeat and watchdog threads end at their next wait
+    me = worker_id_;
+  }
+  cv_.notify_all();
+  SetLimit(0);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    rows_.clear();
+  }
+  // The heartbeat's connection when no Tick is using it; else one of our own (a Tick may be
+  // waiting on a server that does not answer).
+  std::unique_lock<std::mutex> cl(conn_mu_, std::try_to_lock);
+  std::unique_ptr<PgConnection> own;
+  PgConnection* c = nullptr;
+  if (cl.owns_lock() && conn_ && conn_->ok()) {
+    c = conn_.get();
+  } else {
+    GRIN_ASSIGN_OR_RETURN(own, PgConnection::Connect(conninfo_, what_));
+    c = own.get();
+  }
+  int64_t given = 0;
+  Status done = InTx(*c, [&]() -> Status {
+    GRIN_RETURN_IF_ERROR(c->Exec(kEndWorkerSql, {I(me)}).status());
+    GRIN_ASSIGN_OR_RETURN(PgResult r, c->Exec(kReleaseMineSql, {opt_.limits_name, I(me)}));
+    given = r.Affected();
+    return Status::Ok();
+  });
+  if (!done.ok()) return done;
+  opt_.logger->Log(LogLevel::kInfo, "workers.released_for_exit",
+                   {{"worker", I(me)}, {"slots", I(given)}});
+  return given;
 }
 
 void PgWorkers::HeartbeatLoop() {

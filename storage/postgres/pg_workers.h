@@ -100,6 +100,15 @@ class PgWorkers final : public pipeline::SharedLimits {
   // Gives every row back and marks the worker ended (live workers no longer count it). The
   // local limit is 0 afterwards. Idempotent.
   Status Deregister();
+  // Deregister for a process about to exit (a forced exit): does not wait for the downloads in
+  // use (they end with the process) nor for the heartbeat thread (it may hang on a dead
+  // server): the local limit drops to 0, then one transaction, on the heartbeat's connection if
+  // it is idle or else on a new one, ends the registration and gives back every row this worker
+  // holds, in use or not. No later heartbeat claims a row or registers again. Returns the rows
+  // given back (0 if already deregistered). Until the process exits, a download still running
+  // here is beyond the run's N: call it only just before exiting. A failure (the server does
+  // not answer: it may block as long as libpq does) leaves the rows to their lease.
+  Result<int64_t> ReleaseForExit();
 
   int64_t worker_id() const;
   int download_slots() const { return n_; }                 // the run's N
