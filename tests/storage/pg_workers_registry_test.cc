@@ -172,6 +172,48 @@ TEST_CASE("workers register, heartbeat and expire, and share the slots fairly") 
   CHECK(QueryInt(db, "SELECT count(*) FROM grin_slots WHERE worker_id IS NOT NULL") == 0);
 }
 
+TEST_CASE("a worker released for exit gives its slots back at once, downloads in use or not") {
+  PG_SKIP_WITHOUT_POSTGRES();
+  const std::string db = grin::testing::FreshDatabase();
+  PgWorkersOptions slow = Manual();
+  slow.lease_ttl_micros = 30'000'000;  // the default: nothing here may wait for it
+  auto a = OpenWorkers(db, slow);
+  auto b = OpenWorkers(db, slow);
+  REQUIRE(a->Tick().ok());  // A gives B's share back
+  REQUIRE(b->Tick().ok());  // B claims it
+  CHECK(a->held() == 2);
+  CHECK(b->held() == 2);
+  // A's downloads are running (a process about to exit): Deregister would wait for them.
+  REQUIRE(a->TryAcquireDownload());
+  REQUIRE(a->TryAcquireDownload());
+  const auto start = SteadyClock::now();
+  auto given = a->ReleaseForExit();
+  REQUIRE_MESSAGE(given.ok(), given.status().ToString());
+  CHECK(*given == 2);
+  CHECK(SteadyClock::now() - start < milliseconds(2000));
+  CHECK(a->DownloadLimit() == 0);
+  CHECK_FALSE(a->TryAcquireDownload());
+  auto live = ListLiveWorkers(db);
+  REQUIRE(live.ok());
+  REQUIRE(live->size() == 1);
+  CHECK(live->front().worker_id == b->worker_id());
+  // B takes them at its next heartbeat, not a lease later.
+  REQUIRE(b->Tick().ok());
+  CHECK(b->held() == kSlots);
+  // A never comes back: a later heartbeat neither registers it again nor claims a row, and a
+  // second release (or the destructor's Deregister) changes nothing.
+  CHECK_FALSE(a->Tick().ok());
+  auto again = a->ReleaseForExit();
+  REQUIRE(again.ok());
+  CHECK(*again == 0);
+  a->ReleaseDownload();
+  a->ReleaseDownload();
+  a.reset();
+  CHECK(QueryInt(db, "SELECT count(*) FROM workers WHERE ended_at IS NULL") == 1);
+  CHECK(QueryInt(db, "SELECT count(*) FROM grin_slots WHERE worker_id = " +
+                         std::to_string(b->worker_id())) == kSlots);
+}
+
 TEST_CASE("worker registry options that cannot work are refused with a clear message") {
   PG_SKIP_WITHOUT_POSTGRES();
   const std::string db = grin::testing::FreshDatabase();
