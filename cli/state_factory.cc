@@ -52,7 +52,7 @@ void ApplyLeaseEnv(Options* o) {
 Status CheckStateUri(const std::string& uri, const std::string& shown_as) {
   if (!storage::IsPostgresLocation(uri)) {
     return Status::InvalidArgument(shown_as + ": give a postgresql://USER@HOST:PORT/DATABASE URI "
-                                   "(leave --state out for a SQLite run)");
+                                   "(leave " + shown_as + " out for a SQLite run)");
   }
 #ifdef GRIN_HAVE_POSTGRES
   char* error = nullptr;

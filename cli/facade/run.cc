@@ -50,7 +50,7 @@ Result<std::unique_ptr<Run>> Run::Create(const CreateOptions& options) {
   config.ca_file = options.ca_file;
   if (!options.state.empty()) {
     // As `init --state`: a postgresql:// URI libpq parses, without a password (never stored).
-    GRIN_RETURN_IF_ERROR(cli::CheckStateUri(options.state, "state"));
+    GRIN_RETURN_IF_ERROR(cli::CheckStateUri(options.state, "CreateOptions::state"));
     config.state = options.state;
   }
   const auto& keys = cli::StorageConfigKeys();

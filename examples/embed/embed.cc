@@ -3,7 +3,9 @@
 //
 //   grin-jobs-embed RUN_DIR [LIMIT]                      an existing run (grin-jobs init)
 //   grin-jobs-embed RUN_DIR LIMIT --create LIBRARY_DIR GRIN_BASE_URL TOKEN_URL CREDENTIALS_DIR
-//                   CA_FILE STORAGE_PATH                 a new run on local storage
+//                   CA_FILE STORAGE_PATH [STATE]         a new run on local storage; its job
+//                                                        state in books.db, or with STATE (a
+//                                                        postgresql:// URI) on PostgreSQL
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -27,7 +29,7 @@ class PrintProgress : public grin::jobs::Observer {
 
 int Usage() {
   std::cerr << "usage: grin-jobs-embed RUN_DIR [LIMIT] [--create LIBRARY_DIR GRIN_BASE_URL "
-               "TOKEN_URL CREDENTIALS_DIR CA_FILE STORAGE_PATH]\n";
+               "TOKEN_URL CREDENTIALS_DIR CA_FILE STORAGE_PATH [POSTGRESQL_URI]]\n";
   return 2;
 }
 
@@ -37,7 +39,7 @@ int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help") return argc < 2 ? Usage() : (Usage(), 0);
   const std::string run_dir = argv[1];
   const long limit = argc > 2 ? std::strtol(argv[2], nullptr, 10) : 5;
-  const bool create = argc == 10 && std::string(argv[3]) == "--create";
+  const bool create = (argc == 10 || argc == 11) && std::string(argv[3]) == "--create";
   if (argc > 3 && !create) return Usage();
   auto run = [&]() -> grin::jobs::Result<std::unique_ptr<grin::jobs::Run>> {
     if (!create) return grin::jobs::Run::Open({run_dir, ""});
@@ -49,12 +51,14 @@ int main(int argc, char** argv) {
     c.credentials_dir = argv[7];
     c.ca_file = argv[8];
     c.storage = {{"type", "local"}, {"base_path", argv[9]}};
+    if (argc == 11) c.state = argv[10];  // "" or absent: books.db in RUN_DIR
     return grin::jobs::Run::Create(c);
   }();
   if (!run.ok()) {
     std::cerr << "grin-jobs-embed: " << run.status().message() << "\n";
     return 1;
   }
+  std::cout << "run " << (*run)->run_dir() << ", state in " << (*run)->state_location() << "\n";
   std::signal(SIGINT, [](int) { cancel.Drain(); });
   grin::jobs::SyncOptions options;
   options.queues = {"converted"};

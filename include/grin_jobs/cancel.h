@@ -7,7 +7,10 @@
 //            returns with SyncReport::interrupted. Nothing is lost; a later sync continues.
 //   Abort()  as Drain(), and at once give back the leases of the books in flight without
 //            counting an attempt (their workers are fenced out: what they still write is
-//            refused). Meant for a host that is about to exit.
+//            refused); on a PostgreSQL run also end this sync's worker registration and give
+//            its GRIN download slots back, so another sync may use them at once. Meant for a
+//            host that is about to exit: the downloads still running are not stopped, and
+//            until the host exits they run beyond the run's shared slots.
 // The running sync is woken by every request: it sees an Abort() at once, not at a next poll.
 
 #include <atomic>

@@ -4,8 +4,8 @@
 //
 // Thread safety: OnProgress and OnLog are called from the sync's worker threads (one call at a
 // time for OnProgress, concurrently for OnLog); OnMessage and OnEvent from the thread that
-// called the facade, except kAborted, which may come from the sync's own abort thread. Calls
-// must return quickly and must not call back into the Run.
+// called the facade, except kAborted and the warnings just before it, which may come from the
+// sync's own abort thread. Calls must return quickly and must not call back into the Run.
 
 #include <cstdint>
 #include <string>
@@ -26,7 +26,9 @@ enum class MessageKind {
 enum class EventKind {
   kConnected,         // transport, GRIN client and object store are open
   kPipelineStarting,  // books are about to be claimed (cancellation now drains)
-  kAborted,           // Abort(): the leases of the books in flight were given back
+  kAborted,           // Abort(): what the sync held was given back (the leases of the books
+                      // in flight; on PostgreSQL its worker registration and GRIN slots), or
+                      // a kWarning message before it said what could not be
   kPipelineFinished,  // the pipeline returned; teardown (CSV, backup, summary) follows
 };
 
