@@ -277,6 +277,41 @@ TEST_CASE("PostgreSQL run: two SIGINTs give the leases and GRIN slots back at on
   run.CheckAllStoredOnce(2);
 }
 
+TEST_CASE("PostgreSQL run: a forced exit while the database does not answer exits anyway") {
+  PG_SKIP_WITHOUT_POSTGRES();
+  ::unsetenv("GRIN_JOBS_PG_LEASE_SECONDS");
+  SyncEnv env(40, 0.6, 307);
+  PgRun run(env);
+  auto rule = fake::ParseFaultRule(
+      R"({"endpoint": "archive", "action": "slow_first_byte", "delay_ms": 1000})");
+  REQUIRE(rule.ok());
+  env.server->AddFault(*rule);
+  const std::string log = (env.tmp.path() / "sync.log").string();
+  pid_t pid = SpawnGrinJobs(run.SyncArgs({"--queue", "converted", "--workers", "2"}), log);
+  for (int i = 0; i < 600 && run.Uploaded().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // The database stops answering the sync: a transaction of ours holds its tables.
+  REQUIRE(run.conn->Exec("BEGIN").ok());
+  REQUIRE(run.conn->Exec("LOCK TABLE jobs, runs, workers, grin_slots IN ACCESS EXCLUSIVE MODE")
+              .ok());
+  const auto start = std::chrono::steady_clock::now();
+  kill(pid, SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGINT);
+  const int code = WaitChild(pid);
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  REQUIRE(run.conn->Exec("ROLLBACK").ok());
+  const std::string out = grin::testing::ReadFile(log);
+  INFO(out);
+  CHECK(code == 130);
+  CHECK(took < 8);  // the 3 s grace, not a lease or a TCP timeout
+  CHECK(out.find("did not answer within 3 s; exiting anyway") != std::string::npos);
+  // What it could not give back is left to the leases, as it says.
+  CHECK(run.Sql("SELECT count(*) FROM jobs WHERE status = 'leased'") > 0);
+}
+
 // The most books whose archive GETs the fake GRIN held at once, waiting for their first byte
 // (arrival to first byte: the 300 ms every GET waits in this test). Not to the body's end: the
 // server notes an end after its last write, and under load a client that has all the bytes may
