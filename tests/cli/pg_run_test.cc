@@ -2,7 +2,9 @@
 // (tests/support/pg_cluster.h), `collect` and `sync` against the fake GRIN over HTTPS into a
 // local storage folder, checked in the database (libpq) and in storage; a second sync does
 // nothing; a sync killed with SIGKILL mid-run is resumed by the next one to exactly-once
-// completion. Also: what init refuses (a password in the URI, a server that is not there) leaves
+// completion; a forced exit (two SIGINTs) gives back its leases, worker registration and GRIN
+// slots so the next sync starts at once, and exits within its grace when the database does not
+// answer. Also: what init refuses (a password in the URI, a server that is not there) leaves
 // nothing behind, and the commands that need a SQLite run say so in one line.
 #include <signal.h>
 #include <unistd.h>
