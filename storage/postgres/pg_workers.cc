@@ -242,13 +242,13 @@ Status PgWorkers::Tick() {
   if (lapsed) {
     // Our registration ran out (frozen, or cut off for a lease time): so did every row we held,
     // and others may have them now. Use none, and join again as a new worker.
-    opt_.logger->Log(LogLevel::kWarning, "workers.lease_lost", {{"worker", I(me)}});
     SetLimit(0);
     {
       std::lock_guard<std::mutex> l(mu_);
       rows_.clear();
       if (ended_) return Status::Ok();  // released for exit meanwhile: never again
     }
+    opt_.logger->Log(LogLevel::kWarning, "workers.lease_lost", {{"worker", I(me)}});
     GRIN_RETURN_IF_ERROR(Register(*c));
     return Status::Ok();  // the next Tick takes the new worker's share
   }
