@@ -43,6 +43,19 @@ int64_t PgInt(const std::string& uri, const std::string& sql) {
   return r->Int(0, 0);
 }
 
+// A new database of the shared cluster collating by ICU's en-US ("alpha" before "Zeta", unlike
+// bytes): what must come out in byte order does so by the query's own COLLATE.
+std::string IcuDatabase() {
+  auto c = storage::pg::PgConnection::Connect(grin::testing::SharedPgCluster()->conninfo(), "c");
+  REQUIRE_MESSAGE(c.ok(), c.status().ToString());
+  Status made = (*c)->ExecScript("CREATE DATABASE cmds_icu TEMPLATE template0 LOCALE_PROVIDER "
+                                 "icu ICU_LOCALE 'en-US' LOCALE 'C'");
+  REQUIRE_MESSAGE(made.ok(), made.ToString());
+  const std::string uri = grin::testing::SharedPgCluster()->ConnInfo("cmds_icu");
+  REQUIRE(PgInt(uri, "SELECT 'alpha' < 'Zeta'") == 1);
+  return uri;
+}
+
 // Runs `export` into <tmp>/<name> and returns the file's text (gunzipped when gz).
 std::string Export(SyncEnv& env, const std::string& run, const std::string& name,
                    std::vector<std::string> extra = {}) {
@@ -88,6 +101,14 @@ TEST_CASE("export and sql on a PostgreSQL run answer as on the SQLite run it was
   auto sync = Cli(env.SyncArgs({"--queue", "converted", "--limit", "6"}));
   INFO(sync.out << sync.err);
   REQUIRE(sync.code == 0);
+  {
+    // Two books whose byte order ("Zeta..." first) is not en-US's.
+    SQLite::Database db(env.run + "/books.db", SQLite::OPEN_READWRITE, 10000);
+    db.exec("INSERT INTO books (barcode, title, created_at, updated_at) VALUES "
+            "('alpha_1', 'lower, first in en-US', '2026-01-01T00:00:00Z', "
+            "'2026-01-01T00:00:00Z'), ('Zeta-2', 'upper', '2026-01-01T00:00:00Z', "
+            "'2026-01-01T00:00:00Z')");
+  }
 
   // On SQLite.
   const std::string csv = Export(env, env.run, "sqlite.csv");
@@ -108,17 +129,18 @@ TEST_CASE("export and sql on a PostgreSQL run answer as on the SQLite run it was
   REQUIRE(sqlite_bad.code != 0);
 
   // Moved to PostgreSQL: the same bytes.
-  const std::string uri = grin::testing::FreshDatabase();
+  const std::string uri = IcuDatabase();
   auto moved = Cli({"migrate-state", "--run-dir", env.run, "--to", uri});
   INFO(moved.out << moved.err);
   REQUIRE(moved.code == 0);
   const int64_t books = PgInt(uri, "SELECT count(*) FROM books");
-  CHECK(books == 30);
+  CHECK(books == 32);
   CHECK(PgInt(uri, "SELECT count(*) FROM books WHERE is_decrypted = 1") >= 1);
   const std::string pg_csv = Export(env, env.run, "pg.csv");
   CHECK(pg_csv == csv);
   CHECK(std::count(pg_csv.begin(), pg_csv.end(), '\n') == books + 1);
   CHECK(pg_csv.find(",TRUE,") != std::string::npos);
+  CHECK(pg_csv.find("\nZeta-2,") < pg_csv.find("\nalpha_1,"));
   CHECK(Export(env, env.run, "pg_grin.csv.gz", {"--gzip", "--date-format", "grin"}) == csv_grin);
   size_t i = 0;
   for (const auto& q : kQueries) {
