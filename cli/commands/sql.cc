@@ -263,7 +263,9 @@ int RunSql(const std::vector<std::string>& args, std::ostream& out, std::ostream
                            "Run one read-only SQL statement on a run's database, e.g.\n"
                            "  grin-jobs sql --run-name r1 \"SELECT count(*) FROM uploaded\"\n"
                            "Tables and views: books, jobs, events, runs, pending, checked, "
-                           "downloaded, uploaded, failed.");
+                           "downloaded, uploaded, failed. On a PostgreSQL run the statement runs "
+                           "in a READ ONLY transaction that is rolled back (same tables, same "
+                           "output; text ORDER BY follows the database's collation).");
   AddRunOptions(options);
   options.add_options()("format", "table, csv or json",
                         cxxopts::value<std::string>()->default_value("table"))(
