@@ -481,9 +481,8 @@ std::vector<CheckResult> CheckPgRunDb(const std::string& run_dir, const std::str
   } else if (health->check != "ok" && !health->check.empty()) {
     out.push_back(Make("database", Level::kFail,
                        where + ": the kept counts disagree with the rows: " + health->check,
-                       "status and report would show wrong figures: keep the server's logs and "
-                       "report it; `grin-jobs migrate-state` from the last books.db backup into "
-                       "a new database recounts them"));
+                       "the jobs and books themselves are not affected, but status and report "
+                       "count wrong: keep the server's log and report it as a grin-jobs bug"));
   } else {
     const int version = health->schema_version;
     out.push_back(Make(

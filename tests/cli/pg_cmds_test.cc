@@ -164,6 +164,12 @@ TEST_CASE("export and sql on a PostgreSQL run answer as on the SQLite run it was
     CHECK(OneLine(r.err));
     CHECK(r.err.find("only read-only statements") != std::string::npos);
   }
+  // Turning the transaction read-write from inside is refused too.
+  auto escape = Cli({"sql", "--run-dir", env.run,
+                     "DO $$BEGIN PERFORM set_config('transaction_read_only', 'off', true); "
+                     "DELETE FROM jobs; END$$"});
+  CHECK(escape.code == sqlite_delete.code);
+  CHECK(OneLine(escape.err));
   auto several = Cli({"sql", "--run-dir", env.run, "SELECT 1; DELETE FROM jobs"});
   CHECK(several.code == sqlite_delete.code);
   CHECK(OneLine(several.err));
