@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 
+#include "cli/state_factory.h"
 #include "engine/archive/passphrase.h"
 #include "engine/archive/passphrase_check.h"
 #include "engine/base/format.h"
@@ -17,7 +18,6 @@
 #include "schema/migrations.h"
 #include "storage/database.h"
 #include "storage/run_lock.h"
-#include "cli/state_factory.h"
 
 #ifdef GRIN_HAVE_POSTGRES
 #include "storage/postgres/pg_connection.h"

@@ -141,7 +141,7 @@ void PrintRows(const Rows& r, const std::string& format, std::ostream& out) {
 }
 
 // A REAL as SQLite writes it as text (sqlite3_column_text: "%!.15g").
-std::string SqliteRealText(double v) {
+[[maybe_unused]] std::string SqliteRealText(double v) {
   char* t = sqlite3_mprintf("%!.15g", v);
   std::string s = t ? t : "";
   sqlite3_free(t);
