@@ -42,7 +42,7 @@ int RunExport(const std::vector<std::string>& args, std::ostream& out, std::ostr
                                            : storage::CsvDateFormat::kIso;
   auto rows = storage::ExportBooksCsv(*location, path, gz, dates);
   if (!rows.ok() && rows.status().code() == StatusCode::kPermissionDenied &&
-      !parsed.count("output")) {
+      !parsed.count("output") && rows.status().message().find(path) != std::string::npos) {
     // E.g. a read-only copy of a run: the database reads fine, the run folder takes no file.
     return ReportError(err, "export", Status::PermissionDenied(
                                           rows.status().message() +
