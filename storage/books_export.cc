@@ -220,6 +220,31 @@ Result<int64_t> ExportBooksCsv(const std::string& location, const std::string& o
   return rows;
 }
 
+Status GzipFile(const std::string& in_path, const std::string& out_path) {
+  std::ifstream in(in_path, std::ios::binary);
+  if (!in) return Status::NotFound(in_path + ": cannot read it to gzip it");
+  std::string tmp = out_path + ".tmp";
+  Writer w(tmp, true);
+  if (!w.ok()) return Status::PermissionDenied(tmp + ": cannot write it");
+  std::vector<char> buf(1 << 20);
+  bool ok = true;
+  while (ok && in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    std::streamsize n = in.gcount();
+    if (n > 0) ok = w.Write(std::string(buf.data(), static_cast<size_t>(n)));
+  }
+  ok = w.Close() && ok && !in.bad();
+  if (!ok) {
+    std::remove(tmp.c_str());
+    return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
+  }
+  if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return Status::PermissionDenied(out_path + ": cannot replace it");
+  }
+  return Status::Ok();
+}
+
 Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path,
                         int64_t* books) {
   std::string copy = out_path + ".db.tmp";

@@ -38,6 +38,10 @@ std::string IsoToGrinDate(const std::string& iso);
 Result<int64_t> ExportBooksCsv(const std::string& location, const std::string& out_path, bool gzip,
                                CsvDateFormat dates = CsvDateFormat::kIso);
 
+// Writes in_path gzipped (level 1) to out_path (through `<out_path>.tmp` and a rename). For the
+// `.csv.gz` beside a CSV just written: one read of the database for both, the same rows in both.
+Status GzipFile(const std::string& in_path, const std::string& out_path);
+
 // Copies the database with the online-backup API into out_path, gzip level 1. If books is not
 // null it gets the number of rows in the copy's books table.
 Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path,
