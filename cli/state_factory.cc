@@ -234,16 +234,4 @@ Result<std::string> RunStateLocation(const std::string& run_dir) {
   return config.state;
 }
 
-Status RequireSqliteRun(const std::string& run_dir, const char* command) {
-  if (!std::filesystem::exists(ConfigPath(run_dir))) return Status::Ok();
-  auto config = LoadRunConfig(run_dir);
-  if (!config.ok()) return config.status();
-  if (!IsPostgresRun(*config)) return Status::Ok();
-  return Status::FailedPrecondition(
-      std::string(command) + " needs a SQLite run for now; run " + run_dir +
-      " keeps its state on PostgreSQL (" + DescribeState(run_dir, *config) +
-      "); sync, status, report, collect, enrich, request, retry, verify, config and storage "
-      "work on it");
-}
-
 }  // namespace grin::cli

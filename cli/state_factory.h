@@ -109,14 +109,10 @@ struct LiveWorker {
 // SQLite run (its one sync holds the run lock).
 Result<std::vector<LiveWorker>> ListRunWorkers(const std::string& location);
 
-// Where the run in `run_dir` keeps its state, for the read-only commands (`status`, `report`;
-// storage::OpenRunQueries opens either): its books.db path, or run_config.json's "state" URI.
-// A run without run_config.json is taken as a SQLite run (the open then names what is missing).
+// Where the run in `run_dir` keeps its state, for the read-only commands (`status`, `report`,
+// `sql`, `export`, `doctor`; storage::OpenRunQueries opens either): its books.db path, or
+// run_config.json's "state" URI. A run without run_config.json is taken as a SQLite run (the
+// open then names what is missing).
 Result<std::string> RunStateLocation(const std::string& run_dir);
-
-// For commands that only work on a SQLite run for now: kFailedPrecondition, one line naming the
-// command, when the run at run_dir keeps its state on PostgreSQL; OK otherwise (also when the run
-// has no run_config.json: the command's own checks then say so).
-Status RequireSqliteRun(const std::string& run_dir, const char* command);
 
 }  // namespace grin::cli

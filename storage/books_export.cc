@@ -9,14 +9,21 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "engine/base/fn_deleter.h"
 #include "engine/books_columns.h"
 #include "storage/database.h"
+#include "storage/open_run_queries.h"
 #include "storage/sqlite_status.h"
+
+#ifdef GRIN_HAVE_POSTGRES
+#include "storage/postgres/pg_books_export.h"
+#endif
 
 namespace grin::storage {
 namespace {
@@ -111,67 +118,131 @@ const std::vector<std::string>& BooksCsvHeaders() {
   return kHeaders;
 }
 
-Result<int64_t> ExportBooksCsv(const std::string& db_path, const std::string& out_path,
-                               bool gzip, CsvDateFormat dates) {
-  std::vector<bool> grin_date(Columns().size(), false);
-  for (size_t i = 0; i < Columns().size(); ++i) {
-    grin_date[i] = dates == CsvDateFormat::kGrin && IsGrinDateColumn(Columns()[i].second);
+namespace {
+
+using RowFn = std::function<Status(const std::vector<std::optional<std::string>>& row)>;
+
+// Calls fn for every books row of the run at `location` (Columns() order, ordered by barcode
+// in byte order): a books.db path, or a PostgreSQL URI.
+Status ForEachBookRow(const std::string& location, const RowFn& fn) {
+  std::vector<std::string> names;
+  for (const auto& c : Columns()) names.push_back(c.second);
+  if (IsPostgresLocation(location)) {
+#ifdef GRIN_HAVE_POSTGRES
+    return ForEachPgBookRow(location, names, fn);
+#else
+    return Status::FailedPrecondition(
+        "the run's state is on PostgreSQL, but this grin-jobs was built without PostgreSQL "
+        "support: install libpq-dev and rebuild (GRIN_POSTGRES=ON)");
+#endif
   }
   DatabaseOptions ro;
   ro.read_only = true;
-  GRIN_ASSIGN_OR_RETURN(auto db, OpenDatabase(db_path, ro));
+  GRIN_ASSIGN_OR_RETURN(auto db, OpenDatabase(location, ro));
+  try {
+    std::string sql = "SELECT ";
+    for (size_t i = 0; i < names.size(); ++i) sql += (i ? ", " : "") + names[i];
+    sql += " FROM books ORDER BY barcode";
+    SQLite::Statement q(*db, sql);
+    std::vector<std::optional<std::string>> row(names.size());
+    while (q.executeStep()) {
+      for (int i = 0; i < q.getColumnCount() && i < static_cast<int>(row.size()); ++i) {
+        SQLite::Column c = q.getColumn(i);
+        if (c.isNull()) {
+          row[static_cast<size_t>(i)].reset();
+        } else {
+          row[static_cast<size_t>(i)] = c.getString();
+        }
+      }
+      GRIN_RETURN_IF_ERROR(fn(row));
+    }
+  } catch (const SQLite::Exception& e) {
+    return FromSqliteException(e, location);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<int64_t> ExportBooksCsv(const std::string& location, const std::string& out_path,
+                               bool gzip, CsvDateFormat dates) {
+  std::vector<bool> grin_date(Columns().size(), false);
+  std::vector<bool> boolean(Columns().size(), false);
+  for (size_t i = 0; i < Columns().size(); ++i) {
+    grin_date[i] = dates == CsvDateFormat::kGrin && IsGrinDateColumn(Columns()[i].second);
+    boolean[i] = Columns()[i].second == "is_decrypted";
+  }
   std::string tmp = out_path + ".tmp";
   Writer w(tmp, gzip);
   if (!w.ok()) return Status::PermissionDenied(tmp + ": cannot write the CSV export");
   int64_t rows = 0;
-  try {
-    std::string sql = "SELECT ";
-    std::string header;
-    for (size_t i = 0; i < Columns().size(); ++i) {
-      sql += (i ? ", " : "") + Columns()[i].second;
-      if (i) header += ',';
-      AppendCsvField(&header, Columns()[i].first);
-    }
-    sql += " FROM books ORDER BY barcode";
-    header += "\r\n";
-    if (!w.Write(header)) return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
-    SQLite::Statement q(*db, sql);
-    std::string chunk;
-    while (q.executeStep()) {
-      std::string line;
-      for (int i = 0; i < q.getColumnCount(); ++i) {
-        if (i) line += ',';
-        SQLite::Column c = q.getColumn(i);
-        if (c.isNull()) continue;
-        if (Columns()[static_cast<size_t>(i)].second == "is_decrypted") {
-          line += c.getInt() ? "TRUE" : "FALSE";
-        } else if (grin_date[static_cast<size_t>(i)]) {
-          AppendCsvField(&line, IsoToGrinDate(c.getString()));
-        } else {
-          AppendCsvField(&line, c.getString());
-        }
-      }
-      chunk += line;
-      chunk += "\r\n";
-      ++rows;
-      if (chunk.size() > (1 << 20)) {
-        if (!w.Write(chunk)) return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
-        chunk.clear();
+  const Status write_failed = Status::ResourceExhausted(tmp + ": write failed (disk full?)");
+  std::string header;
+  for (size_t i = 0; i < Columns().size(); ++i) {
+    if (i) header += ',';
+    AppendCsvField(&header, Columns()[i].first);
+  }
+  header += "\r\n";
+  std::string chunk = std::move(header);
+  Status s = ForEachBookRow(location, [&](const std::vector<std::optional<std::string>>& row) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i) chunk += ',';
+      if (!row[i]) continue;
+      if (boolean[i]) {
+        chunk += *row[i] != "0" ? "TRUE" : "FALSE";
+      } else if (grin_date[i]) {
+        AppendCsvField(&chunk, IsoToGrinDate(*row[i]));
+      } else {
+        AppendCsvField(&chunk, *row[i]);
       }
     }
-    if (!w.Write(chunk)) return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
-  } catch (const SQLite::Exception& e) {
+    chunk += "\r\n";
+    ++rows;
+    if (chunk.size() > (1 << 20)) {
+      if (!w.Write(chunk)) return write_failed;
+      chunk.clear();
+    }
+    return Status::Ok();
+  });
+  if (s.ok() && !w.Write(chunk)) s = write_failed;
+  if (!s.ok()) {
+    (void)w.Close();
     std::remove(tmp.c_str());
-    return FromSqliteException(e, db_path);
+    return s;
   }
   if (!w.Close()) {
     std::remove(tmp.c_str());
-    return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
+    return write_failed;
   }
   if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
     return Status::PermissionDenied(out_path + ": cannot replace the CSV export");
   }
   return rows;
+}
+
+Status GzipFile(const std::string& in_path, const std::string& out_path) {
+  std::ifstream in(in_path, std::ios::binary);
+  if (!in) return Status::NotFound(in_path + ": cannot read it to gzip it");
+  std::string tmp = out_path + ".tmp";
+  Writer w(tmp, true);
+  if (!w.ok()) return Status::PermissionDenied(tmp + ": cannot write it");
+  std::vector<char> buf(1 << 20);
+  bool ok = true;
+  while (ok && in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    std::streamsize n = in.gcount();
+    if (n > 0) ok = w.Write(std::string(buf.data(), static_cast<size_t>(n)));
+  }
+  ok = w.Close() && ok && !in.bad();
+  if (!ok) {
+    std::remove(tmp.c_str());
+    return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
+  }
+  if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return Status::PermissionDenied(out_path + ": cannot replace it");
+  }
+  return Status::Ok();
 }
 
 Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path,

@@ -3,6 +3,8 @@
 // and header text (docs/books-table.md: NULL as an empty field, booleans TRUE/FALSE), and an
 // online backup of the database (SQLite backup API, consistent while a writer runs), gzipped.
 // Both read through their own read-only connection and write atomically (temp file + rename).
+// The CSV reads either dialect (a PostgreSQL run's rows through storage/postgres/
+// pg_books_export.h) and is byte for byte the same for the same rows.
 
 #include <cstdint>
 #include <string>
@@ -29,10 +31,16 @@ enum class CsvDateFormat { kIso, kGrin };
 // anything that is not "YYYY-MM-DDTHH:MM:SS" is returned as given.
 std::string IsoToGrinDate(const std::string& iso);
 
-// Writes every books row (ordered by barcode) to out_path; gzip level 1 when gzip is true.
-// Returns the number of rows.
-Result<int64_t> ExportBooksCsv(const std::string& db_path, const std::string& out_path, bool gzip,
+// Writes every books row (ordered by barcode, byte order) to out_path; gzip level 1 when gzip is
+// true. `location` is where the run's state is (cli's RunStateLocation): a books.db path, or a
+// postgresql:// URI (one READ ONLY snapshot; kFailedPrecondition in a build without
+// PostgreSQL). Returns the number of rows; errors name the database (never a password).
+Result<int64_t> ExportBooksCsv(const std::string& location, const std::string& out_path, bool gzip,
                                CsvDateFormat dates = CsvDateFormat::kIso);
+
+// Writes in_path gzipped (level 1) to out_path (through `<out_path>.tmp` and a rename). For the
+// `.csv.gz` beside a CSV just written: one read of the database for both, the same rows in both.
+Status GzipFile(const std::string& in_path, const std::string& out_path);
 
 // Copies the database with the online-backup API into out_path, gzip level 1. If books is not
 // null it gets the number of rows in the copy's books table.

@@ -13,6 +13,7 @@
 #include "cli/run_config.h"
 #include "cli/run_context.h"
 #include "cli/state_factory.h"
+#include "storage/open_run_queries.h"
 
 namespace grin::cli {
 
@@ -25,7 +26,8 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
       "Check a run before a long sync, in seconds: the GRIN sign-in (refreshes the token, one "
       "GRIN request), the passphrase (against the first 64 KiB of one converted archive), each "
       "storage bucket (writes, reads back and deletes a probe object), the clock against GRIN's "
-      "and storage's, free disk space, the run database (quick_check, schema version, lock) and "
+      "and storage's, free disk space, the run database (SQLite: quick_check, schema version, "
+      "lock; PostgreSQL: connection, schema version, kept counts, lock, live workers) and "
       "GRIN's conversion queue. Each check passes, warns or fails with the fix on one line.\n\n"
       "Exit status: 0 no check failed (warnings allowed); 1 a check failed; 2 bad usage.");
   AddRunOptions(options);
@@ -53,9 +55,6 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!ParseArgs(options, args, out, err, &p, &code, &rules)) return code;
   auto run_dir_r = ResolveRunDir(p);
   if (!run_dir_r.ok()) return ReportError(err, "doctor", run_dir_r.status());
-  // A PostgreSQL run: refused with one line until this command reads PostgreSQL.
-  Status sqlite_only = RequireSqliteRun(*run_dir_r, "doctor");
-  if (!sqlite_only.ok()) return ReportError(err, "doctor", sqlite_only);
   const std::string run_dir = *run_dir_r;
   // <run>/logs/doctor-*.log; with --json, its "Log:" lines go to stderr.
   CommandLog log("doctor", run_dir, p, out, err, p.count("json") ? &err : &out);
@@ -71,7 +70,11 @@ int RunDoctor(const std::vector<std::string>& args, std::ostream& out, std::ostr
   auto add_all = [&checks](std::vector<CheckResult> rs) {
     for (auto& r : rs) checks.push_back(std::move(r));
   };
-  add_all(doctor::CheckRunDb(run_dir));
+  // The run's state: books.db, or the PostgreSQL database run_config.json names.
+  auto location = RunStateLocation(run_dir);
+  if (!location.ok()) return ReportError(err, "doctor", location.status());
+  add_all(storage::IsPostgresLocation(*location) ? doctor::CheckPgRunDb(run_dir, *location)
+                                                 : doctor::CheckRunDb(run_dir));
   add(doctor::CheckDiskSpace(run_dir, staging_dir, p["staging-limit-mb"].as<uint64_t>() << 20));
 
   TransferStackOptions tso;

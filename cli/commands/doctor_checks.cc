@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 
+#include "cli/state_factory.h"
 #include "engine/archive/passphrase.h"
 #include "engine/archive/passphrase_check.h"
 #include "engine/base/format.h"
@@ -17,6 +18,11 @@
 #include "schema/migrations.h"
 #include "storage/database.h"
 #include "storage/run_lock.h"
+
+#ifdef GRIN_HAVE_POSTGRES
+#include "storage/postgres/pg_connection.h"
+#include "storage/postgres/pg_health.h"
+#endif
 
 namespace grin::cli::doctor {
 namespace {
@@ -101,10 +107,34 @@ std::string StorageFix(const Status& s, const std::string& bucket, const RunConf
          "storage block";
 }
 
+// Whether another process holds the run lock (the host-local lock file beside `db`).
+CheckResult CheckRunLock(const std::string& db) {
+  auto lock = storage::RunLock::Acquire(db);
+  if (lock.ok()) {
+    return Make("run lock", Level::kPass, "free: no other grin-jobs process holds the run");
+  }
+  if (lock.status().code() == StatusCode::kBusy) {
+    return Make("run lock", Level::kWarn, lock.status().message(),
+                "a sync now would wait for that process; let it finish or stop it");
+  }
+  return Make("run lock", Level::kWarn, lock.status().message(),
+              "check the run folder's permissions");
+}
+
 }  // namespace
 
 const char* LevelName(Level level) {
-  return level == Level::kPass ? "pass" : level == Level::kWarn ? "warn" : "fail";
+  switch (level) {
+    case Level::kPass:
+      return "pass";
+    case Level::kWarn:
+      return "warn";
+    case Level::kSkip:
+      return "skip";
+    case Level::kFail:
+      break;
+  }
+  return "fail";
 }
 
 int64_t ParseHttpDate(const std::string& text) {
@@ -417,16 +447,81 @@ std::vector<CheckResult> CheckRunDb(const std::string& run_dir) {
             (version < latest ? " (the next sync migrates it to " + std::to_string(latest) + ")"
                               : " (current)")));
   }
-  auto lock = storage::RunLock::Acquire(db);
-  if (lock.ok()) {
-    out.push_back(Make("run lock", Level::kPass, "free: no other grin-jobs process holds the run"));
-  } else if (lock.status().code() == StatusCode::kBusy) {
-    out.push_back(Make("run lock", Level::kWarn, lock.status().message(),
-                       "a sync now would wait for that process; let it finish or stop it"));
+  out.push_back(CheckRunLock(db));
+  return out;
+}
+
+std::vector<CheckResult> CheckPgRunDb(const std::string& run_dir, const std::string& uri) {
+  std::vector<CheckResult> out;
+#ifdef GRIN_HAVE_POSTGRES
+  const std::string where = storage::pg::RedactConninfo(uri);
+  const int latest = schema::PgLatestVersion();
+  auto health = storage::ReadPgHealth(uri);
+  bool reachable = health.ok();
+  if (!health.ok()) {
+    const StatusCode code = health.status().code();
+    out.push_back(Make(
+        "database", Level::kFail, health.status().message(),
+        code == StatusCode::kPermissionDenied
+            ? "check the role in run_config.json's state and its password (~/.pgpass, "
+              "PGPASSFILE or PGPASSWORD) and the server's pg_hba.conf"
+        : code == StatusCode::kUnavailable
+            ? "start the PostgreSQL server or make it reachable from this host (host, port, "
+              "firewall), then run doctor again"
+            : "check the database run_config.json's state names"));
+  } else if (health->schema_version == 0) {
+    out.push_back(Make("database", Level::kFail, where + ": no grin-jobs run in this database",
+                       "create one with `grin-jobs init --state URI` (or fix run_config.json's "
+                       "state)"));
+  } else if (health->schema_version > latest) {
+    out.push_back(Make("database", Level::kFail,
+                       where + ": schema version " + std::to_string(health->schema_version) +
+                           " is newer than this build's " + std::to_string(latest),
+                       "use the grin-jobs version that last wrote this run (or newer)"));
+  } else if (health->check != "ok" && !health->check.empty()) {
+    out.push_back(Make("database", Level::kFail,
+                       where + ": the kept counts disagree with the rows: " + health->check,
+                       "the jobs and books themselves are not affected, but status and report "
+                       "count wrong: keep the server's log and report it as a grin-jobs bug"));
   } else {
-    out.push_back(Make("run lock", Level::kWarn, lock.status().message(),
-                       "check the run folder's permissions"));
+    const int version = health->schema_version;
+    out.push_back(Make(
+        "database", Level::kPass,
+        where + ": connected, schema version " + std::to_string(version) +
+            (version < latest ? " (the next sync migrates it to " + std::to_string(latest) + ")"
+                              : " (current)") +
+            (health->check == "ok" ? ", kept counts match the rows" : "")));
   }
+  out.push_back(Make("database file", Level::kSkip,
+                     "not checked: the run keeps its state on PostgreSQL, not in " +
+                         DbPath(run_dir) + " (quick_check and the books.db backup are "
+                         "SQLite's; the server's own backups, e.g. pg_dump, are the run's)"));
+  out.push_back(CheckRunLock(DbPath(run_dir)));
+  if (reachable) {
+    auto workers = ListRunWorkers(uri);
+    if (!workers.ok()) {
+      out.push_back(Make("sync workers", Level::kWarn, workers.status().message(),
+                         "check the database role's grants"));
+    } else if (workers->empty()) {
+      out.push_back(Make("sync workers", Level::kPass, "none live on the run (any host)"));
+    } else {
+      std::string line = std::to_string(workers->size()) + " live on the run:";
+      for (size_t i = 0; i < workers->size(); ++i) {
+        const auto& w = (*workers)[i];
+        line += (i ? ", " : " ") + w.host + " pid " + std::to_string(w.pid) + " (heartbeat " +
+                FormatDuration(w.heartbeat_age_s) + " ago)";
+      }
+      out.push_back(Make("sync workers", Level::kPass,
+                         line + "; a sync now shares the run's GRIN slots with them"));
+    }
+  }
+#else
+  (void)uri;
+  out.push_back(Make("database", Level::kFail,
+                     "run " + run_dir + " keeps its state on PostgreSQL, but this grin-jobs was "
+                     "built without PostgreSQL support",
+                     "use a grin-jobs built with libpq-dev installed (-DGRIN_POSTGRES=ON)"));
+#endif
   return out;
 }
 

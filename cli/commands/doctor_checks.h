@@ -11,8 +11,10 @@
 
 namespace grin::cli::doctor {
 
-enum class Level { kPass, kWarn, kFail };
-const char* LevelName(Level level);  // "pass" | "warn" | "fail"
+// kSkip: a check that does not apply to this run (the line says why); neither a warning nor a
+// failure.
+enum class Level { kPass, kWarn, kFail, kSkip };
+const char* LevelName(Level level);  // "pass" | "warn" | "fail" | "skip"
 
 struct CheckResult {
   std::string name;  // "oauth", "passphrase", "storage raw", "clock grin", ...
@@ -55,6 +57,13 @@ CheckResult CheckDiskSpace(const std::string& run_dir, const std::string& stagin
 // (f) The run database: PRAGMA quick_check, schema version, and whether another process holds
 // the run lock (reported, not a failure).
 std::vector<CheckResult> CheckRunDb(const std::string& run_dir);
+
+// (f) on a run whose state is on PostgreSQL (`uri`, run_config.json's "state"): the server
+// answers, the schema version against this build's, the kept counts against the rows
+// (storage/postgres/pg_health.h; one read-only pass over jobs and books), the host-local run
+// lock, and the sync workers live on the run (any host). The books.db checks are reported as
+// skipped, saying why. Never shows a password.
+std::vector<CheckResult> CheckPgRunDb(const std::string& run_dir, const std::string& uri);
 
 // (g) Books in GRIN's conversion queue (_in_process) against grin_client::kQueueCap.
 CheckResult CheckQueue(TransferStack& stack);

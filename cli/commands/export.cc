@@ -1,4 +1,5 @@
 // grin-jobs export: the books table as CSV, in the reference tool's column order. Read-only.
+// A SQLite or a PostgreSQL run: the same bytes for the same rows.
 #include <filesystem>
 
 #include "cli/cli.h"
@@ -27,9 +28,9 @@ int RunExport(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!ParseArgs(options, args, out, err, &parsed, &code, &rules)) return code;
   auto run_dir = ResolveRunDir(parsed);
   if (!run_dir.ok()) return ReportError(err, "export", run_dir.status());
-  // A PostgreSQL run: refused with one line until this command reads PostgreSQL.
-  Status sqlite_only = RequireSqliteRun(*run_dir, "export");
-  if (!sqlite_only.ok()) return ReportError(err, "export", sqlite_only);
+  // Its books.db, or the PostgreSQL database run_config.json names.
+  auto location = RunStateLocation(*run_dir);
+  if (!location.ok()) return ReportError(err, "export", location.status());
   bool gz = parsed.count("gzip") > 0;
   std::string path = parsed.count("output")
                          ? parsed["output"].as<std::string>()
@@ -39,9 +40,9 @@ int RunExport(const std::vector<std::string>& args, std::ostream& out, std::ostr
   const storage::CsvDateFormat dates = parsed["date-format"].as<std::string>() == "grin"
                                            ? storage::CsvDateFormat::kGrin
                                            : storage::CsvDateFormat::kIso;
-  auto rows = storage::ExportBooksCsv(DbPath(*run_dir), path, gz, dates);
+  auto rows = storage::ExportBooksCsv(*location, path, gz, dates);
   if (!rows.ok() && rows.status().code() == StatusCode::kPermissionDenied &&
-      !parsed.count("output")) {
+      !parsed.count("output") && rows.status().message().find(path) != std::string::npos) {
     // E.g. a read-only copy of a run: the database reads fine, the run folder takes no file.
     return ReportError(err, "export", Status::PermissionDenied(
                                           rows.status().message() +

@@ -5,6 +5,7 @@
 
 #include "cli/object_store_factory.h"
 #include "cli/report_html.h"
+#include "cli/state_factory.h"
 #include "storage/backup_policy.h"
 #include "storage/books_export.h"
 
@@ -38,16 +39,21 @@ TeardownResult RunTeardown(TeardownInput in) {
   out.errors = std::move(in.errors);
   const int64_t now = in.now_micros;
   // A PostgreSQL run (no db_path): its backups are the server's (pg_dump); the CSV export and
-  // the HTML report read books.db and wait for their PostgreSQL versions.
+  // the HTML report read it where run_config.json says it is.
   const bool sqlite = !in.db_path.empty();
   if (!sqlite) in.summary["state"] = "postgresql";
-  if (in.csv_export && sqlite) {
+  Result<std::string> location = sqlite ? Result<std::string>(in.db_path)
+                                        : cli::RunStateLocation(in.run_dir);
+  if (in.csv_export && !location.ok()) {
+    out.errors.push_back("CSV export: " + location.status().message());
+  } else if (in.csv_export) {
     std::string csv = (fs::path(in.run_dir) / "books_export.csv").string();
-    auto rows = storage::ExportBooksCsv(in.db_path, csv, false);
+    auto rows = storage::ExportBooksCsv(*location, csv, false);
     std::string gz = csv + ".gz";
-    auto rows_gz = rows.ok() ? storage::ExportBooksCsv(in.db_path, gz, true) : rows;
-    if (!rows_gz.ok()) {
-      out.errors.push_back("CSV export: " + rows_gz.status().message());
+    // The .gz from the CSV just written: one read of the database (a full scan on PostgreSQL).
+    Status zipped = rows.ok() ? storage::GzipFile(csv, gz) : rows.status();
+    if (!zipped.ok()) {
+      out.errors.push_back("CSV export: " + zipped.message());
     } else {
       for (const auto& loc : {LatestCsvLocation(in.meta_layout),
                               TimestampedMetaLocation(in.meta_layout, now, "books.csv.gz")}) {
@@ -91,7 +97,7 @@ TeardownResult RunTeardown(TeardownInput in) {
       }
     }
   }
-  if (sqlite) {
+  {
     // The HTML report (regenerable with `grin-jobs report`): a failure is a warning.
     std::string path = (fs::path(in.run_dir) / "report.html").string();
     Status r = cli::WriteRunReport(in.run_dir, path);

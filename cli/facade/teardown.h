@@ -13,8 +13,9 @@
 // A failed step never stops the later ones: it is recorded in `errors` (steps 1-3: the sync
 // then exits 1) or `warnings` (a stored backup with more books was kept; the HTML report).
 //
-// On a PostgreSQL run (db_path "") only step 3 runs: the server keeps its own backups, and the
-// CSV export and the HTML report read books.db for now.
+// On a PostgreSQL run (db_path "") step 2 is skipped (the server keeps its own backups: pg_dump);
+// the CSV export and the HTML report read the database run_config.json names, and are the same
+// as a SQLite run's for the same rows.
 //
 // Thread safety: call once per sync, from one thread, with the run lock held.
 
