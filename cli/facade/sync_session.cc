@@ -669,7 +669,7 @@ Result<SyncReport> SyncWithHooks(Run::Impl& run, const SyncOptions& opt, Observe
   // ---- teardown ----
   TeardownInput td;
   td.run_dir = run_dir;
-  td.db_path = state->db_path;  // "": a PostgreSQL run (no CSV export, backup or HTML report)
+  td.db_path = state->db_path;  // "": a PostgreSQL run (CSV and report as on SQLite, no backup)
   td.store = objects->store.get();
   td.meta_layout = cli::RunMetaLayout(objects->layout, *meta_name);
   td.now_micros = SystemClock::Default()->NowMicros();
