@@ -293,11 +293,10 @@ void SyncPipeline::Impl::WakeStages() {
 
 void SyncPipeline::Impl::WaitForWork(int idle, bool quiet) {
   using Steady = std::chrono::steady_clock;
-  // Wake-ups in a burst (other processes completing one book after another) let the workers
-  // claim at most every kMinWakeGapMicros.
+  // The wait ends early when another stage goes idle (wait for it too) or the last book in
+  // hand here is done (the run may be over); a stage un-idled meanwhile needs nothing.
   auto stop_waiting = [&] {
-    const bool quiet_now = in_flight.load() == 0;
-    return Stopping() || IdleStages() != idle || quiet_now != quiet;
+    return Stopping() || (IdleStages() & ~idle) != 0 || (!quiet && in_flight.load() == 0);
   };
   std::vector<Stage> stages;
   static constexpr Stage kClaimedAt[] = {Stage::kPending, Stage::kChecked, Stage::kDownloaded};
@@ -310,7 +309,9 @@ void SyncPipeline::Impl::WaitForWork(int idle, bool quiet) {
   } else if (!*woken) {
     return;  // timed out (the caller looks whether the run is done), or something changed here
   }
-  // Woken (or the wait failed: claim, which reports a failing store as such).
+  // Woken (or the wait failed: claim, which reports a failing store as such). Wake-ups in a
+  // burst (other processes completing one book after another) let the workers claim at most
+  // every kMinWakeGapMicros.
   const auto next = last_wake + std::chrono::microseconds(kMinWakeGapMicros);
   while (Steady::now() < next && !Stopping()) {
     std::this_thread::sleep_for(
