@@ -226,8 +226,8 @@ void SyncPipeline::Impl::CompleteItem(const WorkItem& w, Completion c, StageTall
     return;
   }
   Tally(t, kind, reason);
-  if (c.to == Stage::kChecked) stage_idle[kDownload] = false;  // work for the next stage
-  if (c.to == Stage::kDownloaded) stage_idle[kProcess] = false;
+  if (c.to == Stage::kChecked) stage_idle[kDownload] = kOpen;  // work for the next stage
+  if (c.to == Stage::kDownloaded) stage_idle[kProcess] = kOpen;
   if (c.to == Stage::kUploaded) {
     breaker->RecordSuccess();
     ::unlink(GpgPath(w.barcode).c_str());  // a partial download no run will resume now
@@ -242,16 +242,26 @@ bool SyncPipeline::Impl::RunOne() {
     if (work == kDownload && StagingFull()) {
       continue;  // staging is full: let processing drain it first
     }
-    if (stage_idle[work].load()) continue;
+    int state = stage_idle[work].load();
+    if (state == kIdle || state == kProbing) continue;
     Slot slot = TakeSlot(work);  // given back when this iteration ends, whatever the stage did
     if (!slot) continue;
+    const bool probe = state == kProbe;  // the one claim of a stage that may be dry
+    if (probe && !stage_idle[work].compare_exchange_strong(state, kProbing)) continue;
     Stage from = work == kCheck ? Stage::kPending
                                 : (work == kDownload ? Stage::kChecked : Stage::kDownloaded);
     auto items = store->Claim(from, 1);
     if (!items.ok() || items->empty()) {
-      if (items.ok()) stage_idle[work] = true;  // until WaitForWork or a completion into it
-      if (!items.ok()) StateStoreFailed(items.status());  // e.g. its disk is full: stop
+      if (items.ok()) stage_idle[work] = kIdle;  // until WaitForWork or a completion into it
+      if (!items.ok()) {
+        if (probe) stage_idle[work] = kProbe;
+        StateStoreFailed(items.status());  // e.g. its disk is full: stop
+      }
       continue;
+    }
+    if (probe) {
+      stage_idle[work] = kOpen;  // work there: every worker may ask
+      wake_cv.notify_all();
     }
     ++in_flight;
     const WorkItem& w = items->front();
@@ -287,7 +297,10 @@ void SyncPipeline::Impl::Worker() {
 }
 
 void SyncPipeline::Impl::WakeStages() {
-  for (auto& idle : stage_idle) idle = false;
+  for (auto& state : stage_idle) {
+    int idle = kIdle;
+    state.compare_exchange_strong(idle, kProbe);
+  }
   wake_cv.notify_all();
 }
 

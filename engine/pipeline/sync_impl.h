@@ -53,22 +53,26 @@ struct SyncPipeline::Impl {
 
   std::atomic<bool> finish{false};  // workers exit
   std::atomic<int> slots[3] = {0, 0, 0};
-  // Idle stages: a claim that found nothing for a stage stops the workers asking again (each ask
-  // is a write transaction) until the coordinator's wait (StateStore::WaitForWork, see Run())
-  // says a job there may have become claimable, or a job completes into the stage here.
-  std::atomic<bool> stage_idle[3] = {false, false, false};
+  // Claim states per stage. kIdle: a claim found nothing; workers stop asking (each ask is a
+  // write transaction) until the coordinator's wait (StateStore::WaitForWork, see Run()) says a
+  // job there may have become claimable, which makes it kProbe, or a job completes into the
+  // stage here (kOpen). kProbe: one worker asks (kProbing while it does): found one, kOpen
+  // (every worker asks); none, kIdle again. So a stage that may be dry costs one empty claim, not
+  // one per worker.
+  enum ClaimState : int { kOpen = 0, kIdle = 1, kProbe = 2, kProbing = 3 };
+  std::atomic<int> stage_idle[3] = {kProbe, kProbe, kProbe};
   // The coordinator waits at most this long at a time (then looks whether the run is done:
   // another process may finish its last book, which announces nothing), and lets the workers
   // claim again at most this often while wake-ups keep coming (other processes' completions):
   // never more often than the old fixed poll did.
   static constexpr int64_t kIdleWaitMicros = 1'000'000;
   static constexpr int64_t kMinWakeGapMicros = 200'000;
-  // Bit w set: stage_idle[w].
+  // Bit w set: stage w is kIdle.
   int IdleStages() const {
-    return (stage_idle[0].load() ? 1 : 0) | (stage_idle[1].load() ? 2 : 0) |
-           (stage_idle[2].load() ? 4 : 0);
+    return (stage_idle[0].load() == kIdle ? 1 : 0) | (stage_idle[1].load() == kIdle ? 2 : 0) |
+           (stage_idle[2].load() == kIdle ? 4 : 0);
   }
-  // Clears every stage's idle mark and wakes the workers sleeping for want of work.
+  // Idle stages become kProbe, and the workers sleeping for want of work wake.
   void WakeStages();
   std::mutex wake_mu;                 // with wake_cv: workers with nothing to do
   std::condition_variable wake_cv;

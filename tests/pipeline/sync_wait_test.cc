@@ -85,6 +85,9 @@ TEST_CASE("sync on PostgreSQL: books leased by a dead worker are taken back when
   const auto expires = Steady::now() + std::chrono::microseconds(sql(
       "SELECT (extract(epoch FROM max(lease_expires_at) - clock_timestamp()) * 1e6)::bigint "
       "FROM jobs WHERE status = 'leased'"));
+  const int64_t expiry_ms = sql(  // by the database's clock, as the events' times
+      "SELECT (extract(epoch FROM max(lease_expires_at)) * 1e3)::bigint FROM jobs "
+      "WHERE status = 'leased'");
   sql("SELECT 1 FROM pg_stat_statements_reset()");
 
   auto sync = Cli({"sync", "--run-dir", dir, "--workers", "4", "--grin-rate", "0", "--queue",
@@ -95,8 +98,12 @@ TEST_CASE("sync on PostgreSQL: books leased by a dead worker are taken back when
   CHECK(sql("SELECT count(*) FROM uploaded") == static_cast<int64_t>(books.size()));
   CHECK(sql("SELECT count(*) FROM events WHERE outcome = 'reclaimed'") ==
         static_cast<int64_t>(books.size()));
-  // The sync ended soon after the leases lapsed (then: the books' work, a second or so).
+  // The sync took the books back as soon as the leases lapsed (the old one at its next poll,
+  // up to 200 ms later) and ended soon after (then: the books' work, well under a second).
   const double after_ms = Ms(ended - expires);
+  const int64_t reclaim_ms =
+      sql("SELECT (extract(epoch FROM min(at::timestamptz)) * 1e3)::bigint FROM events "
+          "WHERE outcome = 'reclaimed'") - expiry_ms;
   // Statements the sync sent: its claims and its job counts (the dead worker sent none since).
   const int64_t claims = sql(
       "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements "
@@ -107,15 +114,20 @@ TEST_CASE("sync on PostgreSQL: books leased by a dead worker are taken back when
   const int64_t waits = sql(
       "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements "
       "WHERE query LIKE '%lease_expires_at) - now()%'");
-  MESSAGE("sync ended " << after_ms << " ms after the leases lapsed; " << books.size()
-                        << " books, " << claims << " claims, " << counts << " job counts, "
-                        << waits << " wait reads");
+  MESSAGE("leases taken back " << reclaim_ms << " ms after they lapsed, sync ended "
+                                << after_ms << " ms after; " << books.size() << " books, "
+                                << claims << " claims, " << counts << " job counts, " << waits
+                                << " wait reads");
+  CHECK(reclaim_ms >= -1);  // (events' times are in whole milliseconds)
+  CHECK(reclaim_ms < 250);
   CHECK(after_ms > 0);
   CHECK(after_ms < 4000);
-  // About 3 s idle: the old pipeline sent ~45 claims and ~60 job counts in that time. The
-  // books need one claim each; a few more find nothing.
+  // About 3 s idle. The old pipeline asked for claims every 200 ms per stage and counted jobs
+  // every 50 ms: 7 books took it 84 claims and 60 job counts; now about 16 and 8 (the books
+  // need one claim each; one per stage finds nothing each time stages may have run dry).
   CHECK(claims <= static_cast<int64_t>(books.size()) + 15);
-  CHECK(counts <= 15);
+  CHECK(counts <= 16);
+  CHECK(waits >= 1);  // it did wait
 }
 
 TEST_CASE("SQLite store wait: woken at once by its own writes, when a retry falls due, and "
