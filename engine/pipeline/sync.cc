@@ -226,8 +226,8 @@ void SyncPipeline::Impl::CompleteItem(const WorkItem& w, Completion c, StageTall
     return;
   }
   Tally(t, kind, reason);
-  if (c.to == Stage::kChecked) stage_idle[kDownload] = kOpen;  // work for the next stage
-  if (c.to == Stage::kDownloaded) stage_idle[kProcess] = kOpen;
+  if (c.to == Stage::kChecked) claim_state[kDownload] = kOpen;  // work for the next stage
+  if (c.to == Stage::kDownloaded) claim_state[kProcess] = kOpen;
   if (c.to == Stage::kUploaded) {
     breaker->RecordSuccess();
     ::unlink(GpgPath(w.barcode).c_str());  // a partial download no run will resume now
@@ -242,25 +242,25 @@ bool SyncPipeline::Impl::RunOne() {
     if (work == kDownload && StagingFull()) {
       continue;  // staging is full: let processing drain it first
     }
-    int state = stage_idle[work].load();
+    int state = claim_state[work].load();
     if (state == kIdle || state == kProbing) continue;
     Slot slot = TakeSlot(work);  // given back when this iteration ends, whatever the stage did
     if (!slot) continue;
     const bool probe = state == kProbe;  // the one claim of a stage that may be dry
-    if (probe && !stage_idle[work].compare_exchange_strong(state, kProbing)) continue;
+    if (probe && !claim_state[work].compare_exchange_strong(state, kProbing)) continue;
     Stage from = work == kCheck ? Stage::kPending
                                 : (work == kDownload ? Stage::kChecked : Stage::kDownloaded);
     auto items = store->Claim(from, 1);
     if (!items.ok() || items->empty()) {
-      if (items.ok()) stage_idle[work] = kIdle;  // until WaitForWork or a completion into it
+      if (items.ok()) claim_state[work] = kIdle;  // until WaitForWork or a completion into it
       if (!items.ok()) {
-        if (probe) stage_idle[work] = kProbe;
+        if (probe) claim_state[work] = kProbe;
         StateStoreFailed(items.status());  // e.g. its disk is full: stop
       }
       continue;
     }
     if (probe) {
-      stage_idle[work] = kOpen;  // work there: every worker may ask
+      claim_state[work] = kOpen;  // work there: every worker may ask
       wake_cv.notify_all();
     }
     ++in_flight;
@@ -297,7 +297,7 @@ void SyncPipeline::Impl::Worker() {
 }
 
 void SyncPipeline::Impl::WakeStages() {
-  for (auto& state : stage_idle) {
+  for (auto& state : claim_state) {
     int idle = kIdle;
     state.compare_exchange_strong(idle, kProbe);
   }

@@ -60,7 +60,7 @@ struct SyncPipeline::Impl {
   // (every worker asks); none, kIdle again. So a stage that may be dry costs one empty claim, not
   // one per worker.
   enum ClaimState : int { kOpen = 0, kIdle = 1, kProbe = 2, kProbing = 3 };
-  std::atomic<int> stage_idle[3] = {kProbe, kProbe, kProbe};
+  std::atomic<int> claim_state[3] = {kProbe, kProbe, kProbe};  // by Work
   // The coordinator waits at most this long at a time (then looks whether the run is done:
   // another process may finish its last book, which announces nothing), and lets the workers
   // claim again at most this often while wake-ups keep coming (other processes' completions):
@@ -69,8 +69,8 @@ struct SyncPipeline::Impl {
   static constexpr int64_t kMinWakeGapMicros = 200'000;
   // Bit w set: stage w is kIdle.
   int IdleStages() const {
-    return (stage_idle[0].load() == kIdle ? 1 : 0) | (stage_idle[1].load() == kIdle ? 2 : 0) |
-           (stage_idle[2].load() == kIdle ? 4 : 0);
+    return (claim_state[0].load() == kIdle ? 1 : 0) | (claim_state[1].load() == kIdle ? 2 : 0) |
+           (claim_state[2].load() == kIdle ? 4 : 0);
   }
   // Idle stages become kProbe, and the workers sleeping for want of work wake.
   void WakeStages();
