@@ -1,7 +1,9 @@
 #include "engine/state_store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -45,6 +47,19 @@ Status StateStore::Complete(const WorkItem& item, Stage to, std::string outcome,
 Status StateStore::SetScope(const std::vector<std::string>& barcodes) {
   if (barcodes.empty()) return Status::Ok();
   return Status::FailedPrecondition("this state store cannot restrict a run to named books");
+}
+
+Result<bool> StateStore::WaitForWork(const std::vector<Stage>& stages, int64_t timeout_micros,
+                                     const std::function<bool()>& cancelled) {
+  (void)stages;
+  auto until = std::chrono::steady_clock::now() +
+               std::chrono::microseconds(std::clamp<int64_t>(timeout_micros, 0, 200'000));
+  while (std::chrono::steady_clock::now() < until) {
+    if (cancelled && cancelled()) return false;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        until - std::chrono::steady_clock::now(), std::chrono::milliseconds(20)));
+  }
+  return true;
 }
 
 int64_t BackoffMicros(int attempt, int64_t base_micros, int64_t max_micros, double unit_random) {

@@ -21,6 +21,7 @@
 // and never surface "database is locked" to callers.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -174,6 +175,26 @@ class StateStore {
   // (they keep their state for a later run). An empty list lifts the restriction. Barcodes
   // without a job are ignored. The default implementation supports only the empty list.
   virtual Status SetScope(const std::vector<std::string>& barcodes);
+
+  // Idle waiting, for a worker whose claims at `stages` all came back empty while the run is not
+  // finished (jobs leased by another process, retries waiting for next_attempt_at). Returns true
+  // when a job at one of `stages` may have become claimable:
+  //   - at once if one is claimable now (so work made claimable between the empty claim and the
+  //     wait is never missed);
+  //   - when new claimable work is announced: enqueued, completed into a milestone that is not
+  //     the last, released, requeued, reset, woken, failed for a retry, or taken back from an
+  //     expired lease, by this store or (a store several processes share) by another process;
+  //   - at the earliest time a job becomes claimable by the clock, which nobody announces: a
+  //     retry's next_attempt_at, or the expiry of a lease another run holds (a dead worker's),
+  //     both by the clock the store's claims use (the database's, for a shared store).
+  // Returns false when timeout_micros passed first, or as soon as `cancelled` (may be empty)
+  // says true: it is asked at least every 50 ms, so a stop is seen promptly.
+  // True is a hint, not a promise: claim again, and expect an empty answer sometimes.
+  // Errors: the store's (e.g. kUnavailable); the caller may then claim anyway.
+  // The default (stores that cannot tell) waits min(timeout_micros, 200 ms) and returns true:
+  // polling.
+  virtual Result<bool> WaitForWork(const std::vector<Stage>& stages, int64_t timeout_micros,
+                                   const std::function<bool()>& cancelled);
 };
 
 // Backoff for the attempt-th failure (1-based) with full jitter: a uniformly random delay in

@@ -413,6 +413,7 @@ Result<int64_t> SqliteStateStore::Enqueue(const std::vector<std::string>& barcod
     *added = n;
   });
   if (!s.ok()) return s;
+  if (*added > 0) WorkChanged();
   return *added;
 }
 
@@ -541,6 +542,11 @@ Result<std::vector<Status>> SqliteStateStore::CompleteMany(std::vector<Completio
     *results = std::move(out);
   });
   if (!s.ok()) return s;
+  bool more_work = false;  // a job moved into a milestone where it can be claimed
+  for (size_t k = 0; k < results->size() && k < completions.size(); ++k) {
+    more_work = more_work || ((*results)[k].ok() && completions[k].to != Stage::kUploaded);
+  }
+  if (more_work) WorkChanged();
   return std::move(*results);
 }
 
@@ -584,6 +590,7 @@ Status SqliteStateStore::Fail(const WorkItem& item, ErrorClass error_class,
     *result = Status::Ok();
   });
   if (!s.ok()) return s;
+  if (result->ok()) WorkChanged();  // a retry: an idle waiter reads the earliest time anew
   return *result;
 }
 
@@ -602,6 +609,7 @@ Status SqliteStateStore::Release(const WorkItem& item) {
     *result = Status::Ok();
   });
   if (!s.ok()) return s;
+  if (result->ok()) WorkChanged();
   return *result;
 }
 
@@ -655,6 +663,7 @@ Result<int64_t> SqliteStateStore::Requeue(const RequeueFilter& filter) {
     *count = static_cast<int64_t>(rows.size());
   });
   if (!s.ok()) return s;
+  if (*count > 0) WorkChanged();
   return *count;
 }
 
@@ -734,6 +743,7 @@ Result<int64_t> SqliteStateStore::Reset(const ResetRequest& request) {
     *count = n;
   });
   if (!s.ok()) return s;
+  if (*count > 0) WorkChanged();
   return *count;
 }
 

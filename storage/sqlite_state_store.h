@@ -108,6 +108,13 @@ class SqliteStateStore final : public StateStore {
   // Scope: the barcodes live in a temporary table of the writer's connection (claims) and as a
   // JSON array for Counts() on the read connection.
   Status SetScope(const std::vector<std::string>& barcodes) override;
+  // The port's idle wait (sqlite_state_store_wait.cc): the run is this process's alone, so new
+  // claimable work is this store's own writes (enqueue, completion into a milestone that is not
+  // the last, release, requeue, reset, wake, a retry scheduled), which wake it at once; the
+  // clock makes a job claimable at its next_attempt_at (the store's Clock), read once per call
+  // from the read connection. No lease of another run can lapse (Open() took them back).
+  Result<bool> WaitForWork(const std::vector<Stage>& stages, int64_t timeout_micros,
+                           const std::function<bool()>& cancelled) override;
 
   // Forced exit (e.g. a second Ctrl-C): gives back every lease this run holds without counting
   // an attempt or a crash (tokens bumped: a worker still running is fenced out), records the
@@ -180,6 +187,12 @@ class SqliteStateStore final : public StateStore {
   bool stop_ = false;
   int64_t commits_ = 0;
   std::thread writer_;
+
+  // Idle waiting: WorkChanged() bumps the generation after a write made work claimable.
+  void WorkChanged();
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;
+  uint64_t work_generation_ = 0;  // guarded by wait_mu_
 
   std::mutex cmu_;
   std::condition_variable ccv_;

@@ -69,6 +69,7 @@ Result<int64_t> SqliteStateStore::Wake(const std::vector<std::string>& barcodes)
     *count = n;
   });
   if (!s.ok()) return s;
+  if (*count > 0) WorkChanged();
   return *count;
 }
 

@@ -226,8 +226,8 @@ void SyncPipeline::Impl::CompleteItem(const WorkItem& w, Completion c, StageTall
     return;
   }
   Tally(t, kind, reason);
-  if (c.to == Stage::kChecked) idle_until[kDownload] = 0;  // work for the next stage
-  if (c.to == Stage::kDownloaded) idle_until[kProcess] = 0;
+  if (c.to == Stage::kChecked) claim_state[kDownload] = kOpen;  // work for the next stage
+  if (c.to == Stage::kDownloaded) claim_state[kProcess] = kOpen;
   if (c.to == Stage::kUploaded) {
     breaker->RecordSuccess();
     ::unlink(GpgPath(w.barcode).c_str());  // a partial download no run will resume now
@@ -242,16 +242,26 @@ bool SyncPipeline::Impl::RunOne() {
     if (work == kDownload && StagingFull()) {
       continue;  // staging is full: let processing drain it first
     }
-    if (clock->NowMicros() < idle_until[work].load()) continue;
+    int state = claim_state[work].load();
+    if (state == kIdle || state == kProbing) continue;
     Slot slot = TakeSlot(work);  // given back when this iteration ends, whatever the stage did
     if (!slot) continue;
+    const bool probe = state == kProbe;  // the one claim of a stage that may be dry
+    if (probe && !claim_state[work].compare_exchange_strong(state, kProbing)) continue;
     Stage from = work == kCheck ? Stage::kPending
                                 : (work == kDownload ? Stage::kChecked : Stage::kDownloaded);
     auto items = store->Claim(from, 1);
     if (!items.ok() || items->empty()) {
-      if (items.ok()) idle_until[work] = clock->NowMicros() + kIdleClaimMicros;
-      if (!items.ok()) StateStoreFailed(items.status());  // e.g. its disk is full: stop
+      if (items.ok()) claim_state[work] = kIdle;  // until WaitForWork or a completion into it
+      if (!items.ok()) {
+        if (probe) claim_state[work] = kProbe;
+        StateStoreFailed(items.status());  // e.g. its disk is full: stop
+      }
       continue;
+    }
+    if (probe) {
+      claim_state[work] = kOpen;  // work there: every worker may ask
+      wake_cv.notify_all();
     }
     ++in_flight;
     const WorkItem& w = items->front();
@@ -278,8 +288,50 @@ bool SyncPipeline::Impl::RunOne() {
 
 void SyncPipeline::Impl::Worker() {
   while (!Stopping()) {
-    if (!RunOne()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (RunOne()) continue;
+    // Nothing to claim, or no slot free: sleep until the coordinator wakes the stages, or a
+    // moment (a slot comes free, staging drains, a completion here un-idles a stage).
+    std::unique_lock<std::mutex> l(wake_mu);
+    wake_cv.wait_for(l, std::chrono::milliseconds(20));
   }
+}
+
+void SyncPipeline::Impl::WakeStages() {
+  for (auto& state : claim_state) {
+    int idle = kIdle;
+    state.compare_exchange_strong(idle, kProbe);
+  }
+  wake_cv.notify_all();
+}
+
+void SyncPipeline::Impl::WaitForWork(int idle, bool quiet) {
+  using Steady = std::chrono::steady_clock;
+  // The wait ends early when another stage goes idle (wait for it too) or the last book in
+  // hand here is done (the run may be over); a stage un-idled meanwhile needs nothing.
+  auto stop_waiting = [&] {
+    return Stopping() || (IdleStages() & ~idle) != 0 || (!quiet && in_flight.load() == 0);
+  };
+  std::vector<Stage> stages;
+  static constexpr Stage kClaimedAt[] = {Stage::kPending, Stage::kChecked, Stage::kDownloaded};
+  for (int w = 0; w < 3; ++w) {
+    if (idle & (1 << w)) stages.push_back(kClaimedAt[w]);
+  }
+  auto woken = store->WaitForWork(stages, kIdleWaitMicros, stop_waiting);
+  if (!woken.ok()) {
+    log->Log(LogLevel::kWarning, "sync.wait_failed", {{"error", woken.status().message()}});
+  } else if (!*woken) {
+    return;  // timed out (the caller looks whether the run is done), or something changed here
+  }
+  // Woken (or the wait failed: claim, which reports a failing store as such). Wake-ups in a
+  // burst (other processes completing one book after another) let the workers claim at most
+  // every kMinWakeGapMicros.
+  const auto next = last_wake + std::chrono::microseconds(kMinWakeGapMicros);
+  while (Steady::now() < next && !Stopping()) {
+    std::this_thread::sleep_for(
+        std::min<Steady::duration>(next - Steady::now(), std::chrono::milliseconds(20)));
+  }
+  last_wake = Steady::now();
+  WakeStages();
 }
 
 SyncPipeline::SyncPipeline(StateStore* store, ObjectStore* objects,
@@ -333,10 +385,20 @@ Result<SyncStats> SyncPipeline::Run() {
   if (m.opt.storage_inventory) m.LoadInventory();
   std::vector<std::thread> workers;
   for (int i = 0; i < m.opt.workers; ++i) workers.emplace_back([&m] { m.Worker(); });
-  // Coordinator: end the run when nothing is left (or on stop / fatal error).
+  // Coordinator: end the run when nothing is left (or on stop / fatal error). While stages are
+  // idle (their claims found nothing: the jobs left are leased by other processes, wait for
+  // their retry time, or are in this process's hands) it waits on the state store for work
+  // there (StateStore::WaitForWork: new work announced, a retry falling due, another holder's
+  // lease lapsing) instead of polling, and looks whether the run is done when no book is in
+  // hand here.
   m.RefreshMetrics();
+  m.last_wake = std::chrono::steady_clock::now() - std::chrono::seconds(1);
   for (;;) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (const int idle = m.IdleStages(); idle == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } else {
+      m.WaitForWork(idle, m.in_flight.load() == 0);
+    }
     if (m.opt.metrics && m.clock->NowMicros() - m.metrics_refreshed_micros >= 1'000'000) {
       m.metrics_refreshed_micros = m.clock->NowMicros();
       m.RefreshMetrics();

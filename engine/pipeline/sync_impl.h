@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
@@ -51,10 +53,32 @@ struct SyncPipeline::Impl {
 
   std::atomic<bool> finish{false};  // workers exit
   std::atomic<int> slots[3] = {0, 0, 0};
-  // A claim that found nothing for a stage stops the workers asking again (each ask is a write
-  // transaction) until this time (microseconds), or until a job completes into the stage.
-  static constexpr int64_t kIdleClaimMicros = 200'000;
-  std::atomic<int64_t> idle_until[3] = {0, 0, 0};
+  // Claim states per stage. kIdle: a claim found nothing; workers stop asking (each ask is a
+  // write transaction) until the coordinator's wait (StateStore::WaitForWork, see Run()) says a
+  // job there may have become claimable, which makes it kProbe, or a job completes into the
+  // stage here (kOpen). kProbe: one worker asks (kProbing while it does): found one, kOpen
+  // (every worker asks); none, kIdle again. So a stage that may be dry costs one empty claim, not
+  // one per worker.
+  enum ClaimState : int { kOpen = 0, kIdle = 1, kProbe = 2, kProbing = 3 };
+  std::atomic<int> claim_state[3] = {kProbe, kProbe, kProbe};  // by Work
+  // The coordinator waits at most this long at a time (then looks whether the run is done:
+  // another process may finish its last book, which announces nothing), and lets the workers
+  // claim again at most this often while wake-ups keep coming (other processes' completions):
+  // never more often than the old fixed poll did.
+  static constexpr int64_t kIdleWaitMicros = 1'000'000;
+  static constexpr int64_t kMinWakeGapMicros = 200'000;
+  // Bit w set: stage w is kIdle.
+  int IdleStages() const {
+    return (claim_state[0].load() == kIdle ? 1 : 0) | (claim_state[1].load() == kIdle ? 2 : 0) |
+           (claim_state[2].load() == kIdle ? 4 : 0);
+  }
+  // Idle stages become kProbe, and the workers sleeping for want of work wake.
+  void WakeStages();
+  std::mutex wake_mu;                 // with wake_cv: workers with nothing to do
+  std::condition_variable wake_cv;
+  // The coordinator's idle path (Run()): waits on the state store for work at the idle stages.
+  void WaitForWork(int idle, bool quiet);
+  std::chrono::steady_clock::time_point last_wake;  // coordinator thread only
   std::atomic<int64_t> staging_scanned_at{INT64_MIN / 2};  // steady clock, microseconds
   std::atomic<uint64_t> staging_bytes{0};
   std::atomic<int> in_flight{0};

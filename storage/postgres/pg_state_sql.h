@@ -261,6 +261,21 @@ SELECT stage, coalesce(error_reason, ''), coalesce(error_class, ''), (status = '
 FROM jobs WHERE status IN ('retry', 'dead')
 GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC, 1, 2)sql";
 
+// What the clock will make claimable (PgStateStore::WaitForWork), in microseconds from now by
+// the database's clock, at milestones $1 (text[]), within the scope $3 (JSON array, or NULL):
+// the earliest next_attempt_at of a ready or retry job (<= 0: one is claimable now), and the
+// earliest expiry of a lease another run than $2 holds (<= 0: expired; the next claim takes it
+// back). NULL when there is none. Both are index lookups (jobs_claim, jobs_lease_expiry).
+inline constexpr const char* kWaitTimesSql = R"sql(
+SELECT (SELECT min(next_attempt_at) FROM jobs
+        WHERE stage = ANY($1::text[]) AND status IN ('ready', 'retry') AND stage <> 'uploaded'
+          AND ($3::jsonb IS NULL OR barcode IN (SELECT jsonb_array_elements_text($3::jsonb))))
+         - grin_now_micros(),
+       (SELECT (extract(epoch FROM min(lease_expires_at) - now()) * 1000000)::bigint FROM jobs
+        WHERE status = 'leased' AND lease_run IS DISTINCT FROM $2::bigint
+          AND stage = ANY($1::text[])
+          AND ($3::jsonb IS NULL OR barcode IN (SELECT jsonb_array_elements_text($3::jsonb)))))sql";
+
 // Idle workers wait on this channel (PgStateStore::WaitForWork).
 inline constexpr const char* kNotifySql = "SELECT pg_notify('grin_jobs_ready', '')";
 inline constexpr const char* kListenSql = "LISTEN grin_jobs_ready";

@@ -407,6 +407,7 @@ Status PgStateStore::Fail(const WorkItem& item, ErrorClass error_class, std::str
     return InsertEvent(c, item.barcode, S(item.stage), dead ? "dead" : "failed", d.dump());
   });
   if (!s.ok()) return s;
+  if (held && !dead) ++retry_scheduled_;  // an idle waiter reads the earliest retry anew
   return held ? Status::Ok() : StaleWrite(item, "fail", "failure ignored");
 }
 
@@ -625,15 +626,65 @@ Status PgStateStore::SetScope(const std::vector<std::string>& barcodes) {
   return Status::Ok();
 }
 
+Status PgStateStore::ListenLocked() {
+  if (listener_ && listener_->ok()) return Status::Ok();
+  listener_.reset();
+  GRIN_ASSIGN_OR_RETURN(auto c, PgConnection::Connect(conninfo_, what_));
+  GRIN_RETURN_IF_ERROR(c->Exec(state_sql::kListenSql).status());
+  listener_ = std::move(c);
+  return Status::Ok();
+}
+
 Result<bool> PgStateStore::WaitForWork(int64_t timeout_micros) {
   std::lock_guard<std::mutex> l(listen_mu_);
-  if (!listener_ || !listener_->ok()) {
-    listener_.reset();
-    GRIN_ASSIGN_OR_RETURN(listener_, PgConnection::Connect(conninfo_, what_));
-    GRIN_RETURN_IF_ERROR(listener_->Exec(state_sql::kListenSql).status());
-  }
+  GRIN_RETURN_IF_ERROR(ListenLocked());
   GRIN_ASSIGN_OR_RETURN(bool woken, listener_->WaitForNotification(timeout_micros));
   return woken;
+}
+
+Result<bool> PgStateStore::WaitForWork(const std::vector<Stage>& stages, int64_t timeout_micros,
+                                       const std::function<bool()>& cancelled) {
+  using Steady = std::chrono::steady_clock;
+  const auto deadline =
+      Steady::now() + std::chrono::microseconds(std::max<int64_t>(0, timeout_micros));
+  auto stop = [&] { return cancelled && cancelled(); };
+  std::unique_lock<std::mutex> l(listen_mu_, std::defer_lock);
+  while (!l.try_lock()) {  // another waiter: queue, still cancellable
+    if (stop() || Steady::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const uint64_t retries = retry_scheduled_.load();
+  GRIN_RETURN_IF_ERROR(ListenLocked());
+  // LISTEN is in place: whatever commits from now on notifies this connection, and whatever
+  // committed before is in the times read next, so nothing falls between.
+  std::string array = "{";
+  for (Stage st : stages) array += (array.size() > 1 ? "," : "") + S(st);
+  array += "}";
+  pg::Param scope;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!scope_json_.empty()) scope = scope_json_;
+  }
+  auto times = listener_->Exec(state_sql::kWaitTimesSql, {array, I(run_id_), scope});
+  if (!times.ok()) return times.status();
+  int64_t due = INT64_MAX;  // micros from now until the clock makes a job claimable
+  if (!times->IsNull(0, 0)) due = std::min(due, times->Int(0, 0));
+  if (!times->IsNull(0, 1)) due = std::min(due, times->Int(0, 1) + 1000);
+  if (due <= 0) return true;
+  const auto clock_due = due == INT64_MAX ? Steady::time_point::max()
+                                          : Steady::now() + std::chrono::microseconds(due);
+  for (;;) {
+    if (stop()) return false;
+    if (retry_scheduled_.load() != retries) return true;
+    const auto now = Steady::now();
+    if (now >= clock_due) return true;
+    if (now >= deadline) return false;
+    auto slice = std::min(std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::min(clock_due, deadline) - now),
+                          std::chrono::microseconds(50'000));
+    GRIN_ASSIGN_OR_RETURN(bool woken, listener_->WaitForNotification(slice.count()));
+    if (woken) return true;
+  }
 }
 
 Result<int64_t> PgStateStore::ReleaseForExit() {

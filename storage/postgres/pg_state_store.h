@@ -30,6 +30,7 @@
 // Errors: kUnavailable when the server cannot be reached, kPermissionDenied for a refused login
 // or missing grants, kNoSpace when the server's disk is full; messages never hold the password.
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -94,11 +95,21 @@ class PgStateStore final : public StateStore {
   Result<int64_t> Heartbeat();
   // Takes back up to reclaim_batch expired leases of any run (see above). Returns how many.
   Result<int64_t> ReclaimExpired();
-  // Waits until another process (or this one) made jobs claimable — enqueued, completed to a
-  // milestone that is not the last, released, requeued, reset, woken, or taken back from an
-  // expired lease (LISTEN grin_jobs_ready on a connection of its own) — or timeout_micros
-  // passed. True when woken. A notification sent before the first call is not seen: call it
-  // after a Claim() came back empty, and claim again when it returns, whatever it returns.
+  // The port's idle wait (engine/state_store.h). On a connection of its own that LISTENs to
+  // grin_jobs_ready (which every write that makes jobs claimable NOTIFYs, whichever process
+  // made it): after LISTEN, one statement (kWaitTimesSql) reads, by the database's clock, how
+  // long until a job at `stages` becomes claimable by time: a retry's next_attempt_at, or the
+  // expiry of a lease another run holds (a dead worker's, which nobody announces: its leases
+  // lapse). It returns true at once if one is claimable now, else at the first notification,
+  // at that time (plus 1 ms: a lease is taken back once strictly past), or when this store
+  // failed a job for a retry; false at the timeout or when `cancelled` says so (asked every
+  // 50 ms). One waiter at a time: concurrent callers queue (and still see `cancelled`).
+  Result<bool> WaitForWork(const std::vector<Stage>& stages, int64_t timeout_micros,
+                           const std::function<bool()>& cancelled) override;
+  // Notifications only (no clock times, no stages): waits until another process (or this one)
+  // made jobs claimable, or timeout_micros passed. True when woken. A notification sent before
+  // the first wait of either form is not seen: call it after a Claim() came back empty, and
+  // claim again when it returns, whatever it returns.
   Result<bool> WaitForWork(int64_t timeout_micros);
 
   // As SqliteStateStore::ReleaseForExit: every lease of this run given back, the run's end
@@ -144,6 +155,10 @@ class PgStateStore final : public StateStore {
 
   std::mutex listen_mu_;
   std::unique_ptr<pg::PgConnection> listener_;  // guarded by listen_mu_
+  // Connects listener_ and LISTENs if it is not (again, after it broke). listen_mu_ held.
+  Status ListenLocked();
+  // Bumped when this store schedules a retry (no notification; a waiter reads the time anew).
+  std::atomic<uint64_t> retry_scheduled_{0};
 
   std::mutex hb_mu_;
   std::condition_variable hb_cv_;
