@@ -15,7 +15,7 @@ namespace {
 std::string OneLine(std::string_view m) {
   std::string s(m);
   for (char& c : s) {
-    if (c == '\n' || c == '\r') c = ' ';
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
   }
   while (!s.empty() && s.back() == ' ') s.pop_back();
   return s;

@@ -50,6 +50,18 @@ TEST_CASE("PgConnection: TCP keepalives and tcp_user_timeout by default, the URI
   }
   CHECK(o["tcp_user_timeout"] == "20000");
   CHECK(o["keepalives"] == "1");
+  // The server's end of the socket has them too: a backend whose client vanished mid-transaction
+  // ends (and frees its locks) in bounded time.
+  for (const char* setting : {"tcp_keepalives_idle", "tcp_keepalives_interval",
+                              "tcp_keepalives_count", "tcp_user_timeout"}) {
+    CAPTURE(setting);
+    auto r = c->Exec(std::string("SELECT current_setting('") + setting + "')");
+    REQUIRE(r.ok());
+    CHECK(r->Text(0, 0) == (std::string(setting) == "tcp_keepalives_idle"       ? "10"
+                            : std::string(setting) == "tcp_keepalives_interval" ? "5"
+                            : std::string(setting) == "tcp_keepalives_count"    ? "3"
+                                                                                 : "20000"));
+  }
 
   auto own = PgConnect(db + "?keepalives_idle=42&tcp_user_timeout=0&keepalives_count=7");
   auto oo = Options(*own);
@@ -57,6 +69,10 @@ TEST_CASE("PgConnection: TCP keepalives and tcp_user_timeout by default, the URI
   CHECK(oo["tcp_user_timeout"] == "0");
   CHECK(oo["keepalives_count"] == "7");
   CHECK(oo["keepalives_interval"] == "5");  // the rest keep the defaults
+  auto opt = PgConnect(db + "?options=-c%20tcp_keepalives_idle%3D33");
+  auto r = opt->Exec("SELECT current_setting('tcp_keepalives_idle')");
+  REQUIRE(r.ok());
+  CHECK(r->Text(0, 0) == "33");
 }
 
 TEST_CASE("PgConnection::Connect: a refused login by SQLSTATE and password flags, not by words") {
