@@ -60,10 +60,19 @@ Result<std::unique_ptr<NetNs>> NetNs::Create() {
   static std::atomic<int> counter{0};
   const int n = counter++;
   const long pid = static_cast<long>(::getpid());
-  // A /30 from pid and counter: 10.232.<a>.<b>, b a multiple of 4.
-  const long slot = (pid * 8 + n) % (256 * 64);
-  const std::string net = "10.232." + std::to_string(slot / 64) + ".";
-  const int base = static_cast<int>(slot % 64) * 4;
+  // A /30 from pid and counter: 10.232.<a>.<b>, b a multiple of 4; the next one if an
+  // interface of this host already has an address in it (a test running beside us).
+  std::string net;
+  int base = 0;
+  for (long k = 0;; ++k) {
+    if (k == 64) return Status::Unavailable("no free /30 in 10.232.0.0/16 for a veth pair");
+    const long slot = (pid * 8 + n + k) % (256 * 64);
+    net = "10.232." + std::to_string(slot / 64) + ".";
+    base = static_cast<int>(slot % 64) * 4;
+    auto used = RunAndCapture({"ip", "-o", "addr", "show", "to", net + std::to_string(base) + "/30"},
+                              MinimalEnv({}), "");
+    if (used.ok() && used->exited_zero() && used->out.empty()) break;
+  }
   std::unique_ptr<NetNs> ns(new NetNs());
   const std::string id = std::to_string(pid) + "-" + std::to_string(n);
   const std::string name = kPrefix + id;
