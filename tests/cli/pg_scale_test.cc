@@ -452,33 +452,33 @@ struct PartitionRun {
   int64_t held_at_cut = 0;
 };
 
-bool SkipWithoutNetns() {
-  if (Status a = NetNs::Available(); !a.ok()) {
-    MESSAGE("skipped: " << a.message());
-    std::fprintf(stderr, "GRIN_TEST_SKIPPED: %s\n", a.message().c_str());
-    return true;
-  }
-  return false;
+// A namespace for the remote sync, or nullptr after saying why it is skipped (not root, no
+// `ip`, a kernel or container that refuses namespaces).
+std::unique_ptr<NetNs> NetnsOrSkip() {
+  auto ns = NetNs::Create();
+  if (ns.ok()) return std::move(*ns);
+  MESSAGE("skipped: " << ns.status().message());
+  std::fprintf(stderr, "GRIN_TEST_SKIPPED: %s\n", ns.status().message().c_str());
+  return nullptr;
 }
 
 TEST_CASE("pg scale: a sync on another host cut off mid-run is fenced out when the link returns") {
   PG_SKIP_WITHOUT_POSTGRES();
-  if (SkipWithoutNetns()) return;
+  auto ns = NetnsOrSkip();
+  if (!ns) return;
   const int books = EnvInt("GRIN_PG_SCALE_NETNS_BOOKS", 200);
   LeaseEnv lease("2");
-  auto ns = NetNs::Create();
-  REQUIRE_MESSAGE(ns.ok(), ns.status().ToString());
   // The remote sync's connections survive a cut shorter than 15 s (TCP retransmits), so its
   // writes arrive late, after its leases were taken back. The server's end gives up on it
   // sooner (keepalives after 1 s idle, 2 probes 1 s apart, unacknowledged replies for 3 s, in
   // place of kTcpDefaults' 20-25 s), so a transaction it left open when cut ends, with its row locks, before the others need
   // them.
-  PartitionRun p(books, **ns,
+  PartitionRun p(books, *ns,
                  "?tcp_user_timeout=15000&keepalives_idle=15&options=-c%20tcp_keepalives_idle%3D1"
                  "%20-c%20tcp_keepalives_interval%3D1%20-c%20tcp_keepalives_count%3D2"
                  "%20-c%20tcp_user_timeout%3D3000");
-  p.StartRemote(**ns, 3);
-  const auto cut_at = p.Cut(**ns);  // the partition
+  p.StartRemote(*ns, 3);
+  const auto cut_at = p.Cut(*ns);  // the partition
   const int64_t before = p.Uploaded(p.remote_run);
   p.StartLocal();
   // Its leases expire (2 s after its last heartbeat) and the local syncs take its books.
@@ -500,7 +500,7 @@ TEST_CASE("pg scale: a sync on another host cut off mid-run is fenced out when t
   }
   reclaim_s = Since(cut_at);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  REQUIRE((*ns)->SetLink(true).ok());  // healed before its TCP gives up
+  REQUIRE(ns->SetLink(true).ok());  // healed before its TCP gives up
   const double cut_s = Since(cut_at);
   p.WaitLocal();
   int remote_code = -1;
@@ -533,17 +533,16 @@ TEST_CASE("pg scale: a sync on another host cut off mid-run is fenced out when t
 
 TEST_CASE("pg scale: a sync on another host cut off for good ends with an error in bounded time") {
   PG_SKIP_WITHOUT_POSTGRES();
-  if (SkipWithoutNetns()) return;
+  auto ns = NetnsOrSkip();
+  if (!ns) return;
   const int books = EnvInt("GRIN_PG_SCALE_NETNS_BOOKS", 200);
   LeaseEnv lease("2");
-  auto ns = NetNs::Create();
-  REQUIRE_MESSAGE(ns.ok(), ns.status().ToString());
   // Short TCP limits in the URI (they override the defaults, kTcpDefaults) and connect_timeout.
-  PartitionRun p(books, **ns,
+  PartitionRun p(books, *ns,
                  "?tcp_user_timeout=3000&keepalives_idle=2&keepalives_interval=1"
                  "&keepalives_count=2&connect_timeout=3");
-  p.StartRemote(**ns, 3);
-  const auto cut_at = p.Cut(**ns);  // the partition
+  p.StartRemote(*ns, 3);
+  const auto cut_at = p.Cut(*ns);  // the partition
   p.StartLocal();
   int remote_code = -1;
   while ((remote_code = Reap(p.remote_pid, false)) < 0) {
@@ -560,7 +559,7 @@ TEST_CASE("pg scale: a sync on another host cut off for good ends with an error 
   CHECK(out.find("grin-jobs sync: postgresql://") != std::string::npos);
   CHECK(out.find("unreachable") != std::string::npos);
   p.WaitLocal();
-  REQUIRE((*ns)->SetLink(true).ok());
+  REQUIRE(ns->SetLink(true).ok());
   const int64_t lost = p.run.CheckEveryBookDoneOnce(books);
   Figure("netns cut off for good: remote exit code", std::to_string(remote_code));
   Figure("netns cut off for good: s until it ended (tcp_user_timeout 3 s)", noticed_s);

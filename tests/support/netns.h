@@ -13,8 +13,8 @@
 // fails half-way. A test process killed outright (SIGKILL) leaves its namespace: the next
 // Create() deletes namespaces of this prefix whose creating process is gone.
 //
-// Needs root and `ip` (iproute2); Available() says why not otherwise, so a test can skip with
-// that message.
+// Needs root and `ip` (iproute2), and a kernel (container) that allows namespaces: Create()'s
+// kUnavailable says which is missing, so a test can skip with that message.
 //
 // Thread safety: one thread at a time per NetNs.
 
