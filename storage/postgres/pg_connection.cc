@@ -22,18 +22,22 @@ std::string OneLine(std::string_view m) {
 }
 
 
+// The value of one of the connection's libpq options ("" when unset).
+std::string ConnOption(PGconn* c, std::string_view keyword) {
+  std::string value;
+  PQconninfoOption* opts = PQconninfo(c);
+  for (PQconninfoOption* o = opts; o != nullptr && o->keyword != nullptr; ++o) {
+    if (std::string_view(o->keyword) == keyword && o->val != nullptr) value = o->val;
+  }
+  PQconninfoFree(opts);
+  return value;
+}
+
 // libpq's connect_timeout (URI, key/value or PGCONNECT_TIMEOUT) in milliseconds; -1 = none.
 // As libpq: a value of 1 counts as 2.
 int ConnectTimeoutMillis(PGconn* c) {
-  int ms = -1;
-  PQconninfoOption* opts = PQconninfo(c);
-  for (PQconninfoOption* o = opts; o != nullptr && o->keyword != nullptr; ++o) {
-    if (std::string_view(o->keyword) != "connect_timeout" || o->val == nullptr) continue;
-    long s = std::strtol(o->val, nullptr, 10);
-    if (s > 0) ms = static_cast<int>(std::max(2L, std::min(s, 86400L))) * 1000;
-  }
-  PQconninfoFree(opts);
-  return ms;
+  long s = std::strtol(ConnOption(c, "connect_timeout").c_str(), nullptr, 10);
+  return s > 0 ? static_cast<int>(std::max(2L, std::min(s, 86400L))) * 1000 : -1;
 }
 
 // Drives PQconnectPoll until the connection is made or failed (PQstatus says which). The
@@ -189,8 +193,15 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& c
   std::unique_ptr<PgConnection> conn(new PgConnection(c, std::move(what)));
   // Quiet NOTICEs (e.g. "relation already exists, skipping") instead of libpq printing them.
   PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
-  GRIN_ASSIGN_OR_RETURN(PgResult r, conn->Exec("SET TIME ZONE 'UTC'"));
-  (void)r;
+  // One round trip: UTC, and the server's end of the socket bounded like ours (kServerTcpDefaults)
+  // where the connection string's `options` does not set it.
+  std::string set = "SET TIME ZONE 'UTC'";
+  const std::string options = ConnOption(c, "options");
+  for (const auto& [name, value] : kServerTcpDefaults) {
+    if (options.find(name) != std::string::npos) continue;
+    set += std::string("; SET ") + name + " = " + value;
+  }
+  GRIN_RETURN_IF_ERROR(conn->ExecScript(set));
   return conn;
 }
 

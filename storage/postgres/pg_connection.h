@@ -28,29 +28,33 @@ namespace grin::storage::pg {
 
 using Param = std::optional<std::string>;
 
-// TCP settings (libpq connection parameters) every connection gets unless its connection
-// string sets them, so that both ends of a connection cut off (a partition, a dead host, a
-// server that vanished) notice in bounded time instead of TCP's own limits (15 minutes and
-// more for unacknowledged data, 2 hours before a keepalive):
-//  * this side: a connection whose sent data stays unacknowledged for 20 s is dropped
+// TCP settings every connection gets, so that both ends of a connection cut off (a partition,
+// a dead host, a server that vanished) notice in bounded time instead of TCP's own limits (15
+// minutes and more for unacknowledged data, 2 hours before a keepalive):
+//  * kTcpDefaults, this side (libpq connection parameters, unless the connection string sets
+//    them): a connection whose sent data stays unacknowledged for 20 s is dropped
 //    (tcp_user_timeout, ms), and an idle one is probed after 10 s, every 5 s, 3 times (~25 s);
 //    the calls on it then fail with kUnavailable;
-//  * the server's side (`options`, the same values as session settings): the backend of a
-//    client that vanished in the middle of a transaction ends within ~25 s, and its row locks
-//    with it. Without this, such a transaction (idle, waiting for the client) holds its locks
-//    until the server's system keepalive (2 hours) and blocks every other worker's writes to
-//    those rows (seen with a sync partitioned mid-completion, tests/cli/pg_scale_test.cc).
-// Override per database in the URI, e.g. ?tcp_user_timeout=60000&keepalives_idle=30, or
-// ?options=... (which replaces the server-side list; 0 = the system's default).
+//  * kServerTcpDefaults, the server's side (session settings SET right after connecting, each
+//    unless the connection string's `options` names it): the backend of a client that vanished
+//    in the middle of a transaction ends within ~25 s, and its row locks with it. Without this,
+//    such a transaction (idle, waiting for the client) holds its locks until the server's system
+//    keepalive (2 hours) and blocks every other worker's writes to those rows (seen with a sync
+//    partitioned mid-completion, tests/cli/pg_scale_test.cc).
+// Override per database in the URI, e.g. ?tcp_user_timeout=60000&keepalives_idle=30 and
+// ?options=-c%20tcp_keepalives_idle%3D30 (0 = the system's default).
 inline constexpr std::pair<const char*, const char*> kTcpDefaults[] = {
     {"keepalives", "1"},
     {"keepalives_idle", "10"},
     {"keepalives_interval", "5"},
     {"keepalives_count", "3"},
     {"tcp_user_timeout", "20000"},
-    {"options",
-     "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 "
-     "-c tcp_user_timeout=20000"},
+};
+inline constexpr std::pair<const char*, const char*> kServerTcpDefaults[] = {
+    {"tcp_keepalives_idle", "10"},
+    {"tcp_keepalives_interval", "5"},
+    {"tcp_keepalives_count", "3"},
+    {"tcp_user_timeout", "20000"},
 };
 using Params = std::vector<Param>;
 

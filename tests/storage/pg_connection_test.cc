@@ -73,6 +73,9 @@ TEST_CASE("PgConnection: TCP keepalives and tcp_user_timeout by default, the URI
   auto r = opt->Exec("SELECT current_setting('tcp_keepalives_idle')");
   REQUIRE(r.ok());
   CHECK(r->Text(0, 0) == "33");
+  r = opt->Exec("SELECT current_setting('tcp_keepalives_interval')");
+  REQUIRE(r.ok());
+  CHECK(r->Text(0, 0) == "5");  // the ones its options do not name keep ours
 }
 
 TEST_CASE("PgConnection::Connect: a refused login by SQLSTATE and password flags, not by words") {
