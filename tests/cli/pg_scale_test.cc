@@ -10,7 +10,8 @@
 //    reaches PostgreSQL and the fake GRIN over the veth and is cut off mid-run: its leases expire
 //    and the others finish its books; when the link comes back its late completions are refused
 //    by fencing (job.stale_write in its log), nothing is recorded twice; cut off for good, it
-//    ends with the database exit code in bounded time (TCP keepalives / tcp_user_timeout).
+//    ends by itself in bounded time with one line naming the database (TCP keepalives /
+//    tcp_user_timeout, storage/postgres/pg_connection.h).
 //
 // Sizes are small by default (ctest); scripts/test-pg-scale runs them big through
 // GRIN_PG_SCALE_BOOKS and GRIN_PG_SCALE_NETNS_BOOKS. Measured figures are printed as
