@@ -15,10 +15,101 @@ namespace {
 std::string OneLine(std::string_view m) {
   std::string s(m);
   for (char& c : s) {
-    if (c == '\n' || c == '\r') c = ' ';
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
   }
   while (!s.empty() && s.back() == ' ') s.pop_back();
   return s;
+}
+
+
+// The value of one of the connection's libpq options ("" when unset).
+std::string ConnOption(PGconn* c, std::string_view keyword) {
+  std::string value;
+  PQconninfoOption* opts = PQconninfo(c);
+  for (PQconninfoOption* o = opts; o != nullptr && o->keyword != nullptr; ++o) {
+    if (std::string_view(o->keyword) == keyword && o->val != nullptr) value = o->val;
+  }
+  PQconninfoFree(opts);
+  return value;
+}
+
+// libpq's connect_timeout (URI, key/value or PGCONNECT_TIMEOUT) in milliseconds; -1 = none.
+// As libpq: a value of 1 counts as 2.
+int ConnectTimeoutMillis(PGconn* c) {
+  long s = std::strtol(ConnOption(c, "connect_timeout").c_str(), nullptr, 10);
+  return s > 0 ? static_cast<int>(std::max(2L, std::min(s, 86400L))) * 1000 : -1;
+}
+
+// Drives PQconnectPoll until the connection is made or failed (PQstatus says which). The
+// timeout (connect_timeout) counts from each new socket, as libpq's own; running out ends the
+// attempt (libpq's PQconnectdb would try a multi-host string's next host instead).
+Status WaitForConnection(PGconn* c, const std::string& what) {
+  if (PQstatus(c) == CONNECTION_BAD) return Status::Ok();
+  const int timeout_ms = ConnectTimeoutMillis(c);
+  PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
+  int fd = -1;
+  auto deadline = std::chrono::steady_clock::now();
+  while (ps != PGRES_POLLING_OK && ps != PGRES_POLLING_FAILED) {
+    if (PQsocket(c) != fd) {
+      fd = PQsocket(c);
+      deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    }
+    if (fd < 0) return Status::Ok();  // PQstatus is CONNECTION_BAD
+    int wait_ms = -1;
+    if (timeout_ms >= 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      wait_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
+    }
+    pollfd p{fd, static_cast<short>(ps == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
+    int r = ::poll(&p, 1, wait_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::Internal(what + ": poll failed while connecting");
+    if (r == 0) {
+      return Status::Unavailable(what + ": cannot connect: no answer within " +
+                                 std::to_string(timeout_ms / 1000) +
+                                 " s (connect_timeout; is the PostgreSQL server running and "
+                                 "reachable?)");
+    }
+    ps = PQconnectPoll(c);
+  }
+  return Status::Ok();
+}
+
+// The Status for a connection that failed (PQstatus CONNECTION_BAD), by what libpq and the
+// server say, never by the message's words: a refused login is the server's SQLSTATE class 28
+// (28P01 wrong password, 28000 no pg_hba.conf entry or no such role) or libpq's "a password is
+// needed and none was given"; anything else (no server, a missing database, too many
+// connections) is kUnavailable.
+Status ConnectFailure(PGconn* c, const std::string& what) {
+  // The verbose message: "...: FATAL:  28P01: password authentication failed ...\nLOCATION: ...".
+  std::string verbose = PQerrorMessage(c);
+  static const std::regex code(R"((FATAL|ERROR|PANIC):  ([0-9A-Z]{5}): )");
+  std::string sqlstate;
+  for (auto it = std::sregex_iterator(verbose.begin(), verbose.end(), code);
+       it != std::sregex_iterator(); ++it) {
+    sqlstate = (*it)[2].str();  // the last one: the attempt that ended it
+  }
+  // The message as default verbosity shows it: no SQLSTATE prefix, no LOCATION line.
+  static const std::regex location(R"((^|\n)LOCATION:[^\n]*)");
+  std::string msg = std::regex_replace(verbose, location, "");
+  msg = OneLine(std::regex_replace(msg, code, "$1:  "));
+  if (PQconnectionNeedsPassword(c)) {
+    return Status::PermissionDenied(what + ": " + msg +
+                                    " (the server wants a password: put it in ~/.pgpass, the "
+                                    "file PGPASSFILE names, or PGPASSWORD)");
+  }
+  if (sqlstate.rfind("28", 0) == 0) {
+    return Status::PermissionDenied(
+        what + ": " + msg +
+        (PQconnectionUsedPassword(c) ? " (the password was refused: check it and the user)"
+                                     : " (check the user, and that pg_hba.conf lets this host in)"));
+  }
+  if (!sqlstate.empty()) {
+    return Status::Unavailable(what + ": cannot connect: " + msg + " [SQLSTATE " + sqlstate + "]");
+  }
+  return Status::Unavailable(what + ": cannot connect: " + msg +
+                             " (is the PostgreSQL server running and reachable?)");
 }
 
 }  // namespace
@@ -76,25 +167,41 @@ std::string RedactConninfo(const std::string& conninfo) {
 
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo,
                                                             std::string what) {
-  PGconn* c = PQconnectdb(conninfo.c_str());
-  if (c == nullptr) return Status::ResourceExhausted(what + ": out of memory connecting");
-  if (PQstatus(c) != CONNECTION_OK) {
-    std::string msg = OneLine(PQerrorMessage(c));
-    PQfinish(c);
-    bool auth = msg.find("authentication") != std::string::npos ||
-                msg.find("password") != std::string::npos ||
-                msg.find("role") != std::string::npos;
-    if (auth) {
-      return Status::PermissionDenied(what + ": " + msg + " (check the user and password)");
-    }
-    return Status::Unavailable(what + ": cannot connect: " + msg +
-                               " (is the PostgreSQL server running and reachable?)");
+  // The defaults come before the caller's string, which libpq expands in place (expand_dbname):
+  // a value the URI (or key/value string) sets wins over ours.
+  std::vector<const char*> keys, values;
+  for (const auto& [k, v] : kTcpDefaults) {
+    keys.push_back(k);
+    values.push_back(v);
   }
+  keys.push_back("dbname");
+  values.push_back(conninfo.c_str());
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PGconn* c = PQconnectStartParams(keys.data(), values.data(), /*expand_dbname=*/1);
+  if (c == nullptr) return Status::ResourceExhausted(what + ": out of memory connecting");
+  // VERBOSE puts the server's SQLSTATE into the message of a refused connection; libpq has no
+  // other way to give it for a connection that never opened (ConnectFailure takes it out again).
+  PQsetErrorVerbosity(c, PQERRORS_VERBOSE);
+  Status waited = WaitForConnection(c, what);
+  if (!waited.ok() || PQstatus(c) != CONNECTION_OK) {
+    Status s = waited.ok() ? ConnectFailure(c, what) : waited;
+    PQfinish(c);
+    return s;
+  }
+  PQsetErrorVerbosity(c, PQERRORS_DEFAULT);
   std::unique_ptr<PgConnection> conn(new PgConnection(c, std::move(what)));
   // Quiet NOTICEs (e.g. "relation already exists, skipping") instead of libpq printing them.
   PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
-  GRIN_ASSIGN_OR_RETURN(PgResult r, conn->Exec("SET TIME ZONE 'UTC'"));
-  (void)r;
+  // One round trip: UTC, and the server's end of the socket bounded like ours (kServerTcpDefaults)
+  // where the connection string's `options` does not set it.
+  std::string set = "SET TIME ZONE 'UTC'";
+  const std::string options = ConnOption(c, "options");
+  for (const auto& [name, value] : kServerTcpDefaults) {
+    if (options.find(name) != std::string::npos) continue;
+    set += std::string("; SET ") + name + " = " + value;
+  }
+  GRIN_RETURN_IF_ERROR(conn->ExecScript(set));
   return conn;
 }
 

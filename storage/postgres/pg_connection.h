@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "engine/base/result.h"
@@ -26,6 +27,35 @@
 namespace grin::storage::pg {
 
 using Param = std::optional<std::string>;
+
+// TCP settings every connection gets, so that both ends of a connection cut off (a partition,
+// a dead host, a server that vanished) notice in bounded time instead of TCP's own limits (15
+// minutes and more for unacknowledged data, 2 hours before a keepalive):
+//  * kTcpDefaults, this side (libpq connection parameters, unless the connection string sets
+//    them): a connection whose sent data stays unacknowledged for 20 s is dropped
+//    (tcp_user_timeout, ms), and an idle one is probed after 10 s, every 5 s, 3 times (~25 s);
+//    the calls on it then fail with kUnavailable;
+//  * kServerTcpDefaults, the server's side (session settings SET right after connecting, each
+//    unless the connection string's `options` names it): the backend of a client that vanished
+//    in the middle of a transaction ends within ~25 s, and its row locks with it. Without this,
+//    such a transaction (idle, waiting for the client) holds its locks until the server's system
+//    keepalive (2 hours) and blocks every other worker's writes to those rows (seen with a sync
+//    partitioned mid-completion, tests/cli/pg_scale_test.cc).
+// Override per database in the URI, e.g. ?tcp_user_timeout=60000&keepalives_idle=30 and
+// ?options=-c%20tcp_keepalives_idle%3D30 (0 = the system's default).
+inline constexpr std::pair<const char*, const char*> kTcpDefaults[] = {
+    {"keepalives", "1"},
+    {"keepalives_idle", "10"},
+    {"keepalives_interval", "5"},
+    {"keepalives_count", "3"},
+    {"tcp_user_timeout", "20000"},
+};
+inline constexpr std::pair<const char*, const char*> kServerTcpDefaults[] = {
+    {"tcp_keepalives_idle", "10"},
+    {"tcp_keepalives_interval", "5"},
+    {"tcp_keepalives_count", "3"},
+    {"tcp_user_timeout", "20000"},
+};
 using Params = std::vector<Param>;
 
 // The rows a statement returned (or none); owns its PGresult.
@@ -54,9 +84,13 @@ class PgResult {
 
 class PgConnection {
  public:
-  // Connects with a libpq connection string or URI (postgresql://...). kUnavailable when the
-  // server cannot be reached, kPermissionDenied when it refuses the login. `what` names the
-  // database in messages (pass a redacted form, never the password).
+  // Connects with a libpq connection string or URI (postgresql://...), with kTcpDefaults
+  // unless it sets them. kPermissionDenied when the server refuses the login (its SQLSTATE
+  // class 28: wrong password, no pg_hba.conf entry, no such role) or wants a password none was
+  // given for; kUnavailable for everything else (no server, no answer within connect_timeout,
+  // a missing database, too many connections): decided by libpq and the server's SQLSTATE,
+  // never by the message's words. `what` names the database in messages (pass a redacted form,
+  // never the password).
   static Result<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo,
                                                        std::string what);
   ~PgConnection();

@@ -42,6 +42,10 @@ struct FakeGrinOptions {
   // Network.
   bool tls = true;
   int port = 0;        // 0 = ephemeral
+  // More IPv4 addresses of this host to serve on besides 127.0.0.1 (a test's veth end, for a
+  // client in a network namespace), also named in the TLS certificate. Non-empty: the server
+  // listens on all addresses (0.0.0.0); base_url() stays on 127.0.0.1.
+  std::vector<std::string> extra_addresses;
   int threads = 64;    // keep >= client connections: each keep-alive connection holds a worker
   // A keep-alive connection idle this long is closed by the server (set it below what the client
   // assumes to test an idle close sooner than expected).

@@ -132,7 +132,7 @@ Status FakeGrinServer::Impl::Init() {
   refresh_token = opt.refresh_token;
 
   if (opt.tls) {
-    GRIN_ASSIGN_OR_RETURN(testing::TestTlsMaterial tls, testing::GenerateTestTls());
+    GRIN_ASSIGN_OR_RETURN(testing::TestTlsMaterial tls, testing::GenerateTestTls("grin-jobs test CA", opt.extra_addresses));
     GRIN_RETURN_IF_ERROR(testing::WriteTestTls(tls, state_dir));
     ca_file = state_dir + "/ca.pem";
     auto s = std::make_unique<httplib::SSLServer>((state_dir + "/server.pem").c_str(),
@@ -163,12 +163,13 @@ Status FakeGrinServer::Impl::Init() {
   http->Get(".*", handler);
   http->Post(".*", handler);
   http->Delete(".*", handler);
+  const std::string bind = opt.extra_addresses.empty() ? "127.0.0.1" : "0.0.0.0";
   if (opt.port == 0) {
-    port = http->bind_to_any_port("127.0.0.1");
-    if (port <= 0) return Status::Unavailable("cannot bind 127.0.0.1");
+    port = http->bind_to_any_port(bind);
+    if (port <= 0) return Status::Unavailable("cannot bind " + bind);
   } else {
-    if (!http->bind_to_port("127.0.0.1", opt.port)) {
-      return Status::Unavailable("cannot bind 127.0.0.1:" + std::to_string(opt.port));
+    if (!http->bind_to_port(bind, opt.port)) {
+      return Status::Unavailable("cannot bind " + bind + ":" + std::to_string(opt.port));
     }
     port = opt.port;
   }

@@ -24,6 +24,7 @@
 #include "engine/base/fn_deleter.h"
 #include "engine/base/subprocess.h"
 #include "storage/postgres/pg_state_store.h"
+#include "tests/support/netns.h"
 #include "tests/support/pg_cluster.h"
 
 namespace grin::testing {
@@ -149,66 +150,6 @@ std::unique_ptr<Run> StartRun(int jobs, const PgClusterOptions& options = {}) {
   return run;
 }
 
-// A network namespace joined to ours by a veth pair (our side 10.231.<k>.1/30, its side
-// 10.231.<k>.2/30): a second "host". Removed, with the pair, on destruction.
-class NetNs {
- public:
-  // nullptr (with a MESSAGE saying why) when namespaces cannot be made here.
-  static std::unique_ptr<NetNs> Create() {
-    if (::geteuid() != 0 || FindInPath("ip").empty()) {
-      MESSAGE("skipped: needs root and iproute2 (ip netns) to simulate a second host");
-      return nullptr;
-    }
-    std::unique_ptr<NetNs> n(new NetNs());
-    std::string id = std::to_string(::getpid());
-    int k = 20 + static_cast<int>(::getpid() % 200);
-    n->name_ = "grinpg" + id;
-    n->host_if_ = "gp" + id + "h";
-    std::string ns_if = "gp" + id + "n";
-    n->host_ip_ = "10.231." + std::to_string(k) + ".1";
-    n->ns_ip_ = "10.231." + std::to_string(k) + ".2";
-    if (!n->Ip({"netns", "add", n->name_})) {
-      MESSAGE("skipped: cannot create a network namespace here");
-      n->name_.clear();
-      return nullptr;
-    }
-    bool ok = n->Ip({"link", "add", n->host_if_, "type", "veth", "peer", "name", ns_if, "netns",
-                     n->name_}) &&
-              n->Ip({"addr", "add", n->host_ip_ + "/30", "dev", n->host_if_}) &&
-              n->Ip({"link", "set", n->host_if_, "up"}) &&
-              n->Ip({"-n", n->name_, "addr", "add", n->ns_ip_ + "/30", "dev", ns_if}) &&
-              n->Ip({"-n", n->name_, "link", "set", ns_if, "up"}) &&
-              n->Ip({"-n", n->name_, "link", "set", "lo", "up"});
-    if (!ok) {
-      MESSAGE("skipped: cannot wire a veth pair into the namespace");
-      return nullptr;
-    }
-    return n;
-  }
-  ~NetNs() {
-    if (!name_.empty()) Ip({"netns", "del", name_});  // takes the veth pair with it
-  }
-  // Cuts (false) or restores (true) the link, on our side: packets from the namespace are lost
-  // silently, as in a partition.
-  bool SetLink(bool up) { return Ip({"link", "set", host_if_, up ? "up" : "down"}); }
-  const std::string& name() const { return name_; }
-  const std::string& host_ip() const { return host_ip_; }
-  const std::string& ns_ip() const { return ns_ip_; }
-
- private:
-  NetNs() = default;
-  bool Ip(std::vector<std::string> args) {
-    args.insert(args.begin(), "ip");
-    auto r = RunAndCapture(args, MinimalEnv({}), "");
-    if (r.ok() && r->exited_zero()) return true;
-    std::string what;
-    for (const auto& a : args) what += a + " ";
-    MESSAGE(what << "failed: " << (r.ok() ? r->err : r.status().ToString()));
-    return false;
-  }
-  std::string name_, host_if_, host_ip_, ns_ip_;
-};
-
 void CheckEveryJobDoneOnce(const std::string& db, int jobs) {
   CHECK(QueryInt(db, "SELECT count(*) FROM jobs WHERE stage = 'uploaded' AND status = 'ready'") ==
         jobs);
@@ -301,8 +242,12 @@ TEST_CASE("a worker stopped past its lease is fenced out when it resumes, its jo
 
 TEST_CASE("a worker on another host partitioned from the database is fenced out when it returns") {
   constexpr int kJobs = 1000, kHeld = 40;
-  auto ns = NetNs::Create();
-  if (!ns) return;
+  auto created = NetNs::Create();
+  if (!created.ok()) {
+    MESSAGE("skipped: " << created.status().message());
+    return;
+  }
+  auto& ns = *created;
   PgClusterOptions co;
   co.extra_listen = {ns->host_ip()};
   co.extra_trusted = {ns->ns_ip() + "/32"};
@@ -311,12 +256,12 @@ TEST_CASE("a worker on another host partitioned from the database is fenced out 
   std::string remote = "postgresql://grin@" + ns->host_ip() + ":" +
                        std::to_string(run->cluster->port()) + "/workers";
   Worker late = StartWorker({remote, "late", std::to_string(kHeld)}, /*with_stdin=*/true,
-                            {"ip", "netns", "exec", ns->name()});
+                            ns->ExecPrefix());
   const int64_t late_run = AwaitClaimed(late, kHeld);
   CHECK(QueryInt(run->db, "SELECT count(*) FROM pg_stat_activity WHERE client_addr = '" +
                               ns->ns_ip() + "'") >= 1);  // it really talks over the veth
 
-  REQUIRE(ns->SetLink(false));  // the partition
+  REQUIRE(ns->SetLink(false).ok());  // the partition
   std::vector<Worker> workers;
   for (int i = 0; i < 2; ++i) {
     workers.push_back(StartWorker({run->db, "drain", std::to_string(kJobs), "50"}));
@@ -324,7 +269,7 @@ TEST_CASE("a worker on another host partitioned from the database is fenced out 
   int64_t completed = 0;
   for (auto& w : workers) completed += FinishDrain(w);
   CHECK(completed == kJobs);
-  REQUIRE(ns->SetLink(true));  // healed: its late completions arrive and are refused
+  REQUIRE(ns->SetLink(true).ok());  // healed: its late completions arrive and are refused
 
   REQUIRE(WriteAll(late.proc.parent_fds()[1].get(), "go\n", 3).ok());
   std::string line = ReadLine(late, 120);

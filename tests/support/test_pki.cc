@@ -11,6 +11,8 @@
 
 #include <fstream>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "engine/base/fn_deleter.h"
 
@@ -32,7 +34,9 @@ bool AddExt(X509* cert, X509* issuer, int nid, const char* value) {
   return ext && X509_add_ext(cert, ext.get(), -1) == 1;
 }
 
-X509Ptr MakeCert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, bool is_ca) {
+// san: the leaf's subjectAltName (ignored for the CA).
+X509Ptr MakeCert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, bool is_ca,
+                 const std::string& san) {
   X509Ptr cert(X509_new());
   if (!cert) return nullptr;
   X509_set_version(cert.get(), 2);
@@ -61,8 +65,7 @@ X509Ptr MakeCert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_k
     ok = AddExt(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE") &&
          AddExt(cert.get(), signer, NID_key_usage, "critical,digitalSignature") &&
          AddExt(cert.get(), signer, NID_ext_key_usage, "serverAuth") &&
-         AddExt(cert.get(), signer, NID_subject_alt_name,
-                "DNS:localhost,IP:127.0.0.1,IP:::1") &&
+         AddExt(cert.get(), signer, NID_subject_alt_name, san.c_str()) &&
          AddExt(cert.get(), signer, NID_authority_key_identifier, "keyid");
   }
   if (!ok) return nullptr;
@@ -87,13 +90,21 @@ Status WriteFile(const std::string& path, const std::string& data, mode_t mode) 
 
 }  // namespace
 
-Result<TestTlsMaterial> GenerateTestTls(const std::string& ca_name) {
+Result<TestTlsMaterial> GenerateTestTls(const std::string& ca_name,
+                                        const std::vector<std::string>& extra_ips) {
+  std::string san = "DNS:localhost,IP:127.0.0.1,IP:::1";
+  for (const auto& ip : extra_ips) {
+    if (ip.empty() || ip.find_first_not_of("0123456789.:abcdef") != std::string::npos) {
+      return Status::InvalidArgument("not an IP address for a test certificate: " + ip);
+    }
+    san += ",IP:" + ip;
+  }
   EvpPkey ca_key = NewEcKey();
   EvpPkey leaf_key = NewEcKey();
   if (!ca_key || !leaf_key) return Status::Internal("EC key generation failed");
-  X509Ptr ca = MakeCert(ca_key.get(), ca_name.c_str(), nullptr, ca_key.get(), true);
+  X509Ptr ca = MakeCert(ca_key.get(), ca_name.c_str(), nullptr, ca_key.get(), true, san);
   if (!ca) return Status::Internal("CA certificate generation failed");
-  X509Ptr leaf = MakeCert(leaf_key.get(), "127.0.0.1", ca.get(), ca_key.get(), false);
+  X509Ptr leaf = MakeCert(leaf_key.get(), "127.0.0.1", ca.get(), ca_key.get(), false, san);
   if (!leaf) return Status::Internal("server certificate generation failed");
 
   TestTlsMaterial out;

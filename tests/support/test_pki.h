@@ -9,6 +9,7 @@
 // Thread safety: pure functions; safe from any thread.
 
 #include <string>
+#include <vector>
 
 #include "engine/base/result.h"
 
@@ -22,8 +23,10 @@ struct TestTlsMaterial {
 };
 
 // Generates a fresh CA (common name ca_name) and leaf, valid from 1 day ago for 10 years, with
-// random serials. kInternal on OpenSSL failure.
-Result<TestTlsMaterial> GenerateTestTls(const std::string& ca_name = "grin-jobs test CA");
+// random serials; the leaf also names extra_ips (e.g. a test's veth address, for a client in a
+// network namespace). kInternal on OpenSSL failure, kInvalidArgument for a bad address.
+Result<TestTlsMaterial> GenerateTestTls(const std::string& ca_name = "grin-jobs test CA",
+                                        const std::vector<std::string>& extra_ips = {});
 
 // Writes ca.pem, server.pem and server.key (0600) into dir (which must exist).
 Status WriteTestTls(const TestTlsMaterial& tls, const std::string& dir);
