@@ -278,27 +278,9 @@ Status BackupDatabaseGz(const std::string& db_path, const std::string& out_path,
       return Status::Unavailable(db_path + ": online backup failed (" + sqlite3_errstr(rc) + ")");
     }
   }
-  std::ifstream in(copy, std::ios::binary);
-  std::string tmp = out_path + ".tmp";
-  Writer w(tmp, true);
-  if (!w.ok()) return Status::PermissionDenied(tmp + ": cannot write the backup");
-  std::vector<char> buf(1 << 20);
-  bool ok = true;
-  while (ok && in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    std::streamsize n = in.gcount();
-    if (n > 0) ok = w.Write(std::string(buf.data(), static_cast<size_t>(n)));
-  }
-  ok = w.Close() && ok;
+  Status gz = GzipFile(copy, out_path);
   std::remove(copy.c_str());
-  if (!ok) {
-    std::remove(tmp.c_str());
-    return Status::ResourceExhausted(tmp + ": write failed (disk full?)");
-  }
-  if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
-    return Status::PermissionDenied(out_path + ": cannot write the backup");
-  }
-  return Status::Ok();
+  return gz;
 }
 
 int64_t RemoveExportLeftovers(const std::string& run_dir) {

@@ -22,17 +22,7 @@ using cli::testing::OneLine;
 
 // A run made with `init --state uri` in <env.tmp>/<name>, on env's fake GRIN and storage.
 std::string InitPgRun(SyncEnv& env, const std::string& uri, const std::string& name) {
-  const std::string dir = (env.tmp.path() / name).string();
-  auto init = Cli({"init", "--run-dir", dir, "--state", uri, "--library-directory", "TEST",
-                   "--grin-base-url", env.server->base_url(), "--storage", "local",
-                   "--storage-path", env.storage});
-  REQUIRE_MESSAGE(init.code == 0, init.err);
-  auto cfg = nlohmann::json::parse(grin::testing::ReadFile(dir + "/run_config.json"));
-  cfg["grin_token_url"] = env.server->token_url();
-  cfg["credentials_dir"] = env.server->state_dir();
-  cfg["ca_file"] = env.server->ca_file();
-  grin::testing::WriteFile(dir + "/run_config.json", cfg.dump(2));
-  return dir;
+  return env.InitRun((env.tmp.path() / name).string(), uri);
 }
 
 int64_t PgInt(const std::string& uri, const std::string& sql) {

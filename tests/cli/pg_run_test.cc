@@ -29,17 +29,7 @@ namespace fs = std::filesystem;
 struct PgRun {
   explicit PgRun(SyncEnv& env) : env_(env) {
     uri = grin::testing::FreshDatabase();
-    dir = (env.tmp.path() / "pgrun").string();
-    auto init = Cli({"init", "--run-dir", dir, "--state", uri, "--library-directory", "TEST",
-                     "--grin-base-url", env.server->base_url(), "--storage", "local",
-                     "--storage-path", env.storage});
-    REQUIRE_MESSAGE(init.code == 0, init.err);
-    auto cfg = nlohmann::json::parse(grin::testing::ReadFile(dir + "/run_config.json"));
-    REQUIRE(cfg["state"] == uri);
-    cfg["grin_token_url"] = env.server->token_url();
-    cfg["credentials_dir"] = env.server->state_dir();
-    cfg["ca_file"] = env.server->ca_file();
-    grin::testing::WriteFile(dir + "/run_config.json", cfg.dump(2));
+    dir = env.InitRun((env.tmp.path() / "pgrun").string(), uri);
     auto c = storage::pg::PgConnection::Connect(uri, "test");
     REQUIRE_MESSAGE(c.ok(), c.status().ToString());
     conn = std::move(c).value();

@@ -98,16 +98,27 @@ struct SyncEnv {
     std::filesystem::permissions(server->state_dir() + "/gpg_passphrase.asc",
                                  std::filesystem::perms::owner_read |
                                      std::filesystem::perms::owner_write);
-    run = (tmp.path() / "run").string();
     storage = (tmp.path() / "storage").string();
-    auto init = Cli({"init", "--run-dir", run, "--library-directory", "TEST", "--grin-base-url",
-                     server->base_url(), "--storage", "local", "--storage-path", storage});
+    run = InitRun((tmp.path() / "run").string());
+  }
+
+  // `init`s a run in `dir` on this fake GRIN and storage folder (its state on `state`, a
+  // postgresql:// URI, if given; else books.db) and points its config at the fake's token URL,
+  // credentials and CA. Returns dir.
+  std::string InitRun(const std::string& dir, const std::string& state = "") const {
+    std::vector<std::string> args = {"init", "--run-dir", dir, "--library-directory", "TEST",
+                                     "--grin-base-url", server->base_url(), "--storage", "local",
+                                     "--storage-path", storage};
+    if (!state.empty()) args.insert(args.end(), {"--state", state});
+    auto init = Cli(args);
     REQUIRE_MESSAGE(init.code == 0, init.err);
-    auto cfg = nlohmann::json::parse(grin::testing::ReadFile(run + "/run_config.json"));
+    auto cfg = nlohmann::json::parse(grin::testing::ReadFile(dir + "/run_config.json"));
+    if (!state.empty()) REQUIRE(cfg["state"] == state);
     cfg["grin_token_url"] = server->token_url();
     cfg["credentials_dir"] = server->state_dir();
     cfg["ca_file"] = server->ca_file();
-    grin::testing::WriteFile(run + "/run_config.json", cfg.dump(2));
+    grin::testing::WriteFile(dir + "/run_config.json", cfg.dump(2));
+    return dir;
   }
 
   std::vector<std::string> SyncArgs(std::vector<std::string> extra = {}) const {

@@ -53,16 +53,7 @@ TEST_CASE("sync on PostgreSQL: books leased by a dead worker are taken back when
   auto db = CountingCluster()->CreateDatabase("wait_dead");
   REQUIRE_MESSAGE(db.ok(), db.status().ToString());
   const std::string uri = *db;
-  const std::string dir = (env.tmp.path() / "pgrun").string();
-  auto init = Cli({"init", "--run-dir", dir, "--state", uri, "--library-directory", "TEST",
-                   "--grin-base-url", env.server->base_url(), "--storage", "local",
-                   "--storage-path", env.storage});
-  REQUIRE_MESSAGE(init.code == 0, init.err);
-  auto cfg = nlohmann::json::parse(grin::testing::ReadFile(dir + "/run_config.json"));
-  cfg["grin_token_url"] = env.server->token_url();
-  cfg["credentials_dir"] = env.server->state_dir();
-  cfg["ca_file"] = env.server->ca_file();
-  grin::testing::WriteFile(dir + "/run_config.json", cfg.dump(2));
+  const std::string dir = env.InitRun((env.tmp.path() / "pgrun").string(), uri);
   auto conn = storage::pg::PgConnection::Connect(uri, "test");
   REQUIRE_MESSAGE(conn.ok(), conn.status().ToString());
   auto sql = [&](const std::string& q) {
