@@ -117,6 +117,15 @@ RequestId CurlTransport::Impl::Submit(Request request, CompletionFn done) {
   return id;
 }
 
+void CurlTransport::Impl::PostCancelAll() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return;
+    cancel_all_ = true;
+  }
+  curl_multi_wakeup(multi_.get());
+}
+
 void CurlTransport::Impl::Post(RequestId id, bool cancel) {
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -183,10 +192,12 @@ void CurlTransport::Impl::DrainInbox(bool* stop) {
   std::vector<std::pair<RequestId, bool>> sig;
   std::vector<std::pair<std::string, HostLimits>> lim;
   std::vector<std::pair<std::string, double>> rates;
+  bool cancel_all = false;
   {
     std::lock_guard<std::mutex> l(mu_);
     in.swap(inbox_);
     sig.swap(signals_);
+    cancel_all = std::exchange(cancel_all_, false);
     lim.swap(limit_updates_);
     rates.swap(rate_updates_);
     *stop = stopping_;
@@ -210,6 +221,15 @@ void CurlTransport::Impl::DrainInbox(bool* stop) {
     }
     raw->host = Host(raw->host_key, now);
     raw->host->queue.push_back(raw->id);
+  }
+  if (cancel_all) {  // everything known now, the inbox's newcomers included
+    std::vector<RequestId> ids;
+    ids.reserve(transfers_.size());
+    for (const auto& [id, t] : transfers_) ids.push_back(id);
+    for (RequestId id : ids) {
+      auto it = transfers_.find(id);
+      if (it != transfers_.end()) Complete(it->second.get(), Status::Cancelled("request cancelled"));
+    }
   }
   for (auto [id, cancel] : sig) {
     auto it = transfers_.find(id);

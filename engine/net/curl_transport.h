@@ -109,6 +109,7 @@ class CurlTransport final : public Transport {
 
   RequestId Submit(Request request, CompletionFn done) override;
   void Cancel(RequestId id) override;
+  void CancelAll() override;
   void Resume(RequestId id) override;
   std::vector<HostCounters> HostStats() const override;
   void Shutdown() override;

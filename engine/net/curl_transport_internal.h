@@ -152,6 +152,7 @@ class CurlTransport::Impl {
   Status Init();
   RequestId Submit(Request request, CompletionFn done);
   void Post(RequestId id, bool cancel);
+  void PostCancelAll();  // CancelAll()
   std::vector<HostCounters> Stats() const;
   void Shutdown();
   void SetHostLimits(const std::string& host, const HostLimits& l);
@@ -196,6 +197,7 @@ class CurlTransport::Impl {
   bool joined_ = false;
   std::vector<std::unique_ptr<Transfer>> inbox_;
   std::vector<std::pair<RequestId, bool>> signals_;  // (id, cancel?) else resume
+  bool cancel_all_ = false;                           // CancelAll() since the last DrainInbox
   std::vector<std::pair<std::string, HostLimits>> limit_updates_;
   std::vector<std::pair<std::string, double>> rate_updates_;  // SetHostRequestRate, in order
   std::map<std::string, HostLimits> host_limits_;  // configured overrides

@@ -308,6 +308,7 @@ RequestId CurlTransport::Submit(Request request, CompletionFn done) {
   return impl_->Submit(std::move(request), std::move(done));
 }
 void CurlTransport::Cancel(RequestId id) { impl_->Post(id, /*cancel=*/true); }
+void CurlTransport::CancelAll() { impl_->PostCancelAll(); }
 void CurlTransport::Resume(RequestId id) { impl_->Post(id, /*cancel=*/false); }
 std::vector<HostCounters> CurlTransport::HostStats() const { return impl_->Stats(); }
 void CurlTransport::Shutdown() { impl_->Shutdown(); }

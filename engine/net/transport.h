@@ -223,6 +223,12 @@ class Transport {
   // transport thread). Unknown or finished ids are ignored.
   virtual void Cancel(RequestId id) = 0;
 
+  // Cancel() for every request queued or in flight at the time of the call (each completes with
+  // Cancelled, soon, on the transport thread); later Submits run as usual. For a caller that
+  // knows nothing in flight can be used any more (e.g. the run's state store failed), so that
+  // transfers stalled on a dead link do not hold it until their timeouts and retries give up.
+  virtual void CancelAll() = 0;
+
   // Unpauses request `id` after its body callback returned kBodyPause. Unknown ids are ignored;
   // resuming a request that is not paused is harmless.
   virtual void Resume(RequestId id) = 0;

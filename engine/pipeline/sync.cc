@@ -141,6 +141,16 @@ FailureSource SyncPipeline::Impl::SourceOf(const std::string& reason) {
 
 bool SyncPipeline::Impl::HoldIfSystemic(const WorkItem& w, const Status& why,
                                         const std::string& reason, int64_t size) {
+  if (store_failed.load()) {  // not the book's fault: it goes back as it was at the end
+    {
+      std::lock_guard<std::mutex> l(mu);
+      held_items.push_back(w);
+    }
+    log->Log(LogLevel::kInfo, "book.held_systemic",
+             {{"barcode", w.barcode}, {"stage", std::string(StageName(w.stage))},
+              {"reason", reason}, {"error", "the state store failed"}});
+    return true;
+  }
   const FailureSource source = SourceOf(reason);
   std::string bucket, path;
   int64_t needed = size;
@@ -182,7 +192,15 @@ void SyncPipeline::Impl::StateStoreFailed(const Status& failed) {
   SystemicFailure f =
       ClassifyFailure(s, FailureSource::kStateStore, "", opt.state_store_path, 64 * kMiB);
   (void)breaker->RecordFailure("", f);
+  AbandonInFlight();
   finish = true;
+}
+
+void SyncPipeline::Impl::AbandonInFlight() {
+  if (store_failed.exchange(true)) return;
+  // Requests stalled on a dead link (a host cut off from the network) would otherwise hold their
+  // workers, and the run's end, until the transport's low-speed limit and retries give up.
+  transport->CancelAll();
 }
 
 void SyncPipeline::Impl::FailItem(const WorkItem& w, StageTally& t, const Status& why,
@@ -407,6 +425,7 @@ Result<SyncStats> SyncPipeline::Run() {
     if (m.in_flight.load() > 0) continue;
     auto c = m.store->Counts();
     if (!c.ok()) {
+      m.AbandonInFlight();  // what is still in flight cannot be recorded
       std::lock_guard<std::mutex> l(m.mu);
       m.stats.fatal = c.status().message();
       break;
@@ -422,6 +441,12 @@ Result<SyncStats> SyncPipeline::Run() {
   }
   bool stop_requested = m.opt.stop && m.opt.stop->load() != 0;
   m.finish = true;
+  // A failed store: requests the workers still send for the books in their hands (a HEAD right
+  // after a claim) are cancelled too, until every worker has put its book down.
+  while (m.store_failed.load() && m.in_flight.load() > 0) {
+    m.transport->CancelAll();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   for (auto& t : workers) t.join();
   SyncStats result;
   {

@@ -52,6 +52,9 @@ struct SyncPipeline::Impl {
   Logger* log;
 
   std::atomic<bool> finish{false};  // workers exit
+  // The state store failed (AbandonInFlight): nothing in flight can be recorded, so transfers
+  // still running are cancelled and every book failing from now on is held, not failed.
+  std::atomic<bool> store_failed{false};
   std::atomic<int> slots[3] = {0, 0, 0};
   // Claim states per stage. kIdle: a claim found nothing; workers stop asking (each ask is a
   // write transaction) until the coordinator's wait (StateStore::WaitForWork, see Run()) says a
@@ -115,6 +118,8 @@ struct SyncPipeline::Impl {
                       int64_t size);
   // The state store failed a write or a claim: nothing can be recorded, the run stops at once.
   void StateStoreFailed(const Status& s);
+  // Marks the store failed (store_failed) and cancels every request in flight (once).
+  void AbandonInFlight();
 
   int Limit(Work w) const {
     switch (w) {

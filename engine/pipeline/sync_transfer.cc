@@ -454,7 +454,7 @@ SyncPipeline::Impl::StreamOutcome SyncPipeline::Impl::StreamBook(
   }
   if (deferred) return StreamOutcome::kDeferred;
   if (!streamed.ok()) {
-    if (!sized) return StreamOutcome::kFallback;
+    if (!sized && !store_failed.load()) return StreamOutcome::kFallback;
     if (staged) {
       FailItem(w, stats.download, streamed.status(), "download_failed", false, size);
     } else {

@@ -547,7 +547,7 @@ TEST_CASE("pg scale: a sync on another host cut off for good ends with an error 
   p.StartLocal();
   int remote_code = -1;
   while ((remote_code = Reap(p.remote_pid, false)) < 0) {
-    REQUIRE_MESSAGE(Since(cut_at) < 120, "the cut-off sync hangs: " << ReadText(p.remote_log));
+    REQUIRE_MESSAGE(Since(cut_at) < 60, "the cut-off sync hangs: " << ReadText(p.remote_log));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   p.remote_pid = -1;

@@ -43,6 +43,7 @@ class FakeTransport final : public Transport {
 
   RequestId Submit(Request request, CompletionFn done) override;
   void Cancel(RequestId) override {}
+  void CancelAll() override {}
   void Resume(RequestId) override {}
   std::vector<HostCounters> HostStats() const override;
   void Shutdown() override {}
